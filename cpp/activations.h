@@ -1,0 +1,87 @@
+// Elementwise activations, their derivatives taken from the stored output,
+// and the row-wise softmax with its Jacobian-vector product.
+//   rows x cols arrays, row-major; softmax normalises each row.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+
+#include "common.h"
+
+namespace bpfast {
+
+template <typename T>
+inline T sigmoid(T x) {
+    // Split by sign so that exp never overflows.
+    if (x >= T(0)) return T(1) / (T(1) + std::exp(-x));
+    const T e = std::exp(x);
+    return e / (T(1) + e);
+}
+
+// y_i = exp(z_i - m) / sum_k exp(z_k - m), m = max_k z_k; in place on one row.
+template <typename T>
+inline void softmax_row(T* row, index cols) {
+    const T m = *std::max_element(row, row + cols);
+    T sum = T(0);
+    for (index j = 0; j < cols; ++j) {
+        row[j] = std::exp(row[j] - m);
+        sum += row[j];
+    }
+    const T inv = T(1) / sum;
+    for (index j = 0; j < cols; ++j) row[j] *= inv;
+}
+
+// A = act(A), in place. A is (rows, cols).
+template <typename T>
+void activate_inplace(T* A, index rows, index cols, Activation act) {
+    const index n = rows * cols;
+    switch (act) {
+        case Activation::identity: return;
+        case Activation::sigmoid:
+            for (index i = 0; i < n; ++i) A[i] = sigmoid(A[i]);
+            return;
+        case Activation::tanh:
+            for (index i = 0; i < n; ++i) A[i] = std::tanh(A[i]);
+            return;
+        case Activation::relu:
+            for (index i = 0; i < n; ++i) A[i] = A[i] > T(0) ? A[i] : T(0);
+            return;
+        case Activation::softmax:
+            for (index r = 0; r < rows; ++r) softmax_row(A + r * cols, cols);
+            return;
+    }
+}
+
+// dZ = dA ⊙ σ'(Z) with σ' from the output A: y(1-y), 1-y², [y>0];
+// for softmax, dZ = J·dA with J_ij = y_i(1{i=j} - y_j), row by row.
+// dZ may alias dA. All arrays are (rows, cols).
+template <typename T>
+void activation_backward(T* dZ, const T* dA, const T* A, index rows, index cols, Activation act) {
+    const index n = rows * cols;
+    switch (act) {
+        case Activation::identity:
+            if (dZ != dA) std::copy(dA, dA + n, dZ);
+            return;
+        case Activation::sigmoid:
+            for (index i = 0; i < n; ++i) dZ[i] = dA[i] * A[i] * (T(1) - A[i]);
+            return;
+        case Activation::tanh:
+            for (index i = 0; i < n; ++i) dZ[i] = dA[i] * (T(1) - A[i] * A[i]);
+            return;
+        case Activation::relu:
+            for (index i = 0; i < n; ++i) dZ[i] = A[i] > T(0) ? dA[i] : T(0);
+            return;
+        case Activation::softmax:
+            for (index r = 0; r < rows; ++r) {
+                const T* y = A + r * cols;
+                const T* dy = dA + r * cols;
+                T* dz = dZ + r * cols;
+                T dot = T(0);  // sum_j y_j dy_j
+                for (index j = 0; j < cols; ++j) dot += y[j] * dy[j];
+                for (index j = 0; j < cols; ++j) dz[j] = y[j] * (dy[j] - dot);
+            }
+            return;
+    }
+}
+
+}  // namespace bpfast

@@ -1,0 +1,65 @@
+// Chooses the micro-kernel once per process: the best one this CPU supports,
+// unless BPFAST_ISA names one (generic|avx2), so that tests can cover each path.
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "ukernel.h"
+
+namespace bpfast {
+namespace {
+
+bool cpu_has_avx2_fma() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    return false;
+#endif
+}
+
+std::string chosen_isa() {
+    const char* forced = std::getenv("BPFAST_ISA");
+    const bool avx2 = BPFAST_HAVE_AVX2 && cpu_has_avx2_fma();
+    if (forced && *forced) {
+        const std::string name(forced);
+        if (name == "generic") return name;
+        if (name == "avx2") {
+            if (!avx2) throw std::runtime_error("BPFAST_ISA=avx2 but this CPU or build lacks AVX2/FMA");
+            return name;
+        }
+        throw std::runtime_error("BPFAST_ISA must be generic or avx2; got '" + name + "'");
+    }
+    return avx2 ? "avx2" : "generic";
+}
+
+struct Registry {
+    std::string isa;
+    MicroKernel<float> f32;
+    MicroKernel<double> f64;
+    Registry() : isa(chosen_isa()) {
+#if BPFAST_HAVE_AVX2
+        if (isa == "avx2") {
+            f32 = ukernel_avx2_f32();
+            f64 = ukernel_avx2_f64();
+            return;
+        }
+#endif
+        f32 = ukernel_generic_f32();
+        f64 = ukernel_generic_f64();
+    }
+};
+
+const Registry& registry() {
+    static const Registry chosen;
+    return chosen;
+}
+
+}  // namespace
+
+const MicroKernel<float>& active_ukernel_f32() { return registry().f32; }
+const MicroKernel<double>& active_ukernel_f64() { return registry().f64; }
+const char* active_isa() { return registry().isa.c_str(); }
+
+}  // namespace bpfast

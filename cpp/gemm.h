@@ -1,0 +1,34 @@
+// General matrix multiply for the three shapes backprop needs, without
+// materialising a transpose: each operand is a strided view.
+//   forward          Z  = X · Wᵀ     A = X (batch, n_in),  B = Wᵀ view of W (n_out, n_in)
+//   weight gradient  dW = δᵀ · X     A = δᵀ view of δ (batch, n_out), B = X
+//   input gradient   dX = δ · W      A = δ,                B = W
+#pragma once
+
+#include "common.h"
+
+namespace bpfast {
+
+// Element (i, j) of the view is data[i * row_stride + j * col_stride].
+template <typename T>
+struct MatrixView {
+    const T* data;
+    index row_stride;
+    index col_stride;
+};
+
+// A row-major (rows, cols) matrix.
+template <typename T>
+MatrixView<T> as_matrix(const T* data, index cols) { return {data, cols, 1}; }
+
+// The transpose of a row-major (rows, cols) matrix, seen as (cols, rows).
+template <typename T>
+MatrixView<T> as_transpose(const T* data, index cols) { return {data, 1, cols}; }
+
+// C (M, N) = A (M, K) · B (K, N), or C += A · B when accumulate is set.
+// C is row-major with row stride ldc.
+template <typename T>
+void gemm(index M, index N, index K, MatrixView<T> A, MatrixView<T> B, T* C, index ldc,
+          bool accumulate);
+
+}  // namespace bpfast

@@ -1,0 +1,25 @@
+// Dense layer forward and backward, built on gemm and the activations.
+#pragma once
+
+#include "common.h"
+
+namespace bpfast {
+
+// A = act(X·Wᵀ + b).
+// X is (batch, n_in), W is (n_out, n_in), b is (n_out,), A is (batch, n_out).
+template <typename T>
+void dense_forward(T* A, const T* X, const T* W, const T* b, index batch, index n_in, index n_out,
+                   Activation act);
+
+// From dA = dLoss/dA: δ = dA ⊙ σ'(A), dX = δ·W, dW = δᵀ·X, db = Σ_rows δ.
+// dX may be null (the first layer needs none).
+// dA and A are (batch, n_out), X and dX are (batch, n_in), W and dW are (n_out, n_in).
+template <typename T>
+void dense_backward(T* dX, T* dW, T* db, const T* dA, const T* X, const T* W, const T* A,
+                    index batch, index n_in, index n_out, Activation act);
+
+// db = Σ_rows δ. δ is (batch, n_out), db is (n_out,).
+template <typename T>
+void bias_gradient(T* db, const T* delta, index batch, index n_out);
+
+}  // namespace bpfast

@@ -1,0 +1,105 @@
+#include "losses.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "activations.h"
+
+namespace bpfast {
+namespace {
+
+template <typename T>
+T reduction_scale(index batch, Reduction r) {
+    return r == Reduction::mean ? T(1) / T(batch) : T(1);
+}
+
+}  // namespace
+
+template <typename T>
+double squared_error(T* grad, const T* Y, const T* Tg, index batch, index n, Reduction r) {
+    // Y, Tg and grad are (batch, n)
+    const T s = reduction_scale<T>(batch, r);
+    double total = 0.0;
+    for (index i = 0; i < batch * n; ++i) {
+        const T diff = Y[i] - Tg[i];
+        total += double(diff) * double(diff);
+        grad[i] = diff * s;
+    }
+    return 0.5 * total * double(s);
+}
+
+template <typename T>
+double log_loss(T* grad, const T* Y, const T* Tg, index batch, index n, Reduction r) {
+    // Y, Tg and grad are (batch, n)
+    const T s = reduction_scale<T>(batch, r);
+    const T eps = std::numeric_limits<T>::epsilon();
+    double total = 0.0;
+    for (index i = 0; i < batch * n; ++i) {
+        const T y = std::max(Y[i], eps);
+        total -= double(Tg[i]) * std::log(double(y));
+        grad[i] = -(Tg[i] / y) * s;
+    }
+    return total * double(s);
+}
+
+template <typename T>
+double binary_cross_entropy(T* grad, const T* Y, const T* Tg, index batch, index n, Reduction r) {
+    // Y, Tg and grad are (batch, n)
+    const T s = reduction_scale<T>(batch, r);
+    const T eps = std::numeric_limits<T>::epsilon();
+    double total = 0.0;
+    for (index i = 0; i < batch * n; ++i) {
+        const T y = std::min(std::max(Y[i], eps), T(1) - eps);
+        const double yd = y, td = Tg[i];
+        total -= td * std::log(yd) + (1.0 - td) * std::log(1.0 - yd);
+        grad[i] = (y - Tg[i]) / (y * (T(1) - y)) * s;
+    }
+    return total * double(s);
+}
+
+template <typename T>
+double softmax_cross_entropy(T* grad, const T* Z, const T* Tg, index batch, index n, Reduction r) {
+    // Z, Tg and grad are (batch, n); each row is one sample
+    const T s = reduction_scale<T>(batch, r);
+    double total = 0.0;
+    for (index row = 0; row < batch; ++row) {
+        const T* z = Z + row * n;
+        const T* t = Tg + row * n;
+        T* g = grad + row * n;
+        const double m = *std::max_element(z, z + n);
+        double sum_exp = 0.0;
+        for (index j = 0; j < n; ++j) sum_exp += std::exp(double(z[j]) - m);
+        const double lse = m + std::log(sum_exp);
+        for (index j = 0; j < n; ++j) total += double(t[j]) * (lse - double(z[j]));
+        std::copy(z, z + n, g);
+        softmax_row(g, n);
+        for (index j = 0; j < n; ++j) g[j] = (g[j] - t[j]) * s;
+    }
+    return total * double(s);
+}
+
+template <typename T>
+double sigmoid_cross_entropy(T* grad, const T* Z, const T* Tg, index batch, index n, Reduction r) {
+    // Z, Tg and grad are (batch, n)
+    const T s = reduction_scale<T>(batch, r);
+    double total = 0.0;
+    for (index i = 0; i < batch * n; ++i) {
+        const double z = Z[i], t = Tg[i];
+        total += std::max(z, 0.0) - z * t + std::log1p(std::exp(-std::abs(z)));
+        grad[i] = (sigmoid(Z[i]) - Tg[i]) * s;
+    }
+    return total * double(s);
+}
+
+#define BPFAST_INSTANTIATE(T)                                                                     \
+    template double squared_error<T>(T*, const T*, const T*, index, index, Reduction);           \
+    template double log_loss<T>(T*, const T*, const T*, index, index, Reduction);                \
+    template double binary_cross_entropy<T>(T*, const T*, const T*, index, index, Reduction);    \
+    template double softmax_cross_entropy<T>(T*, const T*, const T*, index, index, Reduction);   \
+    template double sigmoid_cross_entropy<T>(T*, const T*, const T*, index, index, Reduction);
+BPFAST_INSTANTIATE(float)
+BPFAST_INSTANTIATE(double)
+#undef BPFAST_INSTANTIATE
+
+}  // namespace bpfast

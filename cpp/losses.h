@@ -1,0 +1,31 @@
+// Losses and their gradients. Each returns the loss value and writes the
+// gradient with respect to its first input; both are divided by the batch
+// size when reduction is mean.
+//   Y (or the logits Z), Tg and grad are (batch, n); Tg holds the targets.
+#pragma once
+
+#include "common.h"
+
+namespace bpfast {
+
+// ½‖y − t‖² per sample; grad = y − t.
+template <typename T>
+double squared_error(T* grad, const T* Y, const T* Tg, index batch, index n, Reduction r);
+
+// −Σ t·log y per sample on probabilities, y clamped below at eps; grad = −t/y.
+template <typename T>
+double log_loss(T* grad, const T* Y, const T* Tg, index batch, index n, Reduction r);
+
+// −Σ [t·log y + (1−t)·log(1−y)], y clamped to [eps, 1−eps]; grad = (y−t)/(y(1−y)).
+template <typename T>
+double binary_cross_entropy(T* grad, const T* Y, const T* Tg, index batch, index n, Reduction r);
+
+// Cross-entropy of softmax(Z), from the logits through log-sum-exp; grad = softmax(Z) − t.
+template <typename T>
+double softmax_cross_entropy(T* grad, const T* Z, const T* Tg, index batch, index n, Reduction r);
+
+// Binary cross-entropy of sigmoid(Z), from the logits; grad = sigmoid(Z) − t.
+template <typename T>
+double sigmoid_cross_entropy(T* grad, const T* Z, const T* Tg, index batch, index n, Reduction r);
+
+}  // namespace bpfast

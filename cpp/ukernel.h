@@ -1,0 +1,43 @@
+// The micro-kernel contract, shared by every ISA (the BLIS split: only this
+// tiny function is written per instruction set; blocking and packing are
+// portable and live in gemm.cpp).
+#pragma once
+
+#include "common.h"
+
+#ifndef BPFAST_HAVE_AVX2
+#define BPFAST_HAVE_AVX2 0
+#endif
+
+namespace bpfast {
+
+// c (mr, nr, row stride ldc) = [c +] a_panel · b_panel over k steps, where
+//   a_panel holds k columns of mr values: a_panel[p*mr + i] = A(i, p)
+//   b_panel holds k rows of nr values:    b_panel[p*nr + j] = B(p, j)
+// Panels are packed and zero-padded, so the kernel always computes a whole tile.
+template <typename T>
+using MicroKernelFn = void (*)(index k, const T* a_panel, const T* b_panel, T* c, index ldc,
+                               bool accumulate);
+
+template <typename T>
+struct MicroKernel {
+    const char* isa;  // "generic", "avx2", ...
+    int mr;
+    int nr;
+    MicroKernelFn<T> run;
+};
+
+// Implementations, one translation unit each.
+MicroKernel<float> ukernel_generic_f32();
+MicroKernel<double> ukernel_generic_f64();
+#if BPFAST_HAVE_AVX2
+MicroKernel<float> ukernel_avx2_f32();
+MicroKernel<double> ukernel_avx2_f64();
+#endif
+
+// The kernel chosen once for this process (see dispatch.cpp).
+const MicroKernel<float>& active_ukernel_f32();
+const MicroKernel<double>& active_ukernel_f64();
+const char* active_isa();
+
+}  // namespace bpfast

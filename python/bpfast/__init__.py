@@ -1,0 +1,15 @@
+"""bpfast: dense feed-forward networks trained by backpropagation on a compiled C++ core.
+
+    import bpfast
+    net = bpfast.Network([784, 128, 10], activation="relu", output="softmax", seed=0)
+    history = net.fit(X, labels, epochs=10, batch_size=32, lr=0.1)
+
+``bpfast.kernels`` holds the native kernels and ``bpfast.reference`` the same
+kernels and Network in pure numpy.
+"""
+
+from . import kernels, reference
+from .network import Layer, Network
+
+__all__ = ["Network", "Layer", "kernels", "reference", "__version__"]
+__version__ = "0.1.0"

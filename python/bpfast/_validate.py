@@ -1,0 +1,123 @@
+"""Checks on user input. Every error names the argument, what was expected and what came."""
+
+import numbers
+
+import numpy as np
+
+ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu")
+OUTPUTS = ("identity", "sigmoid", "softmax")
+LOSSES = ("squared_error", "cross_entropy", "log_loss", "binary_cross_entropy")
+REDUCTIONS = ("mean", "sum")
+DTYPES = ("float32", "float64")
+
+# Which output activations each loss accepts.
+LOSS_OUTPUTS = {
+    "squared_error": ("identity", "sigmoid", "softmax"),
+    "cross_entropy": ("sigmoid", "softmax"),
+    "log_loss": ("sigmoid", "softmax"),
+    "binary_cross_entropy": ("sigmoid",),
+}
+
+
+def choice(value, allowed, name):
+    """Return value if it is one of the allowed names, else raise ValueError."""
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+    return value
+
+
+def dtype_name(dtype):
+    try:
+        name = np.dtype(dtype).name
+    except TypeError:
+        name = None
+    if name not in DTYPES:
+        raise ValueError(f"dtype must be float32 or float64; got {dtype!r}")
+    return name
+
+
+def positive_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive integer; got {value!r}")
+    return int(value)
+
+
+def non_negative_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ValueError(f"{name} must be a non-negative integer; got {value!r}")
+    return int(value)
+
+
+def finite_positive(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite positive number; got {value!r}")
+    return float(value)
+
+
+def _numeric_array(value, name):
+    array = np.asarray(value)
+    if array.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must hold real numbers (an integer or float dtype); got dtype {array.dtype}")
+    return array
+
+
+def _check_finite(array, name):
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        raise ValueError(f"{name} must be finite; it holds NaN or Inf")
+
+
+def batch(X, n_in, dtype, name="X"):
+    """X as a C-contiguous (batch, n_in) array of dtype; zero-copy when it already is one."""
+    X = _numeric_array(X, name)
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be 2-D with shape (batch, {n_in}); got {X.ndim}-D shape {X.shape}")
+    if X.shape[1] != n_in:
+        raise ValueError(f"{name} must have shape (batch, {n_in}); got {X.shape}")
+    if X.shape[0] == 0:
+        raise ValueError(f"{name} is an empty batch: shape {X.shape}; at least one row is needed")
+    _check_finite(X, name)
+    return np.ascontiguousarray(X, dtype=dtype)
+
+
+def targets(T, batch_size, n_out, dtype, takes_labels, name="T"):
+    """T as a C-contiguous (batch, n_out) array of dtype.
+
+    Integer labels of shape (batch,) are one-hot encoded when the loss is a
+    classification loss: labels lie in [0, n_out), or in {0, 1} when the
+    output has a single unit.
+    """
+    T = _numeric_array(T, name)
+    if T.ndim == 1:
+        if not takes_labels:
+            raise ValueError(f"{name} must have shape ({batch_size}, {n_out}); got {T.shape} "
+                             "(integer labels need a classification loss)")
+        if T.dtype.kind not in "iu":
+            raise TypeError(f"{name} of shape (batch,) must hold integer class labels; got dtype {T.dtype}")
+        if T.shape[0] != batch_size:
+            raise ValueError(f"{name} must have shape ({batch_size},) to match X; got {T.shape}")
+        n_classes = 2 if n_out == 1 else n_out
+        if T.min() < 0 or T.max() >= n_classes:
+            raise ValueError(f"{name} labels must lie in [0, {n_classes}); "
+                             f"got values from {T.min()} to {T.max()}")
+        if n_out == 1:
+            return T.astype(dtype).reshape(-1, 1)
+        one_hot = np.zeros((batch_size, n_out), dtype=dtype)
+        one_hot[np.arange(batch_size), T] = 1
+        return one_hot
+    if T.ndim != 2:
+        raise ValueError(f"{name} must be 2-D with shape ({batch_size}, {n_out}) or 1-D labels; "
+                         f"got {T.ndim}-D shape {T.shape}")
+    if T.shape != (batch_size, n_out):
+        raise ValueError(f"{name} must have shape ({batch_size}, {n_out}) to match X and the output layer; "
+                         f"got {T.shape}")
+    _check_finite(T, name)
+    return np.ascontiguousarray(T, dtype=dtype)
+
+
+def parameter(value, shape, dtype, name):
+    """A weight or bias array to assign: right shape, real and finite."""
+    value = _numeric_array(value, name)
+    if value.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}; got {value.shape}")
+    _check_finite(value, name)
+    return value.astype(dtype, copy=False)

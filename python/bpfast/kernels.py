@@ -1,0 +1,196 @@
+"""The C++ kernels of bpfast, for float32 and float64 arrays.
+
+Each function has the same name and signature as its numpy twin in
+``bpfast.reference``, plus optional ``out`` buffers. Inputs are used as they
+are (zero-copy) when they are C-contiguous and of the working dtype, and are
+converted once otherwise. The working dtype is float32 when every input is
+float32 and float64 otherwise. An ``out`` buffer must already be C-contiguous,
+writeable, of the working dtype and of the right shape: it is never replaced
+by a copy. The GIL is released while a kernel runs.
+"""
+
+import numpy as np
+
+from . import _core
+
+__all__ = [
+    "matmul", "weight_gradient", "input_gradient",
+    "activation_forward", "activation_backward", "softmax", "softmax_backward",
+    "dense_forward", "dense_backward",
+    "squared_error", "log_loss", "binary_cross_entropy",
+    "softmax_cross_entropy", "sigmoid_cross_entropy", "loss",
+    "sgd_update", "isa",
+]
+
+_FLOAT32 = np.dtype(np.float32)
+
+
+def isa():
+    """The micro-kernel in use: "avx2" or "generic" (BPFAST_ISA forces one)."""
+    return _core.isa
+
+
+def _inputs(**arrays):
+    """(core submodule, dtype, converted arrays) for named input arrays."""
+    converted = {}
+    for name, value in arrays.items():
+        array = np.asarray(value)
+        if array.dtype.kind not in "iuf":
+            raise TypeError(f"{name} must hold real numbers (an integer or float dtype); got dtype {array.dtype}")
+        converted[name] = array
+    all_float32 = all(a.dtype == _FLOAT32 for a in converted.values())
+    dtype = np.dtype(np.float32 if all_float32 else np.float64)
+    core = _core.f32 if all_float32 else _core.f64
+    return core, dtype, [np.ascontiguousarray(a, dtype=dtype) for a in converted.values()]
+
+
+def _output(out, shape, dtype, name="out"):
+    if out is None:
+        return np.empty(shape, dtype=dtype)
+    if not isinstance(out, np.ndarray) or out.dtype != dtype:
+        got = out.dtype if isinstance(out, np.ndarray) else type(out).__name__
+        raise TypeError(f"{name} must be a numpy array of dtype {dtype} to match the inputs; got {got}")
+    return out
+
+
+def _rows(array, name):
+    if array.ndim != 2:
+        raise ValueError(f"{name} must be 2-D; got shape {array.shape}")
+    return array.shape
+
+
+# ---------------------------------------------------------------- GEMM shapes
+
+def matmul(A, B, trans_a=False, trans_b=False, out=None):
+    """op(A)·op(B), where op transposes when its flag is set; no transpose is materialised."""
+    core, dtype, (A, B) = _inputs(A=A, B=B)
+    m = _rows(A, "A")[1 if trans_a else 0]
+    n = _rows(B, "B")[0 if trans_b else 1]
+    out = _output(out, (m, n), dtype)
+    core.matmul(A, B, bool(trans_a), bool(trans_b), out)
+    return out
+
+
+def weight_gradient(delta, X, out=None, accumulate=False):
+    """dW = δᵀ·X (or dW += δᵀ·X into ``out`` with accumulate=True).
+
+    delta is (batch, n_out), X is (batch, n_in), dW is (n_out, n_in).
+    """
+    if accumulate and out is None:
+        raise ValueError("out must be given when accumulate is True")
+    core, dtype, (delta, X) = _inputs(delta=delta, X=X)
+    out = _output(out, (_rows(delta, "delta")[1], _rows(X, "X")[1]), dtype)
+    core.weight_gradient(delta, X, out, bool(accumulate))
+    return out
+
+
+def input_gradient(delta, W, out=None):
+    """dX = δ·W. delta is (batch, n_out), W is (n_out, n_in), dX is (batch, n_in)."""
+    core, dtype, (delta, W) = _inputs(delta=delta, W=W)
+    out = _output(out, (_rows(delta, "delta")[0], _rows(W, "W")[1]), dtype)
+    core.input_gradient(delta, W, out)
+    return out
+
+
+# ---------------------------------------------------------------- activations
+
+def activation_forward(Z, name, out=None):
+    """A = act(Z) for identity, sigmoid, tanh, relu or (row-wise) softmax."""
+    core, dtype, (Z,) = _inputs(Z=Z)
+    out = _output(out, Z.shape, dtype)
+    core.activation_forward(Z, name, out)
+    return out
+
+
+def activation_backward(dA, A, name, out=None):
+    """dZ = dA ⊙ σ'(Z) from the stored output A: y(1−y), 1−y², [y>0], or softmax's J·dA."""
+    core, dtype, (dA, A) = _inputs(dA=dA, A=A)
+    out = _output(out, A.shape, dtype)
+    core.activation_backward(dA, A, name, out)
+    return out
+
+
+def softmax(Z, out=None):
+    """Row-wise softmax of Z (batch, n), shifted by the row max."""
+    return activation_forward(Z, "softmax", out)
+
+
+def softmax_backward(dY, Y, out=None):
+    """δx = J·δy with J_ij = y_i(1{i=j} − y_j), row by row, without forming J."""
+    return activation_backward(dY, Y, "softmax", out)
+
+
+# ---------------------------------------------------------------- dense layer
+
+def dense_forward(X, W, b, activation, out=None):
+    """A = act(X·Wᵀ + b). X is (batch, n_in), W is (n_out, n_in), b is (n_out,)."""
+    core, dtype, (X, W, b) = _inputs(X=X, W=W, b=b)
+    out = _output(out, (_rows(X, "X")[0], _rows(W, "W")[0]), dtype)
+    core.dense_forward(X, W, b, activation, out)
+    return out
+
+
+def dense_backward(dA, X, W, A, activation, need_dx=True, dX=None, dW=None, db=None):
+    """(dX, dW, db) from dA, the gradient with respect to the layer output A.
+
+    δ = dA ⊙ σ'(A);  dX = δ·W;  dW = δᵀ·X;  db = Σ_rows δ.  dX is None when
+    need_dx is false.
+    """
+    core, dtype, (dA, X, W, A) = _inputs(dA=dA, X=X, W=W, A=A)
+    batch, n_in = _rows(X, "X")
+    n_out = _rows(W, "W")[0]
+    dX = _output(dX, (batch, n_in), dtype, "dX") if need_dx else None
+    dW = _output(dW, (n_out, n_in), dtype, "dW")
+    db = _output(db, (n_out,), dtype, "db")
+    core.dense_backward(dA, X, W, A, activation, dX, dW, db)
+    return dX, dW, db
+
+
+# ---------------------------------------------------------------- losses
+
+def loss(name, Y, T, reduction="mean", grad=None):
+    """(value, gradient) of the loss called ``name`` for outputs (or logits) Y against targets T.
+
+    Names: squared_error, log_loss, binary_cross_entropy (on outputs) and
+    softmax_cross_entropy, sigmoid_cross_entropy (on logits). The value is
+    summed over the batch and divided by the batch size for reduction "mean";
+    so is the gradient.
+    """
+    core, dtype, (Y, T) = _inputs(Y=Y, T=T)
+    grad = _output(grad, Y.shape, dtype, "grad")
+    return core.loss(name, Y, T, reduction, grad), grad
+
+
+def squared_error(Y, T, reduction="mean", grad=None):
+    """½‖y − t‖² per sample; gradient y − t."""
+    return loss("squared_error", Y, T, reduction, grad)
+
+
+def log_loss(Y, T, reduction="mean", grad=None):
+    """−Σ t·log y per sample on probabilities, y clamped below at the dtype's eps; gradient −t/y."""
+    return loss("log_loss", Y, T, reduction, grad)
+
+
+def binary_cross_entropy(Y, T, reduction="mean", grad=None):
+    """−Σ [t·log y + (1−t)·log(1−y)], y clamped to [eps, 1−eps]; gradient (y−t)/(y(1−y))."""
+    return loss("binary_cross_entropy", Y, T, reduction, grad)
+
+
+def softmax_cross_entropy(Z, T, reduction="mean", grad=None):
+    """Cross-entropy of softmax(Z) from the logits, through log-sum-exp; gradient softmax(Z) − t."""
+    return loss("softmax_cross_entropy", Z, T, reduction, grad)
+
+
+def sigmoid_cross_entropy(Z, T, reduction="mean", grad=None):
+    """Binary cross-entropy of sigmoid(Z) from the logits; gradient sigmoid(Z) − t."""
+    return loss("sigmoid_cross_entropy", Z, T, reduction, grad)
+
+
+# ---------------------------------------------------------------- optimizer
+
+def sgd_update(param, grad, lr):
+    """param ← param − lr·grad, in place; param must be C-contiguous float32 or float64."""
+    if not isinstance(param, np.ndarray) or param.dtype not in (np.float32, np.float64):
+        raise TypeError("param must be a float32 or float64 numpy array updated in place")
+    core = _core.f32 if param.dtype == _FLOAT32 else _core.f64
+    core.sgd_update(param, np.ascontiguousarray(grad, dtype=param.dtype), float(lr))
