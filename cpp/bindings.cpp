@@ -18,6 +18,7 @@
 #include "layers.h"
 #include "losses.h"
 #include "optim.h"
+#include "threads.h"
 #include "ukernel.h"
 
 namespace py = pybind11;
@@ -246,6 +247,13 @@ PYBIND11_MODULE(_core, m) {
     m.doc() = "bpfast's compiled kernels; use them through bpfast.kernels";
     // Choose the micro-kernel now, so that a bad BPFAST_ISA fails at import.
     m.attr("isa") = std::string(bpfast::active_isa());
+    m.def("set_num_threads", [](int n) {
+        if (n < 1) throw py::value_error("n must be a positive number of threads; got " + std::to_string(n));
+        bpfast::set_num_threads(n);
+    }, py::arg("n"), "Use n threads (the caller included) in the kernels.");
+    m.def("get_num_threads", &bpfast::get_num_threads, "Threads the kernels use.");
+    m.def("threads_started", &bpfast::threads_started,
+          "How many OS threads the pool has started since import; it does not grow per call.");
     bpfast::bind_kernels<float>(m.def_submodule("f32", "float32 kernels"));
     bpfast::bind_kernels<double>(m.def_submodule("f64", "float64 kernels"));
 }

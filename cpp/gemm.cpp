@@ -1,18 +1,24 @@
 // Blocked, packed GEMM (the BLIS loop nest). Portable: the only ISA-specific
 // piece is the micro-kernel, chosen at run time in dispatch.cpp.
 //
-//   for jc in N step NC            B block of NC columns
-//     for pc in K step KC          pack B (KC, NC) into NR-wide panels
-//       for ic in M step MC        pack A (MC, KC) into MR-tall panels
-//         for jr, ir               micro-kernel on an MR x NR tile of C
+//   split C into one block per thread      (parallel_for, tile-aligned)
+//   for jc in N step NC                    B block of NC columns
+//     for pc in K step KC                  pack B (KC, NC) into NR-wide panels
+//       for ic in M step MC                pack A (MC, KC) into MR-tall panels
+//         for jr, ir                       micro-kernel on an MR x NR tile of C
 //
 // Edge tiles are zero-padded while packing; the micro-kernel always computes
 // a whole tile, and partial tiles go through a small buffer.
+//
+// Skinny path: when M fits in one MC block and B is row-major (the weight and
+// input gradients), each B row is read by the micro-kernel in place, so the
+// call never pays for packing B (only a ragged last panel is packed).
 #include "gemm.h"
 
 #include <algorithm>
 #include <vector>
 
+#include "threads.h"
 #include "ukernel.h"
 
 namespace bpfast {
@@ -21,6 +27,7 @@ namespace {
 constexpr index MC = 72;    // rows of A per block: a multiple of every MR we use
 constexpr index KC = 256;   // depth per block: an A panel and a B panel stay in L1
 constexpr index NC = 3072;  // columns of B per block: the packed B block stays in L2/L3
+constexpr index MIN_FLOPS_PER_THREAD = 1 << 20;  // below this, extra threads cost more than they save
 
 // Pack rows [0, rows) x depth [0, depth) of A into panels of mr rows:
 // panel q holds a[q*mr*depth + p*mr + i] = A(q*mr + i, p), zero past `rows`.
@@ -66,56 +73,72 @@ template <>
 const MicroKernel<double>& active_ukernel<double>() { return active_ukernel_f64(); }
 
 template <typename T>
-void scale_or_zero(index M, index N, T* C, index ldc, bool accumulate) {
-    if (accumulate) return;
-    for (index i = 0; i < M; ++i) std::fill(C + i * ldc, C + i * ldc + N, T(0));
-}
+struct Block {
+    index M, N, K;
+    MatrixView<T> A, B;
+    T* C;
+    index ldc;
+    bool accumulate;
+    const Epilogue<T>* epilogue;
+    index row0, col0;  // where this block sits in the caller's C, for the epilogue
+};
 
-}  // namespace
-
+// One thread's share: the whole loop nest on a block of C.
 template <typename T>
-void gemm(index M, index N, index K, MatrixView<T> A, MatrixView<T> B, T* C, index ldc,
-          bool accumulate) {
-    // A is (M, K), B is (K, N), C is (M, N) with row stride ldc
-    if (M <= 0 || N <= 0) return;
-    if (K <= 0) return scale_or_zero(M, N, C, ldc, accumulate);
-
+void gemm_block(const Block<T>& g) {
     const MicroKernel<T>& kernel = active_ukernel<T>();
     const int mr = kernel.mr, nr = kernel.nr;
+    const bool skinny = g.M <= MC && g.B.col_stride == 1;
     thread_local std::vector<T> a_packed, b_packed;
     a_packed.resize(static_cast<size_t>(MC + mr) * KC);
-    b_packed.resize(static_cast<size_t>(NC + nr) * KC);
+    b_packed.resize(static_cast<size_t>(skinny ? nr : NC + nr) * KC);
     alignas(64) T edge[16 * 32];  // room for any mr x nr tile we ship
 
-    for (index jc = 0; jc < N; jc += NC) {
-        const index nc = std::min(NC, N - jc);
-        for (index pc = 0; pc < K; pc += KC) {
-            const index kc = std::min(KC, K - pc);
-            const bool add = accumulate || pc > 0;
-            const MatrixView<T> B_block{B.data + pc * B.row_stride + jc * B.col_stride,
-                                        B.row_stride, B.col_stride};
-            pack_b(B_block, kc, nc, nr, b_packed.data());
-            for (index ic = 0; ic < M; ic += MC) {
-                const index mc = std::min(MC, M - ic);
-                const MatrixView<T> A_block{A.data + ic * A.row_stride + pc * A.col_stride,
-                                            A.row_stride, A.col_stride};
+    for (index jc = 0; jc < g.N; jc += NC) {
+        const index nc = std::min(NC, g.N - jc);
+        for (index pc = 0; pc < g.K; pc += KC) {
+            const index kc = std::min(KC, g.K - pc);
+            const bool add = g.accumulate || pc > 0;
+            const bool last_depth = pc + kc == g.K;
+            const MatrixView<T> B_block{g.B.data + pc * g.B.row_stride + jc * g.B.col_stride,
+                                        g.B.row_stride, g.B.col_stride};
+            const index full_cols = skinny ? nc / nr * nr : 0;  // read in place on the skinny path
+            if (skinny) {
+                if (full_cols < nc) {
+                    const MatrixView<T> ragged{B_block.data + full_cols, B_block.row_stride, 1};
+                    pack_b(ragged, kc, nc - full_cols, nr, b_packed.data());
+                }
+            } else {
+                pack_b(B_block, kc, nc, nr, b_packed.data());
+            }
+            for (index ic = 0; ic < g.M; ic += MC) {
+                const index mc = std::min(MC, g.M - ic);
+                const MatrixView<T> A_block{g.A.data + ic * g.A.row_stride + pc * g.A.col_stride,
+                                            g.A.row_stride, g.A.col_stride};
                 pack_a(A_block, mc, kc, mr, a_packed.data());
                 for (index jr = 0; jr < nc; jr += nr) {
-                    const T* b_panel = b_packed.data() + (jr / nr) * nr * kc;
+                    const bool in_place = jr < full_cols;
+                    const T* b_panel = in_place ? B_block.data + jr
+                                       : skinny ? b_packed.data()
+                                                : b_packed.data() + (jr / nr) * nr * kc;
+                    const index ldb = in_place ? B_block.row_stride : nr;
                     const index n_live = std::min<index>(nr, nc - jr);
                     for (index ir = 0; ir < mc; ir += mr) {
                         const T* a_panel = a_packed.data() + (ir / mr) * mr * kc;
                         const index m_live = std::min<index>(mr, mc - ir);
-                        T* c = C + (ic + ir) * ldc + (jc + jr);
+                        T* c = g.C + (ic + ir) * g.ldc + (jc + jr);
                         if (m_live == mr && n_live == nr) {
-                            kernel.run(kc, a_panel, b_panel, c, ldc, add);
-                            continue;
+                            kernel.run(kc, a_panel, b_panel, ldb, c, g.ldc, add);
+                        } else {
+                            kernel.run(kc, a_panel, b_panel, ldb, edge, nr, false);
+                            for (index i = 0; i < m_live; ++i)
+                                for (index j = 0; j < n_live; ++j)
+                                    c[i * g.ldc + j] = add ? c[i * g.ldc + j] + edge[i * nr + j]
+                                                           : edge[i * nr + j];
                         }
-                        kernel.run(kc, a_panel, b_panel, edge, nr, false);
-                        for (index i = 0; i < m_live; ++i)
-                            for (index j = 0; j < n_live; ++j)
-                                c[i * ldc + j] = add ? c[i * ldc + j] + edge[i * nr + j]
-                                                     : edge[i * nr + j];
+                        if (last_depth && g.epilogue)
+                            g.epilogue->apply(g.epilogue->context, c, g.ldc, g.row0 + ic + ir,
+                                              g.col0 + jc + jr, m_live, n_live);
                     }
                 }
             }
@@ -123,9 +146,52 @@ void gemm(index M, index N, index K, MatrixView<T> A, MatrixView<T> B, T* C, ind
     }
 }
 
-template void gemm<float>(index, index, index, MatrixView<float>, MatrixView<float>, float*,
-                          index, bool);
+}  // namespace
+
+template <typename T>
+void gemm(index M, index N, index K, MatrixView<T> A, MatrixView<T> B, T* C, index ldc,
+          bool accumulate, const Epilogue<T>* epilogue) {
+    // A is (M, K), B is (K, N), C is (M, N) with row stride ldc
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) {
+        for (index i = 0; i < M; ++i) {
+            if (!accumulate) std::fill(C + i * ldc, C + i * ldc + N, T(0));
+            if (epilogue) epilogue->apply(epilogue->context, C + i * ldc, ldc, i, 0, 1, N);
+        }
+        return;
+    }
+    const MicroKernel<T>& kernel = active_ukernel<T>();
+    const index row_tiles = (M + kernel.mr - 1) / kernel.mr;
+    const index col_tiles = (N + kernel.nr - 1) / kernel.nr;
+    const bool split_cols = col_tiles >= row_tiles;
+    const index tiles = split_cols ? col_tiles : row_tiles;
+    const index by_size = std::max<index>(1, 2 * M * N * K / MIN_FLOPS_PER_THREAD);
+    const index parts = std::min<index>({get_num_threads(), tiles, by_size});
+
+    // Part p gets tiles [p*tiles/parts, (p+1)*tiles/parts): a fixed, tile-aligned split.
+    auto run_part = [&](index p) {
+        const index t0 = p * tiles / parts, t1 = (p + 1) * tiles / parts;
+        Block<T> g{M, N, K, A, B, C, ldc, accumulate, epilogue, 0, 0};
+        if (split_cols) {
+            g.col0 = t0 * kernel.nr;
+            g.N = std::min(N, t1 * kernel.nr) - g.col0;
+            g.B.data += g.col0 * B.col_stride;
+            g.C += g.col0;
+        } else {
+            g.row0 = t0 * kernel.mr;
+            g.M = std::min(M, t1 * kernel.mr) - g.row0;
+            g.A.data += g.row0 * A.row_stride;
+            g.C += g.row0 * ldc;
+        }
+        gemm_block(g);
+    };
+    if (parts <= 1) return run_part(0);
+    parallel_for(parts, run_part);
+}
+
+template void gemm<float>(index, index, index, MatrixView<float>, MatrixView<float>, float*, index,
+                          bool, const Epilogue<float>*);
 template void gemm<double>(index, index, index, MatrixView<double>, MatrixView<double>, double*,
-                           index, bool);
+                           index, bool, const Epilogue<double>*);
 
 }  // namespace bpfast

@@ -25,10 +25,21 @@ MatrixView<T> as_matrix(const T* data, index cols) { return {data, cols, 1}; }
 template <typename T>
 MatrixView<T> as_transpose(const T* data, index cols) { return {data, 1, cols}; }
 
-// C (M, N) = A (M, K) · B (K, N), or C += A · B when accumulate is set.
-// C is row-major with row stride ldc.
+// Applied to each finished tile of C while it is still in cache: the rows
+// [row0, row0 + rows) and columns [col0, col0 + cols) of C, starting at c.
+template <typename T>
+struct Epilogue {
+    void (*apply)(const void* context, T* c, index ldc, index row0, index col0, index rows,
+                  index cols);
+    const void* context;
+};
+
+// C (M, N) = A (M, K) · B (K, N), or C += A · B when accumulate is set, then
+// the epilogue (if any) on every tile. C is row-major with row stride ldc.
+// Runs on the thread pool when the product is big enough; the result is
+// bitwise the same for any thread count.
 template <typename T>
 void gemm(index M, index N, index K, MatrixView<T> A, MatrixView<T> B, T* C, index ldc,
-          bool accumulate);
+          bool accumulate, const Epilogue<T>* epilogue = nullptr);
 
 }  // namespace bpfast

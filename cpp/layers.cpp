@@ -8,16 +8,36 @@
 
 namespace bpfast {
 
+namespace {
+
+template <typename T>
+struct BiasActivation {
+    const T* b;
+    Activation act;  // elementwise only; softmax needs whole rows and runs after the GEMM
+};
+
+// Epilogue on a finished tile of Z: add the bias, then apply the activation.
+template <typename T>
+void bias_activation_tile(const void* context, T* c, index ldc, index, index col0, index rows,
+                          index cols) {
+    const auto& e = *static_cast<const BiasActivation<T>*>(context);
+    for (index i = 0; i < rows; ++i) {
+        T* row = c + i * ldc;
+        for (index j = 0; j < cols; ++j) row[j] += e.b[col0 + j];
+        activate_inplace(row, 1, cols, e.act);
+    }
+}
+
+}  // namespace
+
 template <typename T>
 void dense_forward(T* A, const T* X, const T* W, const T* b, index batch, index n_in, index n_out,
                    Activation act) {
     // X is (batch, n_in), W is (n_out, n_in), b is (n_out,), A is (batch, n_out)
-    gemm<T>(batch, n_out, n_in, as_matrix(X, n_in), as_transpose(W, n_in), A, n_out, false);
-    for (index r = 0; r < batch; ++r) {
-        T* row = A + r * n_out;
-        for (index j = 0; j < n_out; ++j) row[j] += b[j];
-        activate_inplace(row, 1, n_out, act);
-    }
+    const BiasActivation<T> context{b, act == Activation::softmax ? Activation::identity : act};
+    const Epilogue<T> epilogue{&bias_activation_tile<T>, &context};
+    gemm<T>(batch, n_out, n_in, as_matrix(X, n_in), as_transpose(W, n_in), A, n_out, false, &epilogue);
+    if (act == Activation::softmax) activate_inplace(A, batch, n_out, act);
 }
 
 template <typename T>
@@ -37,8 +57,13 @@ void dense_backward(T* dX, T* dW, T* db, const T* dA, const T* X, const T* W, co
     thread_local std::vector<T> delta_buffer;
     delta_buffer.resize(static_cast<size_t>(batch * n_out));
     T* delta = delta_buffer.data();
-    activation_backward(delta, dA, A, batch, n_out, act);
-    bias_gradient(db, delta, batch, n_out);
+    // One pass over dA: δ = dA ⊙ σ'(A) row by row, with db summed while the row is in cache.
+    std::fill(db, db + n_out, T(0));
+    for (index r = 0; r < batch; ++r) {
+        T* delta_row = delta + r * n_out;
+        activation_backward(delta_row, dA + r * n_out, A + r * n_out, 1, n_out, act);
+        for (index j = 0; j < n_out; ++j) db[j] += delta_row[j];
+    }
     gemm<T>(n_out, n_in, batch, as_transpose(delta, n_out), as_matrix(X, n_in), dW, n_in, false);
     if (dX) gemm<T>(batch, n_in, n_out, as_matrix(delta, n_out), as_matrix(W, n_in), dX, n_in, false);
 }

@@ -13,11 +13,13 @@ namespace bpfast {
 
 // c (mr, nr, row stride ldc) = [c +] a_panel · b_panel over k steps, where
 //   a_panel holds k columns of mr values: a_panel[p*mr + i] = A(i, p)
-//   b_panel holds k rows of nr values:    b_panel[p*nr + j] = B(p, j)
-// Panels are packed and zero-padded, so the kernel always computes a whole tile.
+//   b_panel holds k rows of nr values:    b_panel[p*ldb + j] = B(p, j)
+// b_panel is a packed panel (ldb = nr) or, on the skinny path, rows of a
+// row-major B read in place. Edge tiles are zero-padded before the kernel
+// sees them, so it always computes a whole tile.
 template <typename T>
-using MicroKernelFn = void (*)(index k, const T* a_panel, const T* b_panel, T* c, index ldc,
-                               bool accumulate);
+using MicroKernelFn = void (*)(index k, const T* a_panel, const T* b_panel, index ldb, T* c,
+                               index ldc, bool accumulate);
 
 template <typename T>
 struct MicroKernel {

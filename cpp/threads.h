@@ -1,0 +1,26 @@
+// A process-wide pool of worker threads, created once and kept for the life
+// of the process. parallel_for hands out task indices [0, n_tasks); which
+// thread runs a task never changes what the task computes, so results do not
+// depend on the thread count.
+#pragma once
+
+#include <functional>
+
+#include "common.h"
+
+namespace bpfast {
+
+// Threads used by parallel_for, the caller included. The default is
+// BPFAST_NUM_THREADS when set, else the number of hardware threads.
+int get_num_threads();
+void set_num_threads(int n);
+
+// Run task(i) for every i in [0, n_tasks) on up to get_num_threads() threads
+// and return when all are done. If the pool is busy (another thread is in a
+// parallel_for), the tasks run serially on the caller.
+void parallel_for(index n_tasks, const std::function<void(index)>& task);
+
+// How many times the pool has started an OS thread (for tests: it must not grow per call).
+long threads_started();
+
+}  // namespace bpfast
