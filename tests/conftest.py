@@ -1,0 +1,64 @@
+"""Shared helpers for the bpfast tests.
+
+Tolerances (kernel against reference): 1e-12 in float64, 1e-5 in float32, as
+a maximum absolute error divided by max(1, max|expected|).
+"""
+
+import numpy as np
+import pytest
+
+DTYPES = (np.float32, np.float64)
+TOLERANCE = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-5}
+
+
+def tolerance(dtype):
+    """The relative tolerance for a kernel-vs-reference comparison in this dtype."""
+    return TOLERANCE[np.dtype(dtype)]
+
+
+def relative_error(actual, expected):
+    """max|actual − expected| / max(1, max|expected|), computed in float64."""
+    actual = np.asarray(actual, dtype=np.float64)
+    expected = np.asarray(expected, dtype=np.float64)
+    assert actual.shape == expected.shape, f"shape {actual.shape} != expected {expected.shape}"
+    if expected.size == 0:
+        return 0.0
+    scale = max(1.0, float(np.max(np.abs(expected))))
+    return float(np.max(np.abs(actual - expected))) / scale
+
+
+def assert_close(actual, expected, dtype, rtol=None):
+    """Assert actual matches expected to the tolerance of dtype (or rtol), scaled by max(1, max|expected|)."""
+    rtol = tolerance(dtype) if rtol is None else rtol
+    expected_arr = np.asarray(expected, dtype=np.float64)
+    assert np.all(np.isfinite(expected_arr)), "the oracle itself is not finite"
+    assert np.all(np.isfinite(np.asarray(actual, dtype=np.float64))), f"not finite: {actual!r}"
+    err = relative_error(actual, expected)
+    assert err <= rtol, (f"relative error {err:.3e} > {rtol:.1e}\n"
+                         f"actual (first values):   {np.ravel(actual)[:5]}\n"
+                         f"expected (first values): {np.ravel(expected)[:5]}")
+
+
+def snapshot(net):
+    """Copies of every W and b of a network."""
+    return [(layer.W.copy(), layer.b.copy()) for layer in net.layers]
+
+
+def assert_unchanged(net, before):
+    """Every W and b of net is bit-for-bit equal to the snapshot."""
+    after = snapshot(net)
+    assert len(after) == len(before)
+    for (W0, b0), (W1, b1) in zip(before, after):
+        assert np.array_equal(W0, W1)
+        assert np.array_equal(b0, b1)
+
+
+@pytest.fixture
+def rng():
+    """A fresh, seeded Generator per test."""
+    return np.random.default_rng(20240611)
+
+
+@pytest.fixture(params=DTYPES, ids=lambda d: np.dtype(d).name)
+def dtype(request):
+    return np.dtype(request.param)

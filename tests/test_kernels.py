@@ -1,0 +1,600 @@
+"""Every native kernel of bpfast.kernels against its numpy twin in bpfast.reference.
+
+Tolerance: max|native − reference| / max(1, max|reference|) must be at most
+1e-12 in float64 and 1e-5 in float32 (conftest.TOLERANCE). Shapes include 1,
+primes, sizes that are not multiples of any micro-kernel tile (4x8, 6x8, 6x16)
+and sizes above the GEMM's blocking (MC=72, KC=256; one case above NC=3072).
+Run it once more with BPFAST_ISA=generic to cover the portable micro-kernel.
+"""
+
+import os
+
+import numpy as np
+import pytest
+
+from bpfast import kernels as K
+from bpfast import reference as R
+from conftest import DTYPES, assert_close
+
+ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "softmax")
+LOSSES = ("squared_error", "log_loss", "binary_cross_entropy", "softmax_cross_entropy",
+          "sigmoid_cross_entropy")
+REDUCTIONS = ("mean", "sum")
+
+
+def randn(rng, shape, dtype, scale=1.0):
+    return (rng.standard_normal(shape) * scale).astype(dtype)
+
+
+def prob_rows(rng, shape, dtype):
+    """Rows of probabilities strictly inside (0, 1) that sum to 1 (the softmax of normals)."""
+    return R.softmax(rng.standard_normal(shape)).astype(dtype)
+
+
+def one_hot(rng, shape, dtype):
+    T = np.zeros(shape, dtype=dtype)
+    T[np.arange(shape[0]), rng.integers(0, shape[1], size=shape[0])] = 1
+    return T
+
+
+def test_isa_is_known_and_respects_the_environment():
+    forced = os.environ.get("BPFAST_ISA")
+    assert K.isa() in ("generic", "avx2")
+    if forced:
+        assert K.isa() == forced
+
+
+# ---------------------------------------------------------------- GEMM shapes
+
+MATMUL_SHAPES = [  # (M, K, N) of op(A) (M, K) · op(B) (K, N)
+    (1, 1, 1), (1, 7, 1), (7, 1, 13), (7, 13, 31), (13, 31, 7), (31, 1, 257),
+    (6, 16, 16), (73, 257, 17), (257, 13, 31), (300, 257, 7), (31, 300, 257), (300, 300, 31),
+]
+
+
+@pytest.mark.parametrize("trans_b", [False, True], ids=["B", "Bt"])
+@pytest.mark.parametrize("trans_a", [False, True], ids=["A", "At"])
+@pytest.mark.parametrize("M,Kd,N", MATMUL_SHAPES)
+def test_matmul(rng, dtype, M, Kd, N, trans_a, trans_b):
+    A = randn(rng, (Kd, M) if trans_a else (M, Kd), dtype)
+    B = randn(rng, (N, Kd) if trans_b else (Kd, N), dtype)
+    got = K.matmul(A, B, trans_a, trans_b)
+    assert got.dtype == dtype and got.shape == (M, N)
+    assert_close(got, R.matmul(A, B, trans_a, trans_b), dtype)
+
+
+@pytest.mark.parametrize("trans_b", [False, True], ids=["B", "Bt"])
+def test_matmul_wider_than_one_column_block(rng, trans_b):
+    # N = 3100 > NC = 3072 exercises the outermost blocking loop; cheap because M and K are small.
+    A = randn(rng, (3, 5), np.float64)
+    B = randn(rng, (3100, 5) if trans_b else (5, 3100), np.float64)
+    assert_close(K.matmul(A, B, False, trans_b), R.matmul(A, B, False, trans_b), np.float64)
+
+
+def test_matmul_closed_form_small():
+    A = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
+    B = np.array([[1.0, 0.0, -1.0], [2.0, 1.0, 0.5]])
+    expected = np.array([[5.0, 2.0, 0.0], [11.0, 4.0, -1.0], [17.0, 6.0, -2.0]])
+    for dt in DTYPES:
+        assert_close(K.matmul(A.astype(dt), B.astype(dt)), expected, dt)
+        assert_close(K.matmul(A.T.copy().astype(dt), B.T.copy().astype(dt), True, True), expected, dt)
+
+
+GRADIENT_SHAPES = [  # (batch, n_out, n_in)
+    (1, 1, 1), (1, 13, 7), (7, 1, 31), (13, 7, 31), (257, 7, 13), (31, 300, 13), (300, 31, 257),
+    (257, 300, 31),
+]
+
+
+@pytest.mark.parametrize("batch,n_out,n_in", GRADIENT_SHAPES)
+def test_weight_gradient(rng, dtype, batch, n_out, n_in):
+    delta, X = randn(rng, (batch, n_out), dtype), randn(rng, (batch, n_in), dtype)
+    got = K.weight_gradient(delta, X)
+    assert got.dtype == dtype and got.shape == (n_out, n_in)
+    assert_close(got, R.weight_gradient(delta, X), dtype)
+
+
+@pytest.mark.parametrize("batch,n_out,n_in", GRADIENT_SHAPES)
+def test_weight_gradient_accumulates_into_out(rng, dtype, batch, n_out, n_in):
+    delta, X = randn(rng, (batch, n_out), dtype), randn(rng, (batch, n_in), dtype)
+    out0 = randn(rng, (n_out, n_in), dtype)
+    out = out0.copy()
+    got = K.weight_gradient(delta, X, out=out, accumulate=True)
+    assert got is out
+    assert_close(out, out0.astype(np.float64) + R.weight_gradient(delta, X).astype(np.float64), dtype)
+
+
+def test_weight_gradient_accumulate_needs_out():
+    with pytest.raises(ValueError, match="out"):
+        K.weight_gradient(np.ones((2, 3)), np.ones((2, 4)), accumulate=True)
+
+
+@pytest.mark.parametrize("batch,n_out,n_in", GRADIENT_SHAPES)
+def test_input_gradient(rng, dtype, batch, n_out, n_in):
+    delta, W = randn(rng, (batch, n_out), dtype), randn(rng, (n_out, n_in), dtype)
+    got = K.input_gradient(delta, W)
+    assert got.dtype == dtype and got.shape == (batch, n_in)
+    assert_close(got, R.input_gradient(delta, W), dtype)
+
+
+def test_empty_dimensions(rng, dtype):
+    # A zero inner dimension gives zeros (or leaves an accumulated out as it was); zero outer
+    # dimensions give empty results. The reference is the oracle.
+    A, B = np.ones((3, 0), dtype), np.ones((0, 4), dtype)
+    got = K.matmul(A, B)
+    assert got.shape == (3, 4) and np.array_equal(got, R.matmul(A, B)) and not np.any(got)
+    assert K.matmul(np.ones((0, 5), dtype), np.ones((5, 3), dtype)).shape == (0, 3)
+    assert K.matmul(np.ones((2, 5), dtype), np.ones((5, 0), dtype)).shape == (2, 0)
+    out0 = randn(rng, (4, 6), dtype)
+    out = out0.copy()
+    K.weight_gradient(np.ones((0, 4), dtype), np.ones((0, 6), dtype), out=out, accumulate=True)
+    assert np.array_equal(out, out0)
+    assert not np.any(K.weight_gradient(np.ones((0, 4), dtype), np.ones((0, 6), dtype)))
+    assert not np.any(K.input_gradient(np.ones((5, 0), dtype), np.ones((0, 3), dtype)))
+    b = randn(rng, 4, dtype)
+    for act in ACTIVATIONS:
+        X, W = np.ones((3, 0), dtype), np.ones((4, 0), dtype)
+        assert_close(K.dense_forward(X, W, b, act), R.dense_forward(X, W, b, act), dtype)
+
+
+def test_kernels_run_concurrently_from_python_threads(rng):
+    # The GIL is released around every kernel: several Python threads at once must each get
+    # their own right answer (the per-thread packing buffers and the pool must not mix them up).
+    from concurrent.futures import ThreadPoolExecutor
+    jobs = []
+    for i in range(8):
+        dt = DTYPES[i % 2]
+        X, W, b = randn(rng, (64 + i, 300), dt), randn(rng, (257, 300), dt, 0.1), randn(rng, 257, dt)
+        dA = randn(rng, (64 + i, 257), dt)
+        jobs.append((dt, X, W, b, dA))
+
+    def work(job):
+        dt, X, W, b, dA = job
+        results = []
+        for _ in range(3):
+            A = K.dense_forward(X, W, b, "tanh")
+            results.append((A, K.dense_backward(dA, X, W, A, "tanh")))
+        return results
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        outcomes = list(pool.map(work, jobs))
+    for (dt, X, W, b, dA), results in zip(jobs, outcomes):
+        A_ref = R.dense_forward(X, W, b, "tanh")
+        dX_ref, dW_ref, db_ref = R.dense_backward(dA, X, W, A_ref, "tanh")
+        for A, (dX, dW, db) in results:
+            assert_close(A, A_ref, dt)
+            assert_close(dX, dX_ref, dt)
+            assert_close(dW, dW_ref, dt)
+            assert_close(db, db_ref, dt)
+
+
+# ---------------------------------------------------------------- activations
+
+ACT_SHAPES = [(1, 1), (1, 7), (7, 1), (13, 31), (3, 257), (300, 13)]
+
+
+@pytest.mark.parametrize("shape", ACT_SHAPES)
+@pytest.mark.parametrize("name", ACTIVATIONS)
+def test_activation_forward(rng, dtype, name, shape):
+    Z = randn(rng, shape, dtype, scale=3.0)
+    got = K.activation_forward(Z, name)
+    assert got.dtype == dtype and got.shape == shape
+    assert_close(got, R.activation_forward(Z, name), dtype)
+
+
+@pytest.mark.parametrize("shape", ACT_SHAPES)
+@pytest.mark.parametrize("name", ACTIVATIONS)
+def test_activation_backward(rng, dtype, name, shape):
+    A = R.activation_forward(randn(rng, shape, dtype, scale=3.0), name)
+    dA = randn(rng, shape, dtype)
+    got = K.activation_backward(dA, A, name)
+    assert got.dtype == dtype and got.shape == shape
+    assert_close(got, R.activation_backward(dA, A, name), dtype)
+
+
+@pytest.mark.parametrize("name", ACTIVATIONS)
+def test_activation_closed_forms(name):
+    # Float64, against formulas written out here rather than the reference.
+    Z = np.array([[-2.0, -0.5, 0.0, 0.5, 2.0]])
+    closed = {
+        "identity": Z,
+        "sigmoid": 1 / (1 + np.exp(-Z)),
+        "tanh": np.tanh(Z),
+        "relu": np.where(Z > 0, Z, 0.0),
+        "softmax": np.exp(Z) / np.exp(Z).sum(),
+    }[name]
+    assert_close(K.activation_forward(Z, name), closed, np.float64)
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "tanh", "softmax"])
+def test_activation_forward_is_stable_for_large_inputs(dtype, name):
+    Z = np.array([[-800.0, -100.0, 0.0, 100.0, 800.0]] if dtype == np.float64
+                 else [[-100.0, -50.0, 0.0, 50.0, 100.0]], dtype=dtype)
+    got = K.activation_forward(Z, name)
+    assert np.all(np.isfinite(got))
+    assert_close(got, R.activation_forward(Z, name), dtype)
+
+
+def test_activation_unknown_name_raises():
+    with pytest.raises(ValueError, match="activation"):
+        K.activation_forward(np.ones((2, 2)), "gelu")
+    with pytest.raises(ValueError, match="activation"):
+        K.activation_backward(np.ones((2, 2)), np.ones((2, 2)), "gelu")
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 13), (7, 31), (3, 300), (257, 7)])
+def test_softmax(rng, dtype, shape):
+    Z = randn(rng, shape, dtype, scale=4.0)
+    got = K.softmax(Z)
+    assert got.dtype == dtype
+    assert_close(got, R.softmax(Z), dtype)
+    assert_close(got.sum(axis=1), np.ones(shape[0]), dtype)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 13), (7, 31), (3, 300), (257, 7)])
+def test_softmax_backward(rng, dtype, shape):
+    Y = R.softmax(randn(rng, shape, dtype, scale=2.0))
+    dY = randn(rng, shape, dtype)
+    got = K.softmax_backward(dY, Y)
+    assert got.dtype == dtype
+    assert_close(got, R.softmax_backward(dY, Y), dtype)
+
+
+def test_softmax_backward_matches_explicit_jacobian(rng, dtype):
+    # J_ij = y_i (1{i=j} − y_j), formed explicitly per row; δx = J·δy.
+    Y = R.softmax(rng.standard_normal((4, 5))).astype(dtype)
+    dY = randn(rng, (4, 5), dtype)
+    Y64, dY64 = Y.astype(np.float64), dY.astype(np.float64)
+    expected = np.empty((4, 5))
+    for r in range(4):
+        y = Y64[r]
+        J = np.diag(y) - np.outer(y, y)
+        expected[r] = J @ dY64[r]
+    assert_close(K.softmax_backward(dY, Y), expected, dtype)
+    assert_close(R.softmax_backward(dY, Y), expected, dtype)
+
+
+# ---------------------------------------------------------------- dense layer
+
+DENSE_SHAPES = [  # (batch, n_in, n_out)
+    (1, 1, 1), (1, 7, 13), (7, 13, 1), (13, 31, 7), (257, 13, 31), (31, 300, 17), (5, 17, 257),
+    (31, 300, 257), (300, 257, 31),
+]
+
+
+@pytest.mark.parametrize("batch,n_in,n_out", DENSE_SHAPES)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_dense_forward(rng, dtype, activation, batch, n_in, n_out):
+    X, W, b = randn(rng, (batch, n_in), dtype), randn(rng, (n_out, n_in), dtype, 0.3), randn(rng, n_out, dtype)
+    got = K.dense_forward(X, W, b, activation)
+    assert got.dtype == dtype and got.shape == (batch, n_out)
+    assert_close(got, R.dense_forward(X, W, b, activation), dtype)
+
+
+@pytest.mark.parametrize("need_dx", [True, False], ids=["dx", "no_dx"])
+@pytest.mark.parametrize("batch,n_in,n_out", DENSE_SHAPES)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_dense_backward(rng, dtype, activation, batch, n_in, n_out, need_dx):
+    X, W, b = randn(rng, (batch, n_in), dtype), randn(rng, (n_out, n_in), dtype, 0.3), randn(rng, n_out, dtype)
+    A = R.dense_forward(X, W, b, activation)
+    dA = randn(rng, (batch, n_out), dtype)
+    dX, dW, db = K.dense_backward(dA, X, W, A, activation, need_dx=need_dx)
+    rdX, rdW, rdb = R.dense_backward(dA, X, W, A, activation, need_dx=need_dx)
+    assert_close(dW, rdW, dtype)
+    assert_close(db, rdb, dtype)
+    assert dW.dtype == dtype and db.dtype == dtype and db.shape == (n_out,)
+    if need_dx:
+        assert dX.dtype == dtype
+        assert_close(dX, rdX, dtype)
+    else:
+        assert dX is None and rdX is None
+
+
+# ---------------------------------------------------------------- losses
+
+def loss_inputs(rng, name, shape, dtype, hard_targets):
+    """(Y or Z, T) valid for the loss: probabilities in (0, 1) and matching targets."""
+    if name == "squared_error":
+        return randn(rng, shape, dtype), randn(rng, shape, dtype)
+    if name == "log_loss":
+        T = one_hot(rng, shape, dtype) if hard_targets else prob_rows(rng, shape, dtype)
+        return prob_rows(rng, shape, dtype), T
+    if name == "binary_cross_entropy":
+        T = (rng.integers(0, 2, shape) if hard_targets else rng.uniform(0, 1, shape)).astype(dtype)
+        return rng.uniform(0.02, 0.98, shape).astype(dtype), T
+    if name == "softmax_cross_entropy":
+        T = one_hot(rng, shape, dtype) if hard_targets else prob_rows(rng, shape, dtype)
+        return randn(rng, shape, dtype, 3.0), T
+    if name == "sigmoid_cross_entropy":
+        T = (rng.integers(0, 2, shape) if hard_targets else rng.uniform(0, 1, shape)).astype(dtype)
+        return randn(rng, shape, dtype, 3.0), T
+    raise AssertionError(name)
+
+
+@pytest.mark.parametrize("hard", [True, False], ids=["hard", "soft"])
+@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (13, 1), (7, 13), (300, 3), (3, 257)])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("name", LOSSES)
+def test_loss(rng, dtype, name, reduction, shape, hard):
+    Y, T = loss_inputs(rng, name, shape, dtype, hard)
+    value, grad = getattr(K, name)(Y, T, reduction)
+    ref_value, ref_grad = getattr(R, name)(Y, T, reduction)
+    assert isinstance(value, float)
+    assert grad.dtype == dtype and grad.shape == shape
+    assert_close(value, ref_value, dtype)
+    assert_close(grad, ref_grad, dtype)
+    # The dispatcher gives the same as the named function.
+    value2, grad2 = K.loss(name, Y, T, reduction)
+    assert value2 == value and np.array_equal(grad2, grad)
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_loss_sum_is_batch_times_mean(rng, name):
+    Y, T = loss_inputs(rng, name, (7, 5), np.float64, False)
+    mean_value, mean_grad = K.loss(name, Y, T, "mean")
+    sum_value, sum_grad = K.loss(name, Y, T, "sum")
+    assert_close(sum_value, 7 * mean_value, np.float64)
+    assert_close(sum_grad, 7 * mean_grad, np.float64)
+
+
+def test_loss_closed_forms():
+    # Float64 values and gradients written out by hand (reduction "sum", one or two samples).
+    Y = np.array([[0.2, 0.7, 0.1]])
+    T = np.array([[0.0, 1.0, 0.0]])
+    value, grad = K.squared_error(Y, T, "sum")
+    assert_close(value, 0.5 * (0.04 + 0.09 + 0.01), np.float64)
+    assert_close(grad, Y - T, np.float64)
+    value, grad = K.log_loss(Y, T, "sum")
+    assert_close(value, -np.log(0.7), np.float64)
+    assert_close(grad, np.array([[0.0, -1 / 0.7, 0.0]]), np.float64)
+    value, grad = K.binary_cross_entropy(Y, T, "sum")
+    assert_close(value, -(np.log(0.8) + np.log(0.7) + np.log(0.9)), np.float64)
+    assert_close(grad, (Y - T) / (Y * (1 - Y)), np.float64)
+    Z = np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]])
+    T2 = np.array([[0.0, 0.0, 1.0], [0.5, 0.5, 0.0]])
+    value, grad = K.softmax_cross_entropy(Z, T2, "mean")
+    lse0 = np.log(np.exp(1) + np.exp(2) + np.exp(3))
+    assert_close(value, ((lse0 - 3) + np.log(3)) / 2, np.float64)
+    P = np.exp(Z) / np.exp(Z).sum(axis=1, keepdims=True)
+    assert_close(grad, (P - T2) / 2, np.float64)
+    Z3 = np.array([[-1.0, 0.5]])
+    T3 = np.array([[1.0, 0.25]])
+    s = 1 / (1 + np.exp(-Z3))
+    value, grad = K.sigmoid_cross_entropy(Z3, T3, "sum")
+    assert_close(value, -np.sum(T3 * np.log(s) + (1 - T3) * np.log(1 - s)), np.float64)
+    assert_close(grad, s - T3, np.float64)
+
+
+def test_softmax_cross_entropy_is_stable_for_huge_logits(dtype):
+    Z = np.array([[1000.0, 0.0, -1000.0], [1000.0, 1000.0, 0.0], [1000.0, 0.0, -1000.0]], dtype=dtype)
+    T = np.array([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], dtype=dtype)
+    value, grad = K.softmax_cross_entropy(Z, T, "sum")
+    # Row losses: lse(z) − z·t = 0, log 2, 1000 (to far below rounding).
+    assert np.isfinite(value) and np.all(np.isfinite(grad))
+    assert_close(value, 0.0 + np.log(2.0) + 1000.0, dtype)
+    P = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.0], [1.0, 0.0, 0.0]])
+    assert_close(grad, P - T, dtype)
+    value_mean, grad_mean = K.softmax_cross_entropy(Z, T, "mean")
+    assert_close(value_mean, (np.log(2.0) + 1000.0) / 3, dtype)
+    assert_close(grad_mean, (P - T) / 3, dtype)
+
+
+def test_sigmoid_cross_entropy_is_stable_for_huge_logits(dtype):
+    Z = np.array([[800.0, 800.0, -800.0, -800.0]], dtype=dtype)
+    T = np.array([[1.0, 0.0, 0.0, 1.0]], dtype=dtype)
+    value, grad = K.sigmoid_cross_entropy(Z, T, "sum")
+    assert np.isfinite(value) and np.all(np.isfinite(grad))
+    # −[t log σ(z) + (1−t) log(1−σ(z))]: 0, 800, 0, 800.
+    assert_close(value, 1600.0, dtype)
+    assert_close(grad, np.array([[0.0, 1.0, 0.0, -1.0]]), dtype)
+
+
+@pytest.mark.parametrize("name", ["log_loss", "binary_cross_entropy"])
+def test_probability_losses_clamp_at_eps(dtype, name):
+    # Outputs of exactly 0 and 1 are clamped to [eps, 1 − eps]: value and gradient stay finite.
+    Y = np.array([[0.0, 1.0, 0.5], [1.0, 0.0, 0.25]], dtype=dtype)
+    T = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], dtype=dtype)
+    value, grad = getattr(K, name)(Y, T, "sum")
+    ref_value, ref_grad = getattr(R, name)(Y, T, "sum")
+    assert np.isfinite(value) and np.all(np.isfinite(grad))
+    eps = np.finfo(dtype).eps
+    assert_close(value, ref_value, dtype)
+    assert value > -2 * np.log(eps) * 0.99  # both rows pay about −log(eps)
+    assert_close(grad, ref_grad, dtype)
+
+
+def test_loss_unknown_name_or_reduction_raises():
+    Y = np.ones((2, 3))
+    with pytest.raises(ValueError, match="loss"):
+        K.loss("hinge", Y, Y)
+    with pytest.raises(ValueError, match="reduction"):
+        K.squared_error(Y, Y, "avg")
+
+
+def test_loss_empty_batch_raises():
+    with pytest.raises(ValueError, match="Y"):
+        K.squared_error(np.ones((0, 3)), np.ones((0, 3)))
+
+
+# ---------------------------------------------------------------- optimizer
+
+@pytest.mark.parametrize("shape", [(1,), (7,), (13, 31), (300, 257)])
+def test_sgd_update(rng, dtype, shape):
+    param = randn(rng, shape, dtype)
+    grad = randn(rng, shape, dtype)
+    expected = param.copy()
+    R.sgd_update(expected, grad, 0.1)
+    original = param
+    assert K.sgd_update(param, grad, 0.1) is None
+    assert param is original
+    assert_close(param, expected, dtype)
+
+
+def test_sgd_update_closed_form_and_conversions():
+    param = np.array([1.0, 2.0, 3.0])
+    K.sgd_update(param, np.array([1, 2, 3]), 0.5)  # integer gradient is converted
+    assert_close(param, np.array([0.5, 1.0, 1.5]), np.float64)
+    with pytest.raises(TypeError, match="param"):
+        K.sgd_update(np.array([1, 2, 3]), np.ones(3), 0.1)
+    with pytest.raises(ValueError, match="param"):
+        K.sgd_update(np.ones(6)[::2], np.ones(3), 0.1)
+    with pytest.raises(ValueError, match="grad"):
+        K.sgd_update(np.ones(3), np.ones(4), 0.1)
+
+
+# ---------------------------------------------------------------- out= buffers
+
+def _out_cases(rng, dtype):
+    """(name, call(**out), out kwarg name, expected shape, reference result) for every out-taking kernel."""
+    A, B = randn(rng, (7, 13), dtype), randn(rng, (13, 5), dtype)
+    delta, X, W = randn(rng, (7, 5), dtype), randn(rng, (7, 13), dtype), randn(rng, (5, 13), dtype)
+    b = randn(rng, 5, dtype)
+    Z = randn(rng, (7, 5), dtype)
+    Y = R.softmax(Z)
+    dA = randn(rng, (7, 5), dtype)
+    Ad = R.dense_forward(X, W, b, "tanh")
+    P, T = prob_rows(rng, (7, 5), dtype), prob_rows(rng, (7, 5), dtype)
+    cases = [
+        ("matmul", lambda **o: K.matmul(A, B, **o), "out", (7, 5), R.matmul(A, B)),
+        ("weight_gradient", lambda **o: K.weight_gradient(delta, X, **o), "out", (5, 13),
+         R.weight_gradient(delta, X)),
+        ("input_gradient", lambda **o: K.input_gradient(delta, W, **o), "out", (7, 13), R.input_gradient(delta, W)),
+        ("activation_forward", lambda **o: K.activation_forward(Z, "sigmoid", **o), "out", (7, 5),
+         R.activation_forward(Z, "sigmoid")),
+        ("activation_backward", lambda **o: K.activation_backward(dA, Y, "tanh", **o), "out", (7, 5),
+         R.activation_backward(dA, Y, "tanh")),
+        ("softmax", lambda **o: K.softmax(Z, **o), "out", (7, 5), R.softmax(Z)),
+        ("softmax_backward", lambda **o: K.softmax_backward(dA, Y, **o), "out", (7, 5), R.softmax_backward(dA, Y)),
+        ("dense_forward", lambda **o: K.dense_forward(X, W, b, "relu", **o), "out", (7, 5),
+         R.dense_forward(X, W, b, "relu")),
+    ]
+    rdX, rdW, rdb = R.dense_backward(dA, X, W, Ad, "tanh")
+    for i, (key, shape, ref) in enumerate([("dX", (7, 13), rdX), ("dW", (5, 13), rdW), ("db", (5,), rdb)]):
+        cases.append((f"dense_backward[{key}]", lambda i=i, **o: K.dense_backward(dA, X, W, Ad, "tanh", **o)[i],
+                      key, shape, ref))
+    for name in LOSSES:
+        Yl = Z if name.endswith("_cross_entropy") and name != "binary_cross_entropy" else P
+        cases.append((name, lambda name=name, Yl=Yl, **o: getattr(K, name)(Yl, T, "mean", **o)[1], "grad",
+                      (7, 5), getattr(R, name)(Yl, T, "mean")[1]))
+    return cases
+
+
+OUT_CASE_NAMES = [c[0] for c in _out_cases(np.random.default_rng(0), np.float64)]
+
+
+def _case(rng, dtype, name):
+    return next(c for c in _out_cases(rng, dtype) if c[0] == name)
+
+
+@pytest.mark.parametrize("name", OUT_CASE_NAMES)
+def test_out_buffer_is_written_in_place_and_returned(rng, dtype, name):
+    _, call, key, shape, ref = _case(rng, dtype, name)
+    out = np.full(shape, np.nan, dtype=dtype)
+    got = call(**{key: out})
+    assert got is out
+    assert_close(out, ref, dtype)
+
+
+@pytest.mark.parametrize("name", OUT_CASE_NAMES)
+def test_out_buffer_of_the_wrong_dtype_raises_type_error(rng, name):
+    _, call, key, shape, _ = _case(rng, np.float32, name)
+    with pytest.raises(TypeError, match=key):
+        call(**{key: np.empty(shape, dtype=np.float64)})
+
+
+@pytest.mark.parametrize("name", OUT_CASE_NAMES)
+def test_out_buffer_not_contiguous_raises_value_error(rng, dtype, name):
+    _, call, key, shape, _ = _case(rng, dtype, name)
+    wide = np.empty(shape[:-1] + (2 * shape[-1],), dtype=dtype)
+    out = wide[..., ::2]
+    assert out.shape == shape and not out.flags.c_contiguous
+    with pytest.raises(ValueError, match=key):
+        call(**{key: out})
+    if len(shape) == 2 and shape[0] > 1 and shape[1] > 1:
+        with pytest.raises(ValueError, match=key):
+            call(**{key: np.empty(shape, dtype=dtype, order="F")})
+
+
+@pytest.mark.parametrize("name", OUT_CASE_NAMES)
+def test_out_buffer_of_the_wrong_shape_raises_value_error(rng, dtype, name):
+    _, call, key, shape, _ = _case(rng, dtype, name)
+    with pytest.raises(ValueError, match=key):
+        call(**{key: np.empty((shape[0] + 1,) + shape[1:], dtype=dtype)})
+    with pytest.raises(ValueError, match=key):
+        call(**{key: np.empty(shape[:-1] + (shape[-1] + 1,), dtype=dtype)})
+
+
+# ---------------------------------------------------------------- input conversion
+
+def test_non_contiguous_inputs_are_converted(rng):
+    wide = rng.standard_normal((13, 62))
+    A = wide[:, ::2]  # (13, 31), strided
+    B = np.asfortranarray(rng.standard_normal((31, 7)))
+    assert not A.flags.c_contiguous and not B.flags.c_contiguous
+    assert_close(K.matmul(A, B), np.ascontiguousarray(A) @ np.ascontiguousarray(B), np.float64)
+    assert_close(K.matmul(A, B.T, False, True), np.ascontiguousarray(A) @ np.ascontiguousarray(B),
+                 np.float64)
+    W = np.asfortranarray(rng.standard_normal((5, 31)))
+    b = rng.standard_normal(10)[::2]
+    assert_close(K.dense_forward(A, W, b, "tanh"), R.dense_forward(A.copy(), W.copy(), b.copy(), "tanh"),
+                 np.float64)
+    Z = rng.standard_normal((7, 10))[:, 1::2]
+    assert_close(K.softmax(Z), R.softmax(Z.copy()), np.float64)
+    T = R.softmax(rng.standard_normal((7, 5))).T.copy().T
+    assert_close(K.softmax_cross_entropy(Z, T)[1], R.softmax_cross_entropy(Z.copy(), T.copy())[1], np.float64)
+
+
+def test_integer_and_mixed_inputs_are_converted(rng):
+    A = rng.integers(-5, 6, size=(7, 13))
+    B = rng.integers(-5, 6, size=(13, 31))
+    got = K.matmul(A, B)
+    assert got.dtype == np.float64
+    assert np.array_equal(got, (A @ B).astype(np.float64))  # exact in floating point
+    A32 = A.astype(np.float32)
+    got = K.matmul(A32, B.astype(np.float64))  # mixed dtypes work in float64
+    assert got.dtype == np.float64
+    assert_close(got, A @ B, np.float64)
+    X = rng.integers(-3, 4, size=(5, 13))
+    W = rng.standard_normal((7, 13)).astype(np.float32)
+    b = np.zeros(7, dtype=np.int32)
+    assert_close(K.dense_forward(X, W, b, "sigmoid"),
+                 R.dense_forward(X.astype(np.float64), W.astype(np.float64), b.astype(np.float64), "sigmoid"),
+                 np.float64)
+    labels = np.array([[0, 1, 0], [1, 0, 0]])
+    Z = np.array([[1.0, 2.0, 0.5], [0.1, -1.0, 3.0]])
+    assert_close(K.softmax_cross_entropy(Z, labels)[0], R.softmax_cross_entropy(Z, labels.astype(float))[0],
+                 np.float64)
+
+
+def test_non_numeric_inputs_raise_type_error():
+    with pytest.raises(TypeError, match="A"):
+        K.matmul(np.array([["a", "b"]]), np.ones((2, 2)))
+    with pytest.raises(TypeError, match="Z"):
+        K.activation_forward(np.array([[object()]]), "relu")
+
+
+def test_inputs_are_not_modified(rng, dtype):
+    X, W, b = randn(rng, (7, 13), dtype), randn(rng, (5, 13), dtype), randn(rng, 5, dtype)
+    dA = randn(rng, (7, 5), dtype)
+    copies = [a.copy() for a in (X, W, b, dA)]
+    A = K.dense_forward(X, W, b, "sigmoid")
+    A_copy = A.copy()
+    K.dense_backward(dA, X, W, A, "sigmoid")
+    K.activation_backward(dA, A, "softmax")
+    K.loss("squared_error", A, dA)
+    for before, after in zip(copies + [A_copy], (X, W, b, dA, A)):
+        assert np.array_equal(before, after)
+
+
+def test_shape_mismatches_raise_value_error():
+    with pytest.raises(ValueError):
+        K.matmul(np.ones((2, 3)), np.ones((4, 5)))
+    with pytest.raises(ValueError, match="A"):
+        K.matmul(np.ones(3), np.ones((3, 5)))
+    with pytest.raises(ValueError, match="b"):
+        K.dense_forward(np.ones((2, 3)), np.ones((4, 3)), np.ones(5), "relu")
+    with pytest.raises(ValueError, match="T"):
+        K.squared_error(np.ones((2, 3)), np.ones((2, 4)))
+    with pytest.raises(ValueError, match="dA"):
+        K.activation_backward(np.ones((2, 4)), np.ones((2, 3)), "tanh")
+
