@@ -14,73 +14,18 @@
 #include <vector>
 
 #include "activations.h"
+#include "bind_common.h"
 #include "gemm.h"
 #include "layers.h"
 #include "losses.h"
 #include "optim.h"
 #include "threads.h"
 #include "ukernel.h"
+#include "workspace.h"
 
 namespace py = pybind11;
 namespace bpfast {
 namespace {
-
-template <typename T>
-using In = py::array_t<T, py::array::c_style | py::array::forcecast>;
-template <typename T>
-using Out = py::array_t<T>;
-
-std::string shape_text(const py::array& a) {
-    std::string s = "(";
-    for (py::ssize_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
-    return s + (a.ndim() == 1 ? ",)" : ")");
-}
-
-std::string shape_text(const std::vector<index>& shape) {
-    std::string s = "(";
-    for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-    return s + (shape.size() == 1 ? ",)" : ")");
-}
-
-void expect_shape(const py::array& a, const std::vector<index>& shape, const char* name) {
-    bool ok = a.ndim() == static_cast<py::ssize_t>(shape.size());
-    for (size_t i = 0; ok && i < shape.size(); ++i) ok = a.shape(i) == shape[i];
-    if (!ok)
-        throw py::value_error(std::string(name) + " must have shape " + shape_text(shape) + "; got " +
-                              shape_text(a));
-}
-
-void expect_ndim(const py::array& a, py::ssize_t ndim, const char* name) {
-    if (a.ndim() != ndim)
-        throw py::value_error(std::string(name) + " must be " + std::to_string(ndim) + "-D; got shape " +
-                              shape_text(a));
-}
-
-// An output buffer: exact dtype (ensured by noconvert), C-contiguous, writeable, right shape.
-template <typename T>
-T* output(Out<T>& a, const std::vector<index>& shape, const char* name) {
-    if (!(a.flags() & py::array::c_style))
-        throw py::value_error(std::string(name) + " must be C-contiguous");
-    if (!a.writeable()) throw py::value_error(std::string(name) + " must be writeable");
-    expect_shape(a, shape, name);
-    return a.mutable_data();
-}
-
-Activation activation_from(const std::string& name) {
-    if (name == "identity") return Activation::identity;
-    if (name == "sigmoid") return Activation::sigmoid;
-    if (name == "tanh") return Activation::tanh;
-    if (name == "relu") return Activation::relu;
-    if (name == "softmax") return Activation::softmax;
-    throw py::value_error("activation must be one of identity, sigmoid, tanh, relu, softmax; got '" +
-                          name + "'");
-}
-
-Reduction reduction_from(const std::string& name) {
-    if (name == "mean") return Reduction::mean;
-    if (name == "sum") return Reduction::sum;
-    throw py::value_error("reduction must be mean or sum; got '" + name + "'");
-}
 
 template <typename T>
 using LossFn = double (*)(T*, const T*, const T*, index, index, Reduction);
@@ -206,8 +151,10 @@ void bind_kernels(py::module_ m) {
             T* dW = output(dW_out, {n_out, n_in}, "dW");
             T* db = output(db_out, {n_out}, "db");
             T* dX = dX_out ? output(*dX_out, {batch, n_in}, "dX") : nullptr;
+            thread_local std::vector<T> delta_buffer;
+            T* delta = reserve(delta_buffer, static_cast<size_t>(batch * n_out));
             py::gil_scoped_release release;
-            dense_backward<T>(dX, dW, db, dA.data(), X.data(), W.data(), A.data(), batch, n_in, n_out,
+            dense_backward<T>(dX, dW, db, delta, dA.data(), X.data(), W.data(), A.data(), batch, n_in, n_out,
                               act);
         },
         py::arg("dA"), py::arg("X"), py::arg("W"), py::arg("A"), py::arg("activation"), py::arg("dX").noconvert(),
@@ -254,6 +201,11 @@ PYBIND11_MODULE(_core, m) {
     m.def("get_num_threads", &bpfast::get_num_threads, "Threads the kernels use.");
     m.def("threads_started", &bpfast::threads_started,
           "How many OS threads the pool has started since import; it does not grow per call.");
-    bpfast::bind_kernels<float>(m.def_submodule("f32", "float32 kernels"));
-    bpfast::bind_kernels<double>(m.def_submodule("f64", "float64 kernels"));
+    py::module_ f32 = m.def_submodule("f32", "float32 kernels and model");
+    py::module_ f64 = m.def_submodule("f64", "float64 kernels and model");
+    bpfast::bind_kernels<float>(f32);
+    bpfast::bind_kernels<double>(f64);
+    bpfast::bind_network(f32, f64);
+    m.def("buffer_growths", &bpfast::buffer_growths,
+          "How many times a native work buffer has grown since import (steady state: never).");
 }

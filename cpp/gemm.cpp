@@ -20,6 +20,7 @@
 
 #include "threads.h"
 #include "ukernel.h"
+#include "workspace.h"
 
 namespace bpfast {
 namespace {
@@ -89,9 +90,11 @@ void gemm_block(const Block<T>& g) {
     const MicroKernel<T>& kernel = active_ukernel<T>();
     const int mr = kernel.mr, nr = kernel.nr;
     const bool skinny = g.M <= MC && g.B.col_stride == 1;
-    thread_local std::vector<T> a_packed, b_packed;
-    a_packed.resize(static_cast<size_t>(MC + mr) * KC);
-    b_packed.resize(static_cast<size_t>(skinny ? nr : NC + nr) * KC);
+    thread_local std::vector<T> a_buffer, b_buffer;
+    const index depth = std::min(KC, g.K);
+    const index width = skinny ? nr : (std::min(NC, g.N) + nr - 1) / nr * nr;
+    T* const a_packed = reserve(a_buffer, static_cast<size_t>((std::min(MC, g.M) + mr) * depth));
+    T* const b_packed = reserve(b_buffer, static_cast<size_t>(width * depth));
     alignas(64) T edge[16 * 32];  // room for any mr x nr tile we ship
 
     for (index jc = 0; jc < g.N; jc += NC) {
@@ -106,25 +109,25 @@ void gemm_block(const Block<T>& g) {
             if (skinny) {
                 if (full_cols < nc) {
                     const MatrixView<T> ragged{B_block.data + full_cols, B_block.row_stride, 1};
-                    pack_b(ragged, kc, nc - full_cols, nr, b_packed.data());
+                    pack_b(ragged, kc, nc - full_cols, nr, b_packed);
                 }
             } else {
-                pack_b(B_block, kc, nc, nr, b_packed.data());
+                pack_b(B_block, kc, nc, nr, b_packed);
             }
             for (index ic = 0; ic < g.M; ic += MC) {
                 const index mc = std::min(MC, g.M - ic);
                 const MatrixView<T> A_block{g.A.data + ic * g.A.row_stride + pc * g.A.col_stride,
                                             g.A.row_stride, g.A.col_stride};
-                pack_a(A_block, mc, kc, mr, a_packed.data());
+                pack_a(A_block, mc, kc, mr, a_packed);
                 for (index jr = 0; jr < nc; jr += nr) {
                     const bool in_place = jr < full_cols;
                     const T* b_panel = in_place ? B_block.data + jr
-                                       : skinny ? b_packed.data()
-                                                : b_packed.data() + (jr / nr) * nr * kc;
+                                       : skinny ? b_packed
+                                                : b_packed + (jr / nr) * nr * kc;
                     const index ldb = in_place ? B_block.row_stride : nr;
                     const index n_live = std::min<index>(nr, nc - jr);
                     for (index ir = 0; ir < mc; ir += mr) {
-                        const T* a_panel = a_packed.data() + (ir / mr) * mr * kc;
+                        const T* a_panel = a_packed + (ir / mr) * mr * kc;
                         const index m_live = std::min<index>(mr, mc - ir);
                         T* c = g.C + (ic + ir) * g.ldc + (jc + jr);
                         if (m_live == mr && n_live == nr) {

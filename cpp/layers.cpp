@@ -1,7 +1,6 @@
 #include "layers.h"
 
 #include <algorithm>
-#include <vector>
 
 #include "activations.h"
 #include "gemm.h"
@@ -51,12 +50,9 @@ void bias_gradient(T* db, const T* delta, index batch, index n_out) {
 }
 
 template <typename T>
-void dense_backward(T* dX, T* dW, T* db, const T* dA, const T* X, const T* W, const T* A,
+void dense_backward(T* dX, T* dW, T* db, T* delta, const T* dA, const T* X, const T* W, const T* A,
                     index batch, index n_in, index n_out, Activation act) {
     // dA and A are (batch, n_out), X and dX are (batch, n_in), W and dW are (n_out, n_in)
-    thread_local std::vector<T> delta_buffer;
-    delta_buffer.resize(static_cast<size_t>(batch * n_out));
-    T* delta = delta_buffer.data();
     // One pass over dA: δ = dA ⊙ σ'(A) row by row, with db summed while the row is in cache.
     std::fill(db, db + n_out, T(0));
     for (index r = 0; r < batch; ++r) {
@@ -71,7 +67,7 @@ void dense_backward(T* dX, T* dW, T* db, const T* dA, const T* X, const T* W, co
 #define BPFAST_INSTANTIATE(T)                                                                    \
     template void dense_forward<T>(T*, const T*, const T*, const T*, index, index, index,        \
                                    Activation);                                                  \
-    template void dense_backward<T>(T*, T*, T*, const T*, const T*, const T*, const T*, index,  \
+    template void dense_backward<T>(T*, T*, T*, T*, const T*, const T*, const T*, const T*, index,  \
                                     index, index, Activation);                                   \
     template void bias_gradient<T>(T*, const T*, index, index);
 BPFAST_INSTANTIATE(float)

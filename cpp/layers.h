@@ -12,10 +12,10 @@ void dense_forward(T* A, const T* X, const T* W, const T* b, index batch, index 
                    Activation act);
 
 // From dA = dLoss/dA: δ = dA ⊙ σ'(A), dX = δ·W, dW = δᵀ·X, db = Σ_rows δ.
-// dX may be null (the first layer needs none).
-// dA and A are (batch, n_out), X and dX are (batch, n_in), W and dW are (n_out, n_in).
+// dX may be null (the first layer needs none); delta is scratch room for δ.
+// dA, A and delta are (batch, n_out), X and dX are (batch, n_in), W and dW are (n_out, n_in).
 template <typename T>
-void dense_backward(T* dX, T* dW, T* db, const T* dA, const T* X, const T* W, const T* A,
+void dense_backward(T* dX, T* dW, T* db, T* delta, const T* dA, const T* X, const T* W, const T* A,
                     index batch, index n_in, index n_out, Activation act);
 
 // db = Σ_rows δ. δ is (batch, n_out), db is (n_out,).

@@ -35,7 +35,7 @@ public:
     void set_threads(int n) { threads_.store(std::max(1, n)); }
     long started() const { return started_.load(); }
 
-    void run(index n_tasks, const std::function<void(index)>& task) {
+    void run(index n_tasks, TaskRef task) {
         const int wanted = static_cast<int>(std::min<index>(threads(), n_tasks));
         std::unique_lock<std::mutex> busy(dispatch_, std::try_to_lock);
         if (wanted <= 1 || !busy.owns_lock()) {
@@ -94,7 +94,7 @@ private:
     std::mutex mutex_;
     std::condition_variable wake_, done_;
     std::vector<std::thread> workers_;
-    const std::function<void(index)>* task_ = nullptr;
+    const TaskRef* task_ = nullptr;
     index n_tasks_ = 0;
     std::atomic<index> next_{0};
     long generation_ = 0;
@@ -113,6 +113,6 @@ Pool& pool() {
 int get_num_threads() { return pool().threads(); }
 void set_num_threads(int n) { pool().set_threads(n); }
 long threads_started() { return pool().started(); }
-void parallel_for(index n_tasks, const std::function<void(index)>& task) { pool().run(n_tasks, task); }
+void parallel_for(index n_tasks, TaskRef task) { pool().run(n_tasks, task); }
 
 }  // namespace bpfast

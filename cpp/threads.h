@@ -4,8 +4,6 @@
 // depend on the thread count.
 #pragma once
 
-#include <functional>
-
 #include "common.h"
 
 namespace bpfast {
@@ -15,10 +13,23 @@ namespace bpfast {
 int get_num_threads();
 void set_num_threads(int n);
 
+// A non-owning reference to a callable taking a task index: unlike
+// std::function it never allocates.
+class TaskRef {
+public:
+    template <typename F>
+    TaskRef(const F& f) : object_(&f), call_([](const void* o, index i) { (*static_cast<const F*>(o))(i); }) {}
+    void operator()(index i) const { call_(object_, i); }
+
+private:
+    const void* object_;
+    void (*call_)(const void*, index);
+};
+
 // Run task(i) for every i in [0, n_tasks) on up to get_num_threads() threads
 // and return when all are done. If the pool is busy (another thread is in a
 // parallel_for), the tasks run serially on the caller.
-void parallel_for(index n_tasks, const std::function<void(index)>& task);
+void parallel_for(index n_tasks, TaskRef task);
 
 // How many times the pool has started an OS thread (for tests: it must not grow per call).
 long threads_started();

@@ -1,0 +1,79 @@
+// Helpers shared by the binding files: array types, shape checks with
+// messages that name the argument, and name-to-enum conversions.
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <string>
+#include <vector>
+
+#include "common.h"
+
+namespace bpfast {
+
+namespace py = pybind11;
+
+// Inputs: C-contiguous arrays of T, converted once if they are not.
+// Outputs: caller-owned buffers bound with noconvert, never replaced by a copy.
+template <typename T>
+using In = py::array_t<T, py::array::c_style | py::array::forcecast>;
+template <typename T>
+using Out = py::array_t<T>;
+
+inline std::string shape_text(const py::array& a) {
+    std::string s = "(";
+    for (py::ssize_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
+    return s + (a.ndim() == 1 ? ",)" : ")");
+}
+
+inline std::string shape_text(const std::vector<index>& shape) {
+    std::string s = "(";
+    for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+    return s + (shape.size() == 1 ? ",)" : ")");
+}
+
+inline void expect_shape(const py::array& a, const std::vector<index>& shape, const char* name) {
+    bool ok = a.ndim() == static_cast<py::ssize_t>(shape.size());
+    for (size_t i = 0; ok && i < shape.size(); ++i) ok = a.shape(i) == shape[i];
+    if (!ok)
+        throw py::value_error(std::string(name) + " must have shape " + shape_text(shape) + "; got " +
+                              shape_text(a));
+}
+
+inline void expect_ndim(const py::array& a, py::ssize_t ndim, const char* name) {
+    if (a.ndim() != ndim)
+        throw py::value_error(std::string(name) + " must be " + std::to_string(ndim) + "-D; got shape " +
+                              shape_text(a));
+}
+
+// An output buffer: exact dtype (ensured by noconvert), C-contiguous, writeable, right shape.
+template <typename T>
+T* output(Out<T>& a, const std::vector<index>& shape, const char* name) {
+    if (!(a.flags() & py::array::c_style))
+        throw py::value_error(std::string(name) + " must be C-contiguous");
+    if (!a.writeable()) throw py::value_error(std::string(name) + " must be writeable");
+    expect_shape(a, shape, name);
+    return a.mutable_data();
+}
+
+inline Activation activation_from(const std::string& name) {
+    if (name == "identity") return Activation::identity;
+    if (name == "sigmoid") return Activation::sigmoid;
+    if (name == "tanh") return Activation::tanh;
+    if (name == "relu") return Activation::relu;
+    if (name == "softmax") return Activation::softmax;
+    throw py::value_error("activation must be one of identity, sigmoid, tanh, relu, softmax; got '" +
+                          name + "'");
+}
+
+inline Reduction reduction_from(const std::string& name) {
+    if (name == "mean") return Reduction::mean;
+    if (name == "sum") return Reduction::sum;
+    throw py::value_error("reduction must be mean or sum; got '" + name + "'");
+}
+
+
+void bind_network(py::module_ f32, py::module_ f64);
+
+}  // namespace bpfast

@@ -1,0 +1,217 @@
+// Bindings of the native network (network.h): validation and conversion only.
+// Weights, gradients and optimizer state are exposed as numpy views of the
+// native memory, kept alive by the model object.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "bind_common.h"
+#include "network.h"
+
+namespace py = pybind11;
+
+namespace bpfast {
+namespace {
+
+LossKind loss_kind_from(const std::string& name) {
+    if (name == "squared_error") return LossKind::squared_error;
+    if (name == "log_loss") return LossKind::log_loss;
+    if (name == "binary_cross_entropy") return LossKind::binary_cross_entropy;
+    if (name == "softmax_cross_entropy") return LossKind::softmax_cross_entropy;
+    if (name == "sigmoid_cross_entropy") return LossKind::sigmoid_cross_entropy;
+    throw py::value_error("loss must be one of squared_error, log_loss, binary_cross_entropy, "
+                          "softmax_cross_entropy, sigmoid_cross_entropy; got '" + name + "'");
+}
+
+OptimizerKind optimizer_kind_from(const std::string& name) {
+    if (name == "sgd") return OptimizerKind::sgd;
+    if (name == "adam") return OptimizerKind::adam;
+    if (name == "adamw") return OptimizerKind::adamw;
+    throw py::value_error("optimizer must be one of sgd, adam, adamw; got '" + name + "'");
+}
+
+Schedule schedule_from(const std::string& name) {
+    if (name == "constant") return Schedule::constant;
+    if (name == "step") return Schedule::step;
+    if (name == "inverse_scaling") return Schedule::inverse_scaling;
+    throw py::value_error("schedule must be one of constant, step, inverse_scaling; got '" + name + "'");
+}
+
+using Labels = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>;
+
+// A numpy view of `count` values at `data` with the given shape, owned by `owner`.
+template <typename T>
+py::array view(T* data, std::vector<index> shape, py::handle owner) {
+    return py::array_t<T>(shape, data, owner);
+}
+
+template <typename T>
+py::list parameter_views(Model<T>& model, T* base, py::handle owner) {
+    py::list views;
+    const auto& n = model.sizes();
+    for (index l = 0; l < model.n_layers(); ++l) {
+        views.append(view(base + model.weight_offset(l), {n[l + 1], n[l]}, owner));
+        views.append(view(base + model.bias_offset(l), {n[l + 1]}, owner));
+    }
+    return views;
+}
+
+// Targets from a dense (batch, n_out) array or (batch,) labels; exactly one is given.
+template <typename T>
+Targets<T> targets_from(const std::optional<In<T>>& dense, const std::optional<Labels>& labels,
+                        index batch, index n_out) {
+    Targets<T> t;
+    if (dense) {
+        expect_shape(*dense, {batch, n_out}, "T");
+        t.dense = dense->data();
+    } else if (labels) {
+        expect_shape(*labels, {batch}, "labels");
+        const std::int64_t* l = labels->data();
+        const std::int64_t classes = n_out == 1 ? 2 : n_out;
+        for (index i = 0; i < batch; ++i)
+            if (l[i] < 0 || l[i] >= classes)
+                throw py::value_error("labels must lie in [0, " + std::to_string(classes) + "); got " +
+                                      std::to_string(l[i]));
+        t.labels = l;
+    } else {
+        throw py::value_error("T or labels must be given");
+    }
+    return t;
+}
+
+template <typename T>
+index batch_of(const In<T>& X, index n_in) {
+    expect_ndim(X, 2, "X");
+    const index batch = X.shape(0);
+    expect_shape(X, {batch, n_in}, "X");
+    if (batch == 0) throw py::value_error("X is an empty batch: at least one row is needed");
+    return batch;
+}
+
+template <typename T>
+void bind_model(py::module_ m) {
+    using M = Model<T>;
+    py::class_<M>(m, "Model", "The native network: weights, gradients, optimizer state and workspace.")
+        .def(py::init([](std::vector<index> sizes, const std::vector<std::string>& activations,
+                         const std::string& loss, const std::string& reduction) {
+                 std::vector<Activation> acts;
+                 for (const auto& a : activations) acts.push_back(activation_from(a));
+                 for (index n : sizes)
+                     if (n < 1) throw py::value_error("sizes must be positive; got " + std::to_string(n));
+                 if (sizes.size() < 2 || acts.size() != sizes.size() - 1)
+                     throw py::value_error("need at least two sizes and one activation per layer");
+                 return new M(std::move(sizes), std::move(acts), loss_kind_from(loss),
+                              reduction_from(reduction));
+             }),
+             py::arg("sizes"), py::arg("activations"), py::arg("loss"), py::arg("reduction"))
+        .def("parameters", [](py::object self) {
+            M& model = self.cast<M&>();
+            return parameter_views(model, model.parameters(), self);
+        }, "[W_0, b_0, W_1, b_1, ...] as views of the native weights")
+        .def("gradients", [](py::object self) {
+            M& model = self.cast<M&>();
+            return parameter_views(model, model.gradients(), self);
+        }, "[dW_0, db_0, ...] as views of the native gradients of the last compute_gradients")
+        .def("state", [](py::object self, int which) {
+            M& model = self.cast<M&>();
+            std::vector<T>& s = model.state(which);
+            return view(s.data(), {static_cast<index>(s.size())}, self);
+        }, py::arg("which"), "flat optimizer state: 0 is momentum or Adam's m, 1 is Adam's v")
+        .def_property_readonly("steps", &M::steps)
+        .def_property_readonly("epochs", &M::epochs)
+        .def("set_counters", &M::set_counters, py::arg("steps"), py::arg("epochs"))
+        .def("set_optimizer",
+             [](M& model, const std::string& kind, double lr, double momentum, bool nesterov,
+                double beta1, double beta2, double eps, double weight_decay, bool decay_bias,
+                double clip_norm, const std::string& schedule, index step_size, double gamma,
+                double power_t) {
+                 OptimizerConfig c;
+                 c.kind = optimizer_kind_from(kind);
+                 c.lr = lr;
+                 c.momentum = momentum;
+                 c.nesterov = nesterov;
+                 c.beta1 = beta1;
+                 c.beta2 = beta2;
+                 c.eps = eps;
+                 c.weight_decay = weight_decay;
+                 c.decay_bias = decay_bias;
+                 c.clip_norm = clip_norm;
+                 c.schedule = schedule_from(schedule);
+                 c.step_size = step_size < 1 ? 1 : step_size;
+                 c.gamma = gamma;
+                 c.power_t = power_t;
+                 std::lock_guard<std::mutex> lock(model.busy());
+                 model.set_optimizer(c);
+             },
+             py::arg("kind"), py::arg("lr"), py::arg("momentum"), py::arg("nesterov"), py::arg("beta1"),
+             py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"), py::arg("decay_bias"),
+             py::arg("clip_norm"), py::arg("schedule"), py::arg("step_size"), py::arg("gamma"),
+             py::arg("power_t"))
+        .def("set_learning_rate", [](M& model, double lr) {
+            std::lock_guard<std::mutex> lock(model.busy());
+            model.set_learning_rate(lr);
+        }, py::arg("lr"), "change the base learning rate and keep the optimizer state")
+        .def("forward", [](M& model, In<T> X, Out<T> out) {
+            const index batch = batch_of(X, model.sizes().front());
+            T* y = output(out, {batch, model.sizes().back()}, "out");
+            py::gil_scoped_release release;
+            std::lock_guard<std::mutex> lock(model.busy());
+            model.forward(y, X.data(), batch);
+        }, py::arg("X"), py::arg("out").noconvert())
+        .def("compute_gradients", [](M& model, In<T> X, std::optional<In<T>> dense,
+                                     std::optional<Labels> labels) {
+            const index batch = batch_of(X, model.sizes().front());
+            const Targets<T> t = targets_from<T>(dense, labels, batch, model.sizes().back());
+            py::gil_scoped_release release;
+            std::lock_guard<std::mutex> lock(model.busy());
+            return model.compute_gradients(X.data(), t, batch);
+        }, py::arg("X"), py::arg("T"), py::arg("labels"))
+        .def("train_step", [](M& model, In<T> X, std::optional<In<T>> dense,
+                              std::optional<Labels> labels) {
+            const index batch = batch_of(X, model.sizes().front());
+            const Targets<T> t = targets_from<T>(dense, labels, batch, model.sizes().back());
+            StepStatus s;
+            {
+                py::gil_scoped_release release;
+                std::lock_guard<std::mutex> lock(model.busy());
+                s = model.train_step(X.data(), t, batch);
+            }
+            return py::make_tuple(s.loss, s.finite, s.bad_layer);
+        }, py::arg("X"), py::arg("T"), py::arg("labels"),
+           "one step; returns (loss, finite, bad_layer) and updates nothing unless finite")
+        .def("train_epoch", [](M& model, In<T> X, std::optional<In<T>> dense,
+                               std::optional<Labels> labels, std::optional<Labels> order,
+                               index batch_size) {
+            const index n = batch_of(X, model.sizes().front());
+            const Targets<T> t = targets_from<T>(dense, labels, n, model.sizes().back());
+            if (batch_size < 1) throw py::value_error("batch_size must be positive");
+            const std::int64_t* o = nullptr;
+            if (order) {
+                expect_shape(*order, {n}, "order");
+                o = order->data();
+                for (index i = 0; i < n; ++i)
+                    if (o[i] < 0 || o[i] >= n) throw py::value_error("order must hold row indices of X");
+            }
+            EpochStatus e;
+            {
+                py::gil_scoped_release release;
+                std::lock_guard<std::mutex> lock(model.busy());
+                e = model.train_epoch(X.data(), t, o, n, batch_size);
+            }
+            return py::make_tuple(e.loss, e.finite, e.bad_batch, e.bad_layer);
+        }, py::arg("X"), py::arg("T"), py::arg("labels"), py::arg("order"), py::arg("batch_size"),
+           "one epoch; returns (loss, finite, bad_batch, bad_layer)");
+}
+
+}  // namespace
+
+void bind_network(py::module_ f32, py::module_ f64) {
+    bind_model<float>(f32);
+    bind_model<double>(f64);
+}
+
+}  // namespace bpfast

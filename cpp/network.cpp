@@ -1,0 +1,245 @@
+#include "network.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <utility>
+
+#include "layers.h"
+#include "losses.h"
+#include "workspace.h"
+
+namespace bpfast {
+namespace {
+
+template <typename T>
+using LossFn = double (*)(T*, const T*, const T*, index, index, Reduction);
+
+template <typename T>
+LossFn<T> loss_function(LossKind kind) {
+    switch (kind) {
+        case LossKind::squared_error: return &squared_error<T>;
+        case LossKind::log_loss: return &log_loss<T>;
+        case LossKind::binary_cross_entropy: return &binary_cross_entropy<T>;
+        case LossKind::softmax_cross_entropy: return &softmax_cross_entropy<T>;
+        case LossKind::sigmoid_cross_entropy: return &sigmoid_cross_entropy<T>;
+    }
+    return &squared_error<T>;
+}
+
+// Losses computed from the logits: the output layer runs without its activation.
+bool takes_logits(LossKind kind) {
+    return kind == LossKind::softmax_cross_entropy || kind == LossKind::sigmoid_cross_entropy;
+}
+
+template <typename T>
+double sum_of_squares(const T* x, index n) {
+    double total = 0.0;
+    for (index i = 0; i < n; ++i) total += double(x[i]) * double(x[i]);
+    return total;
+}
+
+}  // namespace
+
+template <typename T>
+Model<T>::Model(std::vector<index> sizes, std::vector<Activation> activations, LossKind loss,
+                Reduction reduction)
+    : sizes_(std::move(sizes)), activations_(std::move(activations)), loss_(loss), reduction_(reduction) {
+    if (sizes_.size() < 2 || activations_.size() != sizes_.size() - 1)
+        throw std::invalid_argument("a model needs at least two sizes and one activation per layer");
+    index total = 0;
+    for (index l = 0; l < n_layers(); ++l) {
+        offsets_.push_back(total);
+        total += sizes_[l + 1] * sizes_[l] + sizes_[l + 1];
+    }
+    params_.assign(total, T(0));
+    grads_.assign(total, T(0));
+    outputs_.resize(n_layers());
+    set_optimizer(OptimizerConfig{});
+}
+
+template <typename T>
+void Model<T>::set_optimizer(const OptimizerConfig& config) {
+    optimizer_ = config;
+    const bool adam = config.kind != OptimizerKind::sgd;
+    state_m_.assign(adam || config.momentum != 0.0 ? params_.size() : 0, T(0));
+    state_v_.assign(adam ? params_.size() : 0, T(0));
+    steps_ = 0;
+}
+
+template <typename T>
+void Model<T>::ensure_batch(index batch) {
+    if (batch <= capacity_) return;
+    const index widest = *std::max_element(sizes_.begin() + 1, sizes_.end());
+    for (index l = 0; l < n_layers(); ++l) reserve(outputs_[l], batch * sizes_[l + 1]);
+    reserve(grad_a_, batch * widest);
+    reserve(grad_b_, batch * widest);
+    reserve(delta_, batch * widest);
+    reserve(batch_x_, batch * sizes_.front());
+    reserve(batch_t_, batch * sizes_.back());
+    capacity_ = batch;
+}
+
+template <typename T>
+const T* Model<T>::forward_pass(const T* X, index batch, bool logits_out) {
+    // X is (batch, n[0]); returns outputs_[L-1], (batch, n[L])
+    ensure_batch(batch);
+    const T* input = X;
+    for (index l = 0; l < n_layers(); ++l) {
+        const bool last = l == n_layers() - 1;
+        const Activation act = last && logits_out ? Activation::identity : activations_[l];
+        const T* W = params_.data() + weight_offset(l);
+        const T* b = params_.data() + bias_offset(l);
+        dense_forward<T>(outputs_[l].data(), input, W, b, batch, sizes_[l], sizes_[l + 1], act);
+        input = outputs_[l].data();
+    }
+    return input;
+}
+
+template <typename T>
+void Model<T>::forward(T* out, const T* X, index batch) {
+    const T* Y = forward_pass(X, batch, false);
+    std::copy(Y, Y + batch * sizes_.back(), out);
+}
+
+template <typename T>
+const T* Model<T>::dense_targets(Targets<T> targets, index batch, const std::int64_t* rows) {
+    // returns (batch, n_out) targets; rows (when given) picks the samples
+    const index n_out = sizes_.back();
+    if (targets.dense && !rows) return targets.dense;
+    T* t = batch_t_.data();
+    for (index i = 0; i < batch; ++i) {
+        const index r = rows ? rows[i] : i;
+        T* row = t + i * n_out;
+        if (targets.dense) {
+            std::copy(targets.dense + r * n_out, targets.dense + (r + 1) * n_out, row);
+        } else if (n_out == 1) {
+            row[0] = T(targets.labels[r]);
+        } else {
+            std::fill(row, row + n_out, T(0));
+            row[targets.labels[r]] = T(1);
+        }
+    }
+    return t;
+}
+
+template <typename T>
+double Model<T>::loss_and_backward(const T* X, const T* Tg, index batch) {
+    const bool logits = takes_logits(loss_);
+    const T* Y = forward_pass(X, batch, logits);
+    T* dA = grad_a_.data();
+    T* dX = grad_b_.data();
+    const double value = loss_function<T>(loss_)(dA, Y, Tg, batch, sizes_.back(), reduction_);
+    for (index l = n_layers() - 1; l >= 0; --l) {
+        const bool last = l == n_layers() - 1;
+        const Activation act = last && logits ? Activation::identity : activations_[l];
+        const T* input = l == 0 ? X : outputs_[l - 1].data();
+        dense_backward<T>(l > 0 ? dX : nullptr, grads_.data() + weight_offset(l),
+                          grads_.data() + bias_offset(l), delta_.data(), dA, input,
+                          params_.data() + weight_offset(l), outputs_[l].data(), batch, sizes_[l],
+                          sizes_[l + 1], act);
+        std::swap(dA, dX);
+    }
+    return value;
+}
+
+template <typename T>
+double Model<T>::compute_gradients(const T* X, Targets<T> targets, index batch) {
+    ensure_batch(batch);
+    return loss_and_backward(X, dense_targets(targets, batch, nullptr), batch);
+}
+
+template <typename T>
+StepStatus Model<T>::step(const T* X, const T* Tg, index batch) {
+    StepStatus status;
+    status.loss = loss_and_backward(X, Tg, batch);
+    status.finite = std::isfinite(status.loss);
+    if (status.finite) check_and_update(status);
+    return status;
+}
+
+template <typename T>
+void Model<T>::check_and_update(StepStatus& status) {
+    double squares = 0.0;
+    for (index l = 0; l < n_layers(); ++l) {
+        const index begin = offsets_[l], end = bias_offset(l) + sizes_[l + 1];
+        const double s = sum_of_squares(grads_.data() + begin, end - begin);
+        if (!std::isfinite(s) && status.bad_layer < 0) status.bad_layer = static_cast<int>(l);
+        squares += s;
+    }
+    if (status.bad_layer >= 0) {
+        status.finite = false;
+        return;
+    }
+
+    const OptimizerConfig& c = optimizer_;
+    if (c.clip_norm > 0.0) {
+        // torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when that is below 1.
+        const double coef = c.clip_norm / (std::sqrt(squares) + 1e-6);
+        if (coef < 1.0)
+            for (T& g : grads_) g *= T(coef);
+    }
+    const double lr = c.learning_rate(steps_, epochs_);
+    ++steps_;
+    for (index l = 0; l < n_layers(); ++l) {
+        for (const bool bias : {false, true}) {
+            const index begin = bias ? bias_offset(l) : weight_offset(l);
+            const index n = bias ? sizes_[l + 1] : sizes_[l + 1] * sizes_[l];
+            const double decay = bias && !c.decay_bias ? 0.0 : c.weight_decay;
+            T* m = state_m_.empty() ? nullptr : state_m_.data() + begin;
+            T* v = state_v_.empty() ? nullptr : state_v_.data() + begin;
+            optimizer_update<T>(params_.data() + begin, grads_.data() + begin, m, v, n, c, lr, decay,
+                                steps_);
+        }
+    }
+}
+
+template <typename T>
+StepStatus Model<T>::train_step(const T* X, Targets<T> targets, index batch) {
+    ensure_batch(batch);
+    return step(X, dense_targets(targets, batch, nullptr), batch);
+}
+
+template <typename T>
+EpochStatus Model<T>::train_epoch(const T* X, Targets<T> targets, const std::int64_t* order, index n,
+                                  index batch_size) {
+    // X is (n, n[0]); order (when given) is a permutation of [0, n)
+    const index n_in = sizes_.front(), n_out = sizes_.back();
+    ensure_batch(std::min(batch_size, n));
+    EpochStatus epoch;
+    double total = 0.0;
+    for (index start = 0, batch_number = 0; start < n; start += batch_size, ++batch_number) {
+        const index rows = std::min(batch_size, n - start);
+        const T* Xb;
+        const T* Tb;
+        if (order) {
+            const std::int64_t* picked = order + start;
+            for (index i = 0; i < rows; ++i)
+                std::copy(X + picked[i] * n_in, X + (picked[i] + 1) * n_in, batch_x_.data() + i * n_in);
+            Xb = batch_x_.data();
+            Tb = dense_targets(targets, rows, picked);
+        } else {
+            Xb = X + start * n_in;
+            Targets<T> slice{targets.dense ? targets.dense + start * n_out : nullptr,
+                             targets.labels ? targets.labels + start : nullptr};
+            Tb = dense_targets(slice, rows, nullptr);
+        }
+        const StepStatus status = step(Xb, Tb, rows);
+        if (!status.finite) {
+            epoch.finite = false;
+            epoch.bad_batch = batch_number;
+            epoch.bad_layer = status.bad_layer;
+            epoch.loss = status.loss;
+            return epoch;
+        }
+        total += reduction_ == Reduction::mean ? status.loss * double(rows) : status.loss;
+    }
+    ++epochs_;
+    epoch.loss = reduction_ == Reduction::mean ? total / double(n) : total;
+    return epoch;
+}
+
+template class Model<float>;
+template class Model<double>;
+
+}  // namespace bpfast

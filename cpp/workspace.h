@@ -1,0 +1,29 @@
+// Grow-only buffers. Every growth is counted, so a test can show that a
+// training loop in steady state allocates nothing.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <vector>
+
+namespace bpfast {
+
+inline std::atomic<long>& buffer_growth_counter() {
+    static std::atomic<long> count{0};
+    return count;
+}
+
+// How many times any bpfast work buffer has been (re)allocated since import.
+inline long buffer_growths() { return buffer_growth_counter().load(); }
+
+// buffer.data() with room for at least n values; allocates only when it must grow.
+template <typename T>
+T* reserve(std::vector<T>& buffer, size_t n) {
+    if (buffer.size() < n) {
+        buffer_growth_counter().fetch_add(1);
+        buffer.resize(n);
+    }
+    return buffer.data();
+}
+
+}  // namespace bpfast
