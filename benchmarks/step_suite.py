@@ -1,0 +1,159 @@
+"""The training-step suite: one SGD step (forward, loss, backward, update).
+
+Competitors: bpfast.Network (the C++ kernels), bpfast.reference.Network (the
+same class on the pure-numpy kernels) and, when it is importable, PyTorch on
+the CPU (nn.Sequential of nn.Linear + torch.optim.SGD). All start from the
+same initial weights: the two bpfast classes by sharing the seed, PyTorch by
+copying the weights of a bpfast net built with that seed.
+
+Check: on fresh nets, one step with lr=CHECK_LR; the loss it returns and the
+gradient implied by the update, (W_before − W_after) / lr over every weight
+and bias, must match bpfast's. Timing: fresh nets again, stepping with the
+small TIMED_LR on the same batch again and again, so that the weights stay
+sane however many steps are timed.
+"""
+
+import functools
+
+import numpy as np
+
+import bpfast
+from bpfast import reference
+
+from cases import step_cases
+from competitor import Competitor, Verdict
+
+try:
+    import torch
+except ImportError:
+    torch = None
+
+NAME = "steps"
+TITLE = "Training step (forward, loss, backward, SGD update)"
+NOTE = ("One call is net.train_step(X, T, lr) on one batch; PyTorch runs model(X), the loss, "
+        "backward() and optimizer.step(). GFLOP/s counts 6·batch·Σ n_in·n_out per step.")
+CHECK_LR = 0.1
+TIMED_LR = 1e-3
+TOLERANCE = {"float32": {"loss": 1e-4, "grad": 1e-3}, "float64": {"loss": 1e-10, "grad": 1e-8}}
+
+cases = step_cases
+
+
+def _data(case, dtype, seed):
+    rng = np.random.default_rng([seed, 2])
+    X = rng.standard_normal((case.batch, case.sizes[0])).astype(dtype)
+    if case.loss == "cross_entropy":
+        T = rng.integers(0, case.sizes[-1], size=case.batch)  # integer labels
+    else:
+        T = rng.standard_normal((case.batch, case.sizes[-1])).astype(dtype)
+    return X, T
+
+
+def _new_net(cls, case, dtype, seed):
+    return cls(list(case.sizes), activation=case.activation, output=case.output,
+               loss=case.loss, dtype=dtype, seed=seed)
+
+
+def _flat(arrays):
+    return np.concatenate([np.asarray(a, dtype=np.float64).ravel() for a in arrays])
+
+
+class NetTrainer:
+    """bpfast.Network or bpfast.reference.Network on one fixed batch."""
+
+    def __init__(self, cls, case, dtype, seed, X, T, lr):
+        self.net = _new_net(cls, case, dtype, seed)
+        self.X, self.T, self.lr = X, T, lr
+
+    def step(self):
+        return self.net.train_step(self.X, self.T, self.lr)
+
+    def parameters(self):
+        return [p.copy() for layer in self.net.layers for p in (layer.W, layer.b)]
+
+
+class TorchTrainer:
+    """The same net in PyTorch, weights copied from a bpfast net with the same seed."""
+
+    def __init__(self, case, dtype, seed, X, T, lr, threads):
+        torch.set_num_threads(threads)
+        tdtype = {"float32": torch.float32, "float64": torch.float64}[dtype]
+        init = _new_net(bpfast.Network, case, dtype, seed)
+        modules = []
+        for i, layer in enumerate(init.layers):
+            linear = torch.nn.Linear(layer.n_in, layer.n_out, dtype=tdtype)
+            with torch.no_grad():
+                linear.weight.copy_(torch.from_numpy(layer.W.copy()))
+                linear.bias.copy_(torch.from_numpy(layer.b.copy()))
+            modules.append(linear)
+            if i < len(init.layers) - 1:
+                modules.append(_torch_activation(case.activation))
+        self.model = torch.nn.Sequential(*modules)
+        self.X = torch.from_numpy(X.copy())
+        if case.loss == "cross_entropy":  # softmax output fused into the loss, as in bpfast
+            self.T = torch.from_numpy(np.asarray(T, dtype=np.int64))
+            self.loss_fn = torch.nn.CrossEntropyLoss(reduction="mean")
+        elif case.loss == "squared_error" and case.output == "identity":
+            self.T = torch.from_numpy(T.copy())
+            self.loss_fn = lambda Y, T: 0.5 * ((Y - T) ** 2).sum() / Y.shape[0]  # ½‖y−t‖², mean over batch
+        else:
+            raise ValueError(f"no PyTorch twin for output={case.output!r}, loss={case.loss!r}")
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=lr)
+
+    def step(self):
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self.loss_fn(self.model(self.X), self.T)
+        loss.backward()
+        self.optimizer.step()
+        return loss.item()
+
+    def parameters(self):
+        return [p.detach().numpy().copy() for p in self.model.parameters()]
+
+
+def _torch_activation(name):
+    return {"relu": torch.nn.ReLU, "sigmoid": torch.nn.Sigmoid, "tanh": torch.nn.Tanh,
+            "identity": torch.nn.Identity}[name]()
+
+
+def _check(make_trainer):
+    """(loss of one step at CHECK_LR, the gradient implied by its update) on a fresh net."""
+    trainer = make_trainer(CHECK_LR)
+    before = _flat(trainer.parameters())
+    loss = float(trainer.step())
+    after = _flat(trainer.parameters())
+    return loss, (before - after) / CHECK_LR
+
+
+def _build(make_trainer):
+    return make_trainer(TIMED_LR).step
+
+
+def _competitor(name, make_trainer):
+    return Competitor(name, functools.partial(_check, make_trainer), functools.partial(_build, make_trainer))
+
+
+def competitors(case, dtype, seed, threads):
+    X, T = _data(case, dtype, seed)
+    found = [
+        _competitor("bpfast", lambda lr: NetTrainer(bpfast.Network, case, dtype, seed, X, T, lr)),
+        _competitor("reference", lambda lr: NetTrainer(reference.Network, case, dtype, seed, X, T, lr)),
+    ]
+    if torch is not None:
+        found.append(_competitor("torch", lambda lr: TorchTrainer(case, dtype, seed, X, T, lr, threads)))
+    return found
+
+
+def compare(case, dtype, base, value):
+    """Loss (relative) and implied gradient (relative, normwise) against bpfast's."""
+    tol = TOLERANCE[dtype]
+    (loss0, grad0), (loss1, grad1) = base, value
+    loss_err = abs(loss1 - loss0) / max(1.0, abs(loss0))
+    if grad1.shape != grad0.shape:
+        return Verdict(False, f"parameter count {grad1.size} != {grad0.size}", float("inf"))
+    grad_err = float(np.linalg.norm(grad1 - grad0) / max(np.linalg.norm(grad0), 1e-30))
+    ok = bool(np.isfinite(loss1) and np.isfinite(grad_err)
+              and loss_err <= tol["loss"] and grad_err <= tol["grad"])
+    detail = (f"loss {loss1:.6g} vs {loss0:.6g} (rel err {loss_err:.1e}), "
+              f"gradient rel err {grad_err:.1e}; tol {tol['loss']:.0e}/{tol['grad']:.0e}")
+    return Verdict(ok, detail, max(loss_err, grad_err))

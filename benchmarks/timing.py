@@ -1,0 +1,86 @@
+"""How one case is timed: calibration, warm-up and interleaved repeats.
+
+Every competitor of a case is a callable that does one call (one training
+step, one matrix product). For each callable an inner iteration count is
+chosen so that one repeat (that many calls in a row, timed together with
+time.perf_counter) lasts about TARGET_REPEAT_S. After one warm-up repeat per
+competitor, the repeats are interleaved: A B A B ... so that a burst of noise
+on the machine hits every competitor alike rather than one of them. Each
+repeat gives one time per call (repeat time / inner count); the median of
+those is the figure reported, with the min and max beside it. The garbage
+collector is paused while repeats run.
+"""
+
+import gc
+import statistics
+import time
+from dataclasses import dataclass, field
+
+TARGET_REPEAT_S = 0.03    # aim for one repeat of about 30 ms (20-50 ms)
+CALIBRATION_FLOOR_S = 0.006  # calibrate on runs at least this long
+
+
+def time_calls(fn, n):
+    """Seconds taken by n calls of fn in a row."""
+    start = time.perf_counter()
+    for _ in range(n):
+        fn()
+    return time.perf_counter() - start
+
+
+def inner_iterations(fn, target=TARGET_REPEAT_S):
+    """How many calls of fn make one repeat of about ``target`` seconds (at least 1).
+
+    fn is called once first, outside any measurement, to get first-call costs
+    (allocations, lazy set-up, cold caches) out of the way.
+    """
+    fn()
+    n = 1
+    while True:
+        elapsed = time_calls(fn, n)
+        if elapsed >= CALIBRATION_FLOOR_S or n >= 1 << 24:
+            return max(1, round(n * target / max(elapsed, 1e-9)))
+        n *= 4
+
+
+@dataclass
+class Timing:
+    """Per-call times of one competitor on one case, one entry per repeat (seconds)."""
+
+    inner: int
+    times: list = field(default_factory=list)
+
+    @property
+    def median(self):
+        return statistics.median(self.times)
+
+    @property
+    def min(self):
+        return min(self.times)
+
+    @property
+    def max(self):
+        return max(self.times)
+
+
+def interleaved(fns, repeats, warmup_repeats=1):
+    """Time the callables of ``fns`` (name -> callable) in interleaved repeats.
+
+    Returns name -> Timing, in the order of ``fns``.
+    """
+    timings = {name: Timing(inner_iterations(fn)) for name, fn in fns.items()}
+    gc.collect()
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(warmup_repeats):
+            for name, fn in fns.items():
+                time_calls(fn, timings[name].inner)
+        for _ in range(repeats):
+            for name, fn in fns.items():
+                timing = timings[name]
+                timing.times.append(time_calls(fn, timing.inner) / timing.inner)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return timings
