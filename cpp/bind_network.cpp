@@ -162,6 +162,13 @@ void bind_model(py::module_ m) {
             std::lock_guard<std::mutex> lock(model.busy());
             model.forward(y, X.data(), batch);
         }, py::arg("X"), py::arg("out").noconvert())
+        .def("loss", [](M& model, In<T> X, std::optional<In<T>> dense, std::optional<Labels> labels) {
+            const index batch = batch_of(X, model.sizes().front());
+            const Targets<T> t = targets_from<T>(dense, labels, batch, model.sizes().back());
+            py::gil_scoped_release release;
+            std::lock_guard<std::mutex> lock(model.busy());
+            return model.loss(X.data(), t, batch);
+        }, py::arg("X"), py::arg("T"), py::arg("labels"), "the loss of a batch")
         .def("compute_gradients", [](M& model, In<T> X, std::optional<In<T>> dense,
                                      std::optional<Labels> labels) {
             const index batch = batch_of(X, model.sizes().front());

@@ -96,10 +96,36 @@ const T* Model<T>::forward_pass(const T* X, index batch, bool logits_out) {
     return input;
 }
 
+// Inference runs in chunks no larger than the training batch (or 1024 rows),
+// so that a big evaluation set does not grow the workspace.
+template <typename T>
+index Model<T>::chunk_rows(index batch) const {
+    return std::min(batch, std::max<index>(capacity_, 1024));
+}
+
 template <typename T>
 void Model<T>::forward(T* out, const T* X, index batch) {
-    const T* Y = forward_pass(X, batch, false);
-    std::copy(Y, Y + batch * sizes_.back(), out);
+    const index n_in = sizes_.front(), n_out = sizes_.back(), chunk = chunk_rows(batch);
+    for (index start = 0; start < batch; start += chunk) {
+        const index rows = std::min(chunk, batch - start);
+        const T* Y = forward_pass(X + start * n_in, rows, false);
+        std::copy(Y, Y + rows * n_out, out + start * n_out);
+    }
+}
+
+template <typename T>
+double Model<T>::loss(const T* X, Targets<T> targets, index batch) {
+    const index n_in = sizes_.front(), n_out = sizes_.back(), chunk = chunk_rows(batch);
+    double total = 0.0;
+    for (index start = 0; start < batch; start += chunk) {
+        const index rows = std::min(chunk, batch - start);
+        ensure_batch(rows);
+        const T* Tg = dense_targets(targets.from_row(start, n_out), rows, nullptr);
+        const T* Y = forward_pass(X + start * n_in, rows, takes_logits(loss_));
+        const double value = loss_function<T>(loss_)(grad_a_.data(), Y, Tg, rows, n_out, reduction_);
+        total += reduction_ == Reduction::mean ? value * double(rows) : value;
+    }
+    return reduction_ == Reduction::mean ? total / double(batch) : total;
 }
 
 template <typename T>
@@ -220,9 +246,7 @@ EpochStatus Model<T>::train_epoch(const T* X, Targets<T> targets, const std::int
             Tb = dense_targets(targets, rows, picked);
         } else {
             Xb = X + start * n_in;
-            Targets<T> slice{targets.dense ? targets.dense + start * n_out : nullptr,
-                             targets.labels ? targets.labels + start : nullptr};
-            Tb = dense_targets(slice, rows, nullptr);
+            Tb = dense_targets(targets.from_row(start, n_out), rows, nullptr);
         }
         const StepStatus status = step(Xb, Tb, rows);
         if (!status.finite) {

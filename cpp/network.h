@@ -25,6 +25,11 @@ template <typename T>
 struct Targets {
     const T* dense = nullptr;
     const std::int64_t* labels = nullptr;
+
+    // The targets from sample `start` on.
+    Targets from_row(index start, index n_out) const {
+        return {dense ? dense + start * n_out : nullptr, labels ? labels + start : nullptr};
+    }
 };
 
 // What a step found: ok, or where the first non-finite value appeared.
@@ -70,6 +75,8 @@ public:
 
     // out (batch, n_out) = the network output for X (batch, n[0]).
     void forward(T* out, const T* X, index batch);
+    // The loss of a batch; the weights and gradients are unchanged.
+    double loss(const T* X, Targets<T> targets, index batch);
     // Fills the gradients; returns the loss. The weights are unchanged.
     double compute_gradients(const T* X, Targets<T> targets, index batch);
     // One optimizer step; nothing is updated when the loss or a gradient is not finite.
@@ -80,6 +87,7 @@ public:
 
 private:
     void ensure_batch(index batch);
+    index chunk_rows(index batch) const;
     const T* forward_pass(const T* X, index batch, bool logits_out);
     double loss_and_backward(const T* X, const T* dense_targets, index batch);
     const T* dense_targets(Targets<T> targets, index batch, const std::int64_t* rows);

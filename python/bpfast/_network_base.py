@@ -1,13 +1,18 @@
-"""The Network class, written once over a table of kernels.
+"""The Network class, written once over a model engine.
 
-``bpfast.Network`` runs it on the C++ kernels of ``bpfast.kernels`` and
-``bpfast.reference.Network`` on the numpy kernels of ``bpfast.reference``;
-the two share every line of orchestration, so they differ only in the math.
+``bpfast.Network`` runs on the native model of the C++ core and
+``bpfast.reference.Network`` on its numpy twin ``bpfast.reference.Model``.
+Both engines have the same methods, so the two networks share every line of
+validation, fit logic and persistence, and differ only in the math.
 """
+
+import json
+import zipfile
 
 import numpy as np
 
 from . import _validate as check
+from . import optim
 
 CLASSIFICATION_LOSSES = ("cross_entropy", "log_loss", "binary_cross_entropy")
 
@@ -67,6 +72,21 @@ def initial_parameters(sizes, activations, seed, dtype):
     return parameters
 
 
+class History(list):
+    """The per-epoch training losses, with every per-epoch record in ``history``:
+    "loss", and "val_loss" and "val_accuracy" when validation data was given."""
+
+    def __init__(self):
+        super().__init__()
+        self.history = {"loss": []}
+        self.stopped_early = False
+        self.best_epoch = None
+
+
+FILE_FORMAT = "bpfast-network"
+FILE_VERSION = 1
+
+
 class NetworkBase:
     """A dense feed-forward network trained by backpropagation.
 
@@ -80,26 +100,28 @@ class NetworkBase:
         squared_error for an identity output. cross_entropy is fused with the
         output activation and computed from the logits.
     reduction: "mean" averages the loss over the batch, "sum" adds it up.
+    optimizer: a bpfast.optim optimizer; the default is SGD(lr=0.1).
     """
 
-    _ops = None  # the kernel table: bpfast.kernels or bpfast.reference
+    @staticmethod
+    def _make_model(sizes, activations, loss, reduction, dtype):
+        raise NotImplementedError
 
     def __init__(self, sizes, activation="relu", output="identity", loss=None,
-                 reduction="mean", dtype="float32", seed=None):
+                 reduction="mean", dtype="float32", seed=None, optimizer=None):
         if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__") or len(sizes) < 2:
             raise ValueError(f"sizes must be a list of at least two layer widths; got {sizes!r}")
         self.sizes = [check.positive_int(n, f"sizes[{i}]") for i, n in enumerate(sizes)]
         n_hidden = len(self.sizes) - 2
         if isinstance(activation, str):
-            hidden = [activation] * n_hidden
+            hidden = [check.choice(activation, check.ACTIVATIONS, "activation")] * n_hidden
         else:
             hidden = list(activation)
             if len(hidden) != n_hidden:
                 raise ValueError(f"activation must be one name or a list of {n_hidden} names "
                                  f"(one per hidden layer); got {len(hidden)} names")
-        for i, name in enumerate(hidden):
-            check.choice(name, check.ACTIVATIONS, f"activation[{i}]" if not isinstance(activation, str)
-                         else "activation")
+            for i, name in enumerate(hidden):
+                check.choice(name, check.ACTIVATIONS, f"activation[{i}]")
         self.output = check.choice(output, check.OUTPUTS, "output")
         if loss is None:
             loss = "squared_error" if output == "identity" else "cross_entropy"
@@ -111,9 +133,16 @@ class NetworkBase:
         self.dtype = np.dtype(check.dtype_name(dtype))
         self.seed = seed
         activations = hidden + [output]
-        self.layers = [Layer(W, b, act) for (W, b), act in
-                       zip(initial_parameters(self.sizes, activations, seed, self.dtype), activations)]
+        kernel_loss = f"{output}_cross_entropy" if loss == "cross_entropy" else loss
+        self._model = self._make_model(self.sizes, activations, kernel_loss, self.reduction, self.dtype)
+        views = self._model.parameters()
+        initial = initial_parameters(self.sizes, activations, seed, self.dtype)
+        self.layers = []
+        for l, ((W, b), act) in enumerate(zip(initial, activations)):
+            views[2 * l][...], views[2 * l + 1][...] = W, b
+            self.layers.append(Layer(views[2 * l], views[2 * l + 1], act))
         self._shuffle_rng = np.random.default_rng(None if seed is None else [seed, 1])
+        self.optimizer = optim.SGD() if optimizer is None else optimizer
 
     # ------------------------------------------------------------ properties
     @property
@@ -121,9 +150,16 @@ class NetworkBase:
         return self.loss_name in CLASSIFICATION_LOSSES
 
     @property
-    def _fused_loss(self):
-        """The loss kernel applied to the logits, or None when the loss takes the output."""
-        return f"{self.output}_cross_entropy" if self.loss_name == "cross_entropy" else None
+    def optimizer(self):
+        """The optimizer used by train_step and fit; assigning one resets its state."""
+        return self._optimizer
+
+    @optimizer.setter
+    def optimizer(self, value):
+        if not isinstance(value, optim._Optimizer):
+            raise TypeError(f"optimizer must be a bpfast.optim optimizer (SGD, Adam, AdamW); got {value!r}")
+        self._model.set_optimizer(**value.config())
+        self._optimizer = value
 
     def parameters(self):
         return [p for layer in self.layers for p in layer.parameters()]
@@ -134,42 +170,31 @@ class NetworkBase:
                 f"loss={self.loss_name!r}, dtype={self.dtype.name!r})")
 
     # ------------------------------------------------------------ input
-    def _batch(self, X):
-        return check.batch(X, self.sizes[0], self.dtype)
+    def _batch(self, X, name="X"):
+        return check.batch(X, self.sizes[0], self.dtype, name)
 
-    def _batch_and_targets(self, X, T):
-        X = self._batch(X)
-        T = check.targets(T, X.shape[0], self.sizes[-1], self.dtype, self.is_classifier)
-        return X, T
+    def _batch_and_targets(self, X, T, x_name="X", t_name="T"):
+        """(X, dense targets or None, labels or None), validated and C-contiguous."""
+        X = self._batch(X, x_name)
+        T = check.targets(T, X.shape[0], self.sizes[-1], self.dtype, self.is_classifier, t_name)
+        if T.ndim == 1:
+            return X, None, np.ascontiguousarray(T, dtype=np.int64)
+        return X, T, None
 
-    # ------------------------------------------------------------ passes
-    def _forward_activations(self, X, logits_out):
-        """[X, A1, ..., A_L]; with logits_out the last entry is the output layer's Z."""
-        ops, activations = self._ops, [X]
-        last = len(self.layers) - 1
-        for i, layer in enumerate(self.layers):
-            act = "identity" if (logits_out and i == last) else layer.activation
-            activations.append(ops.dense_forward(activations[-1], layer.W, layer.b, act))
-        return activations
-
-    def _loss_and_gradients(self, X, T):
-        """Forward, loss and backward on validated arrays: (loss, [(dW, db), ...])."""
-        ops, fused = self._ops, self._fused_loss
-        activations = self._forward_activations(X, logits_out=fused is not None)
-        value, dA = ops.loss(fused or self.loss_name, activations[-1], T, self.reduction)
-        gradients = []
-        for i in range(len(self.layers) - 1, -1, -1):
-            layer = self.layers[i]
-            act = "identity" if (fused and i == len(self.layers) - 1) else layer.activation
-            dA, dW, db = ops.dense_backward(dA, activations[i], layer.W, activations[i + 1], act,
-                                            need_dx=i > 0)
-            gradients.append((dW, db))
-        return value, gradients[::-1]
+    def _with_lr(self, lr):
+        """Set the base learning rate for one call; returns the rate to restore."""
+        if lr is None:
+            return None
+        self._model.set_learning_rate(check.finite_positive(lr, "lr"))
+        return self._optimizer.lr
 
     # ------------------------------------------------------------ public API
     def forward(self, X):
         """The network output for X, shape (batch, n_out)."""
-        return self._forward_activations(self._batch(X), logits_out=False)[-1]
+        X = self._batch(X)
+        out = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
+        self._model.forward(X, out)
+        return out
 
     def predict(self, X):
         """Class labels for a classifier (argmax, or y > 0.5 for one unit), else the outputs."""
@@ -182,51 +207,207 @@ class NetworkBase:
 
     def loss(self, X, T):
         """The loss of the batch (X, T) as a float."""
-        X, T = self._batch_and_targets(X, T)
-        fused = self._fused_loss
-        out = self._forward_activations(X, logits_out=fused is not None)[-1]
-        return self._ops.loss(fused or self.loss_name, out, T, self.reduction)[0]
+        return self._model.loss(*self._batch_and_targets(X, T))
 
     def gradients(self, X, T):
         """[(dW, db), ...] per layer for the batch (X, T); the network is unchanged."""
-        X, T = self._batch_and_targets(X, T)
-        return self._loss_and_gradients(X, T)[1]
+        self._model.compute_gradients(*self._batch_and_targets(X, T))
+        grads = self._model.gradients()
+        return [(grads[2 * l].copy(), grads[2 * l + 1].copy()) for l in range(len(self.layers))]
 
-    def train_step(self, X, T, lr=0.1):
-        """One step of gradient descent on the batch (X, T); returns that batch's loss."""
-        lr = check.finite_positive(lr, "lr")
-        X, T = self._batch_and_targets(X, T)
-        return self._step(X, T, lr)
+    def train_step(self, X, T, lr=None):
+        """One optimizer step on the batch (X, T); returns that batch's loss.
 
-    def _step(self, X, T, lr):
-        value, gradients = self._loss_and_gradients(X, T)
-        if not np.isfinite(value):
-            raise FloatingPointError(f"the loss is not finite ({value}); the weights were not updated")
-        for layer, (dW, db) in zip(self.layers, gradients):
-            self._ops.sgd_update(layer.W, dW, lr)
-            self._ops.sgd_update(layer.b, db, lr)
+        lr, when given, replaces the optimizer's learning rate for this step.
+        A non-finite loss or gradient raises FloatingPointError and changes nothing.
+        """
+        X, T, labels = self._batch_and_targets(X, T)
+        restore = self._with_lr(lr)
+        try:
+            value, finite, bad_layer = self._model.train_step(X, T, labels)
+        finally:
+            if restore is not None:
+                self._model.set_learning_rate(restore)
+        if not finite:
+            where = f"layer {bad_layer}" if bad_layer >= 0 else "the loss"
+            raise FloatingPointError(f"the loss or a gradient is not finite (first at {where}); "
+                                     "the weights were not updated")
         return value
 
-    def fit(self, X, T, epochs=10, batch_size=32, lr=0.1, shuffle=True):
-        """Mini-batch gradient descent; returns the mean loss of each epoch.
+    def fit(self, X, T, epochs=10, batch_size=32, lr=None, shuffle=True, optimizer=None,
+            validation_data=None, patience=None, callbacks=(), verbose=False):
+        """Train in mini-batches; returns a History: the list of per-epoch mean losses.
 
-        An epoch's loss is the mean over its batches weighted by batch size
-        (reduction "mean"), or the sum of its batch losses (reduction "sum").
-        Shuffling draws from a Generator seeded by the network's seed.
+        Each epoch runs in one native call. An epoch's loss is the mean of its
+        batch losses weighted by batch size (reduction "mean") or their sum
+        ("sum"). Shuffling draws from a Generator seeded by the network's seed.
+        validation_data: (X_val, T_val), evaluated after every epoch.
+        patience: stop when the monitored loss (val_loss when there is
+            validation data, else loss) has not improved for this many epochs,
+            and restore the weights of the best epoch.
+        callbacks: callables f(epoch, logs) run after every epoch; one that
+            returns True stops training.
+        verbose: show progress (tqdm when installed, plain lines otherwise).
+        A non-finite loss or gradient raises FloatingPointError naming the
+        epoch, batch and layer; the weights from before that batch are kept.
         """
         epochs = check.non_negative_int(epochs, "epochs")
         batch_size = check.positive_int(batch_size, "batch_size")
-        lr = check.finite_positive(lr, "lr")
-        X, T = self._batch_and_targets(X, T)
-        n = X.shape[0]
-        history = []
-        for _ in range(epochs):
-            order = self._shuffle_rng.permutation(n) if shuffle else None
-            total = 0.0
-            for start in range(0, n, batch_size):
-                rows = slice(start, start + batch_size)
-                Xb, Tb = (X[rows], T[rows]) if order is None else (X[order[rows]], T[order[rows]])
-                value = self._step(Xb, Tb, lr)
-                total += value * Xb.shape[0] if self.reduction == "mean" else value
-            history.append(total / n if self.reduction == "mean" else total)
+        if patience is not None:
+            patience = check.positive_int(patience, "patience")
+        X, T, labels = self._batch_and_targets(X, T)
+        validation = None
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError("validation_data must be a pair (X_val, T_val)")
+            validation = self._batch_and_targets(*validation_data, x_name="X_val", t_name="T_val")
+        callbacks = list(callbacks)
+        for cb in callbacks:
+            if not callable(cb):
+                raise TypeError(f"callbacks must be callables f(epoch, logs); got {cb!r}")
+        if optimizer is not None:
+            self.optimizer = optimizer
+        restore = self._with_lr(lr)
+        try:
+            return self._fit_epochs(X, T, labels, epochs, batch_size, shuffle, validation,
+                                    patience, callbacks, verbose)
+        finally:
+            if restore is not None:
+                self._model.set_learning_rate(restore)
+
+    def _fit_epochs(self, X, T, labels, epochs, batch_size, shuffle, validation, patience,
+                    callbacks, verbose):
+        history = History()
+        if validation is not None:
+            history.history["val_loss"] = []
+            if self.is_classifier:
+                history.history["val_accuracy"] = []
+        best, best_params, waited = np.inf, None, 0
+        progress = _Progress(epochs, verbose)
+        for epoch in range(epochs):
+            order = self._shuffle_rng.permutation(X.shape[0]) if shuffle else None
+            value, finite, bad_batch, bad_layer = self._model.train_epoch(X, T, labels, order,
+                                                                          batch_size)
+            if not finite:
+                progress.close()
+                where = f", layer {bad_layer}" if bad_layer >= 0 else " (in the loss)"
+                raise FloatingPointError(
+                    f"training stopped: the loss or a gradient is not finite at epoch {epoch}, "
+                    f"batch {bad_batch}{where}; the weights from before that batch are kept")
+            logs = {"loss": value}
+            if validation is not None:
+                logs["val_loss"] = self._model.loss(*validation)
+                if self.is_classifier:
+                    logs["val_accuracy"] = self._accuracy(*validation)
+            for key, record in logs.items():
+                history.history[key].append(record)
+            history.append(value)
+            progress.update(epoch, logs)
+            monitored = logs.get("val_loss", value)
+            if monitored < best:
+                best, waited, history.best_epoch = monitored, 0, epoch
+                if patience is not None:
+                    best_params = [p.copy() for p in self.parameters()]
+            else:
+                waited += 1
+            stop = any([cb(epoch, dict(logs)) is True for cb in callbacks])
+            if patience is not None and waited >= patience:
+                history.stopped_early = stop = True
+            if stop:
+                break
+        progress.close()
+        if best_params is not None and history.stopped_early:
+            for p, saved in zip(self.parameters(), best_params):
+                p[...] = saved
         return history
+
+    def _accuracy(self, X, T, labels):
+        Y = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
+        self._model.forward(X, Y)
+        if labels is None:
+            labels = (T[:, 0] > 0.5).astype(np.int64) if T.shape[1] == 1 else T.argmax(axis=1)
+        predicted = (Y[:, 0] > 0.5).astype(np.int64) if Y.shape[1] == 1 else Y.argmax(axis=1)
+        return float(np.mean(predicted == labels))
+
+    # ------------------------------------------------------------ persistence
+    def save(self, path):
+        """Write the architecture, weights and optimizer state to a versioned .npz (no pickle)."""
+        architecture = {"sizes": self.sizes, "activation": [l.activation for l in self.layers[:-1]],
+                        "output": self.output, "loss": self.loss_name, "reduction": self.reduction,
+                        "dtype": self.dtype.name, "seed": self.seed}
+        arrays = {f"param_{i}": p for i, p in enumerate(self.parameters())}
+        arrays.update(state_0=self._model.state(0), state_1=self._model.state(1))
+        np.savez(path, format=np.array(FILE_FORMAT), version=np.array(FILE_VERSION),
+                 architecture=np.array(json.dumps(architecture)),
+                 optimizer=np.array(json.dumps(self._optimizer.config())),
+                 shuffle_state=np.array(json.dumps(self._shuffle_rng.bit_generator.state)),
+                 counters=np.array([self._model.steps, self._model.epochs], dtype=np.int64),
+                 **arrays)
+
+    @classmethod
+    def load(cls, path):
+        """Read a network written by save(); the round trip is exact."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                fields = {key: data[key] for key in data.files}
+        except FileNotFoundError:
+            raise
+        except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as error:
+            raise ValueError(f"{path} is not a readable bpfast network file ({error})") from None
+        try:
+            if str(fields["format"]) != FILE_FORMAT:
+                raise ValueError(f"its format is {str(fields['format'])!r}")
+            version = int(fields["version"])
+            if version != FILE_VERSION:
+                raise ValueError(f"it has version {version}; this bpfast reads version {FILE_VERSION}")
+            arch = json.loads(str(fields["architecture"]))
+            net = cls(arch["sizes"], activation=arch["activation"], output=arch["output"],
+                      loss=arch["loss"], reduction=arch["reduction"], dtype=arch["dtype"],
+                      seed=arch["seed"],
+                      optimizer=optim.from_config(json.loads(str(fields["optimizer"]))))
+            params = net.parameters()
+            for i, p in enumerate(params):
+                saved = fields[f"param_{i}"]
+                if saved.shape != p.shape or saved.dtype != p.dtype:
+                    raise ValueError(f"param_{i} has shape {saved.shape} and dtype {saved.dtype}; "
+                                     f"expected {p.shape} and {p.dtype}")
+                p[...] = saved
+            for which in (0, 1):
+                state, saved = net._model.state(which), fields[f"state_{which}"]
+                if saved.shape != state.shape:
+                    raise ValueError(f"state_{which} has shape {saved.shape}; expected {state.shape}")
+                state[...] = saved
+            steps, epochs = (int(c) for c in fields["counters"])
+            net._model.set_counters(steps, epochs)
+            net._shuffle_rng.bit_generator.state = json.loads(str(fields["shuffle_state"]))
+        except (KeyError, ValueError, TypeError) as error:
+            raise ValueError(f"{path} is not a valid bpfast network file: {error}") from None
+        return net
+
+
+class _Progress:
+    """Per-epoch progress: a tqdm bar when tqdm is installed, plain lines otherwise."""
+
+    def __init__(self, epochs, enabled):
+        self.epochs, self.bar, self.enabled = epochs, None, enabled
+        if enabled:
+            try:
+                from tqdm.auto import tqdm
+                self.bar = tqdm(total=epochs, unit="epoch")
+            except ImportError:
+                self.bar = None
+
+    def update(self, epoch, logs):
+        if not self.enabled:
+            return
+        text = "  ".join(f"{key} {value:.4g}" for key, value in logs.items())
+        if self.bar is not None:
+            self.bar.set_postfix_str(text)
+            self.bar.update(1)
+        else:
+            print(f"epoch {epoch + 1}/{self.epochs}  {text}", flush=True)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

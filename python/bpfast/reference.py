@@ -13,6 +13,7 @@ Backward, with δ = dA ⊙ σ'(A):  dW = δᵀ·X,  db = Σ_rows δ,  dX = δ·W
 import numpy as np
 
 from ._network_base import NetworkBase
+from .optim import learning_rate as optim_learning_rate
 
 __all__ = [
     "matmul", "weight_gradient", "input_gradient",
@@ -20,7 +21,8 @@ __all__ = [
     "dense_forward", "dense_backward",
     "squared_error", "log_loss", "binary_cross_entropy",
     "softmax_cross_entropy", "sigmoid_cross_entropy", "loss",
-    "sgd_update", "Network",
+    "sgd_update", "sgd_momentum_update", "adam_update", "clip_by_global_norm",
+    "Model", "Network",
 ]
 
 
@@ -207,19 +209,199 @@ def loss(name, Y, T, reduction="mean"):
     return function(Y, T, reduction)
 
 
-# ---------------------------------------------------------------- optimizer
+# ---------------------------------------------------------------- optimizers
+# Transcriptions of PyTorch's documented update formulas (see bpfast.optim).
 
 def sgd_update(param, grad, lr):
     """param ← param − lr·grad, in place."""
     param -= param.dtype.type(lr) * grad
 
 
+def sgd_momentum_update(param, grad, velocity, lr, momentum, nesterov, weight_decay):
+    """torch.optim.SGD: g ← g + λθ; b ← μb + g; g ← g + μb (Nesterov) or b; θ ← θ − lr·g."""
+    t = param.dtype.type
+    g = grad + t(weight_decay) * param
+    if momentum != 0:
+        velocity[...] = t(momentum) * velocity + g
+        g = g + t(momentum) * velocity if nesterov else velocity
+    param -= t(lr) * g
+
+
+def adam_update(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay, decoupled):
+    """torch.optim.Adam (L2 in the gradient) or AdamW (decoupled decay), step ≥ 1."""
+    t = param.dtype.type
+    g = grad
+    if decoupled:
+        param *= t(1.0 - lr * weight_decay)
+    else:
+        g = grad + t(weight_decay) * param
+    m[...] = t(beta1) * m + (t(1) - t(beta1)) * g
+    v[...] = t(beta2) * v + (t(1) - t(beta2)) * g * g
+    step_size = t(lr / (1.0 - beta1 ** step))
+    root_correction2 = t(np.sqrt(1.0 - beta2 ** step))
+    param -= step_size * m / (np.sqrt(v) / root_correction2 + t(eps))
+
+
+def clip_by_global_norm(grads, max_norm):
+    """torch.nn.utils.clip_grad_norm_: scale all grads by max_norm / (norm + 1e-6) when below 1."""
+    norm = np.sqrt(sum(float(np.sum(g.astype(np.float64) ** 2)) for g in grads))
+    coef = max_norm / (norm + 1e-6)
+    if coef < 1:
+        for g in grads:
+            g *= g.dtype.type(coef)
+
+
+# ---------------------------------------------------------------- the model
+
+class Model:
+    """The numpy twin of the native model in cpp/network.cpp, method for method.
+
+    Weights live in one flat array (W_0, b_0, W_1, b_1, ...) seen through
+    per-layer views; gradients and optimizer state share that layout.
+    ``loss`` names a loss kernel; the *_cross_entropy ones take the logits,
+    so the output layer then runs without its activation.
+    """
+
+    def __init__(self, sizes, activations, loss, reduction, dtype):
+        self.sizes, self.activations = list(sizes), list(activations)
+        self.loss_name, self.reduction, self.dtype = loss, reduction, np.dtype(dtype)
+        self.takes_logits = loss in ("softmax_cross_entropy", "sigmoid_cross_entropy")
+        total = sum(n_out * n_in + n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+        self._params = np.zeros(total, self.dtype)
+        self._grads = np.zeros(total, self.dtype)
+        self.steps = self.epochs = 0
+        self.set_optimizer("sgd", 0.1, 0.0, False, 0.9, 0.999, 1e-8, 0.0, False, 0.0, "constant",
+                           1, 1.0, 0.0)
+
+    def _views(self, flat):
+        views, offset = [], 0
+        for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:]):
+            views.append(flat[offset:offset + n_out * n_in].reshape(n_out, n_in))
+            offset += n_out * n_in
+            views.append(flat[offset:offset + n_out])
+            offset += n_out
+        return views
+
+    def parameters(self):
+        return self._views(self._params)
+
+    def gradients(self):
+        return self._views(self._grads)
+
+    def state(self, which):
+        return self._m if which == 0 else self._v
+
+    def set_counters(self, steps, epochs):
+        self.steps, self.epochs = steps, epochs
+
+    def set_optimizer(self, kind, lr, momentum, nesterov, beta1, beta2, eps, weight_decay,
+                      decay_bias, clip_norm, schedule, step_size, gamma, power_t):
+        self.config = dict(kind=kind, lr=lr, momentum=momentum, nesterov=nesterov, beta1=beta1,
+                           beta2=beta2, eps=eps, weight_decay=weight_decay, decay_bias=decay_bias,
+                           clip_norm=clip_norm, schedule=schedule, step_size=max(1, step_size),
+                           gamma=gamma, power_t=power_t)
+        adam = kind != "sgd"
+        self._m = np.zeros(self._params.size if adam or momentum != 0 else 0, self.dtype)
+        self._v = np.zeros(self._params.size if adam else 0, self.dtype)
+        self.steps = 0
+
+    def set_learning_rate(self, lr):
+        self.config["lr"] = lr
+
+    # -------------------------------------------------------- passes
+    def _targets(self, T, labels, batch):
+        if T is not None:
+            return T
+        n_out = self.sizes[-1]
+        if n_out == 1:
+            return labels.astype(self.dtype).reshape(-1, 1)
+        one_hot = np.zeros((batch, n_out), self.dtype)
+        one_hot[np.arange(batch), labels] = 1
+        return one_hot
+
+    def _forward(self, X, logits_out):
+        """[X, A_1, ..., A_L]; with logits_out the last entry is the output layer's Z."""
+        params, outputs = self.parameters(), [X]
+        for l, act in enumerate(self.activations):
+            if logits_out and l == len(self.activations) - 1:
+                act = "identity"
+            outputs.append(dense_forward(outputs[-1], params[2 * l], params[2 * l + 1], act))
+        return outputs
+
+    def _loss_and_backward(self, X, T):
+        outputs = self._forward(X, self.takes_logits)
+        value, dA = loss(self.loss_name, outputs[-1], T, self.reduction)
+        params, grads = self.parameters(), self.gradients()
+        for l in range(len(self.activations) - 1, -1, -1):
+            act = self.activations[l]
+            if self.takes_logits and l == len(self.activations) - 1:
+                act = "identity"
+            dA, grads[2 * l][...], grads[2 * l + 1][...] = dense_backward(
+                dA, outputs[l], params[2 * l], outputs[l + 1], act, need_dx=l > 0)
+        return value
+
+    def forward(self, X, out):
+        out[...] = self._forward(X, False)[-1]
+
+    def loss(self, X, T, labels):
+        T = self._targets(T, labels, X.shape[0])
+        return loss(self.loss_name, self._forward(X, self.takes_logits)[-1], T, self.reduction)[0]
+
+    def compute_gradients(self, X, T, labels):
+        return self._loss_and_backward(X, self._targets(T, labels, X.shape[0]))
+
+    # -------------------------------------------------------- training
+    def _step(self, X, T):
+        """(loss, finite, bad_layer); the weights change only when everything is finite."""
+        value = self._loss_and_backward(X, T)
+        if not np.isfinite(value):
+            return value, False, -1
+        grads = self.gradients()
+        for l in range(len(self.activations)):
+            if not (np.isfinite(grads[2 * l]).all() and np.isfinite(grads[2 * l + 1]).all()):
+                return value, False, l
+        c = self.config
+        if c["clip_norm"] > 0:
+            clip_by_global_norm(grads, c["clip_norm"])
+        lr = optim_learning_rate(c, self.steps, self.epochs)
+        self.steps += 1
+        params = self.parameters()
+        momentum_state, v_state = self._views(self._m) if self._m.size else None, \
+            self._views(self._v) if self._v.size else None
+        for i, (p, g) in enumerate(zip(params, grads)):
+            decay = 0.0 if (i % 2 == 1 and not c["decay_bias"]) else c["weight_decay"]
+            if c["kind"] == "sgd":
+                velocity = momentum_state[i] if momentum_state else None
+                sgd_momentum_update(p, g, velocity, lr, c["momentum"], c["nesterov"], decay)
+            else:
+                adam_update(p, g, momentum_state[i], v_state[i], self.steps, lr, c["beta1"],
+                            c["beta2"], c["eps"], decay, decoupled=c["kind"] == "adamw")
+        return value, True, -1
+
+    def train_step(self, X, T, labels):
+        return self._step(X, self._targets(T, labels, X.shape[0]))
+
+    def train_epoch(self, X, T, labels, order, batch_size):
+        """(loss, finite, bad_batch, bad_layer) for one epoch in mini-batches."""
+        n = X.shape[0]
+        total = 0.0
+        for number, start in enumerate(range(0, n, batch_size)):
+            rows = np.arange(start, min(start + batch_size, n))
+            if order is not None:
+                rows = order[rows]
+            Tb = self._targets(None if T is None else T[rows], None if labels is None else labels[rows],
+                               rows.size)
+            value, finite, bad_layer = self._step(X[rows], Tb)
+            if not finite:
+                return value, False, number, bad_layer
+            total += value * rows.size if self.reduction == "mean" else value
+        self.epochs += 1
+        return (total / n if self.reduction == "mean" else total), True, -1, -1
+
+
 class Network(NetworkBase):
-    """The bpfast network running on the numpy kernels of this module."""
+    """The bpfast network computed by the numpy kernels of this module."""
 
-    _ops = None  # set below, once the module is complete
-
-
-import sys as _sys  # noqa: E402
-
-Network._ops = _sys.modules[__name__]
+    @staticmethod
+    def _make_model(sizes, activations, loss, reduction, dtype):
+        return Model(sizes, activations, loss, reduction, dtype)
