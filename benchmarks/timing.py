@@ -9,6 +9,12 @@ on the machine hits every competitor alike rather than one of them. Each
 repeat gives one time per call (repeat time / inner count); the median of
 those is the figure reported, with the min and max beside it. The garbage
 collector is paused while repeats run.
+
+Before each timed repeat the process sleeps SETTLE_S. Thread pools that spin
+after a call (OpenBLAS's workers busy-wait for about 0.1 s before they sleep)
+would otherwise hold a core while the next competitor runs, and on a 2-core
+machine that halves a multithreaded competitor's speed. Every competitor gets
+the same pause, so none inherits another's spinning threads.
 """
 
 import gc
@@ -18,6 +24,7 @@ from dataclasses import dataclass, field
 
 TARGET_REPEAT_S = 0.03    # aim for one repeat of about 30 ms (20-50 ms)
 CALIBRATION_FLOOR_S = 0.006  # calibrate on runs at least this long
+SETTLE_S = 0.12  # pause before each timed repeat, longer than OpenBLAS's spin time
 
 
 def time_calls(fn, n):
@@ -63,7 +70,7 @@ class Timing:
         return max(self.times)
 
 
-def interleaved(fns, repeats, warmup_repeats=1):
+def interleaved(fns, repeats, warmup_repeats=1, settle=SETTLE_S):
     """Time the callables of ``fns`` (name -> callable) in interleaved repeats.
 
     Returns name -> Timing, in the order of ``fns``.
@@ -79,6 +86,8 @@ def interleaved(fns, repeats, warmup_repeats=1):
         for _ in range(repeats):
             for name, fn in fns.items():
                 timing = timings[name]
+                if settle:
+                    time.sleep(settle)
                 timing.times.append(time_calls(fn, timing.inner) / timing.inner)
     finally:
         if gc_was_enabled:

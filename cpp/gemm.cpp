@@ -29,6 +29,7 @@ constexpr index MC = 72;    // rows of A per block: a multiple of every MR we us
 constexpr index KC = 256;   // depth per block: an A panel and a B panel stay in L1
 constexpr index NC = 3072;  // columns of B per block: the packed B block stays in L2/L3
 constexpr index MIN_FLOPS_PER_THREAD = 1 << 20;  // below this, extra threads cost more than they save
+constexpr index PARTS_PER_THREAD = 4;
 
 // Pack rows [0, rows) x depth [0, depth) of A into panels of mr rows:
 // panel q holds a[q*mr*depth + p*mr + i] = A(q*mr + i, p), zero past `rows`.
@@ -168,8 +169,11 @@ void gemm(index M, index N, index K, MatrixView<T> A, MatrixView<T> B, T* C, ind
     const index col_tiles = (N + kernel.nr - 1) / kernel.nr;
     const bool split_cols = col_tiles >= row_tiles;
     const index tiles = split_cols ? col_tiles : row_tiles;
+    // A few parts per thread, handed out dynamically, so that a thread slowed
+    // by a busy core does not hold up the rest.
     const index by_size = std::max<index>(1, 2 * M * N * K / MIN_FLOPS_PER_THREAD);
-    const index parts = std::min<index>({get_num_threads(), tiles, by_size});
+    const index threads = std::min<index>(get_num_threads(), by_size);
+    const index parts = threads <= 1 ? 1 : std::min<index>({PARTS_PER_THREAD * threads, tiles, by_size});
 
     // Part p gets tiles [p*tiles/parts, (p+1)*tiles/parts): a fixed, tile-aligned split.
     auto run_part = [&](index p) {
