@@ -49,11 +49,19 @@ void pack_a(const MatrixView<T>& A, index rows, index depth, int mr, T* out) {
 
 // Pack depth [0, depth) x columns [0, cols) of B into panels of nr columns:
 // panel q holds b[q*nr*depth + p*nr + j] = B(p, q*nr + j), zero past `cols`.
+// Full panels of a transposed B (row_stride 1) go to the ISA's transposing
+// packer when it has one.
 template <typename T>
-void pack_b(const MatrixView<T>& B, index depth, index cols, int nr, T* out) {
+void pack_b(const MatrixView<T>& B, index depth, index cols, const MicroKernel<T>& kernel, T* out) {
+    const int nr = kernel.nr;
     for (index q = 0; q < cols; q += nr) {
         const index live = std::min<index>(nr, cols - q);
         const T* src = B.data + q * B.col_stride;
+        if (live == nr && B.row_stride == 1 && kernel.pack_b_transposed) {
+            kernel.pack_b_transposed(depth, src, B.col_stride, out);
+            out += nr * depth;
+            continue;
+        }
         for (index p = 0; p < depth; ++p) {
             T* dst = out + p * nr;
             const T* row = src + p * B.row_stride;
@@ -110,10 +118,10 @@ void gemm_block(const Block<T>& g) {
             if (skinny) {
                 if (full_cols < nc) {
                     const MatrixView<T> ragged{B_block.data + full_cols, B_block.row_stride, 1};
-                    pack_b(ragged, kc, nc - full_cols, nr, b_packed);
+                    pack_b(ragged, kc, nc - full_cols, kernel, b_packed);
                 }
             } else {
-                pack_b(B_block, kc, nc, nr, b_packed);
+                pack_b(B_block, kc, nc, kernel, b_packed);
             }
             for (index ic = 0; ic < g.M; ic += MC) {
                 const index mc = std::min(MC, g.M - ic);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
@@ -19,13 +20,38 @@ int default_thread_count() {
     return std::max(1u, std::thread::hardware_concurrency());
 }
 
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+// Spin briefly before sleeping: kernels of one training step come back to
+// back, and a worker that is still spinning starts the next one without the
+// cost of a wake-up. The spin is short (0.1 ms, against OpenBLAS's 0.1 s), so
+// an idle pool does not hold a core for long.
+constexpr auto SPIN_TIME = std::chrono::microseconds(100);
+
+// Calls ready() until it returns true or SPIN_TIME has passed; returns its last answer.
+template <typename Ready>
+bool spin_until(Ready ready) {
+    const auto deadline = std::chrono::steady_clock::now() + SPIN_TIME;
+    for (;;) {
+        for (int i = 0; i < 64; ++i) {
+            if (ready()) return true;
+            cpu_relax();
+        }
+        if (std::chrono::steady_clock::now() > deadline) return ready();
+    }
+}
+
 class Pool {
 public:
     ~Pool() {
         {
             std::lock_guard<std::mutex> lock(mutex_);
             stopping_ = true;
-            ++generation_;
+            generation_.fetch_add(1, std::memory_order_release);
         }
         wake_.notify_all();
         for (std::thread& t : workers_) t.join();
@@ -49,13 +75,15 @@ public:
             n_tasks_ = n_tasks;
             next_.store(0);
             helpers_ = wanted - 1;
-            pending_ = wanted - 1;
-            ++generation_;
+            pending_.store(wanted - 1);
+            generation_.fetch_add(1, std::memory_order_release);
         }
         wake_.notify_all();
         work();
-        std::unique_lock<std::mutex> lock(mutex_);
-        done_.wait(lock, [&] { return pending_ == 0; });
+        if (!spin_until([&] { return pending_.load(std::memory_order_acquire) == 0; })) {
+            std::unique_lock<std::mutex> lock(mutex_);
+            done_.wait(lock, [&] { return pending_.load() == 0; });
+        }
         task_ = nullptr;
     }
 
@@ -72,19 +100,32 @@ private:
         }
     }
 
+    // Wait for a generation other than `seen`: spin first, then sleep.
+    void await_job(long seen) {
+        if (spin_until([&] { return generation_.load(std::memory_order_acquire) != seen; })) return;
+        std::unique_lock<std::mutex> lock(mutex_);
+        wake_.wait(lock, [&] { return generation_.load() != seen; });
+    }
+
     void loop(int id) {
         long seen = 0;
         for (;;) {
+            await_job(seen);
+            int helpers;
             {
-                std::unique_lock<std::mutex> lock(mutex_);
-                wake_.wait(lock, [&] { return generation_ != seen; });
-                seen = generation_;
+                // Take the generation and its helper count together, so that a
+                // worker joins each job at most once.
+                std::lock_guard<std::mutex> lock(mutex_);
                 if (stopping_) return;
-                if (id >= helpers_) continue;  // not needed for this job
+                seen = generation_.load();
+                helpers = helpers_;
             }
+            if (id >= helpers) continue;  // not needed for this job
             work();
-            std::lock_guard<std::mutex> lock(mutex_);
-            if (--pending_ == 0) done_.notify_one();
+            if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+                std::lock_guard<std::mutex> lock(mutex_);
+                done_.notify_one();
+            }
         }
     }
 
@@ -97,9 +138,9 @@ private:
     const TaskRef* task_ = nullptr;
     index n_tasks_ = 0;
     std::atomic<index> next_{0};
-    long generation_ = 0;
+    std::atomic<long> generation_{0};
     int helpers_ = 0;
-    int pending_ = 0;
+    std::atomic<int> pending_{0};
     bool stopping_ = false;
 };
 

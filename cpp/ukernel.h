@@ -21,12 +21,20 @@ template <typename T>
 using MicroKernelFn = void (*)(index k, const T* a_panel, const T* b_panel, index ldb, T* c,
                                index ldc, bool accumulate);
 
+// Packs one full B panel from a transposed source: B(p, j) = src[j*ld + p],
+// i.e. nr rows of a row-major matrix (W in the forward X·Wᵀ) become one
+// panel with panel[p*nr + j] = src[j*ld + p]. Optional (null: the portable
+// loop in gemm.cpp); an ISA can do it with in-register transposes.
+template <typename T>
+using PackTransposedFn = void (*)(index depth, const T* src, index ld, T* panel);
+
 template <typename T>
 struct MicroKernel {
     const char* isa;  // "generic", "avx2", ...
     int mr;
     int nr;
     MicroKernelFn<T> run;
+    PackTransposedFn<T> pack_b_transposed = nullptr;
 };
 
 // Implementations, one translation unit each.
