@@ -32,10 +32,18 @@ bool takes_logits(LossKind kind) {
     return kind == LossKind::softmax_cross_entropy || kind == LossKind::sigmoid_cross_entropy;
 }
 
+// Σ x², in double, over 8 independent partial sums so that the loop is not
+// one long chain of dependent additions (the compiler may not reorder them).
 template <typename T>
 double sum_of_squares(const T* x, index n) {
+    constexpr int LANES = 8;
+    double partial[LANES] = {};
+    index i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int j = 0; j < LANES; ++j) partial[j] += double(x[i + j]) * double(x[i + j]);
+    for (; i < n; ++i) partial[0] += double(x[i]) * double(x[i]);
     double total = 0.0;
-    for (index i = 0; i < n; ++i) total += double(x[i]) * double(x[i]);
+    for (double p : partial) total += p;
     return total;
 }
 
