@@ -5,6 +5,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
 
 #include "common.h"
 
@@ -16,6 +19,18 @@ inline T sigmoid(T x) {
     if (x >= T(0)) return T(1) / (T(1) + std::exp(-x));
     const T e = std::exp(x);
     return e / (T(1) + e);
+}
+
+// y > 0 ? d : +0, as a bit mask rather than a branch: relu's pattern of
+// signs is random, so a branch mispredicts, while the mask vectorises.
+template <typename T>
+inline T pass_if_positive(T y, T d) {
+    using Bits = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+    Bits bits;
+    std::memcpy(&bits, &d, sizeof bits);
+    bits &= Bits(0) - Bits(y > T(0));
+    std::memcpy(&d, &bits, sizeof bits);
+    return d;
 }
 
 // y_i = exp(z_i - m) / sum_k exp(z_k - m), m = max_k z_k; in place on one row.
@@ -44,7 +59,8 @@ void activate_inplace(T* A, index rows, index cols, Activation act) {
             for (index i = 0; i < n; ++i) A[i] = std::tanh(A[i]);
             return;
         case Activation::relu:
-            for (index i = 0; i < n; ++i) A[i] = A[i] > T(0) ? A[i] : T(0);
+            // Written as a select the compiler turns into a vector max; NaN passes through.
+            for (index i = 0; i < n; ++i) A[i] = A[i] < T(0) ? T(0) : A[i];
             return;
         case Activation::softmax:
             for (index r = 0; r < rows; ++r) softmax_row(A + r * cols, cols);
@@ -69,7 +85,7 @@ void activation_backward(T* dZ, const T* dA, const T* A, index rows, index cols,
             for (index i = 0; i < n; ++i) dZ[i] = dA[i] * (T(1) - A[i] * A[i]);
             return;
         case Activation::relu:
-            for (index i = 0; i < n; ++i) dZ[i] = A[i] > T(0) ? dA[i] : T(0);
+            for (index i = 0; i < n; ++i) dZ[i] = pass_if_positive(A[i], dA[i]);
             return;
         case Activation::softmax:
             for (index r = 0; r < rows; ++r) {

@@ -15,6 +15,7 @@
 
 #include "activations.h"
 #include "bind_common.h"
+#include "checks.h"
 #include "gemm.h"
 #include "layers.h"
 #include "losses.h"
@@ -206,6 +207,16 @@ PYBIND11_MODULE(_core, m) {
     bpfast::bind_kernels<float>(f32);
     bpfast::bind_kernels<double>(f64);
     bpfast::bind_network(f32, f64);
+    m.def("all_finite", [](py::array a) -> py::object {
+        // Native check for C-contiguous float32/float64 arrays; None means "not handled".
+        if (!(a.flags() & py::array::c_style)) return py::none();
+        const auto n = static_cast<bpfast::index>(a.size());
+        if (a.dtype().is(py::dtype::of<float>()))
+            return py::bool_(bpfast::all_finite(static_cast<const float*>(a.data()), n));
+        if (a.dtype().is(py::dtype::of<double>()))
+            return py::bool_(bpfast::all_finite(static_cast<const double*>(a.data()), n));
+        return py::none();
+    }, py::arg("array"), "Whether a C-contiguous float array holds no NaN or Inf; None for other arrays.");
     m.def("buffer_growths", &bpfast::buffer_growths,
           "How many times a native work buffer has grown since import (steady state: never).");
 }

@@ -30,19 +30,29 @@ constexpr index KC = 256;   // depth per block: an A panel and a B panel stay in
 constexpr index NC = 3072;  // columns of B per block: the packed B block stays in L2/L3
 constexpr index MIN_FLOPS_PER_THREAD = 1 << 20;  // below this, extra threads cost more than they save
 constexpr index PARTS_PER_THREAD = 4;
+constexpr index PACK_SLACK = 8;  // packers may store up to this many values past a panel
 
 // Pack rows [0, rows) x depth [0, depth) of A into panels of mr rows:
 // panel q holds a[q*mr*depth + p*mr + i] = A(q*mr + i, p), zero past `rows`.
+// Full panels of a row-major A go to the ISA's transposing packer when it has one.
 template <typename T>
-void pack_a(const MatrixView<T>& A, index rows, index depth, int mr, T* out) {
+void pack_a(const MatrixView<T>& A, index rows, index depth, const MicroKernel<T>& kernel, T* out) {
+    const int mr = kernel.mr;
     for (index q = 0; q < rows; q += mr) {
         const index live = std::min<index>(mr, rows - q);
         const T* src = A.data + q * A.row_stride;
-        for (index p = 0; p < depth; ++p) {
-            T* dst = out + p * mr;
-            for (index i = 0; i < live; ++i) dst[i] = src[i * A.row_stride + p * A.col_stride];
-            for (index i = live; i < mr; ++i) dst[i] = T(0);
+        if (live == mr && A.col_stride == 1 && kernel.pack_a_rows) {
+            kernel.pack_a_rows(depth, src, A.row_stride, out);
+        } else if (A.col_stride == 1) {
+            // Row-major: read each row once, contiguously.
+            for (index i = 0; i < live; ++i)
+                for (index p = 0; p < depth; ++p) out[p * mr + i] = src[i * A.row_stride + p];
+        } else {
+            for (index p = 0; p < depth; ++p)
+                for (index i = 0; i < live; ++i) out[p * mr + i] = src[i * A.row_stride + p * A.col_stride];
         }
+        for (index i = live; i < mr; ++i)
+            for (index p = 0; p < depth; ++p) out[p * mr + i] = T(0);
         out += mr * depth;
     }
 }
@@ -102,7 +112,7 @@ void gemm_block(const Block<T>& g) {
     thread_local std::vector<T> a_buffer, b_buffer;
     const index depth = std::min(KC, g.K);
     const index width = skinny ? nr : (std::min(NC, g.N) + nr - 1) / nr * nr;
-    T* const a_packed = reserve(a_buffer, static_cast<size_t>((std::min(MC, g.M) + mr) * depth));
+    T* const a_packed = reserve(a_buffer, static_cast<size_t>((std::min(MC, g.M) + mr) * depth + PACK_SLACK));
     T* const b_packed = reserve(b_buffer, static_cast<size_t>(width * depth));
     alignas(64) T edge[16 * 32];  // room for any mr x nr tile we ship
 
@@ -127,7 +137,7 @@ void gemm_block(const Block<T>& g) {
                 const index mc = std::min(MC, g.M - ic);
                 const MatrixView<T> A_block{g.A.data + ic * g.A.row_stride + pc * g.A.col_stride,
                                             g.A.row_stride, g.A.col_stride};
-                pack_a(A_block, mc, kc, mr, a_packed);
+                pack_a(A_block, mc, kc, kernel, a_packed);
                 for (index jr = 0; jr < nc; jr += nr) {
                     const bool in_place = jr < full_cols;
                     const T* b_panel = in_place ? B_block.data + jr

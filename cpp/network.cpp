@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <utility>
 
+#include "checks.h"
 #include "layers.h"
 #include "losses.h"
 #include "workspace.h"
@@ -30,21 +31,6 @@ LossFn<T> loss_function(LossKind kind) {
 // Losses computed from the logits: the output layer runs without its activation.
 bool takes_logits(LossKind kind) {
     return kind == LossKind::softmax_cross_entropy || kind == LossKind::sigmoid_cross_entropy;
-}
-
-// Σ x², in double, over 8 independent partial sums so that the loop is not
-// one long chain of dependent additions (the compiler may not reorder them).
-template <typename T>
-double sum_of_squares(const T* x, index n) {
-    constexpr int LANES = 8;
-    double partial[LANES] = {};
-    index i = 0;
-    for (; i + LANES <= n; i += LANES)
-        for (int j = 0; j < LANES; ++j) partial[j] += double(x[i + j]) * double(x[i + j]);
-    for (; i < n; ++i) partial[0] += double(x[i]) * double(x[i]);
-    double total = 0.0;
-    for (double p : partial) total += p;
-    return total;
 }
 
 }  // namespace
@@ -194,16 +180,26 @@ StepStatus Model<T>::step(const T* X, const T* Tg, index batch) {
 
 template <typename T>
 void Model<T>::check_and_update(StepStatus& status) {
+    // The global norm is needed only for clipping; otherwise a cheaper pass
+    // tells whether every gradient is finite.
+    const bool clipping = optimizer_.clip_norm > 0.0;
     double squares = 0.0;
     for (index l = 0; l < n_layers(); ++l) {
         const index begin = offsets_[l], end = bias_offset(l) + sizes_[l + 1];
-        const double s = sum_of_squares(grads_.data() + begin, end - begin);
-        if (!std::isfinite(s) && status.bad_layer < 0) status.bad_layer = static_cast<int>(l);
-        squares += s;
-    }
-    if (status.bad_layer >= 0) {
-        status.finite = false;
-        return;
+        const T* g = grads_.data() + begin;
+        bool finite;
+        if (clipping) {
+            const double s = sum_of_squares(g, end - begin);
+            finite = std::isfinite(s);
+            squares += s;
+        } else {
+            finite = all_finite(g, end - begin);
+        }
+        if (!finite) {
+            status.bad_layer = static_cast<int>(l);
+            status.finite = false;
+            return;
+        }
     }
 
     const OptimizerConfig& c = optimizer_;

@@ -54,6 +54,7 @@ void optimizer_update(T* param, const T* grad, T* m, T* v, index n, const Optimi
     const T lr_t = T(lr), wd = T(decay);
     switch (c.kind) {
         case OptimizerKind::sgd: {
+            if (c.momentum == 0.0 && decay == 0.0) return sgd_update(param, grad, n, lr_t);
             const T mu = T(c.momentum);
             for (index i = 0; i < n; ++i) {
                 T g = grad[i] + wd * param[i];

@@ -28,6 +28,12 @@ using MicroKernelFn = void (*)(index k, const T* a_panel, const T* b_panel, inde
 template <typename T>
 using PackTransposedFn = void (*)(index depth, const T* src, index ld, T* panel);
 
+// Packs one full A panel from a row-major source: panel[p*mr + i] = src[i*ld + p]
+// for i < mr. It may store up to 8 values past the end of the panel (the
+// buffer has room); panels are packed in order, so the next one overwrites them.
+template <typename T>
+using PackRowsFn = void (*)(index depth, const T* src, index ld, T* panel);
+
 template <typename T>
 struct MicroKernel {
     const char* isa;  // "generic", "avx2", ...
@@ -35,6 +41,7 @@ struct MicroKernel {
     int nr;
     MicroKernelFn<T> run;
     PackTransposedFn<T> pack_b_transposed = nullptr;
+    PackRowsFn<T> pack_a_rows = nullptr;
 };
 
 // Implementations, one translation unit each.

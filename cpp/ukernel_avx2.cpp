@@ -123,13 +123,40 @@ void pack_b_transposed_avx2(index depth, const typename S::T* src, index ld, typ
         for (int j = 0; j < NR; ++j) panel[p * NR + j] = src[j * ld + p];
 }
 
+// panel (depth, 6): panel[p*6 + i] = src[i*ld + p]. Each p's column is
+// stored as a whole vector whose tail spills into the next p's slots (or the
+// buffer's slack), and is overwritten when that p is stored, so stores go in p order.
+template <typename S>
+void pack_a_rows_avx2(index depth, const typename S::T* src, index ld, typename S::T* panel) {
+    using V = typename S::V;
+    constexpr int W = S::lanes;
+    constexpr int GROUPS = (MR + W - 1) / W;  // float: one group of 8 rows; double: two of 4
+    index p = 0;
+    for (; p + W <= depth; p += W) {
+        V r[GROUPS][W];
+        for (int g = 0; g < GROUPS; ++g) {
+            for (int j = 0; j < W; ++j) {
+                const int row = g * W + j;
+                r[g][j] = row < MR ? S::load(src + row * ld + p) : S::zero();
+            }
+            transpose_block(r[g]);
+        }
+        for (int q = 0; q < W; ++q)
+            for (int g = 0; g < GROUPS; ++g) S::store(panel + (p + q) * MR + g * W, r[g][q]);
+    }
+    for (; p < depth; ++p)
+        for (int i = 0; i < MR; ++i) panel[p * MR + i] = src[i * ld + p];
+}
+
 }  // namespace
 
 MicroKernel<float> ukernel_avx2_f32() {
-    return {"avx2", MR, 2 * F32::lanes, &ukernel_avx2<F32>, &pack_b_transposed_avx2<F32>};
+    return {"avx2", MR, 2 * F32::lanes, &ukernel_avx2<F32>, &pack_b_transposed_avx2<F32>,
+            &pack_a_rows_avx2<F32>};
 }
 MicroKernel<double> ukernel_avx2_f64() {
-    return {"avx2", MR, 2 * F64::lanes, &ukernel_avx2<F64>, &pack_b_transposed_avx2<F64>};
+    return {"avx2", MR, 2 * F64::lanes, &ukernel_avx2<F64>, &pack_b_transposed_avx2<F64>,
+            &pack_a_rows_avx2<F64>};
 }
 
 }  // namespace bpfast

@@ -4,6 +4,8 @@ import numbers
 
 import numpy as np
 
+from . import _core
+
 ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu")
 OUTPUTS = ("identity", "sigmoid", "softmax")
 LOSSES = ("squared_error", "cross_entropy", "log_loss", "binary_cross_entropy")
@@ -61,8 +63,13 @@ def _numeric_array(value, name):
     return array
 
 
+def _all_finite(array):
+    answer = _core.all_finite(array)  # one fast pass, no temporary array
+    return bool(np.isfinite(array).all()) if answer is None else answer
+
+
 def _check_finite(array, name):
-    if array.dtype.kind == "f" and not np.isfinite(array).all():
+    if array.dtype.kind == "f" and not _all_finite(array):
         raise ValueError(f"{name} must be finite; it holds NaN or Inf")
 
 
