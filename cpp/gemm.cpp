@@ -101,7 +101,22 @@ struct Block {
     bool accumulate;
     const Epilogue<T>* epilogue;
     index row0, col0;  // where this block sits in the caller's C, for the epilogue
+    const T* packed_a;  // all of A packed once by the caller (shared by the parts), or null
 };
+
+// Rows of A up to which the column parts share one packing of A.
+constexpr index SHARED_A_MAX_ROWS = 4 * MC;
+
+// Pack all of A (M, K), depth block by depth block: block pc starts at
+// pc * round_up(M, mr), as gemm_block expects of Block::packed_a.
+template <typename T>
+void pack_all_of_a(const MatrixView<T>& A, index M, index K, const MicroKernel<T>& kernel, T* out) {
+    const index m_pad = (M + kernel.mr - 1) / kernel.mr * kernel.mr;
+    for (index pc = 0; pc < K; pc += KC) {
+        const MatrixView<T> block{A.data + pc * A.col_stride, A.row_stride, A.col_stride};
+        pack_a(block, M, std::min(KC, K - pc), kernel, out + pc * m_pad);
+    }
+}
 
 // One thread's share: the whole loop nest on a block of C.
 template <typename T>
@@ -135,9 +150,14 @@ void gemm_block(const Block<T>& g) {
             }
             for (index ic = 0; ic < g.M; ic += MC) {
                 const index mc = std::min(MC, g.M - ic);
-                const MatrixView<T> A_block{g.A.data + ic * g.A.row_stride + pc * g.A.col_stride,
-                                            g.A.row_stride, g.A.col_stride};
-                pack_a(A_block, mc, kc, kernel, a_packed);
+                const T* a_block = a_packed;
+                if (g.packed_a) {
+                    a_block = g.packed_a + pc * ((g.M + mr - 1) / mr * mr) + ic * kc;
+                } else {
+                    const MatrixView<T> A_block{g.A.data + ic * g.A.row_stride + pc * g.A.col_stride,
+                                                g.A.row_stride, g.A.col_stride};
+                    pack_a(A_block, mc, kc, kernel, a_packed);
+                }
                 for (index jr = 0; jr < nc; jr += nr) {
                     const bool in_place = jr < full_cols;
                     const T* b_panel = in_place ? B_block.data + jr
@@ -146,7 +166,7 @@ void gemm_block(const Block<T>& g) {
                     const index ldb = in_place ? B_block.row_stride : nr;
                     const index n_live = std::min<index>(nr, nc - jr);
                     for (index ir = 0; ir < mc; ir += mr) {
-                        const T* a_panel = a_packed + (ir / mr) * mr * kc;
+                        const T* a_panel = a_block + (ir / mr) * mr * kc;
                         const index m_live = std::min<index>(mr, mc - ir);
                         T* c = g.C + (ic + ir) * g.ldc + (jc + jr);
                         if (m_live == mr && n_live == nr) {
@@ -193,10 +213,20 @@ void gemm(index M, index N, index K, MatrixView<T> A, MatrixView<T> B, T* C, ind
     const index threads = std::min<index>(get_num_threads(), by_size);
     const index parts = threads <= 1 ? 1 : std::min<index>({PARTS_PER_THREAD * threads, tiles, by_size});
 
+    // Column parts of a short A share one packing of it, done here once.
+    const T* packed_a = nullptr;
+    if (parts > 1 && split_cols && M <= SHARED_A_MAX_ROWS) {
+        thread_local std::vector<T> shared_a;
+        const index m_pad = (M + kernel.mr - 1) / kernel.mr * kernel.mr;
+        T* buffer = reserve(shared_a, static_cast<size_t>(m_pad * K + PACK_SLACK));
+        pack_all_of_a(A, M, K, kernel, buffer);
+        packed_a = buffer;
+    }
+
     // Part p gets tiles [p*tiles/parts, (p+1)*tiles/parts): a fixed, tile-aligned split.
     auto run_part = [&](index p) {
         const index t0 = p * tiles / parts, t1 = (p + 1) * tiles / parts;
-        Block<T> g{M, N, K, A, B, C, ldc, accumulate, epilogue, 0, 0};
+        Block<T> g{M, N, K, A, B, C, ldc, accumulate, epilogue, 0, 0, packed_a};
         if (split_cols) {
             g.col0 = t0 * kernel.nr;
             g.N = std::min(N, t1 * kernel.nr) - g.col0;

@@ -7,6 +7,7 @@
 
 #include "checks.h"
 #include "layers.h"
+#include "threads.h"
 #include "losses.h"
 #include "workspace.h"
 
@@ -178,36 +179,54 @@ StepStatus Model<T>::step(const T* X, const T* Tg, index batch) {
     return status;
 }
 
+// Elementwise passes over parameter-sized arrays run on the pool in chunks
+// of fixed size, so that the work split (and any sum) does not depend on the
+// thread count.
+constexpr index CHUNK = 1 << 15;
+
+template <typename F>
+void for_each_chunk(index n, const F& f) {
+    // f(begin, end) on [0, n) in chunks; one chunk runs inline.
+    const index chunks = (n + CHUNK - 1) / CHUNK;
+    if (chunks <= 1) return f(index(0), n);
+    parallel_for(chunks, [&](index c) { f(c * CHUNK, std::min(n, (c + 1) * CHUNK)); });
+}
+
 template <typename T>
 void Model<T>::check_and_update(StepStatus& status) {
     // The global norm is needed only for clipping; otherwise a cheaper pass
     // tells whether every gradient is finite.
-    const bool clipping = optimizer_.clip_norm > 0.0;
+    const OptimizerConfig& c = optimizer_;
+    const bool clipping = c.clip_norm > 0.0;
     double squares = 0.0;
     for (index l = 0; l < n_layers(); ++l) {
-        const index begin = offsets_[l], end = bias_offset(l) + sizes_[l + 1];
+        const index begin = offsets_[l], n = bias_offset(l) + sizes_[l + 1] - begin;
         const T* g = grads_.data() + begin;
-        bool finite;
-        if (clipping) {
-            const double s = sum_of_squares(g, end - begin);
-            finite = std::isfinite(s);
-            squares += s;
-        } else {
-            finite = all_finite(g, end - begin);
-        }
-        if (!finite) {
+        const index chunks = (n + CHUNK - 1) / CHUNK;
+        double* partial = reserve(chunk_sums_, static_cast<size_t>(chunks));
+        for_each_chunk(n, [&](index lo, index hi) {
+            partial[lo / CHUNK] = clipping ? sum_of_squares(g + lo, hi - lo)
+                                           : (all_finite(g + lo, hi - lo) ? 0.0 : NAN);
+        });
+        double layer = 0.0;
+        for (index i = 0; i < chunks; ++i) layer += partial[i];  // fixed order
+        if (!std::isfinite(layer)) {
             status.bad_layer = static_cast<int>(l);
             status.finite = false;
             return;
         }
+        squares += layer;
     }
 
-    const OptimizerConfig& c = optimizer_;
-    if (c.clip_norm > 0.0) {
+    if (clipping) {
         // torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when that is below 1.
         const double coef = c.clip_norm / (std::sqrt(squares) + 1e-6);
-        if (coef < 1.0)
-            for (T& g : grads_) g *= T(coef);
+        if (coef < 1.0) {
+            T* g = grads_.data();
+            for_each_chunk(static_cast<index>(grads_.size()), [&](index lo, index hi) {
+                for (index i = lo; i < hi; ++i) g[i] *= T(coef);
+            });
+        }
     }
     const double lr = c.learning_rate(steps_, epochs_);
     ++steps_;
@@ -216,10 +235,14 @@ void Model<T>::check_and_update(StepStatus& status) {
             const index begin = bias ? bias_offset(l) : weight_offset(l);
             const index n = bias ? sizes_[l + 1] : sizes_[l + 1] * sizes_[l];
             const double decay = bias && !c.decay_bias ? 0.0 : c.weight_decay;
+            T* p = params_.data() + begin;
+            const T* g = grads_.data() + begin;
             T* m = state_m_.empty() ? nullptr : state_m_.data() + begin;
             T* v = state_v_.empty() ? nullptr : state_v_.data() + begin;
-            optimizer_update<T>(params_.data() + begin, grads_.data() + begin, m, v, n, c, lr, decay,
-                                steps_);
+            for_each_chunk(n, [&](index lo, index hi) {
+                optimizer_update<T>(p + lo, g + lo, m ? m + lo : nullptr, v ? v + lo : nullptr, hi - lo,
+                                    c, lr, decay, steps_);
+            });
         }
     }
 }

@@ -108,6 +108,7 @@ private:
     index capacity_ = 0;
     std::vector<std::vector<T>> outputs_;  // outputs_[l] is (batch, n[l+1])
     std::vector<T> grad_a_, grad_b_, delta_, batch_x_, batch_t_;
+    std::vector<double> chunk_sums_;
 };
 
 }  // namespace bpfast
