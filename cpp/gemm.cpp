@@ -118,6 +118,49 @@ void pack_all_of_a(const MatrixView<T>& A, index M, index K, const MicroKernel<T
     }
 }
 
+// Where the NR-wide panels of a B block are: packed (panel q at
+// packed + q*nr*kc), except that on the skinny path the columns below
+// in_place_cols are read in place from a row-major B with row stride ld.
+template <typename T>
+struct BPanels {
+    const T* packed;
+    const T* in_place = nullptr;
+    index ld = 0;
+    index in_place_cols = 0;
+};
+
+// The two inner loops: every MR x NR tile of an (mc, nc) block of C, from a
+// packed A block and the B panels. C points at the block; row0 and col0 say
+// where it sits in the caller's C, for the epilogue.
+template <typename T>
+void tile_loop(const MicroKernel<T>& kernel, index mc, index nc, index kc, const T* a_block,
+               const BPanels<T>& b, T* C, index ldc, bool add, const Epilogue<T>* epilogue,
+               index row0, index col0) {
+    const int mr = kernel.mr, nr = kernel.nr;
+    alignas(64) T edge[16 * 32];  // room for any mr x nr tile we ship
+    for (index jr = 0; jr < nc; jr += nr) {
+        const bool in_place = jr < b.in_place_cols;
+        const T* b_panel = in_place ? b.in_place + jr : b.packed + (jr - b.in_place_cols) / nr * nr * kc;
+        const index ldb = in_place ? b.ld : nr;
+        const index n_live = std::min<index>(nr, nc - jr);
+        for (index ir = 0; ir < mc; ir += mr) {
+            const T* a_panel = a_block + (ir / mr) * mr * kc;
+            const index m_live = std::min<index>(mr, mc - ir);
+            T* c = C + ir * ldc + jr;
+            if (m_live == mr && n_live == nr) {
+                kernel.run(kc, a_panel, b_panel, ldb, c, ldc, add);
+            } else {
+                kernel.run(kc, a_panel, b_panel, ldb, edge, nr, false);
+                for (index i = 0; i < m_live; ++i)
+                    for (index j = 0; j < n_live; ++j)
+                        c[i * ldc + j] = add ? c[i * ldc + j] + edge[i * nr + j] : edge[i * nr + j];
+            }
+            if (epilogue)
+                epilogue->apply(epilogue->context, c, ldc, row0 + ir, col0 + jr, m_live, n_live);
+        }
+    }
+}
+
 // One thread's share: the whole loop nest on a block of C.
 template <typename T>
 void gemm_block(const Block<T>& g) {
@@ -127,23 +170,22 @@ void gemm_block(const Block<T>& g) {
     thread_local std::vector<T> a_buffer, b_buffer;
     const index depth = std::min(KC, g.K);
     const index width = skinny ? nr : (std::min(NC, g.N) + nr - 1) / nr * nr;
-    T* const a_packed = reserve(a_buffer, static_cast<size_t>((std::min(MC, g.M) + mr) * depth + PACK_SLACK));
-    T* const b_packed = reserve(b_buffer, static_cast<size_t>(width * depth));
-    alignas(64) T edge[16 * 32];  // room for any mr x nr tile we ship
+    T* const a_packed = reserve_aligned(a_buffer, static_cast<size_t>((std::min(MC, g.M) + mr) * depth + PACK_SLACK));
+    T* const b_packed = reserve_aligned(b_buffer, static_cast<size_t>(width * depth));
 
     for (index jc = 0; jc < g.N; jc += NC) {
         const index nc = std::min(NC, g.N - jc);
         for (index pc = 0; pc < g.K; pc += KC) {
             const index kc = std::min(KC, g.K - pc);
             const bool add = g.accumulate || pc > 0;
-            const bool last_depth = pc + kc == g.K;
             const MatrixView<T> B_block{g.B.data + pc * g.B.row_stride + jc * g.B.col_stride,
                                         g.B.row_stride, g.B.col_stride};
-            const index full_cols = skinny ? nc / nr * nr : 0;  // read in place on the skinny path
+            BPanels<T> panels{b_packed};
             if (skinny) {
-                if (full_cols < nc) {
-                    const MatrixView<T> ragged{B_block.data + full_cols, B_block.row_stride, 1};
-                    pack_b(ragged, kc, nc - full_cols, kernel, b_packed);
+                panels = {b_packed, B_block.data, B_block.row_stride, nc / nr * nr};
+                if (panels.in_place_cols < nc) {
+                    const MatrixView<T> ragged{B_block.data + panels.in_place_cols, B_block.row_stride, 1};
+                    pack_b(ragged, kc, nc - panels.in_place_cols, kernel, b_packed);
                 }
             } else {
                 pack_b(B_block, kc, nc, kernel, b_packed);
@@ -158,32 +200,51 @@ void gemm_block(const Block<T>& g) {
                                                 g.A.row_stride, g.A.col_stride};
                     pack_a(A_block, mc, kc, kernel, a_packed);
                 }
-                for (index jr = 0; jr < nc; jr += nr) {
-                    const bool in_place = jr < full_cols;
-                    const T* b_panel = in_place ? B_block.data + jr
-                                       : skinny ? b_packed
-                                                : b_packed + (jr / nr) * nr * kc;
-                    const index ldb = in_place ? B_block.row_stride : nr;
-                    const index n_live = std::min<index>(nr, nc - jr);
-                    for (index ir = 0; ir < mc; ir += mr) {
-                        const T* a_panel = a_block + (ir / mr) * mr * kc;
-                        const index m_live = std::min<index>(mr, mc - ir);
-                        T* c = g.C + (ic + ir) * g.ldc + (jc + jr);
-                        if (m_live == mr && n_live == nr) {
-                            kernel.run(kc, a_panel, b_panel, ldb, c, g.ldc, add);
-                        } else {
-                            kernel.run(kc, a_panel, b_panel, ldb, edge, nr, false);
-                            for (index i = 0; i < m_live; ++i)
-                                for (index j = 0; j < n_live; ++j)
-                                    c[i * g.ldc + j] = add ? c[i * g.ldc + j] + edge[i * nr + j]
-                                                           : edge[i * nr + j];
-                        }
-                        if (last_depth && g.epilogue)
-                            g.epilogue->apply(g.epilogue->context, c, g.ldc, g.row0 + ic + ir,
-                                              g.col0 + jc + jr, m_live, n_live);
-                    }
-                }
+                tile_loop(kernel, mc, nc, kc, a_block, panels, g.C + ic * g.ldc + jc, g.ldc, add,
+                          pc + kc == g.K ? g.epilogue : nullptr, g.row0 + ic, g.col0 + jc);
             }
+        }
+    }
+}
+
+// For a tall A on several threads: each B block is packed once, by all
+// threads together, into a shared buffer; then the threads take MC-row
+// blocks of A in turn, each packing its own A block.
+template <typename T>
+void gemm_shared_b(const Block<T>& g, index threads) {
+    const MicroKernel<T>& kernel = active_ukernel<T>();
+    const int mr = kernel.mr, nr = kernel.nr;
+    thread_local std::vector<T> shared_b;
+    const index depth = std::min(KC, g.K);
+    T* const b_packed =
+        reserve_aligned(shared_b, static_cast<size_t>((std::min(NC, g.N) + nr - 1) / nr * nr * depth));
+    const index row_blocks = (g.M + MC - 1) / MC;
+
+    for (index jc = 0; jc < g.N; jc += NC) {
+        const index nc = std::min(NC, g.N - jc);
+        const index panels = (nc + nr - 1) / nr;
+        for (index pc = 0; pc < g.K; pc += KC) {
+            const index kc = std::min(KC, g.K - pc);
+            const bool add = g.accumulate || pc > 0;
+            const MatrixView<T> B_block{g.B.data + pc * g.B.row_stride + jc * g.B.col_stride,
+                                        g.B.row_stride, g.B.col_stride};
+            const index groups = std::min<index>(panels, PARTS_PER_THREAD * threads);
+            parallel_for(groups, [&](index grp) {
+                const index q0 = grp * panels / groups, q1 = (grp + 1) * panels / groups;
+                const MatrixView<T> part{B_block.data + q0 * nr * B_block.col_stride, B_block.row_stride,
+                                         B_block.col_stride};
+                pack_b(part, kc, std::min(nc, q1 * nr) - q0 * nr, kernel, b_packed + q0 * nr * kc);
+            });
+            parallel_for(row_blocks, [&](index blk) {
+                thread_local std::vector<T> a_buffer;
+                T* const a_packed = reserve_aligned(a_buffer, static_cast<size_t>((MC + mr) * KC + PACK_SLACK));
+                const index ic = blk * MC, mc = std::min(MC, g.M - ic);
+                const MatrixView<T> A_block{g.A.data + ic * g.A.row_stride + pc * g.A.col_stride,
+                                            g.A.row_stride, g.A.col_stride};
+                pack_a(A_block, mc, kc, kernel, a_packed);
+                tile_loop(kernel, mc, nc, kc, a_packed, BPanels<T>{b_packed}, g.C + ic * g.ldc + jc, g.ldc,
+                          add, pc + kc == g.K ? g.epilogue : nullptr, g.row0 + ic, g.col0 + jc);
+            });
         }
     }
 }
@@ -213,12 +274,15 @@ void gemm(index M, index N, index K, MatrixView<T> A, MatrixView<T> B, T* C, ind
     const index threads = std::min<index>(get_num_threads(), by_size);
     const index parts = threads <= 1 ? 1 : std::min<index>({PARTS_PER_THREAD * threads, tiles, by_size});
 
+    if (parts > 1 && M > SHARED_A_MAX_ROWS)
+        return gemm_shared_b(Block<T>{M, N, K, A, B, C, ldc, accumulate, epilogue, 0, 0, nullptr}, threads);
+
     // Column parts of a short A share one packing of it, done here once.
     const T* packed_a = nullptr;
-    if (parts > 1 && split_cols && M <= SHARED_A_MAX_ROWS) {
+    if (parts > 1 && split_cols) {
         thread_local std::vector<T> shared_a;
         const index m_pad = (M + kernel.mr - 1) / kernel.mr * kernel.mr;
-        T* buffer = reserve(shared_a, static_cast<size_t>(m_pad * K + PACK_SLACK));
+        T* buffer = reserve_aligned(shared_a, static_cast<size_t>(m_pad * K + PACK_SLACK));
         pack_all_of_a(A, M, K, kernel, buffer);
         packed_a = buffer;
     }

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <vector>
 
 namespace bpfast {
@@ -24,6 +25,16 @@ T* reserve(std::vector<T>& buffer, size_t n) {
         buffer.resize(n);
     }
     return buffer.data();
+}
+
+// Like reserve, but the returned pointer is 64-byte aligned (a cache line),
+// so that vector loads from packed panels never straddle two lines.
+template <typename T>
+T* reserve_aligned(std::vector<T>& buffer, size_t n) {
+    constexpr size_t ALIGN = 64;
+    T* base = reserve(buffer, n + ALIGN / sizeof(T));
+    const auto address = reinterpret_cast<std::uintptr_t>(base);
+    return reinterpret_cast<T*>((address + ALIGN - 1) / ALIGN * ALIGN);
 }
 
 }  // namespace bpfast
