@@ -59,7 +59,7 @@ void Model<T>::set_optimizer(const OptimizerConfig& config) {
     const bool adam = config.kind != OptimizerKind::sgd;
     state_m_.assign(adam || config.momentum != 0.0 ? params_.size() : 0, T(0));
     state_v_.assign(adam ? params_.size() : 0, T(0));
-    steps_ = 0;
+    steps_ = epochs_ = 0;  // schedules count from the moment the optimizer is set
 }
 
 template <typename T>

@@ -67,7 +67,7 @@ public:
     // Held by the bindings around every call: one call at a time per model.
     std::mutex& busy() { return busy_; }
 
-    // Sets the optimizer and clears its state.
+    // Sets the optimizer and clears its state and its step and epoch counters.
     void set_optimizer(const OptimizerConfig& config);
     const OptimizerConfig& optimizer() const { return optimizer_; }
     // Changes the base learning rate and keeps the optimizer state.

@@ -348,7 +348,10 @@ class NetworkBase:
     def load(cls, path):
         """Read a network written by save(); the round trip is exact."""
         try:
-            with np.load(path, allow_pickle=False) as data:
+            data = np.load(path, allow_pickle=False)
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                raise ValueError("it holds a single array, not an .npz archive")
+            with data:
                 fields = {key: data[key] for key in data.files}
         except FileNotFoundError:
             raise

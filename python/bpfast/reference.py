@@ -303,7 +303,7 @@ class Model:
         adam = kind != "sgd"
         self._m = np.zeros(self._params.size if adam or momentum != 0 else 0, self.dtype)
         self._v = np.zeros(self._params.size if adam else 0, self.dtype)
-        self.steps = 0
+        self.steps = self.epochs = 0
 
     def set_learning_rate(self, lr):
         self.config["lr"] = lr
