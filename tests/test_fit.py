@@ -1,0 +1,451 @@
+"""Network.fit against a plain numpy loop, and fit's History, validation, patience,
+callbacks, progress output and non-finite guard.
+
+The oracle loop slices the mini-batches itself, drawing each epoch's order
+from np.random.default_rng([seed, 1]).permutation(n) as fit documents, and
+steps a bpfast.reference.Network (numpy kernels) with train_step. Tolerance:
+1e-10 relative to max(1, max|expected|) in float64 for losses and weights
+after several epochs. Validation records, callbacks' logs, the restored best
+weights and the weights kept by the non-finite guard are compared exactly.
+"""
+
+import re
+import sys
+
+import numpy as np
+import pytest
+
+import bpfast
+from bpfast import optim, reference
+from bpfast.network import History
+from conftest import assert_close, assert_unchanged, snapshot
+
+F64 = np.float64
+TRAJECTORY_RTOL = 1e-10
+
+
+def params_of(net):
+    return [p.copy() for p in net.parameters()]
+
+
+def assert_params_equal(net, expected):
+    """Bit-for-bit equality of every W and b with a list of arrays."""
+    params = net.parameters()
+    assert len(params) == len(expected)
+    for p, e in zip(params, expected):
+        assert p.dtype == e.dtype and np.array_equal(p, e)
+
+
+def numpy_fit(ref, X, T, epochs, batch_size, seed, shuffle=True):
+    """fit written out: per-epoch order, batch slicing, size-weighted mean of batch losses."""
+    n = X.shape[0]
+    rng = np.random.default_rng([seed, 1])
+    losses = []
+    for _ in range(epochs):
+        order = rng.permutation(n) if shuffle else np.arange(n)
+        total = 0.0
+        for start in range(0, n, batch_size):
+            rows = order[start:start + batch_size]
+            value = ref.train_step(X[rows], T[rows])
+            total += value * rows.size if ref.reduction == "mean" else value
+        losses.append(total / n if ref.reduction == "mean" else total)
+    return losses
+
+
+OPTIMIZERS = {
+    "sgd": lambda: optim.SGD(lr=0.1),
+    "sgd-momentum": lambda: optim.SGD(lr=0.05, momentum=0.9, weight_decay=1e-3),
+    "adam": lambda: optim.Adam(lr=0.01),
+    "adamw-clip": lambda: optim.AdamW(lr=0.01, clip_norm=0.5, schedule=optim.InverseScaling(0.3)),
+}
+
+
+# ---------------------------------------------------------------- against the numpy loop
+
+@pytest.mark.parametrize("batch_size", [10, 7, 1, 40, 64], ids=lambda b: f"batch{b}")
+@pytest.mark.parametrize("opt", list(OPTIMIZERS))
+def test_fit_matches_a_numpy_loop_over_the_reference(opt, batch_size):
+    # n = 40: batch sizes that divide it (10, 1, 40), that do not (7) and larger than n (64).
+    rng = np.random.default_rng(1)
+    X, labels = rng.standard_normal((40, 6)), rng.integers(0, 4, 40)
+    kw = dict(activation="tanh", output="softmax", dtype="float64", seed=21)
+    net = bpfast.Network([6, 9, 4], optimizer=OPTIMIZERS[opt](), **kw)
+    ref = reference.Network([6, 9, 4], optimizer=OPTIMIZERS[opt](), **kw)
+    history = net.fit(X, labels, epochs=4, batch_size=batch_size)
+    expected = numpy_fit(ref, X, labels, 4, batch_size, seed=21)
+    assert_close(np.array(history), np.array(expected), F64, TRAJECTORY_RTOL)
+    assert_close(np.array(history.history["loss"]), np.array(expected), F64, TRAJECTORY_RTOL)
+    for p, e in zip(net.parameters(), ref.parameters()):
+        assert_close(p, e, F64, TRAJECTORY_RTOL)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_fit_with_dense_targets_matches_the_numpy_loop(shuffle, reduction):
+    rng = np.random.default_rng(2)
+    X, T = rng.standard_normal((33, 5)), rng.standard_normal((33, 2))
+    kw = dict(activation="relu", output="identity", reduction=reduction, dtype="float64", seed=4)
+    lr = 0.05 if reduction == "mean" else 0.005
+    net = bpfast.Network([5, 8, 2], optimizer=optim.SGD(lr=lr, momentum=0.5), **kw)
+    ref = reference.Network([5, 8, 2], optimizer=optim.SGD(lr=lr, momentum=0.5), **kw)
+    history = net.fit(X, T, epochs=3, batch_size=8, shuffle=shuffle)
+    expected = numpy_fit(ref, X, T, 3, 8, seed=4, shuffle=shuffle)
+    assert_close(np.array(history), np.array(expected), F64, TRAJECTORY_RTOL)
+    for p, e in zip(net.parameters(), ref.parameters()):
+        assert_close(p, e, F64, TRAJECTORY_RTOL)
+
+
+def test_consecutive_fits_continue_the_shuffle_stream_and_optimizer_state():
+    # fit(epochs=2) then fit(epochs=2) is one 4-epoch run: the permutation Generator and
+    # Adam's moments carry over between calls.
+    rng = np.random.default_rng(3)
+    X, labels = rng.standard_normal((30, 4)), rng.integers(0, 3, 30)
+    kw = dict(output="softmax", dtype="float64", seed=8)
+    net = bpfast.Network([4, 6, 3], optimizer=optim.Adam(lr=0.02), **kw)
+    ref = reference.Network([4, 6, 3], optimizer=optim.Adam(lr=0.02), **kw)
+    history = list(net.fit(X, labels, epochs=2, batch_size=8)) + list(net.fit(X, labels, epochs=2, batch_size=8))
+    expected = numpy_fit(ref, X, labels, 4, 8, seed=8)
+    assert_close(np.array(history), np.array(expected), F64, TRAJECTORY_RTOL)
+
+
+def test_fit_lr_overrides_that_call_only():
+    rng = np.random.default_rng(4)
+    X, labels = rng.standard_normal((20, 4)), rng.integers(0, 3, 20)
+    kw = dict(output="softmax", dtype="float64", seed=9)
+    net = bpfast.Network([4, 5, 3], optimizer=optim.SGD(lr=0.1, momentum=0.9), **kw)
+    ref = reference.Network([4, 5, 3], optimizer=optim.SGD(lr=0.1, momentum=0.9), **kw)
+    net.fit(X, labels, epochs=2, batch_size=20, shuffle=False, lr=0.5)
+    expected = [ref.train_step(X, labels, lr=0.5) for _ in range(2)]
+    expected += [ref.train_step(X, labels) for _ in range(2)]
+    history = net.fit(X, labels, epochs=2, batch_size=20, shuffle=False)
+    assert net.optimizer.lr == 0.1
+    assert_close(np.array(history), np.array(expected[2:]), F64, TRAJECTORY_RTOL)
+    for p, e in zip(net.parameters(), ref.parameters()):
+        assert_close(p, e, F64, TRAJECTORY_RTOL)
+
+
+# ---------------------------------------------------------------- History
+
+def test_history_is_the_list_of_epoch_losses():
+    rng = np.random.default_rng(5)
+    X, labels = rng.standard_normal((25, 3)), rng.integers(0, 2, 25)
+    net = bpfast.Network([3, 4, 2], output="softmax", dtype="float64", seed=1)
+    seen = []
+    history = net.fit(X, labels, epochs=5, batch_size=6, callbacks=[lambda e, logs: seen.append(logs["loss"])])
+    assert isinstance(history, list) and isinstance(history, History)
+    assert len(history) == 5
+    assert list(history) == history.history["loss"] == seen
+    assert set(history.history) == {"loss"}
+    assert all(isinstance(v, float) for v in history)
+    assert history.stopped_early is False
+    assert history.best_epoch == int(np.argmin(history))
+
+
+# ---------------------------------------------------------------- validation
+
+@pytest.mark.parametrize("targets", ["labels", "one-hot"])
+def test_validation_loss_and_accuracy_for_a_classifier(targets):
+    rng = np.random.default_rng(6)
+    X, labels = rng.standard_normal((40, 5)), rng.integers(0, 3, 40)
+    X_val, labels_val = rng.standard_normal((17, 5)), rng.integers(0, 3, 17)
+    T_val = labels_val if targets == "labels" else np.eye(3)[labels_val]
+    net = bpfast.Network([5, 7, 3], output="softmax", dtype="float64", seed=2)
+    expected = {"val_loss": [], "val_accuracy": []}
+
+    def record(epoch, logs):
+        expected["val_loss"].append(net.loss(X_val, T_val))
+        expected["val_accuracy"].append(float(np.mean(net.predict(X_val) == labels_val)))
+        assert logs["val_loss"] == expected["val_loss"][-1]
+        assert logs["val_accuracy"] == expected["val_accuracy"][-1]
+
+    history = net.fit(X, labels, epochs=6, batch_size=8, validation_data=(X_val, T_val), callbacks=[record])
+    assert set(history.history) == {"loss", "val_loss", "val_accuracy"}
+    assert history.history["val_loss"] == expected["val_loss"]
+    assert history.history["val_accuracy"] == expected["val_accuracy"]
+    assert len(set(expected["val_loss"])) == 6  # the records change from epoch to epoch
+    assert history.best_epoch == int(np.argmin(expected["val_loss"]))
+
+
+def test_validation_accuracy_for_a_single_sigmoid_output():
+    rng = np.random.default_rng(7)
+    X, labels = rng.standard_normal((30, 4)), rng.integers(0, 2, 30)
+    X_val, labels_val = rng.standard_normal((11, 4)), rng.integers(0, 2, 11)
+    net = bpfast.Network([4, 5, 1], output="sigmoid", dtype="float64", seed=3)
+    accuracies = []
+    history = net.fit(X, labels, epochs=4, batch_size=5, validation_data=(X_val, labels_val),
+                      callbacks=[lambda e, l: accuracies.append(float(np.mean(net.predict(X_val) == labels_val)))])
+    assert history.history["val_accuracy"] == accuracies
+
+
+def test_validation_for_a_regressor_has_no_accuracy():
+    rng = np.random.default_rng(8)
+    X, T = rng.standard_normal((30, 4)), rng.standard_normal((30, 2))
+    X_val, T_val = rng.standard_normal((9, 4)), rng.standard_normal((9, 2))
+    net = bpfast.Network([4, 5, 2], dtype="float64", seed=3)
+    losses = []
+    history = net.fit(X, T, epochs=3, batch_size=10, validation_data=(X_val, T_val),
+                      callbacks=[lambda e, l: losses.append(net.loss(X_val, T_val))])
+    assert set(history.history) == {"loss", "val_loss"}
+    assert history.history["val_loss"] == losses
+
+
+# ---------------------------------------------------------------- patience
+
+def line_net(w0=0.0):
+    """y = w·x + b with w = w0, b = 0, trained on t = 2x: w walks from w0 towards 2."""
+    net = bpfast.Network([1, 1], output="identity", dtype="float64", seed=0,
+                         optimizer=optim.SGD(lr=0.1))
+    net.layers[0].W = [[w0]]
+    net.layers[0].b = [0.0]
+    return net
+
+
+def test_patience_stops_at_the_validation_minimum_and_restores_it():
+    # Training pulls w from 0 towards 2; the validation targets t = x want w = 1. In closed
+    # form (full batch, mean x² = 1, no bias gradient since mean x = 0) w_k = 2(1 − 0.9^k) after
+    # epoch k−1, so the validation loss falls until w passes 1 and rises after.
+    x = np.array([[-1.0], [1.0]])
+    net = line_net()
+    captured = []
+    history = net.fit(x, 2 * x, epochs=50, batch_size=2, shuffle=False, patience=3,
+                      validation_data=(x, x), callbacks=[lambda e, l: captured.append(params_of(net))])
+    w = 2 * (1 - 0.9 ** np.arange(1, 51))
+    best = int(np.argmin((w - 1) ** 2))
+    assert best == 6
+    assert history.best_epoch == best
+    assert history.stopped_early is True
+    assert len(history) == best + 3 + 1
+    assert np.argmin(history.history["val_loss"]) == best
+    assert_close(np.array(history.history["val_loss"]), 0.5 * (w[:len(history)] - 1) ** 2, F64, 1e-12)
+    assert_params_equal(net, captured[best])
+    assert not np.array_equal(captured[best][0], captured[-1][0])
+
+
+def test_patience_on_the_training_loss_with_a_too_large_lr():
+    # No validation data: the training loss is monitored. With lr = 2.5 the full-batch
+    # iteration w ← w − 2.5(w − 2) oscillates with growing amplitude from epoch 0 on.
+    x = np.array([[-1.0], [1.0]])
+    net = line_net(w0=1.9)
+    captured = []
+    history = net.fit(x, 2 * x, epochs=50, batch_size=2, shuffle=False, patience=4, lr=2.5,
+                      callbacks=[lambda e, l: captured.append(params_of(net))])
+    assert history.stopped_early is True and history.best_epoch == 0
+    assert len(history) == 5
+    assert all(a < b for a, b in zip(history, history[1:]))
+    assert_params_equal(net, captured[0])
+    assert_close(net.layers[0].W, [[2.15]], F64, 1e-12)  # w after epoch 0: 2 − 1.5·(1.9 − 2)
+
+
+def test_patience_not_reached_keeps_the_last_weights():
+    rng = np.random.default_rng(9)
+    X, labels = rng.standard_normal((30, 4)), rng.integers(0, 3, 30)
+    net = bpfast.Network([4, 6, 3], output="softmax", dtype="float64", seed=5)
+    history = net.fit(X, labels, epochs=5, batch_size=30, shuffle=False, patience=5, lr=0.05)
+    twin = bpfast.Network([4, 6, 3], output="softmax", dtype="float64", seed=5)
+    for _ in range(5):
+        twin.train_step(X, labels, lr=0.05)
+    assert history.stopped_early is False and len(history) == 5
+    assert_params_equal(net, twin.parameters())
+
+
+# ---------------------------------------------------------------- callbacks
+
+def test_callbacks_get_epoch_and_logs_and_true_stops():
+    rng = np.random.default_rng(10)
+    X, labels = rng.standard_normal((20, 3)), rng.integers(0, 2, 20)
+    X_val, labels_val = rng.standard_normal((5, 3)), rng.integers(0, 2, 5)
+    net = bpfast.Network([3, 4, 2], output="softmax", dtype="float64", seed=6)
+    calls, other = [], []
+
+    def stop_at_2(epoch, logs):
+        calls.append((epoch, dict(logs)))
+        logs["loss"] = -1.0  # a callback's logs are its own copy
+        return True if epoch == 2 else None
+
+    history = net.fit(X, labels, epochs=10, batch_size=4, validation_data=(X_val, labels_val),
+                      callbacks=[stop_at_2, lambda epoch, logs: other.append(epoch)])
+    assert [e for e, _ in calls] == [0, 1, 2] and other == [0, 1, 2]
+    assert len(history) == 3 and history.stopped_early is False
+    for epoch, logs in calls:
+        assert set(logs) == {"loss", "val_loss", "val_accuracy"}
+        assert logs["loss"] == history[epoch]
+        assert logs["val_loss"] == history.history["val_loss"][epoch]
+        assert logs["val_accuracy"] == history.history["val_accuracy"][epoch]
+
+
+def test_a_callback_returning_a_falsy_value_does_not_stop():
+    rng = np.random.default_rng(11)
+    X, labels = rng.standard_normal((12, 3)), rng.integers(0, 2, 12)
+    net = bpfast.Network([3, 2], output="softmax", dtype="float64", seed=6)
+    history = net.fit(X, labels, epochs=4, batch_size=4, callbacks=[lambda e, l: False, lambda e, l: None])
+    assert len(history) == 4
+
+
+# ---------------------------------------------------------------- verbose
+
+def test_verbose_prints_one_line_per_epoch(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # plain lines even where tqdm is installed
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    rng = np.random.default_rng(12)
+    X, labels = rng.standard_normal((20, 3)), rng.integers(0, 3, 20)
+    X_val, labels_val = rng.standard_normal((6, 3)), rng.integers(0, 3, 6)
+    net = bpfast.Network([3, 4, 3], output="softmax", dtype="float64", seed=7)
+    history = net.fit(X, labels, epochs=3, batch_size=5, validation_data=(X_val, labels_val), verbose=True)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert len(lines) == 3
+    for epoch, line in enumerate(lines):
+        assert re.search(rf"\b{epoch + 1}/3\b", line), line
+        for key in ("loss", "val_loss", "val_accuracy"):
+            value = history.history[key][epoch]
+            assert re.search(rf"\b{key}\b\D*{re.escape(f'{value:.4g}')}", line), (key, line)
+
+
+def test_not_verbose_prints_nothing(capsys):
+    rng = np.random.default_rng(13)
+    X, labels = rng.standard_normal((10, 3)), rng.integers(0, 3, 10)
+    bpfast.Network([3, 3], output="softmax", dtype="float64", seed=7).fit(X, labels, epochs=3, batch_size=5)
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+
+
+# ---------------------------------------------------------------- the non-finite guard
+
+def overflowing_loss_case():
+    """Identity net; a feature that is 0 except in batch 2, where it is 1e200.
+
+    Column 2 of W_0 starts at 0, so epoch 0 is finite, but batch 2 gives that column a
+    gradient of order 1e200; in epoch 1 the same batch overflows the forward pass and the
+    loss (epoch 1, batch 2, in the loss).
+    """
+    rng = np.random.default_rng(14)
+    X = rng.standard_normal((20, 3)) * 0.5
+    X[:, 2] = 0.0
+    X[10:15, 2] = 1e200
+    T = rng.standard_normal((20, 2))
+
+    def make():
+        net = bpfast.Network([3, 4, 2], activation="identity", dtype="float64", seed=3)
+        W = net.layers[0].W.copy()
+        W[:, 2] = 0.0
+        net.layers[0].W = W
+        return net
+    return make, X, T, 0.1, (1, 2, None)
+
+
+def overflowing_gradient_case():
+    """tanh → sigmoid net with a finite loss but an infinite gradient of layer 0 in batch 2.
+
+    W_1 = 1e10 makes the backpropagated δ about 1e9; column 2 of X is 1e300 in batch 2 only,
+    so dW_0[:, 2] overflows while the forward pass never sees it (W_0[:, 2] = 0).
+    """
+    rng = np.random.default_rng(15)
+    X = rng.standard_normal((20, 3)) * 0.5
+    X[:, 2] = 0.0
+    X[10:15, 2] = 1e300
+    T = np.full((20, 1), 0.5)
+
+    def make():
+        net = bpfast.Network([3, 4, 1], activation="tanh", output="sigmoid", loss="cross_entropy",
+                             dtype="float64", seed=3)
+        W = net.layers[0].W.copy() * 0.1
+        W[:, 2] = 0.0
+        net.layers[0].W = W
+        net.layers[1].W = np.full((1, 4), 1e10)
+        return net
+    return make, X, T, 1e-12, (0, 2, 0)
+
+
+@pytest.mark.parametrize("case", [overflowing_loss_case, overflowing_gradient_case], ids=["loss", "layer"])
+def test_fit_non_finite_guard_names_epoch_batch_and_place(case):
+    make, X, T, lr, (bad_epoch, bad_batch, bad_layer) = case()
+    net = make()
+    with pytest.raises(FloatingPointError) as info:
+        net.fit(X, T, epochs=3, batch_size=5, shuffle=False, lr=lr)
+    message = str(info.value)
+    assert re.search(rf"\bepoch {bad_epoch}\b", message), message
+    assert re.search(rf"\bbatch {bad_batch}\b", message), message
+    if bad_layer is None:
+        after = message[message.index(f"batch {bad_batch}"):]
+        assert "loss" in after and "layer" not in message, message
+    else:
+        assert re.search(rf"\blayer {bad_layer}\b", message), message
+    # The weights are those from before the bad batch: a twin stepping through the same
+    # batches up to it, with train_step.
+    twin = make()
+    for epoch in range(bad_epoch + 1):
+        for b in range(4 if epoch < bad_epoch else bad_batch):
+            twin.train_step(X[5 * b:5 * b + 5], T[5 * b:5 * b + 5], lr=lr)
+    assert_params_equal(net, twin.parameters())
+    # ... and that batch really does fail from there.
+    before = snapshot(twin)
+    with pytest.raises(FloatingPointError):
+        twin.train_step(X[5 * bad_batch:5 * bad_batch + 5], T[5 * bad_batch:5 * bad_batch + 5], lr=lr)
+    assert_unchanged(twin, before)
+
+
+def test_fit_non_finite_guard_keeps_weights_set_by_a_callback():
+    # A callback blows the weights up after epoch 0: epoch 1 fails at its first batch and
+    # keeps exactly the callback's weights.
+    rng = np.random.default_rng(16)
+    X, T = rng.standard_normal((12, 2)), rng.standard_normal((12, 1))
+    net = bpfast.Network([2, 1], dtype="float64", seed=0)
+
+    def explode(epoch, logs):
+        net.layers[0].W = [[1e200, -1e200]]
+
+    with pytest.raises(FloatingPointError, match=r"epoch 1\b.*batch 0\b"):
+        net.fit(X, T, epochs=3, batch_size=4, callbacks=[explode])
+    assert np.array_equal(net.layers[0].W, [[1e200, -1e200]])
+
+
+def loss_overflow_net(cls, optimizer):
+    """Identity net whose column 2 of W_0 is 1: a row with x_2 = 1e200 overflows the loss."""
+    net = cls([3, 4, 2], activation="identity", dtype="float64", seed=3, optimizer=optimizer)
+    W = net.layers[0].W.copy()
+    W[:, 2] = 1.0
+    net.layers[0].W = W
+    return net
+
+
+def gradient_overflow_net(cls, optimizer):
+    """overflowing_gradient_case's net: finite loss, infinite dW_0 for a row with x_2 = 1e300."""
+    net = cls([3, 4, 1], activation="tanh", output="sigmoid", loss="cross_entropy", dtype="float64",
+              seed=3, optimizer=optimizer)
+    W = net.layers[0].W.copy() * 0.1
+    W[:, 2] = 0.0
+    net.layers[0].W = W
+    net.layers[1].W = np.full((1, 4), 1e10)
+    return net
+
+
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning")  # numpy, in the reference
+@pytest.mark.parametrize("cls", [bpfast.Network, reference.Network], ids=["native", "reference"])
+@pytest.mark.parametrize("case", ["loss", "layer"])
+def test_train_step_guard_changes_nothing(cls, case):
+    rng = np.random.default_rng(17)
+    X = rng.standard_normal((15, 3)) * 0.5
+    X[:, 2] = 0.0
+    X[10:15, 2] = 1e200 if case == "loss" else 1e300
+    n_out = 2 if case == "loss" else 1
+    T = rng.uniform(0, 1, (15, n_out))
+    build = loss_overflow_net if case == "loss" else gradient_overflow_net
+    lr = 0.01 if case == "loss" else 1e-12
+
+    def make():
+        return build(cls, optim.Adam(lr=lr, schedule=optim.InverseScaling(0.5)))
+    net, twin = make(), make()
+    assert net.train_step(X[0:5], T[0:5]) == twin.train_step(X[0:5], T[0:5])
+    before = snapshot(net)
+    with pytest.raises(FloatingPointError) as info:
+        net.train_step(X[10:15], T[10:15])
+    message = str(info.value)
+    if case == "loss":
+        assert "loss" in message and "layer" not in message, message
+    else:
+        assert re.search(r"\blayer 0\b", message), message
+    assert_unchanged(net, before)
+    # Nor did the failed step touch the optimizer: Adam's moments and the step count of the
+    # schedule continue as if it had never been tried.
+    for s in (slice(5, 10), slice(0, 5)):
+        assert net.train_step(X[s], T[s]) == twin.train_step(X[s], T[s])
+    assert_params_equal(net, twin.parameters())
