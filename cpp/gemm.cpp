@@ -32,6 +32,14 @@ constexpr index MIN_FLOPS_PER_THREAD = 1 << 20;  // below this, extra threads co
 constexpr index PARTS_PER_THREAD = 4;
 constexpr index PACK_SLACK = 8;  // packers may store up to this many values past a panel
 
+// out[p*MR + i] = src[p*ld + i] for i < MR: MR contiguous values per step,
+// with a trip count the compiler knows.
+template <int MR, typename T>
+void copy_columns(const T* src, index ld, index depth, T* out) {
+    for (index p = 0; p < depth; ++p)
+        for (int i = 0; i < MR; ++i) out[p * MR + i] = src[p * ld + i];
+}
+
 // Pack rows [0, rows) x depth [0, depth) of A into panels of mr rows:
 // panel q holds a[q*mr*depth + p*mr + i] = A(q*mr + i, p), zero past `rows`.
 // Full panels of a row-major A go to the ISA's transposing packer when it has one.
@@ -47,6 +55,10 @@ void pack_a(const MatrixView<T>& A, index rows, index depth, const MicroKernel<T
             // Row-major: read each row once, contiguously.
             for (index i = 0; i < live; ++i)
                 for (index p = 0; p < depth; ++p) out[p * mr + i] = src[i * A.row_stride + p];
+        } else if (live == mr && A.row_stride == 1 && mr == 6) {
+            copy_columns<6>(src, A.col_stride, depth, out);  // a transposed A: columns are contiguous
+        } else if (live == mr && A.row_stride == 1 && mr == 4) {
+            copy_columns<4>(src, A.col_stride, depth, out);
         } else {
             for (index p = 0; p < depth; ++p)
                 for (index i = 0; i < live; ++i) out[p * mr + i] = src[i * A.row_stride + p * A.col_stride];
