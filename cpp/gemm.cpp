@@ -247,15 +247,22 @@ void gemm_shared_b(const Block<T>& g, index threads) {
                                          B_block.col_stride};
                 pack_b(part, kc, std::min(nc, q1 * nr) - q0 * nr, kernel, b_packed + q0 * nr * kc);
             });
-            parallel_for(row_blocks, [&](index blk) {
+            // Tasks are (row block, column group) pairs: small enough to balance
+            // the threads, wide enough that packing an A block again per group is cheap.
+            const index col_groups = std::max<index>(1, std::min<index>(panels / 32, 4));
+            parallel_for(row_blocks * col_groups, [&](index task) {
                 thread_local std::vector<T> a_buffer;
                 T* const a_packed = reserve_aligned(a_buffer, static_cast<size_t>((MC + mr) * KC + PACK_SLACK));
+                const index blk = task / col_groups, grp = task % col_groups;
                 const index ic = blk * MC, mc = std::min(MC, g.M - ic);
+                const index j0 = grp * panels / col_groups * nr;
+                const index j1 = std::min(nc, (grp + 1) * panels / col_groups * nr);
                 const MatrixView<T> A_block{g.A.data + ic * g.A.row_stride + pc * g.A.col_stride,
                                             g.A.row_stride, g.A.col_stride};
                 pack_a(A_block, mc, kc, kernel, a_packed);
-                tile_loop(kernel, mc, nc, kc, a_packed, BPanels<T>{b_packed}, g.C + ic * g.ldc + jc, g.ldc,
-                          add, pc + kc == g.K ? g.epilogue : nullptr, g.row0 + ic, g.col0 + jc);
+                tile_loop(kernel, mc, j1 - j0, kc, a_packed, BPanels<T>{b_packed + j0 * kc},
+                          g.C + ic * g.ldc + jc + j0, g.ldc, add, pc + kc == g.K ? g.epilogue : nullptr,
+                          g.row0 + ic, g.col0 + jc + j0);
             });
         }
     }
