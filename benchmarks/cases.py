@@ -1,6 +1,14 @@
-"""The cases each suite measures, and the FLOP count of each."""
+"""The cases each suite measures, and the FLOP count of each.
 
+Every suite picks its cases by mode: "full" (the default run), "quick"
+(--quick, a subset) or "tiny" (--tiny, a handful of very small cases that
+only the tests use: they check the machinery, not the speed).
+"""
+
+import os
 from dataclasses import dataclass
+
+MODES = ("full", "quick", "tiny")
 
 
 @dataclass(frozen=True)
@@ -35,8 +43,13 @@ STEP_CASES = [
 ]
 
 
-def step_cases(quick):
-    return list(STEP_CASES)  # all four are cheap enough for --quick
+TINY_STEP_CASES = [StepCase((8, 16, 3), 4, "softmax", "cross_entropy")]
+
+
+def step_cases(mode):
+    if mode == "quick":
+        return [STEP_CASES[0], STEP_CASES[1], STEP_CASES[3]]
+    return list(TINY_STEP_CASES if mode == "tiny" else STEP_CASES)
 
 
 # What each GEMM operation computes, in numpy terms.
@@ -93,16 +106,193 @@ SQUARE_SIZES = (64, 128, 256, 512, 1024, 2048)
 MLP_BATCHES = (16, 32, 64, 128, 256)
 MLP_LAYERS = ((784, 128), (784, 1024), (1024, 1024))
 
-QUICK_SQUARE_SIZES = (64, 128, 256, 512, 1024)
-QUICK_MLP_BATCHES = (32, 256)
-QUICK_MLP_LAYERS = ((784, 128), (1024, 1024))
+QUICK_SQUARE_SIZES = (64, 256, 1024)
+QUICK_MLP_BATCHES = (256,)
+QUICK_MLP_LAYERS = ((784, 1024),)
+
+TINY_SQUARE_SIZES = (32,)
+TINY_MLP_BATCHES = (8,)
+TINY_MLP_LAYERS = ((32, 16),)
 
 
-def gemm_cases(quick):
-    sizes, batches, layers = ((QUICK_SQUARE_SIZES, QUICK_MLP_BATCHES, QUICK_MLP_LAYERS) if quick
-                              else (SQUARE_SIZES, MLP_BATCHES, MLP_LAYERS))
+def gemm_cases(mode):
+    sizes, batches, layers = {"full": (SQUARE_SIZES, MLP_BATCHES, MLP_LAYERS),
+                              "quick": (QUICK_SQUARE_SIZES, QUICK_MLP_BATCHES, QUICK_MLP_LAYERS),
+                              "tiny": (TINY_SQUARE_SIZES, TINY_MLP_BATCHES, TINY_MLP_LAYERS)}[mode]
     cases = [square(n) for n in sizes]
     for n_in, n_out in layers:
         for batch in batches:
             cases += mlp_gemms(batch, n_in, n_out)
     return cases
+
+
+# ------------------------------------------------------------------ activations, softmax, losses
+
+@dataclass(frozen=True)
+class ElementwiseCase:
+    """One activation (forward or backward), softmax, or loss kernel on a (rows, cols) array.
+
+    kind: "forward" (A = act(Z)), "backward" (dZ from dA and the stored output
+    A) or "loss" ((value, gradient) from outputs or logits and dense targets).
+    """
+
+    kind: str
+    name: str
+    rows: int
+    cols: int
+
+    @property
+    def label(self):
+        what = self.name if self.kind == "loss" else f"{self.name} {self.kind}"
+        return f"{what} ({self.rows}, {self.cols})"
+
+    @property
+    def flops(self):
+        return None  # memory-bound element-wise work: no GFLOP/s
+
+    def params(self):
+        return {"kind": self.kind, "name": self.name, "shape": [self.rows, self.cols]}
+
+
+def _elementwise(shape, names=("relu", "sigmoid", "tanh", "softmax"), losses=("softmax_cross_entropy",
+                                                                             "squared_error")):
+    cases = []
+    for name in names:
+        cases += [ElementwiseCase("forward", name, *shape), ElementwiseCase("backward", name, *shape)]
+    return cases + [ElementwiseCase("loss", name, *shape) for name in losses]
+
+
+def elementwise_cases(mode):
+    if mode == "tiny":
+        return _elementwise((4, 8), names=("relu", "softmax"), losses=("softmax_cross_entropy",))
+    if mode == "quick":
+        return _elementwise((256, 1024), names=("relu", "softmax"), losses=("softmax_cross_entropy",))
+    # A 10-class output layer, where the cost of each call dominates.
+    return _elementwise((256, 1024)) + [ElementwiseCase("loss", "softmax_cross_entropy", 256, 10)]
+
+
+# ------------------------------------------------------------------ a full epoch of fit
+
+@dataclass(frozen=True)
+class FitCase:
+    """One epoch of mini-batch SGD over a data set of n samples (digits, or synthetic blobs)."""
+
+    data: str        # "digits" (scikit-learn's bundled set) or "blobs" (synthetic, same shape)
+    n: int
+    sizes: tuple
+    batch: int
+    lr: float
+    activation: str = "relu"
+    output: str = "softmax"
+    loss: str = "cross_entropy"
+
+    @property
+    def label(self):
+        return f"{self.data} {self.n}x{self.sizes[0]}, {'-'.join(map(str, self.sizes))} b={self.batch}"
+
+    @property
+    def flops(self):
+        """6·n·Σ n_in·n_out per epoch, as for the training step."""
+        return 6 * self.n * sum(a * b for a, b in zip(self.sizes[:-1], self.sizes[1:]))
+
+    def params(self):
+        return {"data": self.data, "samples": self.n, "sizes": list(self.sizes), "batch": self.batch,
+                "lr": self.lr, "activation": self.activation, "output": self.output, "loss": self.loss,
+                "epochs_per_call": 1}
+
+
+DIGITS_SHAPE = (1797, 64, 10)  # samples, features, classes of sklearn.datasets.load_digits
+
+
+def fit_cases(mode, have_digits):
+    data = "digits" if have_digits else "blobs"
+    n, features, classes = DIGITS_SHAPE
+    if mode == "tiny":
+        return [FitCase(data, 200, (features, 16, classes), 32, 0.1)]
+    return [FitCase(data, n, (features, 128, classes), 32, 0.1)]
+
+
+# ------------------------------------------------------------------ thread scaling
+
+@dataclass(frozen=True)
+class ThreadCase:
+    """A large GEMM (A@B, n×n) or one training step, run on a given number of threads."""
+
+    workload: str    # "gemm" or "step"
+    threads: int
+    n: int = 0                  # gemm
+    step: StepCase = None       # step
+
+    @property
+    def work_label(self):
+        return f"A@B n={self.n}" if self.workload == "gemm" else f"step {self.step.label}"
+
+    @property
+    def label(self):
+        return f"{self.work_label}, {self.threads} thread{'s' if self.threads != 1 else ''}"
+
+    @property
+    def flops(self):
+        return 2 * self.n ** 3 if self.workload == "gemm" else self.step.flops
+
+    def params(self):
+        params = {"workload": self.work_label, "threads": self.threads}
+        if self.workload == "gemm":
+            params.update(op="square", m=self.n, n=self.n, k=self.n)
+        else:
+            params.update(self.step.params())
+        return params
+
+
+def thread_counts(cores=None):
+    """1, 2, 4, ... up to the core count, and the core count itself."""
+    cores = max(1, cores or os.cpu_count() or 1)
+    counts, n = [], 1
+    while n < cores:
+        counts.append(n)
+        n *= 2
+    return counts + [cores]
+
+
+def thread_cases(mode, cores=None):
+    counts = thread_counts(cores)
+    if mode == "tiny":
+        workloads = [("gemm", 64, None)]
+        counts = counts[:2]
+    elif mode == "quick":
+        workloads = [("gemm", 1024, None)]
+    else:
+        workloads = [("gemm", 1024, None),
+                     ("step", 0, StepCase((784, 1024, 1024, 10), 256, "softmax", "cross_entropy"))]
+    return [ThreadCase(kind, k, n, step) for kind, n, step in workloads for k in counts]
+
+
+# ------------------------------------------------------------------ peak memory of a fit
+
+@dataclass(frozen=True)
+class MemoryCase:
+    """fit() of a net on n synthetic samples, measured in a fresh process."""
+
+    sizes: tuple
+    n: int
+    batch: int = 32
+    epochs: int = 2
+    lr: float = 0.01
+
+    @property
+    def label(self):
+        return f"{'-'.join(map(str, self.sizes))} n={self.n} b={self.batch}"
+
+    @property
+    def flops(self):
+        return None
+
+    def params(self):
+        return {"sizes": list(self.sizes), "samples": self.n, "batch": self.batch, "epochs": self.epochs,
+                "lr": self.lr, "activation": "relu", "output": "softmax", "loss": "cross_entropy"}
+
+
+def memory_cases(mode):
+    if mode == "tiny":
+        return [MemoryCase((8, 16, 3), 100, batch=16, epochs=1)]
+    return [MemoryCase((784, 256, 10), 10000), MemoryCase((784, 1024, 1024, 10), 2000)]

@@ -6,6 +6,7 @@ import os
 import platform
 import subprocess
 
+import optional
 from contention import cpu_busy
 
 THREAD_VARIABLES = ("BPFAST_NUM_THREADS", "BPFAST_ISA", "OPENBLAS_NUM_THREADS",
@@ -98,11 +99,8 @@ def machine_record(torch_threads):
     """An ordered dict of plain values (strings and numbers)."""
     import numpy as np
     import bpfast
-    try:
-        import torch
-        torch_version = torch.__version__
-    except ImportError:
-        torch, torch_version = None, "not installed"
+    torch = optional.torch()
+    torch_version = optional.version("torch")
     busy = cpu_busy()
     blas, blas_threads = _numpy_blas()
     bpfast_threads = _bpfast_threads(bpfast)
@@ -127,5 +125,7 @@ def machine_record(torch_threads):
     }
     if torch is not None:
         record["torch_threads"] = torch_threads
+    record["scikit_learn"] = optional.version("sklearn")
+    record["threadpoolctl"] = optional.version("threadpoolctl")
     record["thread_env"] = ", ".join(f"{k}={os.environ[k]}" for k in THREAD_VARIABLES if k in os.environ) or "none set"
     return record

@@ -86,37 +86,97 @@ def _any_disturbed(rows):
 
 
 def _mean_lines(rows):
+    """One line per competitor with ratios on two cases or more (with one, the table says it all)."""
     return [f"geometric mean of the ratios, {name} / bpfast: {mean:.2f} over {count} cases"
-            for name, (mean, count) in geometric_means(rows).items()]
+            for name, (mean, count) in geometric_means(rows).items() if count > 1]
+
+
+def fmt_speedup(value):
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def fmt_percent(value):
+    return "-" if value is None else f"{value * 100:.0f}%"
+
+
+def fmt_bytes(value):
+    if value is None:
+        return "-"
+    return f"{value / 2**20:.1f} MiB" if value >= 2**20 / 10 else f"{value / 1024:.0f} KiB"
+
+
+EXTRA_FORMATS = {"speedup": fmt_speedup, "efficiency": fmt_percent}
+RATIO_LEGEND = ("ratio = competitor median / bpfast median (>1: bpfast is faster); "
+                "times are per call: median, min and max of the interleaved repeats.")
+MEMORY_LEGEND = ("growth = peak - baseline resident memory; per byte = growth / (parameter + data bytes); "
+                 "ratio = competitor growth / bpfast growth (>1: bpfast needs less).")
+
+
+def _extras(suite):
+    return list(getattr(suite, "EXTRA_COLUMNS", []))
+
+
+def _has_flops(rows):
+    return any(r.get("flops") for r in rows)
+
+
+def _problem_lines(rows):
+    return [f"{r['status']}: {r['competitor']} on {r['case']}: {r['check']}"
+            for r in rows if r["status"] in ("WRONG", "ERROR")]
+
+
+def _status_cell(row):
+    return "-" if row["status"] == "baseline" else row["status"]
+
+
+def _memory_cells(row):
+    return [fmt_bytes(row.get("baseline_rss")), fmt_bytes(row.get("peak_rss")), fmt_bytes(row.get("delta")),
+            fmt_bytes(None if row.get("param_bytes") is None else row["param_bytes"] + row["data_bytes"]),
+            "-" if row.get("delta_per_byte") is None else f"{row['delta_per_byte']:.2f}",
+            fmt_ratio(row), fmt_time(row.get("fit_s"))]
+
+
+MEMORY_HEADERS = ["baseline", "peak", "growth", "params+data", "per byte", "ratio", "fit time"]
 
 
 # ------------------------------------------------------------------ text
 
-def text_table(title, note, rows):
-    headers = ["case", "competitor", "check", "median", "min", "max", "GFLOP/s", "ratio"]
-    body = []
-    for case, by_name in _by_case(rows).items():
-        for i, (name, row) in enumerate(by_name.items()):
-            body.append([case if i == 0 else "", name, "-" if row["status"] == "baseline" else row["status"],
-                         fmt_time(row.get("median")), fmt_time(row.get("min")), fmt_time(row.get("max")),
-                         fmt_gflops(row.get("gflops")), fmt_ratio(row)])
+def _text_grid(headers, align, body):
     widths = [max(len(str(x)) for x in column) for column in zip(headers, *body)]
-    align = ["<", "<", "<", ">", ">", ">", ">", ">"]
 
     def line(cells):
         return "  ".join(f"{str(c):{a}{w}}" for c, a, w in zip(cells, align, widths)).rstrip()
 
-    out = [title, note, "", line(headers), line(["-" * w for w in widths])]
-    out += [line(cells) for cells in body]
-    problems = [r for r in rows if r["status"] in ("WRONG", "ERROR")]
-    out.append("")
-    out += _mean_lines(rows)
-    for r in problems:
-        out.append(f"{r['status']}: {r['competitor']} on {r['case']}: {r['check']}")
+    return [line(headers), line(["-" * w for w in widths])] + [line(cells) for cells in body]
+
+
+def text_table(suite, dtype, rows, notes=()):
+    """The fixed-width table of one suite, with its means, problems and notes."""
+    memory = suite.TABLE == "memory"
+    body = []
+    if memory:
+        headers = ["case", "competitor", "check"] + MEMORY_HEADERS
+        for case, by_name in _by_case(rows).items():
+            for i, (name, row) in enumerate(by_name.items()):
+                body.append([case if i == 0 else "", name, _status_cell(row)] + _memory_cells(row))
+    else:
+        flops, extras = _has_flops(rows), _extras(suite)
+        headers = ["case", "competitor", "check", "median", "min", "max"] + (["GFLOP/s"] if flops else []) \
+            + [title for title, _ in extras] + ["ratio"]
+        for case, by_name in _by_case(rows).items():
+            for i, (name, row) in enumerate(by_name.items()):
+                cells = [case if i == 0 else "", name, _status_cell(row), fmt_time(row.get("median")),
+                         fmt_time(row.get("min")), fmt_time(row.get("max"))]
+                if flops:
+                    cells.append(fmt_gflops(row.get("gflops")))
+                cells += [EXTRA_FORMATS[key](row.get(key)) for _, key in extras] + [fmt_ratio(row)]
+                body.append(cells)
+    align = ["<", "<", "<"] + [">"] * (len(headers) - 3)
+    out = [f"== {suite.TITLE}, {dtype} ==", suite.NOTE, ""] + _text_grid(headers, align, body) + [""]
+    out += _mean_lines(rows) + _problem_lines(rows) + list(notes)
     if _any_disturbed(rows):
         out.append(DISTURBED_NOTE)
-    out.append("ratio = competitor median / bpfast median (>1: bpfast is faster); "
-               "times are per call: median, min and max of the interleaved repeats.")
+    out.append(MEMORY_LEGEND if memory else RATIO_LEGEND)
     return "\n".join(out)
 
 
@@ -131,24 +191,50 @@ def _md_row(cells):
     return "| " + " | ".join(str(c) for c in cells) + " |"
 
 
-def markdown_table(rows):
+def _md_grid(headers, body):
+    return "\n".join([_md_row(headers), _md_row(["---"] * 3 + ["---:"] * (len(headers) - 3))]
+                     + [_md_row(cells) for cells in body])
+
+
+def markdown_table(suite, rows):
+    """Wide (one row per case, a column group per competitor) or, for suites with
+    MARKDOWN_LAYOUT = "long" and for memory, one row per case and competitor."""
+    if suite.TABLE == "memory":
+        body = [[case if i == 0 else "", name, _status_cell(row)] + _memory_cells(row)
+                for case, by_name in _by_case(rows).items() for i, (name, row) in enumerate(by_name.items())]
+        return _md_grid(["case", "competitor", "check"] + MEMORY_HEADERS, body)
+    flops, extras = _has_flops(rows), _extras(suite)
+    if getattr(suite, "MARKDOWN_LAYOUT", "wide") == "long":
+        headers = ["case", "competitor", "check", "median (min-max)"] + (["GFLOP/s"] if flops else []) \
+            + [title for title, _ in extras] + ["ratio"]
+        body = []
+        for case, by_name in _by_case(rows).items():
+            for i, (name, row) in enumerate(by_name.items()):
+                cells = [case if i == 0 else "", name, _status_cell(row), fmt_spread(row, "µs")]
+                if flops:
+                    cells.append(fmt_gflops(row.get("gflops")))
+                cells += [EXTRA_FORMATS[key](row.get(key)) for _, key in extras] + [fmt_ratio(row)]
+                body.append(cells)
+        return _md_grid(headers, body)
     names = competitors_of(rows)
     others = [n for n in names if n != BASELINE]
-    headers = ["case", "bpfast median (min-max)", "bpfast GFLOP/s"]
+    headers = ["case", "bpfast median (min-max)"] + (["bpfast GFLOP/s"] if flops else [])
     for name in others:
-        headers += [f"{name} median (min-max)", f"{name} GFLOP/s", f"ratio {name}/bpfast"]
-    out = [_md_row(headers), _md_row(["---"] + ["---:"] * (len(headers) - 1))]
+        headers += [f"{name} median (min-max)"] + ([f"{name} GFLOP/s"] if flops else []) + [f"ratio {name}/bpfast"]
+    body = []
     for case, by_name in _by_case(rows).items():
         base = by_name.get(BASELINE, {})
-        cells = [case, fmt_spread(base, "µs") if base else "-", fmt_gflops(base.get("gflops"))]
+        cells = [case, fmt_spread(base, "µs") if base else "-"] + ([fmt_gflops(base.get("gflops"))] if flops else [])
         for name in others:
             row = by_name.get(name)
+            width = 3 if flops else 2
             if row is None:
-                cells += ["-", "-", "-"]
+                cells += ["-"] * width
             else:
-                cells += [fmt_spread(row, "µs"), fmt_gflops(row.get("gflops")), fmt_ratio(row)]
-        out.append(_md_row(cells))
-    return "\n".join(out)
+                cells += [fmt_spread(row, "µs")] + ([fmt_gflops(row.get("gflops"))] if flops else []) + [fmt_ratio(row)]
+        body.append(cells)
+    out = [_md_row(headers), _md_row(["---"] + ["---:"] * (len(headers) - 1))]
+    return "\n".join(out + [_md_row(cells) for cells in body])
 
 
 def markdown_machine(machine):
@@ -157,17 +243,51 @@ def markdown_machine(machine):
     return "\n".join(out)
 
 
-def markdown_document(command, machine, suites, elapsed):
-    """suites: list of (title, note, dtype, rows)."""
-    out = [f"Command: `{command}` (took {elapsed:.0f} s)", "", "Machine:", "", markdown_machine(machine), ""]
-    for title, note, dtype, rows in suites:
-        out += [f"### {title}, {dtype}", "", note, "", markdown_table(rows), ""]
+GENERAL_EXPLANATION = [
+    "**Times** are per call. Each competitor runs a number of calls in a row, chosen so that one such repeat "
+    "takes about 30 ms (one call, when a call takes longer). The repeats of the competitors take turns, "
+    "A B A B ..., after one warm-up repeat each, so that a noisy moment hits all of them; before each repeat "
+    "the process sleeps 0.12 s, so that no competitor inherits another's spinning BLAS threads. The tables "
+    "show the median repeat, with the fastest and slowest in brackets.",
+    "**ratio = competitor median / bpfast median.** Above 1 means bpfast is faster; below 1 means the "
+    "competitor is faster. 0.50 means the competitor needs half of bpfast's time. In the memory table the "
+    "ratio compares memory growth instead of time. The geometric mean of a table's ratios is given under it.",
+    "**GFLOP/s** is given where a FLOP count is defined: 2·m·n·k for a matrix product, about "
+    "6·batch·Σ n_in·n_out for a training step (2 for the forward product, 4 for the two backward ones), and "
+    "that per sample for an epoch. Element-wise kernels have none.",
+    "**Correctness first.** Before timing, each competitor's result is compared with bpfast's (what is "
+    "compared is said per suite below). A competitor that disagrees is marked WRONG and gets no ratio and no "
+    "GFLOP/s, so a fast wrong answer can't look good; one that fails is marked ERROR.",
+    "**Other processes.** The script measures how much CPU other processes use while each case is timed. If "
+    "they use more than a quarter of a core, it waits for them to stop and times the case again. A case that "
+    "never gets a quiet moment is marked with `*`.",
+    "**Optional competitors.** PyTorch (CPU, with as many threads as the run uses), scikit-learn and "
+    "threadpoolctl join in when they can be imported; without them their columns are left out and a note "
+    "under the table says so. The machine table gives their versions.",
+]
+
+
+def markdown_document(command, machine, dtype, done, elapsed):
+    """The report for BENCHMARKS.md. done: list of (suite module, rows, notes)."""
+    out = ["## What the figures mean", ""]
+    out += [f"- {text}" for text in GENERAL_EXPLANATION]
+    seen = set()
+    for suite, _, _ in done:
+        if suite.TABLE not in seen:
+            seen.add(suite.TABLE)
+            out.append(f"- **{suite.TITLE}.** {suite.EXPLANATION}")
+    out += ["", "## The run", "",
+            "In the machine table, `cpu_busy_before_start` is the share of all cores that was busy just before "
+            "the run began; `foreign_cores_max` is the most CPU, in cores, that other processes used while any "
+            "one case was being timed.", "",
+            f"Command: `{command}` (took {elapsed:.0f} s)", "", "Machine:", "", markdown_machine(machine), ""]
+    for suite, rows, notes in done:
+        out += [f"### {suite.TITLE}, {dtype}", "", suite.NOTE, "", markdown_table(suite, rows), ""]
         means = _mean_lines(rows)
         if means:
             out += ["; ".join(means) + ".", ""]
-        for r in rows:
-            if r["status"] in ("WRONG", "ERROR"):
-                out += [f"{r['status']}: {r['competitor']} on {r['case']}: {r['check']}", ""]
+        for line in _problem_lines(rows) + list(notes):
+            out += [line, ""]
         if _any_disturbed(rows):
             out += [DISTURBED_NOTE, ""]
     return "\n".join(out)

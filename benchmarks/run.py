@@ -1,20 +1,38 @@
 #!/usr/bin/env python3
-"""bpfast benchmark suite: training steps and GEMM kernels against numpy and PyTorch.
+"""bpfast benchmark suite: bpfast against numpy, PyTorch and scikit-learn.
 
-    python benchmarks/run.py                      # both suites, float32
-    python benchmarks/run.py --quick              # a subset, under about a minute
-    python benchmarks/run.py --only kernels --dtype float64 --json out.json --markdown out.md
+    python benchmarks/run.py                      # every suite, float32 (about 5 minutes on 2 cores)
+    python benchmarks/run.py --quick              # a subset, under a minute
+    python benchmarks/run.py --only fit --dtype float64 --json out.json --markdown out.md --plot out.png
 
-For each case every competitor's result is first checked against bpfast's
-(a mismatch marks the competitor WRONG and keeps it out of the ratios); then
-the competitors are warmed up and timed in interleaved repeats (see
-timing.py). Reported per competitor: median, min and max time per call, the
-ratio competitor median / bpfast median (>1 means bpfast is faster) and
-GFLOP/s. Needs only the standard library and numpy; PyTorch joins the step
-suite when it can be imported.
+Suites (--only NAME runs one):
+  steps    one training step (train_step) of several nets
+  kernels  GEMM (matmul, weight and input gradient) against numpy's `@`, and the
+           activation, softmax and loss kernels against bpfast.reference
+  fit      one training epoch (fit) on the digits, against a Python loop over
+           train_step, the reference, scikit-learn and PyTorch
+  threads  thread scaling from 1 thread to every core
+  memory   peak resident memory of a fit, in a fresh process per case
+
+For each timed case every competitor's result is first checked against
+bpfast's (a mismatch marks the competitor WRONG and keeps it out of the
+ratios); then the competitors are warmed up and timed in interleaved repeats
+(see timing.py). Reported per competitor: median, min and max time per call,
+the ratio competitor median / bpfast median (>1 means bpfast is faster) and
+GFLOP/s where a FLOP count is defined. Needs only the standard library and
+numpy; PyTorch, scikit-learn, threadpoolctl and matplotlib join in when they
+can be imported, and the output says what was left out without them.
+
+Testing options, hidden from --help: --tiny (a few tiny cases, 2 repeats, no
+settle pause, no waiting: checks the machinery in seconds, not the speed),
+--inject-wrong (adds a competitor "wrong" to every case that returns bpfast's
+result perturbed and is timed with bpfast's callable: it must come out WRONG
+with no ratio) and --pretend-missing NAMES (treat these optional packages,
+comma-separated, as not installed).
 """
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
@@ -24,13 +42,16 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BPFAST_NUM_THREADS")
 BASELINE = "bpfast"
+SUITE_NAMES = ("steps", "kernels", "fit", "threads", "memory")
+WRONG = "wrong"
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(
-        description="Time bpfast against the numpy reference, numpy's BLAS and PyTorch (when importable).")
-    parser.add_argument("--quick", action="store_true", help="a subset of the cases and fewer repeats")
-    parser.add_argument("--only", choices=["steps", "kernels"], help="run one suite (default: both)")
+        description="Time bpfast against the numpy reference, numpy's BLAS, PyTorch and scikit-learn "
+                    "(the last two when importable).")
+    parser.add_argument("--quick", action="store_true", help="a subset of the cases and fewer repeats (under a minute)")
+    parser.add_argument("--only", choices=SUITE_NAMES, help="run one suite (default: all)")
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     parser.add_argument("--repeats", type=int, default=None,
                         help="interleaved timed repeats per competitor (default 11, 5 with --quick)")
@@ -38,20 +59,38 @@ def parse_args(argv):
     parser.add_argument("--threads", type=int, default=None,
                         help="thread count for numpy's BLAS, bpfast and PyTorch (sets OPENBLAS_NUM_THREADS, "
                              "OMP_NUM_THREADS, MKL_NUM_THREADS, BPFAST_NUM_THREADS before the imports); "
-                             "default: each library's own default, PyTorch: the logical core count")
-    parser.add_argument("--retries", type=int, default=2,
-                        help="re-time a case up to this many times when other processes disturbed it (default 2)")
-    parser.add_argument("--max-wait", type=float, default=120.0, metavar="SECONDS",
-                        help="total time the run may spend waiting for other processes to go quiet (default 120)")
+                             "default: each library's own default, PyTorch: the logical core count. "
+                             "The threads suite sets its own counts")
+    parser.add_argument("--retries", type=int, default=None,
+                        help="re-time a case up to this many times when other processes disturbed it "
+                             "(default 2, 1 with --quick)")
+    parser.add_argument("--max-wait", type=float, default=None, metavar="SECONDS",
+                        help="total time the run may spend waiting for other processes to go quiet "
+                             "(default 60, 5 with --quick)")
     parser.add_argument("--json", metavar="PATH", help="write every measurement and the machine record here")
-    parser.add_argument("--markdown", metavar="PATH", help="write the markdown tables here")
+    parser.add_argument("--markdown", metavar="PATH",
+                        help="write the report for BENCHMARKS.md here (machine, command, explanations, tables)")
+    parser.add_argument("--plot", metavar="PATH",
+                        help="write a PNG here: speed-up over the numpy reference per case, and GEMM GFLOP/s "
+                             "against size (needs matplotlib)")
+    parser.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--inject-wrong", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--pretend-missing", default="", metavar="NAMES", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.repeats is None:
-        args.repeats = 5 if args.quick else 11
+    args.mode = "tiny" if args.tiny else "quick" if args.quick else "full"
+    defaults = {"full": (11, 2, 60.0), "quick": (5, 1, 5.0), "tiny": (2, 0, 0.0)}[args.mode]
+    for name, default in zip(("repeats", "retries", "max_wait"), defaults):
+        if getattr(args, name) is None:
+            setattr(args, name, default)
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
+    if args.retries < 0:
+        parser.error("--retries must be at least 0")
+    if args.max_wait < 0:
+        parser.error("--max-wait must be at least 0")
     if args.threads is not None and args.threads < 1:
         parser.error("--threads must be at least 1")
+    args.pretend_missing = [name for name in args.pretend_missing.split(",") if name]
     return args
 
 
@@ -99,18 +138,64 @@ def _error_text(error):
     return f"{type(error).__name__}: {error}"
 
 
-def run_case(suite, case, dtype, seed, threads, repeats, progress, position, retries=0, budget=None):
+class Settings:
+    """What every case of a run shares."""
+
+    def __init__(self, args, threads):
+        import timing
+        self.dtype, self.seed, self.threads, self.repeats = args.dtype, args.seed, threads, args.repeats
+        self.retries, self.inject_wrong, self.mode = args.retries, args.inject_wrong, args.mode
+        tiny = args.mode == "tiny"
+        self.settle = 0.0 if tiny else timing.SETTLE_S
+        self.target = 0.002 if tiny else timing.TARGET_REPEAT_S
+
+
+def perturb(result):
+    """bpfast's result made wrong: every number and float array moved (for --inject-wrong)."""
+    import numpy as np
+    if isinstance(result, (bool, str)) or result is None:
+        return result
+    if isinstance(result, (int, float)):
+        return result * 1.5 + 1.0
+    if isinstance(result, np.ndarray) and result.dtype.kind == "f":
+        return result * 1.5 + 1.0
+    if isinstance(result, tuple):
+        return tuple(perturb(r) for r in result)
+    if isinstance(result, list):
+        return [perturb(r) for r in result]
+    if isinstance(result, dict):
+        return {k: perturb(v) for k, v in result.items()}
+    return result
+
+
+def _wrong_competitor(base):
+    """A competitor as fast as bpfast, since it runs bpfast's callable, but with a wrong answer."""
+    from competitor import Competitor
+    return Competitor(WRONG, lambda: perturb(base.check()), base.build)
+
+
+def run_case(suite, case, settings, progress, position, budget=None):
     """Check, then time, every competitor of one case; returns one row per competitor.
 
     When other processes used more than FOREIGN_LIMIT cores while the case
     was timed, it waits for quiet (within ``budget``) and times it again, up
-    to ``retries`` times; the last timing is kept and its disturbance noted.
+    to ``settings.retries`` times; the last timing is kept and its disturbance noted.
     """
+    context = getattr(suite, "case_context", None)
+    with (context(case) if context is not None else contextlib.nullcontext()):
+        return _run_case(suite, case, settings, progress, position, budget)
+
+
+def _run_case(suite, case, settings, progress, position, budget):
     from contention import FOREIGN_LIMIT, ForeignLoad
     from timing import interleaved
 
+    dtype = settings.dtype
     progress.show(f"[{suite.NAME} {position}] {case.label}: checking")
-    competitors = suite.competitors(case, dtype, seed, threads)
+    competitors = suite.competitors(case, dtype, settings.seed, settings.threads)
+    if settings.inject_wrong:
+        base = [c for c in competitors if c.name == BASELINE]
+        competitors += [_wrong_competitor(c) for c in base]
     results, errors = {}, {}
     for competitor in competitors:
         try:
@@ -128,9 +213,12 @@ def run_case(suite, case, dtype, seed, threads, repeats, progress, position, ret
         elif BASELINE not in results:
             status[name], detail[name] = "ERROR", "bpfast failed, nothing to check against"
         else:
-            verdict = suite.compare(case, dtype, results[BASELINE], results[name])
-            status[name] = "ok" if verdict.ok else "WRONG"
-            detail[name] = verdict.detail
+            try:
+                verdict = suite.compare(case, dtype, results[BASELINE], results[name])
+                status[name] = "ok" if verdict.ok else "WRONG"
+                detail[name] = verdict.detail
+            except Exception as error:  # a result that cannot even be compared is wrong
+                status[name], detail[name] = "WRONG", f"could not be compared: {_error_text(error)}"
 
     timings, foreign, attempts = {}, None, 0
     if status.get(BASELINE) == "baseline":
@@ -148,14 +236,14 @@ def run_case(suite, case, dtype, seed, threads, repeats, progress, position, ret
                           + (f" (attempt {attempts})" if attempts > 1 else ""))
             monitor = ForeignLoad().start()
             try:
-                timings = interleaved(fns, repeats)
+                timings = interleaved(fns, settings.repeats, settle=settings.settle, target=settings.target)
             except Exception as error:
                 timings = {}
                 for name in fns:
                     status[name], detail[name] = "ERROR", f"while timing: {_error_text(error)}"
                 break
             foreign = monitor.stop()
-            if foreign is None or foreign <= FOREIGN_LIMIT or attempts > retries or budget is None \
+            if foreign is None or foreign <= FOREIGN_LIMIT or attempts > settings.retries or budget is None \
                     or budget.left <= 0:
                 break
             progress.note(f"[{suite.NAME} {position}] {case.label}: other processes used {foreign:.2f} cores "
@@ -167,8 +255,9 @@ def run_case(suite, case, dtype, seed, threads, repeats, progress, position, ret
     for competitor in competitors:
         name = competitor.name
         timing = timings.get(name)
-        row = {"suite": suite.NAME, "dtype": dtype, "case": case.label, "params": case.params(),
-               "flops": case.flops, "competitor": name, "status": status[name], "check": detail[name],
+        row = {"suite": suite.NAME, "table": suite.TABLE, "dtype": dtype, "case": case.label,
+               "params": case.params(), "flops": case.flops, "competitor": name, "status": status[name],
+               "check": detail[name], "measure": "time per call",
                "inner": None, "times": [], "median": None, "min": None, "max": None,
                "ratio": None, "gflops": None,
                "foreign_cores": None if foreign is None else round(foreign, 3), "attempts": attempts,
@@ -177,11 +266,38 @@ def run_case(suite, case, dtype, seed, threads, repeats, progress, position, ret
             row.update(inner=timing.inner, times=timing.times, median=timing.median,
                        min=timing.min, max=timing.max)
             if status[name] in ("baseline", "ok"):  # a wrong answer gets no ratio and no GFLOP/s
-                row["gflops"] = case.flops / timing.median / 1e9
+                if case.flops:
+                    row["gflops"] = case.flops / timing.median / 1e9
                 if base is not None:
                     row["ratio"] = timing.median / base.median
         rows.append(row)
     return rows
+
+
+def run_suite(suite, settings, progress, budget):
+    """Every case of one suite; returns its rows."""
+    cases = suite.cases(settings.mode)
+    rows = []
+    for i, case in enumerate(cases, 1):
+        position = f"{i}/{len(cases)}"
+        if hasattr(suite, "run_case"):  # a suite that measures something other than time (memory)
+            rows += suite.run_case(case, settings.dtype, settings.seed, progress, position,
+                                   perturb if settings.inject_wrong else None)
+        else:
+            rows += run_case(suite, case, settings, progress, position, budget)
+    finish = getattr(suite, "finish", None)
+    return finish(rows) if finish is not None else rows
+
+
+SUITE_MODULES = {"steps": ["step_suite"], "kernels": ["gemm_suite", "elementwise_suite"], "fit": ["fit_suite"],
+                 "threads": ["thread_suite"], "memory": ["memory_suite"]}
+
+
+def suite_modules(only):
+    """The suite modules of a run, in order; "kernels" is two tables (GEMM, then element-wise)."""
+    import importlib
+    return [importlib.import_module(module) for name in SUITE_NAMES if only in (None, name)
+            for module in SUITE_MODULES[name]]
 
 
 def main(argv=None):
@@ -191,24 +307,27 @@ def main(argv=None):
             os.environ[variable] = str(args.threads)
     if HERE not in sys.path:
         sys.path.insert(0, HERE)
+    import optional
+    optional.pretend_missing.update(args.pretend_missing)
     import_bpfast()
     if args.threads is not None:
         import bpfast
         if hasattr(bpfast, "set_num_threads"):
             bpfast.set_num_threads(args.threads)
 
-    import gemm_suite
+    import plot
     import report
-    import step_suite
     from contention import WaitBudget
     from machine import machine_record
 
     start = time.perf_counter()
     threads = args.threads or os.cpu_count() or 1
+    settings = Settings(args, threads)
     progress = Progress()
     budget = WaitBudget(args.max_wait)
     if budget.wait(30.0) > 1.5:
         progress.note(f"waited {args.max_wait - budget.left:.0f} s for other processes to go quiet")
+    suites = suite_modules(args.only)
     machine = machine_record(torch_threads=threads)
     command = "python benchmarks/run.py" + "".join(" " + shlex.quote(a) for a in (argv or sys.argv[1:]))
     busy = machine["cpu_busy_before_start"]
@@ -216,46 +335,47 @@ def main(argv=None):
         print(f"warning: {busy:.0%} of the CPU time was busy just before the start; the timings will be noisy",
               file=sys.stderr, flush=True)
     print(report.text_machine(machine))
-    print(f"repeats: {args.repeats} interleaved, each about 20-50 ms; dtype {args.dtype}; seed {args.seed}; "
-          f"up to {args.retries} retries of a disturbed case, {args.max_wait:.0f} s of waiting in all")
+    print(f"mode: {args.mode}; repeats: {args.repeats} interleaved, each about "
+          f"{settings.target * 1e3:.0f} ms after a {settings.settle:.2f} s pause; dtype {args.dtype}; "
+          f"seed {args.seed}; up to {args.retries} retries of a disturbed case, {args.max_wait:.0f} s of "
+          "waiting in all")
     print(flush=True)
 
-    suites = [s for s in (step_suite, gemm_suite) if args.only in (None, s.NAME)]
     done = []
     for suite in suites:
-        cases = suite.cases(args.quick)
-        rows = []
-        for i, case in enumerate(cases, 1):
-            rows += run_case(suite, case, args.dtype, args.seed, threads, args.repeats, progress,
-                             f"{i}/{len(cases)}", args.retries, budget)
+        suite_start = time.perf_counter()
+        rows = run_suite(suite, settings, progress, budget)
         progress.done()
-        print(report.text_table(f"== {suite.TITLE}, {args.dtype} ==", suite.NOTE, rows))
+        notes = suite.notes()
+        print(report.text_table(suite, args.dtype, rows, notes))
+        print(f"({suite.TITLE.lower()}: {time.perf_counter() - suite_start:.0f} s)")
         print(flush=True)
-        done.append((suite, rows))
+        done.append((suite, rows, notes))
 
     elapsed = time.perf_counter() - start
-    foreign = [r["foreign_cores"] for _, rows in done for r in rows if r["foreign_cores"] is not None]
+    foreign = [r["foreign_cores"] for _, rows, _ in done for r in rows if r["foreign_cores"] is not None]
     machine["foreign_cores_max"] = max(foreign) if foreign else "unknown"  # over the kept timings
-    disturbed = sorted({r["case"] for _, rows in done for r in rows if r["disturbed"]})
+    disturbed = sorted({r["case"] for _, rows, _ in done for r in rows if r["disturbed"]})
     machine["cases_disturbed"] = len(disturbed)
     print(f"cases disturbed by other processes: {len(disturbed)}; most cores other processes used while "
           f"a case was timed: {machine['foreign_cores_max']}; time spent waiting for quiet: "
           f"{args.max_wait - budget.left:.0f} s")
     print(f"total time: {elapsed:.0f} s")
     if args.json:
-        document = {"command": command, "options": vars(args), "machine": machine,
-                    "elapsed_s": elapsed,
-                    "suites": [{"name": s.NAME, "title": s.TITLE, "note": s.NOTE, "dtype": args.dtype,
-                                "results": rows} for s, rows in done]}
+        document = {"command": command, "options": vars(args), "machine": machine, "elapsed_s": elapsed,
+                    "suites": [{"name": s.NAME, "table": s.TABLE, "title": s.TITLE, "note": s.NOTE,
+                                "explanation": s.EXPLANATION, "notes": notes, "dtype": args.dtype,
+                                "results": rows} for s, rows, notes in done]}
         with open(args.json, "w") as f:
             json.dump(document, f, indent=1)
             f.write("\n")
     if args.markdown:
-        text = report.markdown_document(command, machine,
-                                        [(s.TITLE, s.NOTE, args.dtype, rows) for s, rows in done], elapsed)
+        text = report.markdown_document(command, machine, args.dtype, done, elapsed)
         with open(args.markdown, "w") as f:
             f.write(text)
-    wrong = [r for _, rows in done for r in rows if r["status"] in ("WRONG", "ERROR")]
+    if args.plot:
+        print(plot.write(args.plot, done, args.dtype, machine))
+    wrong = [r for _, rows, _ in done for r in rows if r["status"] in ("WRONG", "ERROR")]
     return 1 if any(r["competitor"] == BASELINE for r in wrong) else 0
 
 

@@ -20,15 +20,14 @@ import numpy as np
 import bpfast
 from bpfast import reference
 
+import optional
 from cases import step_cases
 from competitor import Competitor, Verdict
 
-try:
-    import torch
-except ImportError:
-    torch = None
+torch = optional.torch()
 
 NAME = "steps"
+TABLE = "steps"
 TITLE = "Training step (forward, loss, backward, SGD update)"
 NOTE = ("One call is net.train_step(X, T, lr) on one batch; PyTorch runs model(X), the loss, "
         "backward() and optimizer.step(). GFLOP/s counts 6·batch·Σ n_in·n_out per step.")
@@ -36,7 +35,20 @@ CHECK_LR = 0.1
 TIMED_LR = 1e-3
 TOLERANCE = {"float32": {"loss": 1e-4, "grad": 1e-3}, "float64": {"loss": 1e-10, "grad": 1e-8}}
 
+EXPLANATION = (
+    "One call is one training step, `net.train_step(X, T, lr)`: forward pass, loss, backward pass and SGD "
+    "update on one batch. bpfast (`bpfast.Network`, the C++ kernels) is compared with "
+    "`bpfast.reference.Network` (the same class running on plain numpy) and, when it can be imported, "
+    "with PyTorch on the CPU (`nn.Sequential` of `nn.Linear` and `torch.optim.SGD`, with as many threads "
+    "as the run uses). Before timing, every competitor takes one step from the same initial weights; its "
+    "loss and the gradient implied by its update must match bpfast's. A case named `784-128-10 b=32` is "
+    "a net with those layer widths on a batch of 32.")
+
 cases = step_cases
+
+
+def notes():
+    return [] if torch is not None else [optional.missing_note("torch", "no torch column")]
 
 
 def _data(case, dtype, seed):
@@ -72,32 +84,39 @@ class NetTrainer:
         return [p.copy() for layer in self.net.layers for p in (layer.W, layer.b)]
 
 
+def torch_twin(sizes, activation, output, loss, dtype, seed):
+    """(model, loss_fn, target converter): the bpfast net in PyTorch, weights copied from a
+    bpfast net with the same seed."""
+    tdtype = {"float32": torch.float32, "float64": torch.float64}[dtype]
+    init = bpfast.Network(list(sizes), activation=activation, output=output, loss=loss, dtype=dtype, seed=seed)
+    modules = []
+    for i, layer in enumerate(init.layers):
+        linear = torch.nn.Linear(layer.n_in, layer.n_out, dtype=tdtype)
+        with torch.no_grad():
+            linear.weight.copy_(torch.from_numpy(layer.W.copy()))
+            linear.bias.copy_(torch.from_numpy(layer.b.copy()))
+        modules.append(linear)
+        if i < len(init.layers) - 1:
+            modules.append(_torch_activation(activation))
+    model = torch.nn.Sequential(*modules)
+    if loss == "cross_entropy" and output == "softmax":  # softmax output fused into the loss, as in bpfast
+        return (model, torch.nn.CrossEntropyLoss(reduction="mean"),
+                lambda T: torch.from_numpy(np.asarray(T, dtype=np.int64)))
+    if loss == "squared_error" and output == "identity":
+        return (model, lambda Y, T: 0.5 * ((Y - T) ** 2).sum() / Y.shape[0],  # ½‖y−t‖², mean over batch
+                lambda T: torch.from_numpy(np.array(T, copy=True)))
+    raise ValueError(f"no PyTorch twin for output={output!r}, loss={loss!r}")
+
+
 class TorchTrainer:
     """The same net in PyTorch, weights copied from a bpfast net with the same seed."""
 
     def __init__(self, case, dtype, seed, X, T, lr, threads):
         torch.set_num_threads(threads)
-        tdtype = {"float32": torch.float32, "float64": torch.float64}[dtype]
-        init = _new_net(bpfast.Network, case, dtype, seed)
-        modules = []
-        for i, layer in enumerate(init.layers):
-            linear = torch.nn.Linear(layer.n_in, layer.n_out, dtype=tdtype)
-            with torch.no_grad():
-                linear.weight.copy_(torch.from_numpy(layer.W.copy()))
-                linear.bias.copy_(torch.from_numpy(layer.b.copy()))
-            modules.append(linear)
-            if i < len(init.layers) - 1:
-                modules.append(_torch_activation(case.activation))
-        self.model = torch.nn.Sequential(*modules)
+        self.model, self.loss_fn, targets = torch_twin(case.sizes, case.activation, case.output, case.loss,
+                                                       dtype, seed)
         self.X = torch.from_numpy(X.copy())
-        if case.loss == "cross_entropy":  # softmax output fused into the loss, as in bpfast
-            self.T = torch.from_numpy(np.asarray(T, dtype=np.int64))
-            self.loss_fn = torch.nn.CrossEntropyLoss(reduction="mean")
-        elif case.loss == "squared_error" and case.output == "identity":
-            self.T = torch.from_numpy(T.copy())
-            self.loss_fn = lambda Y, T: 0.5 * ((Y - T) ** 2).sum() / Y.shape[0]  # ½‖y−t‖², mean over batch
-        else:
-            raise ValueError(f"no PyTorch twin for output={case.output!r}, loss={case.loss!r}")
+        self.T = targets(T)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=lr)
 
     def step(self):

@@ -43,9 +43,10 @@ def inner_iterations(fn, target=TARGET_REPEAT_S):
     """
     fn()
     n = 1
+    floor = min(CALIBRATION_FLOOR_S, target / 4)
     while True:
         elapsed = time_calls(fn, n)
-        if elapsed >= CALIBRATION_FLOOR_S or n >= 1 << 24:
+        if elapsed >= floor or n >= 1 << 24:
             return max(1, round(n * target / max(elapsed, 1e-9)))
         n *= 4
 
@@ -70,12 +71,13 @@ class Timing:
         return max(self.times)
 
 
-def interleaved(fns, repeats, warmup_repeats=1, settle=SETTLE_S):
+def interleaved(fns, repeats, warmup_repeats=1, settle=SETTLE_S, target=TARGET_REPEAT_S):
     """Time the callables of ``fns`` (name -> callable) in interleaved repeats.
 
-    Returns name -> Timing, in the order of ``fns``.
+    Returns name -> Timing, in the order of ``fns``. ``settle`` and ``target``
+    are shrunk only by the runner's testing mode (--tiny).
     """
-    timings = {name: Timing(inner_iterations(fn)) for name, fn in fns.items()}
+    timings = {name: Timing(inner_iterations(fn, target)) for name, fn in fns.items()}
     gc.collect()
     gc_was_enabled = gc.isenabled()
     gc.disable()
