@@ -10,16 +10,9 @@
 #include <type_traits>
 
 #include "common.h"
+#include "fastmath.h"
 
 namespace bpfast {
-
-template <typename T>
-inline T sigmoid(T x) {
-    // Split by sign so that exp never overflows.
-    if (x >= T(0)) return T(1) / (T(1) + std::exp(-x));
-    const T e = std::exp(x);
-    return e / (T(1) + e);
-}
 
 // y > 0 ? d : +0, as a bit mask rather than a branch: relu's pattern of
 // signs is random, so a branch mispredicts, while the mask vectorises.
@@ -37,11 +30,9 @@ inline T pass_if_positive(T y, T d) {
 template <typename T>
 inline void softmax_row(T* row, index cols) {
     const T m = *std::max_element(row, row + cols);
+    for (index j = 0; j < cols; ++j) row[j] = exp_fast(row[j] - m);  // a loop of its own: it vectorises
     T sum = T(0);
-    for (index j = 0; j < cols; ++j) {
-        row[j] = std::exp(row[j] - m);
-        sum += row[j];
-    }
+    for (index j = 0; j < cols; ++j) sum += row[j];
     const T inv = T(1) / sum;
     for (index j = 0; j < cols; ++j) row[j] *= inv;
 }
@@ -56,7 +47,7 @@ void activate_inplace(T* A, index rows, index cols, Activation act) {
             for (index i = 0; i < n; ++i) A[i] = sigmoid(A[i]);
             return;
         case Activation::tanh:
-            for (index i = 0; i < n; ++i) A[i] = std::tanh(A[i]);
+            for (index i = 0; i < n; ++i) A[i] = tanh_fast(A[i]);
             return;
         case Activation::relu:
             // Written as a select the compiler turns into a vector max; NaN passes through.
