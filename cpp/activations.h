@@ -10,6 +10,7 @@
 #include <type_traits>
 
 #include "common.h"
+#include "elementwise.h"
 #include "fastmath.h"
 
 namespace bpfast {
@@ -26,37 +27,12 @@ inline T pass_if_positive(T y, T d) {
     return d;
 }
 
-// y_i = exp(z_i - m) / sum_k exp(z_k - m), m = max_k z_k; in place on one row.
-template <typename T>
-inline void softmax_row(T* row, index cols) {
-    const T m = *std::max_element(row, row + cols);
-    for (index j = 0; j < cols; ++j) row[j] = exp_fast(row[j] - m);  // a loop of its own: it vectorises
-    T sum = T(0);
-    for (index j = 0; j < cols; ++j) sum += row[j];
-    const T inv = T(1) / sum;
-    for (index j = 0; j < cols; ++j) row[j] *= inv;
-}
-
 // A = act(A), in place. A is (rows, cols).
 template <typename T>
 void activate_inplace(T* A, index rows, index cols, Activation act) {
-    const index n = rows * cols;
-    switch (act) {
-        case Activation::identity: return;
-        case Activation::sigmoid:
-            for (index i = 0; i < n; ++i) A[i] = sigmoid(A[i]);
-            return;
-        case Activation::tanh:
-            for (index i = 0; i < n; ++i) A[i] = tanh_fast(A[i]);
-            return;
-        case Activation::relu:
-            // Written as a select the compiler turns into a vector max; NaN passes through.
-            for (index i = 0; i < n; ++i) A[i] = A[i] < T(0) ? T(0) : A[i];
-            return;
-        case Activation::softmax:
-            for (index r = 0; r < rows; ++r) softmax_row(A + r * cols, cols);
-            return;
-    }
+    if (act == Activation::identity) return;
+    if (act != Activation::softmax) return activate_elementwise(A, rows * cols, act);
+    softmax_rows(A, rows, cols);
 }
 
 // dZ = dA ⊙ σ'(Z) with σ' from the output A: y(1-y), 1-y², [y>0];

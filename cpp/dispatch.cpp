@@ -1,10 +1,11 @@
-// Chooses the micro-kernel once per process: the best one this CPU supports,
+// Chooses the micro-kernels and elementwise kernels once per process: the best one this CPU supports,
 // unless BPFAST_ISA names one (generic|avx2), so that tests can cover each path.
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 #include <string>
 
+#include "elementwise.h"
 #include "ukernel.h"
 
 namespace bpfast {
@@ -38,16 +39,19 @@ struct Registry {
     std::string isa;
     MicroKernel<float> f32;
     MicroKernel<double> f64;
+    ElementwiseKernels elementwise;
     Registry() : isa(chosen_isa()) {
 #if BPFAST_HAVE_AVX2
         if (isa == "avx2") {
             f32 = ukernel_avx2_f32();
             f64 = ukernel_avx2_f64();
+            elementwise = elementwise_avx2();
             return;
         }
 #endif
         f32 = ukernel_generic_f32();
         f64 = ukernel_generic_f64();
+        elementwise = elementwise_generic();
     }
 };
 
@@ -61,5 +65,6 @@ const Registry& registry() {
 const MicroKernel<float>& active_ukernel_f32() { return registry().f32; }
 const MicroKernel<double>& active_ukernel_f64() { return registry().f64; }
 const char* active_isa() { return registry().isa.c_str(); }
+const ElementwiseKernels& active_elementwise() { return registry().elementwise; }
 
 }  // namespace bpfast

@@ -2,6 +2,10 @@
 // over arrays vectorise (libm's expf and tanhf are scalar calls, ~20x slower).
 // Accurate to a few float ulps, well inside float32's 1e-5 test tolerance.
 // The double versions are libm's: float64 users ask for full precision.
+//
+// Every function here is `static`: each translation unit gets its own copy,
+// compiled with that unit's flags. Inline functions with external linkage
+// would let the linker keep the AVX2 unit's copy for the portable units too.
 #pragma once
 
 #include <algorithm>
@@ -13,7 +17,7 @@ namespace bpfast {
 
 // condition ? a : b with bit masks: GCC does not if-convert a chain of float
 // selects (it reports "control flow in loop"), but it vectorises this.
-inline float select(bool condition, float a, float b) {
+static inline float select(bool condition, float a, float b) {
     const std::uint32_t mask = 0u - std::uint32_t(condition);
     std::uint32_t ia, ib;
     std::memcpy(&ia, &a, sizeof ia);
@@ -24,10 +28,21 @@ inline float select(bool condition, float a, float b) {
     return out;
 }
 
+static inline double select(bool condition, double a, double b) {
+    const std::uint64_t mask = 0u - std::uint64_t(condition);
+    std::uint64_t ia, ib;
+    std::memcpy(&ia, &a, sizeof ia);
+    std::memcpy(&ib, &b, sizeof ib);
+    const std::uint64_t bits = (ia & mask) | (ib & ~mask);
+    double out;
+    std::memcpy(&out, &bits, sizeof out);
+    return out;
+}
+
 // exp(x) = 2^n · exp(r) with n = round(x·log2 e) and r = x − n·ln 2, |r| ≤ ln2/2.
 // x is clamped to [-87.3, 88.3], so the result stays a normal float: exp of
 // very negative x gives ~1e-38 instead of a denormal or 0, exp of large x ~2e38.
-inline float exp_fast(float x) {
+static inline float exp_fast(float x) {
     x = select(x < -87.3f, -87.3f, x);
     x = select(x > 88.3f, 88.3f, x);
     const float round_magic = 12582912.0f;  // 1.5·2^23: adding it rounds to an integer
@@ -48,11 +63,11 @@ inline float exp_fast(float x) {
     return p * scale;
 }
 
-inline double exp_fast(double x) { return std::exp(x); }
+static inline double exp_fast(double x) { return std::exp(x); }
 
-inline float sigmoid(float x) { return 1.0f / (1.0f + exp_fast(-x)); }
+static inline float sigmoid(float x) { return 1.0f / (1.0f + exp_fast(-x)); }
 
-inline double sigmoid(double x) {
+static inline double sigmoid(double x) {
     // Split by sign so that exp never overflows.
     if (x >= 0.0) return 1.0 / (1.0 + std::exp(-x));
     const double e = std::exp(x);
@@ -61,7 +76,7 @@ inline double sigmoid(double x) {
 
 // tanh |x| = 1 − 2/(exp(2|x|) + 1), or its odd Taylor series near 0 where
 // that difference would cancel; the sign is put back at the end.
-inline float tanh_fast(float x) {
+static inline float tanh_fast(float x) {
     const float a = std::fabs(x);
     const float a2 = a * a;
     const float series = a * (1.0f + a2 * (-1.0f / 3.0f + a2 * (2.0f / 15.0f + a2 * (-17.0f / 315.0f))));
@@ -69,6 +84,6 @@ inline float tanh_fast(float x) {
     return std::copysign(select(a < 0.0625f, series, far), x);
 }
 
-inline double tanh_fast(double x) { return std::tanh(x); }
+static inline double tanh_fast(double x) { return std::tanh(x); }
 
 }  // namespace bpfast

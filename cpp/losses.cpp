@@ -67,14 +67,14 @@ double softmax_cross_entropy(T* grad, const T* Z, const T* Tg, index batch, inde
         const T* z = Z + row * n;
         const T* t = Tg + row * n;
         T* g = grad + row * n;
-        const double m = *std::max_element(z, z + n);
+        const T m = *std::max_element(z, z + n);
+        for (index j = 0; j < n; ++j) g[j] = exp_fast(z[j] - m);  // e_j = exp(z_j − m)
         double sum_exp = 0.0;
-        for (index j = 0; j < n; ++j) sum_exp += std::exp(double(z[j]) - m);
-        const double lse = m + std::log(sum_exp);
+        for (index j = 0; j < n; ++j) sum_exp += g[j];
+        const double lse = double(m) + std::log(sum_exp);  // log Σ exp(z_j)
         for (index j = 0; j < n; ++j) total += double(t[j]) * (lse - double(z[j]));
-        std::copy(z, z + n, g);
-        softmax_row(g, n);
-        for (index j = 0; j < n; ++j) g[j] = (g[j] - t[j]) * s;
+        const T inv = T(1.0 / sum_exp);
+        for (index j = 0; j < n; ++j) g[j] = (g[j] * inv - t[j]) * s;  // softmax − t
     }
     return total * double(s);
 }
