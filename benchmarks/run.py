@@ -336,7 +336,7 @@ def main(argv=None):
               file=sys.stderr, flush=True)
     print(report.text_machine(machine))
     print(f"mode: {args.mode}; repeats: {args.repeats} interleaved, each about "
-          f"{settings.target * 1e3:.0f} ms after a {settings.settle:.2f} s pause; dtype {args.dtype}; "
+          f"{settings.target * 1e3:.0f} ms after waiting (up to {settings.settle:.2f} s) for the process's threads to go idle; dtype {args.dtype}; "
           f"seed {args.seed}; up to {args.retries} retries of a disturbed case, {args.max_wait:.0f} s of "
           "waiting in all")
     print(flush=True)

@@ -10,11 +10,14 @@ repeat gives one time per call (repeat time / inner count); the median of
 those is the figure reported, with the min and max beside it. The garbage
 collector is paused while repeats run.
 
-Before each timed repeat the process sleeps SETTLE_S. Thread pools that spin
-after a call (OpenBLAS's workers busy-wait for about 0.1 s before they sleep)
-would otherwise hold a core while the next competitor runs, and on a 2-core
-machine that halves a multithreaded competitor's speed. Every competitor gets
-the same pause, so none inherits another's spinning threads.
+Before each timed repeat the process waits until its own threads are idle:
+it samples its CPU time (all threads together) over short windows and goes
+on once a window shows less than a tenth of a core busy, or after
+SETTLE_MAX_S. Thread pools spin for a while after a call (OpenBLAS's workers
+for about 2^28 cycles, OpenMP pools for their block time), and a spinning
+pool would hold a core while the next competitor runs; on a 2-core machine
+that halves a multithreaded competitor's speed. Every competitor gets the
+same treatment, so none inherits another's spinning threads.
 """
 
 import gc
@@ -24,7 +27,8 @@ from dataclasses import dataclass, field
 
 TARGET_REPEAT_S = 0.03    # aim for one repeat of about 30 ms (20-50 ms)
 CALIBRATION_FLOOR_S = 0.006  # calibrate on runs at least this long
-SETTLE_S = 0.12  # pause before each timed repeat, longer than OpenBLAS's spin time
+SETTLE_S = 0.5  # longest wait for this process's threads to go idle before a repeat
+SETTLE_WINDOW_S = 0.01
 
 
 def time_calls(fn, n):
@@ -71,6 +75,17 @@ class Timing:
         return max(self.times)
 
 
+def wait_until_idle(max_wait, window=SETTLE_WINDOW_S):
+    """Wait until this process's threads use under a tenth of a core (at most max_wait s)."""
+    deadline = time.perf_counter() + max_wait
+    while True:
+        cpu, wall = time.process_time(), time.perf_counter()
+        time.sleep(window)
+        busy = (time.process_time() - cpu) / max(time.perf_counter() - wall, 1e-9)
+        if busy < 0.1 or time.perf_counter() >= deadline:
+            return
+
+
 def interleaved(fns, repeats, warmup_repeats=1, settle=SETTLE_S, target=TARGET_REPEAT_S):
     """Time the callables of ``fns`` (name -> callable) in interleaved repeats.
 
@@ -89,7 +104,7 @@ def interleaved(fns, repeats, warmup_repeats=1, settle=SETTLE_S, target=TARGET_R
             for name, fn in fns.items():
                 timing = timings[name]
                 if settle:
-                    time.sleep(settle)
+                    wait_until_idle(settle)
                 timing.times.append(time_calls(fn, timing.inner) / timing.inner)
     finally:
         if gc_was_enabled:

@@ -9,6 +9,10 @@
 #include <thread>
 #include <vector>
 
+#if defined(__linux__)
+#include <sched.h>
+#endif
+
 namespace bpfast {
 namespace {
 
@@ -26,23 +30,54 @@ inline void cpu_relax() {
 #endif
 }
 
-// Spin briefly before sleeping: kernels of one training step come back to
-// back, and a worker that is still spinning starts the next one without the
-// cost of a wake-up. The spin is short (0.1 ms, against OpenBLAS's 0.1 s), so
-// an idle pool does not hold a core for long.
-constexpr auto SPIN_TIME = std::chrono::microseconds(100);
+// Waiting. A worker spins for a while before it sleeps: kernels of one
+// training step come back to back, and a worker that is still spinning starts
+// the next one without the cost of a wake-up (1 ms, against OpenBLAS's
+// 0.1 s, so an idle pool does not hold a core for long). The caller, once
+// its own share of a job is done, spins until the job is finished and never
+// sleeps: a caller woken by a worker is placed by Linux on the worker's CPU
+// (wake-affine), and the two then share one CPU for whole runs of calls,
+// which made calls on a 2-CPU machine up to twice as slow as on one thread.
+constexpr auto SPIN_TIME = std::chrono::milliseconds(1);
 
-// Calls ready() until it returns true or SPIN_TIME has passed; returns its last answer.
+// Calls ready() until it returns true or `limit` has passed; returns its last
+// answer. A yield now and then lets another thread on this CPU run.
 template <typename Ready>
-bool spin_until(Ready ready) {
-    const auto deadline = std::chrono::steady_clock::now() + SPIN_TIME;
+bool spin_until(Ready ready, std::chrono::steady_clock::duration limit) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
     for (;;) {
         for (int i = 0; i < 64; ++i) {
             if (ready()) return true;
             cpu_relax();
         }
+        std::this_thread::yield();
         if (std::chrono::steady_clock::now() > deadline) return ready();
     }
+}
+
+int current_cpu() {
+#if defined(__linux__)
+    return sched_getcpu();
+#else
+    return -1;
+#endif
+}
+
+// If this thread runs on `cpu`, move it to another CPU it may use: take
+// `cpu` out of its affinity mask for a moment (which migrates it at once),
+// then put the mask back, so that the thread stays free to move later.
+void leave_cpu(int cpu) {
+#if defined(__linux__)
+    if (cpu < 0 || sched_getcpu() != cpu) return;
+    cpu_set_t allowed;
+    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0 || CPU_COUNT(&allowed) < 2) return;
+    cpu_set_t others = allowed;
+    CPU_CLR(cpu, &others);
+    if (CPU_COUNT(&others) == 0) return;
+    if (sched_setaffinity(0, sizeof others, &others) == 0) sched_setaffinity(0, sizeof allowed, &allowed);
+#else
+    (void)cpu;
+#endif
 }
 
 class Pool {
@@ -75,14 +110,13 @@ public:
             n_tasks_ = n_tasks;
             next_.store(0);
             helpers_ = wanted - 1;
+            caller_cpu_ = current_cpu();
             pending_.store(wanted - 1);
             generation_.fetch_add(1, std::memory_order_release);
         }
         wake_.notify_all();
         work();
-        if (!spin_until([&] { return pending_.load(std::memory_order_acquire) == 0; })) {
-            std::unique_lock<std::mutex> lock(mutex_);
-            done_.wait(lock, [&] { return pending_.load() == 0; });
+        while (!spin_until([&] { return pending_.load(std::memory_order_acquire) == 0; }, SPIN_TIME)) {
         }
         task_ = nullptr;
     }
@@ -102,9 +136,15 @@ private:
 
     // Wait for a generation other than `seen`: spin first, then sleep.
     void await_job(long seen) {
-        if (spin_until([&] { return generation_.load(std::memory_order_acquire) != seen; })) return;
-        std::unique_lock<std::mutex> lock(mutex_);
-        wake_.wait(lock, [&] { return generation_.load() != seen; });
+        if (spin_until([&] { return generation_.load(std::memory_order_acquire) != seen; }, SPIN_TIME))
+            return;
+        {
+            std::unique_lock<std::mutex> lock(mutex_);
+            wake_.wait(lock, [&] { return generation_.load() != seen; });
+        }
+        // Linux tends to wake a thread on the CPU of the thread that woke it;
+        // leave the caller's CPU so that the two really run side by side.
+        leave_cpu(caller_cpu_);
     }
 
     void loop(int id) {
@@ -122,10 +162,7 @@ private:
             }
             if (id >= helpers) continue;  // not needed for this job
             work();
-            if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-                std::lock_guard<std::mutex> lock(mutex_);
-                done_.notify_one();
-            }
+            pending_.fetch_sub(1, std::memory_order_acq_rel);
         }
     }
 
@@ -133,7 +170,7 @@ private:
     std::atomic<long> started_{0};
     std::mutex dispatch_;  // one parallel_for at a time
     std::mutex mutex_;
-    std::condition_variable wake_, done_;
+    std::condition_variable wake_;
     std::vector<std::thread> workers_;
     const TaskRef* task_ = nullptr;
     index n_tasks_ = 0;
@@ -142,6 +179,7 @@ private:
     int helpers_ = 0;
     std::atomic<int> pending_{0};
     bool stopping_ = false;
+    std::atomic<int> caller_cpu_{-1};
 };
 
 Pool& pool() {
