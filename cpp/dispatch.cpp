@@ -1,5 +1,6 @@
 // Chooses the micro-kernels and elementwise kernels once per process: the best one this CPU supports,
-// unless BPFAST_ISA names one (generic|avx2), so that tests can cover each path.
+// unless BPFAST_ISA names one (generic|avx2|avx512), so that tests can cover each path.
+// The AVX-512 path has its own micro-kernels and uses the AVX2 elementwise kernels.
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
@@ -20,9 +21,19 @@ bool cpu_has_avx2_fma() {
 #endif
 }
 
+bool cpu_has_avx512f() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();  // also checks that the OS saves the AVX-512 registers
+    return __builtin_cpu_supports("avx512f") && cpu_has_avx2_fma();
+#else
+    return false;
+#endif
+}
+
 std::string chosen_isa() {
     const char* forced = std::getenv("BPFAST_ISA");
     const bool avx2 = BPFAST_HAVE_AVX2 && cpu_has_avx2_fma();
+    const bool avx512 = BPFAST_HAVE_AVX512 && cpu_has_avx512f();
     if (forced && *forced) {
         const std::string name(forced);
         if (name == "generic") return name;
@@ -30,9 +41,13 @@ std::string chosen_isa() {
             if (!avx2) throw std::runtime_error("BPFAST_ISA=avx2 but this CPU or build lacks AVX2/FMA");
             return name;
         }
-        throw std::runtime_error("BPFAST_ISA must be generic or avx2; got '" + name + "'");
+        if (name == "avx512") {
+            if (!avx512) throw std::runtime_error("BPFAST_ISA=avx512 but this CPU or build lacks AVX-512F");
+            return name;
+        }
+        throw std::runtime_error("BPFAST_ISA must be generic, avx2 or avx512; got '" + name + "'");
     }
-    return avx2 ? "avx2" : "generic";
+    return avx512 ? "avx512" : avx2 ? "avx2" : "generic";
 }
 
 struct Registry {
@@ -41,6 +56,14 @@ struct Registry {
     MicroKernel<double> f64;
     ElementwiseKernels elementwise;
     Registry() : isa(chosen_isa()) {
+#if BPFAST_HAVE_AVX512
+        if (isa == "avx512") {
+            f32 = ukernel_avx512_f32();
+            f64 = ukernel_avx512_f64();
+            elementwise = elementwise_avx2();
+            return;
+        }
+#endif
 #if BPFAST_HAVE_AVX2
         if (isa == "avx2") {
             f32 = ukernel_avx2_f32();

@@ -55,8 +55,10 @@ void pack_a(const MatrixView<T>& A, index rows, index depth, const MicroKernel<T
             // Row-major: read each row once, contiguously.
             for (index i = 0; i < live; ++i)
                 for (index p = 0; p < depth; ++p) out[p * mr + i] = src[i * A.row_stride + p];
+        } else if (live == mr && A.row_stride == 1 && mr == 8) {
+            copy_columns<8>(src, A.col_stride, depth, out);  // a transposed A: columns are contiguous
         } else if (live == mr && A.row_stride == 1 && mr == 6) {
-            copy_columns<6>(src, A.col_stride, depth, out);  // a transposed A: columns are contiguous
+            copy_columns<6>(src, A.col_stride, depth, out);
         } else if (live == mr && A.row_stride == 1 && mr == 4) {
             copy_columns<4>(src, A.col_stride, depth, out);
         } else {

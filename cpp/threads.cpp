@@ -111,12 +111,16 @@ public:
             next_.store(0);
             helpers_ = wanted - 1;
             caller_cpu_ = current_cpu();
-            pending_.store(wanted - 1);
+            joined_.store(0, std::memory_order_release);  // open for helpers to join
             generation_.fetch_add(1, std::memory_order_release);
         }
         wake_.notify_all();
         work();
-        while (!spin_until([&] { return pending_.load(std::memory_order_acquire) == 0; }, SPIN_TIME)) {
+        // Every task is claimed. Close the job, so that a helper that has not
+        // joined yet (one not even scheduled, on a busy machine) never will,
+        // and wait only for the helpers still running a task.
+        joined_.fetch_or(CLOSED, std::memory_order_acq_rel);
+        while (!spin_until([&] { return joined_.load(std::memory_order_acquire) == CLOSED; }, SPIN_TIME)) {
         }
         task_ = nullptr;
     }
@@ -160,10 +164,18 @@ private:
                 seen = generation_.load();
                 helpers = helpers_;
             }
-            if (id >= helpers) continue;  // not needed for this job
+            if (id >= helpers || !join()) continue;  // not needed, or the job is over
             work();
-            pending_.fetch_sub(1, std::memory_order_acq_rel);
+            joined_.fetch_sub(1, std::memory_order_acq_rel);
         }
+    }
+
+    // Join the open job, if there is one: count this thread in unless the caller has closed it.
+    bool join() {
+        long state = joined_.load(std::memory_order_acquire);
+        while (!(state & CLOSED))
+            if (joined_.compare_exchange_weak(state, state + 1, std::memory_order_acq_rel)) return true;
+        return false;
     }
 
     std::atomic<int> threads_{default_thread_count()};
@@ -177,7 +189,9 @@ private:
     std::atomic<index> next_{0};
     std::atomic<long> generation_{0};
     int helpers_ = 0;
-    std::atomic<int> pending_{0};
+    // Helpers inside the current job, plus CLOSED once the caller has claimed its last task.
+    static constexpr long CLOSED = 1L << 40;
+    std::atomic<long> joined_{CLOSED};
     bool stopping_ = false;
     std::atomic<int> caller_cpu_{-1};
 };

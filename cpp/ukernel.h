@@ -8,6 +8,9 @@
 #ifndef BPFAST_HAVE_AVX2
 #define BPFAST_HAVE_AVX2 0
 #endif
+#ifndef BPFAST_HAVE_AVX512
+#define BPFAST_HAVE_AVX512 0
+#endif
 
 namespace bpfast {
 
@@ -36,7 +39,7 @@ using PackRowsFn = void (*)(index depth, const T* src, index ld, T* panel);
 
 template <typename T>
 struct MicroKernel {
-    const char* isa;  // "generic", "avx2", ...
+    const char* isa;  // "generic", "avx2", "avx512"
     int mr;
     int nr;
     MicroKernelFn<T> run;
@@ -50,6 +53,10 @@ MicroKernel<double> ukernel_generic_f64();
 #if BPFAST_HAVE_AVX2
 MicroKernel<float> ukernel_avx2_f32();
 MicroKernel<double> ukernel_avx2_f64();
+#endif
+#if BPFAST_HAVE_AVX512
+MicroKernel<float> ukernel_avx512_f32();
+MicroKernel<double> ukernel_avx512_f64();
 #endif
 
 // The kernel chosen once for this process (see dispatch.cpp).

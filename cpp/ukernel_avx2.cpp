@@ -4,6 +4,7 @@
 //   double: 6 x 8 tile,  12 ymm accumulators (2 vectors of 4 per row)
 #include <immintrin.h>
 
+#include "pack_x86.h"
 #include "ukernel.h"
 
 namespace bpfast {
@@ -73,90 +74,15 @@ void ukernel_avx2(index k, const typename S::T* a, const typename S::T* b, index
     }
 }
 
-// 8x8 float transpose: rows r[0..7] in, columns out.
-inline void transpose8(__m256 r[8]) {
-    const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-    const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-    const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-    const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-    const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-    const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-    const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-    const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-    r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
-    r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
-    r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
-    r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
-    r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
-    r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
-    r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
-    r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
-}
-
-// 4x4 double transpose.
-inline void transpose4(__m256d r[4]) {
-    const __m256d t0 = _mm256_unpacklo_pd(r[0], r[1]), t1 = _mm256_unpackhi_pd(r[0], r[1]);
-    const __m256d t2 = _mm256_unpacklo_pd(r[2], r[3]), t3 = _mm256_unpackhi_pd(r[2], r[3]);
-    r[0] = _mm256_permute2f128_pd(t0, t2, 0x20);
-    r[1] = _mm256_permute2f128_pd(t1, t3, 0x20);
-    r[2] = _mm256_permute2f128_pd(t0, t2, 0x31);
-    r[3] = _mm256_permute2f128_pd(t1, t3, 0x31);
-}
-
-inline void transpose_block(typename F32::V r[8]) { transpose8(r); }
-inline void transpose_block(typename F64::V r[4]) { transpose4(r); }
-
-// panel (depth, 2*lanes): panel[p*2W + j] = src[j*ld + p], by lanes x lanes blocks.
-template <typename S>
-void pack_b_transposed_avx2(index depth, const typename S::T* src, index ld, typename S::T* panel) {
-    using T = typename S::T;
-    constexpr int W = S::lanes, NR = 2 * W;
-    index p = 0;
-    for (; p + W <= depth; p += W)
-        for (int half = 0; half < 2; ++half) {
-            typename S::V r[W];
-            for (int j = 0; j < W; ++j) r[j] = S::load(src + (half * W + j) * ld + p);
-            transpose_block(r);
-            for (int q = 0; q < W; ++q) S::store(panel + (p + q) * NR + half * W, r[q]);
-        }
-    for (; p < depth; ++p)
-        for (int j = 0; j < NR; ++j) panel[p * NR + j] = src[j * ld + p];
-}
-
-// panel (depth, 6): panel[p*6 + i] = src[i*ld + p]. Each p's column is
-// stored as a whole vector whose tail spills into the next p's slots (or the
-// buffer's slack), and is overwritten when that p is stored, so stores go in p order.
-template <typename S>
-void pack_a_rows_avx2(index depth, const typename S::T* src, index ld, typename S::T* panel) {
-    using V = typename S::V;
-    constexpr int W = S::lanes;
-    constexpr int GROUPS = (MR + W - 1) / W;  // float: one group of 8 rows; double: two of 4
-    index p = 0;
-    for (; p + W <= depth; p += W) {
-        V r[GROUPS][W];
-        for (int g = 0; g < GROUPS; ++g) {
-            for (int j = 0; j < W; ++j) {
-                const int row = g * W + j;
-                r[g][j] = row < MR ? S::load(src + row * ld + p) : S::zero();
-            }
-            transpose_block(r[g]);
-        }
-        for (int q = 0; q < W; ++q)
-            for (int g = 0; g < GROUPS; ++g) S::store(panel + (p + q) * MR + g * W, r[g][q]);
-    }
-    for (; p < depth; ++p)
-        for (int i = 0; i < MR; ++i) panel[p * MR + i] = src[i * ld + p];
-}
-
 }  // namespace
 
 MicroKernel<float> ukernel_avx2_f32() {
-    return {"avx2", MR, 2 * F32::lanes, &ukernel_avx2<F32>, &pack_b_transposed_avx2<F32>,
-            &pack_a_rows_avx2<F32>};
+    return {"avx2", MR, 2 * F32::lanes, &ukernel_avx2<F32>, &x86::pack_b_transposed<x86::F32x8, 16>,
+            &x86::pack_a_rows<x86::F32x8, MR>};
 }
 MicroKernel<double> ukernel_avx2_f64() {
-    return {"avx2", MR, 2 * F64::lanes, &ukernel_avx2<F64>, &pack_b_transposed_avx2<F64>,
-            &pack_a_rows_avx2<F64>};
+    return {"avx2", MR, 2 * F64::lanes, &ukernel_avx2<F64>, &x86::pack_b_transposed<x86::F64x4, 8>,
+            &x86::pack_a_rows<x86::F64x4, MR>};
 }
 
 }  // namespace bpfast

@@ -26,7 +26,7 @@ _FLOAT32 = np.dtype(np.float32)
 
 
 def isa():
-    """The micro-kernel in use: "avx2" or "generic" (BPFAST_ISA forces one)."""
+    """The micro-kernel in use: "avx512", "avx2" or "generic" (BPFAST_ISA forces one)."""
     return _core.isa
 
 
