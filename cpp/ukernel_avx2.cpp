@@ -12,25 +12,14 @@ namespace {
 
 constexpr int MR = 6;
 
-struct F32 {
-    using T = float;
-    using V = __m256;
-    static constexpr int lanes = 8;
-    static V zero() { return _mm256_setzero_ps(); }
-    static V load(const T* p) { return _mm256_loadu_ps(p); }
-    static void store(T* p, V v) { _mm256_storeu_ps(p, v); }
+// The packers' 256-bit lane types, plus what the micro-kernel needs.
+struct F32 : x86::F32x8 {
     static V broadcast(const T* p) { return _mm256_broadcast_ss(p); }
     static V fmadd(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
     static V add(V a, V b) { return _mm256_add_ps(a, b); }
 };
 
-struct F64 {
-    using T = double;
-    using V = __m256d;
-    static constexpr int lanes = 4;
-    static V zero() { return _mm256_setzero_pd(); }
-    static V load(const T* p) { return _mm256_loadu_pd(p); }
-    static void store(T* p, V v) { _mm256_storeu_pd(p, v); }
+struct F64 : x86::F64x4 {
     static V broadcast(const T* p) { return _mm256_broadcast_sd(p); }
     static V fmadd(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
     static V add(V a, V b) { return _mm256_add_pd(a, b); }
