@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cmath>
 #include <optional>
 #include <string>
 #include <vector>
@@ -178,18 +179,24 @@ void bind_model(py::module_ m) {
             return model.compute_gradients(X.data(), t, batch);
         }, py::arg("X"), py::arg("T"), py::arg("labels"))
         .def("train_step", [](M& model, In<T> X, std::optional<In<T>> dense,
-                              std::optional<Labels> labels) {
+                              std::optional<Labels> labels, std::optional<double> lr) {
             const index batch = batch_of(X, model.sizes().front());
             const Targets<T> t = targets_from<T>(dense, labels, batch, model.sizes().back());
+            if (lr && !(std::isfinite(*lr) && *lr > 0.0))
+                throw py::value_error("lr must be a finite positive number");
             StepStatus s;
             {
                 py::gil_scoped_release release;
                 std::lock_guard<std::mutex> lock(model.busy());
+                const double base = model.optimizer().lr;
+                if (lr) model.set_learning_rate(*lr);
                 s = model.train_step(X.data(), t, batch);
+                model.set_learning_rate(base);
             }
             return py::make_tuple(s.loss, s.finite, s.bad_layer);
-        }, py::arg("X"), py::arg("T"), py::arg("labels"),
-           "one step; returns (loss, finite, bad_layer) and updates nothing unless finite")
+        }, py::arg("X"), py::arg("T"), py::arg("labels"), py::arg("lr") = py::none(),
+           "one step (at base learning rate lr for this step only, when given); returns "
+           "(loss, finite, bad_layer) and updates nothing unless finite")
         .def("train_epoch", [](M& model, In<T> X, std::optional<In<T>> dense,
                                std::optional<Labels> labels, std::optional<Labels> order,
                                index batch_size) {

@@ -222,12 +222,9 @@ class NetworkBase:
         A non-finite loss or gradient raises FloatingPointError and changes nothing.
         """
         X, T, labels = self._batch_and_targets(X, T)
-        restore = self._with_lr(lr)
-        try:
-            value, finite, bad_layer = self._model.train_step(X, T, labels)
-        finally:
-            if restore is not None:
-                self._model.set_learning_rate(restore)
+        if lr is not None:
+            lr = check.finite_positive(lr, "lr")
+        value, finite, bad_layer = self._model.train_step(X, T, labels, lr)
         if not finite:
             where = f"layer {bad_layer}" if bad_layer >= 0 else "the loss"
             raise FloatingPointError(f"the loss or a gradient is not finite (first at {where}); "

@@ -1,5 +1,6 @@
 """Checks on user input. Every error names the argument, what was expected and what came."""
 
+import math
 import numbers
 
 import numpy as np
@@ -51,7 +52,7 @@ def non_negative_int(value, name):
 
 
 def finite_positive(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a finite positive number; got {value!r}")
     return float(value)
 

@@ -378,8 +378,15 @@ class Model:
                             c["beta2"], c["eps"], decay, decoupled=c["kind"] == "adamw")
         return value, True, -1
 
-    def train_step(self, X, T, labels):
-        return self._step(X, self._targets(T, labels, X.shape[0]))
+    def train_step(self, X, T, labels, lr=None):
+        """One step; lr, when given, is the base learning rate for this step only."""
+        base = self.config["lr"]
+        if lr is not None:
+            self.config["lr"] = lr
+        try:
+            return self._step(X, self._targets(T, labels, X.shape[0]))
+        finally:
+            self.config["lr"] = base
 
     def train_epoch(self, X, T, labels, order, batch_size):
         """(loss, finite, bad_batch, bad_layer) for one epoch in mini-batches."""
