@@ -1,6 +1,5 @@
 // Chooses the micro-kernels and elementwise kernels once per process: the best one this CPU supports,
 // unless BPFAST_ISA names one (generic|avx2|avx512), so that tests can cover each path.
-// The AVX-512 path has its own micro-kernels and uses the AVX2 elementwise kernels.
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
@@ -60,7 +59,7 @@ struct Registry {
         if (isa == "avx512") {
             f32 = ukernel_avx512_f32();
             f64 = ukernel_avx512_f64();
-            elementwise = elementwise_avx2();
+            elementwise = elementwise_avx512();
             return;
         }
 #endif

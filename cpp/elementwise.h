@@ -1,6 +1,6 @@
 // Elementwise activations over whole arrays, chosen per ISA like the
 // micro-kernels: the same loops (elementwise_loops.h) compiled once portably
-// and once with -mavx2 -mfma, where the compiler vectorises them 8 wide.
+// and once per ISA (-mavx2 -mfma, -mavx512f), where the compiler vectorises them.
 #pragma once
 
 #include "common.h"
@@ -25,6 +25,9 @@ struct ElementwiseKernels {
 ElementwiseKernels elementwise_generic();
 #if BPFAST_HAVE_AVX2
 ElementwiseKernels elementwise_avx2();
+#endif
+#if BPFAST_HAVE_AVX512
+ElementwiseKernels elementwise_avx512();
 #endif
 
 // The kernels chosen once for this process (see dispatch.cpp).
