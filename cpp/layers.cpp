@@ -19,10 +19,19 @@ struct BiasActivation {
 template <typename T>
 void bias_activation_tile(const void* context, T* c, index ldc, index, index col0, index rows,
                           index cols) {
+    // relu is one select per value, done here; sigmoid and tanh go to the ISA's kernels.
     const auto& e = *static_cast<const BiasActivation<T>*>(context);
+    const T* b = e.b + col0;
     for (index i = 0; i < rows; ++i) {
         T* row = c + i * ldc;
-        for (index j = 0; j < cols; ++j) row[j] += e.b[col0 + j];
+        if (e.act == Activation::relu) {
+            for (index j = 0; j < cols; ++j) {
+                const T z = row[j] + b[j];
+                row[j] = z < T(0) ? T(0) : z;  // as activate_elementwise: NaN passes through
+            }
+            continue;
+        }
+        for (index j = 0; j < cols; ++j) row[j] += b[j];
         activate_inplace(row, 1, cols, e.act);
     }
 }
