@@ -287,12 +287,16 @@ void gemm(index M, index N, index K, MatrixView<T> A, MatrixView<T> B, T* C, ind
     const MicroKernel<T>& kernel = active_ukernel<T>();
     const index row_tiles = (M + kernel.mr - 1) / kernel.mr;
     const index col_tiles = (N + kernel.nr - 1) / kernel.nr;
-    const bool split_cols = col_tiles >= row_tiles;
-    const index tiles = split_cols ? col_tiles : row_tiles;
     // A few parts per thread, handed out dynamically, so that a thread slowed
     // by a busy core does not hold up the rest.
     const index by_size = std::max<index>(1, 2 * M * N * K / MIN_FLOPS_PER_THREAD);
     const index threads = std::min<index>(get_num_threads(), by_size);
+    // Split the longer side, except that a B that must be packed (not
+    // row-major) is split by columns whenever each thread gets some: row
+    // parts would each pack all of B, column parts pack a share each.
+    const bool b_packed = B.col_stride != 1;
+    const bool split_cols = col_tiles >= row_tiles || (b_packed && col_tiles >= 2 * threads);
+    const index tiles = split_cols ? col_tiles : row_tiles;
     const index parts = threads <= 1 ? 1 : std::min<index>({PARTS_PER_THREAD * threads, tiles, by_size});
 
     if (parts > 1 && M > SHARED_A_MAX_ROWS)
