@@ -27,12 +27,26 @@ inline T pass_if_positive(T y, T d) {
     return d;
 }
 
-// A = act(A), in place. A is (rows, cols).
+// Σ_j x_j y_j over LANES independent partial sums, so that it vectorises
+// (one running sum is a chain of dependent additions).
 template <typename T>
-void activate_inplace(T* A, index rows, index cols, Activation act) {
-    if (act == Activation::identity) return;
-    if (act != Activation::softmax) return activate_elementwise(A, rows * cols, act);
-    softmax_rows(A, rows, cols);
+inline T lane_dot(const T* x, const T* y, index n) {
+    constexpr int LANES = 16;
+    T partial[LANES] = {};
+    index j = 0;
+    for (; j + LANES <= n; j += LANES)
+        for (int k = 0; k < LANES; ++k) partial[k] += x[j + k] * y[j + k];
+    T total = T(0);
+    for (; j < n; ++j) total += x[j] * y[j];
+    for (int k = 0; k < LANES; ++k) total += partial[k];
+    return total;
+}
+
+// A = act(Z); A may be Z. Both are (rows, cols).
+template <typename T>
+void activate(const T* Z, T* A, index rows, index cols, Activation act) {
+    if (act == Activation::softmax) return softmax_rows(Z, A, rows, cols);
+    activate_elementwise(Z, A, rows * cols, act);
 }
 
 // dZ = dA ⊙ σ'(Z) with σ' from the output A: y(1-y), 1-y², [y>0];
@@ -59,8 +73,7 @@ void activation_backward(T* dZ, const T* dA, const T* A, index rows, index cols,
                 const T* y = A + r * cols;
                 const T* dy = dA + r * cols;
                 T* dz = dZ + r * cols;
-                T dot = T(0);  // sum_j y_j dy_j
-                for (index j = 0; j < cols; ++j) dot += y[j] * dy[j];
+                const T dot = lane_dot(y, dy, cols);  // Σ_j y_j dy_j
                 for (index j = 0; j < cols; ++j) dz[j] = y[j] * (dy[j] - dot);
             }
             return;

@@ -103,8 +103,7 @@ void bind_kernels(py::module_ m) {
             T* A = output(out, {rows, cols}, "out");
             const T* z = Z.data();
             py::gil_scoped_release release;
-            std::copy(z, z + rows * cols, A);
-            activate_inplace(A, rows, cols, act);
+            activate(z, A, rows, cols, act);
         },
         py::arg("Z"), py::arg("activation"), py::arg("out").noconvert());
 

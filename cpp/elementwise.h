@@ -7,13 +7,14 @@
 
 namespace bpfast {
 
-// x = act(x) for n values; act is identity, sigmoid, tanh or relu.
+// y = act(x) for n values, y may be x; act is identity, sigmoid, tanh or relu.
 template <typename T>
-using ActivateFn = void (*)(T* x, index n, Activation act);
+using ActivateFn = void (*)(const T* x, T* y, index n, Activation act);
 
-// Row-wise softmax in place; A is (rows, cols).
+// Row-wise softmax P = softmax(Z), Z and P (rows, cols), P may be Z; when
+// log_sum_exp is not null it gets each row's log Σ_j exp(z_j) (rows,).
 template <typename T>
-using SoftmaxFn = void (*)(T* A, index rows, index cols);
+using SoftmaxFn = void (*)(const T* Z, T* P, index rows, index cols, T* log_sum_exp);
 
 struct ElementwiseKernels {
     ActivateFn<float> activate_f32;
@@ -33,18 +34,20 @@ ElementwiseKernels elementwise_avx512();
 // The kernels chosen once for this process (see dispatch.cpp).
 const ElementwiseKernels& active_elementwise();
 
-inline void activate_elementwise(float* x, index n, Activation act) {
-    active_elementwise().activate_f32(x, n, act);
+inline void activate_elementwise(const float* x, float* y, index n, Activation act) {
+    active_elementwise().activate_f32(x, y, n, act);
 }
-inline void activate_elementwise(double* x, index n, Activation act) {
-    active_elementwise().activate_f64(x, n, act);
+inline void activate_elementwise(const double* x, double* y, index n, Activation act) {
+    active_elementwise().activate_f64(x, y, n, act);
 }
 
-inline void softmax_rows(float* A, index rows, index cols) {
-    active_elementwise().softmax_f32(A, rows, cols);
+inline void softmax_rows(const float* Z, float* P, index rows, index cols,
+                         float* log_sum_exp = nullptr) {
+    active_elementwise().softmax_f32(Z, P, rows, cols, log_sum_exp);
 }
-inline void softmax_rows(double* A, index rows, index cols) {
-    active_elementwise().softmax_f64(A, rows, cols);
+inline void softmax_rows(const double* Z, double* P, index rows, index cols,
+                         double* log_sum_exp = nullptr) {
+    active_elementwise().softmax_f64(Z, P, rows, cols, log_sum_exp);
 }
 
 }  // namespace bpfast

@@ -32,7 +32,7 @@ void bias_activation_tile(const void* context, T* c, index ldc, index, index col
             continue;
         }
         for (index j = 0; j < cols; ++j) row[j] += b[j];
-        activate_inplace(row, 1, cols, e.act);
+        activate(row, row, 1, cols, e.act);
     }
 }
 
@@ -45,7 +45,7 @@ void dense_forward(T* A, const T* X, const T* W, const T* b, index batch, index 
     const BiasActivation<T> context{b, act == Activation::softmax ? Activation::identity : act};
     const Epilogue<T> epilogue{&bias_activation_tile<T>, &context};
     gemm<T>(batch, n_out, n_in, as_matrix(X, n_in), as_transpose(W, n_in), A, n_out, false, &epilogue);
-    if (act == Activation::softmax) activate_inplace(A, batch, n_out, act);
+    if (act == Activation::softmax) activate(A, A, batch, n_out, act);
 }
 
 template <typename T>

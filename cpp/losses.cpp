@@ -14,18 +14,34 @@ T reduction_scale(index batch, Reduction r) {
     return r == Reduction::mean ? T(1) / T(batch) : T(1);
 }
 
+// Σ term(i) over [0, n) in double, over LANES independent partial sums:
+// one running sum is a chain of dependent additions the compiler may not
+// reorder (no -ffast-math), which runs at one add per FP-add latency.
+constexpr int LANES = 8;
+
+template <typename Term>
+double lane_sum(index n, const Term& term) {
+    double partial[LANES] = {};
+    index i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int k = 0; k < LANES; ++k) partial[k] += term(i + k);
+    for (; i < n; ++i) partial[0] += term(i);
+    double total = 0.0;
+    for (double p : partial) total += p;
+    return total;
+}
+
 }  // namespace
 
 template <typename T>
 double squared_error(T* grad, const T* Y, const T* Tg, index batch, index n, Reduction r) {
     // Y, Tg and grad are (batch, n)
     const T s = reduction_scale<T>(batch, r);
-    double total = 0.0;
-    for (index i = 0; i < batch * n; ++i) {
+    const double total = lane_sum(batch * n, [&](index i) {
         const T diff = Y[i] - Tg[i];
-        total += double(diff) * double(diff);
         grad[i] = diff * s;
-    }
+        return double(diff) * double(diff);
+    });
     return 0.5 * total * double(s);
 }
 
@@ -67,14 +83,11 @@ double softmax_cross_entropy(T* grad, const T* Z, const T* Tg, index batch, inde
         const T* z = Z + row * n;
         const T* t = Tg + row * n;
         T* g = grad + row * n;
-        const T m = *std::max_element(z, z + n);
-        for (index j = 0; j < n; ++j) g[j] = exp_fast(z[j] - m);  // e_j = exp(z_j − m)
-        double sum_exp = 0.0;
-        for (index j = 0; j < n; ++j) sum_exp += g[j];
-        const double lse = double(m) + std::log(sum_exp);  // log Σ exp(z_j)
-        for (index j = 0; j < n; ++j) total += double(t[j]) * (lse - double(z[j]));
-        const T inv = T(1.0 / sum_exp);
-        for (index j = 0; j < n; ++j) g[j] = (g[j] * inv - t[j]) * s;  // softmax − t
+        T log_sum_exp;  // log Σ_j exp(z_j)
+        softmax_rows(z, g, 1, n, &log_sum_exp);
+        const double lse = log_sum_exp;
+        total += lane_sum(n, [&](index j) { return double(t[j]) * (lse - double(z[j])); });
+        for (index j = 0; j < n; ++j) g[j] = (g[j] - t[j]) * s;  // softmax − t
     }
     return total * double(s);
 }
