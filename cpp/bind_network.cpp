@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "bind_common.h"
+#include "checks.h"
 #include "network.h"
 
 namespace py = pybind11;
@@ -197,6 +198,64 @@ void bind_model(py::module_ m) {
         }, py::arg("X"), py::arg("T"), py::arg("labels"), py::arg("lr") = py::none(),
            "one step (at base learning rate lr for this step only, when given); returns "
            "(loss, finite, bad_layer) and updates nothing unless finite")
+        .def("try_train_step", [](M& model, py::handle X, py::handle T_, py::handle lr,
+                                  bool takes_labels) -> py::object {
+            // train_step for the plain case, with no conversion and no Python-level checks:
+            // X and T already C-contiguous arrays of T with the right shapes (or int64
+            // labels in range), all finite, and lr None or a finite positive float.
+            // Anything else returns None before touching the model, and the caller's
+            // validating path takes over (and raises the precise error).
+            using Dense = py::array_t<T, py::array::c_style>;
+            using IntLabels = py::array_t<std::int64_t, py::array::c_style>;
+            const index n_in = model.sizes().front(), n_out = model.sizes().back();
+            if (!Dense::check_(X)) return py::none();
+            const auto x = py::reinterpret_borrow<py::array>(X);
+            if (x.ndim() != 2 || x.shape(1) != n_in || x.shape(0) < 1) return py::none();
+            const index batch = x.shape(0);
+            Targets<T> t;
+            index target_count = 0;
+            if (Dense::check_(T_)) {
+                const auto dense = py::reinterpret_borrow<py::array>(T_);
+                if (dense.ndim() != 2 || dense.shape(0) != batch || dense.shape(1) != n_out)
+                    return py::none();
+                t.dense = static_cast<const T*>(dense.data());
+                target_count = batch * n_out;
+            } else if (takes_labels && IntLabels::check_(T_)) {
+                const auto labels = py::reinterpret_borrow<py::array>(T_);
+                if (labels.ndim() != 1 || labels.shape(0) != batch) return py::none();
+                t.labels = static_cast<const std::int64_t*>(labels.data());
+                const std::int64_t classes = n_out == 1 ? 2 : n_out;
+                for (index i = 0; i < batch; ++i)
+                    if (t.labels[i] < 0 || t.labels[i] >= classes) return py::none();
+            } else {
+                return py::none();
+            }
+            double rate = 0.0;
+            if (!lr.is_none()) {
+                if (!PyFloat_CheckExact(lr.ptr())) return py::none();
+                rate = PyFloat_AS_DOUBLE(lr.ptr());
+                if (!(std::isfinite(rate) && rate > 0.0)) return py::none();
+            }
+            const T* x_data = static_cast<const T*>(x.data());
+            StepStatus s;
+            {
+                py::gil_scoped_release release;
+                if (!all_finite(x_data, batch * n_in) || (t.dense && !all_finite(t.dense, target_count)))
+                    s.finite = false;
+                if (s.finite) {
+                    std::lock_guard<std::mutex> lock(model.busy());
+                    const double base = model.optimizer().lr;
+                    if (rate > 0.0) model.set_learning_rate(rate);
+                    s = model.train_step(x_data, t, batch);
+                    model.set_learning_rate(base);
+                } else {
+                    s.bad_layer = -2;  // the inputs: nothing ran
+                }
+            }
+            if (s.bad_layer == -2) return py::none();
+            return py::make_tuple(s.loss, s.finite, s.bad_layer);
+        }, py::arg("X"), py::arg("T"), py::arg("lr"), py::arg("takes_labels"),
+           "train_step on inputs that need no conversion; None (and nothing done) otherwise")
         .def("train_epoch", [](M& model, In<T> X, std::optional<In<T>> dense,
                                std::optional<Labels> labels, std::optional<Labels> order,
                                index batch_size) {

@@ -16,12 +16,41 @@ using ActivateFn = void (*)(const T* x, T* y, index n, Activation act);
 template <typename T>
 using SoftmaxFn = void (*)(const T* Z, T* P, index rows, index cols, T* log_sum_exp);
 
+struct OptimizerConfig;
+
+// One optimizer step on n parameters (see optim.h).
+template <typename T>
+using OptimizerFn = void (*)(T* param, const T* grad, T* m, T* v, index n, const OptimizerConfig& c,
+                             double lr, double decay, long t);
+
+template <typename T>
+using SumOfSquaresFn = double (*)(const T* x, index n);
+
+template <typename T>
+using AllFiniteFn = bool (*)(const T* x, index n);
+
 struct ElementwiseKernels {
     ActivateFn<float> activate_f32;
     ActivateFn<double> activate_f64;
     SoftmaxFn<float> softmax_f32;
     SoftmaxFn<double> softmax_f64;
+    OptimizerFn<float> optimizer_f32;
+    OptimizerFn<double> optimizer_f64;
+    SumOfSquaresFn<float> sum_of_squares_f32;
+    SumOfSquaresFn<double> sum_of_squares_f64;
+    AllFiniteFn<float> all_finite_f32;
+    AllFiniteFn<double> all_finite_f64;
+
+    void optimizer_update(float* p, const float* g, float* m, float* v, index n,
+                          const OptimizerConfig& c, double lr, double decay, long t) const {
+        optimizer_f32(p, g, m, v, n, c, lr, decay, t);
+    }
+    void optimizer_update(double* p, const double* g, double* m, double* v, index n,
+                          const OptimizerConfig& c, double lr, double decay, long t) const {
+        optimizer_f64(p, g, m, v, n, c, lr, decay, t);
+    }
 };
+
 
 ElementwiseKernels elementwise_generic();
 #if BPFAST_HAVE_AVX2

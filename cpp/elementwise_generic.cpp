@@ -1,12 +1,10 @@
 // Portable elementwise kernels (baseline ISA).
-#include "elementwise.h"
-#include "elementwise_loops.h"
+#include "elementwise_table.h"
 
 namespace bpfast {
 
 ElementwiseKernels elementwise_generic() {
-    return {&activate_loop<float>, &activate_loop<double>, &softmax_rows_loop<float>,
-            &softmax_rows_loop<double>};
+    return this_units_kernels();
 }
 
 }  // namespace bpfast

@@ -193,12 +193,19 @@ void for_each_chunk(index n, const F& f) {
 }
 
 template <typename T>
-void Model<T>::check_and_update(StepStatus& status) {
-    // The global norm is needed only for clipping; otherwise a cheaper pass
-    // tells whether every gradient is finite.
-    const OptimizerConfig& c = optimizer_;
-    const bool clipping = c.clip_norm > 0.0;
-    double squares = 0.0;
+int Model<T>::first_non_finite_layer(double* squares) {
+    // The first layer whose gradient holds a NaN or Inf, or -1; with squares
+    // given, also Σ g² over every gradient (needed for clipping).
+    const bool clipping = squares != nullptr;
+    if (!clipping) {
+        // One pass over all gradients; per layer only to name the culprit.
+        const index n = static_cast<index>(grads_.size()), chunks = (n + CHUNK - 1) / CHUNK;
+        unsigned char* ok = reserve(chunk_ok_, static_cast<size_t>(chunks));
+        const T* g = grads_.data();
+        for_each_chunk(n, [&](index lo, index hi) { ok[lo / CHUNK] = all_finite(g + lo, hi - lo); });
+        if (std::all_of(ok, ok + chunks, [](unsigned char b) { return b != 0; })) return -1;
+    }
+    double total = 0.0;
     for (index l = 0; l < n_layers(); ++l) {
         const index begin = offsets_[l], n = bias_offset(l) + sizes_[l + 1] - begin;
         const T* g = grads_.data() + begin;
@@ -210,14 +217,23 @@ void Model<T>::check_and_update(StepStatus& status) {
         });
         double layer = 0.0;
         for (index i = 0; i < chunks; ++i) layer += partial[i];  // fixed order
-        if (!std::isfinite(layer)) {
-            status.bad_layer = static_cast<int>(l);
-            status.finite = false;
-            return;
-        }
-        squares += layer;
+        if (!std::isfinite(layer)) return static_cast<int>(l);
+        total += layer;
     }
+    if (clipping) *squares = total;
+    return -1;
+}
 
+template <typename T>
+void Model<T>::check_and_update(StepStatus& status) {
+    const OptimizerConfig& c = optimizer_;
+    const bool clipping = c.clip_norm > 0.0;
+    double squares = 0.0;
+    status.bad_layer = first_non_finite_layer(clipping ? &squares : nullptr);
+    if (status.bad_layer >= 0) {
+        status.finite = false;
+        return;
+    }
     if (clipping) {
         // torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when that is below 1.
         const double coef = c.clip_norm / (std::sqrt(squares) + 1e-6);
@@ -230,20 +246,23 @@ void Model<T>::check_and_update(StepStatus& status) {
     }
     const double lr = c.learning_rate(steps_, epochs_);
     ++steps_;
+    // One pass over all parameters when weights and biases decay alike,
+    // else one per array.
+    auto update = [&](index begin, index n, double decay) {
+        T* p = params_.data() + begin;
+        const T* g = grads_.data() + begin;
+        T* m = state_m_.empty() ? nullptr : state_m_.data() + begin;
+        T* v = state_v_.empty() ? nullptr : state_v_.data() + begin;
+        for_each_chunk(n, [&](index lo, index hi) {
+            optimizer_update<T>(p + lo, g + lo, m ? m + lo : nullptr, v ? v + lo : nullptr, hi - lo, c, lr,
+                                decay, steps_);
+        });
+    };
+    if (c.weight_decay == 0.0 || c.decay_bias)
+        return update(0, static_cast<index>(params_.size()), c.weight_decay);
     for (index l = 0; l < n_layers(); ++l) {
-        for (const bool bias : {false, true}) {
-            const index begin = bias ? bias_offset(l) : weight_offset(l);
-            const index n = bias ? sizes_[l + 1] : sizes_[l + 1] * sizes_[l];
-            const double decay = bias && !c.decay_bias ? 0.0 : c.weight_decay;
-            T* p = params_.data() + begin;
-            const T* g = grads_.data() + begin;
-            T* m = state_m_.empty() ? nullptr : state_m_.data() + begin;
-            T* v = state_v_.empty() ? nullptr : state_v_.data() + begin;
-            for_each_chunk(n, [&](index lo, index hi) {
-                optimizer_update<T>(p + lo, g + lo, m ? m + lo : nullptr, v ? v + lo : nullptr, hi - lo,
-                                    c, lr, decay, steps_);
-            });
-        }
+        update(weight_offset(l), sizes_[l + 1] * sizes_[l], c.weight_decay);
+        update(bias_offset(l), sizes_[l + 1], 0.0);
     }
 }
 

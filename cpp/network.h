@@ -93,6 +93,7 @@ private:
     const T* dense_targets(Targets<T> targets, index batch, const std::int64_t* rows);
     StepStatus step(const T* X, const T* Tg, index batch);
     void check_and_update(StepStatus& status);
+    int first_non_finite_layer(double* squares);
 
     std::vector<index> sizes_;
     std::vector<Activation> activations_;
@@ -109,6 +110,7 @@ private:
     std::vector<std::vector<T>> outputs_;  // outputs_[l] is (batch, n[l+1])
     std::vector<T> grad_a_, grad_b_, delta_, batch_x_, batch_t_;
     std::vector<double> chunk_sums_;
+    std::vector<unsigned char> chunk_ok_;
 };
 
 }  // namespace bpfast

@@ -1,18 +1,13 @@
-// Optimizer updates, in place on one parameter array of n values. The
-// formulas follow PyTorch's documented torch.optim.SGD, Adam and AdamW.
+// Optimizer settings and updates, in place on one parameter array of n
+// values. The formulas follow PyTorch's documented torch.optim.SGD, Adam and AdamW.
 #pragma once
 
 #include <cmath>
 
 #include "common.h"
+#include "elementwise.h"
 
 namespace bpfast {
-
-// param ← param − lr·grad.
-template <typename T>
-void sgd_update(T* param, const T* grad, index n, T lr) {
-    for (index i = 0; i < n; ++i) param[i] -= lr * grad[i];
-}
 
 enum class OptimizerKind { sgd, adam, adamw };
 enum class Schedule { constant, step, inverse_scaling };
@@ -42,50 +37,22 @@ struct OptimizerConfig {
     }
 };
 
-// One step on one array. velocity (SGD with momentum) or m and v (Adam) hold the
-// state; t is the 1-based step number; decay is the weight decay for this array.
-//   SGD:   g ← g + λθ;  b ← μb + g;  g ← g + μb (Nesterov) or b;  θ ← θ − lr·g
-//   Adam:  g ← g + λθ;  m ← β1m + (1−β1)g;  v ← β2v + (1−β2)g²;
-//          θ ← θ − (lr / (1−β1ᵗ)) · m / (√v / √(1−β2ᵗ) + ε)
-//   AdamW: θ ← θ(1 − lr·λ), then Adam without the L2 term.
+// One step on one array: param, grad and (when the optimizer keeps them) the
+// state m and v hold n values; t is the 1-based step number and decay the
+// weight decay for this array. The loops are in optim_loops.h, compiled per
+// ISA and chosen at run time like the other elementwise kernels.
 template <typename T>
 void optimizer_update(T* param, const T* grad, T* m, T* v, index n, const OptimizerConfig& c,
                       double lr, double decay, long t) {
-    const T lr_t = T(lr), wd = T(decay);
-    switch (c.kind) {
-        case OptimizerKind::sgd: {
-            if (c.momentum == 0.0 && decay == 0.0) return sgd_update(param, grad, n, lr_t);
-            const T mu = T(c.momentum);
-            for (index i = 0; i < n; ++i) {
-                T g = grad[i] + wd * param[i];
-                if (c.momentum != 0.0) {
-                    m[i] = mu * m[i] + g;
-                    g = c.nesterov ? g + mu * m[i] : m[i];
-                }
-                param[i] -= lr_t * g;
-            }
-            return;
-        }
-        case OptimizerKind::adam:
-        case OptimizerKind::adamw: {
-            const bool decoupled = c.kind == OptimizerKind::adamw;
-            const T b1 = T(c.beta1), b2 = T(c.beta2), eps = T(c.eps);
-            const T step_size = T(lr / (1.0 - std::pow(c.beta1, double(t))));
-            const T root_correction2 = T(std::sqrt(1.0 - std::pow(c.beta2, double(t))));
-            const T shrink = T(1.0 - lr * decay);
-            for (index i = 0; i < n; ++i) {
-                T g = grad[i];
-                if (decoupled)
-                    param[i] *= shrink;
-                else
-                    g += wd * param[i];
-                m[i] = b1 * m[i] + (T(1) - b1) * g;
-                v[i] = b2 * v[i] + (T(1) - b2) * g * g;
-                param[i] -= step_size * m[i] / (std::sqrt(v[i]) / root_correction2 + eps);
-            }
-            return;
-        }
-    }
+    active_elementwise().optimizer_update(param, grad, m, v, n, c, lr, decay, t);
+}
+
+// param ← param − lr·grad.
+template <typename T>
+void sgd_update(T* param, const T* grad, index n, T lr) {
+    OptimizerConfig plain;
+    optimizer_update(param, grad, static_cast<T*>(nullptr), static_cast<T*>(nullptr), n, plain,
+                     double(lr), 0.0, 1);
 }
 
 }  // namespace bpfast

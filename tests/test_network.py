@@ -235,6 +235,82 @@ def test_train_step_returns_the_loss_before_the_update_and_descends():
     assert net.loss(X, T) < before
 
 
+def _input_variants(X, T):
+    """(name, X', T') that hold the same values as (X, T) but in forms the
+    core cannot take as they are, so that train_step converts them first."""
+    X_wide = np.zeros((X.shape[0], 2 * X.shape[1]), dtype=X.dtype)
+    X_wide[:, ::2] = X
+    return [("float64 X", X.astype(F64), T), ("strided X", X_wide[:, ::2], T), ("list X", X.tolist(), T),
+            ("Fortran T", X, np.asfortranarray(T)), ("int32 labels", X, T.astype(np.int32))
+            if T.ndim == 1 else ("float64 T", X, T.astype(F64))]
+
+
+@pytest.mark.parametrize("labels", [True, False], ids=["labels", "dense"])
+def test_train_step_takes_the_same_step_whatever_form_the_inputs_come_in(labels):
+    # A float32 net: arrays already float32, C-contiguous and finite go
+    # straight to the core; every other form is converted first. The steps
+    # must be the same bit for bit, and follow the reference.
+    rng = np.random.default_rng(21)
+    X = rng.standard_normal((9, 6)).astype(np.float32)
+    T = rng.integers(0, 3, 9) if labels else make_targets(rng, "softmax", 9, 3).astype(np.float32)
+    kw = dict(activation="tanh", output="softmax", loss="cross_entropy", dtype="float32", seed=4)
+    direct = bpfast.Network([6, 8, 3], **kw)
+    ref = reference.Network([6, 8, 3], **kw)
+    probe = bpfast.Network([6, 8, 3], **kw)
+    assert probe._model.try_train_step(X, T, 0.3, labels) is not None  # taken as is
+    expected_loss = direct.train_step(X, T, lr=0.3)
+    assert_close(expected_loss, ref.train_step(X, T, lr=0.3), np.float32, 1e-5)
+    assert_same_weights(direct, ref, 1e-5)
+    for name, X_form, T_form in _input_variants(X, T):
+        net = bpfast.Network([6, 8, 3], **kw)
+        assert net._model.try_train_step(X_form, T_form, 0.3, labels) is None, name  # not taken as is
+        assert net.train_step(X_form, T_form, lr=0.3) == expected_loss, name
+        for a, b in zip(net.layers, direct.layers):
+            assert np.array_equal(a.W, b.W) and np.array_equal(a.b, b.b), name
+
+
+@pytest.mark.parametrize("bad", ["nan in X", "inf in T", "label 3", "label -1", "T rows", "X columns",
+                                 "empty", "lr 0", "lr nan", "lr int"])
+def test_train_step_refuses_bad_input_of_the_right_dtype_and_layout(bad):
+    # Inputs that pass the core's quick type test but are wrong must still
+    # raise the validating path's error and leave the weights alone.
+    rng = np.random.default_rng(22)
+    X = rng.standard_normal((5, 4)).astype(np.float32)
+    dense = rng.standard_normal((5, 2)).astype(np.float32)
+    labels = np.array([0, 1, 2, 1, 0])
+    net = bpfast.Network([4, 6, 3], output="softmax", dtype="float32", seed=0)
+    regression = bpfast.Network([4, 6, 2], output="identity", dtype="float32", seed=0)
+    lr = 0.1
+    if bad == "nan in X":
+        X[2, 1] = np.nan
+    elif bad == "label 3":
+        labels[4] = 3
+    elif bad == "label -1":
+        labels[0] = -1
+    elif bad == "X columns":
+        X = X[:, :3].copy()
+    elif bad == "empty":
+        X, labels = X[:0], labels[:0]
+    elif bad.startswith("lr"):
+        lr = {"lr 0": 0.0, "lr nan": float("nan"), "lr int": 2}[bad]
+    if bad in ("inf in T", "T rows"):
+        net = regression
+        if bad == "inf in T":
+            dense[3, 0] = np.inf
+        else:
+            dense = dense[:4].copy()
+    before = snapshot(net)
+    T = dense if net is regression else labels
+    if bad == "lr int":  # a valid learning rate, converted: the step is taken
+        reference_net = bpfast.Network([4, 6, 3], output="softmax", dtype="float32", seed=0)
+        assert net.train_step(X, T, lr=lr) == reference_net.train_step(X, T, lr=2.0)
+        return
+    expected_name = "lr" if bad.startswith("lr") else "T" if bad in ("inf in T", "T rows") or "label" in bad else "X"
+    with pytest.raises(ValueError, match=expected_name):
+        net.train_step(X, T, lr=lr)
+    assert_unchanged(net, before)
+
+
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
 @pytest.mark.parametrize("shuffle", [True, False])
 def test_fit_matches_reference_fit(shuffle, reduction):

@@ -141,6 +141,7 @@ class NetworkBase:
         for l, ((W, b), act) in enumerate(zip(initial, activations)):
             views[2 * l][...], views[2 * l + 1][...] = W, b
             self.layers.append(Layer(views[2 * l], views[2 * l + 1], act))
+        self._takes_labels = self.loss_name in CLASSIFICATION_LOSSES
         self._shuffle_rng = np.random.default_rng(None if seed is None else [seed, 1])
         self.optimizer = optim.SGD() if optimizer is None else optimizer
 
@@ -226,10 +227,14 @@ class NetworkBase:
             lr = check.finite_positive(lr, "lr")
         value, finite, bad_layer = self._model.train_step(X, T, labels, lr)
         if not finite:
-            where = f"layer {bad_layer}" if bad_layer >= 0 else "the loss"
-            raise FloatingPointError(f"the loss or a gradient is not finite (first at {where}); "
-                                     "the weights were not updated")
+            self._raise_not_finite(bad_layer)
         return value
+
+    @staticmethod
+    def _raise_not_finite(bad_layer):
+        where = f"layer {bad_layer}" if bad_layer >= 0 else "the loss"
+        raise FloatingPointError(f"the loss or a gradient is not finite (first at {where}); "
+                                 "the weights were not updated")
 
     def fit(self, X, T, epochs=10, batch_size=32, lr=None, shuffle=True, optimizer=None,
             validation_data=None, patience=None, callbacks=(), verbose=False):

@@ -16,3 +16,18 @@ class Network(NetworkBase):
     def _make_model(sizes, activations, loss, reduction, dtype):
         core = _core.f32 if np.dtype(dtype) == np.float32 else _core.f64
         return core.Model(sizes, activations, loss, reduction)
+
+    def train_step(self, X, T, lr=None):
+        # The plain case (arrays already of the right dtype, shape and layout,
+        # finite, lr None or a float) goes straight to the core, which checks
+        # it there; anything else takes the validating path, which converts
+        # or raises.
+        result = self._model.try_train_step(X, T, lr, self._takes_labels)
+        if result is None:
+            return super().train_step(X, T, lr)
+        value, finite, bad_layer = result
+        if not finite:
+            self._raise_not_finite(bad_layer)
+        return value
+
+    train_step.__doc__ = NetworkBase.train_step.__doc__
