@@ -240,9 +240,10 @@ def _input_variants(X, T):
     core cannot take as they are, so that train_step converts them first."""
     X_wide = np.zeros((X.shape[0], 2 * X.shape[1]), dtype=X.dtype)
     X_wide[:, ::2] = X
-    return [("float64 X", X.astype(F64), T), ("strided X", X_wide[:, ::2], T), ("list X", X.tolist(), T),
-            ("Fortran T", X, np.asfortranarray(T)), ("int32 labels", X, T.astype(np.int32))
-            if T.ndim == 1 else ("float64 T", X, T.astype(F64))]
+    variants = [("float64 X", X.astype(F64), T), ("strided X", X_wide[:, ::2], T), ("list X", X.tolist(), T)]
+    if T.ndim == 1:
+        return variants + [("int32 labels", X, T.astype(np.int32)), ("label list", X, T.tolist())]
+    return variants + [("Fortran T", X, np.asfortranarray(T)), ("float64 T", X, T.astype(F64))]
 
 
 @pytest.mark.parametrize("labels", [True, False], ids=["labels", "dense"])
