@@ -60,11 +60,12 @@ void optimizer_loop(T* param, const T* grad, T* m, T* v, index n, const Optimize
     }
 }
 
-// Σ x², in double, over 8 independent partial sums so that the loop is not
-// one long chain of dependent additions (the compiler may not reorder them).
+// Σ x², in double, over independent partial sums (four 512-bit vectors'
+// worth) so that the loop is not one long chain of dependent additions (the
+// compiler may not reorder them).
 template <typename T>
 double sum_of_squares_loop(const T* x, index n) {
-    constexpr int LANES = 8;
+    constexpr int LANES = 32;
     double partial[LANES] = {};
     index i = 0;
     for (; i + LANES <= n; i += LANES)
@@ -76,10 +77,10 @@ double sum_of_squares_loop(const T* x, index n) {
 }
 
 // Whether no value is NaN or ±Inf: x·0 is 0 for finite x and NaN otherwise,
-// summed over one vector's worth of independent partial sums.
+// summed over four vectors' worth of independent partial sums.
 template <typename T>
 bool all_finite_loop(const T* x, index n) {
-    constexpr int LANES = 64 / sizeof(T);
+    constexpr int LANES = 4 * 64 / sizeof(T);
     T partial[LANES] = {};
     index i = 0;
     for (; i + LANES <= n; i += LANES)

@@ -49,6 +49,7 @@ def test_isa_is_known_and_respects_the_environment():
 MATMUL_SHAPES = [  # (M, K, N) of op(A) (M, K) · op(B) (K, N)
     (1, 1, 1), (1, 7, 1), (7, 1, 13), (7, 13, 31), (13, 31, 7), (31, 1, 257),
     (6, 16, 16), (73, 257, 17), (257, 13, 31), (300, 257, 7), (31, 300, 257), (300, 300, 31),
+    (1, 300, 257), (300, 257, 1), (257, 1, 300),  # a unit dimension with long vectors
 ]
 
 
