@@ -16,6 +16,14 @@ using ActivateFn = void (*)(const T* x, T* y, index n, Activation act);
 template <typename T>
 using SoftmaxFn = void (*)(const T* Z, T* P, index rows, index cols, T* log_sum_exp);
 
+// dZ = dA ⊙ σ'(A) (dZ may be dA) and, when db is not null, db = Σ_rows dZ.
+template <typename T>
+using BackwardFn = void (*)(T* dZ, T* db, const T* dA, const T* A, index rows, index cols, Activation act);
+
+// c = act(c + b) on a (rows, cols) tile with row stride ldc; act elementwise.
+template <typename T>
+using BiasActivationFn = void (*)(T* c, index ldc, const T* b, index rows, index cols, Activation act);
+
 struct OptimizerConfig;
 
 // One optimizer step on n parameters (see optim.h).
@@ -34,6 +42,10 @@ struct ElementwiseKernels {
     ActivateFn<double> activate_f64;
     SoftmaxFn<float> softmax_f32;
     SoftmaxFn<double> softmax_f64;
+    BackwardFn<float> backward_f32;
+    BackwardFn<double> backward_f64;
+    BiasActivationFn<float> bias_activation_f32;
+    BiasActivationFn<double> bias_activation_f64;
     OptimizerFn<float> optimizer_f32;
     OptimizerFn<double> optimizer_f64;
     SumOfSquaresFn<float> sum_of_squares_f32;
@@ -68,6 +80,23 @@ inline void activate_elementwise(const float* x, float* y, index n, Activation a
 }
 inline void activate_elementwise(const double* x, double* y, index n, Activation act) {
     active_elementwise().activate_f64(x, y, n, act);
+}
+
+inline void activate_backward_elementwise(float* dZ, float* db, const float* dA, const float* A,
+                                          index rows, index cols, Activation act) {
+    active_elementwise().backward_f32(dZ, db, dA, A, rows, cols, act);
+}
+inline void activate_backward_elementwise(double* dZ, double* db, const double* dA, const double* A,
+                                          index rows, index cols, Activation act) {
+    active_elementwise().backward_f64(dZ, db, dA, A, rows, cols, act);
+}
+
+inline void bias_activation(float* c, index ldc, const float* b, index rows, index cols, Activation act) {
+    active_elementwise().bias_activation_f32(c, ldc, b, rows, cols, act);
+}
+inline void bias_activation(double* c, index ldc, const double* b, index rows, index cols,
+                            Activation act) {
+    active_elementwise().bias_activation_f64(c, ldc, b, rows, cols, act);
 }
 
 inline void softmax_rows(const float* Z, float* P, index rows, index cols,

@@ -4,7 +4,9 @@
 #pragma once
 
 #include <cmath>
+#include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "common.h"
 #include "fastmath.h"
@@ -30,6 +32,98 @@ void activate_loop(const T* x, T* y, index n, Activation act) {
             if (y != x)
                 for (index i = 0; i < n; ++i) y[i] = x[i];
             return;
+    }
+}
+
+// y > 0 ? d : +0, as a bit mask rather than a branch: relu's pattern of
+// signs is random, so a branch mispredicts, while the mask vectorises.
+template <typename T>
+T pass_if_positive(T y, T d) {
+    using Bits = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+    Bits bits;
+    std::memcpy(&bits, &d, sizeof bits);
+    bits &= Bits(0) - Bits(y > T(0));
+    std::memcpy(&d, &bits, sizeof bits);
+    return d;
+}
+
+// Σ_j x_j y_j over LANES independent partial sums, so that it vectorises
+// (one running sum is a chain of dependent additions).
+template <typename T>
+T lane_dot(const T* x, const T* y, index n) {
+    constexpr int LANES = 64 / sizeof(T);
+    T partial[LANES] = {};
+    index j = 0;
+    for (; j + LANES <= n; j += LANES)
+        for (int k = 0; k < LANES; ++k) partial[k] += x[j + k] * y[j + k];
+    T total = T(0);
+    for (; j < n; ++j) total += x[j] * y[j];
+    for (int k = 0; k < LANES; ++k) total += partial[k];
+    return total;
+}
+
+// One row of δ = dA ⊙ σ'(A): dz, dy and y are n values; dz may be dy.
+template <typename T>
+void backward_row(T* dz, const T* dy, const T* y, index n, Activation act) {
+    switch (act) {
+        case Activation::identity:
+            if (dz != dy)
+                for (index j = 0; j < n; ++j) dz[j] = dy[j];
+            return;
+        case Activation::sigmoid:
+            for (index j = 0; j < n; ++j) dz[j] = dy[j] * y[j] * (T(1) - y[j]);
+            return;
+        case Activation::tanh:
+            for (index j = 0; j < n; ++j) dz[j] = dy[j] * (T(1) - y[j] * y[j]);
+            return;
+        case Activation::relu:
+            for (index j = 0; j < n; ++j) dz[j] = pass_if_positive(y[j], dy[j]);
+            return;
+        case Activation::softmax: {
+            const T dot = lane_dot(y, dy, n);  // Σ_j y_j dy_j
+            for (index j = 0; j < n; ++j) dz[j] = y[j] * (dy[j] - dot);
+            return;
+        }
+    }
+}
+
+// dZ = dA ⊙ σ'(A) row by row (dZ may be dA), and db = Σ_rows dZ when db is
+// not null. dZ, dA and A are (rows, cols), db is (cols,).
+template <typename T>
+void backward_loop(T* dZ, T* db, const T* dA, const T* A, index rows, index cols, Activation act) {
+    if (db)
+        for (index j = 0; j < cols; ++j) db[j] = T(0);
+    for (index r = 0; r < rows; ++r) {
+        T* dz = dZ + r * cols;
+        backward_row(dz, dA + r * cols, A + r * cols, cols, act);
+        if (db)
+            for (index j = 0; j < cols; ++j) db[j] += dz[j];
+    }
+}
+
+// c = act(c + b) on a (rows, cols) tile with row stride ldc; b is (cols,).
+// act is elementwise (softmax needs whole rows and runs after the GEMM).
+template <typename T>
+void bias_activation_loop(T* c, index ldc, const T* b, index rows, index cols, Activation act) {
+    for (index i = 0; i < rows; ++i) {
+        T* row = c + i * ldc;
+        switch (act) {
+            case Activation::relu:
+                for (index j = 0; j < cols; ++j) {
+                    const T z = row[j] + b[j];
+                    row[j] = z < T(0) ? T(0) : z;  // as activate_loop: NaN passes through
+                }
+                break;
+            case Activation::sigmoid:
+                for (index j = 0; j < cols; ++j) row[j] = sigmoid(row[j] + b[j]);
+                break;
+            case Activation::tanh:
+                for (index j = 0; j < cols; ++j) row[j] = tanh_fast(row[j] + b[j]);
+                break;
+            default:
+                for (index j = 0; j < cols; ++j) row[j] += b[j];
+                break;
+        }
     }
 }
 

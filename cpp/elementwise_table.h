@@ -16,6 +16,10 @@ ElementwiseKernels this_units_kernels() {
     k.activate_f64 = &activate_loop<double>;
     k.softmax_f32 = &softmax_rows_loop<float>;
     k.softmax_f64 = &softmax_rows_loop<double>;
+    k.backward_f32 = &backward_loop<float>;
+    k.backward_f64 = &backward_loop<double>;
+    k.bias_activation_f32 = &bias_activation_loop<float>;
+    k.bias_activation_f64 = &bias_activation_loop<double>;
     k.optimizer_f32 = &optimizer_loop<float>;
     k.optimizer_f64 = &optimizer_loop<double>;
     k.sum_of_squares_f32 = &sum_of_squares_loop<float>;

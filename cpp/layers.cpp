@@ -19,21 +19,8 @@ struct BiasActivation {
 template <typename T>
 void bias_activation_tile(const void* context, T* c, index ldc, index, index col0, index rows,
                           index cols) {
-    // relu is one select per value, done here; sigmoid and tanh go to the ISA's kernels.
     const auto& e = *static_cast<const BiasActivation<T>*>(context);
-    const T* b = e.b + col0;
-    for (index i = 0; i < rows; ++i) {
-        T* row = c + i * ldc;
-        if (e.act == Activation::relu) {
-            for (index j = 0; j < cols; ++j) {
-                const T z = row[j] + b[j];
-                row[j] = z < T(0) ? T(0) : z;  // as activate_elementwise: NaN passes through
-            }
-            continue;
-        }
-        for (index j = 0; j < cols; ++j) row[j] += b[j];
-        activate(row, row, 1, cols, e.act);
-    }
+    bias_activation(c, ldc, e.b + col0, rows, cols, e.act);
 }
 
 }  // namespace
@@ -63,12 +50,7 @@ void dense_backward(T* dX, T* dW, T* db, T* delta, const T* dA, const T* X, cons
                     index batch, index n_in, index n_out, Activation act) {
     // dA and A are (batch, n_out), X and dX are (batch, n_in), W and dW are (n_out, n_in)
     // One pass over dA: δ = dA ⊙ σ'(A) row by row, with db summed while the row is in cache.
-    std::fill(db, db + n_out, T(0));
-    for (index r = 0; r < batch; ++r) {
-        T* delta_row = delta + r * n_out;
-        activation_backward(delta_row, dA + r * n_out, A + r * n_out, 1, n_out, act);
-        for (index j = 0; j < n_out; ++j) db[j] += delta_row[j];
-    }
+    activation_backward(delta, dA, A, batch, n_out, act, db);
     gemm<T>(n_out, n_in, batch, as_transpose(delta, n_out), as_matrix(X, n_in), dW, n_in, false);
     if (dX) gemm<T>(batch, n_in, n_out, as_matrix(delta, n_out), as_matrix(W, n_in), dX, n_in, false);
 }

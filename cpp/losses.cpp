@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "activations.h"
+#include "fastmath.h"
 
 namespace bpfast {
 namespace {
