@@ -273,44 +273,6 @@ void gemm_shared_b(const Block<T>& g, index threads) {
     }
 }
 
-// Products with a dimension of 1 (a net's single output unit, its weight
-// gradient, or a rank-1 input gradient) as plain loops: an MR x NR tile
-// would be mostly padding. Returns false for shapes it does not take.
-//   N == 1: C(i) = Σ_p A(i, p) B(p)         a dot product per row
-//   M == 1: C(j) = Σ_p A(p) B(p, j)         rows of B summed, B row-major
-//   K == 1: C(i, j) = A(i) B(j)             an outer product, B row-major
-template <typename T>
-bool gemm_with_a_unit_dimension(index M, index N, index K, const MatrixView<T>& A,
-                                const MatrixView<T>& B, T* C, index ldc, bool accumulate) {
-    constexpr int LANES = 8;
-    if (N == 1) {
-        for (index i = 0; i < M; ++i) {
-            const T* a = A.data + i * A.row_stride;
-            T partial[LANES] = {};
-            index p = 0;
-            if (A.col_stride == 1 && B.row_stride == 1)
-                for (; p + LANES <= K; p += LANES)
-                    for (int k = 0; k < LANES; ++k) partial[k] += a[p + k] * B.data[p + k];
-            T sum = T(0);
-            for (; p < K; ++p) sum += a[p * A.col_stride] * B.data[p * B.row_stride];
-            for (int k = 0; k < LANES; ++k) sum += partial[k];
-            C[i * ldc] = accumulate ? C[i * ldc] + sum : sum;
-        }
-        return true;
-    }
-    if (B.col_stride != 1 || (M != 1 && K != 1)) return false;
-    for (index i = 0; i < M; ++i) {
-        T* c = C + i * ldc;
-        if (!accumulate) std::fill(c, c + N, T(0));
-        for (index p = 0; p < K; ++p) {
-            const T a = A.data[i * A.row_stride + p * A.col_stride];
-            const T* b = B.data + p * B.row_stride;
-            for (index j = 0; j < N; ++j) c[j] += a * b[j];
-        }
-    }
-    return true;
-}
-
 }  // namespace
 
 template <typename T>
@@ -325,11 +287,11 @@ void gemm(index M, index N, index K, MatrixView<T> A, MatrixView<T> B, T* C, ind
         }
         return;
     }
-    if ((M == 1 || N == 1 || K == 1) && gemm_with_a_unit_dimension(M, N, K, A, B, C, ldc, accumulate)) {
+    const MicroKernel<T>& kernel = active_ukernel<T>();
+    if ((M == 1 || N == 1 || K == 1) && kernel.unit_dimension(M, N, K, A, B, C, ldc, accumulate)) {
         if (epilogue) epilogue->apply(epilogue->context, C, ldc, 0, 0, M, N);
         return;
     }
-    const MicroKernel<T>& kernel = active_ukernel<T>();
     const index row_tiles = (M + kernel.mr - 1) / kernel.mr;
     const index col_tiles = (N + kernel.nr - 1) / kernel.nr;
     // A few parts per thread, handed out dynamically, so that a thread slowed

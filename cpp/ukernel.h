@@ -4,6 +4,7 @@
 #pragma once
 
 #include "common.h"
+#include "gemm.h"
 
 #ifndef BPFAST_HAVE_AVX2
 #define BPFAST_HAVE_AVX2 0
@@ -37,6 +38,13 @@ using PackTransposedFn = void (*)(index depth, const T* src, index ld, T* panel)
 template <typename T>
 using PackRowsFn = void (*)(index depth, const T* src, index ld, T* panel);
 
+// C = [C +] A·B when M, N or K is 1, as plain loops (an MR x NR tile would
+// be mostly padding); returns false, touching nothing, for a shape it does
+// not take. See gemm_unit_dimension.h.
+template <typename T>
+using UnitDimensionFn = bool (*)(index M, index N, index K, const MatrixView<T>& A, const MatrixView<T>& B,
+                                 T* C, index ldc, bool accumulate);
+
 template <typename T>
 struct MicroKernel {
     const char* isa;  // "generic", "avx2", "avx512"
@@ -45,6 +53,7 @@ struct MicroKernel {
     MicroKernelFn<T> run;
     PackTransposedFn<T> pack_b_transposed = nullptr;
     PackRowsFn<T> pack_a_rows = nullptr;
+    UnitDimensionFn<T> unit_dimension = nullptr;
 };
 
 // Implementations, one translation unit each.

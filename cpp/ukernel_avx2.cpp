@@ -4,6 +4,7 @@
 //   double: 6 x 8 tile,  12 ymm accumulators (2 vectors of 4 per row)
 #include <immintrin.h>
 
+#include "gemm_unit_dimension.h"
 #include "pack_x86.h"
 #include "ukernel.h"
 
@@ -67,11 +68,13 @@ void ukernel_avx2(index k, const typename S::T* a, const typename S::T* b, index
 
 MicroKernel<float> ukernel_avx2_f32() {
     return {"avx2", MR, 2 * F32::lanes, &ukernel_avx2<F32>, &x86::pack_b_transposed<x86::F32x8, 16>,
-            &x86::pack_a_rows<x86::F32x8, MR>};
+            &x86::pack_a_rows<x86::F32x8, MR>,
+            &unit_dimension_product<float>};
 }
 MicroKernel<double> ukernel_avx2_f64() {
     return {"avx2", MR, 2 * F64::lanes, &ukernel_avx2<F64>, &x86::pack_b_transposed<x86::F64x4, 8>,
-            &x86::pack_a_rows<x86::F64x4, MR>};
+            &x86::pack_a_rows<x86::F64x4, MR>,
+            &unit_dimension_product<double>};
 }
 
 }  // namespace bpfast

@@ -7,6 +7,7 @@
 // and divides the batch sizes MLPs use (16, 32, 64, ...) without padding.
 #include <immintrin.h>
 
+#include "gemm_unit_dimension.h"
 #include "pack_x86.h"
 #include "ukernel.h"
 
@@ -76,11 +77,13 @@ void ukernel_avx512(index k, const typename S::T* a, const typename S::T* b, ind
 
 MicroKernel<float> ukernel_avx512_f32() {
     return {"avx512", MR, NV * F32::lanes, &ukernel_avx512<F32>,
-            &x86::pack_b_transposed<x86::F32x8, NV * F32::lanes>, &x86::pack_a_rows<x86::F32x8, MR>};
+            &x86::pack_b_transposed<x86::F32x8, NV * F32::lanes>, &x86::pack_a_rows<x86::F32x8, MR>,
+            &unit_dimension_product<float>};
 }
 MicroKernel<double> ukernel_avx512_f64() {
     return {"avx512", MR, NV * F64::lanes, &ukernel_avx512<F64>,
-            &x86::pack_b_transposed<x86::F64x4, NV * F64::lanes>, &x86::pack_a_rows<x86::F64x4, MR>};
+            &x86::pack_b_transposed<x86::F64x4, NV * F64::lanes>, &x86::pack_a_rows<x86::F64x4, MR>,
+            &unit_dimension_product<double>};
 }
 
 }  // namespace bpfast

@@ -1,6 +1,7 @@
 // Portable micro-kernel: plain C++ over an MR x NR register tile. The fixed
 // trip counts let the compiler unroll the tile and vectorise along NR with the
 // baseline ISA (SSE2 on x86-64).
+#include "gemm_unit_dimension.h"
 #include "ukernel.h"
 
 namespace bpfast {
@@ -30,7 +31,11 @@ void ukernel_generic(index k, const T* a, const T* b, index ldb, T* c, index ldc
 
 }  // namespace
 
-MicroKernel<float> ukernel_generic_f32() { return {"generic", MR, NR, &ukernel_generic<float>}; }
-MicroKernel<double> ukernel_generic_f64() { return {"generic", MR, NR, &ukernel_generic<double>}; }
+MicroKernel<float> ukernel_generic_f32() {
+    return {"generic", MR, NR, &ukernel_generic<float>, nullptr, nullptr, &unit_dimension_product<float>};
+}
+MicroKernel<double> ukernel_generic_f64() {
+    return {"generic", MR, NR, &ukernel_generic<double>, nullptr, nullptr, &unit_dimension_product<double>};
+}
 
 }  // namespace bpfast
