@@ -66,19 +66,22 @@ inline void transpose_block(__m256 r[8]) { transpose8(r); }
 inline void transpose_block(__m256d r[4]) { transpose4(r); }
 
 // panel (depth, NR): panel[p*NR + j] = src[j*ld + p], by lanes x lanes blocks.
+// W source rows at a time, walked along the depth: when ld is a multiple of
+// 4 KiB all NR rows fall in one L1 set, more than its ways, so a row's cache
+// line must be finished before the next group of rows is touched.
 template <typename S, int NR>
 void pack_b_transposed(index depth, const typename S::T* src, index ld, typename S::T* panel) {
     constexpr int W = S::lanes;
     static_assert(NR % W == 0, "NR must be a whole number of vectors");
-    index p = 0;
-    for (; p + W <= depth; p += W)
-        for (int part = 0; part < NR / W; ++part) {
+    const index whole = depth / W * W;
+    for (int part = 0; part < NR / W; ++part)
+        for (index p = 0; p < whole; p += W) {
             typename S::V r[W];
             for (int j = 0; j < W; ++j) r[j] = S::load(src + (part * W + j) * ld + p);
             transpose_block(r);
             for (int q = 0; q < W; ++q) S::store(panel + (p + q) * NR + part * W, r[q]);
         }
-    for (; p < depth; ++p)
+    for (index p = whole; p < depth; ++p)
         for (int j = 0; j < NR; ++j) panel[p * NR + j] = src[j * ld + p];
 }
 
