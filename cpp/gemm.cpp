@@ -34,6 +34,7 @@ constexpr index NC = 3072;  // columns of B per block: the packed B block stays 
 constexpr index MIN_FLOPS_PER_THREAD = 1 << 20;  // below this, extra threads cost more than they save
 constexpr index PARTS_PER_THREAD = 4;
 constexpr index PACK_SLACK = 8;  // packers may store up to this many values past a panel
+constexpr index SHALLOW_DEPTH = 32;  // depth up to which tile_loop walks C by rows of tiles
 
 // out[p*MR + i] = src[p*ld + i] for i < MR: MR contiguous values per step,
 // with a trip count the compiler knows.
@@ -155,27 +156,51 @@ void tile_loop(const MicroKernel<T>& kernel, index mc, index nc, index kc, const
                index row0, index col0) {
     const int mr = kernel.mr, nr = kernel.nr;
     alignas(64) T edge[16 * 32];  // room for any mr x nr tile we ship
-    for (index jr = 0; jr < nc; jr += nr) {
+    auto tile = [&](index ir, index jr) {
         const bool in_place = jr < b.in_place_cols;
         const T* b_panel = in_place ? b.in_place + jr : b.packed + (jr - b.in_place_cols) / nr * nr * kc;
         const index ldb = in_place ? b.ld : nr;
-        const index n_live = std::min<index>(nr, nc - jr);
-        for (index ir = 0; ir < mc; ir += mr) {
-            const T* a_panel = a_block + (ir / mr) * mr * kc;
-            const index m_live = std::min<index>(mr, mc - ir);
-            T* c = C + ir * ldc + jr;
-            if (m_live == mr && n_live == nr) {
-                kernel.run(kc, a_panel, b_panel, ldb, c, ldc, add);
-            } else {
-                kernel.run(kc, a_panel, b_panel, ldb, edge, nr, false);
-                for (index i = 0; i < m_live; ++i)
-                    for (index j = 0; j < n_live; ++j)
-                        c[i * ldc + j] = add ? c[i * ldc + j] + edge[i * nr + j] : edge[i * nr + j];
-            }
-            if (epilogue)
-                epilogue->apply(epilogue->context, c, ldc, row0 + ir, col0 + jr, m_live, n_live);
+        const index n_live = std::min<index>(nr, nc - jr), m_live = std::min<index>(mr, mc - ir);
+        const T* a_panel = a_block + (ir / mr) * mr * kc;
+        T* c = C + ir * ldc + jr;
+        if (m_live == mr && n_live == nr) {
+            kernel.run(kc, a_panel, b_panel, ldb, c, ldc, add);
+        } else {
+            kernel.run(kc, a_panel, b_panel, ldb, edge, nr, false);
+            for (index i = 0; i < m_live; ++i)
+                for (index j = 0; j < n_live; ++j)
+                    c[i * ldc + j] = add ? c[i * ldc + j] + edge[i * nr + j] : edge[i * nr + j];
         }
+        if (epilogue) epilogue->apply(epilogue->context, c, ldc, row0 + ir, col0 + jr, m_live, n_live);
+    };
+    // Ask for a tile's rows of C ahead of time: when C is larger than the
+    // cache, their misses then overlap the arithmetic of the tile before.
+    auto prefetch_c = [&](index ir, index jr) {
+        const T* c = C + ir * ldc + jr;
+        for (index i = 0; i < std::min<index>(mr, mc - ir); ++i) {
+            __builtin_prefetch(c + i * ldc, 1);
+            __builtin_prefetch(c + i * ldc + nr - 1, 1);
+        }
+    };
+    if (kc <= SHALLOW_DEPTH) {
+        // Shallow: the panels are tiny and the time goes into storing C, so
+        // walk C row panel by row panel, fetching the next tile to the right.
+        for (index ir = 0; ir < mc; ir += mr)
+            for (index jr = 0; jr < nc; jr += nr) {
+                if (jr + nr < nc) prefetch_c(ir, jr + nr);
+                tile(ir, jr);
+            }
+        return;
     }
+    // Deep: keep one B panel in L1 while the A panels go by. The next tile is
+    // below this one; rows a multiple of 4 KiB apart share an L1 set, so
+    // fetching them early would evict the rows being written.
+    const bool prefetch_below = (ldc * index(sizeof(T))) % 4096 != 0;
+    for (index jr = 0; jr < nc; jr += nr)
+        for (index ir = 0; ir < mc; ir += mr) {
+            if (prefetch_below && ir + mr < mc) prefetch_c(ir + mr, jr);
+            tile(ir, jr);
+        }
 }
 
 // One thread's share: the whole loop nest on a block of C.
@@ -304,7 +329,9 @@ void gemm(index M, index N, index K, MatrixView<T> A, MatrixView<T> B, T* C, ind
     const bool b_packed = B.col_stride != 1;
     const bool split_cols = col_tiles >= row_tiles || (b_packed && col_tiles >= 2 * threads);
     const index tiles = split_cols ? col_tiles : row_tiles;
-    const index parts = threads <= 1 ? 1 : std::min<index>({PARTS_PER_THREAD * threads, tiles, by_size});
+    index parts = threads <= 1 ? 1 : std::min<index>({PARTS_PER_THREAD * threads, tiles, by_size});
+    // Few parts: a whole number per thread, or the last one runs alone (3 parts on 2 threads take 2 rounds).
+    if (parts > threads && parts < PARTS_PER_THREAD * threads) parts = parts / threads * threads;
 
     if (parts > 1 && M > SHARED_A_MAX_ROWS)
         return gemm_shared_b(Block<T>{M, N, K, A, B, C, ldc, accumulate, epilogue, 0, 0, nullptr}, threads);
