@@ -247,8 +247,9 @@ GENERAL_EXPLANATION = [
     "**Times** are per call. Each competitor runs a number of calls in a row, chosen so that one such repeat "
     "takes about 30 ms (one call, when a call takes longer). The repeats of the competitors take turns, "
     "A B A B ..., after one warm-up repeat each, so that a noisy moment hits all of them; before each repeat "
-    "the process sleeps 0.12 s, so that no competitor inherits another's spinning BLAS threads. The tables "
-    "show the median repeat, with the fastest and slowest in brackets.",
+    "the process waits (up to 0.5 s) until its own threads are idle, so that no competitor inherits another's "
+    "spinning BLAS or OpenMP threads. The tables show the median repeat, with the fastest and slowest in "
+    "brackets.",
     "**ratio = competitor median / bpfast median.** Above 1 means bpfast is faster; below 1 means the "
     "competitor is faster. 0.50 means the competitor needs half of bpfast's time. In the memory table the "
     "ratio compares memory growth instead of time. The geometric mean of a table's ratios is given under it.",
