@@ -198,13 +198,13 @@ void bind_model(py::module_ m) {
         }, py::arg("X"), py::arg("T"), py::arg("labels"), py::arg("lr") = py::none(),
            "one step (at base learning rate lr for this step only, when given); returns "
            "(loss, finite, bad_layer) and updates nothing unless finite")
-        .def("try_train_step", [](M& model, py::handle X, py::handle T_, py::handle lr,
-                                  bool takes_labels) -> py::object {
+        .def("try_train_step", [](M& model, py::handle X, py::handle T_, py::handle lr) -> py::object {
             // train_step for the plain case, with no conversion and no Python-level checks:
             // X and T already C-contiguous arrays of T with the right shapes (or int64
             // labels in range), all finite, and lr None or a finite positive float.
             // Anything else returns None before touching the model, and the caller's
-            // validating path takes over (and raises the precise error).
+            // validating path takes over (and raises the precise error). Returns the
+            // loss, or (loss, False, bad_layer) when a loss or gradient was not finite.
             using Dense = py::array_t<T, py::array::c_style>;
             using IntLabels = py::array_t<std::int64_t, py::array::c_style>;
             const index n_in = model.sizes().front(), n_out = model.sizes().back();
@@ -220,7 +220,7 @@ void bind_model(py::module_ m) {
                     return py::none();
                 t.dense = static_cast<const T*>(dense.data());
                 target_count = batch * n_out;
-            } else if (takes_labels && IntLabels::check_(T_)) {
+            } else if (model.takes_labels() && IntLabels::check_(T_)) {
                 const auto labels = py::reinterpret_borrow<py::array>(T_);
                 if (labels.ndim() != 1 || labels.shape(0) != batch) return py::none();
                 t.labels = static_cast<const std::int64_t*>(labels.data());
@@ -253,8 +253,9 @@ void bind_model(py::module_ m) {
                 }
             }
             if (s.bad_layer == -2) return py::none();
+            if (s.finite) return py::float_(s.loss);
             return py::make_tuple(s.loss, s.finite, s.bad_layer);
-        }, py::arg("X"), py::arg("T"), py::arg("lr"), py::arg("takes_labels"),
+        }, py::arg("X"), py::arg("T"), py::arg("lr"),
            "train_step on inputs that need no conversion; None (and nothing done) otherwise")
         .def("train_epoch", [](M& model, In<T> X, std::optional<In<T>> dense,
                                std::optional<Labels> labels, std::optional<Labels> order,

@@ -55,6 +55,8 @@ public:
 
     index n_layers() const { return static_cast<index>(activations_.size()); }
     const std::vector<index>& sizes() const { return sizes_; }
+    // Whether targets may be class labels: every loss but squared error classifies.
+    bool takes_labels() const { return loss_ != LossKind::squared_error; }
     index weight_offset(index l) const { return offsets_[l]; }
     index bias_offset(index l) const { return offsets_[l] + sizes_[l + 1] * sizes_[l]; }
     T* parameters() { return params_.data(); }

@@ -141,7 +141,6 @@ class NetworkBase:
         for l, ((W, b), act) in enumerate(zip(initial, activations)):
             views[2 * l][...], views[2 * l + 1][...] = W, b
             self.layers.append(Layer(views[2 * l], views[2 * l + 1], act))
-        self._takes_labels = self.loss_name in CLASSIFICATION_LOSSES
         self._shuffle_rng = np.random.default_rng(None if seed is None else [seed, 1])
         self.optimizer = optim.SGD() if optimizer is None else optimizer
 

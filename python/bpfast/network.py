@@ -22,12 +22,11 @@ class Network(NetworkBase):
         # finite, lr None or a float) goes straight to the core, which checks
         # it there; anything else takes the validating path, which converts
         # or raises.
-        result = self._model.try_train_step(X, T, lr, self._takes_labels)
+        result = self._model.try_train_step(X, T, lr)
+        if result.__class__ is float:
+            return result
         if result is None:
             return super().train_step(X, T, lr)
-        value, finite, bad_layer = result
-        if not finite:
-            self._raise_not_finite(bad_layer)
-        return value
+        self._raise_not_finite(result[2])
 
     train_step.__doc__ = NetworkBase.train_step.__doc__
