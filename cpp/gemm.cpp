@@ -8,7 +8,8 @@
 //         for jr, ir                       micro-kernel on an MR x NR tile of C
 //
 // Edge tiles are zero-padded while packing; the micro-kernel always computes
-// a whole tile, and partial tiles go through a small buffer.
+// a whole tile, and partial tiles go through a small buffer. A small
+// column-major A (the δᵀ of a weight gradient) is read in place, unpacked.
 //
 // Unit dimension: M, N or K of 1 (a single output unit, its weight gradient,
 // a rank-1 input gradient) runs as plain loops, without packing.
@@ -136,6 +137,41 @@ void pack_all_of_a(const MatrixView<T>& A, index M, index K, const MicroKernel<T
     }
 }
 
+// Where the MR-tall panels of an A block are: packed (panel q at
+// packed + q*mr*kc), except that the rows below in_place_rows of a
+// column-major A (the δᵀ of a weight gradient) are read in place, with
+// column stride lda.
+template <typename T>
+struct APanels {
+    const T* packed;
+    const T* in_place = nullptr;
+    index lda = 0;
+    index in_place_rows = 0;
+};
+
+// Column-major A blocks spanning at most this many bytes are read in place:
+// small enough to stay in L1 without their columns evicting each other.
+constexpr index IN_PLACE_A_MAX_BYTES = 16 << 10;
+
+// The panels of the (mc, kc) block of A at A_block: in place when it is
+// column-major and small, else packed into buffer (only the ragged last
+// panel, in the first case).
+template <typename T>
+APanels<T> a_panels(const MatrixView<T>& A_block, index mc, index kc, const MicroKernel<T>& kernel,
+                    T* buffer) {
+    const int mr = kernel.mr;
+    if (A_block.row_stride == 1 && kc * A_block.col_stride * index(sizeof(T)) <= IN_PLACE_A_MAX_BYTES) {
+        const APanels<T> panels{buffer, A_block.data, A_block.col_stride, mc / mr * mr};
+        if (panels.in_place_rows < mc) {
+            const MatrixView<T> ragged{A_block.data + panels.in_place_rows, 1, A_block.col_stride};
+            pack_a(ragged, mc - panels.in_place_rows, kc, kernel, buffer);
+        }
+        return panels;
+    }
+    pack_a(A_block, mc, kc, kernel, buffer);
+    return APanels<T>{buffer};
+}
+
 // Where the NR-wide panels of a B block are: packed (panel q at
 // packed + q*nr*kc), except that on the skinny path the columns below
 // in_place_cols are read in place from a row-major B with row stride ld.
@@ -151,7 +187,7 @@ struct BPanels {
 // packed A block and the B panels. C points at the block; row0 and col0 say
 // where it sits in the caller's C, for the epilogue.
 template <typename T>
-void tile_loop(const MicroKernel<T>& kernel, index mc, index nc, index kc, const T* a_block,
+void tile_loop(const MicroKernel<T>& kernel, index mc, index nc, index kc, const APanels<T>& a,
                const BPanels<T>& b, T* C, index ldc, bool add, const Epilogue<T>* epilogue,
                index row0, index col0) {
     const int mr = kernel.mr, nr = kernel.nr;
@@ -161,12 +197,14 @@ void tile_loop(const MicroKernel<T>& kernel, index mc, index nc, index kc, const
         const T* b_panel = in_place ? b.in_place + jr : b.packed + (jr - b.in_place_cols) / nr * nr * kc;
         const index ldb = in_place ? b.ld : nr;
         const index n_live = std::min<index>(nr, nc - jr), m_live = std::min<index>(mr, mc - ir);
-        const T* a_panel = a_block + (ir / mr) * mr * kc;
+        const bool a_in_place = ir < a.in_place_rows;
+        const T* a_panel = a_in_place ? a.in_place + ir : a.packed + (ir - a.in_place_rows) / mr * mr * kc;
+        const index lda = a_in_place ? a.lda : mr;
         T* c = C + ir * ldc + jr;
         if (m_live == mr && n_live == nr) {
-            kernel.run(kc, a_panel, b_panel, ldb, c, ldc, add);
+            kernel.run(kc, a_panel, lda, b_panel, ldb, c, ldc, add);
         } else {
-            kernel.run(kc, a_panel, b_panel, ldb, edge, nr, false);
+            kernel.run(kc, a_panel, lda, b_panel, ldb, edge, nr, false);
             for (index i = 0; i < m_live; ++i)
                 for (index j = 0; j < n_live; ++j)
                     c[i * ldc + j] = add ? c[i * ldc + j] + edge[i * nr + j] : edge[i * nr + j];
@@ -177,9 +215,10 @@ void tile_loop(const MicroKernel<T>& kernel, index mc, index nc, index kc, const
     // cache, their misses then overlap the arithmetic of the tile before.
     auto prefetch_c = [&](index ir, index jr) {
         const T* c = C + ir * ldc + jr;
+        const index last = std::min<index>(nr, nc - jr) - 1;  // the tile's last column, inside C
         for (index i = 0; i < std::min<index>(mr, mc - ir); ++i) {
             __builtin_prefetch(c + i * ldc, 1);
-            __builtin_prefetch(c + i * ldc + nr - 1, 1);
+            __builtin_prefetch(c + i * ldc + last, 1);
         }
     };
     if (kc <= SHALLOW_DEPTH) {
@@ -234,13 +273,11 @@ void gemm_block(const Block<T>& g) {
             }
             for (index ic = 0; ic < g.M; ic += MC) {
                 const index mc = std::min(MC, g.M - ic);
-                const T* a_block = a_packed;
-                if (g.packed_a) {
-                    a_block = g.packed_a + pc * ((g.M + mr - 1) / mr * mr) + ic * kc;
-                } else {
+                APanels<T> a_block{g.packed_a ? g.packed_a + pc * ((g.M + mr - 1) / mr * mr) + ic * kc : nullptr};
+                if (!g.packed_a) {
                     const MatrixView<T> A_block{g.A.data + ic * g.A.row_stride + pc * g.A.col_stride,
                                                 g.A.row_stride, g.A.col_stride};
-                    pack_a(A_block, mc, kc, kernel, a_packed);
+                    a_block = a_panels(A_block, mc, kc, kernel, a_packed);
                 }
                 tile_loop(kernel, mc, nc, kc, a_block, panels, g.C + ic * g.ldc + jc, g.ldc, add,
                           pc + kc == g.K ? g.epilogue : nullptr, g.row0 + ic, g.col0 + jc);
@@ -289,8 +326,8 @@ void gemm_shared_b(const Block<T>& g, index threads) {
                 const index j1 = std::min(nc, (grp + 1) * panels / col_groups * nr);
                 const MatrixView<T> A_block{g.A.data + ic * g.A.row_stride + pc * g.A.col_stride,
                                             g.A.row_stride, g.A.col_stride};
-                pack_a(A_block, mc, kc, kernel, a_packed);
-                tile_loop(kernel, mc, j1 - j0, kc, a_packed, BPanels<T>{b_packed + j0 * kc},
+                tile_loop(kernel, mc, j1 - j0, kc, a_panels(A_block, mc, kc, kernel, a_packed),
+                          BPanels<T>{b_packed + j0 * kc},
                           g.C + ic * g.ldc + jc + j0, g.ldc, add, pc + kc == g.K ? g.epilogue : nullptr,
                           g.row0 + ic, g.col0 + jc + j0);
             });
@@ -313,7 +350,8 @@ void gemm(index M, index N, index K, MatrixView<T> A, MatrixView<T> B, T* C, ind
         return;
     }
     const MicroKernel<T>& kernel = active_ukernel<T>();
-    if ((M == 1 || N == 1 || K == 1) && kernel.unit_dimension(M, N, K, A, B, C, ldc, accumulate)) {
+    if ((M == 1 || N == 1 || K == 1) && kernel.unit_dimension &&
+        kernel.unit_dimension(M, N, K, A, B, C, ldc, accumulate)) {
         if (epilogue) epilogue->apply(epilogue->context, C, ldc, 0, 0, M, N);
         return;
     }

@@ -16,13 +16,15 @@
 namespace bpfast {
 
 // c (mr, nr, row stride ldc) = [c +] a_panel · b_panel over k steps, where
-//   a_panel holds k columns of mr values: a_panel[p*mr + i] = A(i, p)
+//   a_panel holds k columns of mr values: a_panel[p*lda + i] = A(i, p)
 //   b_panel holds k rows of nr values:    b_panel[p*ldb + j] = B(p, j)
-// b_panel is a packed panel (ldb = nr) or, on the skinny path, rows of a
-// row-major B read in place. Edge tiles are zero-padded before the kernel
-// sees them, so it always computes a whole tile.
+// a_panel is a packed panel (lda = mr) or columns of a column-major A (the
+// δᵀ of the weight gradient) read in place; b_panel is a packed panel
+// (ldb = nr) or, on the skinny path, rows of a row-major B read in place.
+// Edge tiles are zero-padded before the kernel sees them, so it always
+// computes a whole tile.
 template <typename T>
-using MicroKernelFn = void (*)(index k, const T* a_panel, const T* b_panel, index ldb, T* c,
+using MicroKernelFn = void (*)(index k, const T* a_panel, index lda, const T* b_panel, index ldb, T* c,
                                index ldc, bool accumulate);
 
 // Packs one full B panel from a transposed source: B(p, j) = src[j*ld + p],

@@ -27,7 +27,7 @@ struct F64 : x86::F64x4 {
 };
 
 template <typename S>
-void ukernel_avx2(index k, const typename S::T* a, const typename S::T* b, index ldb,
+void ukernel_avx2(index k, const typename S::T* a, index lda, const typename S::T* b, index ldb,
                   typename S::T* c, index ldc, bool accumulate) {
     // a is (k, 6) packed, b is (k, 2*lanes) with row stride ldb, c is (6, 2*lanes) with row stride ldc
     using V = typename S::V;
@@ -35,7 +35,7 @@ void ukernel_avx2(index k, const typename S::T* a, const typename S::T* b, index
     V c00 = S::zero(), c01 = S::zero(), c10 = S::zero(), c11 = S::zero();
     V c20 = S::zero(), c21 = S::zero(), c30 = S::zero(), c31 = S::zero();
     V c40 = S::zero(), c41 = S::zero(), c50 = S::zero(), c51 = S::zero();
-    for (index p = 0; p < k; ++p, a += MR, b += ldb) {
+    for (index p = 0; p < k; ++p, a += lda, b += ldb) {
         const V b0 = S::load(b), b1 = S::load(b + W);
         V ai = S::broadcast(a + 0);
         c00 = S::fmadd(ai, b0, c00);

@@ -43,9 +43,9 @@ struct F64 {
 };
 
 template <typename S>
-void ukernel_avx512(index k, const typename S::T* a, const typename S::T* b, index ldb,
+void ukernel_avx512(index k, const typename S::T* a, index lda, const typename S::T* b, index ldb,
                     typename S::T* c, index ldc, bool accumulate) {
-    // a is (k, MR) packed, b is (k, NV*lanes) with row stride ldb, c is (MR, NV*lanes) with row stride ldc
+    // a is (k, MR) with row stride lda, b is (k, NV*lanes) with row stride ldb, c is (MR, NV*lanes) with row stride ldc
     using V = typename S::V;
     constexpr int W = S::lanes;
     V acc[MR][NV];
@@ -53,7 +53,7 @@ void ukernel_avx512(index k, const typename S::T* a, const typename S::T* b, ind
     for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
         for (int h = 0; h < NV; ++h) acc[i][h] = S::zero();
-    for (index p = 0; p < k; ++p, a += MR, b += ldb) {
+    for (index p = 0; p < k; ++p, a += lda, b += ldb) {
         V b_row[NV];
 #pragma GCC unroll 4
         for (int h = 0; h < NV; ++h) b_row[h] = S::load(b + h * W);

@@ -11,11 +11,12 @@ constexpr int MR = 4;
 constexpr int NR = 8;
 
 template <typename T>
-void ukernel_generic(index k, const T* a, const T* b, index ldb, T* c, index ldc, bool accumulate) {
-    // a is (k, MR) packed, b is (k, NR) with row stride ldb, c is (MR, NR) with row stride ldc
+void ukernel_generic(index k, const T* a, index lda, const T* b, index ldb, T* c, index ldc,
+                     bool accumulate) {
+    // a is (k, MR) with row stride lda, b is (k, NR) with row stride ldb, c is (MR, NR) with row stride ldc
     T acc[MR][NR] = {};
     for (index p = 0; p < k; ++p) {
-        const T* a_col = a + p * MR;
+        const T* a_col = a + p * lda;
         const T* b_row = b + p * ldb;
         for (int i = 0; i < MR; ++i)
             for (int j = 0; j < NR; ++j) acc[i][j] += a_col[i] * b_row[j];
