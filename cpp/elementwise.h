@@ -12,9 +12,10 @@ template <typename T>
 using ActivateFn = void (*)(const T* x, T* y, index n, Activation act);
 
 // Row-wise softmax P = softmax(Z), Z and P (rows, cols), P may be Z; when
-// log_sum_exp is not null it gets each row's log Σ_j exp(z_j) (rows,).
+// row_max is not null it gets each row's max m and log_sum its
+// log Σ_j exp(z_j − m), both (rows,).
 template <typename T>
-using SoftmaxFn = void (*)(const T* Z, T* P, index rows, index cols, T* log_sum_exp);
+using SoftmaxFn = void (*)(const T* Z, T* P, index rows, index cols, T* row_max, T* log_sum);
 
 // dZ = dA ⊙ σ'(A) (dZ may be dA) and, when db is not null, db = Σ_rows dZ.
 template <typename T>
@@ -99,13 +100,13 @@ inline void bias_activation(double* c, index ldc, const double* b, index rows, i
     active_elementwise().bias_activation_f64(c, ldc, b, rows, cols, act);
 }
 
-inline void softmax_rows(const float* Z, float* P, index rows, index cols,
-                         float* log_sum_exp = nullptr) {
-    active_elementwise().softmax_f32(Z, P, rows, cols, log_sum_exp);
+inline void softmax_rows(const float* Z, float* P, index rows, index cols, float* row_max = nullptr,
+                         float* log_sum = nullptr) {
+    active_elementwise().softmax_f32(Z, P, rows, cols, row_max, log_sum);
 }
-inline void softmax_rows(const double* Z, double* P, index rows, index cols,
-                         double* log_sum_exp = nullptr) {
-    active_elementwise().softmax_f64(Z, P, rows, cols, log_sum_exp);
+inline void softmax_rows(const double* Z, double* P, index rows, index cols, double* row_max = nullptr,
+                         double* log_sum = nullptr) {
+    active_elementwise().softmax_f64(Z, P, rows, cols, row_max, log_sum);
 }
 
 }  // namespace bpfast

@@ -3,7 +3,6 @@
 // its own copy, compiled with its own flags.
 #pragma once
 
-#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
@@ -141,12 +140,14 @@ struct Vector512<double> {
 };
 
 // Row-wise softmax: P_j = exp(z_j − m) / Σ_k exp(z_k − m), m = max_k z_k,
-// and, when log_sum_exp is given, log_sum_exp[r] = m + log Σ_k exp(z_k − m)
-// (the log-sum-exp of row r, which cross-entropy needs). P may be Z.
-// The max and the sum run over LANES independent partials, so that they vectorise.
+// and, when row_max is given, row_max[r] = m and log_sum[r] = log Σ_k exp(z_k − m)
+// (cross-entropy needs log-sum-exp = m + log_sum, which it forms in double).
+// P may be Z. The max and the sum run over LANES independent partials, so
+// that they vectorise.
 template <typename T>
-void softmax_rows_loop(const T* Z, T* P, index rows, index cols, T* log_sum_exp) {
-    // Z and P are (rows, cols); log_sum_exp is (rows,) or null
+void softmax_rows_loop(const T* Z, T* P, index rows, index cols, T* row_max, T* log_sum) {
+    // Z and P are (rows, cols); row_max and log_sum are (rows,) or both null
+    if (cols == 0) return;
     constexpr int LANES = 64 / sizeof(T);  // one 512-bit vector
     using Lanes = typename Vector512<T>::type;
     for (index r = 0; r < rows; ++r) {
@@ -164,16 +165,22 @@ void softmax_rows_loop(const T* Z, T* P, index rows, index cols, T* log_sum_exp)
         for (; j < cols; ++j) m = z[j] > m ? z[j] : m;
 
         for (index i = 0; i < cols; ++i) p[i] = exp_fast(z[i] - m);
-        T partial_sum[LANES] = {};
+        // The sum in double: it is 1 (the max's term) plus the others, and a
+        // confident row's log-sum, of the size of those others, must not be
+        // lost to the rounding of float additions onto 1.
+        double partial_sum[LANES] = {};
         j = 0;
         for (; j + LANES <= cols; j += LANES)
-            for (int k = 0; k < LANES; ++k) partial_sum[k] += p[j + k];
-        T sum = T(0);
+            for (int k = 0; k < LANES; ++k) partial_sum[k] += double(p[j + k]);
+        double sum = 0.0;
         for (int k = 0; k < LANES; ++k) sum += partial_sum[k];
-        for (; j < cols; ++j) sum += p[j];
-        const T inv = T(1) / sum;
+        for (; j < cols; ++j) sum += double(p[j]);
+        const T inv = T(1.0 / sum);
         for (index i = 0; i < cols; ++i) p[i] *= inv;
-        if (log_sum_exp) log_sum_exp[r] = m + std::log(sum);
+        if (row_max) {
+            row_max[r] = m;
+            log_sum[r] = T(natural_log(sum));
+        }
     }
 }
 

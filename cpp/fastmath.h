@@ -39,6 +39,14 @@ static inline double select(bool condition, double a, double b) {
     return out;
 }
 
+// GCC's builtins rather than <cmath>'s float overloads: those are inline
+// functions with external linkage, and a copy emitted (say at -O0) in a unit
+// built for AVX-512 could be the one the linker keeps for everyone.
+static inline float square_root(float x) { return __builtin_sqrtf(x); }
+static inline double square_root(double x) { return __builtin_sqrt(x); }
+static inline float natural_log(float x) { return __builtin_logf(x); }
+static inline double natural_log(double x) { return __builtin_log(x); }
+
 // exp(x) = 2^n · exp(r) with n = round(x·log2 e) and r = x − n·ln 2, |r| ≤ ln2/2.
 // x is clamped to [-87.3, 88.3], so the result stays a normal float: exp of
 // very negative x gives ~1e-38 instead of a denormal or 0, exp of large x ~2e38.
@@ -106,18 +114,18 @@ static inline double sigmoid(double x) { return 1.0 / (1.0 + exp_fast(-x)); }
 // tanh |x| = 1 − 2/(exp(2|x|) + 1), or its odd Taylor series near 0 where
 // that difference would cancel; the sign is put back at the end.
 static inline float tanh_fast(float x) {
-    const float a = std::fabs(x);
+    const float a = __builtin_fabsf(x);
     const float a2 = a * a;
     const float series = a * (1.0f + a2 * (-1.0f / 3.0f + a2 * (2.0f / 15.0f + a2 * (-17.0f / 315.0f))));
     const float far = 1.0f - 2.0f / (exp_fast(2.0f * a) + 1.0f);
-    return std::copysign(select(a < 0.0625f, series, far), x);
+    return __builtin_copysignf(select(a < 0.0625f, series, far), x);
 }
 
 // As for float, with the series to a^13 (its next term is below 1e-19
 // relative for |x| < 1/16) and the exp form beyond, which loses at most 4
 // bits to cancellation there.
 static inline double tanh_fast(double x) {
-    const double a = std::fabs(x);
+    const double a = __builtin_fabs(x);
     const double a2 = a * a;
     double q = 21844.0 / 6081075.0;
     q = q * a2 - 1382.0 / 155925.0;
@@ -127,7 +135,7 @@ static inline double tanh_fast(double x) {
     q = q * a2 - 1.0 / 3.0;
     const double series = a + a * a2 * q;
     const double far = 1.0 - 2.0 / (exp_fast(2.0 * a) + 1.0);
-    return std::copysign(select(a < 0.0625, series, far), x);
+    return __builtin_copysign(select(a < 0.0625, series, far), x);
 }
 
 }  // namespace bpfast

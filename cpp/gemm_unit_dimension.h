@@ -3,8 +3,6 @@
 // with that unit's flags) and reached through MicroKernel::unit_dimension.
 #pragma once
 
-#include <algorithm>
-
 #include "gemm.h"
 
 namespace bpfast {
@@ -43,7 +41,8 @@ bool unit_dimension_product(index M, index N, index K, const MatrixView<T>& A,
             for (index j = 0; j < N; ++j) c[j] = accumulate ? c[j] + a * B.data[j] : a * B.data[j];
             continue;
         }
-        if (!accumulate) std::fill(c, c + N, T(0));
+        if (!accumulate)
+            for (index j = 0; j < N; ++j) c[j] = T(0);
         for (index p = 0; p < K; ++p) {
             const T a = A.data[i * A.row_stride + p * A.col_stride];
             const T* b = B.data + p * B.row_stride;

@@ -84,10 +84,11 @@ double softmax_cross_entropy(T* grad, const T* Z, const T* Tg, index batch, inde
         const T* z = Z + row * n;
         const T* t = Tg + row * n;
         T* g = grad + row * n;
-        T log_sum_exp;  // log Σ_j exp(z_j)
-        softmax_rows(z, g, 1, n, &log_sum_exp);
-        const double lse = log_sum_exp;
-        total += lane_sum(n, [&](index j) { return double(t[j]) * (lse - double(z[j])); });
+        T m, log_sum;  // log Σ_j exp(z_j) = m + log_sum, with m = max_j z_j
+        softmax_rows(z, g, 1, n, &m, &log_sum);
+        // −log softmax_j = (m − z_j) + log_sum, in double: adding m first would
+        // round a small loss to the float spacing at |m|
+        total += lane_sum(n, [&](index j) { return double(t[j]) * ((double(m) - double(z[j])) + double(log_sum)); });
         for (index j = 0; j < n; ++j) g[j] = (g[j] - t[j]) * s;  // softmax − t
     }
     return total * double(s);

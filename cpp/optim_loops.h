@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "common.h"
+#include "fastmath.h"
 #include "optim.h"
 
 namespace bpfast {
@@ -53,7 +54,7 @@ void optimizer_loop(T* param, const T* grad, T* m, T* v, index n, const Optimize
                     g += wd * param[i];
                 m[i] = b1 * m[i] + (T(1) - b1) * g;
                 v[i] = b2 * v[i] + (T(1) - b2) * g * g;
-                param[i] -= step_size * m[i] / (std::sqrt(v[i]) / root_correction2 + eps);
+                param[i] -= step_size * m[i] / (square_root(v[i]) / root_correction2 + eps);
             }
             return;
         }

@@ -380,6 +380,20 @@ def test_softmax_cross_entropy_is_stable_for_huge_logits(dtype):
     assert_close(grad_mean, (P - T) / 3, dtype)
 
 
+def test_softmax_cross_entropy_keeps_small_losses_of_confident_rows(dtype):
+    # A confident, correct row far from 0: the loss log(1 + 9·e^-15) ≈ 2.8e-6 is
+    # far below the spacing of floats near the logit 15 (9.5e-7 in float32),
+    # so it must not be formed as (15 + log-sum) − 15 in float, nor the sum
+    # 1 + 9·e^-15 in float.
+    for top in (15.0, 30.0):
+        Z = np.array([[top] + [0.0] * 9], dtype=dtype)
+        T = np.eye(10, dtype=dtype)[:1]
+        value, _ = K.softmax_cross_entropy(Z, T, "sum")
+        expected = np.log1p(9 * np.exp(-top))
+        # log of a sum of 1 and a tiny term, in double: good to about 1e-16 absolute
+        assert abs(value - expected) <= 1e-3 * expected + 2e-15, top
+
+
 def test_sigmoid_cross_entropy_is_stable_for_huge_logits(dtype):
     Z = np.array([[800.0, 800.0, -800.0, -800.0]], dtype=dtype)
     T = np.array([[1.0, 0.0, 0.0, 1.0]], dtype=dtype)
