@@ -47,14 +47,19 @@ void copy_columns(const T* src, index ld, index depth, T* out) {
 
 // Pack rows [0, rows) x depth [0, depth) of A into panels of mr rows:
 // panel q holds a[q*mr*depth + p*mr + i] = A(q*mr + i, p), zero past `rows`.
-// Full panels of a row-major A go to the ISA's transposing packer when it has one.
+// Full panels of a row-major A go to the ISA's transposing packer when it
+// has one; that packer may store a few values past its panel, so a caller
+// that packs the next panel in another thread passes may_spill = false,
+// and the last panel is packed without it.
 template <typename T>
-void pack_a(const MatrixView<T>& A, index rows, index depth, const MicroKernel<T>& kernel, T* out) {
+void pack_a(const MatrixView<T>& A, index rows, index depth, const MicroKernel<T>& kernel, T* out,
+            bool may_spill = true) {
     const int mr = kernel.mr;
     for (index q = 0; q < rows; q += mr) {
         const index live = std::min<index>(mr, rows - q);
         const T* src = A.data + q * A.row_stride;
-        if (live == mr && A.col_stride == 1 && kernel.pack_a_rows) {
+        const bool spill_ok = may_spill || q + mr < rows;
+        if (live == mr && A.col_stride == 1 && kernel.pack_a_rows && spill_ok) {
             kernel.pack_a_rows(depth, src, A.row_stride, out);
         } else if (A.col_stride == 1) {
             // Row-major: read each row once, contiguously.
@@ -127,14 +132,26 @@ struct Block {
 constexpr index SHARED_A_MAX_ROWS = 4 * MC;
 
 // Pack all of A (M, K), depth block by depth block: block pc starts at
-// pc * round_up(M, mr), as gemm_block expects of Block::packed_a.
+// pc * round_up(M, mr), as gemm_block expects of Block::packed_a. Split into
+// `tasks` ranges of whole panels on the pool (packing only copies, so the
+// result is the same however it is split).
 template <typename T>
-void pack_all_of_a(const MatrixView<T>& A, index M, index K, const MicroKernel<T>& kernel, T* out) {
-    const index m_pad = (M + kernel.mr - 1) / kernel.mr * kernel.mr;
-    for (index pc = 0; pc < K; pc += KC) {
-        const MatrixView<T> block{A.data + pc * A.col_stride, A.row_stride, A.col_stride};
-        pack_a(block, M, std::min(KC, K - pc), kernel, out + pc * m_pad);
-    }
+void pack_all_of_a(const MatrixView<T>& A, index M, index K, const MicroKernel<T>& kernel, T* out,
+                   index tasks) {
+    const index mr = kernel.mr, panels = (M + mr - 1) / mr, m_pad = panels * mr;
+    tasks = std::max<index>(1, std::min(tasks, panels));
+    auto pack_range = [&](index t) {
+        const index q0 = t * panels / tasks, q1 = (t + 1) * panels / tasks;
+        const index r0 = q0 * mr, rows = std::min(M, q1 * mr) - r0;
+        for (index pc = 0; pc < K; pc += KC) {
+            const index kc = std::min(KC, K - pc);
+            const MatrixView<T> block{A.data + r0 * A.row_stride + pc * A.col_stride, A.row_stride,
+                                      A.col_stride};
+            pack_a(block, rows, kc, kernel, out + pc * m_pad + r0 * kc, tasks == 1);
+        }
+    };
+    if (tasks == 1) return pack_range(0);
+    parallel_for(tasks, pack_range);
 }
 
 // Where the MR-tall panels of an A block are: packed (panel q at
@@ -380,7 +397,9 @@ void gemm(index M, index N, index K, MatrixView<T> A, MatrixView<T> B, T* C, ind
         thread_local std::vector<T> shared_a;
         const index m_pad = (M + kernel.mr - 1) / kernel.mr * kernel.mr;
         T* buffer = reserve_aligned(shared_a, static_cast<size_t>(m_pad * K + PACK_SLACK));
-        pack_all_of_a(A, M, K, kernel, buffer);
+        // Worth splitting when each thread gets a good share (a few 4 KiB pages).
+        const index pack_tasks = M * K >= (64 << 10) / index(sizeof(T)) ? threads : 1;
+        pack_all_of_a(A, M, K, kernel, buffer, pack_tasks);
         packed_a = buffer;
     }
 
