@@ -154,16 +154,17 @@ void pack_all_of_a(const MatrixView<T>& A, index M, index K, const MicroKernel<T
     parallel_for(tasks, pack_range);
 }
 
-// Where the MR-tall panels of an A block are: packed (panel q at
-// packed + q*mr*kc), except that the rows below in_place_rows of a
-// column-major A (the δᵀ of a weight gradient) are read in place, with
-// column stride lda.
+// Where the panels of an operand block are: packed (panel q at
+// packed + q*width*kc, width = mr for A, nr for B), except that the first
+// in_place_extent rows (of A) or columns (of B) are read in place with the
+// given stride: a small column-major A (the δᵀ of a weight gradient), with
+// its column stride; on the skinny path a row-major B, with its row stride.
 template <typename T>
-struct APanels {
+struct Panels {
     const T* packed;
     const T* in_place = nullptr;
-    index lda = 0;
-    index in_place_rows = 0;
+    index stride = 0;
+    index in_place_extent = 0;
 };
 
 // Column-major A blocks spanning at most this many bytes are read in place:
@@ -174,49 +175,38 @@ constexpr index IN_PLACE_A_MAX_BYTES = 16 << 10;
 // column-major and small, else packed into buffer (only the ragged last
 // panel, in the first case).
 template <typename T>
-APanels<T> a_panels(const MatrixView<T>& A_block, index mc, index kc, const MicroKernel<T>& kernel,
+Panels<T> a_panels(const MatrixView<T>& A_block, index mc, index kc, const MicroKernel<T>& kernel,
                     T* buffer) {
     const int mr = kernel.mr;
     if (A_block.row_stride == 1 && kc * A_block.col_stride * index(sizeof(T)) <= IN_PLACE_A_MAX_BYTES) {
-        const APanels<T> panels{buffer, A_block.data, A_block.col_stride, mc / mr * mr};
-        if (panels.in_place_rows < mc) {
-            const MatrixView<T> ragged{A_block.data + panels.in_place_rows, 1, A_block.col_stride};
-            pack_a(ragged, mc - panels.in_place_rows, kc, kernel, buffer);
+        const Panels<T> panels{buffer, A_block.data, A_block.col_stride, mc / mr * mr};
+        if (panels.in_place_extent < mc) {
+            const MatrixView<T> ragged{A_block.data + panels.in_place_extent, 1, A_block.col_stride};
+            pack_a(ragged, mc - panels.in_place_extent, kc, kernel, buffer);
         }
         return panels;
     }
     pack_a(A_block, mc, kc, kernel, buffer);
-    return APanels<T>{buffer};
+    return Panels<T>{buffer};
 }
-
-// Where the NR-wide panels of a B block are: packed (panel q at
-// packed + q*nr*kc), except that on the skinny path the columns below
-// in_place_cols are read in place from a row-major B with row stride ld.
-template <typename T>
-struct BPanels {
-    const T* packed;
-    const T* in_place = nullptr;
-    index ld = 0;
-    index in_place_cols = 0;
-};
 
 // The two inner loops: every MR x NR tile of an (mc, nc) block of C, from a
 // packed A block and the B panels. C points at the block; row0 and col0 say
 // where it sits in the caller's C, for the epilogue.
 template <typename T>
-void tile_loop(const MicroKernel<T>& kernel, index mc, index nc, index kc, const APanels<T>& a,
-               const BPanels<T>& b, T* C, index ldc, bool add, const Epilogue<T>* epilogue,
+void tile_loop(const MicroKernel<T>& kernel, index mc, index nc, index kc, const Panels<T>& a,
+               const Panels<T>& b, T* C, index ldc, bool add, const Epilogue<T>* epilogue,
                index row0, index col0) {
     const int mr = kernel.mr, nr = kernel.nr;
     alignas(64) T edge[16 * 32];  // room for any mr x nr tile we ship
     auto tile = [&](index ir, index jr) {
-        const bool in_place = jr < b.in_place_cols;
-        const T* b_panel = in_place ? b.in_place + jr : b.packed + (jr - b.in_place_cols) / nr * nr * kc;
-        const index ldb = in_place ? b.ld : nr;
+        const bool in_place = jr < b.in_place_extent;
+        const T* b_panel = in_place ? b.in_place + jr : b.packed + (jr - b.in_place_extent) / nr * nr * kc;
+        const index ldb = in_place ? b.stride : nr;
         const index n_live = std::min<index>(nr, nc - jr), m_live = std::min<index>(mr, mc - ir);
-        const bool a_in_place = ir < a.in_place_rows;
-        const T* a_panel = a_in_place ? a.in_place + ir : a.packed + (ir - a.in_place_rows) / mr * mr * kc;
-        const index lda = a_in_place ? a.lda : mr;
+        const bool a_in_place = ir < a.in_place_extent;
+        const T* a_panel = a_in_place ? a.in_place + ir : a.packed + (ir - a.in_place_extent) / mr * mr * kc;
+        const index lda = a_in_place ? a.stride : mr;
         T* c = C + ir * ldc + jr;
         if (m_live == mr && n_live == nr) {
             kernel.run(kc, a_panel, lda, b_panel, ldb, c, ldc, add);
@@ -278,19 +268,19 @@ void gemm_block(const Block<T>& g) {
             const bool add = g.accumulate || pc > 0;
             const MatrixView<T> B_block{g.B.data + pc * g.B.row_stride + jc * g.B.col_stride,
                                         g.B.row_stride, g.B.col_stride};
-            BPanels<T> panels{b_packed};
+            Panels<T> panels{b_packed};
             if (skinny) {
                 panels = {b_packed, B_block.data, B_block.row_stride, nc / nr * nr};
-                if (panels.in_place_cols < nc) {
-                    const MatrixView<T> ragged{B_block.data + panels.in_place_cols, B_block.row_stride, 1};
-                    pack_b(ragged, kc, nc - panels.in_place_cols, kernel, b_packed);
+                if (panels.in_place_extent < nc) {
+                    const MatrixView<T> ragged{B_block.data + panels.in_place_extent, B_block.row_stride, 1};
+                    pack_b(ragged, kc, nc - panels.in_place_extent, kernel, b_packed);
                 }
             } else {
                 pack_b(B_block, kc, nc, kernel, b_packed);
             }
             for (index ic = 0; ic < g.M; ic += MC) {
                 const index mc = std::min(MC, g.M - ic);
-                APanels<T> a_block{g.packed_a ? g.packed_a + pc * ((g.M + mr - 1) / mr * mr) + ic * kc : nullptr};
+                Panels<T> a_block{g.packed_a ? g.packed_a + pc * ((g.M + mr - 1) / mr * mr) + ic * kc : nullptr};
                 if (!g.packed_a) {
                     const MatrixView<T> A_block{g.A.data + ic * g.A.row_stride + pc * g.A.col_stride,
                                                 g.A.row_stride, g.A.col_stride};
@@ -344,7 +334,7 @@ void gemm_shared_b(const Block<T>& g, index threads) {
                 const MatrixView<T> A_block{g.A.data + ic * g.A.row_stride + pc * g.A.col_stride,
                                             g.A.row_stride, g.A.col_stride};
                 tile_loop(kernel, mc, j1 - j0, kc, a_panels(A_block, mc, kc, kernel, a_packed),
-                          BPanels<T>{b_packed + j0 * kc},
+                          Panels<T>{b_packed + j0 * kc},
                           g.C + ic * g.ldc + jc + j0, g.ldc, add, pc + kc == g.K ? g.epilogue : nullptr,
                           g.row0 + ic, g.col0 + jc + j0);
             });
