@@ -5,6 +5,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -47,11 +48,19 @@ inline void expect_ndim(const py::array& a, py::ssize_t ndim, const char* name) 
                               shape_text(a));
 }
 
-// An output buffer: exact dtype (ensured by noconvert), C-contiguous, writeable, right shape.
+// Whether the array's data is aligned to its element type (numpy can hold
+// misaligned views, e.g. of a buffer at an odd offset; the kernels read T*).
+inline bool aligned_to(const py::array& a, size_t alignment) {
+    return reinterpret_cast<std::uintptr_t>(a.data()) % alignment == 0;
+}
+
+// An output buffer: exact dtype (ensured by noconvert), C-contiguous, aligned, writeable, right shape.
 template <typename T>
 T* output(Out<T>& a, const std::vector<index>& shape, const char* name) {
     if (!(a.flags() & py::array::c_style))
         throw py::value_error(std::string(name) + " must be C-contiguous");
+    if (!aligned_to(a, alignof(T)))
+        throw py::value_error(std::string(name) + " must be aligned to its dtype (a misaligned view of a buffer)");
     if (!a.writeable()) throw py::value_error(std::string(name) + " must be writeable");
     expect_shape(a, shape, name);
     return a.mutable_data();

@@ -210,19 +210,22 @@ void bind_model(py::module_ m) {
             const index n_in = model.sizes().front(), n_out = model.sizes().back();
             if (!Dense::check_(X)) return py::none();
             const auto x = py::reinterpret_borrow<py::array>(X);
-            if (x.ndim() != 2 || x.shape(1) != n_in || x.shape(0) < 1) return py::none();
+            if (x.ndim() != 2 || x.shape(1) != n_in || x.shape(0) < 1 || !aligned_to(x, alignof(T)))
+                return py::none();
             const index batch = x.shape(0);
             Targets<T> t;
             index target_count = 0;
             if (Dense::check_(T_)) {
                 const auto dense = py::reinterpret_borrow<py::array>(T_);
-                if (dense.ndim() != 2 || dense.shape(0) != batch || dense.shape(1) != n_out)
+                if (dense.ndim() != 2 || dense.shape(0) != batch || dense.shape(1) != n_out ||
+                    !aligned_to(dense, alignof(T)))
                     return py::none();
                 t.dense = static_cast<const T*>(dense.data());
                 target_count = batch * n_out;
             } else if (model.takes_labels() && IntLabels::check_(T_)) {
                 const auto labels = py::reinterpret_borrow<py::array>(T_);
-                if (labels.ndim() != 1 || labels.shape(0) != batch) return py::none();
+                if (labels.ndim() != 1 || labels.shape(0) != batch || !aligned_to(labels, alignof(std::int64_t)))
+                    return py::none();
                 t.labels = static_cast<const std::int64_t*>(labels.data());
                 const std::int64_t classes = n_out == 1 ? 2 : n_out;
                 for (index i = 0; i < batch; ++i)

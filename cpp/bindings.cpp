@@ -208,7 +208,7 @@ PYBIND11_MODULE(_core, m) {
     bpfast::bind_network(f32, f64);
     m.def("all_finite", [](py::array a) -> py::object {
         // Native check for C-contiguous float32/float64 arrays; None means "not handled".
-        if (!(a.flags() & py::array::c_style)) return py::none();
+        if (!(a.flags() & py::array::c_style) || !bpfast::aligned_to(a, a.itemsize())) return py::none();
         const auto n = static_cast<bpfast::index>(a.size());
         if (a.dtype().is(py::dtype::of<float>()))
             return py::bool_(bpfast::all_finite(static_cast<const float*>(a.data()), n));

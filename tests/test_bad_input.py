@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import bpfast
+from bpfast import kernels as K
 from bpfast import reference
 from conftest import assert_close, assert_unchanged, snapshot
 
@@ -232,7 +233,17 @@ def _layouts():
         "reversed rows": wide[::-1, 1:N_IN + 1],
         "float32 input": wide[:, :N_IN].astype(np.float32),
         "integer input": np.arange(BATCH * N_IN).reshape(BATCH, N_IN) % 3 - 1,
+        "misaligned": _misaligned(wide[:, :N_IN]),
     }
+
+
+def _misaligned(array):
+    """A C-contiguous copy of array whose data starts one byte past an aligned address."""
+    buffer = bytearray(array.nbytes + 1)
+    view = np.frombuffer(buffer, dtype=array.dtype, count=array.size, offset=1).reshape(array.shape)
+    view[...] = array
+    assert view.flags.c_contiguous and not view.flags.aligned
+    return view
 
 
 @pytest.mark.parametrize("layout", list(_layouts()))
@@ -268,3 +279,23 @@ def test_native_and_reference_refuse_identically():
     for call in cases:
         native, ref = outcome(bpfast.Network, call), outcome(reference.Network, call)
         assert native is not None and native == ref
+
+
+def test_misaligned_arrays_are_read_as_aligned_copies_and_refused_as_out():
+    # The core reads through typed pointers: a misaligned view is copied
+    # before it gets there (or refused, as an output buffer).
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((BATCH, N_IN)).astype(np.float32)
+    labels = np.arange(BATCH) % N_OUT
+    net = bpfast.Network([N_IN, 6, N_OUT], output="softmax", dtype="float32", seed=0)
+    twin = bpfast.Network([N_IN, 6, N_OUT], output="softmax", dtype="float32", seed=0)
+    X_odd, labels_odd = _misaligned(X), _misaligned(labels)
+    assert net._model.try_train_step(X_odd, labels, 0.1) is None
+    assert net._model.try_train_step(X, labels_odd, 0.1) is None
+    assert net.train_step(X_odd, labels_odd, 0.1) == twin.train_step(X, labels, 0.1)
+    for a, b in zip(net.layers, twin.layers):
+        assert np.array_equal(a.W, b.W) and np.array_equal(a.b, b.b)
+    W = rng.standard_normal((7, N_IN)).astype(np.float32)
+    assert np.array_equal(K.matmul(X_odd, W, False, True), K.matmul(X, W, False, True))
+    with pytest.raises(ValueError, match="out must be aligned"):
+        K.matmul(X, W, False, True, out=_misaligned(np.zeros((BATCH, 7), np.float32)))

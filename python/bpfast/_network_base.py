@@ -178,7 +178,7 @@ class NetworkBase:
         X = self._batch(X, x_name)
         T = check.targets(T, X.shape[0], self.sizes[-1], self.dtype, self.is_classifier, t_name)
         if T.ndim == 1:
-            return X, None, np.ascontiguousarray(T, dtype=np.int64)
+            return X, None, check.native(T, np.int64)
         return X, T, None
 
     def _with_lr(self, lr):

@@ -57,6 +57,13 @@ def finite_positive(value, name):
     return float(value)
 
 
+def native(array, dtype):
+    """array as the core reads it: C-contiguous, of dtype and aligned to it
+    (numpy can hold misaligned views, e.g. from a buffer at an odd offset);
+    zero-copy when it already is."""
+    return np.require(array, dtype=dtype, requirements=("C", "A"))
+
+
 def _numeric_array(value, name):
     array = np.asarray(value)
     if array.dtype.kind not in "iuf":
@@ -84,7 +91,7 @@ def batch(X, n_in, dtype, name="X"):
     if X.shape[0] == 0:
         raise ValueError(f"{name} is an empty batch: shape {X.shape}; at least one row is needed")
     _check_finite(X, name)
-    return np.ascontiguousarray(X, dtype=dtype)
+    return native(X, dtype)
 
 
 def targets(T, batch_size, n_out, dtype, takes_labels, name="T"):
@@ -119,7 +126,7 @@ def targets(T, batch_size, n_out, dtype, takes_labels, name="T"):
         raise ValueError(f"{name} must have shape ({batch_size}, {n_out}) to match X and the output layer; "
                          f"got {T.shape}")
     _check_finite(T, name)
-    return np.ascontiguousarray(T, dtype=dtype)
+    return native(T, dtype)
 
 
 def parameter(value, shape, dtype, name):

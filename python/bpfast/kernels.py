@@ -12,6 +12,7 @@ by a copy. The GIL is released while a kernel runs.
 import numpy as np
 
 from . import _core
+from ._validate import native
 
 __all__ = [
     "matmul", "weight_gradient", "input_gradient",
@@ -41,7 +42,7 @@ def _inputs(**arrays):
     all_float32 = all(a.dtype == _FLOAT32 for a in converted.values())
     dtype = np.dtype(np.float32 if all_float32 else np.float64)
     core = _core.f32 if all_float32 else _core.f64
-    return core, dtype, [np.ascontiguousarray(a, dtype=dtype) for a in converted.values()]
+    return core, dtype, [native(a, dtype) for a in converted.values()]
 
 
 def _output(out, shape, dtype, name="out"):
@@ -193,4 +194,4 @@ def sgd_update(param, grad, lr):
     if not isinstance(param, np.ndarray) or param.dtype not in (np.float32, np.float64):
         raise TypeError("param must be a float32 or float64 numpy array updated in place")
     core = _core.f32 if param.dtype == _FLOAT32 else _core.f64
-    core.sgd_update(param, np.ascontiguousarray(grad, dtype=param.dtype), float(lr))
+    core.sgd_update(param, native(grad, param.dtype), float(lr))
