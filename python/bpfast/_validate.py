@@ -61,7 +61,8 @@ def native(array, dtype):
     """array as the core reads it: C-contiguous, of dtype and aligned to it
     (numpy can hold misaligned views, e.g. from a buffer at an odd offset);
     zero-copy when it already is."""
-    return np.require(array, dtype=dtype, requirements=("C", "A"))
+    array = np.ascontiguousarray(array, dtype=dtype)
+    return array if array.flags.aligned else array.copy()
 
 
 def _numeric_array(value, name):
