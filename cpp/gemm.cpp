@@ -190,9 +190,9 @@ Panels<T> a_panels(const MatrixView<T>& A_block, index mc, index kc, const Micro
     return Panels<T>{buffer};
 }
 
-// The two inner loops: every MR x NR tile of an (mc, nc) block of C, from a
-// packed A block and the B panels. C points at the block; row0 and col0 say
-// where it sits in the caller's C, for the epilogue.
+// The two inner loops: every MR x NR tile of an (mc, nc) block of C, from
+// the A and B panels. C points at the block; row0 and col0 say where it sits
+// in the caller's C, for the epilogue.
 template <typename T>
 void tile_loop(const MicroKernel<T>& kernel, index mc, index nc, index kc, const Panels<T>& a,
                const Panels<T>& b, T* C, index ldc, bool add, const Epilogue<T>* epilogue,
