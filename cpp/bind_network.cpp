@@ -123,6 +123,8 @@ void bind_model(py::module_ m) {
             std::vector<T>& s = model.state(which);
             return view(s.data(), {static_cast<index>(s.size())}, self);
         }, py::arg("which"), "flat optimizer state: 0 is momentum or Adam's m, 1 is Adam's v")
+        .def("takes_small_path", &M::takes_small_path, py::arg("batch"),
+             "Whether a batch of this size trains on the small-network path (small_net.h)")
         .def_property_readonly("steps", &M::steps)
         .def_property_readonly("epochs", &M::epochs)
         .def("set_counters", &M::set_counters, py::arg("steps"), py::arg("epochs"))

@@ -1,11 +1,13 @@
-// Chooses the micro-kernels and elementwise kernels once per process: the best one this CPU supports,
-// unless BPFAST_ISA names one (generic|avx2|avx512), so that tests can cover each path.
+// Chooses the micro-kernels, elementwise and small-network kernels once per
+// process: the best ones this CPU supports, unless BPFAST_ISA names one
+// (generic|avx2|avx512), so that tests can cover each path.
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 #include <string>
 
 #include "elementwise.h"
+#include "small_net.h"
 #include "ukernel.h"
 
 namespace bpfast {
@@ -54,12 +56,16 @@ struct Registry {
     MicroKernel<float> f32;
     MicroKernel<double> f64;
     ElementwiseKernels elementwise;
+    SmallNetKernels<float> small_f32;    // none on the portable path
+    SmallNetKernels<double> small_f64;
     Registry() : isa(chosen_isa()) {
 #if BPFAST_HAVE_AVX512
         if (isa == "avx512") {
             f32 = ukernel_avx512_f32();
             f64 = ukernel_avx512_f64();
             elementwise = elementwise_avx512();
+            small_f32 = small_net_avx512_f32();
+            small_f64 = small_net_avx512_f64();
             return;
         }
 #endif
@@ -68,6 +74,8 @@ struct Registry {
             f32 = ukernel_avx2_f32();
             f64 = ukernel_avx2_f64();
             elementwise = elementwise_avx2();
+            small_f32 = small_net_avx2_f32();
+            small_f64 = small_net_avx2_f64();
             return;
         }
 #endif
@@ -88,5 +96,7 @@ const MicroKernel<float>& active_ukernel_f32() { return registry().f32; }
 const MicroKernel<double>& active_ukernel_f64() { return registry().f64; }
 const char* active_isa() { return registry().isa.c_str(); }
 const ElementwiseKernels& active_elementwise() { return registry().elementwise; }
+const SmallNetKernels<float>& active_small_net_f32() { return registry().small_f32; }
+const SmallNetKernels<double>& active_small_net_f64() { return registry().small_f64; }
 
 }  // namespace bpfast

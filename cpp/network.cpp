@@ -39,7 +39,11 @@ bool takes_logits(LossKind kind) {
 template <typename T>
 Model<T>::Model(std::vector<index> sizes, std::vector<Activation> activations, LossKind loss,
                 Reduction reduction)
-    : sizes_(std::move(sizes)), activations_(std::move(activations)), loss_(loss), reduction_(reduction) {
+    : sizes_(std::move(sizes)),
+      activations_(std::move(activations)),
+      loss_(loss),
+      reduction_(reduction),
+      small_net_(sizes_, activations_) {
     if (sizes_.size() < 2 || activations_.size() != sizes_.size() - 1)
         throw std::invalid_argument("a model needs at least two sizes and one activation per layer");
     index total = 0;
@@ -47,7 +51,8 @@ Model<T>::Model(std::vector<index> sizes, std::vector<Activation> activations, L
         offsets_.push_back(total);
         total += sizes_[l + 1] * sizes_[l] + sizes_[l + 1];
     }
-    params_.assign(total, T(0));
+    n_parameters_ = total;
+    params_.assign(total + SmallNetStep<T>::PARAMETER_PADDING, T(0));
     grads_.assign(total, T(0));
     outputs_.resize(n_layers());
     set_optimizer(OptimizerConfig{});
@@ -57,8 +62,8 @@ template <typename T>
 void Model<T>::set_optimizer(const OptimizerConfig& config) {
     optimizer_ = config;
     const bool adam = config.kind != OptimizerKind::sgd;
-    state_m_.assign(adam || config.momentum != 0.0 ? params_.size() : 0, T(0));
-    state_v_.assign(adam ? params_.size() : 0, T(0));
+    state_m_.assign(adam || config.momentum != 0.0 ? n_parameters_ : 0, T(0));
+    state_v_.assign(adam ? n_parameters_ : 0, T(0));
     steps_ = epochs_ = 0;  // schedules count from the moment the optimizer is set
 }
 
@@ -77,7 +82,8 @@ void Model<T>::ensure_batch(index batch) {
 
 template <typename T>
 const T* Model<T>::forward_pass(const T* X, index batch, bool logits_out) {
-    // X is (batch, n[0]); returns outputs_[L-1], (batch, n[L])
+    // X is (batch, n[0]); returns (batch, n[L])
+    if (small_net_.takes(batch)) return small_net_.forward(params_.data(), X, batch, logits_out);
     ensure_batch(batch);
     const T* input = X;
     for (index l = 0; l < n_layers(); ++l) {
@@ -147,6 +153,13 @@ const T* Model<T>::dense_targets(Targets<T> targets, index batch, const std::int
 template <typename T>
 double Model<T>::loss_and_backward(const T* X, const T* Tg, index batch) {
     const bool logits = takes_logits(loss_);
+    if (small_net_.takes(batch)) {
+        const T* Y = forward_pass(X, batch, logits);
+        const double value = loss_function<T>(loss_)(small_net_.output_gradient(), Y, Tg, batch, sizes_.back(),
+                                                     reduction_);
+        small_net_.backward(params_.data(), grads_.data(), batch, logits);
+        return value;
+    }
     const T* Y = forward_pass(X, batch, logits);
     T* dA = grad_a_.data();
     T* dX = grad_b_.data();
@@ -259,7 +272,7 @@ void Model<T>::check_and_update(StepStatus& status) {
         });
     };
     if (c.weight_decay == 0.0 || c.decay_bias)
-        return update(0, static_cast<index>(params_.size()), c.weight_decay);
+        return update(0, n_parameters_, c.weight_decay);
     for (index l = 0; l < n_layers(); ++l) {
         update(weight_offset(l), sizes_[l + 1] * sizes_[l], c.weight_decay);
         update(bias_offset(l), sizes_[l + 1], 0.0);

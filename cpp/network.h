@@ -13,6 +13,7 @@
 
 #include "common.h"
 #include "optim.h"
+#include "small_net_step.h"
 
 namespace bpfast {
 
@@ -61,11 +62,13 @@ public:
     index bias_offset(index l) const { return offsets_[l] + sizes_[l + 1] * sizes_[l]; }
     T* parameters() { return params_.data(); }
     T* gradients() { return grads_.data(); }
-    index n_parameters() const { return static_cast<index>(params_.size()); }
+    index n_parameters() const { return n_parameters_; }
     std::vector<T>& state(int which) { return which == 0 ? state_m_ : state_v_; }
     long steps() const { return steps_; }
     long epochs() const { return epochs_; }
     void set_counters(long steps, long epochs) { steps_ = steps; epochs_ = epochs; }
+    // Whether a batch of this size runs on the small-network path.
+    bool takes_small_path(index batch) const { return small_net_.takes(batch); }
     // Held by the bindings around every call: one call at a time per model.
     std::mutex& busy() { return busy_; }
 
@@ -102,7 +105,10 @@ private:
     LossKind loss_;
     Reduction reduction_;
     std::vector<index> offsets_;
+    index n_parameters_ = 0;
+    // params_ has SmallNetStep's padding past the n_parameters_ values.
     std::vector<T> params_, grads_, state_m_, state_v_;
+    SmallNetStep<T> small_net_;
     OptimizerConfig optimizer_;
     long steps_ = 0, epochs_ = 0;
     std::mutex busy_;

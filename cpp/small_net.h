@@ -1,0 +1,75 @@
+// The kernels of the small-network path: a training step for networks whose
+// layers are small enough that a weight matrix stays in the first-level
+// caches, where the blocked GEMM's packing, tiling and epilogue passes cost
+// as much as the arithmetic.
+//
+// The path keeps two copies of each activation:
+//   samples-major  S (rows, ld) with S[m][j] = A(m, j)    (the layout of the API)
+//   features-major F (cols, ldt) with F[j][m] = A(m, j)   (columns are samples)
+// The forward pass reads W in place with F as its vector operand,
+// Fᵀ_out = W · Fᵀ_in; the backward pass reads δ and W (or S) in place with
+// rows along the inputs. Only the activations (batch x width) are ever
+// transposed, never a weight matrix.
+//
+// Every buffer is padded: ldt (the padded batch) is a multiple of the vector
+// length, and so is the row stride of every samples-major buffer the kernels
+// read as whole vectors. The padding holds finite values that no result
+// depends on.
+#pragma once
+
+#include "common.h"
+
+namespace bpfast {
+
+// dst (cols, ld_dst) = src (rows, ld_src)ᵀ; rows and cols multiples of lanes.
+template <typename T>
+using TransposeFn = void (*)(T* dst, index ld_dst, const T* src, index ld_src, index rows, index cols);
+
+// F_out (n_out, ldt) = W (n_out, n_in) · F_in (n_in, ldt) + b, then relu when
+// asked (other activations run afterwards on the whole block).
+template <typename T>
+using FeaturesForwardFn = void (*)(T* F_out, const T* F_in, const T* W, const T* b, index ldt, index n_in,
+                                   index n_out, bool relu);
+
+// dW (n_out, n_in) = δᵀ · X: δ (batch, ld_delta), X (batch, ld_x) samples-major
+// with ld_x a multiple of lanes (its rows are read as whole vectors).
+template <typename T>
+using WeightGradientFn = void (*)(T* dW, const T* delta, index ld_delta, const T* X, index ld_x, index batch,
+                                  index n_in, index n_out);
+
+// δ_in (rows, ld_out) = (δ · W) ⊙ σ'(A_in) and db_in (n_in,) = Σ_{m < batch} δ_in[m]:
+// δ (rows, ld_delta), W (n_out, n_in) read in place, A_in (rows, ld_out) the
+// input activation; rows is the batch rounded up to the padded batch ldt.
+// The last vector of a row of W may read up to lanes − 1 values past it.
+template <typename T>
+using InputGradientFn = void (*)(T* delta_in, T* db_in, const T* delta, index ld_delta, const T* W,
+                                 const T* A_in, index ld_out, index batch, index n_in, index n_out,
+                                 Activation act);
+
+template <typename T>
+struct SmallNetKernels {
+    int lanes = 0;  // 0: this ISA has no small-network path
+    TransposeFn<T> transpose = nullptr;
+    FeaturesForwardFn<T> forward = nullptr;
+    WeightGradientFn<T> weight_gradient = nullptr;
+    InputGradientFn<T> input_gradient = nullptr;
+};
+
+#if BPFAST_HAVE_AVX2
+SmallNetKernels<float> small_net_avx2_f32();
+SmallNetKernels<double> small_net_avx2_f64();
+#endif
+#if BPFAST_HAVE_AVX512
+SmallNetKernels<float> small_net_avx512_f32();
+SmallNetKernels<double> small_net_avx512_f64();
+#endif
+
+// The kernels chosen once for this process (see dispatch.cpp); lanes is 0
+// on the portable build.
+const SmallNetKernels<float>& active_small_net_f32();
+const SmallNetKernels<double>& active_small_net_f64();
+
+inline const SmallNetKernels<float>& active_small_net(float*) { return active_small_net_f32(); }
+inline const SmallNetKernels<double>& active_small_net(double*) { return active_small_net_f64(); }
+
+}  // namespace bpfast

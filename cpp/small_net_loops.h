@@ -1,0 +1,278 @@
+// The loops behind small_net.h, written once over GCC's generic vectors and
+// included by one translation unit per ISA, which picks the vector width
+// (BYTES) and the register count (REGISTERS) that size the tiles.
+#pragma once
+
+#include <cstring>
+#include <utility>
+
+#include "small_net.h"
+
+namespace bpfast {
+namespace {
+
+template <typename T, int BYTES, int REGISTERS>
+struct SmallNetLoops {
+    typedef T V __attribute__((vector_size(BYTES)));
+    static constexpr int L = BYTES / int(sizeof(T));  // lanes
+    // Accumulator tiles use half the registers: a forward tile of ROWS rows of
+    // one vector, over two chains along the depth (ROWS rows of W held as
+    // ROWS address offsets leave the general registers to spare); a gradient
+    // tile of GRAD_ROWS rows of GRAD_VECTORS vectors.
+    static constexpr int ROWS = REGISTERS / 4;
+    static constexpr int GRAD_VECTORS = 2;
+    static constexpr int GRAD_ROWS = REGISTERS / 4;
+
+    static V load(const T* p) {
+        V v;
+        std::memcpy(&v, p, sizeof v);
+        return v;
+    }
+    static void store(T* p, V v) { std::memcpy(p, &v, sizeof v); }
+    // The first count lanes only (the end of a row of a caller's array).
+    static void store_first(T* p, V v, index count) {
+        if (count >= L) return store(p, v);
+        for (index j = 0; j < count; ++j) p[j] = v[j];
+    }
+    static V broadcast(T x) {
+        V v;
+        for (int j = 0; j < L; ++j) v[j] = x;
+        return v;
+    }
+
+    // ---------------------------------------------------------------- transpose
+    // One stage of the in-register transpose: swaps bit S of the row index
+    // with bit S of the column index, for the rows a (bit S clear) and b = a + S.
+    template <int S, std::size_t... I>
+    static void swap_bit(V& a, V& b, std::index_sequence<I...>) {
+        const V low = __builtin_shufflevector(a, b, ((I & S) == 0 ? I : L + I - S)...);
+        const V high = __builtin_shufflevector(a, b, ((I & S) == 0 ? I + S : L + I)...);
+        a = low;
+        b = high;
+    }
+
+    template <int S>
+    static void transpose_stage(V (&rows)[L]) {
+        if constexpr (S >= 1) {
+#pragma GCC unroll 16
+            for (int i = 0; i < L; ++i)
+                if ((i & S) == 0) swap_bit<S>(rows[i], rows[i + S], std::make_index_sequence<L>{});
+            transpose_stage<S / 2>(rows);
+        }
+    }
+
+    static void transpose(T* dst, index ld_dst, const T* src, index ld_src, index rows, index cols) {
+        // src (rows, cols) -> dst (cols, rows) in L x L blocks; rows and cols multiples of L
+        for (index i = 0; i < rows; i += L)
+            for (index j = 0; j < cols; j += L) {
+                V block[L];
+#pragma GCC unroll 16
+                for (int r = 0; r < L; ++r) block[r] = load(src + (i + r) * ld_src + j);
+                transpose_stage<L / 2>(block);
+#pragma GCC unroll 16
+                for (int r = 0; r < L; ++r) store(dst + (j + r) * ld_dst + i, block[r]);
+            }
+    }
+
+    // Runs tile.template run<R>(start) over [start, n) in tiles of R rows, then
+    // the rest in at most one tile each of R/2, R/4, ..., 1 rows.
+    template <int R, typename Tile>
+    static void over_rows(index start, index n, const Tile& tile) {
+        for (; start + R <= n; start += R) tile.template run<R>(start);
+        if constexpr (R > 1) over_rows<R / 2>(start, n, tile);
+    }
+
+    // ----------------------------------------------------------------- forward
+    struct ForwardTile {
+        T* F_out;
+        const T* F_in;
+        const T* W;
+        const T* b;
+        index ldt, n_in;
+        bool relu;
+
+        template <int R>
+        __attribute__((noinline)) void run(index n0) const {
+            // rows n0..n0+R of F_out (R, ldt) = W rows (R, n_in) · F_in (n_in, ldt) + b
+            // The depth is split over KS chains: 2 * ROWS independent accumulators.
+            constexpr int KS = 2 * ROWS / R;
+            const T* w = W + n0 * n_in;
+            for (index m = 0; m < ldt; m += L) {
+                V acc[KS][R];
+#pragma GCC unroll 16
+                for (int s = 0; s < KS; ++s)
+#pragma GCC unroll 16
+                    for (int r = 0; r < R; ++r) acc[s][r] = V{};
+                const T* x = F_in + m;
+                index k = 0;
+                for (; k + KS <= n_in; k += KS)
+#pragma GCC unroll 8
+                    for (int s = 0; s < KS; ++s) {
+                        const V x_k = load(x + (k + s) * ldt);
+#pragma GCC unroll 16
+                        for (int r = 0; r < R; ++r) acc[s][r] += w[r * n_in + k + s] * x_k;
+                    }
+                for (; k < n_in; ++k) {
+                    const V x_k = load(x + k * ldt);
+#pragma GCC unroll 16
+                    for (int r = 0; r < R; ++r) acc[0][r] += w[r * n_in + k] * x_k;
+                }
+#pragma GCC unroll 16
+                for (int r = 0; r < R; ++r) {
+                    V z = acc[0][r];
+#pragma GCC unroll 8
+                    for (int s = 1; s < KS; ++s) z += acc[s][r];
+                    z += b[n0 + r];
+                    if (relu) z = z < V{} ? V{} : z;  // NaN passes through, as in activate_loop
+                    store(F_out + (n0 + r) * ldt + m, z);
+                }
+            }
+        }
+    };
+
+    static void forward(T* F_out, const T* F_in, const T* W, const T* b, index ldt, index n_in, index n_out,
+                        bool relu) {
+        over_rows<ROWS>(0, n_out, ForwardTile{F_out, F_in, W, b, ldt, n_in, relu});
+    }
+
+    // --------------------------------------------------------- weight gradient
+    template <int VT>
+    struct WeightGradientTile {
+        T* dW;
+        const T* delta;
+        index ld_delta;
+        const T* X;
+        index ld_x, batch, n_in, k0;
+
+        template <int R>
+        __attribute__((noinline)) void run(index n0) const {
+            // dW rows n0..n0+R, columns k0..k0+VT*L: Σ_m δ[m][n0+r] · X[m][k0..]
+            V acc[R][VT];
+#pragma GCC unroll 16
+            for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+                for (int v = 0; v < VT; ++v) acc[r][v] = V{};
+            for (index m = 0; m < batch; ++m) {
+                const T* x = X + m * ld_x + k0;
+                const T* d = delta + m * ld_delta + n0;
+                V x_m[VT];
+#pragma GCC unroll 4
+                for (int v = 0; v < VT; ++v) x_m[v] = load(x + v * L);
+#pragma GCC unroll 16
+                for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+                    for (int v = 0; v < VT; ++v) acc[r][v] += d[r] * x_m[v];
+            }
+#pragma GCC unroll 16
+            for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+                for (int v = 0; v < VT; ++v) {
+                    const index k = k0 + v * L;
+                    if (k < n_in) store_first(dW + (n0 + r) * n_in + k, acc[r][v], n_in - k);
+                }
+        }
+    };
+
+    static void weight_gradient(T* dW, const T* delta, index ld_delta, const T* X, index ld_x, index batch,
+                                index n_in, index n_out) {
+        constexpr index CHUNK = GRAD_VECTORS * L;
+        index k0 = 0;
+        for (; k0 + L < n_in; k0 += CHUNK)  // more than one vector left: GRAD_VECTORS at a time
+            over_rows<GRAD_ROWS>(0, n_out,
+                                 WeightGradientTile<GRAD_VECTORS>{dW, delta, ld_delta, X, ld_x, batch, n_in, k0});
+        if (k0 < n_in)
+            over_rows<GRAD_ROWS>(0, n_out, WeightGradientTile<1>{dW, delta, ld_delta, X, ld_x, batch, n_in, k0});
+    }
+
+    // ---------------------------------------------------------- input gradient
+    static V derivative(V g, V a, Activation act) {
+        // g ⊙ σ'(a), σ' written in terms of the activation a
+        switch (act) {
+            case Activation::relu: return a > V{} ? g : V{};
+            case Activation::sigmoid: return g * a * (T(1) - a);
+            case Activation::tanh: return g * (T(1) - a * a);
+            default: return g;
+        }
+    }
+
+    template <int VT>
+    struct InputGradientChunk {
+        T* delta_in;
+        T* db_in;
+        const T* delta;
+        index ld_delta;
+        const T* W;
+        const T* A_in;
+        index ld_out, batch, rows, n_in, n_out, k0;
+        Activation act;
+
+        template <int R>
+        void tile(index m0, V (&db)[VT]) const {
+            // rows m0..m0+R, columns k0..k0+VT*L of δ_in = (δ · W) ⊙ σ'(A_in)
+            V acc[R][VT];
+#pragma GCC unroll 16
+            for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+                for (int v = 0; v < VT; ++v) acc[r][v] = V{};
+            const T* d = delta + m0 * ld_delta;
+            for (index n = 0; n < n_out; ++n) {
+                V w_n[VT];
+#pragma GCC unroll 4
+                for (int v = 0; v < VT; ++v) w_n[v] = load(W + n * n_in + k0 + v * L);
+#pragma GCC unroll 16
+                for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+                    for (int v = 0; v < VT; ++v) acc[r][v] += d[r * ld_delta + n] * w_n[v];
+            }
+#pragma GCC unroll 16
+            for (int r = 0; r < R; ++r) {
+                const index offset = (m0 + r) * ld_out + k0;
+#pragma GCC unroll 4
+                for (int v = 0; v < VT; ++v) {
+                    const V g = derivative(acc[r][v], load(A_in + offset + v * L), act);
+                    store(delta_in + offset + v * L, g);
+                    if (m0 + r < batch) db[v] += g;
+                }
+            }
+        }
+
+        __attribute__((noinline)) void run() const {
+            V db[VT];
+#pragma GCC unroll 4
+            for (int v = 0; v < VT; ++v) db[v] = V{};
+            for (index m0 = 0; m0 < rows; m0 += GRAD_ROWS) tile<GRAD_ROWS>(m0, db);
+#pragma GCC unroll 4
+            for (int v = 0; v < VT; ++v) {
+                const index k = k0 + v * L;
+                if (k < n_in) store_first(db_in + k, db[v], n_in - k);
+            }
+        }
+    };
+
+    static void input_gradient(T* delta_in, T* db_in, const T* delta, index ld_delta, const T* W, const T* A_in,
+                               index ld_out, index batch, index n_in, index n_out, Activation act) {
+        const index rows = (batch + GRAD_ROWS - 1) / GRAD_ROWS * GRAD_ROWS;
+        constexpr index CHUNK = GRAD_VECTORS * L;
+        index k0 = 0;
+        for (; k0 + L < n_in; k0 += CHUNK)
+            InputGradientChunk<GRAD_VECTORS>{delta_in, db_in, delta, ld_delta, W,   A_in, ld_out,
+                                             batch,    rows,  n_in,  n_out,    k0, act}
+                .run();
+        if (k0 < n_in)
+            InputGradientChunk<1>{delta_in, db_in, delta, ld_delta, W, A_in, ld_out, batch, rows, n_in, n_out, k0, act}
+                .run();
+    }
+
+    static SmallNetKernels<T> table() {
+        SmallNetKernels<T> k;
+        k.lanes = L;
+        k.transpose = &transpose;
+        k.forward = &forward;
+        k.weight_gradient = &weight_gradient;
+        k.input_gradient = &input_gradient;
+        return k;
+    }
+};
+
+}  // namespace
+}  // namespace bpfast

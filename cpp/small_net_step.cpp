@@ -1,0 +1,107 @@
+#include "small_net_step.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "activations.h"
+#include "workspace.h"
+
+namespace bpfast {
+
+template <typename T>
+SmallNetStep<T>::SmallNetStep(const std::vector<index>& sizes, const std::vector<Activation>& activations)
+    : sizes_(sizes),
+      activations_(activations),
+      kernels_(active_small_net(static_cast<T*>(nullptr))),
+      lanes_(kernels_.lanes),
+      eligible_(kernels_.lanes > 0 && sizes.size() == activations.size() + 1) {
+    if (!eligible_) return;  // Model reports a malformed network
+    index total = 0;
+    for (index l = 0; l < n_layers(); ++l) {
+        offsets_.push_back(total);
+        const index weights = sizes_[l + 1] * sizes_[l];
+        total += weights + sizes_[l + 1];
+        if (weights * index(sizeof(T)) > MAX_WEIGHT_BYTES) eligible_ = false;
+        // softmax needs whole rows; only the output layer may have it
+        if (l + 1 < n_layers() && activations_[l] == Activation::softmax) eligible_ = false;
+    }
+    if (!eligible_) return;
+    for (index n : sizes_) padded_sizes_.push_back(padded(n));
+    features_.resize(n_layers() + 1);
+    samples_.resize(n_layers());
+}
+
+template <typename T>
+void SmallNetStep<T>::ensure_batch(index ldt) {
+    if (ldt <= capacity_) return;
+    const index widest_hidden = n_layers() > 1
+        ? *std::max_element(padded_sizes_.begin() + 1, padded_sizes_.end() - 1) : index(0);
+    reserve(input_rows_, ldt * padded_sizes_[0]);
+    for (index l = 0; l <= n_layers(); ++l) reserve(features_[l], padded_sizes_[l] * ldt);
+    for (index l = 1; l < n_layers(); ++l) reserve(samples_[l], ldt * padded_sizes_[l]);
+    reserve(output_, ldt * sizes_.back());
+    reserve(output_gradient_, ldt * sizes_.back());
+    reserve(delta_a_, ldt * widest_hidden);
+    reserve(delta_b_, ldt * widest_hidden);
+    capacity_ = ldt;
+}
+
+template <typename T>
+const T* SmallNetStep<T>::forward(const T* params, const T* X, index batch, bool logits_out) {
+    const index ldt = padded(batch), n_in = sizes_[0], last = n_layers() - 1;
+    ensure_batch(ldt);
+    // X (batch, n_in) -> input_rows (ldt, padded n_in) -> features_[0] (padded n_in, ldt)
+    for (index m = 0; m < batch; ++m)
+        std::memcpy(input_rows_.data() + m * padded_sizes_[0], X + m * n_in, sizeof(T) * n_in);
+    kernels_.transpose(features_[0].data(), ldt, input_rows_.data(), padded_sizes_[0], ldt, padded_sizes_[0]);
+    for (index l = 0; l <= last; ++l) {
+        const Activation act = l == last && logits_out ? Activation::identity : activations_[l];
+        const index n_out = sizes_[l + 1];
+        T* F = features_[l + 1].data();
+        kernels_.forward(F, features_[l].data(), params + offsets_[l], params + offsets_[l] + n_out * sizes_[l],
+                         ldt, sizes_[l], n_out, act == Activation::relu);
+        if (act == Activation::sigmoid || act == Activation::tanh) activate(F, F, n_out, ldt, act);
+        if (l < last) {
+            kernels_.transpose(samples_[l + 1].data(), padded_sizes_[l + 1], F, ldt, padded_sizes_[l + 1], ldt);
+            continue;
+        }
+        // the output, (batch, n_out) with no padding: the layout of the loss
+        T* Y = output_.data();
+        for (index m = 0; m < batch; ++m)
+            for (index j = 0; j < n_out; ++j) Y[m * n_out + j] = F[j * ldt + m];
+        if (act == Activation::softmax) activate(Y, Y, batch, n_out, act);
+    }
+    return output_.data();
+}
+
+template <typename T>
+void SmallNetStep<T>::backward(const T* params, T* grads, index batch, bool logits_out) {
+    const index last = n_layers() - 1, n_out = sizes_.back();
+    const Activation output_act = logits_out ? Activation::identity : activations_[last];
+    T* delta = output_gradient_.data();
+    index ld_delta = n_out;
+    // δ = dL/dY ⊙ σ'(Y) and db for the output layer, in place
+    activation_backward(delta, delta, output_.data(), batch, n_out, output_act,
+                        grads + offsets_[last] + n_out * sizes_[last]);
+    T* spare = delta_a_.data();
+    T* other = delta_b_.data();
+    for (index l = last; l >= 0; --l) {
+        const index n_in = sizes_[l], n_out_l = sizes_[l + 1];
+        const T* input = l == 0 ? input_rows_.data() : samples_[l].data();
+        kernels_.weight_gradient(grads + offsets_[l], delta, ld_delta, input, padded_sizes_[l], batch, n_in,
+                                 n_out_l);
+        if (l == 0) break;
+        // δ of layer l−1 and its db
+        T* db_below = grads + offsets_[l - 1] + n_in * sizes_[l - 1];
+        kernels_.input_gradient(spare, db_below, delta, ld_delta, params + offsets_[l], samples_[l].data(),
+                                padded_sizes_[l], batch, n_in, n_out_l, activations_[l - 1]);
+        delta = spare;
+        ld_delta = padded_sizes_[l];
+        std::swap(spare, other);
+    }
+}
+
+template class SmallNetStep<float>;
+template class SmallNetStep<double>;
+
+}  // namespace bpfast

@@ -1,0 +1,103 @@
+"""The small-network path (cpp/small_net.h) against bpfast.reference.
+
+Networks whose weight matrices fit the first-level cache train, at batches
+up to 64, on kernels of their own rather than the blocked GEMM. These tests
+put widths and batches on either side of the vector length (8 and 16 floats,
+4 and 8 doubles) and of the tile sizes, so that every padded edge runs, and
+check the forward pass, the loss and every gradient against the reference.
+Tolerances are those of test_network.py.
+"""
+
+import numpy as np
+import pytest
+
+import bpfast
+from bpfast import _core, reference
+from conftest import assert_close
+
+HAS_PATH = _core.isa != "generic"
+
+# (sizes, output, loss): widths below, at and above the vector lengths.
+NETS = [
+    ([1, 1], "identity", "squared_error"),
+    ([3, 17, 1], "sigmoid", "binary_cross_entropy"),
+    ([16, 16, 16], "softmax", "cross_entropy"),
+    ([33, 8, 15, 2], "identity", "squared_error"),
+    ([32, 64, 64, 1], "identity", "squared_error"),
+    ([9, 31, 33, 5], "softmax", "log_loss"),
+    ([4, 7, 3], "sigmoid", "squared_error"),
+]
+NET_IDS = ["-".join(map(str, n[0])) for n in NETS]
+
+
+def make_pair(sizes, activation, output, loss, dtype, seed=0):
+    kw = dict(activation=activation, output=output, loss=loss, dtype=dtype, seed=seed)
+    return bpfast.Network(sizes, **kw), reference.Network(sizes, **kw)
+
+
+def make_batch(rng, sizes, output, batch):
+    X = rng.standard_normal((batch, sizes[0]))
+    if output == "softmax":
+        P = np.exp(rng.standard_normal((batch, sizes[-1])))
+        return X, P / P.sum(axis=1, keepdims=True)
+    if output == "sigmoid":
+        return X, rng.uniform(0, 1, (batch, sizes[-1]))
+    return X, rng.standard_normal((batch, sizes[-1]))
+
+
+def test_the_path_takes_small_layers_and_batches_up_to_64():
+    for dtype in ("float32", "float64"):
+        small = bpfast.Network([32, 64, 64, 1], dtype=dtype)._model
+        assert [small.takes_small_path(b) for b in (1, 16, 64)] == [HAS_PATH] * 3
+        assert not small.takes_small_path(65)
+    # 128 x 128 float32 weights are 64 KiB: past the first-level cache.
+    assert not bpfast.Network([128, 128, 1], dtype="float32")._model.takes_small_path(16)
+    assert bpfast.Network([64, 64, 1], dtype="float64")._model.takes_small_path(16) == HAS_PATH
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid", "identity"])
+@pytest.mark.parametrize("batch", [1, 5, 16, 17, 64])
+@pytest.mark.parametrize("sizes,output,loss", NETS, ids=NET_IDS)
+def test_forward_loss_and_gradients_match_the_reference(sizes, output, loss, batch, activation, dtype):
+    rng = np.random.default_rng(batch * 100 + len(sizes))
+    net, ref = make_pair(sizes, activation, output, loss, dtype, seed=batch)
+    for a, b in zip(net.layers, ref.layers):  # non-zero biases, so that a dropped bias shows
+        bias = rng.standard_normal(a.n_out) * 0.1
+        a.b, b.b = bias, bias
+    X, T = make_batch(rng, sizes, output, batch)
+    assert net._model.takes_small_path(batch) == HAS_PATH
+    assert_close(net.forward(X), ref.forward(X), dtype)
+    assert_close(net.loss(X, T), ref.loss(X, T), dtype)
+    for (dW, db), (rdW, rdb) in zip(net.gradients(X, T), ref.gradients(X, T)):
+        assert_close(dW, rdW, dtype)
+        assert_close(db, rdb, dtype)
+
+
+@pytest.mark.parametrize("sizes,output,loss", NETS, ids=NET_IDS)
+def test_training_across_batch_sizes_follows_the_reference(sizes, output, loss):
+    # The batch changes from step to step (and crosses 64, where the GEMM path
+    # takes over), so the padded buffers are reused at other strides.
+    rng = np.random.default_rng(5)
+    net, ref = make_pair(sizes, ["tanh", "relu"][len(sizes) % 2], output, loss, "float64", seed=2)
+    for batch in (64, 7, 33, 65, 16, 1, 64, 200, 9):
+        X, T = make_batch(rng, sizes, output, batch)
+        assert_close(net.train_step(X, T, lr=0.1), ref.train_step(X, T, lr=0.1), "float64", 1e-10)
+    for a, b in zip(net.layers, ref.layers):
+        assert_close(a.W, b.W, "float64", 1e-10)
+        assert_close(a.b, b.b, "float64", 1e-10)
+
+
+def test_a_batch_gives_the_same_gradients_on_both_paths():
+    # 64 samples as one batch (small path), then twice over as a batch of 128
+    # (GEMM path): with reduction="sum" the second gradients are twice the first.
+    rng = np.random.default_rng(11)
+    net = bpfast.Network([32, 64, 64, 1], output="identity", loss="squared_error", reduction="sum",
+                         dtype="float64", seed=1)
+    X, T = rng.standard_normal((64, 32)), rng.standard_normal((64, 1))
+    small = [(dW.copy(), db.copy()) for dW, db in net.gradients(X, T)]
+    assert not net._model.takes_small_path(128)
+    large = net.gradients(np.vstack([X, X]), np.vstack([T, T]))
+    for (dW, db), (dW2, db2) in zip(small, large):
+        assert_close(2 * dW, dW2, "float64")
+        assert_close(2 * db, db2, "float64")
