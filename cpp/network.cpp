@@ -157,9 +157,10 @@ double Model<T>::loss_and_backward(const T* X, const T* Tg, index batch) {
         const T* Y = forward_pass(X, batch, logits);
         const double value = loss_function<T>(loss_)(small_net_.output_gradient(), Y, Tg, batch, sizes_.back(),
                                                      reduction_);
-        small_net_.backward(params_.data(), grads_.data(), batch, logits);
+        gradients_known_finite_ = small_net_.backward(params_.data(), grads_.data(), batch, logits);
         return value;
     }
+    gradients_known_finite_ = false;
     const T* Y = forward_pass(X, batch, logits);
     T* dA = grad_a_.data();
     T* dX = grad_b_.data();
@@ -242,7 +243,10 @@ void Model<T>::check_and_update(StepStatus& status) {
     const OptimizerConfig& c = optimizer_;
     const bool clipping = c.clip_norm > 0.0;
     double squares = 0.0;
-    status.bad_layer = first_non_finite_layer(clipping ? &squares : nullptr);
+    // The small-network path checks its gradients as it writes them.
+    status.bad_layer = gradients_known_finite_ && !clipping
+                           ? -1
+                           : first_non_finite_layer(clipping ? &squares : nullptr);
     if (status.bad_layer >= 0) {
         status.finite = false;
         return;

@@ -109,6 +109,7 @@ private:
     // params_ has SmallNetStep's padding past the n_parameters_ values.
     std::vector<T> params_, grads_, state_m_, state_v_;
     SmallNetStep<T> small_net_;
+    bool gradients_known_finite_ = false;  // set by the last backward pass
     OptimizerConfig optimizer_;
     long steps_ = 0, epochs_ = 0;
     std::mutex busy_;

@@ -33,16 +33,18 @@ using FeaturesForwardFn = void (*)(T* F_out, const T* F_in, const T* W, const T*
 
 // dW (n_out, n_in) = δᵀ · X: δ (batch, ld_delta), X (batch, ld_x) samples-major
 // with ld_x a multiple of lanes (its rows are read as whole vectors).
+// Returns false when dW may hold a NaN or Inf (true: it holds none).
 template <typename T>
-using WeightGradientFn = void (*)(T* dW, const T* delta, index ld_delta, const T* X, index ld_x, index batch,
+using WeightGradientFn = bool (*)(T* dW, const T* delta, index ld_delta, const T* X, index ld_x, index batch,
                                   index n_in, index n_out);
 
 // δ_in (rows, ld_out) = (δ · W) ⊙ σ'(A_in) and db_in (n_in,) = Σ_{m < batch} δ_in[m]:
 // δ (rows, ld_delta), W (n_out, n_in) read in place, A_in (rows, ld_out) the
 // input activation; rows is the batch rounded up to the padded batch ldt.
 // The last vector of a row of W may read up to lanes − 1 values past it.
+// Returns false when db_in may hold a NaN or Inf (true: it holds none).
 template <typename T>
-using InputGradientFn = void (*)(T* delta_in, T* db_in, const T* delta, index ld_delta, const T* W,
+using InputGradientFn = bool (*)(T* delta_in, T* db_in, const T* delta, index ld_delta, const T* W,
                                  const T* A_in, index ld_out, index batch, index n_in, index n_out,
                                  Activation act);
 

@@ -143,6 +143,7 @@ struct SmallNetLoops {
         index ld_delta;
         const T* X;
         index ld_x, batch, n_in, k0;
+        V* check;  // Σ dW·0 over the tile's vectors: 0 while every value is finite
 
         template <int R>
         __attribute__((noinline)) void run(index n0) const {
@@ -163,25 +164,38 @@ struct SmallNetLoops {
 #pragma GCC unroll 4
                     for (int v = 0; v < VT; ++v) acc[r][v] += d[r] * x_m[v];
             }
+            V zeros = *check;
 #pragma GCC unroll 16
             for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
                 for (int v = 0; v < VT; ++v) {
                     const index k = k0 + v * L;
                     if (k < n_in) store_first(dW + (n0 + r) * n_in + k, acc[r][v], n_in - k);
+                    zeros += acc[r][v] * T(0);
                 }
+            *check = zeros;
         }
     };
 
-    static void weight_gradient(T* dW, const T* delta, index ld_delta, const T* X, index ld_x, index batch,
+    // Whether every lane of a Σ x·0 check is 0, i.e. every x was finite.
+    static bool all_zero(V check) {
+        bool zero = true;
+        for (int j = 0; j < L; ++j) zero &= check[j] == T(0);
+        return zero;
+    }
+
+    static bool weight_gradient(T* dW, const T* delta, index ld_delta, const T* X, index ld_x, index batch,
                                 index n_in, index n_out) {
         constexpr index CHUNK = GRAD_VECTORS * L;
+        V check = V{};
         index k0 = 0;
         for (; k0 + L < n_in; k0 += CHUNK)  // more than one vector left: GRAD_VECTORS at a time
-            over_rows<GRAD_ROWS>(0, n_out,
-                                 WeightGradientTile<GRAD_VECTORS>{dW, delta, ld_delta, X, ld_x, batch, n_in, k0});
+            over_rows<GRAD_ROWS>(
+                0, n_out, WeightGradientTile<GRAD_VECTORS>{dW, delta, ld_delta, X, ld_x, batch, n_in, k0, &check});
         if (k0 < n_in)
-            over_rows<GRAD_ROWS>(0, n_out, WeightGradientTile<1>{dW, delta, ld_delta, X, ld_x, batch, n_in, k0});
+            over_rows<GRAD_ROWS>(0, n_out,
+                                 WeightGradientTile<1>{dW, delta, ld_delta, X, ld_x, batch, n_in, k0, &check});
+        return all_zero(check);
     }
 
     // ---------------------------------------------------------- input gradient
@@ -205,6 +219,7 @@ struct SmallNetLoops {
         const T* A_in;
         index ld_out, batch, rows, n_in, n_out, k0;
         Activation act;
+        V* check;  // Σ db·0, as in WeightGradientTile
 
         template <int R>
         void tile(index m0, V (&db)[VT]) const {
@@ -245,22 +260,26 @@ struct SmallNetLoops {
             for (int v = 0; v < VT; ++v) {
                 const index k = k0 + v * L;
                 if (k < n_in) store_first(db_in + k, db[v], n_in - k);
+                *check += db[v] * T(0);
             }
         }
     };
 
-    static void input_gradient(T* delta_in, T* db_in, const T* delta, index ld_delta, const T* W, const T* A_in,
+    static bool input_gradient(T* delta_in, T* db_in, const T* delta, index ld_delta, const T* W, const T* A_in,
                                index ld_out, index batch, index n_in, index n_out, Activation act) {
         const index rows = (batch + GRAD_ROWS - 1) / GRAD_ROWS * GRAD_ROWS;
         constexpr index CHUNK = GRAD_VECTORS * L;
+        V check = V{};
         index k0 = 0;
         for (; k0 + L < n_in; k0 += CHUNK)
             InputGradientChunk<GRAD_VECTORS>{delta_in, db_in, delta, ld_delta, W,   A_in, ld_out,
-                                             batch,    rows,  n_in,  n_out,    k0, act}
+                                             batch,    rows,  n_in,  n_out,    k0, act, &check}
                 .run();
         if (k0 < n_in)
-            InputGradientChunk<1>{delta_in, db_in, delta, ld_delta, W, A_in, ld_out, batch, rows, n_in, n_out, k0, act}
+            InputGradientChunk<1>{delta_in, db_in, delta, ld_delta, W,  A_in, ld_out,
+                                  batch,    rows,  n_in,  n_out,    k0, act,  &check}
                 .run();
+        return all_zero(check);
     }
 
     static SmallNetKernels<T> table() {

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "activations.h"
+#include "checks.h"
 #include "workspace.h"
 
 namespace bpfast {
@@ -75,30 +76,33 @@ const T* SmallNetStep<T>::forward(const T* params, const T* X, index batch, bool
 }
 
 template <typename T>
-void SmallNetStep<T>::backward(const T* params, T* grads, index batch, bool logits_out) {
+bool SmallNetStep<T>::backward(const T* params, T* grads, index batch, bool logits_out) {
     const index last = n_layers() - 1, n_out = sizes_.back();
     const Activation output_act = logits_out ? Activation::identity : activations_[last];
     T* delta = output_gradient_.data();
     index ld_delta = n_out;
     // δ = dL/dY ⊙ σ'(Y) and db for the output layer, in place
-    activation_backward(delta, delta, output_.data(), batch, n_out, output_act,
-                        grads + offsets_[last] + n_out * sizes_[last]);
+    T* db = grads + offsets_[last] + n_out * sizes_[last];
+    activation_backward(delta, delta, output_.data(), batch, n_out, output_act, db);
+    bool finite = all_finite(db, n_out);
     T* spare = delta_a_.data();
     T* other = delta_b_.data();
     for (index l = last; l >= 0; --l) {
         const index n_in = sizes_[l], n_out_l = sizes_[l + 1];
         const T* input = l == 0 ? input_rows_.data() : samples_[l].data();
-        kernels_.weight_gradient(grads + offsets_[l], delta, ld_delta, input, padded_sizes_[l], batch, n_in,
-                                 n_out_l);
+        finite &= kernels_.weight_gradient(grads + offsets_[l], delta, ld_delta, input, padded_sizes_[l], batch,
+                                           n_in, n_out_l);
         if (l == 0) break;
         // δ of layer l−1 and its db
         T* db_below = grads + offsets_[l - 1] + n_in * sizes_[l - 1];
-        kernels_.input_gradient(spare, db_below, delta, ld_delta, params + offsets_[l], samples_[l].data(),
-                                padded_sizes_[l], batch, n_in, n_out_l, activations_[l - 1]);
+        finite &= kernels_.input_gradient(spare, db_below, delta, ld_delta, params + offsets_[l],
+                                          samples_[l].data(), padded_sizes_[l], batch, n_in, n_out_l,
+                                          activations_[l - 1]);
         delta = spare;
         ld_delta = padded_sizes_[l];
         std::swap(spare, other);
     }
+    return finite;
 }
 
 template class SmallNetStep<float>;

@@ -39,8 +39,9 @@ public:
     T* output_gradient() { return output_gradient_.data(); }
 
     // The gradients of every parameter from dL/dY in output_gradient(), for
-    // the batch of the last forward; dL/dY is overwritten.
-    void backward(const T* params, T* grads, index batch, bool logits_out);
+    // the batch of the last forward; dL/dY is overwritten. Returns true when
+    // every gradient is finite, false when one may not be.
+    bool backward(const T* params, T* grads, index batch, bool logits_out);
 
 private:
     index n_layers() const { return static_cast<index>(activations_.size()); }

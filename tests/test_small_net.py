@@ -101,3 +101,21 @@ def test_a_batch_gives_the_same_gradients_on_both_paths():
     for (dW, db), (dW2, db2) in zip(small, large):
         assert_close(2 * dW, dW2, "float64")
         assert_close(2 * db, db2, "float64")
+
+
+@pytest.mark.parametrize("batch", [2, 100])  # small path, GEMM path
+def test_a_bias_gradient_that_overflows_alone_stops_the_step(batch):
+    # [1, 1, 1] identity net, reduction="sum": A_0 = 0, Y = 0 and δ_1 = Y − T = 1,
+    # so δ_0 = W_1 = 1e308 on every row. Only db_0 = Σ δ_0 overflows; dW_0 = Σ δ_0 · 0.01
+    # and the loss stay finite.
+    net = bpfast.Network([1, 1, 1], activation="identity", loss="squared_error", reduction="sum",
+                         dtype="float64", seed=0)
+    net.layers[0].W, net.layers[0].b = [[0.0]], [0.0]
+    net.layers[1].W, net.layers[1].b = [[1e308]], [0.0]
+    X, T = np.full((batch, 1), 0.01 / batch), np.full((batch, 1), -1.0)
+    assert net._model.takes_small_path(batch) == (HAS_PATH and batch <= 64)
+    before = [(layer.W.copy(), layer.b.copy()) for layer in net.layers]
+    with pytest.raises(FloatingPointError, match=r"layer 0\b"):
+        net.train_step(X, T, lr=1e-300)
+    for layer, (W, b) in zip(net.layers, before):
+        assert np.array_equal(layer.W, W) and np.array_equal(layer.b, b)
