@@ -120,7 +120,7 @@ void bind_model(py::module_ m) {
         }, "[dW_0, db_0, ...] as views of the native gradients of the last compute_gradients")
         .def("state", [](py::object self, int which) {
             M& model = self.cast<M&>();
-            std::vector<T>& s = model.state(which);
+            AlignedVector<T>& s = model.state(which);
             return view(s.data(), {static_cast<index>(s.size())}, self);
         }, py::arg("which"), "flat optimizer state: 0 is momentum or Adam's m, 1 is Adam's v")
         .def("takes_small_path", &M::takes_small_path, py::arg("batch"),

@@ -14,6 +14,7 @@
 #include "common.h"
 #include "optim.h"
 #include "small_net_step.h"
+#include "workspace.h"
 
 namespace bpfast {
 
@@ -63,7 +64,7 @@ public:
     T* parameters() { return params_.data(); }
     T* gradients() { return grads_.data(); }
     index n_parameters() const { return n_parameters_; }
-    std::vector<T>& state(int which) { return which == 0 ? state_m_ : state_v_; }
+    AlignedVector<T>& state(int which) { return which == 0 ? state_m_ : state_v_; }
     long steps() const { return steps_; }
     long epochs() const { return epochs_; }
     void set_counters(long steps, long epochs) { steps_ = steps; epochs_ = epochs; }
@@ -107,7 +108,7 @@ private:
     std::vector<index> offsets_;
     index n_parameters_ = 0;
     // params_ has SmallNetStep's padding past the n_parameters_ values.
-    std::vector<T> params_, grads_, state_m_, state_v_;
+    AlignedVector<T> params_, grads_, state_m_, state_v_;
     SmallNetStep<T> small_net_;
     bool gradients_known_finite_ = false;  // set by the last backward pass
     OptimizerConfig optimizer_;

@@ -78,7 +78,9 @@ double sum_of_squares_loop(const T* x, index n) {
 }
 
 // Whether no value is NaN or ±Inf: x·0 is 0 for finite x and NaN otherwise,
-// summed over four vectors' worth of independent partial sums.
+// summed over four vectors' worth of independent partial sums. The sums are
+// 0 or NaN whatever the order, so the tail and the partials are folded in
+// halves rather than one after the other.
 template <typename T>
 bool all_finite_loop(const T* x, index n) {
     constexpr int LANES = 4 * 64 / sizeof(T);
@@ -86,10 +88,10 @@ bool all_finite_loop(const T* x, index n) {
     index i = 0;
     for (; i + LANES <= n; i += LANES)
         for (int j = 0; j < LANES; ++j) partial[j] += x[i + j] * T(0);
-    for (; i < n; ++i) partial[0] += x[i] * T(0);
-    T total = T(0);
-    for (T p : partial) total += p;
-    return total == T(0);
+    for (int j = 0; i + j < n; ++j) partial[j] += x[i + j] * T(0);
+    for (int width = LANES / 2; width >= 1; width /= 2)
+        for (int j = 0; j < width; ++j) partial[j] += partial[j + width];
+    return partial[0] == T(0);
 }
 
 }  // namespace

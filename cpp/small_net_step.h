@@ -12,6 +12,7 @@
 
 #include "common.h"
 #include "small_net.h"
+#include "workspace.h"
 
 namespace bpfast {
 
@@ -55,11 +56,12 @@ private:
     bool eligible_;
 
     index capacity_ = 0;  // padded batch the buffers hold
-    std::vector<T> input_rows_;                   // X, samples-major (ldt, padded n[0])
-    std::vector<std::vector<T>> features_;        // features_[l]: input of layer l, (padded n[l], ldt)
-    std::vector<std::vector<T>> samples_;         // samples_[l], 0 < l < L: the same, samples-major
-    std::vector<T> output_, output_gradient_;     // Y and dL/dY, (ldt, n_out)
-    std::vector<T> delta_a_, delta_b_;            // δ of the hidden layers, (ldt, padded width)
+    // Cache-line aligned, so that rows (whole vectors long) are too.
+    AlignedVector<T> input_rows_;                 // X, samples-major (ldt, padded n[0])
+    std::vector<AlignedVector<T>> features_;      // features_[l]: input of layer l, (padded n[l], ldt)
+    std::vector<AlignedVector<T>> samples_;       // samples_[l], 0 < l < L: the same, samples-major
+    AlignedVector<T> output_, output_gradient_;   // Y and dL/dY, (ldt, n_out)
+    AlignedVector<T> delta_a_, delta_b_;          // δ of the hidden layers, (ldt, padded width)
 };
 
 }  // namespace bpfast
