@@ -95,12 +95,14 @@ struct SmallNetLoops {
         __attribute__((noinline)) void run(index n0) const {
             // rows n0..n0+R of F_out (R, ldt) = W rows (R, n_in) · F_in (n_in, ldt) + b
             // The depth is split over KS chains: 2 * ROWS independent accumulators.
-            constexpr int KS = 2 * ROWS / R;
+            constexpr int KS = R >= REGISTERS / 2 ? 1 : REGISTERS / 2 / R;
             const T* w = W + n0 * n_in;
             for (index m = 0; m < ldt; m += L) {
-                V acc[KS][R];
+                V acc[KS][R];  // the first chain starts from the bias
 #pragma GCC unroll 16
-                for (int s = 0; s < KS; ++s)
+                for (int r = 0; r < R; ++r) acc[0][r] = broadcast(b[n0 + r]);
+#pragma GCC unroll 16
+                for (int s = 1; s < KS; ++s)
 #pragma GCC unroll 16
                     for (int r = 0; r < R; ++r) acc[s][r] = V{};
                 const T* x = F_in + m;
@@ -122,7 +124,6 @@ struct SmallNetLoops {
                     V z = acc[0][r];
 #pragma GCC unroll 8
                     for (int s = 1; s < KS; ++s) z += acc[s][r];
-                    z += b[n0 + r];
                     if (relu) z = z < V{} ? V{} : z;  // NaN passes through, as in activate_loop
                     store(F_out + (n0 + r) * ldt + m, z);
                 }
@@ -143,7 +144,10 @@ struct SmallNetLoops {
         index ld_delta;
         const T* X;
         index ld_x, batch, n_in, k0;
-        V* check;  // Σ dW·0 over the tile's vectors: 0 while every value is finite
+        // Σ dW over the tile's vectors: finite when every value is (and, rarely,
+        // not when they all are but their sum overflows: the caller then looks
+        // again). Additions, not x·0, so that the check runs beside the FMAs.
+        V* check;
 
         template <int R>
         __attribute__((noinline)) void run(index n0) const {
@@ -164,24 +168,25 @@ struct SmallNetLoops {
 #pragma GCC unroll 4
                     for (int v = 0; v < VT; ++v) acc[r][v] += d[r] * x_m[v];
             }
-            V zeros = *check;
+            V sum = *check;
 #pragma GCC unroll 16
             for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
                 for (int v = 0; v < VT; ++v) {
                     const index k = k0 + v * L;
                     if (k < n_in) store_first(dW + (n0 + r) * n_in + k, acc[r][v], n_in - k);
-                    zeros += acc[r][v] * T(0);
+                    sum += acc[r][v];
                 }
-            *check = zeros;
+            *check = sum;
         }
     };
 
-    // Whether every lane of a Σ x·0 check is 0, i.e. every x was finite.
-    static bool all_zero(V check) {
-        bool zero = true;
-        for (int j = 0; j < L; ++j) zero &= check[j] == T(0);
-        return zero;
+    // Whether every lane of a check sum is finite (x·0 is 0 for finite x, NaN otherwise).
+    static bool all_lanes_finite(V check) {
+        const V zeros = check * T(0);
+        bool finite = true;
+        for (int j = 0; j < L; ++j) finite &= zeros[j] == T(0);
+        return finite;
     }
 
     static bool weight_gradient(T* dW, const T* delta, index ld_delta, const T* X, index ld_x, index batch,
@@ -195,7 +200,7 @@ struct SmallNetLoops {
         if (k0 < n_in)
             over_rows<GRAD_ROWS>(0, n_out,
                                  WeightGradientTile<1>{dW, delta, ld_delta, X, ld_x, batch, n_in, k0, &check});
-        return all_zero(check);
+        return all_lanes_finite(check);
     }
 
     // ---------------------------------------------------------- input gradient
@@ -219,7 +224,7 @@ struct SmallNetLoops {
         const T* A_in;
         index ld_out, batch, rows, n_in, n_out, k0;
         Activation act;
-        V* check;  // Σ db·0, as in WeightGradientTile
+        V* check;  // Σ db, as in WeightGradientTile
 
         template <int R>
         void tile(index m0, V (&db)[VT]) const {
@@ -260,7 +265,7 @@ struct SmallNetLoops {
             for (int v = 0; v < VT; ++v) {
                 const index k = k0 + v * L;
                 if (k < n_in) store_first(db_in + k, db[v], n_in - k);
-                *check += db[v] * T(0);
+                *check += db[v];
             }
         }
     };
@@ -279,7 +284,7 @@ struct SmallNetLoops {
             InputGradientChunk<1>{delta_in, db_in, delta, ld_delta, W,  A_in, ld_out,
                                   batch,    rows,  n_in,  n_out,    k0, act,  &check}
                 .run();
-        return all_zero(check);
+        return all_lanes_finite(check);
     }
 
     static SmallNetKernels<T> table() {
