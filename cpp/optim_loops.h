@@ -4,8 +4,11 @@
 #pragma once
 
 #include <cmath>
+#include <cstring>
+#include <utility>
 
 #include "common.h"
+#include "elementwise_loops.h"
 #include "fastmath.h"
 #include "optim.h"
 
@@ -77,21 +80,45 @@ double sum_of_squares_loop(const T* x, index n) {
     return total;
 }
 
+// v += v rotated by H lanes, then the same for H/2, ..., 1: lane 0 ends up
+// with the sum of all lanes (in the order of a tree). By reference: a 64-byte
+// vector is not passed in registers on the baseline ABI.
+template <std::size_t H, typename V, std::size_t... I>
+void fold_lanes(V& v, std::index_sequence<I...> lanes) {
+    if constexpr (H > 0) {
+        constexpr std::size_t L = sizeof...(I);
+        v += __builtin_shufflevector(v, v, ((I + H) % L)...);
+        fold_lanes<H / 2>(v, lanes);
+    }
+}
+
 // Whether no value is NaN or ±Inf: x·0 is 0 for finite x and NaN otherwise,
-// summed over four vectors' worth of independent partial sums. The sums are
-// 0 or NaN whatever the order, so the tail and the partials are folded in
-// halves rather than one after the other.
+// summed in four vector accumulators (the sums are 0 or NaN whatever the
+// order). Vectors held in registers, not an array of partial sums, so that a
+// call on a few values costs a few instructions.
 template <typename T>
 bool all_finite_loop(const T* x, index n) {
-    constexpr int LANES = 4 * 64 / sizeof(T);
-    T partial[LANES] = {};
+    using V = typename Vector512<T>::type;
+    constexpr index L = 64 / sizeof(T);
+    V a{}, b{}, c{}, d{};
     index i = 0;
-    for (; i + LANES <= n; i += LANES)
-        for (int j = 0; j < LANES; ++j) partial[j] += x[i + j] * T(0);
-    for (int j = 0; i + j < n; ++j) partial[j] += x[i + j] * T(0);
-    for (int width = LANES / 2; width >= 1; width /= 2)
-        for (int j = 0; j < width; ++j) partial[j] += partial[j + width];
-    return partial[0] == T(0);
+    for (; i + 4 * L <= n; i += 4 * L) {
+        V v[4];
+        std::memcpy(v, x + i, sizeof v);
+        a += v[0] * T(0);
+        b += v[1] * T(0);
+        c += v[2] * T(0);
+        d += v[3] * T(0);
+    }
+    for (; i + L <= n; i += L) {
+        V v;
+        std::memcpy(&v, x + i, sizeof v);
+        a += v * T(0);
+    }
+    for (index j = 0; i + j < n; ++j) b[j] += x[i + j] * T(0);
+    V sum = (a + b) + (c + d);
+    fold_lanes<L / 2>(sum, std::make_index_sequence<L>{});
+    return sum[0] == T(0);
 }
 
 }  // namespace

@@ -168,16 +168,27 @@ struct SmallNetLoops {
 #pragma GCC unroll 4
                     for (int v = 0; v < VT; ++v) acc[r][v] += d[r] * x_m[v];
             }
-            V sum = *check;
-#pragma GCC unroll 16
-            for (int r = 0; r < R; ++r)
+            V sums[VT];  // per column of vectors, then across: short chains of additions
 #pragma GCC unroll 4
+            for (int v = 0; v < VT; ++v) {
+                sums[v] = acc[0][v];
+#pragma GCC unroll 16
+                for (int r = 1; r < R; ++r) sums[v] += acc[r][v];
+            }
+#pragma GCC unroll 4
+            for (int v = 0; v < VT; ++v) *check += sums[v];
+            if (k0 + VT * L <= n_in) {  // whole vectors: the common case, kept free of branches
+#pragma GCC unroll 16
+                for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+                    for (int v = 0; v < VT; ++v) store(dW + (n0 + r) * n_in + k0 + v * L, acc[r][v]);
+                return;
+            }
+            for (int r = 0; r < R; ++r)
                 for (int v = 0; v < VT; ++v) {
                     const index k = k0 + v * L;
                     if (k < n_in) store_first(dW + (n0 + r) * n_in + k, acc[r][v], n_in - k);
-                    sum += acc[r][v];
                 }
-            *check = sum;
         }
     };
 
