@@ -12,6 +12,7 @@ import os
 import numpy as np
 import pytest
 
+from bpfast import _core
 from bpfast import kernels as K
 from bpfast import reference as R
 from conftest import DTYPES, assert_close
@@ -613,3 +614,17 @@ def test_shape_mismatches_raise_value_error():
     with pytest.raises(ValueError, match="dA"):
         K.activation_backward(np.ones((2, 4)), np.ones((2, 3)), "tanh")
 
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_all_finite_finds_a_nan_or_inf_at_any_position(dtype):
+    # Lengths around the vector and four-vector strides of its loops (8 to 64
+    # values), with the bad value at every position in turn; the oracle is np.isfinite.
+    for n in [0, 1, 2, 7, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129, 200]:
+        x = np.linspace(-1e30, 1e30, n).astype(dtype)
+        assert _core.all_finite(x) is True
+        for position in range(n):
+            for bad in (np.nan, np.inf, -np.inf):
+                y = x.copy()
+                y[position] = bad
+                assert _core.all_finite(y) is bool(np.all(np.isfinite(y))) is False
