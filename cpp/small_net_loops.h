@@ -16,10 +16,9 @@ struct SmallNetLoops {
     typedef T V __attribute__((vector_size(BYTES)));
     static constexpr int L = BYTES / int(sizeof(T));  // lanes
     // Accumulator tiles use half the registers: a forward tile of ROWS rows of
-    // one vector, over two chains along the depth (ROWS rows of W held as
-    // ROWS address offsets leave the general registers to spare); a gradient
-    // tile of GRAD_ROWS rows of GRAD_VECTORS vectors.
-    static constexpr int ROWS = REGISTERS / 4;
+    // one vector (smaller tiles split the depth over several chains); a
+    // gradient tile of GRAD_ROWS rows of GRAD_VECTORS vectors.
+    static constexpr int ROWS = REGISTERS / 2;
     static constexpr int GRAD_VECTORS = 2;
     static constexpr int GRAD_ROWS = REGISTERS / 4;
 
@@ -94,7 +93,7 @@ struct SmallNetLoops {
         template <int R>
         __attribute__((noinline)) void run(index n0) const {
             // rows n0..n0+R of F_out (R, ldt) = W rows (R, n_in) · F_in (n_in, ldt) + b
-            // The depth is split over KS chains: 2 * ROWS independent accumulators.
+            // The depth is split over KS chains: at least ROWS independent accumulators.
             constexpr int KS = R >= REGISTERS / 2 ? 1 : REGISTERS / 2 / R;
             const T* w = W + n0 * n_in;
             for (index m = 0; m < ldt; m += L) {
@@ -107,12 +106,18 @@ struct SmallNetLoops {
                     for (int r = 0; r < R; ++r) acc[s][r] = V{};
                 const T* x = F_in + m;
                 index k = 0;
+                // Rows addressed from two pointers, one per half of the tile, with
+                // the same R/2 row offsets: fewer general registers than R offsets.
+                const T* half[2] = {w, w + (R / 2) * n_in};
                 for (; k + KS <= n_in; k += KS)
 #pragma GCC unroll 8
                     for (int s = 0; s < KS; ++s) {
                         const V x_k = load(x + (k + s) * ldt);
+#pragma GCC unroll 2
+                        for (int h = 0; h < (R > 1 ? 2 : 1); ++h)
 #pragma GCC unroll 16
-                        for (int r = 0; r < R; ++r) acc[s][r] += w[r * n_in + k + s] * x_k;
+                            for (int r = 0; r < (R > 1 ? R / 2 : 1); ++r)
+                                acc[s][h * (R / 2) + r] += half[h][r * n_in + k + s] * x_k;
                     }
                 for (; k < n_in; ++k) {
                     const V x_k = load(x + k * ldt);
