@@ -22,7 +22,7 @@ class Network(NetworkBase):
         # finite, lr None or a float) goes straight to the core, which checks
         # it there; anything else takes the validating path, which converts
         # or raises.
-        result = self._model.try_train_step(X, T, lr)
+        result = self._try_train_step(X, T, lr)
         if result.__class__ is float:
             return result
         if result is None:
