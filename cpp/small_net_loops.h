@@ -124,11 +124,16 @@ struct SmallNetLoops {
 #pragma GCC unroll 16
                     for (int r = 0; r < R; ++r) acc[0][r] += w[r * n_in + k] * x_k;
                 }
+                // the chains summed in a tree (KS is a power of 2)
+#pragma GCC unroll 8
+                for (int width = KS / 2; width >= 1; width /= 2)
+#pragma GCC unroll 8
+                    for (int s = 0; s < width; ++s)
+#pragma GCC unroll 16
+                        for (int r = 0; r < R; ++r) acc[s][r] += acc[s + width][r];
 #pragma GCC unroll 16
                 for (int r = 0; r < R; ++r) {
                     V z = acc[0][r];
-#pragma GCC unroll 8
-                    for (int s = 1; s < KS; ++s) z += acc[s][r];
                     if (relu) z = z < V{} ? V{} : z;  // NaN passes through, as in activate_loop
                     store(F_out + (n0 + r) * ldt + m, z);
                 }

@@ -51,10 +51,15 @@ template <typename T>
 const T* SmallNetStep<T>::forward(const T* params, const T* X, index batch, bool logits_out) {
     const index ldt = padded(batch), n_in = sizes_[0], last = n_layers() - 1;
     ensure_batch(ldt);
-    // X (batch, n_in) -> input_rows (ldt, padded n_in) -> features_[0] (padded n_in, ldt)
-    for (index m = 0; m < batch; ++m)
-        std::memcpy(input_rows_.data() + m * padded_sizes_[0], X + m * n_in, sizeof(T) * n_in);
-    kernels_.transpose(features_[0].data(), ldt, input_rows_.data(), padded_sizes_[0], ldt, padded_sizes_[0]);
+    // X (batch, n_in) -> input (ldt, padded n_in) -> features_[0] (padded n_in, ldt); X
+    // itself when it needs no padding
+    input_ = X;
+    if (ldt != batch || padded_sizes_[0] != n_in) {
+        for (index m = 0; m < batch; ++m)
+            std::memcpy(input_rows_.data() + m * padded_sizes_[0], X + m * n_in, sizeof(T) * n_in);
+        input_ = input_rows_.data();
+    }
+    kernels_.transpose(features_[0].data(), ldt, input_, padded_sizes_[0], ldt, padded_sizes_[0]);
     for (index l = 0; l <= last; ++l) {
         const Activation act = l == last && logits_out ? Activation::identity : activations_[l];
         const index n_out = sizes_[l + 1];
@@ -83,13 +88,19 @@ bool SmallNetStep<T>::backward(const T* params, T* grads, index batch, bool logi
     index ld_delta = n_out;
     // δ = dL/dY ⊙ σ'(Y) and db for the output layer, in place
     T* db = grads + offsets_[last] + n_out * sizes_[last];
-    activation_backward(delta, delta, output_.data(), batch, n_out, output_act, db);
+    if (output_act == Activation::identity) {  // δ is dL/dY: only db to sum
+        std::fill(db, db + n_out, T(0));
+        for (index m = 0; m < batch; ++m)
+            for (index j = 0; j < n_out; ++j) db[j] += delta[m * n_out + j];
+    } else {
+        activation_backward(delta, delta, output_.data(), batch, n_out, output_act, db);
+    }
     bool finite = all_finite(db, n_out);
     T* spare = delta_a_.data();
     T* other = delta_b_.data();
     for (index l = last; l >= 0; --l) {
         const index n_in = sizes_[l], n_out_l = sizes_[l + 1];
-        const T* input = l == 0 ? input_rows_.data() : samples_[l].data();
+        const T* input = l == 0 ? input_ : samples_[l].data();
         finite &= kernels_.weight_gradient(grads + offsets_[l], delta, ld_delta, input, padded_sizes_[l], batch,
                                            n_in, n_out_l);
         if (l == 0) break;

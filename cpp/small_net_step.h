@@ -40,7 +40,8 @@ public:
     T* output_gradient() { return output_gradient_.data(); }
 
     // The gradients of every parameter from dL/dY in output_gradient(), for
-    // the batch of the last forward; dL/dY is overwritten. Returns true when
+    // the batch and the X of the last forward (X must still be there); dL/dY
+    // is overwritten. Returns true when
     // every gradient is finite, false when one may not be.
     bool backward(const T* params, T* grads, index batch, bool logits_out);
 
@@ -61,6 +62,7 @@ private:
     std::vector<AlignedVector<T>> features_;      // features_[l]: input of layer l, (padded n[l], ldt)
     std::vector<AlignedVector<T>> samples_;       // samples_[l], 0 < l < L: the same, samples-major
     AlignedVector<T> output_, output_gradient_;   // Y and dL/dY, (ldt, n_out)
+    const T* input_ = nullptr;                    // X or input_rows_: the last forward's input
     AlignedVector<T> delta_a_, delta_b_;          // δ of the hidden layers, (ldt, padded width)
 };
 
