@@ -94,6 +94,106 @@ index batch_of(const In<T>& X, index n_in) {
     return batch;
 }
 
+// train_step for the plain case, with no conversion and no Python-level checks:
+// X and T already C-contiguous arrays of T with the right shapes (or int64
+// labels in range), all finite, and lr None or a finite positive float.
+// Anything else returns None before touching the model, and the caller's
+// validating path takes over (and raises the precise error). Returns the
+// loss, or (loss, False, bad_layer) when a loss or gradient was not finite.
+template <typename T>
+py::object try_train_step(Model<T>& model, py::handle X, py::handle T_, py::handle lr) {
+    using Dense = py::array_t<T, py::array::c_style>;
+    using IntLabels = py::array_t<std::int64_t, py::array::c_style>;
+    const index n_in = model.sizes().front(), n_out = model.sizes().back();
+    if (!Dense::check_(X)) return py::none();
+    const auto x = py::reinterpret_borrow<py::array>(X);
+    if (x.ndim() != 2 || x.shape(1) != n_in || x.shape(0) < 1 || !aligned_to(x, alignof(T)))
+        return py::none();
+    const index batch = x.shape(0);
+    Targets<T> t;
+    index target_count = 0;
+    if (Dense::check_(T_)) {
+        const auto dense = py::reinterpret_borrow<py::array>(T_);
+        if (dense.ndim() != 2 || dense.shape(0) != batch || dense.shape(1) != n_out ||
+            !aligned_to(dense, alignof(T)))
+            return py::none();
+        t.dense = static_cast<const T*>(dense.data());
+        target_count = batch * n_out;
+    } else if (model.takes_labels() && IntLabels::check_(T_)) {
+        const auto labels = py::reinterpret_borrow<py::array>(T_);
+        if (labels.ndim() != 1 || labels.shape(0) != batch || !aligned_to(labels, alignof(std::int64_t)))
+            return py::none();
+        t.labels = static_cast<const std::int64_t*>(labels.data());
+        const std::int64_t classes = n_out == 1 ? 2 : n_out;
+        for (index i = 0; i < batch; ++i)
+            if (t.labels[i] < 0 || t.labels[i] >= classes) return py::none();
+    } else {
+        return py::none();
+    }
+    double rate = 0.0;
+    if (!lr.is_none()) {
+        if (!PyFloat_CheckExact(lr.ptr())) return py::none();
+        rate = PyFloat_AS_DOUBLE(lr.ptr());
+        if (!(std::isfinite(rate) && rate > 0.0)) return py::none();
+    }
+    const T* x_data = static_cast<const T*>(x.data());
+    StepStatus s;
+    {
+        py::gil_scoped_release release;
+        if (!all_finite(x_data, batch * n_in) || (t.dense && !all_finite(t.dense, target_count)))
+            s.finite = false;
+        if (s.finite) {
+            std::lock_guard<std::mutex> lock(model.busy());
+            const double base = model.optimizer().lr;
+            if (rate > 0.0) model.set_learning_rate(rate);
+            s = model.train_step(x_data, t, batch);
+            model.set_learning_rate(base);
+        } else {
+            s.bad_layer = -2;  // the inputs: nothing ran
+        }
+    }
+    if (s.bad_layer == -2) return py::none();
+    if (s.finite) return py::float_(s.loss);
+    return py::make_tuple(s.loss, s.finite, s.bad_layer);
+}
+
+// try_train_step as a plain CPython function (METH_FASTCALL) whose self is a
+// capsule holding the model: a small network's step is a few microseconds,
+// and pybind11's argument dispatch alone would add a tenth of a microsecond.
+// The capsule keeps the Python model object alive.
+template <typename T>
+PyObject* direct_train_step(PyObject* capsule, PyObject* const* args, Py_ssize_t nargs) {
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "try_train_step takes X, T and lr");
+        return nullptr;
+    }
+    auto* model = static_cast<Model<T>*>(PyCapsule_GetPointer(capsule, nullptr));
+    if (!model) return nullptr;
+    try {
+        return try_train_step<T>(*model, args[0], args[1], args[2]).release().ptr();
+    } catch (py::error_already_set& e) {
+        e.restore();
+    } catch (const std::exception& e) {
+        PyErr_SetString(PyExc_RuntimeError, e.what());
+    }
+    return nullptr;
+}
+
+template <typename T>
+py::object make_direct_train_step(py::object model_object) {
+    static PyMethodDef definition = {
+        "try_train_step", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&direct_train_step<T>)),
+        METH_FASTCALL, "try_train_step(X, T, lr) of one model, without pybind11's dispatch"};
+    Model<T>& model = model_object.cast<Model<T>&>();
+    auto release_model = [](PyObject* self) { Py_XDECREF(static_cast<PyObject*>(PyCapsule_GetContext(self))); };
+    const auto capsule = py::reinterpret_steal<py::object>(PyCapsule_New(&model, nullptr, release_model));
+    if (!capsule) throw py::error_already_set();
+    if (PyCapsule_SetContext(capsule.ptr(), model_object.inc_ref().ptr()) != 0) throw py::error_already_set();
+    PyObject* function = PyCFunction_NewEx(&definition, capsule.ptr(), nullptr);
+    if (!function) throw py::error_already_set();
+    return py::reinterpret_steal<py::object>(function);
+}
+
 template <typename T>
 void bind_model(py::module_ m) {
     using M = Model<T>;
@@ -200,68 +300,10 @@ void bind_model(py::module_ m) {
         }, py::arg("X"), py::arg("T"), py::arg("labels"), py::arg("lr") = py::none(),
            "one step (at base learning rate lr for this step only, when given); returns "
            "(loss, finite, bad_layer) and updates nothing unless finite")
-        .def("try_train_step", [](M& model, py::handle X, py::handle T_, py::handle lr) -> py::object {
-            // train_step for the plain case, with no conversion and no Python-level checks:
-            // X and T already C-contiguous arrays of T with the right shapes (or int64
-            // labels in range), all finite, and lr None or a finite positive float.
-            // Anything else returns None before touching the model, and the caller's
-            // validating path takes over (and raises the precise error). Returns the
-            // loss, or (loss, False, bad_layer) when a loss or gradient was not finite.
-            using Dense = py::array_t<T, py::array::c_style>;
-            using IntLabels = py::array_t<std::int64_t, py::array::c_style>;
-            const index n_in = model.sizes().front(), n_out = model.sizes().back();
-            if (!Dense::check_(X)) return py::none();
-            const auto x = py::reinterpret_borrow<py::array>(X);
-            if (x.ndim() != 2 || x.shape(1) != n_in || x.shape(0) < 1 || !aligned_to(x, alignof(T)))
-                return py::none();
-            const index batch = x.shape(0);
-            Targets<T> t;
-            index target_count = 0;
-            if (Dense::check_(T_)) {
-                const auto dense = py::reinterpret_borrow<py::array>(T_);
-                if (dense.ndim() != 2 || dense.shape(0) != batch || dense.shape(1) != n_out ||
-                    !aligned_to(dense, alignof(T)))
-                    return py::none();
-                t.dense = static_cast<const T*>(dense.data());
-                target_count = batch * n_out;
-            } else if (model.takes_labels() && IntLabels::check_(T_)) {
-                const auto labels = py::reinterpret_borrow<py::array>(T_);
-                if (labels.ndim() != 1 || labels.shape(0) != batch || !aligned_to(labels, alignof(std::int64_t)))
-                    return py::none();
-                t.labels = static_cast<const std::int64_t*>(labels.data());
-                const std::int64_t classes = n_out == 1 ? 2 : n_out;
-                for (index i = 0; i < batch; ++i)
-                    if (t.labels[i] < 0 || t.labels[i] >= classes) return py::none();
-            } else {
-                return py::none();
-            }
-            double rate = 0.0;
-            if (!lr.is_none()) {
-                if (!PyFloat_CheckExact(lr.ptr())) return py::none();
-                rate = PyFloat_AS_DOUBLE(lr.ptr());
-                if (!(std::isfinite(rate) && rate > 0.0)) return py::none();
-            }
-            const T* x_data = static_cast<const T*>(x.data());
-            StepStatus s;
-            {
-                py::gil_scoped_release release;
-                if (!all_finite(x_data, batch * n_in) || (t.dense && !all_finite(t.dense, target_count)))
-                    s.finite = false;
-                if (s.finite) {
-                    std::lock_guard<std::mutex> lock(model.busy());
-                    const double base = model.optimizer().lr;
-                    if (rate > 0.0) model.set_learning_rate(rate);
-                    s = model.train_step(x_data, t, batch);
-                    model.set_learning_rate(base);
-                } else {
-                    s.bad_layer = -2;  // the inputs: nothing ran
-                }
-            }
-            if (s.bad_layer == -2) return py::none();
-            if (s.finite) return py::float_(s.loss);
-            return py::make_tuple(s.loss, s.finite, s.bad_layer);
-        }, py::arg("X"), py::arg("T"), py::arg("lr"),
-           "train_step on inputs that need no conversion; None (and nothing done) otherwise")
+        .def("try_train_step", &try_train_step<T>, py::arg("X"), py::arg("T"), py::arg("lr"),
+             "train_step on inputs that need no conversion; None (and nothing done) otherwise")
+        .def("direct_train_step", &make_direct_train_step<T>,
+             "try_train_step as a plain function bound to this model (no pybind11 dispatch per call)")
         .def("train_epoch", [](M& model, In<T> X, std::optional<In<T>> dense,
                                std::optional<Labels> labels, std::optional<Labels> order,
                                index batch_size) {

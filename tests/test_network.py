@@ -7,6 +7,10 @@ between the native and numpy kernels and compounds over steps), 1e-5 for a
 single float32 pass. Initial weights must be bit-for-bit identical.
 """
 
+import gc
+import sys
+import weakref
+
 import numpy as np
 import pytest
 
@@ -512,3 +516,27 @@ def test_sum_reduction_is_batch_times_mean(output, loss):
     for (dW, db), (sW, sb) in zip(mean.gradients(X, T), total.gradients(X, T)):
         assert_close(sW, batch * dW, F64)
         assert_close(sb, batch * db, F64)
+
+
+def test_the_direct_train_step_holds_its_model_and_lets_it_go():
+    # Network.train_step calls a plain function bound to the native model
+    # (no pybind11 dispatch); it must keep the model alive while it exists,
+    # release it after, and not keep the network alive.
+    net = bpfast.Network([2, 3, 1], dtype="float64", seed=0)
+    model = net._model
+    before = sys.getrefcount(model)
+    direct = model.direct_train_step()
+    assert sys.getrefcount(model) == before + 1
+    X, T = np.ones((4, 2)), np.zeros((4, 1))
+    twin = bpfast.Network([2, 3, 1], dtype="float64", seed=0)
+    assert direct(X, T, 0.1) == twin._model.try_train_step(X, T, 0.1)
+    assert direct(X.astype(np.float32), T, 0.1) is None  # not the plain case: nothing done
+    assert_close(net.layers[0].W, twin.layers[0].W, F64, 0.0)
+    with pytest.raises(TypeError):
+        direct(X, T)
+    del direct
+    assert sys.getrefcount(model) == before
+    alive = weakref.ref(net)
+    del net, model
+    gc.collect()
+    assert alive() is None
