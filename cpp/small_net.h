@@ -26,10 +26,12 @@ template <typename T>
 using TransposeFn = void (*)(T* dst, index ld_dst, const T* src, index ld_src, index rows, index cols);
 
 // F_out (n_out, ldt) = W (n_out, n_in) · F_in (n_in, ldt) + b, then relu when
-// asked (other activations run afterwards on the whole block).
+// asked (other activations run afterwards on the whole block). When S is not
+// null, also S (ldt, ld_s) = F_outᵀ, the samples-major copy, with its columns
+// up to n_out rounded up to lanes (F_out's rows past n_out are its padding).
 template <typename T>
 using FeaturesForwardFn = void (*)(T* F_out, const T* F_in, const T* W, const T* b, index ldt, index n_in,
-                                   index n_out, bool relu);
+                                   index n_out, bool relu, T* S, index ld_s);
 
 // dW (n_out, n_in) = δᵀ · X: δ (batch, ld_delta), X (batch, ld_x) samples-major
 // with ld_x a multiple of lanes (its rows are read as whole vectors).

@@ -89,6 +89,8 @@ struct SmallNetLoops {
         const T* b;
         index ldt, n_in;
         bool relu;
+        T* S;  // when not null, also S (ldt, ld_s) = F_outᵀ for tiles of whole L x L blocks
+        index ld_s;
 
         template <int R>
         __attribute__((noinline)) void run(index n0) const {
@@ -133,17 +135,33 @@ struct SmallNetLoops {
                         for (int r = 0; r < R; ++r) acc[s][r] += acc[s + width][r];
 #pragma GCC unroll 16
                 for (int r = 0; r < R; ++r) {
-                    V z = acc[0][r];
-                    if (relu) z = z < V{} ? V{} : z;  // NaN passes through, as in activate_loop
-                    store(F_out + (n0 + r) * ldt + m, z);
+                    if (relu) acc[0][r] = acc[0][r] < V{} ? V{} : acc[0][r];  // NaN passes, as in activate_loop
+                    store(F_out + (n0 + r) * ldt + m, acc[0][r]);
+                }
+                if constexpr (R % L == 0) {
+                    if (S) {  // the tile's L x L blocks, transposed in registers, into S
+#pragma GCC unroll 4
+                        for (int block = 0; block < R / L; ++block) {
+                            V rows[L];
+#pragma GCC unroll 16
+                            for (int r = 0; r < L; ++r) rows[r] = acc[0][block * L + r];
+                            transpose_stage<L / 2>(rows);
+#pragma GCC unroll 16
+                            for (int r = 0; r < L; ++r) store(S + (m + r) * ld_s + n0 + block * L, rows[r]);
+                        }
+                    }
                 }
             }
         }
     };
 
     static void forward(T* F_out, const T* F_in, const T* W, const T* b, index ldt, index n_in, index n_out,
-                        bool relu) {
-        over_rows<ROWS>(0, n_out, ForwardTile{F_out, F_in, W, b, ldt, n_in, relu});
+                        bool relu, T* S, index ld_s) {
+        over_rows<ROWS>(0, n_out, ForwardTile{F_out, F_in, W, b, ldt, n_in, relu, S, ld_s});
+        // Tiles of L rows or more (the first n_out rounded down to L) wrote their
+        // part of S; the last block, if any, is transposed from F_out.
+        const index done = n_out / L * L;
+        if (S && done < n_out) transpose(S + done, ld_s, F_out + done * ldt, ldt, L, ldt);
     }
 
     // --------------------------------------------------------- weight gradient

@@ -64,11 +64,16 @@ const T* SmallNetStep<T>::forward(const T* params, const T* X, index batch, bool
         const Activation act = l == last && logits_out ? Activation::identity : activations_[l];
         const index n_out = sizes_[l + 1];
         T* F = features_[l + 1].data();
+        // The samples-major copy of a hidden layer comes with the forward when
+        // the activation is applied there (relu, identity), else after it.
+        const bool elementwise_after = act == Activation::sigmoid || act == Activation::tanh;
+        T* S = l < last && !elementwise_after ? samples_[l + 1].data() : nullptr;
         kernels_.forward(F, features_[l].data(), params + offsets_[l], params + offsets_[l] + n_out * sizes_[l],
-                         ldt, sizes_[l], n_out, act == Activation::relu);
-        if (act == Activation::sigmoid || act == Activation::tanh) activate(F, F, n_out, ldt, act);
+                         ldt, sizes_[l], n_out, act == Activation::relu, S, padded_sizes_[l + 1]);
+        if (elementwise_after) activate(F, F, n_out, ldt, act);
         if (l < last) {
-            kernels_.transpose(samples_[l + 1].data(), padded_sizes_[l + 1], F, ldt, padded_sizes_[l + 1], ldt);
+            if (!S)
+                kernels_.transpose(samples_[l + 1].data(), padded_sizes_[l + 1], F, ldt, padded_sizes_[l + 1], ldt);
             continue;
         }
         // the output, (batch, n_out) with no padding: the layout of the loss
