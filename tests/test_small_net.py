@@ -1,7 +1,7 @@
 """The small-network path (cpp/small_net.h) against bpfast.reference.
 
-Networks whose weight matrices fit the first-level cache train, at batches
-up to 64, on kernels of their own rather than the blocked GEMM. These tests
+Networks whose weight matrices are at most 64 KiB train, at batches up to
+128, on kernels of their own rather than the blocked GEMM. These tests
 put widths and batches on either side of the vector length (8 and 16 floats,
 4 and 8 doubles) and of the tile sizes, so that every padded edge runs, and
 check the forward pass, the loss and every gradient against the reference.
@@ -45,19 +45,20 @@ def make_batch(rng, sizes, output, batch):
     return X, rng.standard_normal((batch, sizes[-1]))
 
 
-def test_the_path_takes_small_layers_and_batches_up_to_64():
+def test_the_path_takes_weights_up_to_64_kib_and_batches_up_to_128():
     for dtype in ("float32", "float64"):
         small = bpfast.Network([32, 64, 64, 1], dtype=dtype)._model
-        assert [small.takes_small_path(b) for b in (1, 16, 64)] == [HAS_PATH] * 3
-        assert not small.takes_small_path(65)
-    # 128 x 128 float32 weights are 64 KiB: past the first-level cache.
-    assert not bpfast.Network([128, 128, 1], dtype="float32")._model.takes_small_path(16)
-    assert bpfast.Network([64, 64, 1], dtype="float64")._model.takes_small_path(16) == HAS_PATH
+        assert [small.takes_small_path(b) for b in (1, 16, 128)] == [HAS_PATH] * 3
+        assert not small.takes_small_path(129)
+    assert bpfast.Network([128, 128, 1], dtype="float32")._model.takes_small_path(16) == HAS_PATH  # 64 KiB
+    assert not bpfast.Network([128, 256, 1], dtype="float32")._model.takes_small_path(16)
+    assert bpfast.Network([64, 128, 1], dtype="float64")._model.takes_small_path(16) == HAS_PATH
+    assert not bpfast.Network([128, 128, 1], dtype="float64")._model.takes_small_path(16)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid", "identity"])
-@pytest.mark.parametrize("batch", [1, 5, 16, 17, 64])
+@pytest.mark.parametrize("batch", [1, 5, 16, 17, 64, 128])
 @pytest.mark.parametrize("sizes,output,loss", NETS, ids=NET_IDS)
 def test_forward_loss_and_gradients_match_the_reference(sizes, output, loss, batch, activation, dtype):
     rng = np.random.default_rng(batch * 100 + len(sizes))
@@ -76,11 +77,11 @@ def test_forward_loss_and_gradients_match_the_reference(sizes, output, loss, bat
 
 @pytest.mark.parametrize("sizes,output,loss", NETS, ids=NET_IDS)
 def test_training_across_batch_sizes_follows_the_reference(sizes, output, loss):
-    # The batch changes from step to step (and crosses 64, where the GEMM path
-    # takes over), so the padded buffers are reused at other strides.
+    # The batch changes from step to step (and crosses 128, where the GEMM
+    # path takes over), so the padded buffers are reused at other strides.
     rng = np.random.default_rng(5)
     net, ref = make_pair(sizes, ["tanh", "relu"][len(sizes) % 2], output, loss, "float64", seed=2)
-    for batch in (64, 7, 33, 65, 16, 1, 64, 200, 9):
+    for batch in (64, 7, 33, 129, 16, 1, 128, 200, 9):
         X, T = make_batch(rng, sizes, output, batch)
         assert_close(net.train_step(X, T, lr=0.1), ref.train_step(X, T, lr=0.1), "float64", 1e-10)
     for a, b in zip(net.layers, ref.layers):
@@ -89,21 +90,21 @@ def test_training_across_batch_sizes_follows_the_reference(sizes, output, loss):
 
 
 def test_a_batch_gives_the_same_gradients_on_both_paths():
-    # 64 samples as one batch (small path), then twice over as a batch of 128
-    # (GEMM path): with reduction="sum" the second gradients are twice the first.
+    # 64 samples as one batch (small path), then four times over as a batch of
+    # 256 (GEMM path): with reduction="sum" the second gradients are four times the first.
     rng = np.random.default_rng(11)
     net = bpfast.Network([32, 64, 64, 1], output="identity", loss="squared_error", reduction="sum",
                          dtype="float64", seed=1)
     X, T = rng.standard_normal((64, 32)), rng.standard_normal((64, 1))
     small = [(dW.copy(), db.copy()) for dW, db in net.gradients(X, T)]
-    assert not net._model.takes_small_path(128)
-    large = net.gradients(np.vstack([X, X]), np.vstack([T, T]))
-    for (dW, db), (dW2, db2) in zip(small, large):
-        assert_close(2 * dW, dW2, "float64")
-        assert_close(2 * db, db2, "float64")
+    assert not net._model.takes_small_path(256)
+    large = net.gradients(np.vstack([X] * 4), np.vstack([T] * 4))
+    for (dW, db), (dW4, db4) in zip(small, large):
+        assert_close(4 * dW, dW4, "float64")
+        assert_close(4 * db, db4, "float64")
 
 
-@pytest.mark.parametrize("batch", [2, 100])  # small path, GEMM path
+@pytest.mark.parametrize("batch", [2, 200])  # small path, GEMM path
 def test_a_bias_gradient_that_overflows_alone_stops_the_step(batch):
     # [1, 1, 1] identity net, reduction="sum": A_0 = 0, Y = 0 and δ_1 = Y − T = 1,
     # so δ_0 = W_1 = 1e308 on every row. Only db_0 = Σ δ_0 overflows; dW_0 = Σ δ_0 · 0.01
@@ -113,7 +114,7 @@ def test_a_bias_gradient_that_overflows_alone_stops_the_step(batch):
     net.layers[0].W, net.layers[0].b = [[0.0]], [0.0]
     net.layers[1].W, net.layers[1].b = [[1e308]], [0.0]
     X, T = np.full((batch, 1), 0.01 / batch), np.full((batch, 1), -1.0)
-    assert net._model.takes_small_path(batch) == (HAS_PATH and batch <= 64)
+    assert net._model.takes_small_path(batch) == (HAS_PATH and batch <= 128)
     before = [(layer.W.copy(), layer.b.copy()) for layer in net.layers]
     with pytest.raises(FloatingPointError, match=r"layer 0\b"):
         net.train_step(X, T, lr=1e-300)
