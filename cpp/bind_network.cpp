@@ -94,6 +94,23 @@ index batch_of(const In<T>& X, index n_in) {
     return batch;
 }
 
+// Sets a model's learning rate for one call (when rate > 0) and restores the
+// base rate when the call ends, also by an exception.
+template <typename T>
+class LearningRateForCall {
+public:
+    LearningRateForCall(Model<T>& model, double rate) : model_(model), base_(model.optimizer().lr) {
+        if (rate > 0.0) model.set_learning_rate(rate);
+    }
+    ~LearningRateForCall() { model_.set_learning_rate(base_); }
+    LearningRateForCall(const LearningRateForCall&) = delete;
+    LearningRateForCall& operator=(const LearningRateForCall&) = delete;
+
+private:
+    Model<T>& model_;
+    double base_;
+};
+
 // train_step for the plain case, with no conversion and no Python-level checks:
 // X and T already C-contiguous arrays of T with the right shapes (or int64
 // labels in range), all finite, and lr None or a finite positive float.
@@ -144,10 +161,8 @@ py::object try_train_step(Model<T>& model, py::handle X, py::handle T_, py::hand
             s.finite = false;
         if (s.finite) {
             std::lock_guard<std::mutex> lock(model.busy());
-            const double base = model.optimizer().lr;
-            if (rate > 0.0) model.set_learning_rate(rate);
+            const LearningRateForCall<T> rate_for_call(model, rate);
             s = model.train_step(x_data, t, batch);
-            model.set_learning_rate(base);
         } else {
             s.bad_layer = -2;  // the inputs: nothing ran
         }
@@ -225,9 +240,23 @@ void bind_model(py::module_ m) {
         }, py::arg("which"), "flat optimizer state: 0 is momentum or Adam's m, 1 is Adam's v")
         .def("takes_small_path", &M::takes_small_path, py::arg("batch"),
              "Whether a batch of this size trains on the small-network path (small_net.h)")
-        .def_property_readonly("steps", &M::steps)
-        .def_property_readonly("epochs", &M::epochs)
-        .def("set_counters", &M::set_counters, py::arg("steps"), py::arg("epochs"))
+        // The counters change inside a step, which runs without the GIL: read
+        // and set them under the model's lock.
+        .def_property_readonly("steps", [](M& model) {
+            py::gil_scoped_release release;
+            std::lock_guard<std::mutex> lock(model.busy());
+            return model.steps();
+        })
+        .def_property_readonly("epochs", [](M& model) {
+            py::gil_scoped_release release;
+            std::lock_guard<std::mutex> lock(model.busy());
+            return model.epochs();
+        })
+        .def("set_counters", [](M& model, long steps, long epochs) {
+            py::gil_scoped_release release;
+            std::lock_guard<std::mutex> lock(model.busy());
+            model.set_counters(steps, epochs);
+        }, py::arg("steps"), py::arg("epochs"))
         .def("set_optimizer",
              [](M& model, const std::string& kind, double lr, double momentum, bool nesterov,
                 double beta1, double beta2, double eps, double weight_decay, bool decay_bias,
@@ -291,10 +320,8 @@ void bind_model(py::module_ m) {
             {
                 py::gil_scoped_release release;
                 std::lock_guard<std::mutex> lock(model.busy());
-                const double base = model.optimizer().lr;
-                if (lr) model.set_learning_rate(*lr);
+                const LearningRateForCall<T> rate_for_call(model, lr ? *lr : 0.0);
                 s = model.train_step(X.data(), t, batch);
-                model.set_learning_rate(base);
             }
             return py::make_tuple(s.loss, s.finite, s.bad_layer);
         }, py::arg("X"), py::arg("T"), py::arg("labels"), py::arg("lr") = py::none(),

@@ -42,7 +42,8 @@ using WeightGradientFn = bool (*)(T* dW, const T* delta, index ld_delta, const T
 
 // δ_in (rows, ld_out) = (δ · W) ⊙ σ'(A_in) and db_in (n_in,) = Σ_{m < batch} δ_in[m]:
 // δ (rows, ld_delta), W (n_out, n_in) read in place, A_in (rows, ld_out) the
-// input activation; rows is the batch rounded up to the padded batch ldt.
+// input activation; rows is the batch rounded up to the kernel's tile height,
+// a divisor of lanes, so never past the padded batch ldt.
 // The last vector of a row of W may read up to lanes − 1 values past it.
 // Returns false when db_in may hold a NaN or Inf (true: it holds none).
 template <typename T>

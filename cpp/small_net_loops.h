@@ -21,6 +21,10 @@ struct SmallNetLoops {
     static constexpr int ROWS = REGISTERS / 2;
     static constexpr int GRAD_VECTORS = 2;
     static constexpr int GRAD_ROWS = REGISTERS / 4;
+    // The input gradient's rows, rounded up to GRAD_ROWS, must stay within the
+    // padded batch; the forward's tiles of ROWS rows must be whole L x L blocks
+    // for its samples-major store to cover every column it claims.
+    static_assert(L % GRAD_ROWS == 0 && ROWS % L == 0, "tile sizes must fit the vector length");
 
     static V load(const T* p) {
         V v;

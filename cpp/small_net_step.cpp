@@ -68,6 +68,10 @@ const T* SmallNetStep<T>::forward(const T* params, const T* X, index batch, bool
         // the activation is applied there (relu, identity), else after it.
         const bool elementwise_after = act == Activation::sigmoid || act == Activation::tanh;
         T* S = l < last && !elementwise_after ? samples_[l + 1].data() : nullptr;
+        // Padding rows of F, past n_out, to zero: at this ldt they may hold what a
+        // larger batch left there (finite or not), and they reach the padding
+        // lanes that the gradient checks add up.
+        std::fill(F + n_out * ldt, F + padded_sizes_[l + 1] * ldt, T(0));
         kernels_.forward(F, features_[l].data(), params + offsets_[l], params + offsets_[l] + n_out * sizes_[l],
                          ldt, sizes_[l], n_out, act == Activation::relu, S, padded_sizes_[l + 1]);
         if (elementwise_after) activate(F, F, n_out, ldt, act);
