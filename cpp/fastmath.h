@@ -111,19 +111,32 @@ static inline float sigmoid(float x) { return 1.0f / (1.0f + exp_fast(-x)); }
 // 1/(1 + e) has no cancellation, and exp_fast's clamp keeps e finite.
 static inline double sigmoid(double x) { return 1.0 / (1.0 + exp_fast(-x)); }
 
-// tanh |x| = 1 − 2/(exp(2|x|) + 1), or its odd Taylor series near 0 where
-// that difference would cancel; the sign is put back at the end.
+// tanh x = x·P(x²)/Q(x²), P and Q of degree 4 in x², fitted to tanh's
+// relative error on [0, 9] (2e-8 in exact arithmetic, at most 6 float ulps as
+// computed here); x is clamped to ±9, where tanh is ±1 to float precision, and
+// the result to ±1. One division and ten multiply-adds, where the exp form
+// below (kept for double) costs an exp, a division and a series. NaN passes.
 static inline float tanh_fast(float x) {
-    const float a = __builtin_fabsf(x);
-    const float a2 = a * a;
-    const float series = a * (1.0f + a2 * (-1.0f / 3.0f + a2 * (2.0f / 15.0f + a2 * (-17.0f / 315.0f))));
-    const float far = 1.0f - 2.0f / (exp_fast(2.0f * a) + 1.0f);
-    return __builtin_copysignf(select(a < 0.0625f, series, far), x);
+    const float c = select(x > 9.0f, 9.0f, select(x < -9.0f, -9.0f, x));
+    const float s = c * c;
+    float p = 1.342024161e-8f;
+    p = p * s + 2.066156421e-5f;
+    p = p * s + 3.499014366e-3f;
+    p = p * s + 1.338399566e-1f;
+    p = p * s + 1.0f;
+    float q = 7.804900757e-7f;
+    q = q * s + 3.291068309e-4f;
+    q = q * s + 2.589027592e-2f;
+    q = q * s + 4.671731714e-1f;
+    q = q * s + 1.0f;
+    const float t = c * p / q;
+    return select(t > 1.0f, 1.0f, select(t < -1.0f, -1.0f, t));
 }
 
-// As for float, with the series to a^13 (its next term is below 1e-19
-// relative for |x| < 1/16) and the exp form beyond, which loses at most 4
-// bits to cancellation there.
+// In double, tanh |x| = 1 − 2/(exp(2|x|) + 1), or its odd Taylor series to
+// a^13 for |x| < 1/16 where that difference would cancel (the series' next
+// term is below 1e-19 relative there); the exp form loses at most 4 bits to
+// cancellation just past 1/16. The sign is put back at the end.
 static inline double tanh_fast(double x) {
     const double a = __builtin_fabs(x);
     const double a2 = a * a;
