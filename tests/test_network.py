@@ -116,6 +116,23 @@ def test_glorot_uniform_initialisation_for_other_layers():
     assert np.max(np.abs(relu.layers[0].W)) > np.sqrt(6.0 / 500)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_initial_weights_are_one_float64_stream_per_seed_cast_to_the_dtype(dtype):
+    # The closed form of the initialisation: one default_rng(seed), a float64
+    # draw of each whole matrix in layer order (normal times sqrt(2/n_in) for
+    # relu, uniform in ±sqrt(6/(n_in+n_out)) otherwise), cast to the dtype.
+    # The layers are drawn in chunks; 400 x 300 is past one chunk.
+    sizes, seed = [300, 400, 7], 11
+    net = bpfast.Network(sizes, activation="relu", output="softmax", dtype=dtype, seed=seed)
+    rng = np.random.default_rng(seed)
+    hidden = rng.standard_normal((400, 300)) * np.sqrt(2.0 / 300)
+    limit = np.sqrt(6.0 / 407)
+    output = rng.uniform(-limit, limit, size=(7, 400))
+    assert np.array_equal(net.layers[0].W, hidden.astype(dtype))
+    assert np.array_equal(net.layers[1].W, output.astype(dtype))
+    assert not np.any(net.layers[0].b) and not np.any(net.layers[1].b)
+
+
 # ---------------------------------------------------------------- single passes
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

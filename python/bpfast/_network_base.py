@@ -54,22 +54,31 @@ class Layer:
         return f"Layer({self.n_in} -> {self.n_out}, {self.activation})"
 
 
-def initial_parameters(sizes, activations, seed, dtype):
-    """He initialisation for relu layers, Glorot (uniform) for the others; biases are zero.
+INITIAL_DRAW_CHUNK = 1 << 16  # values drawn at a time: a 512 KiB float64 temporary at most
 
-    Weights are drawn in float64 from numpy's default Generator seeded by
-    ``seed`` and then cast, so one seed gives the same net in both dtypes.
+
+def initialise_weights(weights, activations, seed):
+    """He initialisation for relu layers, Glorot (uniform) for the others,
+    written into each (n_out, n_in) array of ``weights`` in place.
+
+    The values are drawn in float64 from numpy's default Generator seeded by
+    ``seed`` and cast on the way in, so one seed gives the same net in both
+    dtypes. They are drawn a chunk at a time (the same stream as one draw of
+    the whole matrix), so that a big net needs no float64 copy of a layer.
     """
     rng = np.random.default_rng(seed)
-    parameters = []
-    for n_in, n_out, activation in zip(sizes[:-1], sizes[1:], activations):
-        if activation == "relu":
-            W = rng.standard_normal((n_out, n_in)) * np.sqrt(2.0 / n_in)
-        else:
-            limit = np.sqrt(6.0 / (n_in + n_out))
-            W = rng.uniform(-limit, limit, size=(n_out, n_in))
-        parameters.append((np.ascontiguousarray(W, dtype=dtype), np.zeros(n_out, dtype=dtype)))
-    return parameters
+    for W, activation in zip(weights, activations):
+        n_out, n_in = W.shape
+        flat = W.reshape(-1)  # a view: the native arrays are C-contiguous
+        for start in range(0, flat.size, INITIAL_DRAW_CHUNK):
+            count = min(INITIAL_DRAW_CHUNK, flat.size - start)
+            if activation == "relu":
+                draw = rng.standard_normal(count)
+                draw *= np.sqrt(2.0 / n_in)
+            else:
+                limit = np.sqrt(6.0 / (n_in + n_out))
+                draw = rng.uniform(-limit, limit, size=count)
+            flat[start:start + count] = draw
 
 
 class History(list):
@@ -142,11 +151,10 @@ class NetworkBase:
         direct = getattr(self._model, "direct_train_step", None)
         self._try_train_step = direct() if direct else None
         views = self._model.parameters()
-        initial = initial_parameters(self.sizes, activations, seed, self.dtype)
-        self.layers = []
-        for l, ((W, b), act) in enumerate(zip(initial, activations)):
-            views[2 * l][...], views[2 * l + 1][...] = W, b
-            self.layers.append(Layer(views[2 * l], views[2 * l + 1], act))
+        initialise_weights(views[0::2], activations, seed)  # the biases start at zero
+        for b in views[1::2]:
+            b[...] = 0
+        self.layers = [Layer(views[2 * l], views[2 * l + 1], act) for l, act in enumerate(activations)]
         self._shuffle_rng = np.random.default_rng(None if seed is None else [seed, 1])
         self.optimizer = optim.SGD() if optimizer is None else optimizer
 
