@@ -8,6 +8,24 @@
 #include "workspace.h"
 
 namespace bpfast {
+namespace {
+
+// db (n,) = Σ_m δ[m] for δ (batch, n), a column at a time in four partial
+// sums held in registers (an output layer has few columns; summing into db
+// row by row would wait on a store and a load per row).
+template <typename T>
+void column_sums(T* db, const T* delta, index batch, index n) {
+    for (index j = 0; j < n; ++j) {
+        T partial[4] = {};
+        index m = 0;
+        for (; m + 4 <= batch; m += 4)
+            for (int u = 0; u < 4; ++u) partial[u] += delta[(m + u) * n + j];
+        for (; m < batch; ++m) partial[0] += delta[m * n + j];
+        db[j] = (partial[0] + partial[1]) + (partial[2] + partial[3]);
+    }
+}
+
+}  // namespace
 
 template <typename T>
 SmallNetStep<T>::SmallNetStep(const std::vector<index>& sizes, const std::vector<Activation>& activations)
@@ -98,9 +116,7 @@ bool SmallNetStep<T>::backward(const T* params, T* grads, index batch, bool logi
     // δ = dL/dY ⊙ σ'(Y) and db for the output layer, in place
     T* db = grads + offsets_[last] + n_out * sizes_[last];
     if (output_act == Activation::identity) {  // δ is dL/dY: only db to sum
-        std::fill(db, db + n_out, T(0));
-        for (index m = 0; m < batch; ++m)
-            for (index j = 0; j < n_out; ++j) db[j] += delta[m * n_out + j];
+        column_sums(db, delta, batch, n_out);
     } else {
         activation_backward(delta, delta, output_.data(), batch, n_out, output_act, db);
     }
