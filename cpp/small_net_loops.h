@@ -116,8 +116,8 @@ struct SmallNetLoops {
                 // the same R/2 row offsets: fewer general registers than R offsets.
                 const T* half[2] = {w, w + (R / 2) * n_in};
                 for (; k + KS <= n_in; k += KS)
-#pragma GCC unroll 8
-                    for (int s = 0; s < KS; ++s) {
+#pragma GCC unroll 16
+                    for (int s = 0; s < KS; ++s) {  // KS is up to 16: unrolled whole, the chains stay in registers
                         const V x_k = load(x + (k + s) * ldt);
 #pragma GCC unroll 2
                         for (int h = 0; h < (R > 1 ? 2 : 1); ++h)
@@ -225,11 +225,19 @@ struct SmallNetLoops {
     };
 
     // Whether every lane of a check sum is finite (x·0 is 0 for finite x, NaN otherwise).
+    // v += v rotated by H lanes, for H = L/2, ..., 1: lane 0 gets the sum of all lanes.
+    template <int H, std::size_t... I>
+    static void fold_lanes(V& v, std::index_sequence<I...> lanes) {
+        if constexpr (H > 0) {
+            v += __builtin_shufflevector(v, v, ((I + H) % L)...);
+            fold_lanes<H / 2>(v, lanes);
+        }
+    }
+
     static bool all_lanes_finite(V check) {
-        const V zeros = check * T(0);
-        bool finite = true;
-        for (int j = 0; j < L; ++j) finite &= zeros[j] == T(0);
-        return finite;
+        V zeros = check * T(0);  // 0 or NaN per lane; their sum is NaN if any is
+        fold_lanes<L / 2>(zeros, std::make_index_sequence<L>{});
+        return zeros[0] == T(0);
     }
 
     static bool weight_gradient(T* dW, const T* delta, index ld_delta, const T* X, index ld_x, index batch,
