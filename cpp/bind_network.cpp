@@ -172,38 +172,83 @@ py::object try_train_step(Model<T>& model, py::handle X, py::handle T_, py::hand
     return py::make_tuple(s.loss, s.finite, s.bad_layer);
 }
 
-// try_train_step as a plain CPython function (METH_FASTCALL) whose self is a
-// capsule holding the model: a small network's step is a few microseconds,
-// and pybind11's argument dispatch alone would add a tenth of a microsecond.
-// The capsule keeps the Python model object alive.
+// A network's train_step as a plain CPython function (METH_FASTCALL) bound
+// to its model: a small network's step is a few microseconds, and a Python
+// method around the call plus pybind11's argument dispatch would add a tenth
+// of a microsecond. Its self is a capsule holding the model, with a
+// DirectStep as context: strong references to the Python model object (which
+// owns the model) and to a weakref.WeakMethod of the network's validating
+// train_step (weak, so that the function, kept on the network, makes no cycle).
+//
+// Called as train_step(X, T), (X, T, lr) or (X, T, lr=...): the plain case
+// runs try_train_step. Anything else (other arguments, input to convert or
+// refuse, a step that was not finite and so changed nothing) is passed on, as
+// called, to the validating train_step, which converts, steps or raises.
+struct DirectStep {
+    PyObject* model;
+    PyObject* validating;
+};
+
 template <typename T>
-PyObject* direct_train_step(PyObject* capsule, PyObject* const* args, Py_ssize_t nargs) {
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "try_train_step takes X, T and lr");
+PyObject* direct_train_step(PyObject* capsule, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+    PyObject* lr = nullptr;
+    if (!kwnames && (nargs == 2 || nargs == 3))
+        lr = nargs == 3 ? args[2] : Py_None;
+    else if (kwnames && nargs == 2 && PyTuple_GET_SIZE(kwnames) == 1 &&
+             PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), "lr") == 0)
+        lr = args[2];
+    if (lr) {
+        auto* model = static_cast<Model<T>*>(PyCapsule_GetPointer(capsule, nullptr));
+        if (!model) return nullptr;
+        try {
+            py::object result = try_train_step<T>(*model, args[0], args[1], lr);
+            if (PyFloat_CheckExact(result.ptr())) return result.release().ptr();
+        } catch (py::error_already_set& e) {
+            e.restore();
+            return nullptr;
+        } catch (const std::exception& e) {
+            PyErr_SetString(PyExc_RuntimeError, e.what());
+            return nullptr;
+        }
+    }
+    const auto* context = static_cast<const DirectStep*>(PyCapsule_GetContext(capsule));
+    PyObject* validating = PyObject_CallNoArgs(context->validating);  // the bound method, or None
+    if (!validating) return nullptr;
+    if (validating == Py_None) {
+        Py_DECREF(validating);
+        PyErr_SetString(PyExc_RuntimeError, "train_step: its network no longer exists");
         return nullptr;
     }
-    auto* model = static_cast<Model<T>*>(PyCapsule_GetPointer(capsule, nullptr));
-    if (!model) return nullptr;
-    try {
-        return try_train_step<T>(*model, args[0], args[1], args[2]).release().ptr();
-    } catch (py::error_already_set& e) {
-        e.restore();
-    } catch (const std::exception& e) {
-        PyErr_SetString(PyExc_RuntimeError, e.what());
-    }
-    return nullptr;
+    PyObject* result = PyObject_Vectorcall(validating, args, static_cast<size_t>(nargs), kwnames);
+    Py_DECREF(validating);
+    return result;
 }
 
 template <typename T>
-py::object make_direct_train_step(py::object model_object) {
+py::object make_direct_train_step(py::object model_object, py::object validating) {
     static PyMethodDef definition = {
-        "try_train_step", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&direct_train_step<T>)),
-        METH_FASTCALL, "try_train_step(X, T, lr) of one model, without pybind11's dispatch"};
+        "train_step",
+        reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&direct_train_step<T>)),
+        METH_FASTCALL | METH_KEYWORDS,
+        "train_step(X, T, lr=None)\n--\n\n"
+        "One optimizer step on the batch (X, T); returns that batch's loss (see Network.train_step)."};
     Model<T>& model = model_object.cast<Model<T>&>();
-    auto release_model = [](PyObject* self) { Py_XDECREF(static_cast<PyObject*>(PyCapsule_GetContext(self))); };
-    const auto capsule = py::reinterpret_steal<py::object>(PyCapsule_New(&model, nullptr, release_model));
+    auto release_context = [](PyObject* self) {
+        auto* context = static_cast<DirectStep*>(PyCapsule_GetContext(self));
+        if (!context) return;
+        Py_XDECREF(context->model);
+        Py_XDECREF(context->validating);
+        delete context;
+    };
+    const auto capsule = py::reinterpret_steal<py::object>(PyCapsule_New(&model, nullptr, release_context));
     if (!capsule) throw py::error_already_set();
-    if (PyCapsule_SetContext(capsule.ptr(), model_object.inc_ref().ptr()) != 0) throw py::error_already_set();
+    auto* context = new DirectStep{model_object.inc_ref().ptr(), validating.inc_ref().ptr()};
+    if (PyCapsule_SetContext(capsule.ptr(), context) != 0) {
+        Py_DECREF(context->model);
+        Py_DECREF(context->validating);
+        delete context;
+        throw py::error_already_set();
+    }
     PyObject* function = PyCFunction_NewEx(&definition, capsule.ptr(), nullptr);
     if (!function) throw py::error_already_set();
     return py::reinterpret_steal<py::object>(function);
@@ -329,8 +374,10 @@ void bind_model(py::module_ m) {
            "(loss, finite, bad_layer) and updates nothing unless finite")
         .def("try_train_step", &try_train_step<T>, py::arg("X"), py::arg("T"), py::arg("lr"),
              "train_step on inputs that need no conversion; None (and nothing done) otherwise")
-        .def("direct_train_step", &make_direct_train_step<T>,
-             "try_train_step as a plain function bound to this model (no pybind11 dispatch per call)")
+        .def("direct_train_step", &make_direct_train_step<T>, py::arg("validating"),
+             "A network's train_step as a plain function bound to this model; validating is a "
+             "weakref.WeakMethod of the network's validating train_step, which takes every call the "
+             "plain case does not")
         .def("train_epoch", [](M& model, In<T> X, std::optional<In<T>> dense,
                                std::optional<Labels> labels, std::optional<Labels> order,
                                index batch_size) {

@@ -535,25 +535,50 @@ def test_sum_reduction_is_batch_times_mean(output, loss):
         assert_close(sb, batch * db, F64)
 
 
-def test_the_direct_train_step_holds_its_model_and_lets_it_go():
-    # Network.train_step calls a plain function bound to the native model
-    # (no pybind11 dispatch); it must keep the model alive while it exists,
-    # release it after, and not keep the network alive.
+def test_train_step_is_a_plain_function_bound_to_the_model_that_lets_both_go():
+    # net.train_step is a plain CPython function bound to the native model (no
+    # Python method and no pybind11 dispatch per call). It keeps the model
+    # alive while it exists and releases it after; it holds the network only
+    # weakly, so a network is freed like any object.
     net = bpfast.Network([2, 3, 1], dtype="float64", seed=0)
+    twin = bpfast.Network([2, 3, 1], dtype="float64", seed=0)
+    assert type(net.train_step).__name__ == "builtin_function_or_method"
     model = net._model
     before = sys.getrefcount(model)
-    direct = model.direct_train_step()
+    direct = model.direct_train_step(weakref.WeakMethod(net._validating_train_step))
     assert sys.getrefcount(model) == before + 1
     X, T = np.ones((4, 2)), np.zeros((4, 1))
-    twin = bpfast.Network([2, 3, 1], dtype="float64", seed=0)
     assert direct(X, T, 0.1) == twin._model.try_train_step(X, T, 0.1)
-    assert direct(X.astype(np.float32), T, 0.1) is None  # not the plain case: nothing done
+    assert direct(X, T, lr=0.1) == twin._model.try_train_step(X, T, 0.1)
     assert_close(net.layers[0].W, twin.layers[0].W, F64, 0.0)
-    with pytest.raises(TypeError):
-        direct(X, T)
+    # Not the plain case: the validating path takes the call as it was made.
+    assert direct(X.astype(np.float32), T.tolist()) == twin.train_step(X, T)
+    assert_close(net.layers[0].W, twin.layers[0].W, F64, 0.0)
+    with pytest.raises(TypeError, match=r"Network\.train_step\(\) got an unexpected keyword argument 'rate'"):
+        net.train_step(X, T, rate=0.1)
+    with pytest.raises(ValueError, match="lr"):
+        net.train_step(X, T, lr=-1.0)
     del direct
     assert sys.getrefcount(model) == before
+    survivor = net.train_step
     alive = weakref.ref(net)
     del net, model
     gc.collect()
     assert alive() is None
+    with pytest.raises(RuntimeError, match="no longer exists"):
+        survivor(X.astype(np.float32), T)  # needs the (gone) validating path
+    assert isinstance(survivor(X, T), float)  # the plain case needs only the model
+
+
+def test_a_subclass_that_overrides_train_step_keeps_its_override():
+    calls = []
+
+    class Counting(bpfast.Network):
+        def train_step(self, X, T, lr=None):
+            calls.append(len(X))
+            return super().train_step(X, T, lr)
+
+    net, twin = Counting([2, 3, 1], dtype="float64", seed=0), bpfast.Network([2, 3, 1], dtype="float64", seed=0)
+    X, T = np.ones((4, 2)), np.zeros((4, 1))
+    assert net.train_step(X, T, 0.1) == twin.train_step(X, T, 0.1)
+    assert calls == [4]

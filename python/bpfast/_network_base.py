@@ -144,17 +144,12 @@ class NetworkBase:
         activations = hidden + [output]
         kernel_loss = f"{output}_cross_entropy" if loss == "cross_entropy" else loss
         self._model = self._make_model(self.sizes, activations, kernel_loss, self.reduction, self.dtype)
-        # The core's direct train_step as a plain function bound to this model
-        # (None in the reference): a small network's step is a few
-        # microseconds, of which a method lookup and pybind11's dispatch
-        # would take a tenth.
-        direct = getattr(self._model, "direct_train_step", None)
-        self._try_train_step = direct() if direct else None
         views = self._model.parameters()
         initialise_weights(views[0::2], activations, seed)  # the biases start at zero
         for b in views[1::2]:
             b[...] = 0
         self.layers = [Layer(views[2 * l], views[2 * l + 1], act) for l, act in enumerate(activations)]
+        self._bind_model()
         self._shuffle_rng = np.random.default_rng(None if seed is None else [seed, 1])
         self.optimizer = optim.SGD() if optimizer is None else optimizer
 
@@ -228,6 +223,9 @@ class NetworkBase:
         self._model.compute_gradients(*self._batch_and_targets(X, T))
         grads = self._model.gradients()
         return [(grads[2 * l].copy(), grads[2 * l + 1].copy()) for l in range(len(self.layers))]
+
+    def _bind_model(self):
+        """Called once the model and the layers exist; the native Network binds its fast paths here."""
 
     def train_step(self, X, T, lr=None):
         """One optimizer step on the batch (X, T); returns that batch's loss.
