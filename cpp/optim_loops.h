@@ -11,6 +11,7 @@
 #include "elementwise_loops.h"
 #include "fastmath.h"
 #include "optim.h"
+#include "vector_lanes.h"
 
 namespace bpfast {
 namespace {
@@ -78,18 +79,6 @@ double sum_of_squares_loop(const T* x, index n) {
     double total = 0.0;
     for (double p : partial) total += p;
     return total;
-}
-
-// v += v rotated by H lanes, then the same for H/2, ..., 1: lane 0 ends up
-// with the sum of all lanes (in the order of a tree). By reference: a 64-byte
-// vector is not passed in registers on the baseline ABI.
-template <std::size_t H, typename V, std::size_t... I>
-void fold_lanes(V& v, std::index_sequence<I...> lanes) {
-    if constexpr (H > 0) {
-        constexpr std::size_t L = sizeof...(I);
-        v += __builtin_shufflevector(v, v, ((I + H) % L)...);
-        fold_lanes<H / 2>(v, lanes);
-    }
 }
 
 // Whether no value is NaN or ±Inf: x·0 is 0 for finite x and NaN otherwise,

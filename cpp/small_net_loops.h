@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "small_net.h"
+#include "vector_lanes.h"
 
 namespace bpfast {
 namespace {
@@ -225,15 +226,6 @@ struct SmallNetLoops {
     };
 
     // Whether every lane of a check sum is finite (x·0 is 0 for finite x, NaN otherwise).
-    // v += v rotated by H lanes, for H = L/2, ..., 1: lane 0 gets the sum of all lanes.
-    template <int H, std::size_t... I>
-    static void fold_lanes(V& v, std::index_sequence<I...> lanes) {
-        if constexpr (H > 0) {
-            v += __builtin_shufflevector(v, v, ((I + H) % L)...);
-            fold_lanes<H / 2>(v, lanes);
-        }
-    }
-
     static bool all_lanes_finite(V check) {
         V zeros = check * T(0);  // 0 or NaN per lane; their sum is NaN if any is
         fold_lanes<L / 2>(zeros, std::make_index_sequence<L>{});
