@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstddef>
+#include <vector>
 
 namespace bpfast {
 
@@ -15,5 +16,15 @@ using index = std::ptrdiff_t;
 enum class Activation { identity, sigmoid, tanh, relu, softmax };
 
 enum class Reduction { mean, sum };
+
+// Where each layer's parameters start in the flat array W_0, b_0, W_1, b_1, ...
+// of a network with these sizes (layer l maps sizes[l] inputs to sizes[l+1]
+// outputs); one entry per layer, then the total count.
+inline std::vector<index> parameter_offsets(const std::vector<index>& sizes) {
+    std::vector<index> offsets{0};
+    for (size_t l = 0; l + 1 < sizes.size(); ++l)
+        offsets.push_back(offsets.back() + sizes[l + 1] * sizes[l] + sizes[l + 1]);
+    return offsets;
+}
 
 }  // namespace bpfast

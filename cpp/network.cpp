@@ -43,17 +43,13 @@ Model<T>::Model(std::vector<index> sizes, std::vector<Activation> activations, L
       activations_(std::move(activations)),
       loss_(loss),
       reduction_(reduction),
-      small_net_(sizes_, activations_) {
+      offsets_(parameter_offsets(sizes_)),
+      n_parameters_(offsets_.back()),
+      small_net_(sizes_, activations_, offsets_) {
     if (sizes_.size() < 2 || activations_.size() != sizes_.size() - 1)
         throw std::invalid_argument("a model needs at least two sizes and one activation per layer");
-    index total = 0;
-    for (index l = 0; l < n_layers(); ++l) {
-        offsets_.push_back(total);
-        total += sizes_[l + 1] * sizes_[l] + sizes_[l + 1];
-    }
-    n_parameters_ = total;
-    params_.assign(total + SmallNetStep<T>::PARAMETER_PADDING, T(0));
-    grads_.assign(total, T(0));
+    params_.assign(n_parameters_ + SmallNetStep<T>::PARAMETER_PADDING, T(0));
+    grads_.assign(n_parameters_, T(0));
     outputs_.resize(n_layers());
     set_optimizer(OptimizerConfig{});
 }

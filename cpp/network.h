@@ -105,7 +105,7 @@ private:
     std::vector<Activation> activations_;
     LossKind loss_;
     Reduction reduction_;
-    std::vector<index> offsets_;
+    std::vector<index> offsets_;  // parameter_offsets(sizes_)
     index n_parameters_ = 0;
     // params_ has SmallNetStep's padding past the n_parameters_ values.
     AlignedVector<T> params_, grads_, state_m_, state_v_;

@@ -28,18 +28,17 @@ void column_sums(T* db, const T* delta, index batch, index n) {
 }  // namespace
 
 template <typename T>
-SmallNetStep<T>::SmallNetStep(const std::vector<index>& sizes, const std::vector<Activation>& activations)
+SmallNetStep<T>::SmallNetStep(const std::vector<index>& sizes, const std::vector<Activation>& activations,
+                              const std::vector<index>& offsets)
     : sizes_(sizes),
+      offsets_(offsets),
       activations_(activations),
       kernels_(active_small_net(static_cast<T*>(nullptr))),
       lanes_(kernels_.lanes),
       eligible_(kernels_.lanes > 0 && sizes.size() == activations.size() + 1) {
     if (!eligible_) return;  // Model reports a malformed network
-    index total = 0;
     for (index l = 0; l < n_layers(); ++l) {
-        offsets_.push_back(total);
         const index weights = sizes_[l + 1] * sizes_[l];
-        total += weights + sizes_[l + 1];
         if (weights * index(sizeof(T)) > MAX_WEIGHT_BYTES) eligible_ = false;
         // softmax needs whole rows; only the output layer may have it
         if (l + 1 < n_layers() && activations_[l] == Activation::softmax) eligible_ = false;

@@ -27,7 +27,9 @@ public:
     // Room the parameter array needs past its end.
     static constexpr index PARAMETER_PADDING = 64 / sizeof(T);
 
-    SmallNetStep(const std::vector<index>& sizes, const std::vector<Activation>& activations);
+    // offsets: parameter_offsets(sizes), the layout of the parameter array.
+    SmallNetStep(const std::vector<index>& sizes, const std::vector<Activation>& activations,
+                 const std::vector<index>& offsets);
 
     // Whether the path runs this network at this batch.
     bool takes(index batch) const { return eligible_ && batch >= 1 && batch <= MAX_BATCH; }
