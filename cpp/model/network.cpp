@@ -1,15 +1,15 @@
-#include "network.h"
+#include "model/network.h"
 
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <utility>
 
-#include "checks.h"
-#include "layers.h"
-#include "threads.h"
-#include "losses.h"
-#include "workspace.h"
+#include "kernels/elementwise/checks.h"
+#include "kernels/dense.h"
+#include "runtime/threads.h"
+#include "kernels/elementwise/losses.h"
+#include "runtime/workspace.h"
 
 namespace bpfast {
 namespace {

@@ -5,7 +5,7 @@
 #include <cmath>
 
 #include "common.h"
-#include "elementwise.h"
+#include "kernels/elementwise/elementwise.h"
 
 namespace bpfast {
 

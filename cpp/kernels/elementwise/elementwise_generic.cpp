@@ -1,5 +1,5 @@
 // Portable elementwise kernels (baseline ISA).
-#include "elementwise_table.h"
+#include "kernels/elementwise/elementwise_table.h"
 
 namespace bpfast {
 

@@ -8,7 +8,7 @@
 #include <type_traits>
 
 #include "common.h"
-#include "fastmath.h"
+#include "kernels/elementwise/fastmath.h"
 
 namespace bpfast {
 namespace {

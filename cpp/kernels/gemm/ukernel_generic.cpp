@@ -1,8 +1,8 @@
 // Portable micro-kernel: plain C++ over an MR x NR register tile. The fixed
 // trip counts let the compiler unroll the tile and vectorise along NR with the
 // baseline ISA (SSE2 on x86-64).
-#include "gemm_unit_dimension.h"
-#include "ukernel.h"
+#include "kernels/gemm/gemm_unit_dimension.h"
+#include "kernels/gemm/ukernel.h"
 
 namespace bpfast {
 namespace {

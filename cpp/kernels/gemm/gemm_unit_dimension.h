@@ -3,7 +3,7 @@
 // with that unit's flags) and reached through MicroKernel::unit_dimension.
 #pragma once
 
-#include "gemm.h"
+#include "kernels/gemm/gemm.h"
 
 namespace bpfast {
 namespace {

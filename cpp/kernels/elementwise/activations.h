@@ -4,7 +4,7 @@
 #pragma once
 
 #include "common.h"
-#include "elementwise.h"
+#include "kernels/elementwise/elementwise.h"
 
 namespace bpfast {
 

@@ -7,9 +7,9 @@
 // and divides the batch sizes MLPs use (16, 32, 64, ...) without padding.
 #include <immintrin.h>
 
-#include "gemm_unit_dimension.h"
-#include "pack_x86.h"
-#include "ukernel.h"
+#include "kernels/gemm/gemm_unit_dimension.h"
+#include "kernels/gemm/pack_x86.h"
+#include "kernels/gemm/ukernel.h"
 
 namespace bpfast {
 namespace {

@@ -1,9 +1,9 @@
-#include "layers.h"
+#include "kernels/dense.h"
 
 #include <algorithm>
 
-#include "activations.h"
-#include "gemm.h"
+#include "kernels/elementwise/activations.h"
+#include "kernels/gemm/gemm.h"
 
 namespace bpfast {
 

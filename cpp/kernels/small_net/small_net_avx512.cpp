@@ -1,7 +1,7 @@
 // The small-network kernels compiled with -mavx512f: 64-byte vectors (16
 // floats or 8 doubles) and 32 registers; called only when dispatch.cpp has
 // chosen the AVX-512 path.
-#include "small_net_loops.h"
+#include "kernels/small_net/small_net_loops.h"
 
 namespace bpfast {
 

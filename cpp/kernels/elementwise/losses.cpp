@@ -1,11 +1,11 @@
-#include "losses.h"
+#include "kernels/elementwise/losses.h"
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
 
-#include "activations.h"
-#include "fastmath.h"
+#include "kernels/elementwise/activations.h"
+#include "kernels/elementwise/fastmath.h"
 
 namespace bpfast {
 namespace {

@@ -1,6 +1,6 @@
 // Elementwise kernels compiled with -mavx2 -mfma; called only when
 // dispatch.cpp has seen both features on the CPU.
-#include "elementwise_table.h"
+#include "kernels/elementwise/elementwise_table.h"
 
 namespace bpfast {
 

@@ -13,16 +13,16 @@
 #include <string>
 #include <vector>
 
-#include "activations.h"
-#include "bind_common.h"
-#include "checks.h"
-#include "gemm.h"
-#include "layers.h"
-#include "losses.h"
-#include "optim.h"
-#include "threads.h"
-#include "ukernel.h"
-#include "workspace.h"
+#include "kernels/elementwise/activations.h"
+#include "bindings/bind_common.h"
+#include "kernels/elementwise/checks.h"
+#include "kernels/gemm/gemm.h"
+#include "kernels/dense.h"
+#include "kernels/elementwise/losses.h"
+#include "model/optim.h"
+#include "runtime/threads.h"
+#include "kernels/gemm/ukernel.h"
+#include "runtime/workspace.h"
 
 namespace py = pybind11;
 namespace bpfast {

@@ -17,14 +17,14 @@
 // Skinny path: when M fits in one MC block and B is row-major (the weight and
 // input gradients), each B row is read by the micro-kernel in place, so the
 // call never pays for packing B (only a ragged last panel is packed).
-#include "gemm.h"
+#include "kernels/gemm/gemm.h"
 
 #include <algorithm>
 #include <vector>
 
-#include "threads.h"
-#include "ukernel.h"
-#include "workspace.h"
+#include "runtime/threads.h"
+#include "kernels/gemm/ukernel.h"
+#include "runtime/workspace.h"
 
 namespace bpfast {
 namespace {

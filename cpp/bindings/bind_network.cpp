@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "bind_common.h"
-#include "checks.h"
-#include "network.h"
+#include "bindings/bind_common.h"
+#include "kernels/elementwise/checks.h"
+#include "model/network.h"
 
 namespace py = pybind11;
 

@@ -6,8 +6,8 @@
 #include <cstring>
 #include <utility>
 
-#include "small_net.h"
-#include "vector_lanes.h"
+#include "kernels/small_net/small_net.h"
+#include "kernels/elementwise/vector_lanes.h"
 
 namespace bpfast {
 namespace {

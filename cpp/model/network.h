@@ -12,9 +12,9 @@
 #include <vector>
 
 #include "common.h"
-#include "optim.h"
-#include "small_net_step.h"
-#include "workspace.h"
+#include "model/optim.h"
+#include "model/small_net_backend.h"
+#include "runtime/workspace.h"
 
 namespace bpfast {
 

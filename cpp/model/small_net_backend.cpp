@@ -1,11 +1,11 @@
-#include "small_net_step.h"
+#include "model/small_net_backend.h"
 
 #include <algorithm>
 #include <cstring>
 
-#include "activations.h"
-#include "checks.h"
-#include "workspace.h"
+#include "kernels/elementwise/activations.h"
+#include "kernels/elementwise/checks.h"
+#include "runtime/workspace.h"
 
 namespace bpfast {
 namespace {

@@ -1,6 +1,6 @@
 // Elementwise kernels compiled with -mavx512f (16 floats or 8 doubles a
 // vector); called only when dispatch.cpp has chosen the AVX-512 path.
-#include "elementwise_table.h"
+#include "kernels/elementwise/elementwise_table.h"
 
 namespace bpfast {
 

@@ -6,9 +6,9 @@
 #include <stdexcept>
 #include <string>
 
-#include "elementwise.h"
-#include "small_net.h"
-#include "ukernel.h"
+#include "kernels/elementwise/elementwise.h"
+#include "kernels/small_net/small_net.h"
+#include "kernels/gemm/ukernel.h"
 
 namespace bpfast {
 namespace {

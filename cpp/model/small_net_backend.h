@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "common.h"
-#include "small_net.h"
-#include "workspace.h"
+#include "kernels/small_net/small_net.h"
+#include "runtime/workspace.h"
 
 namespace bpfast {
 

@@ -4,7 +4,7 @@
 #pragma once
 
 #include "common.h"
-#include "gemm.h"
+#include "kernels/gemm/gemm.h"
 
 #ifndef BPFAST_HAVE_AVX2
 #define BPFAST_HAVE_AVX2 0

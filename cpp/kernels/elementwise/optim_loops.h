@@ -8,10 +8,10 @@
 #include <utility>
 
 #include "common.h"
-#include "elementwise_loops.h"
-#include "fastmath.h"
-#include "optim.h"
-#include "vector_lanes.h"
+#include "kernels/elementwise/elementwise_loops.h"
+#include "kernels/elementwise/fastmath.h"
+#include "model/optim.h"
+#include "kernels/elementwise/vector_lanes.h"
 
 namespace bpfast {
 namespace {

@@ -1,7 +1,7 @@
 // The small-network kernels compiled with -mavx2 -mfma: 32-byte vectors (8
 // floats or 4 doubles) and 16 registers; called only when dispatch.cpp has
 // seen both features on the CPU.
-#include "small_net_loops.h"
+#include "kernels/small_net/small_net_loops.h"
 
 namespace bpfast {
 

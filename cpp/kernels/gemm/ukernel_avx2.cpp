@@ -4,9 +4,9 @@
 //   double: 6 x 8 tile,  12 ymm accumulators (2 vectors of 4 per row)
 #include <immintrin.h>
 
-#include "gemm_unit_dimension.h"
-#include "pack_x86.h"
-#include "ukernel.h"
+#include "kernels/gemm/gemm_unit_dimension.h"
+#include "kernels/gemm/pack_x86.h"
+#include "kernels/gemm/ukernel.h"
 
 namespace bpfast {
 namespace {

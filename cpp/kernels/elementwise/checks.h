@@ -3,7 +3,7 @@
 #pragma once
 
 #include "common.h"
-#include "elementwise.h"
+#include "kernels/elementwise/elementwise.h"
 
 namespace bpfast {
 

@@ -3,9 +3,9 @@
 // elementwise_<isa>.cpp, so that each table points at its own unit's copies.
 #pragma once
 
-#include "elementwise.h"
-#include "elementwise_loops.h"
-#include "optim_loops.h"
+#include "kernels/elementwise/elementwise.h"
+#include "kernels/elementwise/elementwise_loops.h"
+#include "kernels/elementwise/optim_loops.h"
 
 namespace bpfast {
 namespace {
