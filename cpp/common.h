@@ -1,4 +1,4 @@
-// Shared definitions for the bpfast kernels.
+// Shared definitions for the bpfast core.
 //
 // Sizes used in shape comments throughout cpp/:
 //   batch  rows of a mini-batch (samples are rows)
@@ -7,7 +7,13 @@
 #pragma once
 
 #include <cstddef>
-#include <vector>
+
+#ifndef BPFAST_HAVE_AVX2
+#define BPFAST_HAVE_AVX2 0
+#endif
+#ifndef BPFAST_HAVE_AVX512
+#define BPFAST_HAVE_AVX512 0
+#endif
 
 namespace bpfast {
 
@@ -17,14 +23,9 @@ enum class Activation { identity, sigmoid, tanh, relu, softmax };
 
 enum class Reduction { mean, sum };
 
-// Where each layer's parameters start in the flat array W_0, b_0, W_1, b_1, ...
-// of a network with these sizes (layer l maps sizes[l] inputs to sizes[l+1]
-// outputs); one entry per layer, then the total count.
-inline std::vector<index> parameter_offsets(const std::vector<index>& sizes) {
-    std::vector<index> offsets{0};
-    for (size_t l = 0; l + 1 < sizes.size(); ++l)
-        offsets.push_back(offsets.back() + sizes[l + 1] * sizes[l] + sizes[l + 1]);
-    return offsets;
-}
+// softmax_ and sigmoid_cross_entropy take the logits: the output layer then
+// runs without its activation.
+enum class LossKind { squared_error, log_loss, binary_cross_entropy, softmax_cross_entropy,
+                      sigmoid_cross_entropy };
 
 }  // namespace bpfast

@@ -290,8 +290,8 @@ def test_misaligned_arrays_are_read_as_aligned_copies_and_refused_as_out():
     net = bpfast.Network([N_IN, 6, N_OUT], output="softmax", dtype="float32", seed=0)
     twin = bpfast.Network([N_IN, 6, N_OUT], output="softmax", dtype="float32", seed=0)
     X_odd, labels_odd = _misaligned(X), _misaligned(labels)
-    assert net._model.try_train_step(X_odd, labels, 0.1) is None
-    assert net._model.try_train_step(X, labels_odd, 0.1) is None
+    assert net._engine.plain_train_step(X_odd, labels, 0.1) is None
+    assert net._engine.plain_train_step(X, labels_odd, 0.1) is None
     assert net.train_step(X_odd, labels_odd, 0.1) == twin.train_step(X, labels, 0.1)
     for a, b in zip(net.layers, twin.layers):
         assert np.array_equal(a.W, b.W) and np.array_equal(a.b, b.b)

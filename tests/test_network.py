@@ -279,13 +279,13 @@ def test_train_step_takes_the_same_step_whatever_form_the_inputs_come_in(labels)
     direct = bpfast.Network([6, 8, 3], **kw)
     ref = reference.Network([6, 8, 3], **kw)
     probe = bpfast.Network([6, 8, 3], **kw)
-    assert probe._model.try_train_step(X, T, 0.3) is not None  # taken as is
+    assert probe._engine.plain_train_step(X, T, 0.3) is not None  # taken as is
     expected_loss = direct.train_step(X, T, lr=0.3)
     assert_close(expected_loss, ref.train_step(X, T, lr=0.3), np.float32, 1e-5)
     assert_same_weights(direct, ref, 1e-5)
     for name, X_form, T_form in _input_variants(X, T):
         net = bpfast.Network([6, 8, 3], **kw)
-        assert net._model.try_train_step(X_form, T_form, 0.3) is None, name  # not taken as is
+        assert net._engine.plain_train_step(X_form, T_form, 0.3) is None, name  # not taken as is
         assert net.train_step(X_form, T_form, lr=0.3) == expected_loss, name
         for a, b in zip(net.layers, direct.layers):
             assert np.array_equal(a.W, b.W) and np.array_equal(a.b, b.b), name
@@ -535,39 +535,30 @@ def test_sum_reduction_is_batch_times_mean(output, loss):
         assert_close(sb, batch * db, F64)
 
 
-def test_train_step_is_a_plain_function_bound_to_the_model_that_lets_both_go():
-    # net.train_step is a plain CPython function bound to the native model (no
-    # Python method and no pybind11 dispatch per call). It keeps the model
-    # alive while it exists and releases it after; it holds the network only
-    # weakly, so a network is freed like any object.
+def test_train_step_takes_plain_input_at_once_and_converts_the_rest():
+    # Arrays that need no conversion step through the engine's plain path;
+    # anything else is validated and converted first. Both give the same step.
     net = bpfast.Network([2, 3, 1], dtype="float64", seed=0)
     twin = bpfast.Network([2, 3, 1], dtype="float64", seed=0)
-    assert type(net.train_step).__name__ == "builtin_function_or_method"
-    model = net._model
-    before = sys.getrefcount(model)
-    direct = model.direct_train_step(weakref.WeakMethod(net._validating_train_step))
-    assert sys.getrefcount(model) == before + 1
     X, T = np.ones((4, 2)), np.zeros((4, 1))
-    assert direct(X, T, 0.1) == twin._model.try_train_step(X, T, 0.1)
-    assert direct(X, T, lr=0.1) == twin._model.try_train_step(X, T, 0.1)
+    assert net._engine.plain_train_step(X, T, 0.1) == twin.train_step(X, T, 0.1)
+    assert net._engine.plain_train_step(X, T, None) == twin.train_step(X, T, lr=None)
     assert_close(net.layers[0].W, twin.layers[0].W, F64, 0.0)
-    # Not the plain case: the validating path takes the call as it was made.
-    assert direct(X.astype(np.float32), T.tolist()) == twin.train_step(X, T)
+    # Not the plain case: nothing is done, and train_step converts.
+    for X_other, T_other, lr in [(X.astype(np.float32), T, None), (X, T.tolist(), None), (X, T, 1)]:
+        assert net._engine.plain_train_step(X_other, T_other, lr) is None
     assert_close(net.layers[0].W, twin.layers[0].W, F64, 0.0)
-    with pytest.raises(TypeError, match=r"Network\.train_step\(\) got an unexpected keyword argument 'rate'"):
+    assert net.train_step(X.astype(np.float32), T.tolist()) == twin.train_step(X, T)
+    assert_close(net.layers[0].W, twin.layers[0].W, F64, 0.0)
+    with pytest.raises(TypeError, match=r"train_step\(\) got an unexpected keyword argument 'rate'"):
         net.train_step(X, T, rate=0.1)
     with pytest.raises(ValueError, match="lr"):
         net.train_step(X, T, lr=-1.0)
-    del direct
-    assert sys.getrefcount(model) == before
-    survivor = net.train_step
+    # A network is freed like any object (no cycle through its engine).
     alive = weakref.ref(net)
-    del net, model
+    del net
     gc.collect()
     assert alive() is None
-    with pytest.raises(RuntimeError, match="no longer exists"):
-        survivor(X.astype(np.float32), T)  # needs the (gone) validating path
-    assert isinstance(survivor(X, T), float)  # the plain case needs only the model
 
 
 def test_a_subclass_that_overrides_train_step_keeps_its_override():

@@ -61,9 +61,9 @@ def assert_same_network(a, b):
     assert a.optimizer == b.optimizer and type(a.optimizer) is type(b.optimizer)
     assert a.optimizer.config() == b.optimizer.config()
     for which in (0, 1):
-        s, t = a._model.state(which), b._model.state(which)
+        s, t = a._engine.optimizer_state()[which], b._engine.optimizer_state()[which]
         assert s.dtype == t.dtype and s.tobytes() == t.tobytes()
-    assert (a._model.steps, a._model.epochs) == (b._model.steps, b._model.epochs)
+    assert (a._engine.steps, a._engine.epochs) == (b._engine.steps, b._engine.epochs)
 
 
 def continue_training(net):
@@ -87,7 +87,7 @@ def test_round_trip_is_exact_and_training_continues_identically(cls, dtype, opt,
     loaded = cls.load(path)
     assert_same_network(loaded, net)
     if opt != "sgd":  # the optimizer state is really non-trivial
-        assert np.any(net._model.state(0))
+        assert np.any(net._engine.optimizer_state()[0])
     ours, our_params = continue_training(net)
     theirs, their_params = continue_training(loaded)
     assert ours == theirs
@@ -129,7 +129,7 @@ def test_native_file_loads_into_the_reference_and_trains_alike(opt, tmp_path):
     assert type(ref) is reference.Network
     for p, q in zip(net.parameters(), ref.parameters()):
         assert p.tobytes() == q.tobytes()
-    assert (ref._model.steps, ref._model.epochs) == (net._model.steps, net._model.epochs)
+    assert (ref._engine.steps, ref._engine.epochs) == (net._engine.steps, net._engine.epochs)
     ours, our_params = continue_training(net)
     theirs, their_params = continue_training(ref)
     assert_close(np.array(ours), np.array(theirs), np.float64, 1e-10)

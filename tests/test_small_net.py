@@ -47,13 +47,13 @@ def make_batch(rng, sizes, output, batch):
 
 def test_the_path_takes_weights_up_to_64_kib_and_batches_up_to_128():
     for dtype in ("float32", "float64"):
-        small = bpfast.Network([32, 64, 64, 1], dtype=dtype)._model
-        assert [small.takes_small_path(b) for b in (1, 16, 128)] == [HAS_PATH] * 3
-        assert not small.takes_small_path(129)
-    assert bpfast.Network([128, 128, 1], dtype="float32")._model.takes_small_path(16) == HAS_PATH  # 64 KiB
-    assert not bpfast.Network([128, 256, 1], dtype="float32")._model.takes_small_path(16)
-    assert bpfast.Network([64, 128, 1], dtype="float64")._model.takes_small_path(16) == HAS_PATH
-    assert not bpfast.Network([128, 128, 1], dtype="float64")._model.takes_small_path(16)
+        small = bpfast.Network([32, 64, 64, 1], dtype=dtype)._engine
+        assert [small.uses_small_net(b) for b in (1, 16, 128)] == [HAS_PATH] * 3
+        assert not small.uses_small_net(129)
+    assert bpfast.Network([128, 128, 1], dtype="float32")._engine.uses_small_net(16) == HAS_PATH  # 64 KiB
+    assert not bpfast.Network([128, 256, 1], dtype="float32")._engine.uses_small_net(16)
+    assert bpfast.Network([64, 128, 1], dtype="float64")._engine.uses_small_net(16) == HAS_PATH
+    assert not bpfast.Network([128, 128, 1], dtype="float64")._engine.uses_small_net(16)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -67,7 +67,7 @@ def test_forward_loss_and_gradients_match_the_reference(sizes, output, loss, bat
         bias = rng.standard_normal(a.n_out) * 0.1
         a.b, b.b = bias, bias
     X, T = make_batch(rng, sizes, output, batch)
-    assert net._model.takes_small_path(batch) == HAS_PATH
+    assert net._engine.uses_small_net(batch) == HAS_PATH
     assert_close(net.forward(X), ref.forward(X), dtype)
     assert_close(net.loss(X, T), ref.loss(X, T), dtype)
     for (dW, db), (rdW, rdb) in zip(net.gradients(X, T), ref.gradients(X, T)):
@@ -97,7 +97,7 @@ def test_a_batch_gives_the_same_gradients_on_both_paths():
                          dtype="float64", seed=1)
     X, T = rng.standard_normal((64, 32)), rng.standard_normal((64, 1))
     small = [(dW.copy(), db.copy()) for dW, db in net.gradients(X, T)]
-    assert not net._model.takes_small_path(256)
+    assert not net._engine.uses_small_net(256)
     large = net.gradients(np.vstack([X] * 4), np.vstack([T] * 4))
     for (dW, db), (dW4, db4) in zip(small, large):
         assert_close(4 * dW, dW4, "float64")
@@ -114,7 +114,7 @@ def test_a_bias_gradient_that_overflows_alone_stops_the_step(batch):
     net.layers[0].W, net.layers[0].b = [[0.0]], [0.0]
     net.layers[1].W, net.layers[1].b = [[1e308]], [0.0]
     X, T = np.full((batch, 1), 0.01 / batch), np.full((batch, 1), -1.0)
-    assert net._model.takes_small_path(batch) == (HAS_PATH and batch <= 128)
+    assert net._engine.uses_small_net(batch) == (HAS_PATH and batch <= 128)
     before = [(layer.W.copy(), layer.b.copy()) for layer in net.layers]
     with pytest.raises(FloatingPointError, match=r"layer 0\b"):
         net.train_step(X, T, lr=1e-300)

@@ -1,5 +1,5 @@
 // Helpers shared by the binding files: array types, shape checks with
-// messages that name the argument, and name-to-enum conversions.
+// messages that name the argument. Names become enums through names.h.
 #pragma once
 
 #include <pybind11/numpy.h>
@@ -66,23 +66,11 @@ T* output(Out<T>& a, const std::vector<index>& shape, const char* name) {
     return a.mutable_data();
 }
 
-inline Activation activation_from(const std::string& name) {
-    if (name == "identity") return Activation::identity;
-    if (name == "sigmoid") return Activation::sigmoid;
-    if (name == "tanh") return Activation::tanh;
-    if (name == "relu") return Activation::relu;
-    if (name == "softmax") return Activation::softmax;
-    throw py::value_error("activation must be one of identity, sigmoid, tanh, relu, softmax; got '" +
-                          name + "'");
-}
+// Labels: C-contiguous int64 arrays, converted once if they are not.
+using Labels = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>;
 
-inline Reduction reduction_from(const std::string& name) {
-    if (name == "mean") return Reduction::mean;
-    if (name == "sum") return Reduction::sum;
-    throw py::value_error("reduction must be mean or sum; got '" + name + "'");
-}
-
-
+// Binders, one per file.
+void bind_kernels(py::module_ f32, py::module_ f64);
 void bind_network(py::module_ f32, py::module_ f64);
 
 }  // namespace bpfast

@@ -1,4 +1,4 @@
-// pybind11 module bpfast._core: validates shapes, takes pointers with the GIL
+// The kernels of bpfast.kernels: validates shapes, takes pointers with the GIL
 // held, releases the GIL around the kernel. No math here.
 //
 // Every kernel is bound twice, in the submodules f32 and f64. Inputs are
@@ -9,19 +9,19 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cmath>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include "kernels/elementwise/activations.h"
 #include "bindings/bind_common.h"
-#include "kernels/elementwise/checks.h"
-#include "kernels/gemm/gemm.h"
 #include "kernels/dense.h"
+#include "kernels/elementwise/activation_kernels.h"
+#include "kernels/elementwise/check_kernels.h"
 #include "kernels/elementwise/losses.h"
-#include "model/optim.h"
-#include "runtime/threads.h"
-#include "kernels/gemm/ukernel.h"
+#include "kernels/elementwise/optim_kernels.h"
+#include "kernels/gemm/gemm.h"
+#include "names.h"
 #include "runtime/workspace.h"
 
 namespace py = pybind11;
@@ -29,22 +29,7 @@ namespace bpfast {
 namespace {
 
 template <typename T>
-using LossFn = double (*)(T*, const T*, const T*, index, index, Reduction);
-
-template <typename T>
-LossFn<T> loss_from(const std::string& name) {
-    if (name == "squared_error") return &squared_error<T>;
-    if (name == "log_loss") return &log_loss<T>;
-    if (name == "binary_cross_entropy") return &binary_cross_entropy<T>;
-    if (name == "softmax_cross_entropy") return &softmax_cross_entropy<T>;
-    if (name == "sigmoid_cross_entropy") return &sigmoid_cross_entropy<T>;
-    throw py::value_error(
-        "loss must be one of squared_error, log_loss, binary_cross_entropy, softmax_cross_entropy, "
-        "sigmoid_cross_entropy; got '" + name + "'");
-}
-
-template <typename T>
-void bind_kernels(py::module_ m) {
+void bind_kernels_of(py::module_ m) {
     m.def(
         "matmul",
         [](In<T> A, In<T> B, bool trans_a, bool trans_b, Out<T> out) {
@@ -97,33 +82,33 @@ void bind_kernels(py::module_ m) {
     m.def(
         "activation_forward",
         [](In<T> Z, const std::string& activation, Out<T> out) {
-            const Activation act = activation_from(activation);
+            const Activation act = from_name(ACTIVATION_NAMES, activation, "activation");
             expect_ndim(Z, 2, "Z");
             const index rows = Z.shape(0), cols = Z.shape(1);
             T* A = output(out, {rows, cols}, "out");
             const T* z = Z.data();
             py::gil_scoped_release release;
-            activate(z, A, rows, cols, act);
+            activation_forward(A, z, rows, cols, act);
         },
         py::arg("Z"), py::arg("activation"), py::arg("out").noconvert());
 
     m.def(
         "activation_backward",
         [](In<T> dA, In<T> A, const std::string& activation, Out<T> out) {
-            const Activation act = activation_from(activation);
+            const Activation act = from_name(ACTIVATION_NAMES, activation, "activation");
             expect_ndim(A, 2, "A");
             const index rows = A.shape(0), cols = A.shape(1);
             expect_shape(dA, {rows, cols}, "dA");
             T* dZ = output(out, {rows, cols}, "out");
             py::gil_scoped_release release;
-            activation_backward(dZ, dA.data(), A.data(), rows, cols, act);
+            activation_backward(dZ, static_cast<T*>(nullptr), dA.data(), A.data(), rows, cols, act);
         },
         py::arg("dA"), py::arg("A"), py::arg("activation"), py::arg("out").noconvert());
 
     m.def(
         "dense_forward",
         [](In<T> X, In<T> W, In<T> b, const std::string& activation, Out<T> out) {
-            const Activation act = activation_from(activation);
+            const Activation act = from_name(ACTIVATION_NAMES, activation, "activation");
             expect_ndim(W, 2, "W");
             const index n_out = W.shape(0), n_in = W.shape(1);
             expect_ndim(X, 2, "X");
@@ -140,7 +125,7 @@ void bind_kernels(py::module_ m) {
         "dense_backward",
         [](In<T> dA, In<T> X, In<T> W, In<T> A, const std::string& activation,
            std::optional<Out<T>> dX_out, Out<T> dW_out, Out<T> db_out) {
-            const Activation act = activation_from(activation);
+            const Activation act = from_name(ACTIVATION_NAMES, activation, "activation");
             expect_ndim(W, 2, "W");
             const index n_out = W.shape(0), n_in = W.shape(1);
             expect_ndim(X, 2, "X");
@@ -163,8 +148,8 @@ void bind_kernels(py::module_ m) {
     m.def(
         "loss",
         [](const std::string& name, In<T> Y, In<T> Tg, const std::string& reduction, Out<T> grad) {
-            const LossFn<T> fn = loss_from<T>(name);
-            const Reduction r = reduction_from(reduction);
+            const LossFn<T> fn = loss_function<T>(from_name(LOSS_NAMES, name, "loss"));
+            const Reduction r = from_name(REDUCTION_NAMES, reduction, "reduction");
             expect_ndim(Y, 2, "Y");
             const index batch = Y.shape(0), n = Y.shape(1);
             expect_shape(Tg, {batch, n}, "T");
@@ -177,45 +162,69 @@ void bind_kernels(py::module_ m) {
 
     m.def(
         "sgd_update",
-        [](Out<T> param, In<T> grad, double lr) {
+        [](Out<T> param, In<T> grad, std::optional<Out<T>> velocity, double lr, double momentum, bool nesterov,
+           double weight_decay) {
             const std::vector<index> shape(param.shape(), param.shape() + param.ndim());
             T* p = output(param, shape, "param");
             expect_shape(grad, shape, "grad");
+            T* b = velocity ? output(*velocity, shape, "velocity") : nullptr;
+            if (momentum != 0.0 && !b) throw py::value_error("velocity must be given when momentum is not 0");
+            const SgdStep s{lr, momentum, nesterov, weight_decay};
             py::gil_scoped_release release;
-            sgd_update<T>(p, grad.data(), static_cast<index>(param.size()), static_cast<T>(lr));
+            sgd_update<T>(p, grad.data(), b, static_cast<index>(param.size()), s);
         },
-        py::arg("param").noconvert(), py::arg("grad"), py::arg("lr"));
+        py::arg("param").noconvert(), py::arg("grad"), py::arg("velocity").noconvert().none(true), py::arg("lr"),
+        py::arg("momentum"), py::arg("nesterov"), py::arg("weight_decay"));
+
+    m.def(
+        "adam_update",
+        [](Out<T> param, In<T> grad, Out<T> m1, Out<T> m2, long step, double lr, double beta1, double beta2,
+           double eps, double weight_decay, bool decoupled) {
+            const std::vector<index> shape(param.shape(), param.shape() + param.ndim());
+            T* p = output(param, shape, "param");
+            expect_shape(grad, shape, "grad");
+            T* m = output(m1, shape, "m");
+            T* v = output(m2, shape, "v");
+            if (step < 1) throw py::value_error("step must be at least 1; got " + std::to_string(step));
+            const AdamStep s{step, lr, beta1, beta2, eps, weight_decay, decoupled};
+            py::gil_scoped_release release;
+            adam_update<T>(p, grad.data(), m, v, static_cast<index>(param.size()), s);
+        },
+        py::arg("param").noconvert(), py::arg("grad"), py::arg("m").noconvert(), py::arg("v").noconvert(),
+        py::arg("step"), py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"),
+        py::arg("decoupled"));
+
+    m.def(
+        "clip_by_global_norm",
+        [](const std::vector<py::array>& grads, double max_norm) {
+            // Every array is scaled in place: each must already be an array of T (never a converted copy).
+            std::vector<std::pair<T*, index>> arrays;
+            for (size_t i = 0; i < grads.size(); ++i) {
+                const std::string name = "grads[" + std::to_string(i) + "]";
+                if (!Out<T>::check_(grads[i]))
+                    throw py::type_error(name + " must be an array of the dtype of grads[0]");
+                auto g = py::reinterpret_borrow<Out<T>>(grads[i]);
+                const std::vector<index> shape(g.shape(), g.shape() + g.ndim());
+                arrays.emplace_back(output(g, shape, name.c_str()), static_cast<index>(g.size()));
+            }
+            py::gil_scoped_release release;
+            double squares = 0.0;
+            for (const auto& [g, n] : arrays) squares += sum_of_squares(g, n);
+            const double norm = std::sqrt(squares);
+            // torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when that is below 1.
+            const double factor = max_norm / (norm + 1e-6);
+            if (factor < 1.0)
+                for (const auto& [g, n] : arrays) scale_in_place(g, n, factor);
+            return norm;
+        },
+        py::arg("grads"), py::arg("max_norm"));
 }
 
 }  // namespace
-}  // namespace bpfast
 
-PYBIND11_MODULE(_core, m) {
-    m.doc() = "bpfast's compiled kernels; use them through bpfast.kernels";
-    // Choose the micro-kernel now, so that a bad BPFAST_ISA fails at import.
-    m.attr("isa") = std::string(bpfast::active_isa());
-    m.def("set_num_threads", [](int n) {
-        if (n < 1) throw py::value_error("n must be a positive number of threads; got " + std::to_string(n));
-        bpfast::set_num_threads(n);
-    }, py::arg("n"), "Use n threads (the caller included) in the kernels.");
-    m.def("get_num_threads", &bpfast::get_num_threads, "Threads the kernels use.");
-    m.def("threads_started", &bpfast::threads_started,
-          "How many OS threads the pool has started since import; it does not grow per call.");
-    py::module_ f32 = m.def_submodule("f32", "float32 kernels and model");
-    py::module_ f64 = m.def_submodule("f64", "float64 kernels and model");
-    bpfast::bind_kernels<float>(f32);
-    bpfast::bind_kernels<double>(f64);
-    bpfast::bind_network(f32, f64);
-    m.def("all_finite", [](py::array a) -> py::object {
-        // Native check for C-contiguous float32/float64 arrays; None means "not handled".
-        if (!(a.flags() & py::array::c_style) || !bpfast::aligned_to(a, a.itemsize())) return py::none();
-        const auto n = static_cast<bpfast::index>(a.size());
-        if (a.dtype().is(py::dtype::of<float>()))
-            return py::bool_(bpfast::all_finite(static_cast<const float*>(a.data()), n));
-        if (a.dtype().is(py::dtype::of<double>()))
-            return py::bool_(bpfast::all_finite(static_cast<const double*>(a.data()), n));
-        return py::none();
-    }, py::arg("array"), "Whether a C-contiguous float array holds no NaN or Inf; None for other arrays.");
-    m.def("buffer_growths", &bpfast::buffer_growths,
-          "How many times a native work buffer has grown since import (steady state: never).");
+void bind_kernels(py::module_ f32, py::module_ f64) {
+    bind_kernels_of<float>(f32);
+    bind_kernels_of<double>(f64);
 }
+
+}  // namespace bpfast

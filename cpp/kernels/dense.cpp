@@ -1,8 +1,6 @@
 #include "kernels/dense.h"
 
-#include <algorithm>
-
-#include "kernels/elementwise/activations.h"
+#include "kernels/elementwise/activation_kernels.h"
 #include "kernels/gemm/gemm.h"
 
 namespace bpfast {
@@ -32,17 +30,7 @@ void dense_forward(T* A, const T* X, const T* W, const T* b, index batch, index 
     const BiasActivation<T> context{b, act == Activation::softmax ? Activation::identity : act};
     const Epilogue<T> epilogue{&bias_activation_tile<T>, &context};
     gemm<T>(batch, n_out, n_in, as_matrix(X, n_in), as_transpose(W, n_in), A, n_out, false, &epilogue);
-    if (act == Activation::softmax) activate(A, A, batch, n_out, act);
-}
-
-template <typename T>
-void bias_gradient(T* db, const T* delta, index batch, index n_out) {
-    // delta is (batch, n_out), db is (n_out,)
-    std::fill(db, db + n_out, T(0));
-    for (index r = 0; r < batch; ++r) {
-        const T* row = delta + r * n_out;
-        for (index j = 0; j < n_out; ++j) db[j] += row[j];
-    }
+    if (act == Activation::softmax) activation_forward(A, A, batch, n_out, act);
 }
 
 template <typename T>
@@ -50,7 +38,7 @@ void dense_backward(T* dX, T* dW, T* db, T* delta, const T* dA, const T* X, cons
                     index batch, index n_in, index n_out, Activation act) {
     // dA and A are (batch, n_out), X and dX are (batch, n_in), W and dW are (n_out, n_in)
     // One pass over dA: δ = dA ⊙ σ'(A) row by row, with db summed while the row is in cache.
-    activation_backward(delta, dA, A, batch, n_out, act, db);
+    activation_backward(delta, db, dA, A, batch, n_out, act);
     gemm<T>(n_out, n_in, batch, as_transpose(delta, n_out), as_matrix(X, n_in), dW, n_in, false);
     if (dX) gemm<T>(batch, n_in, n_out, as_matrix(delta, n_out), as_matrix(W, n_in), dX, n_in, false);
 }
@@ -59,8 +47,7 @@ void dense_backward(T* dX, T* dW, T* db, T* delta, const T* dA, const T* X, cons
     template void dense_forward<T>(T*, const T*, const T*, const T*, index, index, index,        \
                                    Activation);                                                  \
     template void dense_backward<T>(T*, T*, T*, T*, const T*, const T*, const T*, const T*, index,  \
-                                    index, index, Activation);                                   \
-    template void bias_gradient<T>(T*, const T*, index, index);
+                                    index, index, Activation);
 BPFAST_INSTANTIATE(float)
 BPFAST_INSTANTIATE(double)
 #undef BPFAST_INSTANTIATE

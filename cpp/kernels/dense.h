@@ -1,4 +1,4 @@
-// Dense layer forward and backward, built on gemm and the activations.
+// Dense layer forward and backward, built on gemm and the activation kernels.
 #pragma once
 
 #include "common.h"
@@ -17,9 +17,5 @@ void dense_forward(T* A, const T* X, const T* W, const T* b, index batch, index 
 template <typename T>
 void dense_backward(T* dX, T* dW, T* db, T* delta, const T* dA, const T* X, const T* W, const T* A,
                     index batch, index n_in, index n_out, Activation act);
-
-// db = Σ_rows δ. δ is (batch, n_out), db is (n_out,).
-template <typename T>
-void bias_gradient(T* db, const T* delta, index batch, index n_out);
 
 }  // namespace bpfast

@@ -5,132 +5,87 @@
 #include <stdexcept>
 #include <utility>
 
-#include "kernels/elementwise/checks.h"
-#include "kernels/dense.h"
-#include "runtime/threads.h"
+#include "kernels/elementwise/activation_kernels.h"
+#include "kernels/elementwise/check_kernels.h"
 #include "kernels/elementwise/losses.h"
-#include "runtime/workspace.h"
+#include "runtime/threads.h"
 
 namespace bpfast {
-namespace {
 
 template <typename T>
-using LossFn = double (*)(T*, const T*, const T*, index, index, Reduction);
-
-template <typename T>
-LossFn<T> loss_function(LossKind kind) {
-    switch (kind) {
-        case LossKind::squared_error: return &squared_error<T>;
-        case LossKind::log_loss: return &log_loss<T>;
-        case LossKind::binary_cross_entropy: return &binary_cross_entropy<T>;
-        case LossKind::softmax_cross_entropy: return &softmax_cross_entropy<T>;
-        case LossKind::sigmoid_cross_entropy: return &sigmoid_cross_entropy<T>;
-    }
-    return &squared_error<T>;
-}
-
-// Losses computed from the logits: the output layer runs without its activation.
-bool takes_logits(LossKind kind) {
-    return kind == LossKind::softmax_cross_entropy || kind == LossKind::sigmoid_cross_entropy;
-}
-
-}  // namespace
-
-template <typename T>
-Model<T>::Model(std::vector<index> sizes, std::vector<Activation> activations, LossKind loss,
-                Reduction reduction)
-    : sizes_(std::move(sizes)),
+Network<T>::Network(std::vector<index> sizes, std::vector<Activation> activations, LossKind loss,
+                    Reduction reduction)
+    : layout_(std::move(sizes)),
       activations_(std::move(activations)),
       loss_(loss),
       reduction_(reduction),
-      offsets_(parameter_offsets(sizes_)),
-      n_parameters_(offsets_.back()),
-      small_net_(sizes_, activations_, offsets_) {
-    if (sizes_.size() < 2 || activations_.size() != sizes_.size() - 1)
-        throw std::invalid_argument("a model needs at least two sizes and one activation per layer");
-    params_.assign(n_parameters_ + SmallNetStep<T>::PARAMETER_PADDING, T(0));
-    grads_.assign(n_parameters_, T(0));
-    outputs_.resize(n_layers());
-    set_optimizer(OptimizerConfig{});
+      optimizer_(layout_),
+      gemm_(layout_),
+      small_net_(layout_, activations_) {
+    if (layout_.sizes().size() < 2 || static_cast<index>(activations_.size()) != n_layers())
+        throw std::invalid_argument("a network needs at least two sizes and one activation per layer");
+    params_.assign(layout_.n_parameters() + SmallNetBackend<T>::PARAMETER_PADDING, T(0));
+    grads_.assign(layout_.n_parameters(), T(0));
+}
+
+// The one place that decides which backend runs a batch.
+template <typename T>
+LayerBackend<T>& Network<T>::backend_for(index batch) {
+    if (small_net_.takes(batch)) return small_net_;
+    return gemm_;
+}
+
+// A loss computed from the logits runs the output layer without its activation.
+template <typename T>
+Activation Network<T>::activation_of(index l, bool logits_out) const {
+    return l == n_layers() - 1 && logits_out ? Activation::identity : activations_[l];
 }
 
 template <typename T>
-void Model<T>::set_optimizer(const OptimizerConfig& config) {
-    optimizer_ = config;
-    const bool adam = config.kind != OptimizerKind::sgd;
-    state_m_.assign(adam || config.momentum != 0.0 ? n_parameters_ : 0, T(0));
-    state_v_.assign(adam ? n_parameters_ : 0, T(0));
-    steps_ = epochs_ = 0;  // schedules count from the moment the optimizer is set
-}
-
-template <typename T>
-void Model<T>::ensure_batch(index batch) {
-    if (batch <= capacity_) return;
-    const index widest = *std::max_element(sizes_.begin() + 1, sizes_.end());
-    for (index l = 0; l < n_layers(); ++l) reserve(outputs_[l], batch * sizes_[l + 1]);
-    reserve(grad_a_, batch * widest);
-    reserve(grad_b_, batch * widest);
-    reserve(delta_, batch * widest);
-    reserve(batch_x_, batch * sizes_.front());
-    reserve(batch_t_, batch * sizes_.back());
-    capacity_ = batch;
-}
-
-template <typename T>
-const T* Model<T>::forward_pass(const T* X, index batch, bool logits_out) {
+const T* Network<T>::forward_pass(LayerBackend<T>& backend, const T* X, index batch, bool logits_out) {
     // X is (batch, n[0]); returns (batch, n[L])
-    if (small_net_.takes(batch)) return small_net_.forward(params_.data(), X, batch, logits_out);
-    ensure_batch(batch);
-    const T* input = X;
-    for (index l = 0; l < n_layers(); ++l) {
-        const bool last = l == n_layers() - 1;
-        const Activation act = last && logits_out ? Activation::identity : activations_[l];
-        const T* W = params_.data() + weight_offset(l);
-        const T* b = params_.data() + bias_offset(l);
-        dense_forward<T>(outputs_[l].data(), input, W, b, batch, sizes_[l], sizes_[l + 1], act);
-        input = outputs_[l].data();
-    }
-    return input;
-}
-
-// Inference runs in chunks no larger than the training batch (or 1024 rows),
-// so that a big evaluation set does not grow the workspace.
-template <typename T>
-index Model<T>::chunk_rows(index batch) const {
-    return std::min(batch, std::max<index>(capacity_, 1024));
+    backend.start_forward(X, batch);
+    for (index l = 0; l < n_layers(); ++l)
+        backend.layer_forward(l, params_.data() + layout_.weights(l), params_.data() + layout_.bias(l),
+                              activation_of(l, logits_out));
+    return backend.output();
 }
 
 template <typename T>
-void Model<T>::forward(T* out, const T* X, index batch) {
-    const index n_in = sizes_.front(), n_out = sizes_.back(), chunk = chunk_rows(batch);
+void Network<T>::forward(T* out, const T* X, index batch) {
+    // Inference runs in chunks no larger than the largest training batch (or
+    // 1024 rows), so that a big evaluation set does not grow the workspace.
+    const index n_in = sizes().front(), n_out = sizes().back();
+    const index chunk = std::min(batch, std::max<index>(largest_batch_, 1024));
     for (index start = 0; start < batch; start += chunk) {
         const index rows = std::min(chunk, batch - start);
-        const T* Y = forward_pass(X + start * n_in, rows, false);
+        const T* Y = forward_pass(backend_for(rows), X + start * n_in, rows, false);
         std::copy(Y, Y + rows * n_out, out + start * n_out);
     }
 }
 
 template <typename T>
-double Model<T>::loss(const T* X, Targets<T> targets, index batch) {
-    const index n_in = sizes_.front(), n_out = sizes_.back(), chunk = chunk_rows(batch);
+double Network<T>::loss(const T* X, Targets<T> targets, index batch) {
+    const index n_in = sizes().front(), n_out = sizes().back();
+    const index chunk = std::min(batch, std::max<index>(largest_batch_, 1024));
     double total = 0.0;
     for (index start = 0; start < batch; start += chunk) {
         const index rows = std::min(chunk, batch - start);
-        ensure_batch(rows);
         const T* Tg = dense_targets(targets.from_row(start, n_out), rows, nullptr);
-        const T* Y = forward_pass(X + start * n_in, rows, takes_logits(loss_));
-        const double value = loss_function<T>(loss_)(grad_a_.data(), Y, Tg, rows, n_out, reduction_);
+        LayerBackend<T>& backend = backend_for(rows);
+        const T* Y = forward_pass(backend, X + start * n_in, rows, takes_logits(loss_));
+        const double value = loss_function<T>(loss_)(backend.output_gradient(), Y, Tg, rows, n_out, reduction_);
         total += reduction_ == Reduction::mean ? value * double(rows) : value;
     }
     return reduction_ == Reduction::mean ? total / double(batch) : total;
 }
 
 template <typename T>
-const T* Model<T>::dense_targets(Targets<T> targets, index batch, const std::int64_t* rows) {
+const T* Network<T>::dense_targets(Targets<T> targets, index batch, const std::int64_t* rows) {
     // returns (batch, n_out) targets; rows (when given) picks the samples
-    const index n_out = sizes_.back();
+    const index n_out = sizes().back();
     if (targets.dense && !rows) return targets.dense;
-    T* t = batch_t_.data();
+    T* t = reserve(batch_t_, static_cast<size_t>(batch * n_out));
     for (index i = 0; i < batch; ++i) {
         const index r = rows ? rows[i] : i;
         T* row = t + i * n_out;
@@ -147,182 +102,129 @@ const T* Model<T>::dense_targets(Targets<T> targets, index batch, const std::int
 }
 
 template <typename T>
-double Model<T>::loss_and_backward(const T* X, const T* Tg, index batch) {
+double Network<T>::loss_and_gradients(const T* X, const T* Tg, index batch) {
+    largest_batch_ = std::max(largest_batch_, batch);
     const bool logits = takes_logits(loss_);
-    if (small_net_.takes(batch)) {
-        const T* Y = forward_pass(X, batch, logits);
-        const double value = loss_function<T>(loss_)(small_net_.output_gradient(), Y, Tg, batch, sizes_.back(),
-                                                     reduction_);
-        gradients_known_finite_ = small_net_.backward(params_.data(), grads_.data(), batch, logits);
-        return value;
+    const index last = n_layers() - 1, n_out = sizes().back();
+    LayerBackend<T>& backend = backend_for(batch);
+    const T* Y = forward_pass(backend, X, batch, logits);
+    T* delta = backend.output_gradient();
+    const double value = loss_function<T>(loss_)(delta, Y, Tg, batch, n_out, reduction_);
+    // δ of the output layer = dL/dY ⊙ σ'(Y), in place, and its db
+    T* grads = grads_.data();
+    activation_backward(delta, grads + layout_.bias(last), delta, Y, batch, n_out, activation_of(last, logits));
+    bool verified = all_finite(grads + layout_.bias(last), n_out);
+    for (index l = last; l >= 0; --l) {
+        verified &= backend.weight_gradient(l, grads + layout_.weights(l));
+        if (l > 0)
+            verified &= backend.input_gradient(l, params_.data() + layout_.weights(l), grads + layout_.bias(l - 1),
+                                               activations_[l - 1]);
     }
-    gradients_known_finite_ = false;
-    const T* Y = forward_pass(X, batch, logits);
-    T* dA = grad_a_.data();
-    T* dX = grad_b_.data();
-    const double value = loss_function<T>(loss_)(dA, Y, Tg, batch, sizes_.back(), reduction_);
-    for (index l = n_layers() - 1; l >= 0; --l) {
-        const bool last = l == n_layers() - 1;
-        const Activation act = last && logits ? Activation::identity : activations_[l];
-        const T* input = l == 0 ? X : outputs_[l - 1].data();
-        dense_backward<T>(l > 0 ? dX : nullptr, grads_.data() + weight_offset(l),
-                          grads_.data() + bias_offset(l), delta_.data(), dA, input,
-                          params_.data() + weight_offset(l), outputs_[l].data(), batch, sizes_[l],
-                          sizes_[l + 1], act);
-        std::swap(dA, dX);
-    }
+    gradients_verified_ = verified;
     return value;
 }
 
 template <typename T>
-double Model<T>::compute_gradients(const T* X, Targets<T> targets, index batch) {
-    ensure_batch(batch);
-    return loss_and_backward(X, dense_targets(targets, batch, nullptr), batch);
+double Network<T>::compute_gradients(const T* X, Targets<T> targets, index batch) {
+    return loss_and_gradients(X, dense_targets(targets, batch, nullptr), batch);
 }
 
 template <typename T>
-StepStatus Model<T>::step(const T* X, const T* Tg, index batch) {
+index Network<T>::first_non_finite_layer(const T* grads, double* squares) {
+    // The first layer whose gradient holds a NaN or Inf, or -1; with squares
+    // given, also Σ g² over every gradient (clipping needs it).
+    const bool clipping = squares != nullptr;
+    const index n = layout_.n_parameters(), chunks = (n + CHUNK - 1) / CHUNK;
+    double* partial = reserve(chunk_sums_, static_cast<size_t>(chunks));
+    // One pass over all gradients, in chunks that do not depend on the thread count.
+    for_each_chunk(n, [&](index lo, index hi) {
+        partial[lo / CHUNK] = clipping ? sum_of_squares(grads + lo, hi - lo) : (all_finite(grads + lo, hi - lo) ? 0.0 : NAN);
+    });
+    double total = 0.0;
+    for (index i = 0; i < chunks; ++i) total += partial[i];  // fixed order
+    if (std::isfinite(total)) {
+        if (clipping) *squares = total;
+        return -1;
+    }
+    // Per layer only to name the culprit: the first with a NaN or Inf, or
+    // whose Σ g² overflows (clipping could not scale it).
+    for (index l = 0; l < n_layers(); ++l) {
+        const T* g = grads + layout_.weights(l);
+        const index count = layout_.layer_end(l) - layout_.weights(l);
+        if (!all_finite(g, count) || (clipping && !std::isfinite(sum_of_squares(g, count)))) return l;
+    }
+    return n_layers() - 1;  // every layer's Σ g² is finite but not their total
+}
+
+template <typename T>
+StepStatus Network<T>::guarded_update(T* grads, double loss, double lr) {
     StepStatus status;
-    status.loss = loss_and_backward(X, Tg, batch);
-    status.finite = std::isfinite(status.loss);
-    if (status.finite) check_and_update(status);
+    status.loss = loss;
+    if (!std::isfinite(loss)) {
+        status.finite = false;
+        return status;
+    }
+    double squares = 0.0;
+    if (!gradients_verified_ || optimizer_.clips()) {
+        status.non_finite_layer = first_non_finite_layer(grads, optimizer_.clips() ? &squares : nullptr);
+        if (status.non_finite_layer >= 0) {
+            status.finite = false;
+            return status;
+        }
+    }
+    optimizer_.update(params_.data(), grads, squares, lr);
     return status;
 }
 
-// Elementwise passes over parameter-sized arrays run on the pool in chunks
-// of fixed size, so that the work split (and any sum) does not depend on the
-// thread count.
-constexpr index CHUNK = 1 << 15;
-
-template <typename F>
-void for_each_chunk(index n, const F& f) {
-    // f(begin, end) on [0, n) in chunks; one chunk runs inline.
-    const index chunks = (n + CHUNK - 1) / CHUNK;
-    if (chunks <= 1) return f(index(0), n);
-    parallel_for(chunks, [&](index c) { f(c * CHUNK, std::min(n, (c + 1) * CHUNK)); });
+template <typename T>
+StepStatus Network<T>::apply_update(T* grads, double loss, double lr) {
+    if (grads != grads_.data()) gradients_verified_ = false;  // only the backward pass's own output is known
+    return guarded_update(grads, loss, lr);
 }
 
 template <typename T>
-int Model<T>::first_non_finite_layer(double* squares) {
-    // The first layer whose gradient holds a NaN or Inf, or -1; with squares
-    // given, also Σ g² over every gradient (needed for clipping).
-    const bool clipping = squares != nullptr;
-    if (!clipping) {
-        // One pass over all gradients; per layer only to name the culprit.
-        const index n = static_cast<index>(grads_.size()), chunks = (n + CHUNK - 1) / CHUNK;
-        unsigned char* ok = reserve(chunk_ok_, static_cast<size_t>(chunks));
-        const T* g = grads_.data();
-        for_each_chunk(n, [&](index lo, index hi) { ok[lo / CHUNK] = all_finite(g + lo, hi - lo); });
-        if (std::all_of(ok, ok + chunks, [](unsigned char b) { return b != 0; })) return -1;
-    }
-    double total = 0.0;
-    for (index l = 0; l < n_layers(); ++l) {
-        const index begin = offsets_[l], n = bias_offset(l) + sizes_[l + 1] - begin;
-        const T* g = grads_.data() + begin;
-        const index chunks = (n + CHUNK - 1) / CHUNK;
-        double* partial = reserve(chunk_sums_, static_cast<size_t>(chunks));
-        for_each_chunk(n, [&](index lo, index hi) {
-            partial[lo / CHUNK] = clipping ? sum_of_squares(g + lo, hi - lo)
-                                           : (all_finite(g + lo, hi - lo) ? 0.0 : NAN);
-        });
-        double layer = 0.0;
-        for (index i = 0; i < chunks; ++i) layer += partial[i];  // fixed order
-        if (!std::isfinite(layer)) return static_cast<int>(l);
-        total += layer;
-    }
-    if (clipping) *squares = total;
-    return -1;
+StepStatus Network<T>::train_step(const T* X, Targets<T> targets, index batch, double lr) {
+    const double value = compute_gradients(X, targets, batch);
+    return guarded_update(grads_.data(), value, lr);
 }
 
 template <typename T>
-void Model<T>::check_and_update(StepStatus& status) {
-    const OptimizerConfig& c = optimizer_;
-    const bool clipping = c.clip_norm > 0.0;
-    double squares = 0.0;
-    // The small-network path checks its gradients as it writes them.
-    status.bad_layer = gradients_known_finite_ && !clipping
-                           ? -1
-                           : first_non_finite_layer(clipping ? &squares : nullptr);
-    if (status.bad_layer >= 0) {
-        status.finite = false;
-        return;
-    }
-    if (clipping) {
-        // torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when that is below 1.
-        const double coef = c.clip_norm / (std::sqrt(squares) + 1e-6);
-        if (coef < 1.0) {
-            T* g = grads_.data();
-            for_each_chunk(static_cast<index>(grads_.size()), [&](index lo, index hi) {
-                for (index i = lo; i < hi; ++i) g[i] *= T(coef);
-            });
-        }
-    }
-    const double lr = c.learning_rate(steps_, epochs_);
-    ++steps_;
-    // One pass over all parameters when weights and biases decay alike,
-    // else one per array.
-    auto update = [&](index begin, index n, double decay) {
-        T* p = params_.data() + begin;
-        const T* g = grads_.data() + begin;
-        T* m = state_m_.empty() ? nullptr : state_m_.data() + begin;
-        T* v = state_v_.empty() ? nullptr : state_v_.data() + begin;
-        for_each_chunk(n, [&](index lo, index hi) {
-            optimizer_update<T>(p + lo, g + lo, m ? m + lo : nullptr, v ? v + lo : nullptr, hi - lo, c, lr,
-                                decay, steps_);
-        });
-    };
-    if (c.weight_decay == 0.0 || c.decay_bias)
-        return update(0, n_parameters_, c.weight_decay);
-    for (index l = 0; l < n_layers(); ++l) {
-        update(weight_offset(l), sizes_[l + 1] * sizes_[l], c.weight_decay);
-        update(bias_offset(l), sizes_[l + 1], 0.0);
-    }
-}
-
-template <typename T>
-StepStatus Model<T>::train_step(const T* X, Targets<T> targets, index batch) {
-    ensure_batch(batch);
-    return step(X, dense_targets(targets, batch, nullptr), batch);
-}
-
-template <typename T>
-EpochStatus Model<T>::train_epoch(const T* X, Targets<T> targets, const std::int64_t* order, index n,
-                                  index batch_size) {
+EpochStatus Network<T>::train_epoch(const T* X, Targets<T> targets, const std::int64_t* order, index n,
+                                    index batch_size, double lr) {
     // X is (n, n[0]); order (when given) is a permutation of [0, n)
-    const index n_in = sizes_.front(), n_out = sizes_.back();
-    ensure_batch(std::min(batch_size, n));
+    const index n_in = sizes().front(), n_out = sizes().back();
     EpochStatus epoch;
     double total = 0.0;
     for (index start = 0, batch_number = 0; start < n; start += batch_size, ++batch_number) {
         const index rows = std::min(batch_size, n - start);
-        const T* Xb;
+        const T* Xb = X + start * n_in;
         const T* Tb;
         if (order) {
             const std::int64_t* picked = order + start;
+            T* gathered = reserve(batch_x_, static_cast<size_t>(std::min(batch_size, n) * n_in));
             for (index i = 0; i < rows; ++i)
-                std::copy(X + picked[i] * n_in, X + (picked[i] + 1) * n_in, batch_x_.data() + i * n_in);
-            Xb = batch_x_.data();
+                std::copy(X + picked[i] * n_in, X + (picked[i] + 1) * n_in, gathered + i * n_in);
+            Xb = gathered;
             Tb = dense_targets(targets, rows, picked);
         } else {
-            Xb = X + start * n_in;
             Tb = dense_targets(targets.from_row(start, n_out), rows, nullptr);
         }
-        const StepStatus status = step(Xb, Tb, rows);
+        const StepStatus status = guarded_update(grads_.data(), loss_and_gradients(Xb, Tb, rows), lr);
         if (!status.finite) {
             epoch.finite = false;
-            epoch.bad_batch = batch_number;
-            epoch.bad_layer = status.bad_layer;
+            epoch.non_finite_batch = batch_number;
+            epoch.non_finite_layer = status.non_finite_layer;
             epoch.loss = status.loss;
             return epoch;
         }
         total += reduction_ == Reduction::mean ? status.loss * double(rows) : status.loss;
     }
-    ++epochs_;
+    optimizer_.end_epoch();
     epoch.loss = reduction_ == Reduction::mean ? total / double(n) : total;
     return epoch;
 }
 
-template class Model<float>;
-template class Model<double>;
+template class Network<float>;
+template class Network<double>;
 
 }  // namespace bpfast

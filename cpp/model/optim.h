@@ -1,11 +1,12 @@
-// Optimizer settings and updates, in place on one parameter array of n
-// values. The formulas follow PyTorch's documented torch.optim.SGD, Adam and AdamW.
+// The optimizer of a network: its settings, the learning-rate schedule,
+// gradient clipping, which arrays are decayed, its state and its counters.
+// The update formulas themselves are kernels (kernels/elementwise/optim_kernels.h);
+// the settings follow PyTorch's torch.optim.SGD, Adam and AdamW.
 #pragma once
 
-#include <cmath>
-
 #include "common.h"
-#include "kernels/elementwise/elementwise.h"
+#include "model/parameter_layout.h"
+#include "runtime/workspace.h"
 
 namespace bpfast {
 
@@ -22,37 +23,49 @@ struct OptimizerConfig {
     bool decay_bias = false;    // biases are excluded from weight decay by default
     double clip_norm = 0.0;     // clip gradients to this global L2 norm; 0 turns it off
     Schedule schedule = Schedule::constant;
-    index step_size = 1;  // Schedule::step: multiply by gamma every step_size epochs
+    index step_size = 1;  // Schedule::step: multiply by gamma every step_size epochs (≥ 1)
     double gamma = 0.1;
     double power_t = 0.5;  // Schedule::inverse_scaling: lr / (1 + t)^power_t after t steps
-
-    // The learning rate for the step taken after `steps` steps and `epochs` whole epochs.
-    double learning_rate(long steps, long epochs) const {
-        switch (schedule) {
-            case Schedule::constant: return lr;
-            case Schedule::step: return lr * std::pow(gamma, double(epochs / step_size));
-            case Schedule::inverse_scaling: return lr / std::pow(1.0 + double(steps), power_t);
-        }
-        return lr;
-    }
 };
 
-// One step on one array: param, grad and (when the optimizer keeps them) the
-// state m and v hold n values; t is the 1-based step number and decay the
-// weight decay for this array. The loops are in optim_loops.h, compiled per
-// ISA and chosen at run time like the other elementwise kernels.
 template <typename T>
-void optimizer_update(T* param, const T* grad, T* m, T* v, index n, const OptimizerConfig& c,
-                      double lr, double decay, long t) {
-    active_elementwise().optimizer_update(param, grad, m, v, n, c, lr, decay, t);
-}
+class Optimizer {
+public:
+    explicit Optimizer(const ParameterLayout& layout);
 
-// param ← param − lr·grad.
-template <typename T>
-void sgd_update(T* param, const T* grad, index n, T lr) {
-    OptimizerConfig plain;
-    optimizer_update(param, grad, static_cast<T*>(nullptr), static_cast<T*>(nullptr), n, plain,
-                     double(lr), 0.0, 1);
-}
+    // New settings; clears the state and the step and epoch counters.
+    // std::invalid_argument for settings out of range (step_size < 1, say).
+    void configure(const OptimizerConfig& config);
+    const OptimizerConfig& config() const { return config_; }
+
+    // Whether update needs Σ g² over all gradients (to clip them).
+    bool clips() const { return config_.clip_norm > 0.0; }
+
+    // The learning rate of the next step, from base_lr (the configured lr
+    // when base_lr is 0) and the schedule.
+    double learning_rate(double base_lr) const;
+
+    // One step on params from grads (both laid out as the layout; grads are
+    // scaled in place when clipping, squared_norm being their Σ g²).
+    void update(T* params, T* grads, double squared_norm, double base_lr);
+
+    // Counts a finished epoch (the step schedule counts epochs).
+    void end_epoch() { ++epochs_; }
+
+    long steps() const { return steps_; }
+    long epochs() const { return epochs_; }
+    void set_counters(long steps, long epochs) { steps_ = steps; epochs_ = epochs; }
+
+    // Flat state laid out as the parameters: SGD's velocity or Adam's m, and
+    // Adam's v; empty when the optimizer keeps none.
+    AlignedVector<T>& first_moment() { return m_; }
+    AlignedVector<T>& second_moment() { return v_; }
+
+private:
+    const ParameterLayout& layout_;
+    OptimizerConfig config_;
+    AlignedVector<T> m_, v_;
+    long steps_ = 0, epochs_ = 0;
+};
 
 }  // namespace bpfast

@@ -1,72 +1,64 @@
-// The forward and backward passes of a training step on the small-network
-// path (the kernels and the two layouts are described in small_net.h). The
-// model uses it in place of the layer-by-layer GEMMs when takes() says so;
-// the results agree with the GEMM path up to rounding.
+// The layer products on the small-network kernels (kernels/small_net), for
+// networks whose weight matrices stay in the core's caches: at most
+// MAX_WEIGHT_BYTES each, at batches up to MAX_BATCH, no softmax but on the
+// output layer, on an ISA that has the kernels. Past those bounds the
+// blocked GEMM (and its threads) is as fast or faster. The results agree
+// with GemmBackend up to rounding.
 //
-//   parameters are laid out as in Model: W_0, b_0, W_1, b_1, ...; the
-//   parameter array must have kernels.lanes values of room past its end
-//   (the input gradient reads rows of W as whole vectors).
+// The parameter array must have PARAMETER_PADDING values of room past its
+// end (the input gradient reads rows of W as whole vectors).
 #pragma once
 
 #include <vector>
 
-#include "common.h"
 #include "kernels/small_net/small_net.h"
+#include "model/layer_backend.h"
+#include "model/parameter_layout.h"
 #include "runtime/workspace.h"
 
 namespace bpfast {
 
 template <typename T>
-class SmallNetStep {
+class SmallNetBackend final : public LayerBackend<T> {
 public:
-    // The largest batch and weight matrix the path takes. Past them the
-    // blocked GEMM (and its threads) is as fast: on the project machine, at
-    // batch 256, or with a 128 KiB float32 weight matrix.
     static constexpr index MAX_BATCH = 128;
     static constexpr index MAX_WEIGHT_BYTES = 64 * 1024;
-    // Room the parameter array needs past its end.
     static constexpr index PARAMETER_PADDING = 64 / sizeof(T);
 
-    // offsets: parameter_offsets(sizes), the layout of the parameter array.
-    SmallNetStep(const std::vector<index>& sizes, const std::vector<Activation>& activations,
-                 const std::vector<index>& offsets);
+    SmallNetBackend(const ParameterLayout& layout, const std::vector<Activation>& activations);
 
-    // Whether the path runs this network at this batch.
+    // Whether this backend runs the network at this batch.
     bool takes(index batch) const { return eligible_ && batch >= 1 && batch <= MAX_BATCH; }
 
-    // The network output Y (batch, n_out) for X (batch, n[0]); with
-    // logits_out, the output layer's activation is left out.
-    const T* forward(const T* params, const T* X, index batch, bool logits_out);
-
-    // Where the loss writes dL/dY (batch, n_out) before backward; it has
-    // rows up to the padded batch.
-    T* output_gradient() { return output_gradient_.data(); }
-
-    // The gradients of every parameter from dL/dY in output_gradient(), for
-    // the batch and the X of the last forward (X must still be there); dL/dY
-    // is overwritten. Returns true when
-    // every gradient is finite, false when one may not be.
-    bool backward(const T* params, T* grads, index batch, bool logits_out);
+    void start_forward(const T* X, index batch) override;
+    void layer_forward(index l, const T* W, const T* b, Activation act) override;
+    const T* output() const override { return output_.data(); }
+    T* output_gradient() override;
+    bool weight_gradient(index l, T* dW) override;
+    bool input_gradient(index l, const T* W, T* db_below, Activation act_below) override;
 
 private:
-    index n_layers() const { return static_cast<index>(activations_.size()); }
+    index n_layers() const { return layout_.n_layers(); }
     index padded(index n) const { return (n + lanes_ - 1) / lanes_ * lanes_; }
-    void ensure_batch(index padded_batch);
 
-    std::vector<index> sizes_, offsets_, padded_sizes_;
-    std::vector<Activation> activations_;
+    const ParameterLayout& layout_;
     const SmallNetKernels<T>& kernels_;
     index lanes_;
     bool eligible_;
+    std::vector<index> padded_sizes_;
 
-    index capacity_ = 0;  // padded batch the buffers hold
+    index batch_ = 0, ldt_ = 0;  // the batch, and its padded length (a multiple of lanes)
+    // Each activation is kept samples-major S (ldt, padded width) and
+    // features-major F (padded width, ldt); see kernels/small_net/small_net.h.
     // Cache-line aligned, so that rows (whole vectors long) are too.
-    AlignedVector<T> input_rows_;                 // X, samples-major (ldt, padded n[0])
-    std::vector<AlignedVector<T>> features_;      // features_[l]: input of layer l, (padded n[l], ldt)
-    std::vector<AlignedVector<T>> samples_;       // samples_[l], 0 < l < L: the same, samples-major
-    AlignedVector<T> output_, output_gradient_;   // Y and dL/dY, (ldt, n_out)
-    const T* input_ = nullptr;                    // X or input_rows_: the last forward's input
-    AlignedVector<T> delta_a_, delta_b_;          // δ of the hidden layers, (ldt, padded width)
+    AlignedVector<T> input_rows_;              // X, samples-major, when it needs padding
+    std::vector<AlignedVector<T>> features_;   // features_[l]: input of layer l, F
+    std::vector<AlignedVector<T>> samples_;    // samples_[l], 0 < l < L: the same, S
+    AlignedVector<T> output_, output_gradient_;  // Y and dL/dY, (ldt, n_out)
+    const T* input_ = nullptr;                 // X or input_rows_
+    AlignedVector<T> delta_a_, delta_b_;       // δ of the hidden layers, (ldt, padded width)
+    T* delta_ = nullptr;                       // δ of the layer at hand, row stride ld_delta_
+    index ld_delta_ = 0;
 };
 
 }  // namespace bpfast

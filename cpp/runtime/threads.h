@@ -31,6 +31,18 @@ private:
 // parallel_for), the tasks run serially on the caller.
 void parallel_for(index n_tasks, TaskRef task);
 
+// f(begin, end) over [0, n) in chunks of CHUNK values, on the pool; one chunk
+// runs inline. The split is fixed, so neither the work of a chunk nor any
+// sum over chunks depends on the thread count.
+constexpr index CHUNK = 1 << 15;
+
+template <typename F>
+void for_each_chunk(index n, const F& f) {
+    const index chunks = (n + CHUNK - 1) / CHUNK;
+    if (chunks <= 1) return f(index(0), n);
+    parallel_for(chunks, [&](index c) { f(c * CHUNK, c + 1 < chunks ? (c + 1) * CHUNK : n); });
+}
+
 // How many times the pool has started an OS thread (for tests: it must not grow per call).
 long threads_started();
 

@@ -10,8 +10,8 @@ kernels and Network in pure numpy.
 
 from . import kernels, reference
 from ._core import get_num_threads, set_num_threads
-from .network import Layer, Network
+from .network import History, Layer, Network
 
-__all__ = ["Network", "Layer", "kernels", "reference", "set_num_threads", "get_num_threads",
+__all__ = ["Network", "Layer", "History", "kernels", "reference", "set_num_threads", "get_num_threads",
            "__version__"]
 __version__ = "0.1.0"

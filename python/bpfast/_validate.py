@@ -96,11 +96,10 @@ def batch(X, n_in, dtype, name="X"):
 
 
 def targets(T, batch_size, n_out, dtype, takes_labels, name="T"):
-    """T as a C-contiguous (batch, n_out) array of dtype.
-
-    Integer labels of shape (batch,) are one-hot encoded when the loss is a
+    """(dense, labels): T as a C-contiguous (batch, n_out) array of dtype and
+    None, or None and integer class labels of shape (batch,) as int64 (for a
     classification loss: labels lie in [0, n_out), or in {0, 1} when the
-    output has a single unit.
+    output has a single unit). The engine one-hot encodes labels a batch at a time.
     """
     T = _numeric_array(T, name)
     if T.ndim == 1:
@@ -111,15 +110,13 @@ def targets(T, batch_size, n_out, dtype, takes_labels, name="T"):
             raise TypeError(f"{name} of shape (batch,) must hold integer class labels; got dtype {T.dtype}")
         if T.shape[0] != batch_size:
             raise ValueError(f"{name} must have shape ({batch_size},) to match X; got {T.shape}")
-        n_classes = 2 if n_out == 1 else n_out
-        if T.min() < 0 or T.max() >= n_classes:
-            raise ValueError(f"{name} labels must lie in [0, {n_classes}); "
+        if T.dtype.kind == "u" and T.max() > np.iinfo(np.int64).max:
+            raise ValueError(f"{name} labels must lie in [0, {2 if n_out == 1 else n_out}); got {T.max()}")
+        labels = native(T, np.int64)
+        if _core.first_label_out_of_range(labels, n_out) >= 0:
+            raise ValueError(f"{name} labels must lie in [0, {2 if n_out == 1 else n_out}); "
                              f"got values from {T.min()} to {T.max()}")
-        if n_out == 1:
-            return T.astype(dtype).reshape(-1, 1)
-        one_hot = np.zeros((batch_size, n_out), dtype=dtype)
-        one_hot[np.arange(batch_size), T] = 1
-        return one_hot
+        return None, labels
     if T.ndim != 2:
         raise ValueError(f"{name} must be 2-D with shape ({batch_size}, {n_out}) or 1-D labels; "
                          f"got {T.ndim}-D shape {T.shape}")
@@ -127,7 +124,7 @@ def targets(T, batch_size, n_out, dtype, takes_labels, name="T"):
         raise ValueError(f"{name} must have shape ({batch_size}, {n_out}) to match X and the output layer; "
                          f"got {T.shape}")
     _check_finite(T, name)
-    return native(T, dtype)
+    return native(T, dtype), None
 
 
 def parameter(value, shape, dtype, name):

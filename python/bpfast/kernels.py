@@ -20,7 +20,7 @@ __all__ = [
     "dense_forward", "dense_backward",
     "squared_error", "log_loss", "binary_cross_entropy",
     "softmax_cross_entropy", "sigmoid_cross_entropy", "loss",
-    "sgd_update", "isa",
+    "sgd_update", "sgd_momentum_update", "adam_update", "clip_by_global_norm", "isa",
 ]
 
 _FLOAT32 = np.dtype(np.float32)
@@ -188,10 +188,59 @@ def sigmoid_cross_entropy(Z, T, reduction="mean", grad=None):
 
 
 # ---------------------------------------------------------------- optimizer
+# In-place updates of one parameter array, PyTorch's formulas (see bpfast.optim).
+# param and its state arrays must be C-contiguous float32 or float64 arrays of
+# one dtype: they are updated in place, never through a copy.
+
+def _updated(array, name, dtype=None):
+    if not isinstance(array, np.ndarray) or array.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{name} must be a float32 or float64 numpy array updated in place")
+    if dtype is not None and array.dtype != dtype:
+        raise TypeError(f"{name} must have the dtype of param ({dtype}); got {array.dtype}")
+    return array
+
+
+def _core_for(dtype):
+    return _core.f32 if dtype == _FLOAT32 else _core.f64
+
 
 def sgd_update(param, grad, lr):
-    """param ← param − lr·grad, in place; param must be C-contiguous float32 or float64."""
-    if not isinstance(param, np.ndarray) or param.dtype not in (np.float32, np.float64):
-        raise TypeError("param must be a float32 or float64 numpy array updated in place")
-    core = _core.f32 if param.dtype == _FLOAT32 else _core.f64
-    core.sgd_update(param, native(grad, param.dtype), float(lr))
+    """param ← param − lr·grad, in place."""
+    _updated(param, "param")
+    _core_for(param.dtype).sgd_update(param, native(grad, param.dtype), None, float(lr), 0.0, False, 0.0)
+
+
+def sgd_momentum_update(param, grad, velocity, lr, momentum, nesterov, weight_decay):
+    """torch.optim.SGD: g ← g + λθ; b ← μb + g; g ← g + μb (Nesterov) or b; θ ← θ − lr·g.
+
+    param and velocity (b; may be None when momentum is 0) are updated in place.
+    """
+    _updated(param, "param")
+    if velocity is not None:
+        _updated(velocity, "velocity", param.dtype)
+    _core_for(param.dtype).sgd_update(param, native(grad, param.dtype), velocity, float(lr), float(momentum),
+                                      bool(nesterov), float(weight_decay))
+
+
+def adam_update(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay, decoupled):
+    """torch.optim.Adam (L2 in the gradient) or AdamW (decoupled decay) at step ≥ 1.
+
+    param, m and v are updated in place.
+    """
+    _updated(param, "param")
+    _updated(m, "m", param.dtype)
+    _updated(v, "v", param.dtype)
+    _core_for(param.dtype).adam_update(param, native(grad, param.dtype), m, v, int(step), float(lr), float(beta1),
+                                       float(beta2), float(eps), float(weight_decay), bool(decoupled))
+
+
+def clip_by_global_norm(grads, max_norm):
+    """torch.nn.utils.clip_grad_norm_: scale all grads in place by max_norm / (norm + 1e-6)
+    when that is below 1, norm being their global L2 norm; returns that norm."""
+    grads = list(grads)
+    if not grads:
+        return 0.0
+    _updated(grads[0], "grads[0]")
+    for i, g in enumerate(grads[1:], 1):
+        _updated(g, f"grads[{i}]", grads[0].dtype)
+    return _core_for(grads[0].dtype).clip_by_global_norm(grads, float(max_norm))

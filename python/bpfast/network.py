@@ -1,47 +1,426 @@
-"""bpfast.Network: the network whose weights, optimizer state and training
-loop live in the C++ core (one native call per step and per epoch)."""
+"""bpfast.Network: a dense feed-forward network trained by backpropagation.
 
-import weakref
+The weights, the optimizer and the training loop live in an engine: the
+native network of the C++ core (cpp/model/network.h), one call per step and
+per epoch. ``bpfast.reference.Network`` is this same class over the numpy
+engine ``bpfast.reference.Engine``, which has the same methods; the two
+share every line of validation, fit logic and persistence and differ only in
+the math.
+"""
+
+import json
+import zipfile
 
 import numpy as np
 
 from . import _core
-from ._network_base import History, Layer, NetworkBase
+from . import _validate as check
+from . import optim
 
 __all__ = ["Network", "Layer", "History"]
 
+CLASSIFICATION_LOSSES = ("cross_entropy", "log_loss", "binary_cross_entropy")
 
-class Network(NetworkBase):
-    __doc__ = NetworkBase.__doc__
+
+class Layer:
+    """One dense layer: W is (n_out, n_in), b is (n_out,), A = activation(X·Wᵀ + b)."""
+
+    def __init__(self, W, b, activation):
+        self._W, self._b, self.activation = W, b, activation
+
+    @property
+    def W(self):
+        return self._W
+
+    @W.setter
+    def W(self, value):
+        self._W[...] = check.parameter(value, self._W.shape, self._W.dtype, "W")
+
+    @property
+    def b(self):
+        return self._b
+
+    @b.setter
+    def b(self, value):
+        self._b[...] = check.parameter(value, self._b.shape, self._b.dtype, "b")
+
+    @property
+    def n_in(self):
+        return self._W.shape[1]
+
+    @property
+    def n_out(self):
+        return self._W.shape[0]
+
+    def parameters(self):
+        return [self._W, self._b]
+
+    def __repr__(self):
+        return f"Layer({self.n_in} -> {self.n_out}, {self.activation})"
+
+
+INITIAL_DRAW_CHUNK = 1 << 16  # values drawn at a time: a 512 KiB float64 temporary at most
+
+
+def initialise_weights(weights, activations, seed):
+    """He initialisation for relu layers, Glorot (uniform) for the others,
+    written into each (n_out, n_in) array of ``weights`` in place.
+
+    The values are drawn in float64 from numpy's default Generator seeded by
+    ``seed`` and cast on the way in, so one seed gives the same net in both
+    dtypes. They are drawn a chunk at a time (the same stream as one draw of
+    the whole matrix), so that a big net needs no float64 copy of a layer.
+    """
+    rng = np.random.default_rng(seed)
+    for W, activation in zip(weights, activations):
+        n_out, n_in = W.shape
+        flat = W.reshape(-1)  # a view: the native arrays are C-contiguous
+        for start in range(0, flat.size, INITIAL_DRAW_CHUNK):
+            count = min(INITIAL_DRAW_CHUNK, flat.size - start)
+            if activation == "relu":
+                draw = rng.standard_normal(count)
+                draw *= np.sqrt(2.0 / n_in)
+            else:
+                limit = np.sqrt(6.0 / (n_in + n_out))
+                draw = rng.uniform(-limit, limit, size=count)
+            flat[start:start + count] = draw
+
+
+class History(list):
+    """The per-epoch training losses, with every per-epoch record in ``history``:
+    "loss", and "val_loss" and "val_accuracy" when validation data was given."""
+
+    def __init__(self):
+        super().__init__()
+        self.history = {"loss": []}
+        self.stopped_early = False
+        self.best_epoch = None
+
+
+FILE_FORMAT = "bpfast-network"
+FILE_VERSION = 1
+
+
+class Network:
+    """A dense feed-forward network trained by backpropagation.
+
+    Network([784, 128, 10], activation="relu", output="softmax",
+            loss="cross_entropy", reduction="mean", dtype="float32", seed=0)
+
+    activation: one name, or one per hidden layer, from relu, sigmoid, tanh, identity.
+    output: identity, sigmoid or softmax.
+    loss: squared_error, cross_entropy, log_loss or binary_cross_entropy; the
+        default is cross_entropy for sigmoid and softmax outputs and
+        squared_error for an identity output. cross_entropy is fused with the
+        output activation and computed from the logits.
+    reduction: "mean" averages the loss over the batch, "sum" adds it up.
+    optimizer: a bpfast.optim optimizer; the default is SGD(lr=0.1).
+    """
 
     @staticmethod
-    def _make_model(sizes, activations, loss, reduction, dtype):
-        core = _core.f32 if np.dtype(dtype) == np.float32 else _core.f64
-        return core.Model(sizes, activations, loss, reduction)
+    def _new_engine(sizes, activations, loss, reduction, dtype):
+        """The engine that holds the weights and runs the math: here the C++ core's."""
+        core = _core.f32 if dtype == np.float32 else _core.f64
+        return core.Network(sizes, activations, loss, reduction)
 
-    def _bind_model(self):
-        # train_step as a plain function bound to the native model
-        # (make_direct_train_step in bind_network.cpp): arrays already of the
-        # right dtype, shape and layout, finite, with lr None or a float, go
-        # straight to the core, which checks them there; every other call goes
-        # on to the validating path, which converts, steps or raises. A small
-        # network's step takes a few microseconds, and a Python method around
-        # the call would add a tenth of one, so the function itself is this
-        # network's train_step unless a subclass overrides it. The validating
-        # path is held weakly: the network and its function make no cycle.
-        validating = weakref.WeakMethod(self._validating_train_step)
-        self._direct_train_step = self._model.direct_train_step(validating)
-        if type(self).train_step is Network.train_step:
-            self.train_step = self._direct_train_step
+    def __init__(self, sizes, activation="relu", output="identity", loss=None,
+                 reduction="mean", dtype="float32", seed=None, optimizer=None):
+        if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__") or len(sizes) < 2:
+            raise ValueError(f"sizes must be a list of at least two layer widths; got {sizes!r}")
+        self.sizes = [check.positive_int(n, f"sizes[{i}]") for i, n in enumerate(sizes)]
+        n_hidden = len(self.sizes) - 2
+        if isinstance(activation, str):
+            hidden = [check.choice(activation, check.ACTIVATIONS, "activation")] * n_hidden
+        else:
+            hidden = list(activation)
+            if len(hidden) != n_hidden:
+                raise ValueError(f"activation must be one name or a list of {n_hidden} names "
+                                 f"(one per hidden layer); got {len(hidden)} names")
+            for i, name in enumerate(hidden):
+                check.choice(name, check.ACTIVATIONS, f"activation[{i}]")
+        self.output = check.choice(output, check.OUTPUTS, "output")
+        if loss is None:
+            loss = "squared_error" if output == "identity" else "cross_entropy"
+        self.loss_name = check.choice(loss, check.LOSSES, "loss")
+        if output not in check.LOSS_OUTPUTS[loss]:
+            raise ValueError(f"loss {loss!r} needs an output of {' or '.join(check.LOSS_OUTPUTS[loss])}; "
+                             f"got output={output!r}")
+        self.reduction = check.choice(reduction, check.REDUCTIONS, "reduction")
+        self.dtype = np.dtype(check.dtype_name(dtype))
+        self.seed = seed
+        activations = hidden + [output]
+        kernel_loss = f"{output}_cross_entropy" if loss == "cross_entropy" else loss
+        self._engine = self._new_engine(self.sizes, activations, kernel_loss, self.reduction, self.dtype)
+        views = self._engine.parameters()
+        initialise_weights(views[0::2], activations, seed)  # the biases start at zero
+        for b in views[1::2]:
+            b[...] = 0
+        self.layers = [Layer(views[2 * l], views[2 * l + 1], act) for l, act in enumerate(activations)]
+        self._shuffle_rng = np.random.default_rng(None if seed is None else [seed, 1])
+        self.optimizer = optim.SGD() if optimizer is None else optimizer
+
+    # ------------------------------------------------------------ properties
+    @property
+    def is_classifier(self):
+        """Whether the loss classifies: predict gives labels and T may be integer labels."""
+        return self.loss_name in CLASSIFICATION_LOSSES
+
+    @property
+    def optimizer(self):
+        """The optimizer used by train_step and fit; assigning one resets its state."""
+        return self._optimizer
+
+    @optimizer.setter
+    def optimizer(self, value):
+        if not isinstance(value, optim._Optimizer):
+            raise TypeError(f"optimizer must be a bpfast.optim optimizer (SGD, Adam, AdamW); got {value!r}")
+        self._engine.set_optimizer(**value.config())
+        self._optimizer = value
+
+    def parameters(self):
+        """[W_0, b_0, W_1, b_1, ...]: views of the weights (writing into them changes the net)."""
+        return [p for layer in self.layers for p in layer.parameters()]
+
+    def __repr__(self):
+        hidden = [layer.activation for layer in self.layers[:-1]]
+        return (f"Network({self.sizes}, activation={hidden}, output={self.output!r}, "
+                f"loss={self.loss_name!r}, dtype={self.dtype.name!r})")
+
+    # ------------------------------------------------------------ input
+    def _batch(self, X, name="X"):
+        return check.batch(X, self.sizes[0], self.dtype, name)
+
+    def _batch_and_targets(self, X, T, x_name="X", t_name="T"):
+        """(X, dense targets or None, int64 labels or None), validated and C-contiguous."""
+        X = self._batch(X, x_name)
+        dense, labels = check.targets(T, X.shape[0], self.sizes[-1], self.dtype, self.is_classifier, t_name)
+        return X, dense, labels
+
+    # ------------------------------------------------------------ public API
+    def forward(self, X):
+        """The network output for X, shape (batch, n_out)."""
+        X = self._batch(X)
+        out = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
+        self._engine.forward(X, out)
+        return out
+
+    def predict(self, X):
+        """Class labels for a classifier (argmax, or y > 0.5 for one unit), else the outputs."""
+        Y = self.forward(X)
+        if not self.is_classifier:
+            return Y
+        if Y.shape[1] == 1:
+            return (Y[:, 0] > 0.5).astype(np.int64)
+        return Y.argmax(axis=1)
+
+    def loss(self, X, T):
+        """The loss of the batch (X, T) as a float."""
+        return self._engine.loss(*self._batch_and_targets(X, T))
+
+    def gradients(self, X, T):
+        """[(dW, db), ...] per layer for the batch (X, T); the network is unchanged."""
+        self._engine.compute_gradients(*self._batch_and_targets(X, T))
+        grads = self._engine.gradients()
+        return [(grads[2 * l].copy(), grads[2 * l + 1].copy()) for l in range(len(self.layers))]
 
     def train_step(self, X, T, lr=None):
-        return self._direct_train_step(X, T, lr)
+        """One optimizer step on the batch (X, T); returns that batch's loss.
 
-    def _validating_train_step(self, X, T, lr=None):
-        return NetworkBase.train_step(self, X, T, lr)
+        lr, when given, replaces the optimizer's learning rate for this step.
+        A non-finite loss or gradient raises FloatingPointError and changes nothing.
+        """
+        # Arrays that need no conversion or check step at once (None otherwise).
+        value = self._engine.plain_train_step(X, T, lr)
+        if value is not None:
+            return value
+        X, T, labels = self._batch_and_targets(X, T)
+        if lr is not None:
+            lr = check.finite_positive(lr, "lr")
+        value, finite, non_finite_layer = self._engine.train_step(X, T, labels, lr)
+        if not finite:
+            self._raise_not_finite(non_finite_layer)
+        return value
 
-    # A call with wrong arguments fails here: name it as the user called it.
-    _validating_train_step.__name__ = "train_step"
-    _validating_train_step.__qualname__ = "Network.train_step"
+    @staticmethod
+    def _raise_not_finite(layer):
+        where = f"layer {layer}" if layer >= 0 else "the loss"
+        raise FloatingPointError(f"the loss or a gradient is not finite (first at {where}); "
+                                 "the weights were not updated")
 
-    train_step.__doc__ = NetworkBase.train_step.__doc__
+    def fit(self, X, T, epochs=10, batch_size=32, lr=None, shuffle=True, optimizer=None,
+            validation_data=None, patience=None, callbacks=(), verbose=False):
+        """Train in mini-batches; returns a History: the list of per-epoch mean losses.
+
+        Each epoch runs in one native call. An epoch's loss is the mean of its
+        batch losses weighted by batch size (reduction "mean") or their sum
+        ("sum"). Shuffling draws from a Generator seeded by the network's seed.
+        validation_data: (X_val, T_val), evaluated after every epoch.
+        patience: stop when the monitored loss (val_loss when there is
+            validation data, else loss) has not improved for this many epochs,
+            and restore the weights of the best epoch.
+        callbacks: callables f(epoch, logs) run after every epoch; one that
+            returns True stops training.
+        verbose: show progress (tqdm when installed, plain lines otherwise).
+        A non-finite loss or gradient raises FloatingPointError naming the
+        epoch, batch and layer; the weights from before that batch are kept.
+        """
+        epochs = check.non_negative_int(epochs, "epochs")
+        batch_size = check.positive_int(batch_size, "batch_size")
+        if patience is not None:
+            patience = check.positive_int(patience, "patience")
+        X, T, labels = self._batch_and_targets(X, T)
+        validation = None
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError("validation_data must be a pair (X_val, T_val)")
+            validation = self._batch_and_targets(*validation_data, x_name="X_val", t_name="T_val")
+        callbacks = list(callbacks)
+        for cb in callbacks:
+            if not callable(cb):
+                raise TypeError(f"callbacks must be callables f(epoch, logs); got {cb!r}")
+        if lr is not None:
+            lr = check.finite_positive(lr, "lr")
+        if optimizer is not None:
+            self.optimizer = optimizer
+        return self._fit_epochs(X, T, labels, epochs, batch_size, lr, shuffle, validation, patience,
+                                callbacks, verbose)
+
+    def _fit_epochs(self, X, T, labels, epochs, batch_size, lr, shuffle, validation, patience,
+                    callbacks, verbose):
+        history = History()
+        if validation is not None:
+            history.history["val_loss"] = []
+            if self.is_classifier:
+                history.history["val_accuracy"] = []
+        best, best_params, waited = np.inf, None, 0
+        progress = _Progress(epochs, verbose)
+        for epoch in range(epochs):
+            order = self._shuffle_rng.permutation(X.shape[0]) if shuffle else None
+            value, finite, batch, layer = self._engine.train_epoch(X, T, labels, order, batch_size, lr)
+            if not finite:
+                progress.close()
+                where = f", layer {layer}" if layer >= 0 else " (in the loss)"
+                raise FloatingPointError(
+                    f"training stopped: the loss or a gradient is not finite at epoch {epoch}, "
+                    f"batch {batch}{where}; the weights from before that batch are kept")
+            logs = {"loss": value}
+            if validation is not None:
+                logs["val_loss"] = self._engine.loss(*validation)
+                if self.is_classifier:
+                    logs["val_accuracy"] = self._accuracy(*validation)
+            for key, record in logs.items():
+                history.history[key].append(record)
+            history.append(value)
+            progress.update(epoch, logs)
+            monitored = logs.get("val_loss", value)
+            if monitored < best:
+                best, waited, history.best_epoch = monitored, 0, epoch
+                if patience is not None:
+                    best_params = [p.copy() for p in self.parameters()]
+            else:
+                waited += 1
+            stop = any([cb(epoch, dict(logs)) is True for cb in callbacks])
+            if patience is not None and waited >= patience:
+                history.stopped_early = stop = True
+            if stop:
+                break
+        progress.close()
+        if best_params is not None and history.stopped_early:
+            for p, saved in zip(self.parameters(), best_params):
+                p[...] = saved
+        return history
+
+    def _accuracy(self, X, T, labels):
+        Y = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
+        self._engine.forward(X, Y)
+        if labels is None:
+            labels = (T[:, 0] > 0.5).astype(np.int64) if T.shape[1] == 1 else T.argmax(axis=1)
+        predicted = (Y[:, 0] > 0.5).astype(np.int64) if Y.shape[1] == 1 else Y.argmax(axis=1)
+        return float(np.mean(predicted == labels))
+
+    # ------------------------------------------------------------ persistence
+    def save(self, path):
+        """Write the architecture, weights and optimizer state to a versioned .npz (no pickle)."""
+        architecture = {"sizes": self.sizes, "activation": [l.activation for l in self.layers[:-1]],
+                        "output": self.output, "loss": self.loss_name, "reduction": self.reduction,
+                        "dtype": self.dtype.name, "seed": self.seed}
+        arrays = {f"param_{i}": p for i, p in enumerate(self.parameters())}
+        first_moment, second_moment = self._engine.optimizer_state()
+        arrays.update(state_0=first_moment, state_1=second_moment)
+        np.savez(path, format=np.array(FILE_FORMAT), version=np.array(FILE_VERSION),
+                 architecture=np.array(json.dumps(architecture)),
+                 optimizer=np.array(json.dumps(self._optimizer.config())),
+                 shuffle_state=np.array(json.dumps(self._shuffle_rng.bit_generator.state)),
+                 counters=np.array([self._engine.steps, self._engine.epochs], dtype=np.int64),
+                 **arrays)
+
+    @classmethod
+    def load(cls, path):
+        """Read a network written by save(); the round trip is exact."""
+        try:
+            data = np.load(path, allow_pickle=False)
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                raise ValueError("it holds a single array, not an .npz archive")
+            with data:
+                fields = {key: data[key] for key in data.files}
+        except FileNotFoundError:
+            raise
+        except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as error:
+            raise ValueError(f"{path} is not a readable bpfast network file ({error})") from None
+        try:
+            if str(fields["format"]) != FILE_FORMAT:
+                raise ValueError(f"its format is {str(fields['format'])!r}")
+            version = int(fields["version"])
+            if version != FILE_VERSION:
+                raise ValueError(f"it has version {version}; this bpfast reads version {FILE_VERSION}")
+            arch = json.loads(str(fields["architecture"]))
+            net = cls(arch["sizes"], activation=arch["activation"], output=arch["output"],
+                      loss=arch["loss"], reduction=arch["reduction"], dtype=arch["dtype"],
+                      seed=arch["seed"],
+                      optimizer=optim.from_config(json.loads(str(fields["optimizer"]))))
+            params = net.parameters()
+            for i, p in enumerate(params):
+                saved = fields[f"param_{i}"]
+                if saved.shape != p.shape or saved.dtype != p.dtype:
+                    raise ValueError(f"param_{i} has shape {saved.shape} and dtype {saved.dtype}; "
+                                     f"expected {p.shape} and {p.dtype}")
+                p[...] = saved
+            for which, state in enumerate(net._engine.optimizer_state()):
+                saved = fields[f"state_{which}"]
+                if saved.shape != state.shape:
+                    raise ValueError(f"state_{which} has shape {saved.shape}; expected {state.shape}")
+                state[...] = saved
+            steps, epochs = (int(c) for c in fields["counters"])
+            net._engine.set_counters(steps, epochs)
+            net._shuffle_rng.bit_generator.state = json.loads(str(fields["shuffle_state"]))
+        except (KeyError, ValueError, TypeError) as error:
+            raise ValueError(f"{path} is not a valid bpfast network file: {error}") from None
+        return net
+
+
+class _Progress:
+    """Per-epoch progress: a tqdm bar when tqdm is installed, plain lines otherwise."""
+
+    def __init__(self, epochs, enabled):
+        self.epochs, self.bar, self.enabled = epochs, None, enabled
+        if enabled:
+            try:
+                from tqdm.auto import tqdm
+                self.bar = tqdm(total=epochs, unit="epoch")
+            except ImportError:
+                self.bar = None
+
+    def update(self, epoch, logs):
+        if not self.enabled:
+            return
+        text = "  ".join(f"{key} {value:.4g}" for key, value in logs.items())
+        if self.bar is not None:
+            self.bar.set_postfix_str(text)
+            self.bar.update(1)
+        else:
+            print(f"epoch {epoch + 1}/{self.epochs}  {text}", flush=True)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

@@ -12,7 +12,7 @@ Backward, with δ = dA ⊙ σ'(A):  dW = δᵀ·X,  db = Σ_rows δ,  dX = δ·W
 
 import numpy as np
 
-from ._network_base import NetworkBase
+from . import network
 from .optim import learning_rate as optim_learning_rate
 
 __all__ = [
@@ -22,7 +22,7 @@ __all__ = [
     "squared_error", "log_loss", "binary_cross_entropy",
     "softmax_cross_entropy", "sigmoid_cross_entropy", "loss",
     "sgd_update", "sgd_momentum_update", "adam_update", "clip_by_global_norm",
-    "Model", "Network",
+    "Engine", "Network",
 ]
 
 
@@ -243,18 +243,20 @@ def adam_update(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay, de
 
 
 def clip_by_global_norm(grads, max_norm):
-    """torch.nn.utils.clip_grad_norm_: scale all grads by max_norm / (norm + 1e-6) when below 1."""
+    """torch.nn.utils.clip_grad_norm_: scale all grads in place by max_norm / (norm + 1e-6)
+    when that is below 1, norm being their global L2 norm; returns that norm."""
     norm = np.sqrt(sum(float(np.sum(g.astype(np.float64) ** 2)) for g in grads))
     coef = max_norm / (norm + 1e-6)
     if coef < 1:
         for g in grads:
             g *= g.dtype.type(coef)
+    return float(norm)
 
 
-# ---------------------------------------------------------------- the model
+# ---------------------------------------------------------------- the engine
 
-class Model:
-    """The numpy twin of the native model in cpp/network.cpp, method for method.
+class Engine:
+    """The numpy twin of the native network in cpp/model/network.h, method for method.
 
     Weights live in one flat array (W_0, b_0, W_1, b_1, ...) seen through
     per-layer views; gradients and optimizer state share that layout.
@@ -288,8 +290,8 @@ class Model:
     def gradients(self):
         return self._views(self._grads)
 
-    def state(self, which):
-        return self._m if which == 0 else self._v
+    def optimizer_state(self):
+        return self._m, self._v
 
     def set_counters(self, steps, epochs):
         self.steps, self.epochs = steps, epochs
@@ -304,9 +306,6 @@ class Model:
         self._m = np.zeros(self._params.size if adam or momentum != 0 else 0, self.dtype)
         self._v = np.zeros(self._params.size if adam else 0, self.dtype)
         self.steps = self.epochs = 0
-
-    def set_learning_rate(self, lr):
-        self.config["lr"] = lr
 
     # -------------------------------------------------------- passes
     def _targets(self, T, labels, batch):
@@ -351,8 +350,9 @@ class Model:
         return self._loss_and_backward(X, self._targets(T, labels, X.shape[0]))
 
     # -------------------------------------------------------- training
-    def _step(self, X, T):
-        """(loss, finite, bad_layer); the weights change only when everything is finite."""
+    def _step(self, X, T, lr=None):
+        """(loss, finite, non_finite_layer); the weights change only when everything is finite.
+        lr, when given, is the base learning rate of this step."""
         value = self._loss_and_backward(X, T)
         if not np.isfinite(value):
             return value, False, -1
@@ -363,7 +363,7 @@ class Model:
         c = self.config
         if c["clip_norm"] > 0:
             clip_by_global_norm(grads, c["clip_norm"])
-        lr = optim_learning_rate(c, self.steps, self.epochs)
+        lr = optim_learning_rate(c if lr is None else {**c, "lr": lr}, self.steps, self.epochs)
         self.steps += 1
         params = self.parameters()
         momentum_state, v_state = self._views(self._m) if self._m.size else None, \
@@ -378,18 +378,16 @@ class Model:
                             c["beta2"], c["eps"], decay, decoupled=c["kind"] == "adamw")
         return value, True, -1
 
+    def plain_train_step(self, X, T, lr):
+        """The native engine's fast path for input that needs no conversion; here always None."""
+        return None
+
     def train_step(self, X, T, labels, lr=None):
         """One step; lr, when given, is the base learning rate for this step only."""
-        base = self.config["lr"]
-        if lr is not None:
-            self.config["lr"] = lr
-        try:
-            return self._step(X, self._targets(T, labels, X.shape[0]))
-        finally:
-            self.config["lr"] = base
+        return self._step(X, self._targets(T, labels, X.shape[0]), lr)
 
-    def train_epoch(self, X, T, labels, order, batch_size):
-        """(loss, finite, bad_batch, bad_layer) for one epoch in mini-batches."""
+    def train_epoch(self, X, T, labels, order, batch_size, lr=None):
+        """(loss, finite, non_finite_batch, non_finite_layer) for one epoch in mini-batches."""
         n = X.shape[0]
         total = 0.0
         for number, start in enumerate(range(0, n, batch_size)):
@@ -398,17 +396,17 @@ class Model:
                 rows = order[rows]
             Tb = self._targets(None if T is None else T[rows], None if labels is None else labels[rows],
                                rows.size)
-            value, finite, bad_layer = self._step(X[rows], Tb)
+            value, finite, layer = self._step(X[rows], Tb, lr)
             if not finite:
-                return value, False, number, bad_layer
+                return value, False, number, layer
             total += value * rows.size if self.reduction == "mean" else value
         self.epochs += 1
         return (total / n if self.reduction == "mean" else total), True, -1, -1
 
 
-class Network(NetworkBase):
-    """The bpfast network computed by the numpy kernels of this module."""
+class Network(network.Network):
+    """bpfast.Network over the numpy engine of this module (same API, same checks)."""
 
     @staticmethod
-    def _make_model(sizes, activations, loss, reduction, dtype):
-        return Model(sizes, activations, loss, reduction, dtype)
+    def _new_engine(sizes, activations, loss, reduction, dtype):
+        return Engine(sizes, activations, loss, reduction, dtype)

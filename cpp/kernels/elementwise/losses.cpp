@@ -4,7 +4,7 @@
 #include <cmath>
 #include <limits>
 
-#include "kernels/elementwise/activations.h"
+#include "kernels/elementwise/activation_kernels.h"
 #include "kernels/elementwise/fastmath.h"
 
 namespace bpfast {
@@ -85,7 +85,7 @@ double softmax_cross_entropy(T* grad, const T* Z, const T* Tg, index batch, inde
         const T* t = Tg + row * n;
         T* g = grad + row * n;
         T m, log_sum;  // log Σ_j exp(z_j) = m + log_sum, with m = max_j z_j
-        softmax_rows(z, g, 1, n, &m, &log_sum);
+        softmax_rows(g, &m, &log_sum, z, 1, n);
         // −log softmax_j = (m − z_j) + log_sum, in double: adding m first would
         // round a small loss to the float spacing at |m|
         total += lane_sum(n, [&](index j) { return double(t[j]) * ((double(m) - double(z[j])) + double(log_sum)); });
@@ -107,12 +107,25 @@ double sigmoid_cross_entropy(T* grad, const T* Z, const T* Tg, index batch, inde
     return total * double(s);
 }
 
+template <typename T>
+LossFn<T> loss_function(LossKind kind) {
+    switch (kind) {
+        case LossKind::squared_error: return &squared_error<T>;
+        case LossKind::log_loss: return &log_loss<T>;
+        case LossKind::binary_cross_entropy: return &binary_cross_entropy<T>;
+        case LossKind::softmax_cross_entropy: return &softmax_cross_entropy<T>;
+        case LossKind::sigmoid_cross_entropy: return &sigmoid_cross_entropy<T>;
+    }
+    return &squared_error<T>;
+}
+
 #define BPFAST_INSTANTIATE(T)                                                                     \
     template double squared_error<T>(T*, const T*, const T*, index, index, Reduction);           \
     template double log_loss<T>(T*, const T*, const T*, index, index, Reduction);                \
     template double binary_cross_entropy<T>(T*, const T*, const T*, index, index, Reduction);    \
     template double softmax_cross_entropy<T>(T*, const T*, const T*, index, index, Reduction);   \
-    template double sigmoid_cross_entropy<T>(T*, const T*, const T*, index, index, Reduction);
+    template double sigmoid_cross_entropy<T>(T*, const T*, const T*, index, index, Reduction);   \
+    template LossFn<T> loss_function<T>(LossKind);
 BPFAST_INSTANTIATE(float)
 BPFAST_INSTANTIATE(double)
 #undef BPFAST_INSTANTIATE

@@ -28,4 +28,16 @@ double softmax_cross_entropy(T* grad, const T* Z, const T* Tg, index batch, inde
 template <typename T>
 double sigmoid_cross_entropy(T* grad, const T* Z, const T* Tg, index batch, index n, Reduction r);
 
+template <typename T>
+using LossFn = double (*)(T* grad, const T* Y, const T* Tg, index batch, index n, Reduction r);
+
+// The loss of each kind.
+template <typename T>
+LossFn<T> loss_function(LossKind kind);
+
+// Whether the loss takes the logits (the output layer then runs without its activation).
+inline bool takes_logits(LossKind kind) {
+    return kind == LossKind::softmax_cross_entropy || kind == LossKind::sigmoid_cross_entropy;
+}
+
 }  // namespace bpfast

@@ -110,13 +110,6 @@ void pack_b(const MatrixView<T>& B, index depth, index cols, const MicroKernel<T
 }
 
 template <typename T>
-const MicroKernel<T>& active_ukernel();
-template <>
-const MicroKernel<float>& active_ukernel<float>() { return active_ukernel_f32(); }
-template <>
-const MicroKernel<double>& active_ukernel<double>() { return active_ukernel_f64(); }
-
-template <typename T>
 struct Block {
     index M, N, K;
     MatrixView<T> A, B;
@@ -252,7 +245,7 @@ void tile_loop(const MicroKernel<T>& kernel, index mc, index nc, index kc, const
 // One thread's share: the whole loop nest on a block of C.
 template <typename T>
 void gemm_block(const Block<T>& g) {
-    const MicroKernel<T>& kernel = active_ukernel<T>();
+    const MicroKernel<T>& kernel = active_micro_kernel<T>();
     const int mr = kernel.mr, nr = kernel.nr;
     const bool skinny = g.M <= MC && g.B.col_stride == 1;
     thread_local std::vector<T> a_buffer, b_buffer;
@@ -298,7 +291,7 @@ void gemm_block(const Block<T>& g) {
 // blocks of A in turn, each packing its own A block.
 template <typename T>
 void gemm_shared_b(const Block<T>& g, index threads) {
-    const MicroKernel<T>& kernel = active_ukernel<T>();
+    const MicroKernel<T>& kernel = active_micro_kernel<T>();
     const int mr = kernel.mr, nr = kernel.nr;
     thread_local std::vector<T> shared_b;
     const index depth = std::min(KC, g.K);
@@ -356,7 +349,7 @@ void gemm(index M, index N, index K, MatrixView<T> A, MatrixView<T> B, T* C, ind
         }
         return;
     }
-    const MicroKernel<T>& kernel = active_ukernel<T>();
+    const MicroKernel<T>& kernel = active_micro_kernel<T>();
     if ((M == 1 || N == 1 || K == 1) && kernel.unit_dimension &&
         kernel.unit_dimension(M, N, K, A, B, C, ldc, accumulate)) {
         if (epilogue) epilogue->apply(epilogue->context, C, ldc, 0, 0, M, N);

@@ -6,13 +6,6 @@
 #include "common.h"
 #include "kernels/gemm/gemm.h"
 
-#ifndef BPFAST_HAVE_AVX2
-#define BPFAST_HAVE_AVX2 0
-#endif
-#ifndef BPFAST_HAVE_AVX512
-#define BPFAST_HAVE_AVX512 0
-#endif
-
 namespace bpfast {
 
 // c (mr, nr, row stride ldc) = [c +] a_panel · b_panel over k steps, where
@@ -61,18 +54,13 @@ struct MicroKernel {
 // Implementations, one translation unit each.
 MicroKernel<float> ukernel_generic_f32();
 MicroKernel<double> ukernel_generic_f64();
-#if BPFAST_HAVE_AVX2
 MicroKernel<float> ukernel_avx2_f32();
 MicroKernel<double> ukernel_avx2_f64();
-#endif
-#if BPFAST_HAVE_AVX512
 MicroKernel<float> ukernel_avx512_f32();
 MicroKernel<double> ukernel_avx512_f64();
-#endif
 
-// The kernel chosen once for this process (see dispatch.cpp).
-const MicroKernel<float>& active_ukernel_f32();
-const MicroKernel<double>& active_ukernel_f64();
-const char* active_isa();
+// The kernel chosen once for this process (runtime/dispatch.cpp).
+template <typename T>
+const MicroKernel<T>& active_micro_kernel();
 
 }  // namespace bpfast

@@ -60,21 +60,14 @@ struct SmallNetKernels {
     InputGradientFn<T> input_gradient = nullptr;
 };
 
-#if BPFAST_HAVE_AVX2
-SmallNetKernels<float> small_net_avx2_f32();
-SmallNetKernels<double> small_net_avx2_f64();
-#endif
-#if BPFAST_HAVE_AVX512
-SmallNetKernels<float> small_net_avx512_f32();
-SmallNetKernels<double> small_net_avx512_f64();
-#endif
+SmallNetKernels<float> small_net_kernels_avx2_f32();
+SmallNetKernels<double> small_net_kernels_avx2_f64();
+SmallNetKernels<float> small_net_kernels_avx512_f32();
+SmallNetKernels<double> small_net_kernels_avx512_f64();
 
-// The kernels chosen once for this process (see dispatch.cpp); lanes is 0
-// on the portable build.
-const SmallNetKernels<float>& active_small_net_f32();
-const SmallNetKernels<double>& active_small_net_f64();
-
-inline const SmallNetKernels<float>& active_small_net(float*) { return active_small_net_f32(); }
-inline const SmallNetKernels<double>& active_small_net(double*) { return active_small_net_f64(); }
+// The kernels chosen for this process (runtime/dispatch.cpp); lanes is 0 on
+// the portable ISA, which has none.
+template <typename T>
+const SmallNetKernels<T>& active_small_net_kernels();
 
 }  // namespace bpfast

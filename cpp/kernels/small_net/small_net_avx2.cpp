@@ -5,7 +5,7 @@
 
 namespace bpfast {
 
-SmallNetKernels<float> small_net_avx2_f32() { return SmallNetLoops<float, 32, 16>::table(); }
-SmallNetKernels<double> small_net_avx2_f64() { return SmallNetLoops<double, 32, 16>::table(); }
+SmallNetKernels<float> small_net_kernels_avx2_f32() { return SmallNetLoops<float, 32, 16>::table(); }
+SmallNetKernels<double> small_net_kernels_avx2_f64() { return SmallNetLoops<double, 32, 16>::table(); }
 
 }  // namespace bpfast

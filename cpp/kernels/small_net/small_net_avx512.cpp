@@ -5,7 +5,7 @@
 
 namespace bpfast {
 
-SmallNetKernels<float> small_net_avx512_f32() { return SmallNetLoops<float, 64, 32>::table(); }
-SmallNetKernels<double> small_net_avx512_f64() { return SmallNetLoops<double, 64, 32>::table(); }
+SmallNetKernels<float> small_net_kernels_avx512_f32() { return SmallNetLoops<float, 64, 32>::table(); }
+SmallNetKernels<double> small_net_kernels_avx512_f64() { return SmallNetLoops<double, 64, 32>::table(); }
 
 }  // namespace bpfast

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <utility>
 
+#include "kernels/elementwise/formulas.h"
 #include "kernels/small_net/small_net.h"
 #include "kernels/elementwise/vector_lanes.h"
 
@@ -93,7 +94,7 @@ struct SmallNetLoops {
         const T* W;
         const T* b;
         index ldt, n_in;
-        bool relu;
+        bool relu_out;
         T* S;  // when not null, also S (ldt, ld_s) = F_outᵀ for tiles of whole L x L blocks
         index ld_s;
 
@@ -140,7 +141,7 @@ struct SmallNetLoops {
                         for (int r = 0; r < R; ++r) acc[s][r] += acc[s + width][r];
 #pragma GCC unroll 16
                 for (int r = 0; r < R; ++r) {
-                    if (relu) acc[0][r] = acc[0][r] < V{} ? V{} : acc[0][r];  // NaN passes, as in activate_loop
+                    if (relu_out) acc[0][r] = relu(acc[0][r]);
                     store(F_out + (n0 + r) * ldt + m, acc[0][r]);
                 }
                 if constexpr (R % L == 0) {
@@ -161,8 +162,8 @@ struct SmallNetLoops {
     };
 
     static void forward(T* F_out, const T* F_in, const T* W, const T* b, index ldt, index n_in, index n_out,
-                        bool relu, T* S, index ld_s) {
-        over_rows<ROWS>(0, n_out, ForwardTile{F_out, F_in, W, b, ldt, n_in, relu, S, ld_s});
+                        bool relu_out, T* S, index ld_s) {
+        over_rows<ROWS>(0, n_out, ForwardTile{F_out, F_in, W, b, ldt, n_in, relu_out, S, ld_s});
         // Tiles of L rows or more (the first n_out rounded down to L) wrote their
         // part of S; the last block, if any, is transposed from F_out.
         const index done = n_out / L * L;
@@ -225,13 +226,6 @@ struct SmallNetLoops {
         }
     };
 
-    // Whether every lane of a check sum is finite (x·0 is 0 for finite x, NaN otherwise).
-    static bool all_lanes_finite(V check) {
-        V zeros = check * T(0);  // 0 or NaN per lane; their sum is NaN if any is
-        fold_lanes<L / 2>(zeros, std::make_index_sequence<L>{});
-        return zeros[0] == T(0);
-    }
-
     static bool weight_gradient(T* dW, const T* delta, index ld_delta, const T* X, index ld_x, index batch,
                                 index n_in, index n_out) {
         constexpr index CHUNK = GRAD_VECTORS * L;
@@ -247,16 +241,6 @@ struct SmallNetLoops {
     }
 
     // ---------------------------------------------------------- input gradient
-    static V derivative(V g, V a, Activation act) {
-        // g ⊙ σ'(a), σ' written in terms of the activation a
-        switch (act) {
-            case Activation::relu: return a > V{} ? g : V{};
-            case Activation::sigmoid: return g * a * (T(1) - a);
-            case Activation::tanh: return g * (T(1) - a * a);
-            default: return g;
-        }
-    }
-
     template <int VT>
     struct InputGradientChunk {
         T* delta_in;
@@ -292,7 +276,7 @@ struct SmallNetLoops {
                 const index offset = (m0 + r) * ld_out + k0;
 #pragma GCC unroll 4
                 for (int v = 0; v < VT; ++v) {
-                    const V g = derivative(acc[r][v], load(A_in + offset + v * L), act);
+                    const V g = times_derivative(acc[r][v], load(A_in + offset + v * L), act);
                     store(delta_in + offset + v * L, g);
                     if (m0 + r < batch) db[v] += g;
                 }

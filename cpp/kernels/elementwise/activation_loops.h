@@ -1,21 +1,22 @@
-// The loops behind elementwise.h. Included by one translation unit per ISA;
-// the anonymous namespace (and fastmath.h's static functions) give each unit
-// its own copy, compiled with its own flags.
+// The loops behind activation_kernels.h. Included by one translation unit per
+// ISA; the anonymous namespace (and fastmath.h's static functions) give each
+// unit its own copy, compiled with its own flags.
 #pragma once
 
-#include <cstdint>
 #include <cstring>
-#include <type_traits>
 
 #include "common.h"
+#include "kernels/elementwise/activation_kernels.h"
 #include "kernels/elementwise/fastmath.h"
+#include "kernels/elementwise/formulas.h"
+#include "kernels/elementwise/vector_lanes.h"
 
 namespace bpfast {
 namespace {
 
 // y = act(x) for n values; y may be x.
 template <typename T>
-void activate_loop(const T* x, T* y, index n, Activation act) {
+void activation_forward_loop(const T* x, T* y, index n, Activation act) {
     switch (act) {
         case Activation::sigmoid:
             for (index i = 0; i < n; ++i) y[i] = sigmoid(x[i]);
@@ -24,26 +25,13 @@ void activate_loop(const T* x, T* y, index n, Activation act) {
             for (index i = 0; i < n; ++i) y[i] = tanh_fast(x[i]);
             return;
         case Activation::relu:
-            // A select the compiler turns into a vector max; NaN passes through.
-            for (index i = 0; i < n; ++i) y[i] = x[i] < T(0) ? T(0) : x[i];
+            for (index i = 0; i < n; ++i) y[i] = relu(x[i]);
             return;
         default:  // identity; softmax is row-wise and not handled here
             if (y != x)
                 for (index i = 0; i < n; ++i) y[i] = x[i];
             return;
     }
-}
-
-// y > 0 ? d : +0, as a bit mask rather than a branch: relu's pattern of
-// signs is random, so a branch mispredicts, while the mask vectorises.
-template <typename T>
-T pass_if_positive(T y, T d) {
-    using Bits = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
-    Bits bits;
-    std::memcpy(&bits, &d, sizeof bits);
-    bits &= Bits(0) - Bits(y > T(0));
-    std::memcpy(&d, &bits, sizeof bits);
-    return d;
 }
 
 // Σ_j x_j y_j over LANES independent partial sums, so that it vectorises
@@ -61,6 +49,13 @@ T lane_dot(const T* x, const T* y, index n) {
     return total;
 }
 
+// dz = dy ⊙ σ'(y) over n values, with the activation fixed at compile time
+// so that the loop vectorises.
+template <Activation A, typename T>
+void times_derivative_row(T* dz, const T* dy, const T* y, index n) {
+    for (index j = 0; j < n; ++j) dz[j] = times_derivative<A>(dy[j], y[j]);
+}
+
 // One row of δ = dA ⊙ σ'(A): dz, dy and y are n values; dz may be dy.
 template <typename T>
 void backward_row(T* dz, const T* dy, const T* y, index n, Activation act) {
@@ -69,15 +64,9 @@ void backward_row(T* dz, const T* dy, const T* y, index n, Activation act) {
             if (dz != dy)
                 for (index j = 0; j < n; ++j) dz[j] = dy[j];
             return;
-        case Activation::sigmoid:
-            for (index j = 0; j < n; ++j) dz[j] = dy[j] * y[j] * (T(1) - y[j]);
-            return;
-        case Activation::tanh:
-            for (index j = 0; j < n; ++j) dz[j] = dy[j] * (T(1) - y[j] * y[j]);
-            return;
-        case Activation::relu:
-            for (index j = 0; j < n; ++j) dz[j] = pass_if_positive(y[j], dy[j]);
-            return;
+        case Activation::sigmoid: return times_derivative_row<Activation::sigmoid>(dz, dy, y, n);
+        case Activation::tanh: return times_derivative_row<Activation::tanh>(dz, dy, y, n);
+        case Activation::relu: return times_derivative_row<Activation::relu>(dz, dy, y, n);
         case Activation::softmax: {
             const T dot = lane_dot(y, dy, n);  // Σ_j y_j dy_j
             for (index j = 0; j < n; ++j) dz[j] = y[j] * (dy[j] - dot);
@@ -86,18 +75,39 @@ void backward_row(T* dz, const T* dy, const T* y, index n, Activation act) {
     }
 }
 
+// Rows narrower than this have their bias gradient summed a column at a time
+// in registers; wider ones row by row into db, while each row is in cache.
+constexpr index NARROW_COLUMNS = 16;
+
+// db (cols,) = Σ_rows δ for δ (rows, cols) of a narrow layer (an output layer
+// of a few units): each column in four partial sums held in registers, since
+// adding into db row by row would wait on a store and a load per row.
+template <typename T>
+void column_sums(T* db, const T* delta, index rows, index cols) {
+    for (index j = 0; j < cols; ++j) {
+        T partial[4] = {};
+        index m = 0;
+        for (; m + 4 <= rows; m += 4)
+            for (int u = 0; u < 4; ++u) partial[u] += delta[(m + u) * cols + j];
+        for (; m < rows; ++m) partial[0] += delta[m * cols + j];
+        db[j] = (partial[0] + partial[1]) + (partial[2] + partial[3]);
+    }
+}
+
 // dZ = dA ⊙ σ'(A) row by row (dZ may be dA), and db = Σ_rows dZ when db is
 // not null. dZ, dA and A are (rows, cols), db is (cols,).
 template <typename T>
-void backward_loop(T* dZ, T* db, const T* dA, const T* A, index rows, index cols, Activation act) {
-    if (db)
+void activation_backward_loop(T* dZ, T* db, const T* dA, const T* A, index rows, index cols, Activation act) {
+    const bool sum_by_rows = db && cols >= NARROW_COLUMNS;
+    if (sum_by_rows)
         for (index j = 0; j < cols; ++j) db[j] = T(0);
     for (index r = 0; r < rows; ++r) {
         T* dz = dZ + r * cols;
         backward_row(dz, dA + r * cols, A + r * cols, cols, act);
-        if (db)
+        if (sum_by_rows)
             for (index j = 0; j < cols; ++j) db[j] += dz[j];
     }
+    if (db && !sum_by_rows) column_sums(db, dZ, rows, cols);
 }
 
 // c = act(c + b) on a (rows, cols) tile with row stride ldc; b is (cols,).
@@ -108,10 +118,7 @@ void bias_activation_loop(T* c, index ldc, const T* b, index rows, index cols, A
         T* row = c + i * ldc;
         switch (act) {
             case Activation::relu:
-                for (index j = 0; j < cols; ++j) {
-                    const T z = row[j] + b[j];
-                    row[j] = z < T(0) ? T(0) : z;  // as activate_loop: NaN passes through
-                }
+                for (index j = 0; j < cols; ++j) row[j] = relu(row[j] + b[j]);
                 break;
             case Activation::sigmoid:
                 for (index j = 0; j < cols; ++j) row[j] = sigmoid(row[j] + b[j]);
@@ -126,19 +133,6 @@ void bias_activation_loop(T* c, index ldc, const T* b, index rows, index cols, A
     }
 }
 
-// GCC's generic vectors of 64 bytes: one zmm, two ymm or four xmm, by the
-// unit's flags. Used where the vectoriser will not turn a loop into one.
-template <typename T>
-struct Vector512;
-template <>
-struct Vector512<float> {
-    typedef float type __attribute__((vector_size(64)));
-};
-template <>
-struct Vector512<double> {
-    typedef double type __attribute__((vector_size(64)));
-};
-
 // Row-wise softmax: P_j = exp(z_j − m) / Σ_k exp(z_k − m), m = max_k z_k,
 // and, when row_max is given, row_max[r] = m and log_sum[r] = log Σ_k exp(z_k − m)
 // (cross-entropy needs log-sum-exp = m + log_sum, which it forms in double).
@@ -149,7 +143,7 @@ void softmax_rows_loop(const T* Z, T* P, index rows, index cols, T* row_max, T* 
     // Z and P are (rows, cols); row_max and log_sum are (rows,) or both null
     if (cols == 0) return;
     constexpr int LANES = 64 / sizeof(T);  // one 512-bit vector
-    using Lanes = typename Vector512<T>::type;
+    using Lanes = Vector512<T>;
     for (index r = 0; r < rows; ++r) {
         const T* z = Z + r * cols;
         T* p = P + r * cols;
@@ -182,6 +176,12 @@ void softmax_rows_loop(const T* Z, T* P, index rows, index cols, T* row_max, T* 
             log_sum[r] = T(natural_log(sum));
         }
     }
+}
+
+template <typename T>
+ActivationKernels<T> activation_loops_table() {
+    return {&activation_forward_loop<T>, &softmax_rows_loop<T>, &activation_backward_loop<T>,
+            &bias_activation_loop<T>};
 }
 
 }  // namespace

@@ -1,0 +1,48 @@
+// pybind11 module bpfast._core: the kernels (bind_kernels.cpp) and the
+// native network (bind_network.cpp) in the submodules f32 and f64, and the
+// process-wide settings. Bindings validate, convert and call: no math here.
+#include <pybind11/pybind11.h>
+
+#include <string>
+
+#include "bindings/bind_common.h"
+#include "kernels/elementwise/check_kernels.h"
+#include "model/targets.h"
+#include "runtime/dispatch.h"
+#include "runtime/threads.h"
+#include "runtime/workspace.h"
+
+namespace py = pybind11;
+
+PYBIND11_MODULE(_core, m) {
+    namespace bp = bpfast;
+    using bp::Labels;
+    m.doc() = "bpfast's compiled core; use it through bpfast.Network and bpfast.kernels";
+    // Choose the instruction set now, so that a bad BPFAST_ISA fails at import.
+    m.attr("isa") = std::string(bp::active_isa());
+    m.def("set_num_threads", [](int n) {
+        if (n < 1) throw py::value_error("n must be a positive number of threads; got " + std::to_string(n));
+        bp::set_num_threads(n);
+    }, py::arg("n"), "Use n threads (the caller included) in the kernels.");
+    m.def("get_num_threads", &bp::get_num_threads, "Threads the kernels use.");
+    m.def("threads_started", &bp::threads_started,
+          "How many OS threads the pool has started since import; it does not grow per call.");
+    m.def("buffer_growths", &bp::buffer_growths,
+          "How many times a native work buffer has grown since import (steady state: never).");
+    m.def("all_finite", [](py::array a) -> py::object {
+        // C-contiguous, aligned float32/float64 arrays only; None means "not handled".
+        if (!(a.flags() & py::array::c_style) || !bp::aligned_to(a, a.itemsize())) return py::none();
+        const auto n = static_cast<bp::index>(a.size());
+        if (a.dtype().is(py::dtype::of<float>())) return py::bool_(bp::all_finite(static_cast<const float*>(a.data()), n));
+        if (a.dtype().is(py::dtype::of<double>())) return py::bool_(bp::all_finite(static_cast<const double*>(a.data()), n));
+        return py::none();
+    }, py::arg("array"), "Whether a C-contiguous float array holds no NaN or Inf; None for other arrays.");
+    m.def("first_label_out_of_range", [](Labels labels, bp::index n_out) {
+        return bp::first_label_out_of_range(labels.data(), static_cast<bp::index>(labels.size()), n_out);
+    }, py::arg("labels"), py::arg("n_out"),
+       "Index of the first label outside [0, n_out) ([0, 2) for one output unit), or -1.");
+    py::module_ f32 = m.def_submodule("f32", "float32 kernels and network");
+    py::module_ f64 = m.def_submodule("f64", "float64 kernels and network");
+    bp::bind_kernels(f32, f64);
+    bp::bind_network(f32, f64);
+}

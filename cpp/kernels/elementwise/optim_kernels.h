@@ -1,0 +1,61 @@
+// Optimizer updates in place on one array of n parameters: one table per
+// ISA, built from optim_loops.h by optim_<isa>.cpp and chosen once per
+// process. The formulas are PyTorch's documented torch.optim.SGD, Adam and
+// AdamW; model/optim.h decides which array gets which settings.
+#pragma once
+
+#include "common.h"
+
+namespace bpfast {
+
+// One SGD step: g ← g + λθ; b ← μb + g; g ← g + μb (Nesterov) or b; θ ← θ − lr·g.
+struct SgdStep {
+    double lr = 0.1;
+    double momentum = 0.0;  // μ; the velocity b may be null when it is 0
+    bool nesterov = false;
+    double weight_decay = 0.0;  // λ
+};
+
+// One Adam step t ≥ 1: g ← g + λθ (Adam) or θ ← θ(1 − lr·λ) (AdamW, decoupled);
+// m ← β1m + (1−β1)g; v ← β2v + (1−β2)g²; θ ← θ − lr/(1−β1ᵗ) · m / (√v/√(1−β2ᵗ) + ε).
+struct AdamStep {
+    long step = 1;
+    double lr = 1e-3;
+    double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+    double weight_decay = 0.0;
+    bool decoupled = false;
+};
+
+template <typename T>
+struct OptimizerKernels {
+    void (*sgd)(T* param, const T* grad, T* velocity, index n, const SgdStep& s);
+    void (*adam)(T* param, const T* grad, T* m, T* v, index n, const AdamStep& s);
+    void (*scale)(T* x, index n, double factor);  // x ← factor·x (gradient clipping)
+};
+
+OptimizerKernels<float> optim_kernels_generic_f32();
+OptimizerKernels<double> optim_kernels_generic_f64();
+OptimizerKernels<float> optim_kernels_avx2_f32();
+OptimizerKernels<double> optim_kernels_avx2_f64();
+OptimizerKernels<float> optim_kernels_avx512_f32();
+OptimizerKernels<double> optim_kernels_avx512_f64();
+
+template <typename T>
+const OptimizerKernels<T>& active_optim_kernels();
+
+template <typename T>
+void sgd_update(T* param, const T* grad, T* velocity, index n, const SgdStep& s) {
+    active_optim_kernels<T>().sgd(param, grad, velocity, n, s);
+}
+
+template <typename T>
+void adam_update(T* param, const T* grad, T* m, T* v, index n, const AdamStep& s) {
+    active_optim_kernels<T>().adam(param, grad, m, v, n, s);
+}
+
+template <typename T>
+void scale_in_place(T* x, index n, double factor) {
+    active_optim_kernels<T>().scale(x, n, factor);
+}
+
+}  // namespace bpfast

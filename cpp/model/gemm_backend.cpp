@@ -1,0 +1,56 @@
+#include "model/gemm_backend.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "kernels/dense.h"
+#include "kernels/elementwise/activation_kernels.h"
+#include "kernels/gemm/gemm.h"
+#include "runtime/workspace.h"
+
+namespace bpfast {
+
+template <typename T>
+void GemmBackend<T>::start_forward(const T* X, index batch) {
+    const auto& n = layout_.sizes();
+    const index widest = *std::max_element(n.begin() + 1, n.end());
+    for (index l = 0; l < layout_.n_layers(); ++l) reserve(outputs_[l], batch * n[l + 1]);
+    reserve(delta_, batch * widest);
+    reserve(spare_, batch * widest);
+    input_ = X;
+    batch_ = batch;
+}
+
+template <typename T>
+void GemmBackend<T>::layer_forward(index l, const T* W, const T* b, Activation act) {
+    dense_forward<T>(outputs_[l].data(), input_of(l), W, b, batch_, layout_.n_in(l), layout_.n_out(l), act);
+}
+
+template <typename T>
+T* GemmBackend<T>::output_gradient() {
+    return delta_.data();
+}
+
+template <typename T>
+bool GemmBackend<T>::weight_gradient(index l, T* dW) {
+    // δ_l (batch, n_out), A_{l−1} (batch, n_in), dW (n_out, n_in)
+    const index n_in = layout_.n_in(l), n_out = layout_.n_out(l);
+    gemm<T>(n_out, n_in, batch_, as_transpose(delta_.data(), n_out), as_matrix(input_of(l), n_in), dW, n_in, false);
+    return false;
+}
+
+template <typename T>
+bool GemmBackend<T>::input_gradient(index l, const T* W, T* db_below, Activation act_below) {
+    // δ_l (batch, n_out), W (n_out, n_in), δ_{l−1} (batch, n_in)
+    const index n_in = layout_.n_in(l), n_out = layout_.n_out(l);
+    T* below = spare_.data();
+    gemm<T>(batch_, n_in, n_out, as_matrix(delta_.data(), n_out), as_matrix(W, n_in), below, n_in, false);
+    activation_backward(below, db_below, below, outputs_[l - 1].data(), batch_, n_in, act_below);
+    std::swap(delta_, spare_);
+    return false;
+}
+
+template class GemmBackend<float>;
+template class GemmBackend<double>;
+
+}  // namespace bpfast

@@ -1,0 +1,34 @@
+// The layer products of any network at any batch on the blocked GEMM
+// (kernels/gemm) with the activation epilogues (see layer_backend.h).
+#pragma once
+
+#include <vector>
+
+#include "model/layer_backend.h"
+#include "model/parameter_layout.h"
+
+namespace bpfast {
+
+template <typename T>
+class GemmBackend final : public LayerBackend<T> {
+public:
+    explicit GemmBackend(const ParameterLayout& layout) : layout_(layout), outputs_(layout.n_layers()) {}
+
+    void start_forward(const T* X, index batch) override;
+    void layer_forward(index l, const T* W, const T* b, Activation act) override;
+    const T* output() const override { return outputs_.back().data(); }
+    T* output_gradient() override;
+    bool weight_gradient(index l, T* dW) override;
+    bool input_gradient(index l, const T* W, T* db_below, Activation act_below) override;
+
+private:
+    const T* input_of(index l) const { return l == 0 ? input_ : outputs_[l - 1].data(); }
+
+    const ParameterLayout& layout_;
+    const T* input_ = nullptr;
+    index batch_ = 0;
+    std::vector<std::vector<T>> outputs_;  // outputs_[l] is A_l, (batch, n[l+1])
+    std::vector<T> delta_, spare_;         // δ of the layer at hand and of the one below, (batch, widest)
+};
+
+}  // namespace bpfast

@@ -1,0 +1,42 @@
+// The per-layer products of a training step, behind one interface with two
+// implementations: GemmBackend (blocked GEMM and elementwise epilogues, any
+// size) and SmallNetBackend (in-register kernels for weight matrices that
+// stay in cache, at small batches). Network runs the step around them
+// (forward, loss, backward, guard, update) once for both and picks the
+// backend for each batch in Network::backend_for.
+//
+//   A_l is the output of layer l (batch, n[l+1]); A_{-1} is X (batch, n[0])
+//   δ_l = dL/dZ_l (batch, n[l+1]), the gradient at layer l's pre-activation
+#pragma once
+
+#include "common.h"
+
+namespace bpfast {
+
+template <typename T>
+class LayerBackend {
+public:
+    virtual ~LayerBackend() = default;
+
+    // Takes X (batch, n[0]) as the input of the next forward pass; X must stay
+    // valid until the backward pass ends. Sizes the buffers for the batch.
+    virtual void start_forward(const T* X, index batch) = 0;
+    // A_l = act(A_{l-1} · W_lᵀ + b_l), layers in order 0, 1, ..., L−1.
+    virtual void layer_forward(index l, const T* W, const T* b, Activation act) = 0;
+    // A_{L−1}, the network output (batch, n_out), row-major.
+    virtual const T* output() const = 0;
+    // Where the loss writes dL/dY (batch, n_out), row-major; the step turns it
+    // into δ_{L−1} in place before the backward pass.
+    virtual T* output_gradient() = 0;
+
+    // The backward pass, from δ_{L−1} in output_gradient(), layers in order
+    // L−1, ..., 0. Each call returns true when what it wrote is known to be
+    // finite (the backend checked it as it wrote), false when not known.
+    // dW_l (n[l+1], n[l]) = δ_lᵀ · A_{l−1}.
+    virtual bool weight_gradient(index l, T* dW) = 0;
+    // δ_{l−1} = (δ_l · W_l) ⊙ σ'(A_{l−1}) with act_below the activation of
+    // layer l−1, and db_{l−1} = Σ_rows δ_{l−1}; l ≥ 1.
+    virtual bool input_gradient(index l, const T* W, T* db_below, Activation act_below) = 0;
+};
+
+}  // namespace bpfast

@@ -1,0 +1,34 @@
+// Where each layer's parameters lie in the flat arrays that hold the weights,
+// the gradients and the optimizer state: W_0, b_0, W_1, b_1, ...
+//   layer l maps n[l] inputs to n[l+1] outputs: W_l is (n[l+1], n[l]), b_l is (n[l+1],)
+#pragma once
+
+#include <utility>
+#include <vector>
+
+#include "common.h"
+
+namespace bpfast {
+
+class ParameterLayout {
+public:
+    explicit ParameterLayout(std::vector<index> sizes) : sizes_(std::move(sizes)), offsets_{0} {
+        for (size_t l = 0; l + 1 < sizes_.size(); ++l)
+            offsets_.push_back(offsets_.back() + sizes_[l + 1] * sizes_[l] + sizes_[l + 1]);
+    }
+
+    const std::vector<index>& sizes() const { return sizes_; }
+    index n_layers() const { return static_cast<index>(sizes_.size()) - 1; }
+    index n_in(index l) const { return sizes_[l]; }
+    index n_out(index l) const { return sizes_[l + 1]; }
+    index weights(index l) const { return offsets_[l]; }                       // W_l
+    index bias(index l) const { return offsets_[l] + n_out(l) * n_in(l); }    // b_l
+    index layer_end(index l) const { return offsets_[l + 1]; }
+    index n_parameters() const { return offsets_.back(); }
+
+private:
+    std::vector<index> sizes_;
+    std::vector<index> offsets_;  // one entry per layer, then the total count
+};
+
+}  // namespace bpfast

@@ -1,0 +1,12 @@
+// Which instruction set the kernels run on: chosen once per process, the
+// first of runtime/dispatch.cpp's table that this CPU supports, unless
+// BPFAST_ISA names one (generic, avx2 or avx512), so that tests can cover
+// every path on one machine.
+#pragma once
+
+namespace bpfast {
+
+// "avx512", "avx2" or "generic"; throws std::runtime_error for a bad BPFAST_ISA.
+const char* active_isa();
+
+}  // namespace bpfast
