@@ -472,6 +472,103 @@ def test_sgd_update_closed_form_and_conversions():
         K.sgd_update(np.ones(3), np.ones(4), 0.1)
 
 
+@pytest.mark.parametrize("momentum,nesterov,weight_decay",
+                         [(0.9, False, 0.0), (0.9, True, 0.0), (0.5, False, 0.01), (0.5, True, 0.01), (0.0, False, 0.1)])
+@pytest.mark.parametrize("shape", [(1,), (7,), (13, 31), (300, 257)])
+def test_sgd_momentum_update(rng, dtype, shape, momentum, nesterov, weight_decay):
+    param, grad, velocity = (randn(rng, shape, dtype) for _ in range(3))
+    expected, expected_velocity = param.copy(), velocity.copy()
+    for _ in range(3):  # the velocity carries over between steps
+        R.sgd_momentum_update(expected, grad, expected_velocity, 0.1, momentum, nesterov, weight_decay)
+        assert K.sgd_momentum_update(param, grad, velocity, 0.1, momentum, nesterov, weight_decay) is None
+    assert_close(param, expected, dtype)
+    assert_close(velocity, expected_velocity, dtype)
+
+
+def test_sgd_momentum_update_closed_form():
+    # θ = 1, g = 1, b = 0, μ = 0.5, λ = 0.1: g ← 1.1, b ← 1.1, θ ← 1 − 0.1·1.1 (heavy ball)
+    # or θ ← 1 − 0.1·(1.1 + 0.55) (Nesterov).
+    for nesterov, step in [(False, 1.1), (True, 1.65)]:
+        param, velocity = np.ones(3), np.zeros(3)
+        K.sgd_momentum_update(param, np.ones(3), velocity, 0.1, 0.5, nesterov, 0.1)
+        assert_close(velocity, np.full(3, 1.1), np.float64)
+        assert_close(param, np.full(3, 1.0 - 0.1 * step), np.float64)
+    param = np.ones(2)
+    K.sgd_momentum_update(param, np.ones(2), None, 0.5, 0.0, False, 0.0)  # no momentum: no velocity needed
+    assert_close(param, np.full(2, 0.5), np.float64)
+    with pytest.raises(ValueError, match="velocity"):
+        K.sgd_momentum_update(np.ones(2), np.ones(2), None, 0.5, 0.9, False, 0.0)
+    with pytest.raises(TypeError, match="velocity"):
+        K.sgd_momentum_update(np.ones(2), np.ones(2), np.zeros(2, np.float32), 0.5, 0.9, False, 0.0)
+
+
+@pytest.mark.parametrize("decoupled", [False, True])
+@pytest.mark.parametrize("weight_decay", [0.0, 0.01])
+@pytest.mark.parametrize("shape", [(1,), (7,), (13, 31), (300, 257)])
+def test_adam_update(rng, dtype, shape, weight_decay, decoupled):
+    param, grad = randn(rng, shape, dtype), randn(rng, shape, dtype)
+    m, v = np.zeros(shape, dtype), np.zeros(shape, dtype)
+    expected, expected_m, expected_v = param.copy(), m.copy(), v.copy()
+    for step in (1, 2, 3):
+        R.adam_update(expected, grad, expected_m, expected_v, step, 1e-2, 0.9, 0.999, 1e-8, weight_decay, decoupled)
+        assert K.adam_update(param, grad, m, v, step, 1e-2, 0.9, 0.999, 1e-8, weight_decay, decoupled) is None
+    assert_close(param, expected, dtype)
+    assert_close(m, expected_m, dtype)
+    assert_close(v, expected_v, dtype)
+
+
+def test_adam_update_closed_form_first_step():
+    # Step 1 from m = v = 0: m = (1−β1)g, v = (1−β2)g², and the corrected ratio is g/|g|, so
+    # θ moves by lr·sign(g) (up to ε).
+    param, m, v = np.zeros(4), np.zeros(4), np.zeros(4)
+    grad = np.array([2.0, -3.0, 0.5, -0.25])
+    K.adam_update(param, grad, m, v, 1, 0.01, 0.9, 0.999, 1e-12, 0.0, False)
+    assert_close(param, -0.01 * np.sign(grad), np.float64, 1e-10)
+    assert_close(m, 0.1 * grad, np.float64)
+    assert_close(v, 0.001 * grad ** 2, np.float64)
+    with pytest.raises(ValueError, match="step"):
+        K.adam_update(param, grad, m, v, 0, 0.01, 0.9, 0.999, 1e-8, 0.0, False)
+    with pytest.raises(ValueError, match="m"):
+        K.adam_update(param, grad, np.zeros(3), v, 1, 0.01, 0.9, 0.999, 1e-8, 0.0, False)
+
+
+@pytest.mark.parametrize("max_norm", [1e-3, 1.0, 1e6])
+def test_clip_by_global_norm(rng, dtype, max_norm):
+    grads = [randn(rng, shape, dtype) for shape in [(1,), (13, 31), (300, 257), (5,)]]
+    expected = [g.copy() for g in grads]
+    expected_norm = R.clip_by_global_norm(expected, max_norm)
+    originals = list(grads)
+    norm = K.clip_by_global_norm(grads, max_norm)
+    assert_close(norm, expected_norm, dtype)
+    for g, e, o in zip(grads, expected, originals):
+        assert g is o
+        assert_close(g, e, dtype)
+
+
+def test_clip_by_global_norm_closed_form_and_checks():
+    grads = [np.array([3.0]), np.array([[4.0]])]  # global norm 5
+    assert K.clip_by_global_norm(grads, 1.0) == 5.0
+    assert_close(np.concatenate([g.ravel() for g in grads]), np.array([3.0, 4.0]) / (5.0 + 1e-6), np.float64)
+    unclipped = [np.array([0.3, 0.4])]
+    K.clip_by_global_norm(unclipped, 1.0)
+    assert_close(unclipped[0], np.array([0.3, 0.4]), np.float64, 0.0)
+    with pytest.raises(TypeError, match=r"grads\[1\]"):
+        K.clip_by_global_norm([np.ones(2), np.ones(2, np.float32)], 1.0)
+    with pytest.raises(ValueError, match=r"grads\[0\]"):
+        K.clip_by_global_norm([np.ones(4)[::2]], 1.0)
+
+
+def test_kernels_mirror_every_reference_kernel():
+    # Every kernel of bpfast.reference has a native twin of the same name and signature.
+    import inspect
+    kernels = [name for name in R.__all__ if name not in ("Engine", "Network")]
+    for name in kernels:
+        assert name in K.__all__, name
+        native, twin = inspect.signature(getattr(K, name)), inspect.signature(getattr(R, name))
+        twin_params = list(twin.parameters)
+        assert list(native.parameters)[:len(twin_params)] == twin_params, name
+
+
 # ---------------------------------------------------------------- out= buffers
 
 def _out_cases(rng, dtype):
