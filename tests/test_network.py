@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import bpfast
-from bpfast import reference
+from bpfast import optim, reference
 from conftest import assert_close, assert_unchanged, snapshot
 
 F64 = np.float64
@@ -240,6 +240,43 @@ def test_train_steps_follow_the_reference_trajectory():
     # The weights really moved.
     assert not np.array_equal(net.layers[0].W, make_pair([20, 16, 12, 5], ["tanh", "relu"], "softmax",
                                                          seed=3)[0].layers[0].W)
+
+
+@pytest.mark.parametrize("batch", [8, 300])  # small-network and GEMM backends
+def test_compute_gradients_then_apply_update_is_one_train_step(batch):
+    # The engine's two halves (what data-parallel training puts a reduction
+    # between) take the same step as the fused call, on both engines, and
+    # apply_update reads the gradients as they are when it runs.
+    rng = np.random.default_rng(12)
+    X, labels = rng.standard_normal((batch, 20)), rng.integers(0, 5, batch)
+    opt = optim.Adam(lr=1e-2, weight_decay=1e-3, clip_norm=1.0)
+    fused, split = (bpfast.Network([20, 16, 5], output="softmax", dtype="float64", seed=3, optimizer=opt)
+                    for _ in range(2))
+    ref = reference.Network([20, 16, 5], output="softmax", dtype="float64", seed=3, optimizer=opt)
+    for step in range(3):
+        expected = fused.train_step(X, labels)
+        for net in (split, ref):
+            engine = net._engine
+            loss = engine.compute_gradients(X, None, labels)
+            assert_close(loss, expected, F64)
+            assert engine.apply_update(loss)[:2] == (loss, True)
+    assert_same_weights(split, fused, 1e-14)
+    assert_same_weights(ref, fused, TRAJECTORY_RTOL)
+    # Doubled gradients (as a sum over two processes would give) take the step of a
+    # doubled learning rate under plain SGD.
+    a, b = (bpfast.Network([20, 16, 5], output="softmax", dtype="float64", seed=3) for _ in range(2))
+    b.train_step(X, labels, lr=0.2)
+    loss = a._engine.compute_gradients(X, None, labels)
+    for g in a._engine.gradients():
+        g *= 2
+    a._engine.apply_update(loss, 0.1)
+    assert_same_weights(a, b, 1e-14)
+    # A non-finite gradient or loss updates nothing.
+    before = snapshot(a)
+    a._engine.gradients()[2][1, 1] = np.nan
+    assert a._engine.apply_update(loss)[1:] == (False, 1)
+    assert a._engine.apply_update(np.inf)[1:] == (False, -1)
+    assert_unchanged(a, before)
 
 
 def test_train_step_returns_the_loss_before_the_update_and_descends():

@@ -229,6 +229,19 @@ void bind_network_of(py::module_ m) {
         }, py::arg("X"), py::arg("T"), py::arg("labels"), py::arg("lr") = py::none(),
            "one step, at base learning rate lr when given; returns (loss, finite, non_finite_layer) and "
            "updates nothing unless finite")
+        .def("apply_update", [](N& net, double loss, std::optional<double> lr) {
+            const double rate = rate_of(lr);
+            StepStatus s;
+            {
+                py::gil_scoped_release release;
+                std::lock_guard<std::mutex> lock(net.busy());
+                s = net.apply_update(net.gradients(), loss, rate);
+            }
+            return py::make_tuple(s.loss, s.finite, s.non_finite_layer);
+        }, py::arg("loss"), py::arg("lr") = py::none(),
+           "one optimizer step from gradients() as they are now (filled by compute_gradients, perhaps changed "
+           "since, say summed over processes); loss is the batch loss, which must be finite; returns "
+           "(loss, finite, non_finite_layer) and updates nothing unless finite")
         .def("plain_train_step", &plain_train_step<T>, py::arg("X"), py::arg("T"), py::arg("lr"),
              "train_step for input that needs no conversion or check: the loss, or None (nothing done)")
         .def("train_epoch", [](N& net, In<T> X, std::optional<In<T>> dense, std::optional<Labels> labels,

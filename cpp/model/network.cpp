@@ -178,7 +178,9 @@ StepStatus Network<T>::guarded_update(T* grads, double loss, double lr) {
 
 template <typename T>
 StepStatus Network<T>::apply_update(T* grads, double loss, double lr) {
-    if (grads != grads_.data()) gradients_verified_ = false;  // only the backward pass's own output is known
+    // The gradients may have changed since the backward pass checked them (a
+    // sum over processes, say): check them again.
+    gradients_verified_ = false;
     return guarded_update(grads, loss, lr);
 }
 

@@ -66,7 +66,7 @@ public:
     double compute_gradients(const T* X, Targets<T> targets, index batch);
     // One optimizer step from grads (laid out as the parameters; gradients()
     // or, say, a sum over processes), when the loss and every gradient are
-    // finite; grads are scaled in place when clipping. lr > 0 replaces the
+    // finite (all of grads is checked); grads are scaled in place when clipping. lr > 0 replaces the
     // configured base learning rate for this step.
     StepStatus apply_update(T* grads, double loss, double lr = 0.0);
     // compute_gradients then apply_update, in one call.

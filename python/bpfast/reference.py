@@ -353,7 +353,11 @@ class Engine:
     def _step(self, X, T, lr=None):
         """(loss, finite, non_finite_layer); the weights change only when everything is finite.
         lr, when given, is the base learning rate of this step."""
-        value = self._loss_and_backward(X, T)
+        return self.apply_update(self._loss_and_backward(X, T), lr)
+
+    def apply_update(self, value, lr=None):
+        """One optimizer step from the gradients as they are now, for a batch whose loss was value;
+        (loss, finite, non_finite_layer), and nothing is updated unless everything is finite."""
         if not np.isfinite(value):
             return value, False, -1
         grads = self.gradients()
