@@ -75,8 +75,12 @@ double rate_of(std::optional<double> lr) {
     return *lr;
 }
 
-// A C-contiguous, aligned array of exactly U with this many dimensions and
-// (when width ≥ 0) this length of its last one, or a null pointer.
+// Network.train_step's fast path (measured in BENCHMARKS.md), for input that
+// needs no conversion: C-contiguous, aligned arrays of exactly T (or int64
+// labels) of the right shapes, finite, labels in range, lr None or a finite
+// positive float. Anything else, or a step that was not finite (and so
+// changed nothing), returns None, and Network.train_step validates, converts
+// and steps (or raises) as it does for every other call.
 template <typename U>
 const U* plain(py::handle h, py::ssize_t ndim, index width, index* rows) {
     if (!py::array_t<U, py::array::c_style>::check_(h)) return nullptr;
@@ -86,30 +90,21 @@ const U* plain(py::handle h, py::ssize_t ndim, index width, index* rows) {
     return static_cast<const U*>(a.data());
 }
 
-// Network.train_step's fast path, for input that needs no conversion: arrays
-// as plain() takes them, finite, labels in range, lr None or a finite
-// positive float. Anything else, or a step that was not finite (and so
-// changed nothing), returns None, and Network.train_step validates, converts
-// and steps (or raises) as it does for every other call.
 template <typename T>
 py::object plain_train_step(Network<T>& net, py::handle X, py::handle Tg, py::handle lr) {
+    const index n_in = net.sizes().front(), n_out = net.sizes().back();
     index batch = 0, rows = -1;
-    const T* x = plain<T>(X, 2, net.sizes().front(), &batch);
-    Targets<T> t;
-    t.dense = plain<T>(Tg, 2, net.sizes().back(), &rows);
+    const T* x = plain<T>(X, 2, n_in, &batch);
+    Targets<T> t{plain<T>(Tg, 2, n_out, &rows), nullptr};
     if (!t.dense && net.takes_labels()) t.labels = plain<std::int64_t>(Tg, 1, -1, &rows);
-    const bool rate_ok = lr.is_none() || (PyFloat_CheckExact(lr.ptr()) && PyFloat_AS_DOUBLE(lr.ptr()) > 0.0 &&
-                                          std::isfinite(PyFloat_AS_DOUBLE(lr.ptr())));
-    if (!x || batch < 1 || rows != batch || !rate_ok) return py::none();
-    const double rate = lr.is_none() ? 0.0 : PyFloat_AS_DOUBLE(lr.ptr());
-    StepStatus s;
+    const double rate = lr.is_none() ? 0.0 : PyFloat_CheckExact(lr.ptr()) ? PyFloat_AS_DOUBLE(lr.ptr()) : -1.0;
+    if (!x || batch < 1 || rows != batch || !(rate == 0.0 ? lr.is_none() : std::isfinite(rate) && rate > 0.0))
+        return py::none();
+    StepStatus s{0.0, false};
     {
         py::gil_scoped_release release;
-        const index n_out = net.sizes().back();
-        if (!all_finite(x, batch * net.sizes().front()) || (t.dense && !all_finite(t.dense, batch * n_out)) ||
-            (t.labels && first_label_out_of_range(t.labels, batch, n_out) >= 0))
-            s.finite = false;
-        else {
+        if (all_finite(x, batch * n_in) && (t.dense ? all_finite(t.dense, batch * n_out)
+                                                    : first_label_out_of_range(t.labels, batch, n_out) < 0)) {
             std::lock_guard<std::mutex> lock(net.busy());
             s = net.train_step(x, t, batch, rate);
         }
