@@ -40,7 +40,9 @@ EXPLANATION = (
     "update on one batch. bpfast (`bpfast.Network`, the C++ kernels) is compared with "
     "`bpfast.reference.Network` (the same class running on plain numpy) and, when it can be imported, "
     "with PyTorch on the CPU (`nn.Sequential` of `nn.Linear` and `torch.optim.SGD`, with as many threads "
-    "as the run uses). Before timing, every competitor takes one step from the same initial weights; its "
+    "as the run uses). `bpfast checked` is the same bpfast step taken through the Python validation of "
+    "its input, which `train_step` skips for arrays that need no conversion (its fast path): the "
+    "difference is what that path saves per call. Before timing, every competitor takes one step from the same initial weights; its "
     "loss and the gradient implied by its update must match bpfast's. A case named `784-128-10 b=32` is "
     "a net with those layer widths on a batch of 32.")
 
@@ -71,14 +73,19 @@ def _flat(arrays):
 
 
 class NetTrainer:
-    """bpfast.Network or bpfast.reference.Network on one fixed batch."""
+    """bpfast.Network or bpfast.reference.Network on one fixed batch; checked=True takes every
+    call through the Python validation that train_step's fast path skips for plain arrays."""
 
-    def __init__(self, cls, case, dtype, seed, X, T, lr):
+    def __init__(self, cls, case, dtype, seed, X, T, lr, checked=False):
         self.net = _new_net(cls, case, dtype, seed)
         self.X, self.T, self.lr = X, T, lr
+        self.step = self._checked_step if checked else self._step
 
-    def step(self):
+    def _step(self):
         return self.net.train_step(self.X, self.T, self.lr)
+
+    def _checked_step(self):
+        return self.net._checked_train_step(self.X, self.T, self.lr)
 
     def parameters(self):
         return [p.copy() for layer in self.net.layers for p in (layer.W, layer.b)]
@@ -156,6 +163,7 @@ def competitors(case, dtype, seed, threads):
     X, T = _data(case, dtype, seed)
     found = [
         _competitor("bpfast", lambda lr: NetTrainer(bpfast.Network, case, dtype, seed, X, T, lr)),
+        _competitor("bpfast checked", lambda lr: NetTrainer(bpfast.Network, case, dtype, seed, X, T, lr, True)),
         _competitor("reference", lambda lr: NetTrainer(reference.Network, case, dtype, seed, X, T, lr)),
     ]
     if torch is not None:

@@ -229,10 +229,12 @@ class Network:
         lr, when given, replaces the optimizer's learning rate for this step.
         A non-finite loss or gradient raises FloatingPointError and changes nothing.
         """
-        # Arrays that need no conversion or check step at once (None otherwise).
+        # Arrays that need no conversion step at once (None: nothing done, see _checked_train_step).
         value = self._engine.plain_train_step(X, T, lr)
-        if value is not None:
-            return value
+        return self._checked_train_step(X, T, lr) if value is None else value
+
+    def _checked_train_step(self, X, T, lr):
+        """train_step for any input: validated and converted here, then one engine call."""
         X, T, labels = self._batch_and_targets(X, T)
         if lr is not None:
             lr = check.finite_positive(lr, "lr")
