@@ -59,6 +59,16 @@ def test_the_path_takes_weights_up_to_64_kib_and_batches_up_to_128():
     assert not bpfast.Network([128, 128, 1], dtype="float64")._engine.uses_small_net(16)
 
 
+def test_the_kernels_are_bound_exactly_where_the_path_runs():
+    # test_small_net_kernels.py tests them one by one; it skips where there are none.
+    for core in (_core.f32, _core.f64):
+        assert (core.small_net.lanes() > 0) == HAS_PATH
+        if not HAS_PATH:
+            assert core.small_net.lanes() == 0
+            with pytest.raises(RuntimeError, match="no small-network kernels"):
+                core.small_net.transpose(np.zeros((2, 2)))
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid", "identity"])
 @pytest.mark.parametrize("batch", [1, 5, 16, 17, 64, 128])

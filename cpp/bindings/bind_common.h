@@ -72,5 +72,6 @@ using Labels = py::array_t<std::int64_t, py::array::c_style | py::array::forceca
 // Binders, one per file.
 void bind_kernels(py::module_ f32, py::module_ f64);
 void bind_network(py::module_ f32, py::module_ f64);
+void bind_small_net(py::module_ f32, py::module_ f64);  // f32.small_net, f64.small_net: for the tests
 
 }  // namespace bpfast

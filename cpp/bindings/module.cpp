@@ -1,5 +1,6 @@
-// pybind11 module bpfast._core: the kernels (bind_kernels.cpp) and the
-// native network (bind_network.cpp) in the submodules f32 and f64, and the
+// pybind11 module bpfast._core: the kernels (bind_kernels.cpp), the
+// native network (bind_network.cpp) and the small-network kernels for the
+// tests (bind_small_net.cpp) in the submodules f32 and f64, and the
 // process-wide settings. Bindings validate, convert and call: no math here.
 #include <pybind11/pybind11.h>
 
@@ -45,4 +46,5 @@ PYBIND11_MODULE(_core, m) {
     py::module_ f64 = m.def_submodule("f64", "float64 kernels and network");
     bp::bind_kernels(f32, f64);
     bp::bind_network(f32, f64);
+    bp::bind_small_net(f32, f64);
 }
