@@ -28,4 +28,8 @@ enum class Reduction { mean, sum };
 enum class LossKind { squared_error, log_loss, binary_cross_entropy, softmax_cross_entropy,
                       sigmoid_cross_entropy };
 
+enum class OptimizerKind { sgd, adam, adamw };
+
+enum class Schedule { constant, step, inverse_scaling };
+
 }  // namespace bpfast

@@ -5,7 +5,6 @@
 #include <string>
 
 #include "common.h"
-#include "model/optim.h"
 
 namespace bpfast {
 

@@ -536,3 +536,35 @@ def test_assigning_a_non_optimizer_raises_type_error(cls, value):
 def test_constructing_with_a_non_optimizer_raises_type_error(value):
     with pytest.raises(TypeError, match="optimizer"):
         bpfast.Network(SIZES, optimizer=value, **NET_KW)
+
+
+@pytest.mark.parametrize("cls", [bpfast.Network, reference.Network], ids=["native", "reference"])
+def test_clipping_finite_gradients_whose_norm_overflows_scales_them_to_zero(cls):
+    # Every gradient is finite but Σ g² overflows a double: torch's factor
+    # max_norm / (∞ + 1e-6) is 0, so the step is taken with zero gradients
+    # (the weights stay put under plain SGD) and counted, on both engines alike.
+    net = cls([3, 4, 2], dtype="float64", seed=0, optimizer=optim.SGD(lr=0.1, clip_norm=1.0))
+    X, T = np.ones((5, 3)), np.zeros((5, 2))
+    before = snapshot(net)
+    engine = net._engine
+    loss = engine.compute_gradients(X, T, None)
+    for g in engine.gradients():
+        g[...] = 1e200
+    assert engine.apply_update(loss)[1:] == (True, -1)
+    assert_unchanged(net, before)
+    assert engine.steps == 1
+
+
+@pytest.mark.parametrize("core", ["f32", "f64"])
+def test_the_core_refuses_a_malformed_architecture(core):
+    from bpfast import _core
+    Network = getattr(_core, core).Network
+    with pytest.raises(ValueError, match="one activation per layer"):
+        Network([2, 3, 4], [], "squared_error", "mean")
+    with pytest.raises(ValueError, match="two sizes"):
+        Network([], [], "squared_error", "mean")
+    with pytest.raises(ValueError, match="positive"):
+        Network([2, 0], ["identity"], "squared_error", "mean")
+    with pytest.raises(ValueError, match="step_size"):
+        Network([2, 1], ["identity"], "squared_error", "mean").set_optimizer(
+            "sgd", 0.1, 0.0, False, 0.9, 0.999, 1e-8, 0.0, False, 0.0, "step", 0, 0.1, 0.5)

@@ -59,8 +59,7 @@ void bind_kernels_of(py::module_ m) {
             expect_shape(X, {batch, n_in}, "X");
             T* dW = output(out, {n_out, n_in}, "out");
             py::gil_scoped_release release;
-            gemm<T>(n_out, n_in, batch, as_transpose(delta.data(), n_out), as_matrix(X.data(), n_in), dW,
-                    n_in, accumulate);
+            weight_gradient<T>(dW, delta.data(), X.data(), batch, n_in, n_out, accumulate);
         },
         py::arg("delta"), py::arg("X"), py::arg("out").noconvert(), py::arg("accumulate"));
 
@@ -74,8 +73,7 @@ void bind_kernels_of(py::module_ m) {
             expect_shape(W, {n_out, n_in}, "W");
             T* dX = output(out, {batch, n_in}, "out");
             py::gil_scoped_release release;
-            gemm<T>(batch, n_in, n_out, as_matrix(delta.data(), n_out), as_matrix(W.data(), n_in), dX,
-                    n_in, false);
+            input_gradient<T>(dX, delta.data(), W.data(), batch, n_in, n_out);
         },
         py::arg("delta"), py::arg("W"), py::arg("out").noconvert());
 
@@ -210,12 +208,10 @@ void bind_kernels_of(py::module_ m) {
             py::gil_scoped_release release;
             double squares = 0.0;
             for (const auto& [g, n] : arrays) squares += sum_of_squares(g, n);
-            const double norm = std::sqrt(squares);
-            // torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when that is below 1.
-            const double factor = max_norm / (norm + 1e-6);
+            const double factor = clipping_factor(max_norm, squares);
             if (factor < 1.0)
                 for (const auto& [g, n] : arrays) scale_in_place(g, n, factor);
-            return norm;
+            return std::sqrt(squares);
         },
         py::arg("grads"), py::arg("max_norm"));
 }

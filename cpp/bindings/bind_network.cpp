@@ -120,8 +120,6 @@ void bind_network_of(py::module_ m) {
                          const std::string& loss, const std::string& reduction) {
                  std::vector<Activation> acts;
                  for (const auto& a : activations) acts.push_back(from_name(ACTIVATION_NAMES, a, "activation"));
-                 for (index n : sizes)
-                     if (n < 1) throw py::value_error("sizes must be positive; got " + std::to_string(n));
                  return new N(std::move(sizes), std::move(acts), from_name(LOSS_NAMES, loss, "loss"),
                               from_name(REDUCTION_NAMES, reduction, "reduction"));
              }),

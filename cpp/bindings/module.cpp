@@ -38,6 +38,8 @@ PYBIND11_MODULE(_core, m) {
         if (a.dtype().is(py::dtype::of<double>())) return py::bool_(bp::all_finite(static_cast<const double*>(a.data()), n));
         return py::none();
     }, py::arg("array"), "Whether a C-contiguous float array holds no NaN or Inf; None for other arrays.");
+    m.def("label_classes", &bp::label_classes, py::arg("n_out"),
+          "How many classes labels may name for n_out output units: n_out, or 2 for one unit.");
     m.def("first_label_out_of_range", [](Labels labels, bp::index n_out) {
         return bp::first_label_out_of_range(labels.data(), static_cast<bp::index>(labels.size()), n_out);
     }, py::arg("labels"), py::arg("n_out"),

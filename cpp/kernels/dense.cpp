@@ -39,15 +39,27 @@ void dense_backward(T* dX, T* dW, T* db, T* delta, const T* dA, const T* X, cons
     // dA and A are (batch, n_out), X and dX are (batch, n_in), W and dW are (n_out, n_in)
     // One pass over dA: δ = dA ⊙ σ'(A) row by row, with db summed while the row is in cache.
     activation_backward(delta, db, dA, A, batch, n_out, act);
-    gemm<T>(n_out, n_in, batch, as_transpose(delta, n_out), as_matrix(X, n_in), dW, n_in, false);
-    if (dX) gemm<T>(batch, n_in, n_out, as_matrix(delta, n_out), as_matrix(W, n_in), dX, n_in, false);
+    weight_gradient(dW, delta, X, batch, n_in, n_out);
+    if (dX) input_gradient(dX, delta, W, batch, n_in, n_out);
+}
+
+template <typename T>
+void weight_gradient(T* dW, const T* delta, const T* X, index batch, index n_in, index n_out, bool accumulate) {
+    gemm<T>(n_out, n_in, batch, as_transpose(delta, n_out), as_matrix(X, n_in), dW, n_in, accumulate);
+}
+
+template <typename T>
+void input_gradient(T* dX, const T* delta, const T* W, index batch, index n_in, index n_out) {
+    gemm<T>(batch, n_in, n_out, as_matrix(delta, n_out), as_matrix(W, n_in), dX, n_in, false);
 }
 
 #define BPFAST_INSTANTIATE(T)                                                                    \
     template void dense_forward<T>(T*, const T*, const T*, const T*, index, index, index,        \
                                    Activation);                                                  \
     template void dense_backward<T>(T*, T*, T*, T*, const T*, const T*, const T*, const T*, index,  \
-                                    index, index, Activation);
+                                    index, index, Activation);                                   \
+    template void weight_gradient<T>(T*, const T*, const T*, index, index, index, bool);          \
+    template void input_gradient<T>(T*, const T*, const T*, index, index, index);
 BPFAST_INSTANTIATE(float)
 BPFAST_INSTANTIATE(double)
 #undef BPFAST_INSTANTIATE

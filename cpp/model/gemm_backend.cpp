@@ -5,7 +5,6 @@
 
 #include "kernels/dense.h"
 #include "kernels/elementwise/activation_kernels.h"
-#include "kernels/gemm/gemm.h"
 #include "runtime/workspace.h"
 
 namespace bpfast {
@@ -27,15 +26,10 @@ void GemmBackend<T>::layer_forward(index l, const T* W, const T* b, Activation a
 }
 
 template <typename T>
-T* GemmBackend<T>::output_gradient() {
-    return delta_.data();
-}
-
-template <typename T>
 bool GemmBackend<T>::weight_gradient(index l, T* dW) {
     // δ_l (batch, n_out), A_{l−1} (batch, n_in), dW (n_out, n_in)
     const index n_in = layout_.n_in(l), n_out = layout_.n_out(l);
-    gemm<T>(n_out, n_in, batch_, as_transpose(delta_.data(), n_out), as_matrix(input_of(l), n_in), dW, n_in, false);
+    bpfast::weight_gradient(dW, delta_.data(), input_of(l), batch_, n_in, n_out);
     return false;
 }
 
@@ -44,7 +38,7 @@ bool GemmBackend<T>::input_gradient(index l, const T* W, T* db_below, Activation
     // δ_l (batch, n_out), W (n_out, n_in), δ_{l−1} (batch, n_in)
     const index n_in = layout_.n_in(l), n_out = layout_.n_out(l);
     T* below = spare_.data();
-    gemm<T>(batch_, n_in, n_out, as_matrix(delta_.data(), n_out), as_matrix(W, n_in), below, n_in, false);
+    bpfast::input_gradient(below, delta_.data(), W, batch_, n_in, n_out);
     activation_backward(below, db_below, below, outputs_[l - 1].data(), batch_, n_in, act_below);
     std::swap(delta_, spare_);
     return false;

@@ -17,7 +17,7 @@ public:
     void start_forward(const T* X, index batch) override;
     void layer_forward(index l, const T* W, const T* b, Activation act) override;
     const T* output() const override { return outputs_.back().data(); }
-    T* output_gradient() override;
+    T* output_gradient() override { return delta_.data(); }
     bool weight_gradient(index l, T* dW) override;
     bool input_gradient(index l, const T* W, T* db_below, Activation act_below) override;
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
+#include <string>
 #include <utility>
 
 #include "kernels/elementwise/activation_kernels.h"
@@ -12,18 +13,30 @@
 
 namespace bpfast {
 
+namespace {
+
+// sizes, once checked against the activations: the members built after
+// layout_ (the backends, the optimizer) read both.
+std::vector<index> checked_sizes(std::vector<index> sizes, const std::vector<Activation>& activations) {
+    if (sizes.size() < 2 || activations.size() != sizes.size() - 1)
+        throw std::invalid_argument("a network needs at least two sizes and one activation per layer");
+    for (index n : sizes)
+        if (n < 1) throw std::invalid_argument("sizes must be positive; got " + std::to_string(n));
+    return sizes;
+}
+
+}  // namespace
+
 template <typename T>
 Network<T>::Network(std::vector<index> sizes, std::vector<Activation> activations, LossKind loss,
                     Reduction reduction)
-    : layout_(std::move(sizes)),
+    : layout_(checked_sizes(std::move(sizes), activations)),
       activations_(std::move(activations)),
       loss_(loss),
       reduction_(reduction),
       optimizer_(layout_),
       gemm_(layout_),
       small_net_(layout_, activations_) {
-    if (layout_.sizes().size() < 2 || static_cast<index>(activations_.size()) != n_layers())
-        throw std::invalid_argument("a network needs at least two sizes and one activation per layer");
     params_.assign(layout_.n_parameters() + SmallNetBackend<T>::PARAMETER_PADDING, T(0));
     grads_.assign(layout_.n_parameters(), T(0));
 }
@@ -146,14 +159,15 @@ index Network<T>::first_non_finite_layer(const T* grads, double* squares) {
         if (clipping) *squares = total;
         return -1;
     }
-    // Per layer only to name the culprit: the first with a NaN or Inf, or
-    // whose Σ g² overflows (clipping could not scale it).
+    // Per layer only to name the culprit.
     for (index l = 0; l < n_layers(); ++l) {
-        const T* g = grads + layout_.weights(l);
-        const index count = layout_.layer_end(l) - layout_.weights(l);
-        if (!all_finite(g, count) || (clipping && !std::isfinite(sum_of_squares(g, count)))) return l;
+        const index begin = layout_.weights(l), end = layout_.layer_end(l);
+        if (!all_finite(grads + begin, end - begin)) return l;
     }
-    return n_layers() - 1;  // every layer's Σ g² is finite but not their total
+    // Every value is finite but Σ g² overflows: clipping scales by max_norm / ∞ = 0,
+    // as torch.nn.utils.clip_grad_norm_ and the reference do.
+    if (clipping) *squares = total;
+    return -1;
 }
 
 template <typename T>

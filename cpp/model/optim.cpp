@@ -40,8 +40,7 @@ void Optimizer<T>::update(T* params, T* grads, double squared_norm, double base_
     const OptimizerConfig& c = config_;
     const index n = layout_.n_parameters();
     if (clips()) {
-        // torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when that is below 1.
-        const double factor = c.clip_norm / (std::sqrt(squared_norm) + 1e-6);
+        const double factor = clipping_factor(c.clip_norm, squared_norm);
         if (factor < 1.0) for_each_chunk(n, [&](index lo, index hi) { scale_in_place(grads + lo, hi - lo, factor); });
     }
     const double lr = learning_rate(base_lr);

@@ -10,9 +10,6 @@
 
 namespace bpfast {
 
-enum class OptimizerKind { sgd, adam, adamw };
-enum class Schedule { constant, step, inverse_scaling };
-
 struct OptimizerConfig {
     OptimizerKind kind = OptimizerKind::sgd;
     double lr = 0.1;

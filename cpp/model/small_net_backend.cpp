@@ -40,6 +40,8 @@ void SmallNetBackend<T>::start_forward(const T* X, index batch) {
     reserve(delta_b_, ldt * widest_hidden);
     batch_ = batch;
     ldt_ = ldt;
+    delta_ = output_gradient_.data();  // the backward pass starts from dL/dY
+    ld_delta_ = layout_.sizes().back();
     input_ = X;
     if (ldt != batch || padded_sizes_[0] != n_in) {
         for (index m = 0; m < batch; ++m)
@@ -74,13 +76,6 @@ void SmallNetBackend<T>::layer_forward(index l, const T* W, const T* b, Activati
     for (index m = 0; m < batch_; ++m)
         for (index j = 0; j < n_out; ++j) Y[m * n_out + j] = F[j * ldt + m];
     if (act == Activation::softmax) activation_forward(Y, Y, batch_, n_out, act);
-}
-
-template <typename T>
-T* SmallNetBackend<T>::output_gradient() {
-    delta_ = output_gradient_.data();  // the backward pass starts from it
-    ld_delta_ = layout_.sizes().back();
-    return delta_;
 }
 
 template <typename T>

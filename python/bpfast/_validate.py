@@ -110,11 +110,10 @@ def targets(T, batch_size, n_out, dtype, takes_labels, name="T"):
             raise TypeError(f"{name} of shape (batch,) must hold integer class labels; got dtype {T.dtype}")
         if T.shape[0] != batch_size:
             raise ValueError(f"{name} must have shape ({batch_size},) to match X; got {T.shape}")
-        if T.dtype.kind == "u" and T.max() > np.iinfo(np.int64).max:
-            raise ValueError(f"{name} labels must lie in [0, {2 if n_out == 1 else n_out}); got {T.max()}")
-        labels = native(T, np.int64)
-        if _core.first_label_out_of_range(labels, n_out) >= 0:
-            raise ValueError(f"{name} labels must lie in [0, {2 if n_out == 1 else n_out}); "
+        too_large = T.dtype.kind == "u" and T.max() > np.iinfo(np.int64).max
+        labels = None if too_large else native(T, np.int64)
+        if too_large or _core.first_label_out_of_range(labels, n_out) >= 0:
+            raise ValueError(f"{name} labels must lie in [0, {_core.label_classes(n_out)}); "
                              f"got values from {T.min()} to {T.max()}")
         return None, labels
     if T.ndim != 2:

@@ -245,7 +245,8 @@ def adam_update(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay, de
 def clip_by_global_norm(grads, max_norm):
     """torch.nn.utils.clip_grad_norm_: scale all grads in place by max_norm / (norm + 1e-6)
     when that is below 1, norm being their global L2 norm; returns that norm."""
-    norm = np.sqrt(sum(float(np.sum(g.astype(np.float64) ** 2)) for g in grads))
+    with np.errstate(over="ignore"):  # a norm that overflows gives the factor 0, as in torch
+        norm = np.sqrt(sum(float(np.sum(g.astype(np.float64) ** 2)) for g in grads))
     coef = max_norm / (norm + 1e-6)
     if coef < 1:
         for g in grads:
@@ -298,9 +299,11 @@ class Engine:
 
     def set_optimizer(self, kind, lr, momentum, nesterov, beta1, beta2, eps, weight_decay,
                       decay_bias, clip_norm, schedule, step_size, gamma, power_t):
+        if step_size < 1:
+            raise ValueError("step_size must be at least 1")
         self.config = dict(kind=kind, lr=lr, momentum=momentum, nesterov=nesterov, beta1=beta1,
                            beta2=beta2, eps=eps, weight_decay=weight_decay, decay_bias=decay_bias,
-                           clip_norm=clip_norm, schedule=schedule, step_size=max(1, step_size),
+                           clip_norm=clip_norm, schedule=schedule, step_size=step_size,
                            gamma=gamma, power_t=power_t)
         adam = kind != "sgd"
         self._m = np.zeros(self._params.size if adam or momentum != 0 else 0, self.dtype)
@@ -355,9 +358,10 @@ class Engine:
         lr, when given, is the base learning rate of this step."""
         return self.apply_update(self._loss_and_backward(X, T), lr)
 
-    def apply_update(self, value, lr=None):
-        """One optimizer step from the gradients as they are now, for a batch whose loss was value;
+    def apply_update(self, loss, lr=None):
+        """One optimizer step from the gradients as they are now, for a batch whose loss was ``loss``;
         (loss, finite, non_finite_layer), and nothing is updated unless everything is finite."""
+        value = loss
         if not np.isfinite(value):
             return value, False, -1
         grads = self.gradients()

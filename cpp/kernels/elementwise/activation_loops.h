@@ -16,7 +16,7 @@ namespace {
 
 // y = act(x) for n values; y may be x.
 template <typename T>
-void activation_forward_loop(const T* x, T* y, index n, Activation act) {
+void activation_forward_loop(T* y, const T* x, index n, Activation act) {
     switch (act) {
         case Activation::sigmoid:
             for (index i = 0; i < n; ++i) y[i] = sigmoid(x[i]);
@@ -139,7 +139,7 @@ void bias_activation_loop(T* c, index ldc, const T* b, index rows, index cols, A
 // P may be Z. The max and the sum run over LANES independent partials, so
 // that they vectorise.
 template <typename T>
-void softmax_rows_loop(const T* Z, T* P, index rows, index cols, T* row_max, T* log_sum) {
+void softmax_rows_loop(T* P, T* row_max, T* log_sum, const T* Z, index rows, index cols) {
     // Z and P are (rows, cols); row_max and log_sum are (rows,) or both null
     if (cols == 0) return;
     constexpr int LANES = 64 / sizeof(T);  // one 512-bit vector

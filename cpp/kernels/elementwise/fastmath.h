@@ -1,5 +1,5 @@
 // exp, sigmoid and tanh written without branches, so that loops over arrays
-// vectorise (libm's exp and tanh are scalar calls, 10-20x slower). The float
+// vectorise (libm's exp and tanh are scalar calls the compiler cannot). The float
 // versions are accurate to a few float ulps; the double versions to a few
 // double ulps (relative error near 1e-15), as float64 users expect.
 //

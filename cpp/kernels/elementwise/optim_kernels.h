@@ -58,4 +58,10 @@ void scale_in_place(T* x, index n, double factor) {
     active_optim_kernels<T>().scale(x, n, factor);
 }
 
+// Clipping by global norm (torch.nn.utils.clip_grad_norm_): the gradients are
+// scaled by this factor, max_norm / (norm + 1e-6), when it is below 1.
+inline double clipping_factor(double max_norm, double squared_norm) {
+    return max_norm / (__builtin_sqrt(squared_norm) + 1e-6);
+}
+
 }  // namespace bpfast

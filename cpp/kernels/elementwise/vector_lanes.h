@@ -1,5 +1,5 @@
-// Lane operations on GCC's generic vectors, shared by the loops that are
-// compiled once per ISA (check_loops.h, small_net_loops.h).
+// GCC's generic vectors and lane operations on them, shared by the loops that
+// are compiled once per ISA (activation_loops.h, check_loops.h, small_net_loops.h).
 #pragma once
 
 #include <cstddef>
@@ -42,7 +42,7 @@ void fold_lanes(V& v, std::index_sequence<I...> lanes) {
 // finiteness test of the project: the whole-array check folds its partial
 // sums with it, the small-network kernels the sums of what they wrote.
 template <typename V>
-bool all_lanes_finite(V v) {
+bool all_lanes_finite(const V& v) {
     using E = std::decay_t<decltype(v[0])>;
     constexpr std::size_t L = sizeof(V) / sizeof(E);
     V zeros = v * E(0);

@@ -1,7 +1,7 @@
-// The kernels of the small-network path: a training step for networks whose
-// weight matrices stay in the core's caches (up to 64 KiB each, at batches
-// up to 128; see small_net_step.h), where the blocked GEMM's packing, tiling
-// and epilogue passes cost as much as the arithmetic.
+// The kernels of the small-network backend (model/small_net_backend.h): the
+// layer products of networks whose weight matrices stay in the core's caches,
+// where the blocked GEMM's packing, tiling and epilogue passes cost as much as
+// the arithmetic.
 //
 // The path keeps two copies of each activation:
 //   samples-major  S (rows, ld) with S[m][j] = A(m, j)    (the layout of the API)
