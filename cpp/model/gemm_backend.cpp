@@ -11,11 +11,14 @@ namespace bpfast {
 
 template <typename T>
 void GemmBackend<T>::start_forward(const T* X, index batch) {
-    const auto& n = layout_.sizes();
-    const index widest = *std::max_element(n.begin() + 1, n.end());
-    for (index l = 0; l < layout_.n_layers(); ++l) reserve(outputs_[l], batch * n[l + 1]);
-    reserve(delta_, batch * widest);
-    reserve(spare_, batch * widest);
+    if (batch > capacity_) {
+        const auto& n = layout_.sizes();
+        const index widest = *std::max_element(n.begin() + 1, n.end());
+        for (index l = 0; l < layout_.n_layers(); ++l) reserve(outputs_[l], batch * n[l + 1]);
+        reserve(delta_, batch * widest);
+        reserve(spare_, batch * widest);
+        capacity_ = batch;
+    }
     input_ = X;
     batch_ = batch;
 }

@@ -26,7 +26,7 @@ private:
 
     const ParameterLayout& layout_;
     const T* input_ = nullptr;
-    index batch_ = 0;
+    index batch_ = 0, capacity_ = 0;  // the batch, and the largest the buffers hold
     std::vector<std::vector<T>> outputs_;  // outputs_[l] is A_l, (batch, n[l+1])
     std::vector<T> delta_, spare_;         // δ of the layer at hand and of the one below, (batch, widest)
 };

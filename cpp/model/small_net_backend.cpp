@@ -27,17 +27,20 @@ SmallNetBackend<T>::SmallNetBackend(const ParameterLayout& layout, const std::ve
 template <typename T>
 void SmallNetBackend<T>::start_forward(const T* X, index batch) {
     const index ldt = padded(batch), n_in = layout_.n_in(0);
-    const index widest_hidden =
-        n_layers() > 1 ? *std::max_element(padded_sizes_.begin() + 1, padded_sizes_.end() - 1) : index(0);
+    if (ldt > capacity_) {
+        const index widest_hidden =
+            n_layers() > 1 ? *std::max_element(padded_sizes_.begin() + 1, padded_sizes_.end() - 1) : index(0);
+        reserve(input_rows_, ldt * padded_sizes_[0]);
+        for (index l = 0; l <= n_layers(); ++l) reserve(features_[l], padded_sizes_[l] * ldt);
+        for (index l = 1; l < n_layers(); ++l) reserve(samples_[l], ldt * padded_sizes_[l]);
+        reserve(output_, ldt * layout_.sizes().back());
+        reserve(output_gradient_, ldt * layout_.sizes().back());
+        reserve(delta_a_, ldt * widest_hidden);
+        reserve(delta_b_, ldt * widest_hidden);
+        capacity_ = ldt;
+    }
     // X (batch, n_in) -> input (ldt, padded n_in) -> features_[0] (padded n_in, ldt);
     // X itself when it needs no padding
-    reserve(input_rows_, ldt * padded_sizes_[0]);
-    for (index l = 0; l <= n_layers(); ++l) reserve(features_[l], padded_sizes_[l] * ldt);
-    for (index l = 1; l < n_layers(); ++l) reserve(samples_[l], ldt * padded_sizes_[l]);
-    reserve(output_, ldt * layout_.sizes().back());
-    reserve(output_gradient_, ldt * layout_.sizes().back());
-    reserve(delta_a_, ldt * widest_hidden);
-    reserve(delta_b_, ldt * widest_hidden);
     batch_ = batch;
     ldt_ = ldt;
     delta_ = output_gradient_.data();  // the backward pass starts from dL/dY

@@ -48,6 +48,7 @@ private:
     std::vector<index> padded_sizes_;
 
     index batch_ = 0, ldt_ = 0;  // the batch, and its padded length (a multiple of lanes)
+    index capacity_ = 0;         // the padded batch the buffers hold
     // Each activation is kept samples-major S (ldt, padded width) and
     // features-major F (padded width, ldt); see kernels/small_net/small_net.h.
     // Cache-line aligned, so that rows (whole vectors long) are too.

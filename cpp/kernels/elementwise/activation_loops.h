@@ -101,7 +101,8 @@ void activation_backward_loop(T* dZ, T* db, const T* dA, const T* A, index rows,
     const bool sum_by_rows = db && cols >= NARROW_COLUMNS;
     if (sum_by_rows)
         for (index j = 0; j < cols; ++j) db[j] = T(0);
-    for (index r = 0; r < rows; ++r) {
+    const bool nothing_to_apply = act == Activation::identity && dZ == dA;  // δ is dA already
+    for (index r = 0; r < rows && !(nothing_to_apply && !sum_by_rows); ++r) {
         T* dz = dZ + r * cols;
         backward_row(dz, dA + r * cols, A + r * cols, cols, act);
         if (sum_by_rows)
