@@ -59,6 +59,22 @@ def _numpy_blas():
     return name, threads
 
 
+def _blas_core_type():
+    """OpenBLAS's kernel family (its core type: Haswell, SkylakeX, Zen, ...) as threadpoolctl reports it.
+
+    On an AVX-512 CPU a Haswell or Zen core type means numpy runs AVX2 kernels: a handicapped anchor.
+    """
+    try:
+        import threadpoolctl
+        types = sorted({info.get("architecture") for info in threadpoolctl.threadpool_info()
+                        if info.get("internal_api") == "openblas" and info.get("architecture")})
+        return ", ".join(types) if types else "not OpenBLAS"
+    except ImportError:
+        return "unknown (threadpoolctl is not installed)"
+    except Exception:
+        return "unknown"
+
+
 def _bpfast_threads(bpfast):
     for module in (bpfast, bpfast.kernels, getattr(bpfast.kernels, "_core", None)):
         for name in ("get_num_threads", "num_threads"):
@@ -121,6 +137,7 @@ def machine_record(torch_threads):
         "numpy": np.__version__,
         "numpy_blas": blas,
         "numpy_blas_threads": blas_threads if blas_threads is not None else "unknown",
+        "numpy_blas_core_type": _blas_core_type(),
         "torch": torch_version,
     }
     if torch is not None:

@@ -22,7 +22,7 @@ ROW_KEYS = {"suite", "table", "case", "competitor", "params", "times", "median",
             "gflops", "status", "check", "dtype", "disturbed"}
 STATUSES = {"baseline", "ok", "WRONG", "ERROR"}
 MACHINE_KEYS = {"date", "cpu", "logical_cores", "usable_cores", "python", "bpfast", "bpfast_isa",
-                "bpfast_threads", "numpy", "numpy_blas", "torch", "scikit_learn", "threadpoolctl",
+                "bpfast_threads", "numpy", "numpy_blas", "numpy_blas_core_type", "torch", "scikit_learn", "threadpoolctl",
                 "foreign_cores_max", "cases_disturbed"}
 
 
