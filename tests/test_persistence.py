@@ -224,6 +224,17 @@ BAD_FILES = {
     "wrong weight shape": write_changed("param_0", np.zeros((3, 3))),
     "broken architecture": write_changed("architecture", np.array("{not json")),
     "pickled object array": write_pickled,
+    # sizes whose parameter count overflows int64 (it once wrapped to a tiny buffer)
+    "overflowing sizes": write_changed("architecture", np.array(json.dumps(
+        {"sizes": [2**31, 2**30 - 1] * 4 + [1, 1152921506217459715], "activation": ["relu"] * 9,
+         "output": "softmax", "loss": "cross_entropy", "reduction": "mean", "dtype": "float64", "seed": 0}))),
+    # a layer of 2^49 weights: refused before anything is allocated
+    "a layer above the size limit": write_changed("architecture", np.array(json.dumps(
+        {"sizes": [2**24, 2**25, 3], "activation": ["relu"], "output": "softmax", "loss": "cross_entropy",
+         "reduction": "mean", "dtype": "float64", "seed": 0}))),
+    "NaN weights": write_changed("param_1", np.array([np.nan] * 9)),
+    "Inf optimizer state": write_changed("state_1", np.full(SIZES[0] * 9 + 9 + 9 * 5 + 5 + 5 * 3 + 3, np.inf)),
+    "negative counters": write_changed("counters", np.array([-1, 0])),
     "plain npy": write_npy,
 }
 

@@ -74,6 +74,9 @@ def test_pool_threads_are_created_once(restore_threads):
 def test_set_num_threads_validates_and_round_trips(restore_threads):
     bpfast.set_num_threads(2)
     assert bpfast.get_num_threads() == 2
-    with pytest.raises(ValueError, match="n must be a positive"):
-        bpfast.set_num_threads(0)
+    for bad in (0, -1, 257, 100000, 2**40):
+        with pytest.raises(ValueError, match="n must be between 1 and 256"):
+            bpfast.set_num_threads(bad)
     assert bpfast.get_num_threads() == 2
+    bpfast.set_num_threads(_core.MAX_THREADS)  # the bound itself is allowed
+    assert bpfast.get_num_threads() == 256

@@ -10,6 +10,7 @@
 #include "kernels/elementwise/check_kernels.h"
 #include "model/targets.h"
 #include "runtime/dispatch.h"
+#include "runtime/sizes.h"
 #include "runtime/threads.h"
 #include "runtime/workspace.h"
 
@@ -21,10 +22,14 @@ PYBIND11_MODULE(_core, m) {
     m.doc() = "bpfast's compiled core; use it through bpfast.Network and bpfast.kernels";
     // Choose the instruction set now, so that a bad BPFAST_ISA fails at import.
     m.attr("isa") = std::string(bp::active_isa());
-    m.def("set_num_threads", [](int n) {
-        if (n < 1) throw py::value_error("n must be a positive number of threads; got " + std::to_string(n));
-        bp::set_num_threads(n);
-    }, py::arg("n"), "Use n threads (the caller included) in the kernels.");
+    m.def("set_num_threads", [](long long n) {
+        if (n < 1 || n > bp::MAX_THREADS)
+            throw py::value_error("n must be between 1 and " + std::to_string(bp::MAX_THREADS) + " threads; got " +
+                                  std::to_string(n));
+        bp::set_num_threads(static_cast<int>(n));
+    }, py::arg("n"), "Use n threads (the caller included, at most MAX_THREADS) in the kernels.");
+    m.attr("MAX_THREADS") = bp::MAX_THREADS;
+    m.attr("MAX_VALUES") = bp::MAX_VALUES;
     m.def("get_num_threads", &bp::get_num_threads, "Threads the kernels use.");
     m.def("threads_started", &bp::threads_started,
           "How many OS threads the pool has started since import; it does not grow per call.");

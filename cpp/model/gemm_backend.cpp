@@ -5,6 +5,7 @@
 
 #include "kernels/dense.h"
 #include "kernels/elementwise/activation_kernels.h"
+#include "runtime/sizes.h"
 #include "runtime/workspace.h"
 
 namespace bpfast {
@@ -14,9 +15,10 @@ void GemmBackend<T>::start_forward(const T* X, index batch) {
     if (batch > capacity_) {
         const auto& n = layout_.sizes();
         const index widest = *std::max_element(n.begin() + 1, n.end());
+        const index rows = checked_product(batch, widest, "the workspace for this batch");
         for (index l = 0; l < layout_.n_layers(); ++l) reserve(outputs_[l], batch * n[l + 1]);
-        reserve(delta_, batch * widest);
-        reserve(spare_, batch * widest);
+        reserve(delta_, rows);
+        reserve(spare_, rows);
         capacity_ = batch;
     }
     input_ = X;

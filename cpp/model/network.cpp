@@ -9,6 +9,7 @@
 #include "kernels/elementwise/activation_kernels.h"
 #include "kernels/elementwise/check_kernels.h"
 #include "kernels/elementwise/losses.h"
+#include "runtime/sizes.h"
 #include "runtime/threads.h"
 
 namespace bpfast {
@@ -98,7 +99,7 @@ const T* Network<T>::dense_targets(Targets<T> targets, index batch, const std::i
     // returns (batch, n_out) targets; rows (when given) picks the samples
     const index n_out = sizes().back();
     if (targets.dense && !rows) return targets.dense;
-    T* t = reserve(batch_t_, static_cast<size_t>(batch * n_out));
+    T* t = reserve(batch_t_, static_cast<size_t>(checked_product(batch, n_out, "the targets of this batch")));
     for (index i = 0; i < batch; ++i) {
         const index r = rows ? rows[i] : i;
         T* row = t + i * n_out;

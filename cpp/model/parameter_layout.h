@@ -3,18 +3,31 @@
 //   layer l maps n[l] inputs to n[l+1] outputs: W_l is (n[l+1], n[l]), b_l is (n[l+1],)
 #pragma once
 
+#include <stdexcept>
+#include <string>
 #include <utility>
 #include <vector>
 
 #include "common.h"
+#include "runtime/sizes.h"
 
 namespace bpfast {
 
 class ParameterLayout {
 public:
+    // std::invalid_argument naming the layer when the parameters would exceed
+    // MAX_VALUES (runtime/sizes.h).
     explicit ParameterLayout(std::vector<index> sizes) : sizes_(std::move(sizes)), offsets_{0} {
-        for (size_t l = 0; l + 1 < sizes_.size(); ++l)
-            offsets_.push_back(offsets_.back() + sizes_[l + 1] * sizes_[l] + sizes_[l + 1]);
+        for (size_t l = 0; l + 1 < sizes_.size(); ++l) {
+            try {
+                const index weights = checked_product(sizes_[l + 1], sizes_[l], "a weight matrix");
+                offsets_.push_back(checked_sum(offsets_.back(), checked_sum(weights, sizes_[l + 1], "a layer"),
+                                               "the parameters"));
+            } catch (const std::length_error& e) {
+                throw std::invalid_argument("layer " + std::to_string(l) + " (" + std::to_string(sizes_[l]) +
+                                            " -> " + std::to_string(sizes_[l + 1]) + ") is too large: " + e.what());
+            }
+        }
     }
 
     const std::vector<index>& sizes() const { return sizes_; }

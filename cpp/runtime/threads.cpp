@@ -6,6 +6,8 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
+#include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -19,9 +21,9 @@ namespace {
 int default_thread_count() {
     if (const char* env = std::getenv("BPFAST_NUM_THREADS")) {
         const int n = std::atoi(env);
-        if (n >= 1) return n;
+        if (n >= 1) return std::min(n, MAX_THREADS);
     }
-    return std::max(1u, std::thread::hardware_concurrency());
+    return static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, unsigned(MAX_THREADS)));
 }
 
 inline void cpu_relax() {
@@ -93,7 +95,12 @@ public:
     }
 
     int threads() const { return threads_.load(); }
-    void set_threads(int n) { threads_.store(std::max(1, n)); }
+    void set_threads(int n) {
+        if (n < 1 || n > MAX_THREADS)
+            throw std::invalid_argument("n must be between 1 and " + std::to_string(MAX_THREADS) + " threads; got " +
+                                        std::to_string(n));
+        threads_.store(n);
+    }
     long started() const { return started_.load(); }
 
     void run(index n_tasks, TaskRef task) {

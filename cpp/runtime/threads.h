@@ -8,10 +8,12 @@
 
 namespace bpfast {
 
-// Threads used by parallel_for, the caller included. The default is
-// BPFAST_NUM_THREADS when set, else the number of hardware threads.
+// Threads used by parallel_for, the caller included: 1 to MAX_THREADS. The
+// default is BPFAST_NUM_THREADS when set (clamped to that range), else the
+// number of hardware threads.
+constexpr int MAX_THREADS = 256;
 int get_num_threads();
-void set_num_threads(int n);
+void set_num_threads(int n);  // std::invalid_argument outside [1, MAX_THREADS]
 
 // A non-owning reference to a callable taking a task index: unlike
 // std::function it never allocates.

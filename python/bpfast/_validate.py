@@ -31,12 +31,26 @@ def choice(value, allowed, name):
 
 def dtype_name(dtype):
     try:
-        name = np.dtype(dtype).name
+        name = None if dtype is None else np.dtype(dtype).name  # np.dtype(None) would be float64
     except TypeError:
         name = None
     if name not in DTYPES:
         raise ValueError(f"dtype must be float32 or float64; got {dtype!r}")
     return name
+
+
+def layer_sizes(sizes):
+    """The layer widths as a list of ints: a sequence (list, tuple, range or 1-D array) of at least
+    two positive integers, each at most the core's limit of values in one buffer."""
+    if isinstance(sizes, np.ndarray) and sizes.ndim == 1:
+        sizes = sizes.tolist()
+    if not isinstance(sizes, (list, tuple, range)) or len(sizes) < 2:
+        raise ValueError(f"sizes must be a list of at least two layer widths; got {sizes!r}")
+    widths = [positive_int(n, f"sizes[{i}]") for i, n in enumerate(sizes)]
+    for i, n in enumerate(widths):
+        if n > _core.MAX_VALUES:
+            raise ValueError(f"sizes[{i}] must be at most 2^48; got {n}")
+    return widths
 
 
 def positive_int(value, name):
@@ -61,7 +75,8 @@ def native(array, dtype):
     """array as the core reads it: C-contiguous, of dtype and aligned to it
     (numpy can hold misaligned views, e.g. from a buffer at an odd offset);
     zero-copy when it already is."""
-    array = np.ascontiguousarray(array, dtype=dtype)
+    with np.errstate(over="ignore"):  # what overflows the cast is refused by the finiteness check after it
+        array = np.ascontiguousarray(array, dtype=dtype)
     return array if array.flags.aligned else array.copy()
 
 
@@ -79,7 +94,8 @@ def _all_finite(array):
 
 def _check_finite(array, name):
     if array.dtype.kind == "f" and not _all_finite(array):
-        raise ValueError(f"{name} must be finite; it holds NaN or Inf")
+        raise ValueError(f"{name} must be finite in {array.dtype}; it holds NaN or Inf "
+                         f"(or values beyond the range of {array.dtype})")
 
 
 def batch(X, n_in, dtype, name="X"):
@@ -91,8 +107,9 @@ def batch(X, n_in, dtype, name="X"):
         raise ValueError(f"{name} must have shape (batch, {n_in}); got {X.shape}")
     if X.shape[0] == 0:
         raise ValueError(f"{name} is an empty batch: shape {X.shape}; at least one row is needed")
-    _check_finite(X, name)
-    return native(X, dtype)
+    X = native(X, dtype)
+    _check_finite(X, name)  # after the cast: 1e300 is finite in float64 and Inf in float32
+    return X
 
 
 def targets(T, batch_size, n_out, dtype, takes_labels, name="T"):
@@ -122,8 +139,9 @@ def targets(T, batch_size, n_out, dtype, takes_labels, name="T"):
     if T.shape != (batch_size, n_out):
         raise ValueError(f"{name} must have shape ({batch_size}, {n_out}) to match X and the output layer; "
                          f"got {T.shape}")
-    _check_finite(T, name)
-    return native(T, dtype), None
+    T = native(T, dtype)
+    _check_finite(T, name)  # after the cast, as for X
+    return T, None
 
 
 def parameter(value, shape, dtype, name):
@@ -131,5 +149,7 @@ def parameter(value, shape, dtype, name):
     value = _numeric_array(value, name)
     if value.shape != shape:
         raise ValueError(f"{name} must have shape {shape}; got {value.shape}")
-    _check_finite(value, name)
-    return value.astype(dtype, copy=False)
+    with np.errstate(over="ignore"):
+        value = value.astype(dtype, copy=False)
+    _check_finite(value, name)  # after the cast, as for X
+    return value

@@ -125,9 +125,7 @@ class Network:
 
     def __init__(self, sizes, activation="relu", output="identity", loss=None,
                  reduction="mean", dtype="float32", seed=None, optimizer=None):
-        if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__") or len(sizes) < 2:
-            raise ValueError(f"sizes must be a list of at least two layer widths; got {sizes!r}")
-        self.sizes = [check.positive_int(n, f"sizes[{i}]") for i, n in enumerate(sizes)]
+        self.sizes = check.layer_sizes(sizes)
         n_hidden = len(self.sizes) - 2
         if isinstance(activation, str):
             hidden = [check.choice(activation, check.ACTIVATIONS, "activation")] * n_hidden
@@ -386,13 +384,21 @@ class Network:
                 if saved.shape != p.shape or saved.dtype != p.dtype:
                     raise ValueError(f"param_{i} has shape {saved.shape} and dtype {saved.dtype}; "
                                      f"expected {p.shape} and {p.dtype}")
+                if not np.isfinite(saved).all():
+                    raise ValueError(f"param_{i} holds NaN or Inf")
                 p[...] = saved
             for which, state in enumerate(net._engine.optimizer_state()):
                 saved = fields[f"state_{which}"]
-                if saved.shape != state.shape:
-                    raise ValueError(f"state_{which} has shape {saved.shape}; expected {state.shape}")
+                if saved.shape != state.shape or saved.dtype != state.dtype:
+                    raise ValueError(f"state_{which} has shape {saved.shape} and dtype {saved.dtype}; "
+                                     f"expected {state.shape} and {state.dtype}")
+                if not np.isfinite(saved).all():
+                    raise ValueError(f"state_{which} holds NaN or Inf")
                 state[...] = saved
-            steps, epochs = (int(c) for c in fields["counters"])
+            counters = fields["counters"]
+            if counters.shape != (2,) or counters.dtype.kind not in "iu" or (counters < 0).any():
+                raise ValueError(f"counters must be two non-negative integers; got {counters!r}")
+            steps, epochs = (int(c) for c in counters)
             net._engine.set_counters(steps, epochs)
             net._shuffle_rng.bit_generator.state = json.loads(str(fields["shuffle_state"]))
         except (KeyError, ValueError, TypeError) as error:

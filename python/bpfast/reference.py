@@ -13,6 +13,7 @@ Backward, with δ = dA ⊙ σ'(A):  dW = δᵀ·X,  db = Σ_rows δ,  dX = δ·W
 import numpy as np
 
 from . import network
+from ._core import MAX_VALUES
 from .optim import learning_rate as optim_learning_rate
 
 __all__ = [
@@ -269,7 +270,15 @@ class Engine:
         self.sizes, self.activations = list(sizes), list(activations)
         self.loss_name, self.reduction, self.dtype = loss, reduction, np.dtype(dtype)
         self.takes_logits = loss in ("softmax_cross_entropy", "sigmoid_cross_entropy")
-        total = sum(n_out * n_in + n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+        total = 0
+        for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            # the core's limit on the values of one buffer (cpp/runtime/sizes.h), checked as it does
+            layer = n_out * n_in + n_out
+            for what, count in (("a weight matrix", n_out * n_in), ("a layer", layer), ("the parameters", total + layer)):
+                if count > MAX_VALUES:
+                    raise ValueError(f"layer {l} ({n_in} -> {n_out}) is too large: {what} would hold more than "
+                                     "2^48 values")
+            total += layer
         self._params = np.zeros(total, self.dtype)
         self._grads = np.zeros(total, self.dtype)
         self.steps = self.epochs = 0

@@ -1,0 +1,115 @@
+"""Inputs that once crashed, overflowed or slipped through unchecked.
+
+Each test names the defect it pins down (issue "Hardening"); the oracle is
+the documented behaviour: a ValueError or TypeError naming the argument,
+MemoryError for an allocation that fails, and a network left as it was.
+"""
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import bpfast
+from bpfast import _core, optim, reference
+from conftest import assert_unchanged, snapshot
+
+CLASSES = [bpfast.Network, reference.Network]
+CLASS_IDS = ["native", "reference"]
+
+
+@pytest.mark.parametrize("cls", CLASSES, ids=CLASS_IDS)
+def test_sizes_whose_parameter_count_overflows_are_refused(cls):
+    # The parameter count of this net overflowed int64, wrapped to a small
+    # number, and the core wrote far past the buffer it allocated.
+    with pytest.raises(ValueError, match=r"sizes\[9\]|layer \d"):
+        cls([2**31, 2**30 - 1] * 4 + [1, 1152921506217459715])
+    with pytest.raises(ValueError, match=r"sizes\[0\]"):
+        cls([2**63 - 1, 2])
+
+
+@pytest.mark.parametrize("core", ["f32", "f64"])
+def test_the_core_names_the_layer_that_exceeds_the_size_limit(core):
+    # 2^24 x 2^25 weights = 2^49 values, above the 2^48 limit: refused before anything is allocated.
+    Network = getattr(_core, core).Network
+    with pytest.raises(ValueError, match=r"layer 1 \(16777216 -> 33554432\) is too large"):
+        Network([3, 2**24, 2**25], ["relu", "identity"], "squared_error", "mean")
+    with pytest.raises(ValueError, match=r"layer 0 .* too large"):
+        Network([2**31, 2**30 - 1] * 4 + [1, 1152921506217459715], ["relu"] * 9, "squared_error", "mean")
+
+
+@pytest.mark.parametrize("cls", CLASSES, ids=CLASS_IDS)
+def test_values_that_overflow_on_the_cast_to_float32_are_refused_as_input(cls):
+    # 1e300 is finite in float64 and Inf in float32: it used to pass the check.
+    net = cls([3, 4, 2], output="softmax", dtype="float32", seed=0)
+    X = np.ones((5, 3))
+    X[2, 1] = 1e300
+    before = snapshot(net)
+    for call in (lambda: net.forward(X), lambda: net.train_step(X, [0, 1, 0, 1, 0]),
+                 lambda: net.fit(X, [0, 1, 0, 1, 0], epochs=1)):
+        with pytest.raises(ValueError, match=r"\bX\b.*finite in float32"):
+            call()
+    T = np.full((5, 2), 0.5)
+    T[0, 0] = -1e300
+    with pytest.raises(ValueError, match=r"\bT\b.*finite in float32"):
+        net.train_step(np.ones((5, 3)), T)
+    with pytest.raises(ValueError, match=r"\bW\b.*finite"):
+        net.layers[0].W = np.full((4, 3), 1e300)
+    assert_unchanged(net, before)
+
+
+@pytest.mark.parametrize("cls", CLASSES, ids=CLASS_IDS)
+def test_a_fit_that_refuses_its_arguments_keeps_the_optimizer_and_its_state(cls):
+    net = cls([3, 4, 2], output="softmax", dtype="float64", seed=0, optimizer=optim.SGD(lr=0.1, momentum=0.9))
+    X, y = np.random.default_rng(0).standard_normal((6, 3)), np.array([0, 1, 0, 1, 1, 0])
+    net.train_step(X, y)
+    optimizer, velocity = net.optimizer, net._engine.optimizer_state()[0].copy()
+    before = snapshot(net)
+    for bad in (dict(lr=-1), dict(callbacks=[1]), dict(validation_data=(X,)), dict(batch_size=0)):
+        with pytest.raises((ValueError, TypeError)):
+            net.fit(X, y, optimizer=optim.Adam(), **bad)
+        assert net.optimizer is optimizer
+        assert np.array_equal(net._engine.optimizer_state()[0], velocity)
+        assert_unchanged(net, before)
+
+
+@pytest.mark.parametrize("cls", CLASSES, ids=CLASS_IDS)
+def test_constructor_arguments_are_type_checked(cls):
+    for sizes in ({1: 2, 3: 4}, {2, 3}, "23", b"23", 5, np.ones((2, 2), int)):
+        with pytest.raises((ValueError, TypeError), match="sizes"):
+            cls(sizes)
+    with pytest.raises(ValueError, match="dtype"):
+        cls([2, 3], dtype=None)
+    for dtype in ("float32", np.float32, np.dtype("float64"), "f8"):
+        assert cls([2, 3], dtype=dtype).dtype in (np.float32, np.float64)
+    assert cls(np.array([2, 3]), seed=0).sizes == [2, 3]  # a 1-D array of widths is a sequence too
+
+
+def test_an_allocation_that_fails_is_memory_error_and_the_process_goes_on():
+    # In a child whose address space is capped at 3 GiB, a net of 2^31
+    # float32 weights (8 GiB) cannot be allocated: MemoryError, and the
+    # process and its other nets carry on.
+    child = textwrap.dedent("""
+        import resource, numpy as np, bpfast
+        small = bpfast.Network([4, 3, 2], output="softmax", seed=0)
+        resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+        try:
+            bpfast.Network([2**16, 2**15], dtype="float32")
+        except MemoryError:
+            print("MemoryError")
+        loss = small.train_step(np.ones((5, 4), np.float32), np.array([0, 1, 0, 1, 1]))
+        print("finite" if np.isfinite(loss) else "not finite")
+    """)
+    done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=120,
+                          env={"BPFAST_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "PATH": ""})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["MemoryError", "finite"]
+
+
+def test_set_num_threads_refuses_counts_above_its_bound():
+    before = bpfast.get_num_threads()
+    with pytest.raises(ValueError, match="between 1 and 256"):
+        bpfast.set_num_threads(100000)
+    assert bpfast.get_num_threads() == before
