@@ -113,3 +113,66 @@ def test_set_num_threads_refuses_counts_above_its_bound():
     with pytest.raises(ValueError, match="between 1 and 256"):
         bpfast.set_num_threads(100000)
     assert bpfast.get_num_threads() == before
+
+
+OPTIMIZERS = {
+    "sgd": lambda: optim.SGD(lr=0.1),
+    "nesterov": lambda: optim.SGD(lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3),
+    "adamw": lambda: optim.AdamW(lr=0.1, weight_decay=0.1),
+}
+
+
+@pytest.mark.parametrize("batch", [8, 200])  # small-network and GEMM backends
+@pytest.mark.parametrize("opt", list(OPTIMIZERS))
+@pytest.mark.parametrize("cls", CLASSES, ids=CLASS_IDS)
+def test_a_float32_update_that_overflows_is_refused_and_changes_nothing(cls, opt, batch):
+    # lr = 1e39 is a finite float but Inf in float32, so every update
+    # overflows. Such steps once returned normally with parameters Inf, and
+    # the next call blamed a gradient.
+    rng = np.random.default_rng(0)
+    X, T = rng.standard_normal((batch, 30)).astype(np.float32), rng.standard_normal((batch, 2)).astype(np.float32)
+    net = cls([30, 40, 2], dtype="float32", seed=0, optimizer=OPTIMIZERS[opt]())
+    net.train_step(X, T)  # some optimizer state to keep
+    before, state = snapshot(net), [s.copy() for s in net._engine.optimizer_state()]
+    steps = net._engine.steps
+    with pytest.raises(FloatingPointError, match=r"layer 0.*not updated"):
+        net.train_step(X, T, lr=1e39)
+    assert_unchanged(net, before)
+    for saved, now in zip(state, net._engine.optimizer_state()):
+        assert np.array_equal(saved, now)
+    assert net._engine.steps == steps
+    with pytest.raises(FloatingPointError, match=r"epoch 0, batch 0, layer 0"):
+        net.fit(X, T, epochs=1, batch_size=batch, lr=1e39)
+    assert_unchanged(net, before)
+    assert np.isfinite(net.train_step(X, T))  # and the net goes on training
+
+
+@pytest.mark.parametrize("opt", list(OPTIMIZERS))
+@pytest.mark.parametrize("cls", CLASSES, ids=CLASS_IDS)
+def test_a_float64_update_that_overflows_names_its_layer(cls, opt):
+    # Finite gradients of 1e300 in the second layer only: θ − lr·g overflows there.
+    net = cls([3, 4, 2], dtype="float64", seed=0, optimizer=OPTIMIZERS[opt]())
+    engine = net._engine
+    loss = engine.compute_gradients(np.ones((5, 3)), np.zeros((5, 2)), None)
+    grads = engine.gradients()
+    grads[0][...] = grads[1][...] = 0.0
+    grads[2][...] = 1e300
+    before = snapshot(net)
+    assert engine.apply_update(loss, 1e10)[1:] == (False, 1)
+    assert_unchanged(net, before)
+
+
+@pytest.mark.parametrize("cls", CLASSES, ids=CLASS_IDS)
+def test_an_adam_state_that_would_overflow_is_refused(cls):
+    # g = 1e22 is finite in float32 but (1 − β2)·g² is not: v would become Inf
+    # while the weights stayed finite (m/√v = 0).
+    net = cls([3, 4, 2], dtype="float32", seed=0, optimizer=optim.Adam(lr=1e-3))
+    X, T = np.ones((5, 3), np.float32), np.zeros((5, 2), np.float32)
+    engine = net._engine
+    loss = engine.compute_gradients(X, T, None)
+    before, state = snapshot(net), [s.copy() for s in engine.optimizer_state()]
+    engine.gradients()[2][...] = 1e22
+    assert engine.apply_update(loss)[1:] == (False, 1)
+    assert_unchanged(net, before)
+    for saved, now in zip(state, engine.optimizer_state()):
+        assert np.array_equal(saved, now)

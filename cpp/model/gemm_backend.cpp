@@ -31,22 +31,20 @@ void GemmBackend<T>::layer_forward(index l, const T* W, const T* b, Activation a
 }
 
 template <typename T>
-bool GemmBackend<T>::weight_gradient(index l, T* dW) {
+void GemmBackend<T>::weight_gradient(index l, T* dW) {
     // δ_l (batch, n_out), A_{l−1} (batch, n_in), dW (n_out, n_in)
     const index n_in = layout_.n_in(l), n_out = layout_.n_out(l);
     bpfast::weight_gradient(dW, delta_.data(), input_of(l), batch_, n_in, n_out);
-    return false;
 }
 
 template <typename T>
-bool GemmBackend<T>::input_gradient(index l, const T* W, T* db_below, Activation act_below) {
+void GemmBackend<T>::input_gradient(index l, const T* W, T* db_below, Activation act_below) {
     // δ_l (batch, n_out), W (n_out, n_in), δ_{l−1} (batch, n_in)
     const index n_in = layout_.n_in(l), n_out = layout_.n_out(l);
     T* below = spare_.data();
     bpfast::input_gradient(below, delta_.data(), W, batch_, n_in, n_out);
     activation_backward(below, db_below, below, outputs_[l - 1].data(), batch_, n_in, act_below);
     std::swap(delta_, spare_);
-    return false;
 }
 
 template class GemmBackend<float>;

@@ -18,8 +18,8 @@ public:
     void layer_forward(index l, const T* W, const T* b, Activation act) override;
     const T* output() const override { return outputs_.back().data(); }
     T* output_gradient() override { return delta_.data(); }
-    bool weight_gradient(index l, T* dW) override;
-    bool input_gradient(index l, const T* W, T* db_below, Activation act_below) override;
+    void weight_gradient(index l, T* dW) override;
+    void input_gradient(index l, const T* W, T* db_below, Activation act_below) override;
 
 private:
     const T* input_of(index l) const { return l == 0 ? input_ : outputs_[l - 1].data(); }

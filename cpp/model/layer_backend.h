@@ -30,13 +30,12 @@ public:
     virtual T* output_gradient() = 0;
 
     // The backward pass, from δ_{L−1} in output_gradient(), layers in order
-    // L−1, ..., 0. Each call returns true when what it wrote is known to be
-    // finite (the backend checked it as it wrote), false when not known.
+    // L−1, ..., 0, each layer's weight gradient before its input gradient.
     // dW_l (n[l+1], n[l]) = δ_lᵀ · A_{l−1}.
-    virtual bool weight_gradient(index l, T* dW) = 0;
+    virtual void weight_gradient(index l, T* dW) = 0;
     // δ_{l−1} = (δ_l · W_l) ⊙ σ'(A_{l−1}) with act_below the activation of
     // layer l−1, and db_{l−1} = Σ_rows δ_{l−1}; l ≥ 1.
-    virtual bool input_gradient(index l, const T* W, T* db_below, Activation act_below) = 0;
+    virtual void input_gradient(index l, const T* W, T* db_below, Activation act_below) = 0;
 };
 
 }  // namespace bpfast

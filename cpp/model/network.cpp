@@ -127,14 +127,12 @@ double Network<T>::loss_and_gradients(const T* X, const T* Tg, index batch) {
     // δ of the output layer = dL/dY ⊙ σ'(Y), in place, and its db
     T* grads = grads_.data();
     activation_backward(delta, grads + layout_.bias(last), delta, Y, batch, n_out, activation_of(last, logits));
-    bool verified = all_finite(grads + layout_.bias(last), n_out);
     for (index l = last; l >= 0; --l) {
-        verified &= backend.weight_gradient(l, grads + layout_.weights(l));
+        backend.weight_gradient(l, grads + layout_.weights(l));
         if (l > 0)
-            verified &= backend.input_gradient(l, params_.data() + layout_.weights(l), grads + layout_.bias(l - 1),
-                                               activations_[l - 1]);
+            backend.input_gradient(l, params_.data() + layout_.weights(l), grads + layout_.bias(l - 1),
+                                   activations_[l - 1]);
     }
-    gradients_verified_ = verified;
     return value;
 }
 
@@ -145,57 +143,57 @@ double Network<T>::compute_gradients(const T* X, Targets<T> targets, index batch
 
 template <typename T>
 index Network<T>::first_non_finite_layer(const T* grads, double* squares) {
-    // The first layer whose gradient holds a NaN or Inf, or -1; with squares
-    // given, also Σ g² over every gradient (clipping needs it).
-    const bool clipping = squares != nullptr;
+    // The first layer whose gradient holds a NaN or Inf, or -1 and Σ g² over
+    // every gradient in squares (clipping needs it), summed over chunks that
+    // do not depend on the thread count, in a fixed order.
     const index n = layout_.n_parameters(), chunks = (n + CHUNK - 1) / CHUNK;
     double* partial = reserve(chunk_sums_, static_cast<size_t>(chunks));
-    // One pass over all gradients, in chunks that do not depend on the thread count.
-    for_each_chunk(n, [&](index lo, index hi) {
-        partial[lo / CHUNK] = clipping ? sum_of_squares(grads + lo, hi - lo) : (all_finite(grads + lo, hi - lo) ? 0.0 : NAN);
-    });
+    for_each_chunk(n, [&](index lo, index hi) { partial[lo / CHUNK] = sum_of_squares(grads + lo, hi - lo); });
     double total = 0.0;
-    for (index i = 0; i < chunks; ++i) total += partial[i];  // fixed order
-    if (std::isfinite(total)) {
-        if (clipping) *squares = total;
-        return -1;
-    }
-    // Per layer only to name the culprit.
-    for (index l = 0; l < n_layers(); ++l) {
+    for (index i = 0; i < chunks; ++i) total += partial[i];
+    *squares = total;
+    if (std::isfinite(total)) return -1;
+    for (index l = 0; l < n_layers(); ++l) {  // per layer only to name the culprit
         const index begin = layout_.weights(l), end = layout_.layer_end(l);
         if (!all_finite(grads + begin, end - begin)) return l;
     }
     // Every value is finite but Σ g² overflows: clipping scales by max_norm / ∞ = 0,
     // as torch.nn.utils.clip_grad_norm_ and the reference do.
-    if (clipping) *squares = total;
     return -1;
 }
 
 template <typename T>
 StepStatus Network<T>::guarded_update(T* grads, double loss, double lr) {
+    // Nothing changes unless the loss, every gradient and every value the
+    // update writes (parameters and optimizer state) are finite.
     StepStatus status;
     status.loss = loss;
     if (!std::isfinite(loss)) {
         status.finite = false;
         return status;
     }
-    double squares = 0.0;
-    if (!gradients_verified_ || optimizer_.clips()) {
-        status.non_finite_layer = first_non_finite_layer(grads, optimizer_.clips() ? &squares : nullptr);
+    if (optimizer_.clips()) {
+        double squares = 0.0;
+        status.non_finite_layer = first_non_finite_layer(grads, &squares);
         if (status.non_finite_layer >= 0) {
             status.finite = false;
             return status;
         }
+        optimizer_.clip(grads, squares);
     }
-    optimizer_.update(params_.data(), grads, squares, lr);
+    // One pass computes the update without writing it: a NaN or Inf in a
+    // gradient, or an update that overflows, is refused before anything changes.
+    status.non_finite_layer = optimizer_.first_layer_not_finite_after(params_.data(), grads, lr);
+    if (status.non_finite_layer >= 0) {
+        status.finite = false;
+        return status;
+    }
+    optimizer_.update(params_.data(), grads, lr);
     return status;
 }
 
 template <typename T>
 StepStatus Network<T>::apply_update(T* grads, double loss, double lr) {
-    // The gradients may have changed since the backward pass checked them (a
-    // sum over processes, say): check them again.
-    gradients_verified_ = false;
     return guarded_update(grads, loss, lr);
 }
 

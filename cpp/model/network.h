@@ -22,8 +22,9 @@
 namespace bpfast {
 
 // What a step found. When finite is false nothing was updated, and
-// non_finite_layer is the first layer whose gradient holds a NaN or Inf, or
-// -1 when the loss itself is not finite.
+// non_finite_layer is the first layer whose gradient holds a NaN or Inf or
+// whose update would (in its parameters or optimizer state), or -1 when the
+// loss itself is not finite.
 struct StepStatus {
     double loss = 0.0;
     bool finite = true;
@@ -66,7 +67,8 @@ public:
     double compute_gradients(const T* X, Targets<T> targets, index batch);
     // One optimizer step from grads (laid out as the parameters; gradients()
     // or, say, a sum over processes), when the loss and every gradient are
-    // finite (all of grads is checked); grads are scaled in place when clipping. lr > 0 replaces the
+    // finite and the update keeps every parameter and state value finite; grads are scaled in place when
+    // clipping. lr > 0 replaces the
     // configured base learning rate for this step.
     StepStatus apply_update(T* grads, double loss, double lr = 0.0);
     // compute_gradients then apply_update, in one call.
@@ -94,7 +96,6 @@ private:
     Optimizer<T> optimizer_;
     GemmBackend<T> gemm_;
     SmallNetBackend<T> small_net_;
-    bool gradients_verified_ = false;  // the last backward pass found every gradient finite as it wrote it
     std::mutex busy_;
 
     // Workspace, grown to the largest batch seen.

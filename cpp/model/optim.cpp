@@ -1,5 +1,6 @@
 #include "model/optim.h"
 
+#include <atomic>
 #include <cmath>
 #include <stdexcept>
 
@@ -36,19 +37,73 @@ double Optimizer<T>::learning_rate(double base_lr) const {
 }
 
 template <typename T>
-void Optimizer<T>::update(T* params, T* grads, double squared_norm, double base_lr) {
+void Optimizer<T>::clip(T* grads, double squared_norm) {
+    const double factor = clipping_factor(config_.clip_norm, squared_norm);
+    if (factor < 1.0)
+        for_each_chunk(layout_.n_parameters(), [&](index lo, index hi) { scale_in_place(grads + lo, hi - lo, factor); });
+}
+
+// f(begin, count, decay) over the arrays that one step updates alike: all
+// parameters in one range when weights and biases decay alike, else each
+// weight matrix and each bias vector (biases undecayed).
+template <typename T>
+template <typename F>
+void Optimizer<T>::for_each_range(const F& f) const {
     const OptimizerConfig& c = config_;
-    const index n = layout_.n_parameters();
-    if (clips()) {
-        const double factor = clipping_factor(c.clip_norm, squared_norm);
-        if (factor < 1.0) for_each_chunk(n, [&](index lo, index hi) { scale_in_place(grads + lo, hi - lo, factor); });
+    if (c.weight_decay == 0.0 || c.decay_bias) return f(index(0), layout_.n_parameters(), c.weight_decay);
+    for (index l = 0; l < layout_.n_layers(); ++l) {
+        f(layout_.weights(l), layout_.bias(l) - layout_.weights(l), c.weight_decay);
+        f(layout_.bias(l), layout_.n_out(l), 0.0);
     }
+}
+
+template <typename T>
+bool Optimizer<T>::range_would_be_finite(const T* params, const T* grads, index begin, index count, double lr,
+                                         double decay) const {
+    const OptimizerConfig& c = config_;
+    const T* m = m_.empty() ? nullptr : m_.data() + begin;
+    const T* v = v_.empty() ? nullptr : v_.data() + begin;
+    const T* p = params + begin;
+    const T* g = grads + begin;
+    const SgdStep sgd{lr, c.momentum, c.nesterov, decay};
+    const AdamStep adam{steps_ + 1, lr, c.beta1, c.beta2, c.eps, decay, c.kind == OptimizerKind::adamw};
+    std::atomic<bool> finite{true};
+    for_each_chunk(count, [&](index lo, index hi) {
+        const bool ok = c.kind == OptimizerKind::sgd
+                            ? sgd_would_be_finite(p + lo, g + lo, m ? m + lo : nullptr, hi - lo, sgd)
+                            : adam_would_be_finite(p + lo, g + lo, m + lo, v + lo, hi - lo, adam);
+        if (!ok) finite.store(false, std::memory_order_relaxed);
+    });
+    return finite.load(std::memory_order_relaxed);
+}
+
+template <typename T>
+index Optimizer<T>::first_layer_not_finite_after(const T* params, const T* grads, double base_lr) const {
+    const double lr = learning_rate(base_lr);
+    bool finite = true;
+    for_each_range([&](index begin, index count, double decay) {
+        finite = finite && range_would_be_finite(params, grads, begin, count, lr, decay);
+    });
+    if (finite) return -1;
+    // Rare: name the first layer, its weights and its bias checked apart.
+    const double bias_decay = config_.decay_bias ? config_.weight_decay : 0.0;
+    for (index l = 0; l < layout_.n_layers(); ++l) {
+        const index w = layout_.weights(l), b = layout_.bias(l);
+        if (!range_would_be_finite(params, grads, w, b - w, lr, config_.weight_decay) ||
+            !range_would_be_finite(params, grads, b, layout_.n_out(l), lr, bias_decay))
+            return l;
+    }
+    return layout_.n_layers() - 1;  // not reached: some range was not finite
+}
+
+template <typename T>
+void Optimizer<T>::update(T* params, const T* grads, double base_lr) {
+    const OptimizerConfig& c = config_;
     const double lr = learning_rate(base_lr);
     ++steps_;
-    // One pass over all parameters when weights and biases decay alike, else one per array.
-    auto update_range = [&](index begin, index count, double decay) {
+    for_each_range([&](index begin, index count, double decay) {
         T* p = params + begin;
-        T* g = grads + begin;
+        const T* g = grads + begin;
         T* m = m_.empty() ? nullptr : m_.data() + begin;
         T* v = v_.empty() ? nullptr : v_.data() + begin;
         if (c.kind == OptimizerKind::sgd) {
@@ -58,12 +113,7 @@ void Optimizer<T>::update(T* params, T* grads, double squared_norm, double base_
             const AdamStep s{steps_, lr, c.beta1, c.beta2, c.eps, decay, c.kind == OptimizerKind::adamw};
             for_each_chunk(count, [&](index lo, index hi) { adam_update(p + lo, g + lo, m + lo, v + lo, hi - lo, s); });
         }
-    };
-    if (c.weight_decay == 0.0 || c.decay_bias) return update_range(0, n, c.weight_decay);
-    for (index l = 0; l < layout_.n_layers(); ++l) {
-        update_range(layout_.weights(l), layout_.bias(l) - layout_.weights(l), c.weight_decay);
-        update_range(layout_.bias(l), layout_.n_out(l), 0.0);
-    }
+    });
 }
 
 template class Optimizer<float>;

@@ -42,9 +42,15 @@ public:
     // when base_lr is 0) and the schedule.
     double learning_rate(double base_lr) const;
 
-    // One step on params from grads (both laid out as the layout; grads are
-    // scaled in place when clipping, squared_norm being their Σ g²).
-    void update(T* params, T* grads, double squared_norm, double base_lr);
+    // Scales grads in place as clipping by global norm asks, squared_norm being their Σ g².
+    void clip(T* grads, double squared_norm);
+
+    // The first layer whose parameters or state the next update (at base_lr)
+    // would make non-finite, or -1: the update computed without being written.
+    index first_layer_not_finite_after(const T* params, const T* grads, double base_lr) const;
+
+    // One step on params from grads (both laid out as the layout).
+    void update(T* params, const T* grads, double base_lr);
 
     // Counts a finished epoch (the step schedule counts epochs).
     void end_epoch() { ++epochs_; }
@@ -59,6 +65,11 @@ public:
     AlignedVector<T>& second_moment() { return v_; }
 
 private:
+    template <typename F>
+    void for_each_range(const F& f) const;
+    bool range_would_be_finite(const T* params, const T* grads, index begin, index count, double lr,
+                               double decay) const;
+
     const ParameterLayout& layout_;
     OptimizerConfig config_;
     AlignedVector<T> m_, v_;

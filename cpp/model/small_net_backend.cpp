@@ -81,22 +81,22 @@ void SmallNetBackend<T>::layer_forward(index l, const T* W, const T* b, Activati
     if (act == Activation::softmax) activation_forward(Y, Y, batch_, n_out, act);
 }
 
+// The kernels also say whether what they wrote is finite; the step's guard
+// checks the update as a whole (network.cpp), so that flag goes unused here.
 template <typename T>
-bool SmallNetBackend<T>::weight_gradient(index l, T* dW) {
+void SmallNetBackend<T>::weight_gradient(index l, T* dW) {
     const T* input = l == 0 ? input_ : samples_[l].data();
-    return kernels_.weight_gradient(dW, delta_, ld_delta_, input, padded_sizes_[l], batch_, layout_.n_in(l),
-                                    layout_.n_out(l));
+    kernels_.weight_gradient(dW, delta_, ld_delta_, input, padded_sizes_[l], batch_, layout_.n_in(l),
+                             layout_.n_out(l));
 }
 
 template <typename T>
-bool SmallNetBackend<T>::input_gradient(index l, const T* W, T* db_below, Activation act_below) {
+void SmallNetBackend<T>::input_gradient(index l, const T* W, T* db_below, Activation act_below) {
     T* below = delta_ == delta_a_.data() ? delta_b_.data() : delta_a_.data();
-    const bool finite = kernels_.input_gradient(below, db_below, delta_, ld_delta_, W, samples_[l].data(),
-                                                padded_sizes_[l], batch_, layout_.n_in(l), layout_.n_out(l),
-                                                act_below);
+    kernels_.input_gradient(below, db_below, delta_, ld_delta_, W, samples_[l].data(), padded_sizes_[l], batch_,
+                            layout_.n_in(l), layout_.n_out(l), act_below);
     delta_ = below;
     ld_delta_ = padded_sizes_[l];
-    return finite;
 }
 
 template class SmallNetBackend<float>;

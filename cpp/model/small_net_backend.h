@@ -34,8 +34,8 @@ public:
     void layer_forward(index l, const T* W, const T* b, Activation act) override;
     const T* output() const override { return output_.data(); }
     T* output_gradient() override { return output_gradient_.data(); }
-    bool weight_gradient(index l, T* dW) override;
-    bool input_gradient(index l, const T* W, T* db_below, Activation act_below) override;
+    void weight_gradient(index l, T* dW) override;
+    void input_gradient(index l, const T* W, T* db_below, Activation act_below) override;
 
 private:
     index n_layers() const { return layout_.n_layers(); }

@@ -244,7 +244,7 @@ class Network:
     @staticmethod
     def _raise_not_finite(layer):
         where = f"layer {layer}" if layer >= 0 else "the loss"
-        raise FloatingPointError(f"the loss or a gradient is not finite (first at {where}); "
+        raise FloatingPointError(f"the loss, a gradient or the update is not finite (first at {where}); "
                                  "the weights were not updated")
 
     def fit(self, X, T, epochs=10, batch_size=32, lr=None, shuffle=True, optimizer=None,
@@ -301,7 +301,7 @@ class Network:
                 progress.close()
                 where = f", layer {layer}" if layer >= 0 else " (in the loss)"
                 raise FloatingPointError(
-                    f"training stopped: the loss or a gradient is not finite at epoch {epoch}, "
+                    f"training stopped: the loss, a gradient or the update is not finite at epoch {epoch}, "
                     f"batch {batch}{where}; the weights from before that batch are kept")
             logs = {"loss": value}
             if validation is not None:

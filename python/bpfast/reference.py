@@ -381,18 +381,28 @@ class Engine:
         if c["clip_norm"] > 0:
             clip_by_global_norm(grads, c["clip_norm"])
         lr = optim_learning_rate(c if lr is None else {**c, "lr": lr}, self.steps, self.epochs)
+        # The update on copies first: it is kept only if every new parameter and state value is finite.
+        params = [p.copy() for p in self.parameters()]
+        m = [a.copy() for a in self._views(self._m)] if self._m.size else None
+        v = [a.copy() for a in self._views(self._v)] if self._v.size else None
+        with np.errstate(over="ignore", invalid="ignore"):
+            for i, (p, g) in enumerate(zip(params, grads)):
+                decay = 0.0 if (i % 2 == 1 and not c["decay_bias"]) else c["weight_decay"]
+                if c["kind"] == "sgd":
+                    sgd_momentum_update(p, g, m[i] if m else None, lr, c["momentum"], c["nesterov"], decay)
+                else:
+                    adam_update(p, g, m[i], v[i], self.steps + 1, lr, c["beta1"], c["beta2"], c["eps"], decay,
+                                decoupled=c["kind"] == "adamw")
+        for l in range(len(self.activations)):
+            arrays = [a for state in (params, m, v) if state is not None for a in state[2 * l:2 * l + 2]]
+            if not all(np.isfinite(a).all() for a in arrays):
+                return value, False, l
         self.steps += 1
-        params = self.parameters()
-        momentum_state, v_state = self._views(self._m) if self._m.size else None, \
-            self._views(self._v) if self._v.size else None
-        for i, (p, g) in enumerate(zip(params, grads)):
-            decay = 0.0 if (i % 2 == 1 and not c["decay_bias"]) else c["weight_decay"]
-            if c["kind"] == "sgd":
-                velocity = momentum_state[i] if momentum_state else None
-                sgd_momentum_update(p, g, velocity, lr, c["momentum"], c["nesterov"], decay)
-            else:
-                adam_update(p, g, momentum_state[i], v_state[i], self.steps, lr, c["beta1"],
-                            c["beta2"], c["eps"], decay, decoupled=c["kind"] == "adamw")
+        for target, new in zip(self.parameters(), params):
+            target[...] = new
+        for flat, new in ((self._m, m), (self._v, v)):
+            if new is not None:
+                flat[...] = np.concatenate([a.ravel() for a in new])
         return value, True, -1
 
     def plain_train_step(self, X, T, lr):

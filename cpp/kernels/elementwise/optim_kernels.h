@@ -30,6 +30,9 @@ template <typename T>
 struct OptimizerKernels {
     void (*sgd)(T* param, const T* grad, T* velocity, index n, const SgdStep& s);
     void (*adam)(T* param, const T* grad, T* m, T* v, index n, const AdamStep& s);
+    // Whether every value the step would write (parameters and state) is finite; writes nothing.
+    bool (*sgd_would_be_finite)(const T* param, const T* grad, const T* velocity, index n, const SgdStep& s);
+    bool (*adam_would_be_finite)(const T* param, const T* grad, const T* m, const T* v, index n, const AdamStep& s);
     void (*scale)(T* x, index n, double factor);  // x ← factor·x (gradient clipping)
 };
 
@@ -51,6 +54,16 @@ void sgd_update(T* param, const T* grad, T* velocity, index n, const SgdStep& s)
 template <typename T>
 void adam_update(T* param, const T* grad, T* m, T* v, index n, const AdamStep& s) {
     active_optim_kernels<T>().adam(param, grad, m, v, n, s);
+}
+
+template <typename T>
+bool sgd_would_be_finite(const T* param, const T* grad, const T* velocity, index n, const SgdStep& s) {
+    return active_optim_kernels<T>().sgd_would_be_finite(param, grad, velocity, n, s);
+}
+
+template <typename T>
+bool adam_would_be_finite(const T* param, const T* grad, const T* m, const T* v, index n, const AdamStep& s) {
+    return active_optim_kernels<T>().adam_would_be_finite(param, grad, m, v, n, s);
 }
 
 template <typename T>
