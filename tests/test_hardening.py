@@ -176,3 +176,56 @@ def test_an_adam_state_that_would_overflow_is_refused(cls):
     assert_unchanged(net, before)
     for saved, now in zip(state, engine.optimizer_state()):
         assert np.array_equal(saved, now)
+
+
+def test_ctrl_c_stops_fit_at_a_batch_boundary_within_a_fraction_of_an_epoch():
+    # In a child: epochs of about a second; SIGINT 1.5 epochs in. fit must
+    # raise KeyboardInterrupt well before that epoch would end, with the
+    # History of exactly the epochs completed attached; the net then trains on.
+    child = textwrap.dedent("""
+        import os, signal, threading, time, numpy as np, bpfast
+        rng = np.random.default_rng(0)
+        X = rng.standard_normal((16384, 256)).astype(np.float32)
+        y = rng.integers(0, 10, 16384)
+        net = bpfast.Network([256, 512, 512, 10], output="softmax", seed=0, optimizer=bpfast.optim.SGD(lr=1e-3))
+        start = time.perf_counter()
+        net.fit(X[:1024], y[:1024], epochs=1, batch_size=16)
+        per_epoch = 16 * (time.perf_counter() - start)  # the full data set is 16 times as large
+        sent = []
+        def interrupt():
+            sent.append(time.perf_counter())
+            os.kill(os.getpid(), signal.SIGINT)
+        steps_before = net._engine.steps
+        threading.Timer(1.5 * per_epoch, interrupt).start()
+        try:
+            net.fit(X, y, epochs=100, batch_size=16)
+            print("not interrupted")
+        except KeyboardInterrupt as error:
+            latency = time.perf_counter() - sent[0]
+            steps = net._engine.steps - steps_before
+            print(len(error.history), steps // 1024, latency < 0.3 * per_epoch,
+                  all(np.isfinite(p).all() for p in net.parameters()), np.isfinite(net.train_step(X[:16], y[:16])))
+    """)
+    done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    completed, whole_epochs, quick, finite, usable = done.stdout.split()
+    assert completed == whole_epochs and int(completed) >= 1  # the History holds exactly the epochs completed
+    assert (quick, finite, usable) == ("True", "True", "True"), done.stdout
+
+
+@pytest.mark.parametrize("patience", [None, 1])
+def test_a_callback_that_raises_leaves_the_weights_of_the_last_completed_epoch(patience):
+    rng = np.random.default_rng(4)
+    X, y = rng.standard_normal((64, 5)), rng.integers(0, 3, 64)
+    net = bpfast.Network([5, 8, 3], output="softmax", dtype="float64", seed=0)
+    twin = bpfast.Network([5, 8, 3], output="softmax", dtype="float64", seed=0)
+    twin.fit(X, y, epochs=2, batch_size=16, shuffle=False)
+
+    def fail_at_second_epoch(epoch, logs):
+        if epoch == 1:
+            raise RuntimeError("callback failed")
+
+    with pytest.raises(RuntimeError, match="callback failed"):
+        net.fit(X, y, epochs=5, batch_size=16, shuffle=False, patience=patience, callbacks=[fail_at_second_epoch])
+    for a, b in zip(net.parameters(), twin.parameters()):
+        assert np.array_equal(a, b)

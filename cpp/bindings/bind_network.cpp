@@ -6,6 +6,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <chrono>
 #include <cmath>
 #include <optional>
 #include <string>
@@ -111,6 +112,24 @@ py::object plain_train_step(Network<T>& net, py::handle X, py::handle Tg, py::ha
     }
     return s.finite ? py::object(py::float_(s.loss)) : py::none();
 }
+
+// Between the batches of an epoch, at most every 50 ms: takes the GIL and
+// runs Python's signal handlers. When one raises (KeyboardInterrupt for a
+// Ctrl-C), the error stays set and the epoch stops at that batch boundary.
+struct SignalCheck {
+    std::chrono::steady_clock::time_point last = std::chrono::steady_clock::now();
+    bool raised = false;
+
+    static bool requested(void* context) {
+        auto& self = *static_cast<SignalCheck*>(context);
+        const auto now = std::chrono::steady_clock::now();
+        if (now - self.last < std::chrono::milliseconds(50)) return false;
+        self.last = now;
+        py::gil_scoped_acquire gil;
+        self.raised = PyErr_CheckSignals() != 0;
+        return self.raised;
+    }
+};
 
 template <typename T>
 void bind_network_of(py::module_ m) {
@@ -251,14 +270,23 @@ void bind_network_of(py::module_ m) {
                     if (o[i] < 0 || o[i] >= n) throw py::value_error("order must hold row indices of X");
             }
             EpochStatus e;
+            SignalCheck signals;
             {
                 py::gil_scoped_release release;
                 std::lock_guard<std::mutex> lock(net.busy());
-                e = net.train_epoch(X.data(), t, o, n, batch_size, rate);
+                e = net.train_epoch(X.data(), t, o, n, batch_size, rate, {&SignalCheck::requested, &signals});
             }
-            return py::make_tuple(e.loss, e.finite, e.non_finite_batch, e.non_finite_layer);
+            if (signals.raised) throw py::error_already_set();  // the handler's exception, as it raised it
+            // A signal that came during the last batches: its exception is returned, not raised, so
+            // that the caller can record the epoch, which is complete, before raising it.
+            py::object pending = py::none();
+            if (PyErr_CheckSignals() != 0) pending = py::error_already_set().value();
+            return py::make_tuple(e.loss, e.finite, e.non_finite_batch, e.non_finite_layer, pending);
         }, py::arg("X"), py::arg("T"), py::arg("labels"), py::arg("order"), py::arg("batch_size"),
-           py::arg("lr") = py::none(), "one epoch; returns (loss, finite, non_finite_batch, non_finite_layer)");
+           py::arg("lr") = py::none(), "one epoch; returns (loss, finite, non_finite_batch, non_finite_layer, pending). A signal whose "
+           "Python handler raises (KeyboardInterrupt for Ctrl-C) stops it after the batch at hand, within "
+           "about 50 ms, and that exception is raised; the weights are those after that batch. pending is "
+           "such an exception when the signal came after the last check, the epoch complete, else None");
 }
 
 }  // namespace

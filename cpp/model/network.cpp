@@ -205,7 +205,7 @@ StepStatus Network<T>::train_step(const T* X, Targets<T> targets, index batch, d
 
 template <typename T>
 EpochStatus Network<T>::train_epoch(const T* X, Targets<T> targets, const std::int64_t* order, index n,
-                                    index batch_size, double lr) {
+                                    index batch_size, double lr, EpochInterrupt interrupt) {
     // X is (n, n[0]); order (when given) is a permutation of [0, n)
     const index n_in = sizes().front(), n_out = sizes().back();
     EpochStatus epoch;
@@ -233,6 +233,10 @@ EpochStatus Network<T>::train_epoch(const T* X, Targets<T> targets, const std::i
             return epoch;
         }
         total += reduction_ == Reduction::mean ? status.loss * double(rows) : status.loss;
+        if (start + batch_size < n && interrupt.check()) {
+            epoch.interrupted = true;
+            return epoch;
+        }
     }
     optimizer_.end_epoch();
     epoch.loss = reduction_ == Reduction::mean ? total / double(n) : total;

@@ -36,6 +36,14 @@ struct EpochStatus {
     bool finite = true;
     index non_finite_batch = -1;  // the batch that stopped the epoch
     index non_finite_layer = -1;  // as in StepStatus
+    bool interrupted = false;     // stopped at a batch boundary because EpochInterrupt asked
+};
+
+// Asked between the batches of an epoch whether to stop there (a Ctrl-C, say).
+struct EpochInterrupt {
+    bool (*requested)(void* context) = nullptr;
+    void* context = nullptr;
+    bool check() const { return requested && requested(context); }
 };
 
 template <typename T>
@@ -74,9 +82,10 @@ public:
     // compute_gradients then apply_update, in one call.
     StepStatus train_step(const T* X, Targets<T> targets, index batch, double lr = 0.0);
     // One epoch over the n rows of X in the given order (or as they are), in
-    // mini-batches; stops at the first batch that is not finite.
+    // mini-batches; stops at the first batch that is not finite, or after a
+    // batch when interrupt asks (the epoch is then not counted).
     EpochStatus train_epoch(const T* X, Targets<T> targets, const std::int64_t* order, index n, index batch_size,
-                            double lr = 0.0);
+                            double lr = 0.0, EpochInterrupt interrupt = {});
 
 private:
     LayerBackend<T>& backend_for(index batch);

@@ -261,8 +261,13 @@ class Network:
         callbacks: callables f(epoch, logs) run after every epoch; one that
             returns True stops training.
         verbose: show progress (tqdm when installed, plain lines otherwise).
-        A non-finite loss or gradient raises FloatingPointError naming the
-        epoch, batch and layer; the weights from before that batch are kept.
+        A non-finite loss, gradient or update raises FloatingPointError naming
+        the epoch, batch and layer; the weights from before that batch are kept.
+        Ctrl-C stops training after the batch at hand (within about 50 ms) with
+        KeyboardInterrupt, whose history attribute holds the History of the
+        completed epochs; the weights are those after that batch. A callback
+        that raises stops training with its exception and leaves the weights
+        of the last completed epoch (patience's best weights are not restored).
         """
         epochs = check.non_negative_int(epochs, "epochs")
         batch_size = check.positive_int(batch_size, "batch_size")
@@ -294,37 +299,44 @@ class Network:
                 history.history["val_accuracy"] = []
         best, best_params, waited = np.inf, None, 0
         progress = _Progress(epochs, verbose)
-        for epoch in range(epochs):
-            order = self._shuffle_rng.permutation(X.shape[0]) if shuffle else None
-            value, finite, batch, layer = self._engine.train_epoch(X, T, labels, order, batch_size, lr)
-            if not finite:
-                progress.close()
-                where = f", layer {layer}" if layer >= 0 else " (in the loss)"
-                raise FloatingPointError(
-                    f"training stopped: the loss, a gradient or the update is not finite at epoch {epoch}, "
-                    f"batch {batch}{where}; the weights from before that batch are kept")
-            logs = {"loss": value}
-            if validation is not None:
-                logs["val_loss"] = self._engine.loss(*validation)
-                if self.is_classifier:
-                    logs["val_accuracy"] = self._accuracy(*validation)
-            for key, record in logs.items():
-                history.history[key].append(record)
-            history.append(value)
-            progress.update(epoch, logs)
-            monitored = logs.get("val_loss", value)
-            if monitored < best:
-                best, waited, history.best_epoch = monitored, 0, epoch
-                if patience is not None:
-                    best_params = [p.copy() for p in self.parameters()]
-            else:
-                waited += 1
-            stop = any([cb(epoch, dict(logs)) is True for cb in callbacks])
-            if patience is not None and waited >= patience:
-                history.stopped_early = stop = True
-            if stop:
-                break
-        progress.close()
+        try:
+            for epoch in range(epochs):
+                order = self._shuffle_rng.permutation(X.shape[0]) if shuffle else None
+                value, finite, batch, layer, pending = self._engine.train_epoch(X, T, labels, order,
+                                                                                batch_size, lr)
+                if not finite:
+                    where = f", layer {layer}" if layer >= 0 else " (in the loss)"
+                    raise FloatingPointError(
+                        f"training stopped: the loss, a gradient or the update is not finite at epoch {epoch}, "
+                        f"batch {batch}{where}; the weights from before that batch are kept")
+                logs = {"loss": value}
+                if validation is not None:
+                    logs["val_loss"] = self._engine.loss(*validation)
+                    if self.is_classifier:
+                        logs["val_accuracy"] = self._accuracy(*validation)
+                for key, record in logs.items():
+                    history.history[key].append(record)
+                history.append(value)
+                progress.update(epoch, logs)
+                if pending is not None:  # a Ctrl-C as the epoch ended: raised once the epoch is recorded
+                    raise pending
+                monitored = logs.get("val_loss", value)
+                if monitored < best:
+                    best, waited, history.best_epoch = monitored, 0, epoch
+                    if patience is not None:
+                        best_params = [p.copy() for p in self.parameters()]
+                else:
+                    waited += 1
+                stop = any([cb(epoch, dict(logs)) is True for cb in callbacks])
+                if patience is not None and waited >= patience:
+                    history.stopped_early = stop = True
+                if stop:
+                    break
+        except KeyboardInterrupt as interrupt:
+            interrupt.history = history  # the epochs completed before it
+            raise
+        finally:
+            progress.close()
         if best_params is not None and history.stopped_early:
             for p, saved in zip(self.parameters(), best_params):
                 p[...] = saved

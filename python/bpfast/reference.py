@@ -414,7 +414,8 @@ class Engine:
         return self._step(X, self._targets(T, labels, X.shape[0]), lr)
 
     def train_epoch(self, X, T, labels, order, batch_size, lr=None):
-        """(loss, finite, non_finite_batch, non_finite_layer) for one epoch in mini-batches."""
+        """(loss, finite, non_finite_batch, non_finite_layer, None) for one epoch in mini-batches
+        (the native engine's last entry is a KeyboardInterrupt that came as the epoch ended)."""
         n = X.shape[0]
         total = 0.0
         for number, start in enumerate(range(0, n, batch_size)):
@@ -425,10 +426,10 @@ class Engine:
                                rows.size)
             value, finite, layer = self._step(X[rows], Tb, lr)
             if not finite:
-                return value, False, number, layer
+                return value, False, number, layer, None
             total += value * rows.size if self.reduction == "mean" else value
         self.epochs += 1
-        return (total / n if self.reduction == "mean" else total), True, -1, -1
+        return (total / n if self.reduction == "mean" else total), True, -1, -1, None
 
 
 class Network(network.Network):
