@@ -181,14 +181,10 @@ StepStatus Network<T>::guarded_update(T* grads, double loss, double lr) {
         }
         optimizer_.clip(grads, squares);
     }
-    // One pass computes the update without writing it: a NaN or Inf in a
-    // gradient, or an update that overflows, is refused before anything changes.
-    status.non_finite_layer = optimizer_.first_layer_not_finite_after(params_.data(), grads, lr);
-    if (status.non_finite_layer >= 0) {
-        status.finite = false;
-        return status;
-    }
-    optimizer_.update(params_.data(), grads, lr);
+    // A NaN or Inf in a gradient gives one in the update: the optimizer's
+    // step, which refuses non-finite results, stands guard for both.
+    status.non_finite_layer = optimizer_.step(params_.data(), grads, lr);
+    status.finite = status.non_finite_layer < 0;
     return status;
 }
 

@@ -1,9 +1,11 @@
 #include "model/optim.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <stdexcept>
 
+#include "kernels/elementwise/check_kernels.h"
 #include "kernels/elementwise/optim_kernels.h"
 #include "runtime/threads.h"
 
@@ -78,8 +80,7 @@ bool Optimizer<T>::range_would_be_finite(const T* params, const T* grads, index 
 }
 
 template <typename T>
-index Optimizer<T>::first_layer_not_finite_after(const T* params, const T* grads, double base_lr) const {
-    const double lr = learning_rate(base_lr);
+index Optimizer<T>::first_layer_not_finite_after(const T* params, const T* grads, double lr) const {
     bool finite = true;
     for_each_range([&](index begin, index count, double decay) {
         finite = finite && range_would_be_finite(params, grads, begin, count, lr, decay);
@@ -97,10 +98,8 @@ index Optimizer<T>::first_layer_not_finite_after(const T* params, const T* grads
 }
 
 template <typename T>
-void Optimizer<T>::update(T* params, const T* grads, double base_lr) {
+void Optimizer<T>::update(T* params, const T* grads, double lr) {
     const OptimizerConfig& c = config_;
-    const double lr = learning_rate(base_lr);
-    ++steps_;
     for_each_range([&](index begin, index count, double decay) {
         T* p = params + begin;
         const T* g = grads + begin;
@@ -110,10 +109,43 @@ void Optimizer<T>::update(T* params, const T* grads, double base_lr) {
             const SgdStep s{lr, c.momentum, c.nesterov, decay};
             for_each_chunk(count, [&](index lo, index hi) { sgd_update(p + lo, g + lo, m ? m + lo : nullptr, hi - lo, s); });
         } else {
-            const AdamStep s{steps_, lr, c.beta1, c.beta2, c.eps, decay, c.kind == OptimizerKind::adamw};
+            const AdamStep s{steps_ + 1, lr, c.beta1, c.beta2, c.eps, decay, c.kind == OptimizerKind::adamw};
             for_each_chunk(count, [&](index lo, index hi) { adam_update(p + lo, g + lo, m + lo, v + lo, hi - lo, s); });
         }
     });
+}
+
+template <typename T>
+index Optimizer<T>::undoable_sgd_step(T* params, T* grads, double lr) {
+    std::atomic<bool> finite{true};
+    for_each_range([&](index begin, index count, double decay) {
+        const SgdStep s{lr, 0.0, false, decay};
+        for_each_chunk(count, [&](index lo, index hi) {
+            if (!sgd_keeping_old(params + begin + lo, grads + begin + lo, hi - lo, s))
+                finite.store(false, std::memory_order_relaxed);
+        });
+    });
+    if (finite.load(std::memory_order_relaxed)) return -1;
+    index layer = layout_.n_layers() - 1;
+    for (index l = layout_.n_layers() - 1; l >= 0; --l)
+        if (!all_finite(params + layout_.weights(l), layout_.layer_end(l) - layout_.weights(l))) layer = l;
+    const index n = layout_.n_parameters();
+    for_each_chunk(n, [&](index lo, index hi) { std::copy(grads + lo, grads + hi, params + lo); });
+    return layer;
+}
+
+template <typename T>
+index Optimizer<T>::step(T* params, T* grads, double base_lr) {
+    const double lr = learning_rate(base_lr);
+    // Stateless SGD, the common case, is undone if need be; an optimizer
+    // with state is checked before it writes (its state cannot be undone).
+    const index layer = config_.kind == OptimizerKind::sgd && config_.momentum == 0.0
+                            ? undoable_sgd_step(params, grads, lr)
+                            : first_layer_not_finite_after(params, grads, lr);
+    if (layer >= 0) return layer;
+    if (!(config_.kind == OptimizerKind::sgd && config_.momentum == 0.0)) update(params, grads, lr);
+    ++steps_;
+    return -1;
 }
 
 template class Optimizer<float>;

@@ -45,12 +45,11 @@ public:
     // Scales grads in place as clipping by global norm asks, squared_norm being their Σ g².
     void clip(T* grads, double squared_norm);
 
-    // The first layer whose parameters or state the next update (at base_lr)
-    // would make non-finite, or -1: the update computed without being written.
-    index first_layer_not_finite_after(const T* params, const T* grads, double base_lr) const;
-
-    // One step on params from grads (both laid out as the layout).
-    void update(T* params, const T* grads, double base_lr);
+    // One step on params from grads (both laid out as the layout) at base_lr,
+    // taken only when every value it writes (parameters and state) is finite:
+    // returns -1, or the first layer where one would not be, everything then
+    // as it was. grads may be overwritten either way.
+    index step(T* params, T* grads, double base_lr);
 
     // Counts a finished epoch (the step schedule counts epochs).
     void end_epoch() { ++epochs_; }
@@ -67,6 +66,13 @@ public:
 private:
     template <typename F>
     void for_each_range(const F& f) const;
+    // The first layer whose parameters or state the step would make
+    // non-finite, or -1: the update computed without being written.
+    index first_layer_not_finite_after(const T* params, const T* grads, double lr) const;
+    void update(T* params, const T* grads, double lr);
+    // Stateless SGD in one pass that keeps the old parameters in grads:
+    // undone from there (exactly) when a new value is not finite.
+    index undoable_sgd_step(T* params, T* grads, double lr);
     bool range_would_be_finite(const T* params, const T* grads, index begin, index count, double lr,
                                double decay) const;
 

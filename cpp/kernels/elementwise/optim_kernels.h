@@ -30,6 +30,9 @@ template <typename T>
 struct OptimizerKernels {
     void (*sgd)(T* param, const T* grad, T* velocity, index n, const SgdStep& s);
     void (*adam)(T* param, const T* grad, T* m, T* v, index n, const AdamStep& s);
+    // A stateless SGD step (momentum 0) that leaves the old θ in grad, so that
+    // it can be undone; returns whether every new θ is finite.
+    bool (*sgd_keeping_old)(T* param, T* grad, index n, const SgdStep& s);
     // Whether every value the step would write (parameters and state) is finite; writes nothing.
     bool (*sgd_would_be_finite)(const T* param, const T* grad, const T* velocity, index n, const SgdStep& s);
     bool (*adam_would_be_finite)(const T* param, const T* grad, const T* m, const T* v, index n, const AdamStep& s);
@@ -54,6 +57,11 @@ void sgd_update(T* param, const T* grad, T* velocity, index n, const SgdStep& s)
 template <typename T>
 void adam_update(T* param, const T* grad, T* m, T* v, index n, const AdamStep& s) {
     active_optim_kernels<T>().adam(param, grad, m, v, n, s);
+}
+
+template <typename T>
+bool sgd_keeping_old(T* param, T* grad, index n, const SgdStep& s) {
+    return active_optim_kernels<T>().sgd_keeping_old(param, grad, n, s);
 }
 
 template <typename T>

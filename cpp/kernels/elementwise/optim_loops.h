@@ -5,10 +5,12 @@
 #pragma once
 
 #include <cmath>
+#include <cstring>
 
 #include "common.h"
 #include "kernels/elementwise/fastmath.h"
 #include "kernels/elementwise/optim_kernels.h"
+#include "kernels/elementwise/vector_lanes.h"
 
 namespace bpfast {
 namespace {
@@ -17,19 +19,18 @@ namespace {
 template <typename T>
 struct SgdConstants {
     T lr, decay, mu;
-    bool momentum, nesterov;
-    explicit SgdConstants(const SgdStep& s)
-        : lr(T(s.lr)), decay(T(s.weight_decay)), mu(T(s.momentum)), momentum(s.momentum != 0.0),
-          nesterov(s.nesterov) {}
+    explicit SgdConstants(const SgdStep& s) : lr(T(s.lr)), decay(T(s.weight_decay)), mu(T(s.momentum)) {}
 };
 
-// One element of an SGD step: θ and b (the velocity, unused without momentum) become their new values.
-template <typename T>
-void sgd_element(T& param, T& velocity, T grad, const SgdConstants<T>& c) {
-    T g = grad + c.decay * param;
-    if (c.momentum) {
+// One element of an SGD step: θ and b (the velocity, left alone without
+// momentum) become their new values. The variant is a template argument, so
+// that the loops below have no branch and vectorise.
+template <bool MOMENTUM, bool NESTEROV, typename V, typename T>
+void sgd_element(V& param, V& velocity, V grad, const SgdConstants<T>& c) {
+    V g = grad + c.decay * param;
+    if constexpr (MOMENTUM) {
         velocity = c.mu * velocity + g;
-        g = c.nesterov ? g + c.mu * velocity : velocity;
+        g = NESTEROV ? g + c.mu * velocity : velocity;
     }
     param -= c.lr * g;
 }
@@ -37,19 +38,18 @@ void sgd_element(T& param, T& velocity, T grad, const SgdConstants<T>& c) {
 template <typename T>
 struct AdamConstants {
     T b1, b2, eps, decay, step_size, root_correction2, shrink;
-    bool decoupled;
     explicit AdamConstants(const AdamStep& s)
         : b1(T(s.beta1)), b2(T(s.beta2)), eps(T(s.eps)), decay(T(s.weight_decay)),
           step_size(T(s.lr / (1.0 - std::pow(s.beta1, double(s.step))))),
           root_correction2(T(std::sqrt(1.0 - std::pow(s.beta2, double(s.step))))),
-          shrink(T(1.0 - s.lr * s.weight_decay)), decoupled(s.decoupled) {}
+          shrink(T(1.0 - s.lr * s.weight_decay)) {}
 };
 
-// One element of an Adam step: θ, m and v become their new values.
-template <typename T>
+// One element of an Adam step (AdamW when DECOUPLED): θ, m and v become their new values.
+template <bool DECOUPLED, typename T>
 void adam_element(T& param, T& m, T& v, T grad, const AdamConstants<T>& c) {
     T g = grad;
-    if (c.decoupled)
+    if constexpr (DECOUPLED)
         param *= c.shrink;
     else
         g += c.decay * param;
@@ -58,51 +58,137 @@ void adam_element(T& param, T& m, T& v, T grad, const AdamConstants<T>& c) {
     param -= c.step_size * m / (square_root(v) / c.root_correction2 + c.eps);
 }
 
+// Σ over lanes of x·0, which is 0 when every x is finite and NaN otherwise,
+// in four 512-bit vectors' worth of independent partial sums: the loops below
+// vectorise, and four chains of additions keep up with their loads.
 template <typename T>
-void sgd_loop(T* param, const T* grad, T* velocity, index n, const SgdStep& s) {
-    const SgdConstants<T> c(s);
-    if (!c.momentum && s.weight_decay == 0.0) {  // the plain step, kept free of the general one's loads
-        for (index i = 0; i < n; ++i) param[i] -= c.lr * grad[i];
-        return;
-    }
-    T unused = T(0);
-    for (index i = 0; i < n; ++i) sgd_element(param[i], c.momentum ? velocity[i] : unused, grad[i], c);
-}
+constexpr int CHECK_LANES = 256 / sizeof(T);
 
 template <typename T>
-void adam_loop(T* param, const T* grad, T* m, T* v, index n, const AdamStep& s) {
-    const AdamConstants<T> c(s);
-    for (index i = 0; i < n; ++i) adam_element(param[i], m[i], v[i], grad[i], c);
-}
-
-// Σ over lanes of x·0, which is 0 when every x is finite and NaN otherwise:
-// LANES independent partial sums, so that the loops below vectorise.
-constexpr int CHECK_LANES = 16;
-
-template <typename T>
-bool all_zero(const T (&partial)[CHECK_LANES]) {
+bool all_zero(const T (&partial)[CHECK_LANES<T>]) {
     T total = T(0);
     for (T p : partial) total += p;
     return total == T(0);
 }
 
+// Runs body.template run<MOMENTUM, NESTEROV>() for the variant of an SGD step.
+template <typename Body>
+void for_sgd_variant(const SgdStep& s, const Body& body) {
+    if (s.momentum == 0.0) return body.template run<false, false>();
+    if (s.nesterov) return body.template run<true, true>();
+    body.template run<true, false>();
+}
+
+template <typename T>
+struct SgdWrite {
+    T* param;
+    const T* grad;
+    T* velocity;
+    index n;
+    SgdConstants<T> c;
+    template <bool MOMENTUM, bool NESTEROV>
+    void run() const {
+        T unused = T(0);
+        for (index i = 0; i < n; ++i)
+            sgd_element<MOMENTUM, NESTEROV>(param[i], MOMENTUM ? velocity[i] : unused, grad[i], c);
+    }
+};
+
+template <typename T>
+void sgd_loop(T* param, const T* grad, T* velocity, index n, const SgdStep& s) {
+    for_sgd_variant(s, SgdWrite<T>{param, grad, velocity, n, SgdConstants<T>(s)});
+}
+
+// A stateless SGD step (no momentum) that keeps what it overwrites: θ
+// becomes θ − lr·(g + λθ) and g becomes the old θ, so that the step can be
+// undone exactly (copy g back) without a second pass when it turns out not
+// finite. Returns whether every new θ is finite. Four vectors at a time, the
+// finiteness sums (x·0) held in registers.
+template <typename T>
+bool sgd_keeping_old_loop(T* param, T* grad, index n, const SgdStep& s) {
+    using V = Vector512<T>;
+    constexpr index L = 64 / sizeof(T);
+    const SgdConstants<T> c(s);
+    V sums[4] = {};
+    index i = 0;
+    for (; i + 4 * L <= n; i += 4 * L) {
+#pragma GCC unroll 4
+        for (int u = 0; u < 4; ++u) {
+            V old, g, unused{};
+            std::memcpy(&old, param + i + u * L, sizeof old);
+            std::memcpy(&g, grad + i + u * L, sizeof g);
+            V p = old;
+            sgd_element<false, false>(p, unused, g, c);
+            std::memcpy(param + i + u * L, &p, sizeof p);
+            std::memcpy(grad + i + u * L, &old, sizeof old);
+            sums[u] += p * T(0);
+        }
+    }
+    T tail = T(0);
+    for (; i < n; ++i) {
+        const T old = param[i];
+        T p = old, unused = T(0);
+        sgd_element<false, false>(p, unused, grad[i], c);
+        param[i] = p;
+        grad[i] = old;
+        tail += p * T(0);
+    }
+    return tail == T(0) && all_lanes_finite((sums[0] + sums[1]) + (sums[2] + sums[3]));
+}
+
+template <typename T>
+void adam_loop(T* param, const T* grad, T* m, T* v, index n, const AdamStep& s) {
+    const AdamConstants<T> c(s);
+    if (s.decoupled)
+        for (index i = 0; i < n; ++i) adam_element<true>(param[i], m[i], v[i], grad[i], c);
+    else
+        for (index i = 0; i < n; ++i) adam_element<false>(param[i], m[i], v[i], grad[i], c);
+}
+
+template <typename T>
+struct SgdCheck {
+    const T* param;
+    const T* grad;
+    const T* velocity;
+    index n;
+    SgdConstants<T> c;
+    bool* finite;
+    template <bool MOMENTUM, bool NESTEROV>
+    void run() const {
+        T partial[CHECK_LANES<T>] = {};
+        auto add = [&](index i, int lane) {
+            T p = param[i], b = MOMENTUM ? velocity[i] : T(0);
+            sgd_element<MOMENTUM, NESTEROV>(p, b, grad[i], c);
+            partial[lane] += MOMENTUM ? p * T(0) + b * T(0) : p * T(0);
+        };
+        index i = 0;
+        for (; i + CHECK_LANES<T> <= n; i += CHECK_LANES<T>)
+            for (int k = 0; k < CHECK_LANES<T>; ++k) add(i + k, k);
+        for (; i < n; ++i) add(i, 0);
+        *finite = all_zero(partial);
+    }
+};
+
 // Whether every value an SGD step would write is finite; writes nothing.
 template <typename T>
 bool sgd_would_be_finite(const T* param, const T* grad, const T* velocity, index n, const SgdStep& s) {
-    const SgdConstants<T> c(s);
-    T partial[CHECK_LANES] = {};
+    bool finite = true;
+    for_sgd_variant(s, SgdCheck<T>{param, grad, velocity, n, SgdConstants<T>(s), &finite});
+    return finite;
+}
+
+template <bool DECOUPLED, typename T>
+bool adam_check(const T* param, const T* grad, const T* m, const T* v, index n, const AdamConstants<T>& c) {
+    T partial[CHECK_LANES<T>] = {};
+    auto add = [&](index i, int lane) {
+        T p = param[i], m1 = m[i], m2 = v[i];
+        adam_element<DECOUPLED>(p, m1, m2, grad[i], c);
+        partial[lane] += p * T(0) + m1 * T(0) + m2 * T(0);
+    };
     index i = 0;
-    for (; i + CHECK_LANES <= n; i += CHECK_LANES)
-        for (int k = 0; k < CHECK_LANES; ++k) {
-            T p = param[i + k], b = c.momentum ? velocity[i + k] : T(0);
-            sgd_element(p, b, grad[i + k], c);
-            partial[k] += p * T(0) + b * T(0);
-        }
-    for (; i < n; ++i) {
-        T p = param[i], b = c.momentum ? velocity[i] : T(0);
-        sgd_element(p, b, grad[i], c);
-        partial[0] += p * T(0) + b * T(0);
-    }
+    for (; i + CHECK_LANES<T> <= n; i += CHECK_LANES<T>)
+        for (int k = 0; k < CHECK_LANES<T>; ++k) add(i + k, k);
+    for (; i < n; ++i) add(i, 0);
     return all_zero(partial);
 }
 
@@ -110,20 +196,7 @@ bool sgd_would_be_finite(const T* param, const T* grad, const T* velocity, index
 template <typename T>
 bool adam_would_be_finite(const T* param, const T* grad, const T* m, const T* v, index n, const AdamStep& s) {
     const AdamConstants<T> c(s);
-    T partial[CHECK_LANES] = {};
-    index i = 0;
-    for (; i + CHECK_LANES <= n; i += CHECK_LANES)
-        for (int k = 0; k < CHECK_LANES; ++k) {
-            T p = param[i + k], m1 = m[i + k], m2 = v[i + k];
-            adam_element(p, m1, m2, grad[i + k], c);
-            partial[k] += p * T(0) + m1 * T(0) + m2 * T(0);
-        }
-    for (; i < n; ++i) {
-        T p = param[i], m1 = m[i], m2 = v[i];
-        adam_element(p, m1, m2, grad[i], c);
-        partial[0] += p * T(0) + m1 * T(0) + m2 * T(0);
-    }
-    return all_zero(partial);
+    return s.decoupled ? adam_check<true>(param, grad, m, v, n, c) : adam_check<false>(param, grad, m, v, n, c);
 }
 
 template <typename T>
@@ -134,7 +207,8 @@ void scale_loop(T* x, index n, double factor) {
 
 template <typename T>
 OptimizerKernels<T> optim_loops_table() {
-    return {&sgd_loop<T>, &adam_loop<T>, &sgd_would_be_finite<T>, &adam_would_be_finite<T>, &scale_loop<T>};
+    return {&sgd_loop<T>,           &adam_loop<T>,           &sgd_keeping_old_loop<T>,
+            &sgd_would_be_finite<T>, &adam_would_be_finite<T>, &scale_loop<T>};
 }
 
 }  // namespace
