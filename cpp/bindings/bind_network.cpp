@@ -150,7 +150,8 @@ void bind_network_of(py::module_ m) {
         .def("gradients", [](py::object self) {
             N& net = self.cast<N&>();
             return layer_views(net.layout(), net.gradients(), self);
-        }, "[dW_0, db_0, ...] as views of the native gradients of the last compute_gradients")
+        }, "[dW_0, db_0, ...] as views of the native gradients of the last compute_gradients (a step may overwrite "
+           "them: stateless SGD keeps the old weights there until it knows its update is finite)")
         .def("optimizer_state", [](py::object self) {
             N& net = self.cast<N&>();
             AlignedVector<T>& m1 = net.optimizer().first_moment();
