@@ -8,7 +8,15 @@ on both. A file written by bpfast.Network also loads into
 bpfast.reference.Network and trains like it to 1e-10 (float64).
 """
 
+import io
 import json
+import struct
+import subprocess
+import sys
+import textwrap
+import tracemalloc
+import warnings
+import zipfile
 
 import numpy as np
 import pytest
@@ -239,15 +247,303 @@ BAD_FILES = {
 }
 
 
+# ---------------------------------------------------------------- hostile files
+# Files built to make load allocate, decompress, recurse or unpickle. Each is refused with
+# ValueError before anything large is allocated: the test in a memory-capped child below
+# and the tracemalloc bound of the in-process test check that.
+
+def good_members(tmp_path):
+    """name -> bytes of each member of a good file (a trained [6, 9, 5, 3] AdamW net, float64)."""
+    path, _ = good_file_fields(tmp_path)
+    with zipfile.ZipFile(path) as archive:
+        return {info.filename[:-len(".npy")]: archive.read(info) for info in archive.infolist()}
+
+
+def npy_bytes(array):
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, np.asanyarray(array), allow_pickle=True)
+    return buffer.getvalue()
+
+
+def npy_claiming(shape, descr="<f8", data=b"", fortran_order=False):
+    """An npy member whose header declares shape and descr, followed by data (whatever its size)."""
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": descr, "fortran_order": fortran_order,
+                                                  "shape": shape})
+    return buffer.getvalue() + data
+
+
+def raw_npy(header, version=(1, 0), data=b""):
+    """An npy member with this header text, written by hand (any length, any format version)."""
+    length = struct.pack("<H" if version == (1, 0) else "<I", len(header))
+    return b"\x93NUMPY" + bytes(version) + length + header + data
+
+
+def array_of(member):
+    return np.load(io.BytesIO(member), allow_pickle=False)
+
+
+def record(value):
+    """The member of a record: value as JSON, or a str as it is."""
+    return npy_bytes(np.array(value if isinstance(value, str) else json.dumps(value)))
+
+
+def architecture(sizes, **changes):
+    arch = {"sizes": sizes, "activation": ["relu"] * (len(sizes) - 2), "output": "softmax",
+            "loss": "cross_entropy", "reduction": "mean", "dtype": "float64", "seed": 0}
+    return record({**arch, **changes})
+
+
+def write_members(path, members):
+    with zipfile.ZipFile(path, "w") as archive:  # stored, as np.savez writes
+        for name, data in members.items():
+            archive.writestr(name, data)
+
+
+def write_with(**changes):
+    """A good file with members replaced (bytes, or a function of the good members), added, or
+    removed (None)."""
+    def write(tmp_path, path):
+        members = good_members(tmp_path)
+        for name, data in changes.items():
+            data = data(members) if callable(data) else data
+            if data is None:
+                members.pop(name)
+            else:
+                members[name] = data
+        write_members(path, {name + ".npy": data for name, data in members.items()})
+    return write
+
+
+def write_compressed_extra(tmp_path, path):
+    write_with()(tmp_path, path)
+    with zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED) as archive:
+        with archive.open("extra.npy", "w", force_zip64=True) as member:
+            np.lib.format.write_array(member, np.zeros(100 << 17))  # 100 MiB of zeros, ~100 KiB deflated
+
+
+def write_compressed_copy(tmp_path, path):
+    _, fields = good_file_fields(tmp_path)
+    np.savez_compressed(path, **fields)
+
+
+class PicklePayload:
+    """Unpickling this creates the file marker: proof that pickle ran."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return open, (self.marker, "w")
+
+
+def write_pickle_payload(member):
+    def write(tmp_path, path):
+        payload = np.empty((9, 6), dtype=object)
+        payload[...] = PicklePayload(tmp_path / "pickle-ran")
+        write_with(**{member: npy_bytes(payload)})(tmp_path, path)
+    return write
+
+
+def write_corrupted(tmp_path, path):
+    members = good_members(tmp_path)
+    write_with()(tmp_path, path)
+    data = bytearray(path.read_bytes())
+    data[data.find(members["param_0"]) + len(members["param_0"]) - 3] ^= 0x40  # one bit of W's last value
+    path.write_bytes(bytes(data))
+
+
+def write_duplicate(tmp_path, path):
+    members = good_members(tmp_path)
+    write_with()(tmp_path, path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns of the duplicate name, and writes it
+        with zipfile.ZipFile(path, "a") as archive:
+            archive.writestr("param_0.npy", members["param_0"])
+
+
+def write_encrypted(tmp_path, path):
+    write_with()(tmp_path, path)
+    data = bytearray(path.read_bytes())
+    entry = data.find(b"PK\x01\x02")  # the central directory's first entry
+    while data[entry + 46:entry + 46 + len(b"param_0.npy")] != b"param_0.npy":
+        entry = data.find(b"PK\x01\x02", entry + 4)
+    data[entry + 8] |= 0x1  # general purpose flag: encrypted
+    path.write_bytes(bytes(data))
+
+
+def write_other_member(tmp_path, path):
+    write_with()(tmp_path, path)
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr("readme.txt", "hello")
+
+
+def changed_optimizer(**changes):
+    return lambda members: record({**json.loads(str(array_of(members["optimizer"]))), **changes})
+
+
+def changed_shuffle_state(**changes):
+    return lambda members: record({**json.loads(str(array_of(members["shuffle_state"]))), **changes})
+
+
+ONE_LAYER = {f"param_{i}": None for i in range(2, 6)}  # the good file's members of a one-layer net
+NPY_HEADER = b"{'descr': '<f8', 'fortran_order': False, 'shape': (9, 6), }"
+
+
+def w_bytes(members):
+    return array_of(members["param_0"]).tobytes()
+
+
+HOSTILE_FILES = {
+    # sizes that would allocate tens of GB to exabytes
+    "sizes [100000, 100000]": write_with(architecture=architecture([100000, 100000])),
+    "sizes [10**9, 10**9]": write_with(architecture=architecture([10**9, 10**9])),
+    "sizes [100000, 100000], one layer's members": write_with(architecture=architecture([100000, 100000]),
+                                                              **ONE_LAYER),
+    "sizes [10**6, 10**6], headers to match": write_with(
+        architecture=architecture([10**6, 10**6]), **ONE_LAYER,
+        param_0=npy_claiming((10**6, 10**6), data=bytes(64)), param_1=npy_claiming((10**6,), data=bytes(64)),
+        state_0=npy_claiming((10**12 + 10**6,)), state_1=npy_claiming((10**12 + 10**6,))),
+    "a header claiming 10**12 float64": write_with(param_1=npy_claiming((10**12,), data=bytes(72))),
+    "a header claiming 10**8 characters": write_with(format=npy_claiming((), descr="<U100000000")),
+    # compressed members: nothing is ever decompressed
+    "a 100 MiB compressed extra member": write_compressed_extra,
+    "a compressed copy (np.savez_compressed)": write_compressed_copy,
+    # records: nesting, size, values
+    "architecture nested 100000 deep": write_with(architecture=record("[" * 100000)),
+    "architecture of objects nested 20000 deep": write_with(architecture=record('{"a": ' * 20000)),
+    "optimizer nested 5000 deep": write_with(optimizer=record("[" * 5000 + "]" * 5000)),
+    "optimizer nested 100000 deep": write_with(optimizer=record("[" * 100000)),
+    "shuffle_state nested 3 deep": write_with(shuffle_state=record('{"a": {"b": [1]}}')),
+    "architecture above 1 MiB": write_with(architecture=architecture(SIZES, padding=" " * (1 << 18))),
+    "format above 64 KiB": write_with(format=record("x" * (1 << 14))),
+    "NaN in the architecture": write_with(architecture=architecture(SIZES, seed=float("nan"))),
+    "a repeated key": write_with(architecture=record('{"sizes": [6, 3], "sizes": [6, 3]}')),
+    "an extra architecture key": write_with(architecture=architecture(SIZES, comment="hi")),
+    "sizes holding true": write_with(architecture=architecture([6, True, 5, 3])),
+    "sizes holding 9.0": write_with(architecture=architecture([6, 9.0, 5, 3])),
+    "sizes as a dict": write_with(architecture=architecture({"6": 9})),
+    "activation a string": write_with(architecture=architecture(SIZES, activation="relu")),
+    "dtype a list": write_with(architecture=architecture(SIZES, dtype=["float64"])),
+    "dtype f8 (not a name save writes)": write_with(architecture=architecture(SIZES, dtype="f8")),
+    "seed -1": write_with(architecture=architecture(SIZES, seed=-1)),
+    "an unknown optimizer": write_with(optimizer=changed_optimizer(kind="rmsprop")),
+    "an optimizer of lr -1": write_with(optimizer=changed_optimizer(lr=-1)),
+    "a step size of 2.5": write_with(optimizer=changed_optimizer(schedule="step", step_size=2.5)),
+    "an optimizer that is a list": write_with(optimizer=record([1, 2])),
+    "an optimizer without lr": write_with(optimizer=lambda m: record(
+        {k: v for k, v in json.loads(str(array_of(m["optimizer"]))).items() if k != "lr"})),
+    "shuffle_state of MT19937": write_with(shuffle_state=changed_shuffle_state(bit_generator="MT19937")),
+    "shuffle_state of a float": write_with(shuffle_state=changed_shuffle_state(state={"state": 1.5, "inc": 1})),
+    "shuffle_state of 2**200": write_with(shuffle_state=changed_shuffle_state(state={"state": 2**200, "inc": 1})),
+    "counters of float64": write_with(counters=npy_bytes(np.array([1.0, 2.0]))),
+    "counters of 2**64 - 1": write_with(counters=npy_bytes(np.array([2**64 - 1, 0], dtype=np.uint64))),
+    "version as text": write_with(version=record("1")),
+    "an invalid code point": write_with(format=npy_claiming((), descr="<U1", data=b"\xff\xff\xff\xff")),
+    # array members
+    "a pickled object member": write_pickle_payload("param_0"),
+    "a pickled object architecture": write_pickle_payload("architecture"),
+    "a Fortran-order member": write_with(param_0=lambda m: npy_bytes(np.asfortranarray(array_of(m["param_0"])))),
+    "a float32 member in a float64 net": write_with(
+        param_0=lambda m: npy_bytes(array_of(m["param_0"]).astype(np.float32))),
+    "a structured member": write_with(param_1=npy_bytes(np.zeros(9, dtype=[("a", "<f4"), ("b", "<f4")]))),
+    "truncated member data": write_with(param_0=lambda m: m["param_0"][:-8]),
+    "member data beyond its header": write_with(param_0=lambda m: m["param_0"] + bytes(8)),
+    "a corrupted byte (bad CRC)": write_corrupted,
+    "a member twice": write_duplicate,
+    "an encrypted member": write_encrypted,
+    "a member that is not .npy": write_other_member,
+    "an unknown member": write_with(notes=npy_bytes(np.arange(3))),
+    "no state_1": write_with(state_1=None),
+    "an npy header of 60000 bytes": write_with(param_0=lambda m: raw_npy(NPY_HEADER + b" " * 60000 + b"\n",
+                                                                         data=w_bytes(m))),
+    "npy format version 3.0": write_with(param_0=lambda m: raw_npy(NPY_HEADER + b"\n", (3, 0), w_bytes(m))),
+    "not an npy member": write_with(param_0=b"PK\x03\x04 not an npy array"),
+    "a broken npy header": write_with(param_0=lambda m: raw_npy(b"{'descr': [[[[" + b"[" * 2000 + b"\n",
+                                                                data=w_bytes(m))),
+}
+ALL_BAD_FILES = {**BAD_FILES, **HOSTILE_FILES}
+
+
 @pytest.mark.parametrize("cls", CLASSES, ids=CLASS_IDS)
-@pytest.mark.parametrize("case", list(BAD_FILES))
+@pytest.mark.parametrize("case", list(ALL_BAD_FILES))
 def test_bad_file_raises_value_error_naming_the_path(cls, case, tmp_path):
     path = tmp_path / "bad.npz"
-    BAD_FILES[case](tmp_path, path)
+    ALL_BAD_FILES[case](tmp_path, path)
     assert path.exists()
-    with pytest.raises(ValueError) as info:
-        cls.load(path)
+    tracemalloc.start()  # numpy's allocations and Python's: a refusal allocates little
+    try:
+        with pytest.raises(ValueError) as info:
+            cls.load(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
     assert str(path) in str(info.value)
+    assert peak < 16 << 20, f"{peak} bytes allocated"
+    assert not (tmp_path / "pickle-ran").exists()
+
+
+def test_hostile_files_are_refused_without_a_large_allocation(tmp_path):
+    # In a child whose address space is capped at 1.5 GiB, every bad file raises ValueError
+    # naming its path, in both classes; before the fix the first five hostile files asked
+    # for gigabytes to terabytes (MemoryError or bad_alloc) and the nested ones for RecursionError.
+    paths = []
+    for i, write in enumerate(ALL_BAD_FILES.values()):
+        folder = tmp_path / f"case{i}"
+        folder.mkdir()
+        write(folder, folder / "bad.npz")
+        paths.append(str(folder / "bad.npz"))
+    child = textwrap.dedent("""
+        import json, resource, sys
+        import bpfast
+        from bpfast import reference
+        resource.setrlimit(resource.RLIMIT_AS, (3 << 29, 3 << 29))
+        for path in json.loads(sys.stdin.read()):
+            for cls in (bpfast.Network, reference.Network):
+                try:
+                    cls.load(path)
+                    print("loaded")
+                except ValueError as error:
+                    print("refused" if path in str(error) else "refused without the path")
+                except BaseException as error:
+                    print(type(error).__name__, str(error)[:200].replace("\\n", " "))
+    """)
+    done = subprocess.run([sys.executable, "-c", child], input=json.dumps(paths), capture_output=True,
+                          text=True, timeout=300,
+                          env={"BPFAST_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "PATH": ""})
+    assert done.returncode == 0, done.stderr[-2000:]
+    outcomes = done.stdout.splitlines()
+    cases = [f"{case} ({cls})" for case in ALL_BAD_FILES for cls in CLASS_IDS]
+    assert len(outcomes) == len(cases), done.stdout[-2000:]
+    assert {case: outcome for case, outcome in zip(cases, outcomes) if outcome != "refused"} == {}
+    assert not any((tmp_path / f"case{i}" / "pickle-ran").exists() for i in range(len(paths)))
+
+
+@pytest.mark.parametrize("cls", CLASSES, ids=CLASS_IDS)
+def test_a_big_endian_file_loads_the_same_network(cls, tmp_path):
+    net = trained(cls, "float64", "adamw")
+    net.save(tmp_path / "net.npz")
+    with zipfile.ZipFile(tmp_path / "net.npz") as archive:
+        members = {info.filename: archive.read(info) for info in archive.infolist()}
+    for name, data in members.items():
+        array = array_of(data)  # records, counters and arrays alike
+        members[name] = npy_bytes(array.astype(array.dtype.newbyteorder(">")))
+    write_members(tmp_path / "swapped.npz", members)
+    assert_same_network(cls.load(tmp_path / "swapped.npz"), net)
+
+
+def test_load_reads_an_open_file(tmp_path):
+    net = trained(bpfast.Network, "float32", "sgd-nesterov-step")
+    net.save(tmp_path / "net.npz")
+    with open(tmp_path / "net.npz", "rb") as file:
+        assert_same_network(bpfast.Network.load(file), net)
+
+
+def test_a_deep_net_round_trips_within_the_record_bounds(tmp_path):
+    # 3000 hidden layers: an architecture record of 180 KB, under the 1 MiB that load reads
+    net = bpfast.Network([3] + [2] * 3000 + [2], activation="identity", dtype="float64", seed=0)
+    net.save(tmp_path / "deep.npz")
+    assert_same_network(bpfast.Network.load(tmp_path / "deep.npz"), net)
 
 
 def test_wrong_version_message_says_which(tmp_path):

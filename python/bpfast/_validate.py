@@ -87,13 +87,14 @@ def _numeric_array(value, name):
     return array
 
 
-def _all_finite(array):
+def all_finite(array):
+    """Whether a float array holds no NaN or Inf."""
     answer = _core.all_finite(array)  # one fast pass, no temporary array
     return bool(np.isfinite(array).all()) if answer is None else answer
 
 
 def _check_finite(array, name):
-    if array.dtype.kind == "f" and not _all_finite(array):
+    if array.dtype.kind == "f" and not all_finite(array):
         raise ValueError(f"{name} must be finite in {array.dtype}; it holds NaN or Inf "
                          f"(or values beyond the range of {array.dtype})")
 

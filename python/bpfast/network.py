@@ -9,10 +9,11 @@ the math.
 """
 
 import json
-import zipfile
+import math
 
 import numpy as np
 
+from . import _archive
 from . import _core
 from . import _validate as check
 from . import optim
@@ -99,6 +100,8 @@ class History(list):
 
 FILE_FORMAT = "bpfast-network"
 FILE_VERSION = 1
+RECORD_MEMBERS = ("format", "version", "architecture", "optimizer", "shuffle_state", "counters")
+ARCHITECTURE_KEYS = ("sizes", "activation", "output", "loss", "reduction", "dtype", "seed")
 
 
 class Network:
@@ -123,10 +126,12 @@ class Network:
         core = _core.f32 if dtype == np.float32 else _core.f64
         return core.Network(sizes, activations, loss, reduction)
 
-    def __init__(self, sizes, activation="relu", output="identity", loss=None,
-                 reduction="mean", dtype="float32", seed=None, optimizer=None):
-        self.sizes = check.layer_sizes(sizes)
-        n_hidden = len(self.sizes) - 2
+    @staticmethod
+    def _checked_architecture(sizes, activation, output, loss, reduction, dtype):
+        """(sizes, hidden activations, output, loss, reduction, dtype) as the constructor
+        takes them, each checked; nothing is allocated (load checks a file's with this)."""
+        sizes = check.layer_sizes(sizes)
+        n_hidden = len(sizes) - 2
         if isinstance(activation, str):
             hidden = [check.choice(activation, check.ACTIVATIONS, "activation")] * n_hidden
         else:
@@ -136,15 +141,21 @@ class Network:
                                  f"(one per hidden layer); got {len(hidden)} names")
             for i, name in enumerate(hidden):
                 check.choice(name, check.ACTIVATIONS, f"activation[{i}]")
-        self.output = check.choice(output, check.OUTPUTS, "output")
+        output = check.choice(output, check.OUTPUTS, "output")
         if loss is None:
             loss = "squared_error" if output == "identity" else "cross_entropy"
-        self.loss_name = check.choice(loss, check.LOSSES, "loss")
+        loss = check.choice(loss, check.LOSSES, "loss")
         if output not in check.LOSS_OUTPUTS[loss]:
             raise ValueError(f"loss {loss!r} needs an output of {' or '.join(check.LOSS_OUTPUTS[loss])}; "
                              f"got output={output!r}")
-        self.reduction = check.choice(reduction, check.REDUCTIONS, "reduction")
-        self.dtype = np.dtype(check.dtype_name(dtype))
+        reduction = check.choice(reduction, check.REDUCTIONS, "reduction")
+        return sizes, hidden, output, loss, reduction, np.dtype(check.dtype_name(dtype))
+
+    def __init__(self, sizes, activation="relu", output="identity", loss=None,
+                 reduction="mean", dtype="float32", seed=None, optimizer=None):
+        sizes, hidden, output, loss, reduction, dtype = \
+            self._checked_architecture(sizes, activation, output, loss, reduction, dtype)
+        self.sizes, self.output, self.loss_name, self.reduction, self.dtype = sizes, output, loss, reduction, dtype
         self.seed = seed
         activations = hidden + [output]
         kernel_loss = f"{output}_cross_entropy" if loss == "cross_entropy" else loss
@@ -368,54 +379,91 @@ class Network:
 
     @classmethod
     def load(cls, path):
-        """Read a network written by save(); the round trip is exact."""
+        """Read a network written by save(); the round trip is exact.
+
+        The file is checked before anything is allocated: its members, the size
+        and nesting of its records, the architecture, and the dtype, shape and
+        byte count of every array against what that architecture needs (see
+        bpfast._archive). A file that fails a check raises ValueError naming the path.
+        """
         try:
-            data = np.load(path, allow_pickle=False)
-            if not isinstance(data, np.lib.npyio.NpzFile):
-                raise ValueError("it holds a single array, not an .npz archive")
-            with data:
-                fields = {key: data[key] for key in data.files}
+            with _archive.Archive(path) as archive:
+                return cls._read(archive)
         except FileNotFoundError:
             raise
-        except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as error:
-            raise ValueError(f"{path} is not a readable bpfast network file ({error})") from None
-        try:
-            if str(fields["format"]) != FILE_FORMAT:
-                raise ValueError(f"its format is {str(fields['format'])!r}")
-            version = int(fields["version"])
-            if version != FILE_VERSION:
-                raise ValueError(f"it has version {version}; this bpfast reads version {FILE_VERSION}")
-            arch = json.loads(str(fields["architecture"]))
-            net = cls(arch["sizes"], activation=arch["activation"], output=arch["output"],
-                      loss=arch["loss"], reduction=arch["reduction"], dtype=arch["dtype"],
-                      seed=arch["seed"],
-                      optimizer=optim.from_config(json.loads(str(fields["optimizer"]))))
-            params = net.parameters()
-            for i, p in enumerate(params):
-                saved = fields[f"param_{i}"]
-                if saved.shape != p.shape or saved.dtype != p.dtype:
-                    raise ValueError(f"param_{i} has shape {saved.shape} and dtype {saved.dtype}; "
-                                     f"expected {p.shape} and {p.dtype}")
-                if not np.isfinite(saved).all():
-                    raise ValueError(f"param_{i} holds NaN or Inf")
-                p[...] = saved
-            for which, state in enumerate(net._engine.optimizer_state()):
-                saved = fields[f"state_{which}"]
-                if saved.shape != state.shape or saved.dtype != state.dtype:
-                    raise ValueError(f"state_{which} has shape {saved.shape} and dtype {saved.dtype}; "
-                                     f"expected {state.shape} and {state.dtype}")
-                if not np.isfinite(saved).all():
-                    raise ValueError(f"state_{which} holds NaN or Inf")
-                state[...] = saved
-            counters = fields["counters"]
-            if counters.shape != (2,) or counters.dtype.kind not in "iu" or (counters < 0).any():
-                raise ValueError(f"counters must be two non-negative integers; got {counters!r}")
-            steps, epochs = (int(c) for c in counters)
-            net._engine.set_counters(steps, epochs)
-            net._shuffle_rng.bit_generator.state = json.loads(str(fields["shuffle_state"]))
-        except (KeyError, ValueError, TypeError) as error:
+        except _archive.READ_ERRORS as error:
             raise ValueError(f"{path} is not a valid bpfast network file: {error}") from None
+
+    @classmethod
+    def _read(cls, archive):
+        """The network in an opened archive: every record and array header is checked, then
+        the net is built and each array read into it."""
+        file_format = archive.text("format")
+        if file_format != FILE_FORMAT:
+            raise ValueError(f"its format is {file_format!r}")
+        version, = archive.integers("version", ())
+        if version != FILE_VERSION:
+            raise ValueError(f"it has version {version}; this bpfast reads version {FILE_VERSION}")
+        arch = archive.record("architecture", _archive.ARCHITECTURE_BYTES)
+        if not isinstance(arch, dict) or set(arch) != set(ARCHITECTURE_KEYS):
+            raise ValueError(f"its architecture must be a record of {', '.join(ARCHITECTURE_KEYS)}")
+        if not isinstance(arch["activation"], list):
+            raise ValueError(f"its activation must be a list of names; got {arch['activation']!r:.80}")
+        sizes, hidden, output, loss, reduction, dtype = cls._checked_architecture(
+            arch["sizes"], arch["activation"], arch["output"], arch["loss"], arch["reduction"],
+            check.choice(arch["dtype"], check.DTYPES, "dtype"))
+        seed = arch["seed"] if arch["seed"] is None else check.non_negative_int(arch["seed"], "seed")
+        optimizer = optim.from_config(archive.record("optimizer"))  # checks every setting
+        shuffle = _shuffle_generator(archive.record("shuffle_state"))
+        counters = archive.integers("counters", (2,))
+        if not all(0 <= c < 2**63 for c in counters):
+            raise ValueError(f"counters must be two non-negative integers; got {counters}")
+
+        # The arrays this architecture needs; the optimizer state is sized as the engines size it.
+        shapes = {}
+        for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            shapes[f"param_{2 * l}"], shapes[f"param_{2 * l + 1}"] = (n_out, n_in), (n_out,)
+        total = sum(math.prod(shape) for shape in shapes.values())
+        if total * dtype.itemsize > archive.size:
+            raise ValueError(f"its architecture has {total} parameters, {total * dtype.itemsize} bytes in "
+                             f"{dtype}; the file holds {archive.size} bytes")
+        config = optimizer.config()
+        adam = config["kind"] != "sgd"
+        shapes["state_0"] = (total if adam or config["momentum"] != 0 else 0,)
+        shapes["state_1"] = (total if adam else 0,)
+        archive.require(RECORD_MEMBERS + tuple(shapes))
+        for name, shape in shapes.items():
+            archive.check_array(name, shape, dtype)
+
+        # Each array's bytes are in the file (members are stored): only now is the net allocated.
+        net = cls(sizes, activation=hidden, output=output, loss=loss, reduction=reduction, dtype=dtype,
+                  seed=seed, optimizer=optimizer)
+        arrays = [(f"param_{i}", p) for i, p in enumerate(net.parameters())]
+        arrays += [(f"state_{which}", s) for which, s in enumerate(net._engine.optimizer_state())]
+        for name, array in arrays:
+            if array.shape != shapes[name]:
+                raise ValueError(f"{name} has shape {shapes[name]}; the engine holds {array.shape}")
+            archive.read_into(name, array)
+            if not check.all_finite(array):
+                raise ValueError(f"{name} holds NaN or Inf")
+        net._engine.set_counters(*counters)
+        net._shuffle_rng = shuffle
         return net
+
+
+def _shuffle_generator(state):
+    """A Generator in the saved state of a shuffle stream: a PCG64 state of integers in range."""
+    inner = state.get("state") if isinstance(state, dict) else None
+    ranges = {"has_uint32": 2, "uinteger": 2**32}
+    if not isinstance(inner, dict) or set(state) != {"bit_generator", "state", *ranges} \
+            or state["bit_generator"] != "PCG64" or set(inner) != {"state", "inc"}:
+        raise ValueError("shuffle_state must be the state of a PCG64 generator")
+    values = [(inner[key], 2**128) for key in inner] + [(state[key], bound) for key, bound in ranges.items()]
+    if not all(type(value) is int and 0 <= value < bound for value, bound in values):
+        raise ValueError("shuffle_state holds a value that is not an integer in range")
+    generator = np.random.default_rng(0)
+    generator.bit_generator.state = state
+    return generator
 
 
 class _Progress:

@@ -155,10 +155,21 @@ _KINDS = {"sgd": SGD, "adam": Adam, "adamw": AdamW}
 
 
 def from_config(config):
-    """Rebuild an optimizer from the dict that config() returned (used by Network.load)."""
-    schedule = {"constant": lambda c: Constant(),
-                "step": lambda c: StepDecay(int(c["step_size"]), c["gamma"]),
-                "inverse_scaling": lambda c: InverseScaling(c["power_t"])}[config["schedule"]](config)
+    """Rebuild an optimizer from the dict that config() returned (used by Network.load);
+    ValueError for anything else (the optimizer checks each value)."""
+    schedules = {"constant": lambda c: Constant(),
+                 "step": lambda c: StepDecay(c["step_size"], c["gamma"]),
+                 "inverse_scaling": lambda c: InverseScaling(c["power_t"])}
+    if not isinstance(config, dict):
+        raise ValueError(f"an optimizer config must be a dict; got {type(config).__name__}")
+    missing = [key for key in SGD().config() if key not in config]
+    if missing:
+        raise ValueError(f"the optimizer config lacks {', '.join(missing)}")
+    if not isinstance(config["kind"], str) or config["kind"] not in _KINDS:
+        raise ValueError(f"the optimizer kind must be one of {', '.join(_KINDS)}; got {config['kind']!r:.80}")
+    if not isinstance(config["schedule"], str) or config["schedule"] not in schedules:
+        raise ValueError(f"the schedule must be one of {', '.join(schedules)}; got {config['schedule']!r:.80}")
+    schedule = schedules[config["schedule"]](config)
     common = {"lr": config["lr"], "weight_decay": config["weight_decay"],
               "decay_bias": bool(config["decay_bias"]),
               "clip_norm": config["clip_norm"] or None, "schedule": schedule}
