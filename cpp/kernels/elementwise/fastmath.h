@@ -54,7 +54,8 @@ static inline float exp_fast(float x) {
     x = select(x < -87.3f, -87.3f, x);
     x = select(x > 88.3f, 88.3f, x);
     const float round_magic = 12582912.0f;  // 1.5·2^23: adding it rounds to an integer
-    const float n = (x * 1.44269504f + round_magic) - round_magic;
+    const float shifted = x * 1.44269504f + round_magic;
+    const float n = shifted - round_magic;
     const float r = (x - n * 0.693359375f) - n * -2.12194440e-4f;  // ln 2 split in two (Cody–Waite)
     // Taylor series of exp(r) to r^7; the remainder is below 6e-9 for |r| ≤ ln2/2.
     float p = 1.0f / 5040.0f;
@@ -65,7 +66,14 @@ static inline float exp_fast(float x) {
     p = p * r + 0.5f;
     p = p * r + 1.0f;
     p = p * r + 1.0f;
-    const std::int32_t bits = (static_cast<std::int32_t>(n) + 127) << 23;  // 2^n
+    // 2^n: n read from the low bits of shifted (as in the double version), in
+    // unsigned arithmetic. Converting n to int and shifting n + 127 was
+    // undefined for a NaN x (INT_MIN + 127 shifted left), which softmax and
+    // sigmoid meet on a non-finite batch.
+    std::uint32_t shifted_bits, magic_bits;
+    std::memcpy(&shifted_bits, &shifted, sizeof shifted_bits);
+    std::memcpy(&magic_bits, &round_magic, sizeof magic_bits);
+    const std::uint32_t bits = (shifted_bits - magic_bits + 127u) << 23;
     float scale;
     std::memcpy(&scale, &bits, sizeof scale);
     return p * scale;
@@ -97,10 +105,11 @@ static inline double exp_fast(double x) {
     p = p * r + 0.5;
     p = p * r + 1.0;
     p = p * r + 1.0;
-    std::int64_t shifted_bits, magic_bits;
+    // Unsigned, so that the bits of a NaN x shifted out of range are no undefined behaviour.
+    std::uint64_t shifted_bits, magic_bits;
     std::memcpy(&shifted_bits, &shifted, sizeof shifted_bits);
     std::memcpy(&magic_bits, &round_magic, sizeof magic_bits);
-    const std::int64_t bits = (shifted_bits - magic_bits + 1023) << 52;  // 2^n, n in [-1022, 1023]
+    const std::uint64_t bits = (shifted_bits - magic_bits + 1023u) << 52;  // 2^n, n in [-1022, 1023]
     double scale;
     std::memcpy(&scale, &bits, sizeof scale);
     return p * scale;
