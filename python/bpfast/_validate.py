@@ -75,8 +75,10 @@ def native(array, dtype):
     """array as the core reads it: C-contiguous, of dtype and aligned to it
     (numpy can hold misaligned views, e.g. from a buffer at an odd offset);
     zero-copy when it already is."""
-    with np.errstate(over="ignore"):  # what overflows the cast is refused by the finiteness check after it
-        array = np.ascontiguousarray(array, dtype=dtype)
+    if getattr(array, "dtype", None) != dtype:  # a cast: what overflows it is refused by the finiteness check after it
+        with np.errstate(over="ignore"):
+            array = np.asarray(array, dtype=dtype)
+    array = np.ascontiguousarray(array)
     return array if array.flags.aligned else array.copy()
 
 
