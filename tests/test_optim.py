@@ -568,3 +568,19 @@ def test_the_core_refuses_a_malformed_architecture(core):
     with pytest.raises(ValueError, match="step_size"):
         Network([2, 1], ["identity"], "squared_error", "mean").set_optimizer(
             "sgd", 0.1, 0.0, False, 0.9, 0.999, 1e-8, 0.0, False, 0.0, "step", 0, 0.1, 0.5)
+
+
+# ---------------------------------------------------------------- keyword-only settings
+
+@pytest.mark.parametrize("make", [lambda: optim.SGD(0.05, 0.9), lambda: optim.Adam(1e-3, (0.9, 0.99)),
+                                  lambda: optim.AdamW(1e-3, (0.9, 0.99))], ids=["SGD", "Adam", "AdamW"])
+def test_only_lr_is_positional(make):
+    # SGD(0.05, 0.9) once meant weight_decay=0.9: a TypeError now, not a silent decay
+    with pytest.raises(TypeError, match="positional"):
+        make()
+
+
+def test_lr_positional_means_lr():
+    assert optim.SGD(0.05).config()["lr"] == 0.05
+    assert optim.Adam(0.002).config()["lr"] == 0.002
+    assert optim.AdamW(0.003, weight_decay=0.1).config() == {**optim.AdamW(lr=0.003, weight_decay=0.1).config()}

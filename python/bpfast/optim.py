@@ -16,7 +16,7 @@ clip_norm (by clip_norm / (norm + 1e-6)) before the update.
 
 import math
 import numbers
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 
 __all__ = ["SGD", "Adam", "AdamW", "Constant", "StepDecay", "InverseScaling"]
 
@@ -77,6 +77,7 @@ _SCHEDULES = (Constant, StepDecay, InverseScaling)
 @dataclass(frozen=True)
 class _Optimizer:
     lr: float = 0.1
+    _: KW_ONLY  # lr is the one positional setting: SGD(0.05, 0.9) is a TypeError, not a weight decay of 0.9
     weight_decay: float = 0.0
     decay_bias: bool = False
     clip_norm: float = None
@@ -101,7 +102,7 @@ class _Optimizer:
                 "clip_norm": float(self.clip_norm or 0.0), **self.schedule.config()}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SGD(_Optimizer):
     """Stochastic gradient descent with optional (Nesterov) momentum and L2 weight decay."""
 
@@ -121,12 +122,12 @@ class SGD(_Optimizer):
         return {**super().config(), "momentum": float(self.momentum), "nesterov": self.nesterov}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Adam(_Optimizer):
     """Adam with bias correction and L2 weight decay added to the gradient."""
 
     kind = "adam"
-    lr: float = 1e-3
+    lr: float = field(default=1e-3, kw_only=False)
     betas: tuple = (0.9, 0.999)
     eps: float = 1e-8
 
@@ -143,7 +144,7 @@ class Adam(_Optimizer):
                 "eps": float(self.eps)}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class AdamW(Adam):
     """Adam with weight decay decoupled from the gradient (θ ← θ·(1 − lr·λ) first)."""
 
