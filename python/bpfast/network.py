@@ -377,6 +377,11 @@ class Network:
                  counters=np.array([self._engine.steps, self._engine.epochs], dtype=np.int64),
                  **arrays)
 
+    def to_onnx(self, path, opset=None):
+        """Write the net as an ONNX model to path, as given (see bpfast.onnx.export; needs onnx)."""
+        from . import onnx
+        return onnx.export(self, path, opset)
+
     @classmethod
     def load(cls, path):
         """Read a network written by save(); the round trip is exact.
