@@ -113,7 +113,10 @@ BAD_T = {  # name: (T, error type)
     "labels negative": (np.array([0, 1, -1, 2, 0]), ValueError),
     "labels too large": (np.array([0, 1, N_OUT, 2, 0]), ValueError),
     "labels batch mismatch": (np.array([0, 1, 2]), ValueError),
-    "float labels": (np.array([0.0, 1.0, 2.0, 0.0, 1.0]), TypeError),
+    "fractional labels": (np.array([0.0, 1.5, 2.0, 0.0, 1.0]), ValueError),  # whole-valued floats are labels
+    "NaN labels": (np.array([0.0, np.nan, 2.0, 0.0, 1.0]), ValueError),
+    "float labels too large": (np.array([0.0, 1.0, float(N_OUT), 0.0, 1.0]), ValueError),
+    "complex": (np.ones((BATCH, N_OUT), dtype=complex), TypeError),
 }
 METHODS_T = list(calls_with_T(None))
 
@@ -275,7 +278,7 @@ def test_native_and_reference_refuse_identically():
             return type(e), str(e)
         return None
     cases = [lambda n: n.forward(np.ones(N_IN)), lambda n: n.loss(good_X(), np.array([0, 1, 5, 0, 1])),
-             lambda n: n.fit(good_X(), good_T(), lr=-1), lambda n: n.gradients(good_X(), np.array([0.0] * BATCH))]
+             lambda n: n.fit(good_X(), good_T(), lr=-1), lambda n: n.gradients(good_X(), np.array([0.5] * BATCH))]
     for call in cases:
         native, ref = outcome(bpfast.Network, call), outcome(reference.Network, call)
         assert native is not None and native == ref

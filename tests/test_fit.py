@@ -138,7 +138,7 @@ def test_history_is_the_list_of_epoch_losses():
     assert set(history.history) == {"loss"}
     assert all(isinstance(v, float) for v in history)
     assert history.stopped_early is False
-    assert history.best_epoch == int(np.argmin(history))
+    assert history.best_epoch == int(np.argmin(history)) + 1  # epochs count from 1
 
 
 # ---------------------------------------------------------------- validation
@@ -163,7 +163,7 @@ def test_validation_loss_and_accuracy_for_a_classifier(targets):
     assert history.history["val_loss"] == expected["val_loss"]
     assert history.history["val_accuracy"] == expected["val_accuracy"]
     assert len(set(expected["val_loss"])) == 6  # the records change from epoch to epoch
-    assert history.best_epoch == int(np.argmin(expected["val_loss"]))
+    assert history.best_epoch == int(np.argmin(expected["val_loss"])) + 1
 
 
 def test_validation_accuracy_for_a_single_sigmoid_output():
@@ -212,7 +212,7 @@ def test_patience_stops_at_the_validation_minimum_and_restores_it():
     w = 2 * (1 - 0.9 ** np.arange(1, 51))
     best = int(np.argmin((w - 1) ** 2))
     assert best == 6
-    assert history.best_epoch == best
+    assert history.best_epoch == best + 1
     assert history.stopped_early is True
     assert len(history) == best + 3 + 1
     assert np.argmin(history.history["val_loss"]) == best
@@ -223,17 +223,17 @@ def test_patience_stops_at_the_validation_minimum_and_restores_it():
 
 def test_patience_on_the_training_loss_with_a_too_large_lr():
     # No validation data: the training loss is monitored. With lr = 2.5 the full-batch
-    # iteration w ← w − 2.5(w − 2) oscillates with growing amplitude from epoch 0 on.
+    # iteration w ← w − 2.5(w − 2) oscillates with growing amplitude from epoch 1 on.
     x = np.array([[-1.0], [1.0]])
     net = line_net(w0=1.9)
     captured = []
     history = net.fit(x, 2 * x, epochs=50, batch_size=2, shuffle=False, patience=4, lr=2.5,
                       callbacks=[lambda e, l: captured.append(params_of(net))])
-    assert history.stopped_early is True and history.best_epoch == 0
+    assert history.stopped_early is True and history.best_epoch == 1
     assert len(history) == 5
     assert all(a < b for a, b in zip(history, history[1:]))
     assert_params_equal(net, captured[0])
-    assert_close(net.layers[0].W, [[2.15]], F64, 1e-12)  # w after epoch 0: 2 − 1.5·(1.9 − 2)
+    assert_close(net.layers[0].W, [[2.15]], F64, 1e-12)  # w after epoch 1: 2 − 1.5·(1.9 − 2)
 
 
 def test_patience_not_reached_keeps_the_last_weights():
@@ -264,13 +264,13 @@ def test_callbacks_get_epoch_and_logs_and_true_stops():
 
     history = net.fit(X, labels, epochs=10, batch_size=4, validation_data=(X_val, labels_val),
                       callbacks=[stop_at_2, lambda epoch, logs: other.append(epoch)])
-    assert [e for e, _ in calls] == [0, 1, 2] and other == [0, 1, 2]
-    assert len(history) == 3 and history.stopped_early is False
+    assert [e for e, _ in calls] == [1, 2] and other == [1, 2]  # epochs count from 1, as verbose counts
+    assert len(history) == 2 and history.stopped_early is False
     for epoch, logs in calls:
         assert set(logs) == {"loss", "val_loss", "val_accuracy"}
-        assert logs["loss"] == history[epoch]
-        assert logs["val_loss"] == history.history["val_loss"][epoch]
-        assert logs["val_accuracy"] == history.history["val_accuracy"][epoch]
+        assert logs["loss"] == history[epoch - 1]
+        assert logs["val_loss"] == history.history["val_loss"][epoch - 1]
+        assert logs["val_accuracy"] == history.history["val_accuracy"][epoch - 1]
 
 
 def test_a_callback_returning_a_falsy_value_does_not_stop():
@@ -313,9 +313,9 @@ def test_not_verbose_prints_nothing(capsys):
 def overflowing_loss_case():
     """Identity net; a feature that is 0 except in batch 2, where it is 1e200.
 
-    Column 2 of W_0 starts at 0, so epoch 0 is finite, but batch 2 gives that column a
-    gradient of order 1e200; in epoch 1 the same batch overflows the forward pass and the
-    loss (epoch 1, batch 2, in the loss).
+    Column 2 of W_0 starts at 0, so epoch 1 is finite, but its batch 3 gives that column a
+    gradient of order 1e200; in epoch 2 the same batch overflows the forward pass and the
+    loss (epoch 2, batch 3, in the loss: both counted from 1).
     """
     rng = np.random.default_rng(14)
     X = rng.standard_normal((20, 3)) * 0.5
@@ -329,14 +329,15 @@ def overflowing_loss_case():
         W[:, 2] = 0.0
         net.layers[0].W = W
         return net
-    return make, X, T, 0.1, (1, 2, None)
+    return make, X, T, 0.1, (2, 3, None)
 
 
 def overflowing_gradient_case():
-    """tanh → sigmoid net with a finite loss but an infinite gradient of layer 0 in batch 2.
+    """tanh → sigmoid net with a finite loss but an infinite gradient of layer 0 in batch 3 of epoch 1.
 
     W_1 = 1e10 makes the backpropagated δ about 1e9; column 2 of X is 1e300 in batch 2 only,
-    so dW_0[:, 2] overflows while the forward pass never sees it (W_0[:, 2] = 0).
+    so dW_0[:, 2] overflows while the forward pass never sees it (W_0[:, 2] = 0). Epochs and
+    batches are counted from 1, layers from 0 (as net.layers is indexed).
     """
     rng = np.random.default_rng(15)
     X = rng.standard_normal((20, 3)) * 0.5
@@ -352,7 +353,7 @@ def overflowing_gradient_case():
         net.layers[0].W = W
         net.layers[1].W = np.full((1, 4), 1e10)
         return net
-    return make, X, T, 1e-12, (0, 2, 0)
+    return make, X, T, 1e-12, (1, 3, 0)
 
 
 @pytest.mark.parametrize("case", [overflowing_loss_case, overflowing_gradient_case], ids=["loss", "layer"])
@@ -372,19 +373,20 @@ def test_fit_non_finite_guard_names_epoch_batch_and_place(case):
     # The weights are those from before the bad batch: a twin stepping through the same
     # batches up to it, with train_step.
     twin = make()
-    for epoch in range(bad_epoch + 1):
-        for b in range(4 if epoch < bad_epoch else bad_batch):
+    for epoch in range(1, bad_epoch + 1):
+        for b in range(4 if epoch < bad_epoch else bad_batch - 1):
             twin.train_step(X[5 * b:5 * b + 5], T[5 * b:5 * b + 5], lr=lr)
     assert_params_equal(net, twin.parameters())
     # ... and that batch really does fail from there.
     before = snapshot(twin)
+    first = 5 * (bad_batch - 1)
     with pytest.raises(FloatingPointError):
-        twin.train_step(X[5 * bad_batch:5 * bad_batch + 5], T[5 * bad_batch:5 * bad_batch + 5], lr=lr)
+        twin.train_step(X[first:first + 5], T[first:first + 5], lr=lr)
     assert_unchanged(twin, before)
 
 
 def test_fit_non_finite_guard_keeps_weights_set_by_a_callback():
-    # A callback blows the weights up after epoch 0: epoch 1 fails at its first batch and
+    # A callback blows the weights up after epoch 1: epoch 2 fails at its first batch and
     # keeps exactly the callback's weights.
     rng = np.random.default_rng(16)
     X, T = rng.standard_normal((12, 2)), rng.standard_normal((12, 1))
@@ -393,7 +395,7 @@ def test_fit_non_finite_guard_keeps_weights_set_by_a_callback():
     def explode(epoch, logs):
         net.layers[0].W = [[1e200, -1e200]]
 
-    with pytest.raises(FloatingPointError, match=r"epoch 1\b.*batch 0\b"):
+    with pytest.raises(FloatingPointError, match=r"epoch 2\b.*batch 1\b"):
         net.fit(X, T, epochs=3, batch_size=4, callbacks=[explode])
     assert np.array_equal(net.layers[0].W, [[1e200, -1e200]])
 

@@ -141,7 +141,7 @@ def test_a_float32_update_that_overflows_is_refused_and_changes_nothing(cls, opt
     for saved, now in zip(state, net._engine.optimizer_state()):
         assert np.array_equal(saved, now)
     assert net._engine.steps == steps
-    with pytest.raises(FloatingPointError, match=r"epoch 0, batch 0, layer 0"):
+    with pytest.raises(FloatingPointError, match=r"epoch 1, batch 1, layer 0"):
         net.fit(X, T, epochs=1, batch_size=batch, lr=1e39)
     assert_unchanged(net, before)
     assert np.isfinite(net.train_step(X, T))  # and the net goes on training
@@ -225,8 +225,8 @@ def test_a_callback_that_raises_leaves_the_weights_of_the_last_completed_epoch(p
     twin = bpfast.Network([5, 8, 3], output="softmax", dtype="float64", seed=0)
     twin.fit(X, y, epochs=2, batch_size=16, shuffle=False)
 
-    def fail_at_second_epoch(epoch, logs):
-        if epoch == 1:
+    def fail_at_second_epoch(epoch, logs):  # epochs count from 1
+        if epoch == 2:
             raise RuntimeError("callback failed")
 
     with pytest.raises(RuntimeError, match="callback failed"):

@@ -8,8 +8,13 @@ on both. A file written by bpfast.Network also loads into
 bpfast.reference.Network and trains like it to 1e-10 (float64).
 """
 
+import concurrent.futures
+import copy
 import io
 import json
+import multiprocessing
+import pickle
+import pickletools
 import struct
 import subprocess
 import sys
@@ -557,3 +562,152 @@ def test_wrong_version_message_says_which(tmp_path):
 def test_missing_file_raises_file_not_found_error(cls, tmp_path):
     with pytest.raises(FileNotFoundError):
         cls.load(tmp_path / "nowhere.npz")
+
+
+# ---------------------------------------------------------------- pickle, copy, joblib
+
+def pickled(net):
+    return pickle.loads(pickle.dumps(net))
+
+
+def joblib_round_trip(net, tmp_path):
+    joblib = pytest.importorskip("joblib")
+    path = tmp_path / "net.joblib"
+    joblib.dump(net, path)
+    return joblib.load(path)
+
+
+COPIES = {"pickle": lambda net, tmp_path: pickled(net),
+          "pickle-protocol-0": lambda net, tmp_path: pickle.loads(pickle.dumps(net, protocol=0)),
+          "deepcopy": lambda net, tmp_path: copy.deepcopy(net),
+          "copy": lambda net, tmp_path: copy.copy(net),
+          "joblib": joblib_round_trip}
+
+
+@pytest.mark.parametrize("how", list(COPIES))
+@pytest.mark.parametrize("opt", ["sgd-nesterov-step", "adam-invscaling-clip"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("cls", CLASSES, ids=CLASS_IDS)
+def test_copies_are_exact_independent_and_train_identically(cls, dtype, opt, how, tmp_path):
+    # The oracle is the original: a copy holds the same weights, optimizer state, counters and
+    # shuffle stream, so the same further training gives bit-identical losses and weights.
+    net = trained(cls, dtype, opt)
+    twin = COPIES[how](net, tmp_path)
+    assert twin is not net
+    assert_same_network(twin, net)
+    for p, q in zip(twin.parameters(), net.parameters()):
+        assert not np.shares_memory(p, q)
+    theirs, their_params = continue_training(twin)  # the copy trains first: the original must not move
+    assert_same_network(pickled(net), trained(cls, dtype, opt))
+    ours, our_params = continue_training(net)
+    assert ours == theirs
+    for p, q in zip(our_params, their_params):
+        assert p.tobytes() == q.tobytes()
+
+
+def test_pickle_goes_through_the_save_format_not_native_objects():
+    net = trained(bpfast.Network, "float32", "adamw")
+    data = pickle.dumps(net)
+    names = {arg for op, arg, _ in pickletools.genops(data) if op.name in ("GLOBAL", "STACK_GLOBAL", "SHORT_BINUNICODE",
+                                                                         "BINUNICODE", "UNICODE")}
+    assert "_from_saved_bytes" in names
+    assert not any("_core" in str(name) for name in names)
+    buffer = io.BytesIO()
+    net.save(buffer)
+    assert buffer.getvalue() in data  # exactly the bytes save() writes
+
+
+def forward_in_a_child(net, X):
+    return net.forward(X)
+
+
+def test_a_net_crosses_processes():
+    # multiprocessing pickles the net into a fresh interpreter (spawn), which rebuilds it
+    net = trained(bpfast.Network, "float64", "sgd")
+    X, _ = training_data(np.float64)
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        remote = pool.submit(forward_in_a_child, net, X).result(timeout=120)
+    assert remote.tobytes() == net.forward(X).tobytes()
+
+
+def test_optimizers_and_history_pickle():
+    for opt in OPTIMIZERS.values():
+        assert pickled(opt()) == opt()
+    net = make(bpfast.Network, "float64", "sgd")
+    X, labels = training_data(np.float64)
+    history = net.fit(X, labels, epochs=2, batch_size=8)
+    again = pickled(history)
+    assert list(again) == list(history) and again.history == history.history
+    assert again.best_epoch == history.best_epoch
+
+
+# ---------------------------------------------------------------- paths and file objects
+
+@pytest.mark.parametrize("given", ["model", "model.npz", "dir.v2/model", "model.bin"])
+def test_save_and_load_name_one_file_with_or_without_the_suffix(given, tmp_path):
+    (tmp_path / "dir.v2").mkdir()
+    net = trained(bpfast.Network, "float32", "sgd")
+    written = net.save(tmp_path / given)
+    expected = tmp_path / (given if given.endswith(".npz") else given + ".npz")
+    assert written == str(expected) and expected.is_file()
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == [expected.name]
+    for name in (tmp_path / given, str(tmp_path / given), expected):
+        assert_same_network(bpfast.Network.load(name), net)
+
+
+def test_load_reads_a_file_named_exactly_as_given_first(tmp_path):
+    # a file renamed without its suffix still loads under its own name
+    net = trained(bpfast.Network, "float64", "adamw")
+    net.save(tmp_path / "a.npz")
+    (tmp_path / "a.npz").rename(tmp_path / "renamed")
+    assert_same_network(bpfast.Network.load(tmp_path / "renamed"), net)
+
+
+def test_save_and_load_file_objects():
+    net = trained(reference.Network, "float64", "adam-invscaling-clip")
+    buffer = io.BytesIO()
+    assert net.save(buffer) is buffer
+    buffer.seek(0)
+    assert_same_network(reference.Network.load(buffer), net)
+
+
+def test_load_of_a_missing_file_names_both_candidates(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"nothing\b.*nothing\.npz|nothing\.npz"):
+        bpfast.Network.load(tmp_path / "nothing")
+    with pytest.raises(FileNotFoundError):
+        bpfast.Network.load(tmp_path / "nothing.npz")
+
+
+@pytest.mark.parametrize("bad", [3, None, 2.5, ["a"]])
+def test_save_and_load_refuse_what_is_not_a_path(bad):
+    net = make(bpfast.Network, "float32", "sgd")
+    with pytest.raises(TypeError, match=r"\bpath\b"):
+        net.save(bad)
+    with pytest.raises(TypeError, match=r"\bpath\b"):
+        bpfast.Network.load(bad)
+
+
+GARBAGE = {  # file contents: what the error must say it looks like
+    "text": (b"hello, this is not a network\n", "text"),
+    "npy": (None, "single .npy array"),
+    "pickle": (pickle.dumps({"W": [1, 2]}), "pickle"),
+    "random": (bytes(np.random.default_rng(1).integers(128, 256, 300, dtype=np.uint8)), "unknown kind"),
+    "empty": (b"", "empty"),
+}
+
+
+@pytest.mark.parametrize("kind", list(GARBAGE))
+def test_a_garbage_file_says_what_is_wrong_with_it(kind, tmp_path):
+    content, said = GARBAGE[kind]
+    path = tmp_path / "garbage.npz"
+    if content is None:
+        np.save(tmp_path / "garbage.npy", np.ones(3))
+        (tmp_path / "garbage.npy").rename(path)
+    else:
+        path.write_bytes(content)
+    with pytest.raises(ValueError) as info:
+        bpfast.Network.load(path)
+    message = str(info.value)
+    assert str(path) in message and said in message, message
+    assert "pickled data" not in message and "allow_pickle" not in message

@@ -258,10 +258,18 @@ void bind_network_of(py::module_ m) {
         .def("plain_train_step", &plain_train_step<T>, py::arg("X"), py::arg("T"), py::arg("lr"),
              "train_step for input that needs no conversion or check: the loss, or None (nothing done)")
         .def("train_epoch", [](N& net, In<T> X, std::optional<In<T>> dense, std::optional<Labels> labels,
-                               std::optional<Labels> order, index batch_size, std::optional<double> lr) {
+                               std::optional<Labels> order, index batch_size, std::optional<double> lr, index begin,
+                               std::optional<index> end, double total_before) {
             const index n = batch_of(X, net.sizes().front());
             const Targets<T> t = targets_from<T>(dense, labels, n, net.sizes().back());
             if (batch_size < 1) throw py::value_error("batch_size must be positive");
+            const EpochSpan span{begin, end.value_or(n), total_before};
+            if (span.begin < 0 || span.begin % batch_size != 0 || span.end <= span.begin || span.end > n ||
+                (span.end < n && span.end % batch_size != 0))
+                throw py::value_error("begin and end must be batch boundaries with 0 <= begin < end <= " +
+                                      std::to_string(n) + "; got " + std::to_string(span.begin) + " and " +
+                                      std::to_string(span.end));
+            if (!std::isfinite(total_before)) throw py::value_error("total_before must be finite");
             const double rate = rate_of(lr);
             const std::int64_t* o = nullptr;
             if (order) {
@@ -275,7 +283,7 @@ void bind_network_of(py::module_ m) {
             {
                 py::gil_scoped_release release;
                 std::lock_guard<std::mutex> lock(net.busy());
-                e = net.train_epoch(X.data(), t, o, n, batch_size, rate, {&SignalCheck::requested, &signals});
+                e = net.train_epoch(X.data(), t, o, n, batch_size, rate, {&SignalCheck::requested, &signals}, span);
             }
             if (signals.raised) throw py::error_already_set();  // the handler's exception, as it raised it
             // A signal that came during the last batches: its exception is returned, not raised, so
@@ -284,7 +292,11 @@ void bind_network_of(py::module_ m) {
             if (PyErr_CheckSignals() != 0) pending = py::error_already_set().value();
             return py::make_tuple(e.loss, e.finite, e.non_finite_batch, e.non_finite_layer, pending);
         }, py::arg("X"), py::arg("T"), py::arg("labels"), py::arg("order"), py::arg("batch_size"),
-           py::arg("lr") = py::none(), "one epoch; returns (loss, finite, non_finite_batch, non_finite_layer, pending). A signal whose "
+           py::arg("lr") = py::none(), py::arg("begin") = 0, py::arg("end") = py::none(), py::arg("total_before") = 0.0,
+           "one epoch; returns (loss, finite, non_finite_batch, non_finite_layer, pending). begin and end "
+           "(batch boundaries) run only the batches of rows [begin, end) of the order, carrying the running loss "
+           "total in total_before; a span that ends before the last row returns that running total as loss and "
+           "does not count the epoch. A signal whose "
            "Python handler raises (KeyboardInterrupt for Ctrl-C) stops it after the batch at hand, within "
            "about 50 ms, and that exception is raised; the weights are those after that batch. pending is "
            "such an exception when the signal came after the last check, the epoch complete, else None");

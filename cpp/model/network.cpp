@@ -201,12 +201,14 @@ StepStatus Network<T>::train_step(const T* X, Targets<T> targets, index batch, d
 
 template <typename T>
 EpochStatus Network<T>::train_epoch(const T* X, Targets<T> targets, const std::int64_t* order, index n,
-                                    index batch_size, double lr, EpochInterrupt interrupt) {
+                                    index batch_size, double lr, EpochInterrupt interrupt, EpochSpan span) {
     // X is (n, n[0]); order (when given) is a permutation of [0, n)
     const index n_in = sizes().front(), n_out = sizes().back();
+    const index end = span.end < 0 ? n : span.end;
     EpochStatus epoch;
-    double total = 0.0;
-    for (index start = 0, batch_number = 0; start < n; start += batch_size, ++batch_number) {
+    double total = span.total_before;
+    for (index start = span.begin, batch_number = span.begin / batch_size; start < end;
+         start += batch_size, ++batch_number) {
         const index rows = std::min(batch_size, n - start);
         const T* Xb = X + start * n_in;
         const T* Tb;
@@ -229,10 +231,14 @@ EpochStatus Network<T>::train_epoch(const T* X, Targets<T> targets, const std::i
             return epoch;
         }
         total += reduction_ == Reduction::mean ? status.loss * double(rows) : status.loss;
-        if (start + batch_size < n && interrupt.check()) {
+        if (start + batch_size < end && interrupt.check()) {
             epoch.interrupted = true;
             return epoch;
         }
+    }
+    if (end < n) {  // a span before the last: the epoch goes on in the next call
+        epoch.loss = total;
+        return epoch;
     }
     optimizer_.end_epoch();
     epoch.loss = reduction_ == Reduction::mean ? total / double(n) : total;

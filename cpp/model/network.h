@@ -32,11 +32,25 @@ struct StepStatus {
 };
 
 struct EpochStatus {
-    double loss = 0.0;  // batch-size-weighted mean (reduction mean) or sum of the batch losses
+    // The batch-size-weighted mean (reduction mean) or sum of the batch losses;
+    // for a span that does not end the epoch, the running total instead (the
+    // sum of loss·rows, or of the losses), to be passed on as total_before.
+    double loss = 0.0;
     bool finite = true;
     index non_finite_batch = -1;  // the batch that stopped the epoch
     index non_finite_layer = -1;  // as in StepStatus
     bool interrupted = false;     // stopped at a batch boundary because EpochInterrupt asked
+};
+
+// The batches of an epoch that one train_epoch call runs: rows [begin, end)
+// of its order, begin a multiple of batch_size, so that an epoch run in
+// several calls (fit's progress display) takes exactly the steps of one call.
+// total_before carries the running loss total of the calls before. Only the
+// call whose span reaches the last row ends the epoch.
+struct EpochSpan {
+    index begin = 0;
+    index end = -1;  // -1: the last row
+    double total_before = 0.0;
 };
 
 // Asked between the batches of an epoch whether to stop there (a Ctrl-C, say).
@@ -81,11 +95,12 @@ public:
     StepStatus apply_update(T* grads, double loss, double lr = 0.0);
     // compute_gradients then apply_update, in one call.
     StepStatus train_step(const T* X, Targets<T> targets, index batch, double lr = 0.0);
-    // One epoch over the n rows of X in the given order (or as they are), in
-    // mini-batches; stops at the first batch that is not finite, or after a
-    // batch when interrupt asks (the epoch is then not counted).
+    // One epoch (or the span of it that span names) over the n rows of X in
+    // the given order (or as they are), in mini-batches; stops at the first
+    // batch that is not finite, or after a batch when interrupt asks (the
+    // epoch is then not counted).
     EpochStatus train_epoch(const T* X, Targets<T> targets, const std::int64_t* order, index n, index batch_size,
-                            double lr = 0.0, EpochInterrupt interrupt = {});
+                            double lr = 0.0, EpochInterrupt interrupt = {}, EpochSpan span = {});
 
 private:
     LayerBackend<T>& backend_for(index batch);

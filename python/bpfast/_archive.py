@@ -78,6 +78,19 @@ def parse_record(text, name):
         raise ValueError(f"{name} is not a bpfast record: {error}") from None
 
 
+def _looks_like(start, size):
+    """What the first bytes of a file that is not a zip archive suggest it is."""
+    if start.startswith(b"\x93NUMPY"):
+        kind = "a single .npy array (np.save), not an archive"
+    elif start[:1] == b"\x80":
+        kind = "a pickle, which bpfast never reads"
+    elif all(32 <= c < 127 or c in b"\t\r\n" for c in start):
+        kind = "text"
+    else:
+        kind = "binary data of an unknown kind"
+    return f"its {size} bytes look like {kind} (they start {start!r})"
+
+
 class Archive:
     """A bpfast .npz opened for checking: its members are known by name (without .npy).
 
@@ -92,7 +105,14 @@ class Archive:
         try:
             self.size = self._file.seek(0, io.SEEK_END)  # bytes in the file
             self._file.seek(0)
-            self._zip = zipfile.ZipFile(self._file)
+            if self.size == 0:
+                raise ValueError("it is empty (0 bytes)")
+            try:
+                self._zip = zipfile.ZipFile(self._file)
+            except zipfile.BadZipFile:
+                self._file.seek(0)
+                raise ValueError(f"it is not an .npz (zip) archive as save() writes: "
+                                 f"{_looks_like(self._file.read(16), self.size)}") from None
             self.members = self._directory(self._zip.infolist(), self.size)
         except BaseException:
             self.close()

@@ -5,7 +5,7 @@ import numbers
 
 import numpy as np
 
-from . import _core
+from . import _core, optim
 
 ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu")
 OUTPUTS = ("identity", "sigmoid", "softmax")
@@ -65,6 +65,40 @@ def non_negative_int(value, name):
     return int(value)
 
 
+def boolean(value, name):
+    """True or False (numpy's bools too), else ValueError."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False; got {value!r}")
+    return bool(value)
+
+
+def seed(value):
+    """A network's seed: None (fresh entropy) or a non-negative integer."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ValueError(f"seed must be None or a non-negative integer; got {value!r}")
+    return int(value)
+
+
+def optimizer(value):
+    """An optimizer from bpfast.optim, else TypeError."""
+    if not isinstance(value, optim._Optimizer):
+        raise TypeError(f"optimizer must be a bpfast.optim optimizer (SGD, Adam, AdamW); got {value!r}")
+    return value
+
+
+def callbacks(value):
+    """fit's callbacks as a list: a list or tuple of callables f(epoch, logs)."""
+    if callable(value) or not isinstance(value, (list, tuple)):
+        raise TypeError(f"callbacks must be a list of callables f(epoch, logs); got {value!r} "
+                        "(wrap a single callback in a list)")
+    for i, callback in enumerate(value):
+        if not callable(callback):
+            raise TypeError(f"callbacks[{i}] must be a callable f(epoch, logs); got {callback!r}")
+    return list(value)
+
+
 def finite_positive(value, name):
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a finite positive number; got {value!r}")
@@ -82,10 +116,12 @@ def native(array, dtype):
     return array if array.flags.aligned else array.copy()
 
 
-def _numeric_array(value, name):
+def _numeric_array(value, name, bools=False):
     array = np.asarray(value)
-    if array.dtype.kind not in "iuf":
-        raise TypeError(f"{name} must hold real numbers (an integer or float dtype); got dtype {array.dtype}")
+    if array.dtype.kind not in ("iufb" if bools else "iuf"):
+        kinds = "real numbers or bools (an integer, float or bool dtype)" if bools else \
+            "real numbers (an integer or float dtype)"
+        raise TypeError(f"{name} must hold {kinds}; got dtype {array.dtype}")
     return array
 
 
@@ -117,27 +153,26 @@ def batch(X, n_in, dtype, name="X"):
 
 def targets(T, batch_size, n_out, dtype, takes_labels, name="T"):
     """(dense, labels): T as a C-contiguous (batch, n_out) array of dtype and
-    None, or None and integer class labels of shape (batch,) as int64 (for a
-    classification loss: labels lie in [0, n_out), or in {0, 1} when the
-    output has a single unit). The engine one-hot encodes labels a batch at a time.
+    None, or None and integer class labels of shape (batch,) as int64.
+
+    Dense targets are real or bool; a single-output net also takes them with
+    shape (batch,). For a classification loss, a T of shape (batch,) holds
+    class labels: integers, bools, or floats with whole values, in
+    [0, n_out) (in {0, 1} when the output has a single unit). The engine
+    one-hot encodes labels a batch at a time.
     """
-    T = _numeric_array(T, name)
+    T = _numeric_array(T, name, bools=True)
     if T.ndim == 1:
-        if not takes_labels:
-            raise ValueError(f"{name} must have shape ({batch_size}, {n_out}); got {T.shape} "
-                             "(integer labels need a classification loss)")
-        if T.dtype.kind not in "iu":
-            raise TypeError(f"{name} of shape (batch,) must hold integer class labels; got dtype {T.dtype}")
         if T.shape[0] != batch_size:
-            raise ValueError(f"{name} must have shape ({batch_size},) to match X; got {T.shape}")
-        too_large = T.dtype.kind == "u" and T.max() > np.iinfo(np.int64).max
-        labels = None if too_large else native(T, np.int64)
-        if too_large or _core.first_label_out_of_range(labels, n_out) >= 0:
-            raise ValueError(f"{name} labels must lie in [0, {_core.label_classes(n_out)}); "
-                             f"got values from {T.min()} to {T.max()}")
-        return None, labels
+            raise ValueError(f"{name} must have {batch_size} rows to match X; got shape {T.shape}")
+        if takes_labels:
+            return None, _labels(T, n_out, name)
+        if n_out != 1:
+            raise ValueError(f"{name} must have shape ({batch_size}, {n_out}); got {T.shape} (a 1-D target fits "
+                             "a single-output net; class labels need a classification loss)")
+        T = T.reshape(batch_size, 1)
     if T.ndim != 2:
-        raise ValueError(f"{name} must be 2-D with shape ({batch_size}, {n_out}) or 1-D labels; "
+        raise ValueError(f"{name} must be 2-D with shape ({batch_size}, {n_out}) or 1-D; "
                          f"got {T.ndim}-D shape {T.shape}")
     if T.shape != (batch_size, n_out):
         raise ValueError(f"{name} must have shape ({batch_size}, {n_out}) to match X and the output layer; "
@@ -145,6 +180,27 @@ def targets(T, batch_size, n_out, dtype, takes_labels, name="T"):
     T = native(T, dtype)
     _check_finite(T, name)  # after the cast, as for X
     return T, None
+
+
+def _labels(T, n_out, name):
+    """Class labels of shape (batch,) as int64, checked against the classes n_out units name."""
+    classes = _core.label_classes(n_out)
+    if T.dtype.kind == "f":
+        _check_finite(T, name)
+        fractional = np.flatnonzero(T != np.floor(T))
+        if fractional.size:
+            i = int(fractional[0])
+            raise ValueError(f"{name} labels must be whole numbers (class indices); got {T[i]!r} at index {i} "
+                             f"(targets such as probabilities need shape ({T.shape[0]}, {n_out}))")
+        if T.min() < 0 or T.max() >= classes:
+            raise ValueError(f"{name} labels must lie in [0, {classes}); got values from {T.min():g} "
+                             f"to {T.max():g}")
+        return T.astype(np.int64)
+    too_large = T.dtype.kind == "u" and T.max() > np.iinfo(np.int64).max
+    labels = None if too_large else native(T, np.int64)
+    if too_large or _core.first_label_out_of_range(labels, n_out) >= 0:
+        raise ValueError(f"{name} labels must lie in [0, {classes}); got values from {T.min()} to {T.max()}")
+    return labels
 
 
 def parameter(value, shape, dtype, name):

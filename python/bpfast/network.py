@@ -8,15 +8,21 @@ share every line of validation, fit logic and persistence and differ only in
 the math.
 """
 
+import errno
+import io
 import json
 import math
+import os
+import time
 
 import numpy as np
 
 from . import _archive
 from . import _core
+from . import _progress
 from . import _validate as check
 from . import optim
+from .history import History
 
 __all__ = ["Network", "Layer", "History"]
 
@@ -87,17 +93,6 @@ def initialise_weights(weights, activations, seed):
             flat[start:start + count] = draw
 
 
-class History(list):
-    """The per-epoch training losses, with every per-epoch record in ``history``:
-    "loss", and "val_loss" and "val_accuracy" when validation data was given."""
-
-    def __init__(self):
-        super().__init__()
-        self.history = {"loss": []}
-        self.stopped_early = False
-        self.best_epoch = None
-
-
 FILE_FORMAT = "bpfast-network"
 FILE_VERSION = 1
 RECORD_MEMBERS = ("format", "version", "architecture", "optimizer", "shuffle_state", "counters")
@@ -151,10 +146,13 @@ class Network:
         reduction = check.choice(reduction, check.REDUCTIONS, "reduction")
         return sizes, hidden, output, loss, reduction, np.dtype(check.dtype_name(dtype))
 
-    def __init__(self, sizes, activation="relu", output="identity", loss=None,
+    def __init__(self, sizes, *, activation="relu", output="identity", loss=None,
                  reduction="mean", dtype="float32", seed=None, optimizer=None):
         sizes, hidden, output, loss, reduction, dtype = \
             self._checked_architecture(sizes, activation, output, loss, reduction, dtype)
+        seed = check.seed(seed)
+        if optimizer is not None:
+            check.optimizer(optimizer)
         self.sizes, self.output, self.loss_name, self.reduction, self.dtype = sizes, output, loss, reduction, dtype
         self.seed = seed
         activations = hidden + [output]
@@ -167,6 +165,24 @@ class Network:
         self.layers = [Layer(views[2 * l], views[2 * l + 1], act) for l, act in enumerate(activations)]
         self._shuffle_rng = np.random.default_rng(None if seed is None else [seed, 1])
         self.optimizer = optim.SGD() if optimizer is None else optimizer
+
+    def __copy__(self):
+        """An independent copy (as deepcopy): a net never shares its native weights."""
+        return self.__deepcopy__({})
+
+    def __deepcopy__(self, memo):
+        """An independent copy through the save format: architecture, weights, optimizer state, counters."""
+        return _from_saved_bytes(type(self), self._saved_bytes())
+
+    def __reduce__(self):
+        """Pickling (pickle, joblib, multiprocessing) goes through the versioned save format,
+        never through the native objects: the bytes save() would write, read back by load()."""
+        return _from_saved_bytes, (type(self), self._saved_bytes())
+
+    def _saved_bytes(self):
+        buffer = io.BytesIO()
+        self._write(buffer)
+        return buffer.getvalue()
 
     # ------------------------------------------------------------ properties
     @property
@@ -181,13 +197,13 @@ class Network:
 
     @optimizer.setter
     def optimizer(self, value):
-        if not isinstance(value, optim._Optimizer):
-            raise TypeError(f"optimizer must be a bpfast.optim optimizer (SGD, Adam, AdamW); got {value!r}")
+        check.optimizer(value)
         self._engine.set_optimizer(**value.config())
         self._optimizer = value
 
     def parameters(self):
-        """[W_0, b_0, W_1, b_1, ...]: views of the weights (writing into them changes the net)."""
+        """[W_0, b_0, W_1, b_1, ...]: views of the native weights, W_l of shape (n_out, n_in) and
+        b_l of shape (n_out,); writing into them changes the net."""
         return [p for layer in self.layers for p in layer.parameters()]
 
     def __repr__(self):
@@ -258,44 +274,61 @@ class Network:
         raise FloatingPointError(f"the loss, a gradient or the update is not finite (first at {where}); "
                                  "the weights were not updated")
 
-    def fit(self, X, T, epochs=10, batch_size=32, lr=None, shuffle=True, optimizer=None,
+    def fit(self, X, T, *, epochs=10, batch_size=32, lr=None, shuffle=True, optimizer=None,
             validation_data=None, patience=None, callbacks=(), verbose=False):
         """Train in mini-batches; returns a History: the list of per-epoch mean losses.
 
-        Each epoch runs in one native call. An epoch's loss is the mean of its
-        batch losses weighted by batch size (reduction "mean") or their sum
-        ("sum"). Shuffling draws from a Generator seeded by the network's seed.
+        Every argument after X and T is keyword-only. Epochs are numbered from 1
+        everywhere: in callbacks, verbose output, errors and History.best_epoch.
+
+        epochs: passes over the data. batch_size: rows per optimizer step (the
+            last batch of an epoch may be smaller).
+        lr: a learning rate for this fit only, in place of the optimizer's lr
+            (its schedule still applies); the optimizer itself is unchanged.
+        shuffle: visit the rows in a fresh random order each epoch, drawn from a
+            Generator seeded by the network's seed.
+        optimizer: a bpfast.optim optimizer that replaces the net's own for good
+            (as assigning net.optimizer does, its state starts afresh); it is set
+            only after every other argument has been checked.
         validation_data: (X_val, T_val), evaluated after every epoch.
         patience: stop when the monitored loss (val_loss when there is
             validation data, else loss) has not improved for this many epochs,
             and restore the weights of the best epoch.
-        callbacks: callables f(epoch, logs) run after every epoch; one that
-            returns True stops training.
-        verbose: show progress (tqdm when installed, plain lines otherwise).
-        A non-finite loss, gradient or update raises FloatingPointError naming
-        the epoch, batch and layer; the weights from before that batch are kept.
-        Ctrl-C stops training after the batch at hand (within about 50 ms) with
-        KeyboardInterrupt, whose history attribute holds the History of the
-        completed epochs; the weights are those after that batch. A callback
-        that raises stops training with its exception and leaves the weights
-        of the last completed epoch (patience's best weights are not restored).
+        callbacks: a list of callables f(epoch, logs) run after every epoch;
+            one that returns True stops training.
+        verbose: show progress: a line (or a tqdm bar, when tqdm is installed)
+            per epoch, a bar over the batches of epochs that take more than
+            about a second, and why and when training stopped early.
+
+        Each epoch runs in one native call (a few, when verbose shows batches).
+        An epoch's loss is the mean of its batch losses weighted by batch size
+        (reduction "mean") or their sum ("sum"). A non-finite loss, gradient or
+        update raises FloatingPointError naming the epoch, batch and layer; the
+        weights from before that batch are kept. Ctrl-C stops training after
+        the batch at hand (within about 50 ms) with KeyboardInterrupt, whose
+        history attribute holds the History of the completed epochs; the
+        weights are those after that batch. A callback that raises stops
+        training with its exception and leaves the weights of the last
+        completed epoch (patience's best weights are not restored).
         """
+        if optimizer is not None:
+            check.optimizer(optimizer)
         epochs = check.non_negative_int(epochs, "epochs")
         batch_size = check.positive_int(batch_size, "batch_size")
         if patience is not None:
             patience = check.positive_int(patience, "patience")
+        shuffle = check.boolean(shuffle, "shuffle")
+        verbose = check.boolean(verbose, "verbose")
+        callbacks = check.callbacks(callbacks)
+        if lr is not None:
+            lr = check.finite_positive(lr, "lr")
         X, T, labels = self._batch_and_targets(X, T)
         validation = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ValueError("validation_data must be a pair (X_val, T_val)")
+                raise ValueError("validation_data must be a pair (X_val, T_val); "
+                                 f"got {type(validation_data).__name__}")
             validation = self._batch_and_targets(*validation_data, x_name="X_val", t_name="T_val")
-        callbacks = list(callbacks)
-        for cb in callbacks:
-            if not callable(cb):
-                raise TypeError(f"callbacks must be callables f(epoch, logs); got {cb!r}")
-        if lr is not None:
-            lr = check.finite_positive(lr, "lr")
         if optimizer is not None:
             self.optimizer = optimizer
         return self._fit_epochs(X, T, labels, epochs, batch_size, lr, shuffle, validation, patience,
@@ -308,18 +341,19 @@ class Network:
             history.history["val_loss"] = []
             if self.is_classifier:
                 history.history["val_accuracy"] = []
+        monitored_name = "val_loss" if validation is not None else "loss"
         best, best_params, waited = np.inf, None, 0
-        progress = _Progress(epochs, verbose)
+        progress = _progress.Progress(epochs, X.shape[0], batch_size, verbose)
         try:
-            for epoch in range(epochs):
+            for epoch in range(1, epochs + 1):
                 order = self._shuffle_rng.permutation(X.shape[0]) if shuffle else None
-                value, finite, batch, layer, pending = self._engine.train_epoch(X, T, labels, order,
-                                                                                batch_size, lr)
+                value, finite, batch, layer, pending = self._run_epoch(X, T, labels, order, batch_size, lr,
+                                                                       progress, epoch)
                 if not finite:
                     where = f", layer {layer}" if layer >= 0 else " (in the loss)"
                     raise FloatingPointError(
                         f"training stopped: the loss, a gradient or the update is not finite at epoch {epoch}, "
-                        f"batch {batch}{where}; the weights from before that batch are kept")
+                        f"batch {batch + 1}{where}; the weights from before that batch are kept")
                 logs = {"loss": value}
                 if validation is not None:
                     logs["val_loss"] = self._engine.loss(*validation)
@@ -328,20 +362,26 @@ class Network:
                 for key, record in logs.items():
                     history.history[key].append(record)
                 history.append(value)
-                progress.update(epoch, logs)
+                progress.end_epoch(epoch, logs)
                 if pending is not None:  # a Ctrl-C as the epoch ended: raised once the epoch is recorded
                     raise pending
-                monitored = logs.get("val_loss", value)
+                monitored = logs[monitored_name]
                 if monitored < best:
                     best, waited, history.best_epoch = monitored, 0, epoch
                     if patience is not None:
                         best_params = [p.copy() for p in self.parameters()]
                 else:
                     waited += 1
-                stop = any([cb(epoch, dict(logs)) is True for cb in callbacks])
+                stopped_by = [cb for cb in callbacks if cb(epoch, dict(logs)) is True]
                 if patience is not None and waited >= patience:
-                    history.stopped_early = stop = True
-                if stop:
+                    history.stopped_early = True
+                    progress.say(f"early stopping after epoch {epoch}: {monitored_name} has not improved on "
+                                 f"{best:.6g} for {waited} epochs (patience={patience}); restored the weights "
+                                 f"of epoch {history.best_epoch}")
+                    break
+                if stopped_by:
+                    progress.say(f"stopped after epoch {epoch}: callback {_callable_name(stopped_by[0])} "
+                                 "returned True")
                     break
         except KeyboardInterrupt as interrupt:
             interrupt.history = history  # the epochs completed before it
@@ -353,6 +393,25 @@ class Network:
                 p[...] = saved
         return history
 
+    def _run_epoch(self, X, T, labels, order, batch_size, lr, progress, epoch):
+        """One epoch: one engine call, or, when progress shows batches, consecutive spans of
+        batches (each about a tenth of a second) that take exactly the steps one call would."""
+        if not progress.enabled:
+            return self._engine.train_epoch(X, T, labels, order, batch_size, lr)
+        n = X.shape[0]
+        begin, total = 0, 0.0
+        while True:
+            end = min(n, begin + progress.batches_per_span() * batch_size)
+            started = time.perf_counter()
+            result = self._engine.train_epoch(X, T, labels, order, batch_size, lr, begin, end, total)
+            value, finite, _, _, pending = result
+            progress.batches_done(epoch, end, time.perf_counter() - started, -(-(end - begin) // batch_size))
+            if not finite or end == n:
+                return result
+            if pending is not None:  # a Ctrl-C after the span's last batch: the epoch stops here
+                raise pending
+            begin, total = end, value
+
     def _accuracy(self, X, T, labels):
         Y = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
         self._engine.forward(X, Y)
@@ -363,14 +422,30 @@ class Network:
 
     # ------------------------------------------------------------ persistence
     def save(self, path):
-        """Write the architecture, weights and optimizer state to a versioned .npz (no pickle)."""
+        """Write the architecture, weights, optimizer state and counters to a versioned .npz
+        (no pickle); returns the path written.
+
+        path: a file name (".npz" is added when it lacks it, as numpy does, and load
+        applies the same rule, so save("model") and load("model") name one file) or a
+        binary file object opened for writing.
+        """
+        if hasattr(path, "write"):
+            self._write(path)
+            return path
+        file_name = _npz_path(path)
+        with open(file_name, "wb") as file:
+            self._write(file)
+        return file_name
+
+    def _write(self, file):
+        """The save format into a binary file object."""
         architecture = {"sizes": self.sizes, "activation": [l.activation for l in self.layers[:-1]],
                         "output": self.output, "loss": self.loss_name, "reduction": self.reduction,
                         "dtype": self.dtype.name, "seed": self.seed}
         arrays = {f"param_{i}": p for i, p in enumerate(self.parameters())}
         first_moment, second_moment = self._engine.optimizer_state()
         arrays.update(state_0=first_moment, state_1=second_moment)
-        np.savez(path, format=np.array(FILE_FORMAT), version=np.array(FILE_VERSION),
+        np.savez(file, format=np.array(FILE_FORMAT), version=np.array(FILE_VERSION),
                  architecture=np.array(json.dumps(architecture)),
                  optimizer=np.array(json.dumps(self._optimizer.config())),
                  shuffle_state=np.array(json.dumps(self._shuffle_rng.bit_generator.state)),
@@ -386,18 +461,23 @@ class Network:
     def load(cls, path):
         """Read a network written by save(); the round trip is exact.
 
+        path: the name given to save() (with or without ".npz": the file as named
+        when it exists, else the name with ".npz" added) or a binary file object.
         The file is checked before anything is allocated: its members, the size
         and nesting of its records, the architecture, and the dtype, shape and
         byte count of every array against what that architecture needs (see
-        bpfast._archive). A file that fails a check raises ValueError naming the path.
+        bpfast._archive). A file that fails a check raises ValueError naming the
+        path and what is wrong with it.
         """
+        if not hasattr(path, "read"):
+            path = _existing_path(path)
         try:
             with _archive.Archive(path) as archive:
                 return cls._read(archive)
         except FileNotFoundError:
             raise
         except _archive.READ_ERRORS as error:
-            raise ValueError(f"{path} is not a valid bpfast network file: {error}") from None
+            raise ValueError(f"{_name_of(path)} is not a valid bpfast network file: {error}") from None
 
     @classmethod
     def _read(cls, archive):
@@ -456,6 +536,47 @@ class Network:
         return net
 
 
+def _path_name(path):
+    """path as a str, or TypeError naming the argument."""
+    try:
+        name = os.fspath(path)
+    except TypeError:
+        raise TypeError(f"path must be a file name (str or os.PathLike) or a binary file object; "
+                        f"got {type(path).__name__}") from None
+    return os.fsdecode(name)
+
+
+def _npz_path(path):
+    """The file that save(path) writes: path with ".npz" added when it lacks it (numpy's rule)."""
+    name = _path_name(path)
+    return name if name.endswith(".npz") else name + ".npz"
+
+
+def _existing_path(path):
+    """The file that load(path) reads: path as given when it is a file, else save's name for it."""
+    name = _path_name(path)
+    if os.path.isfile(name):
+        return name
+    with_suffix = _npz_path(name)
+    if with_suffix != name and os.path.isfile(with_suffix):
+        return with_suffix
+    tried = name if with_suffix == name else f"{name} or {with_suffix}"
+    raise FileNotFoundError(errno.ENOENT, f"no bpfast network file at {tried}", name)
+
+
+def _name_of(file):
+    """How an error names what load read: the path, or a file object's name."""
+    if not hasattr(file, "read"):
+        return file
+    return getattr(file, "name", None) or f"the {type(file).__name__}"
+
+
+def _from_saved_bytes(cls, data):
+    """The network of type cls in the bytes of a save(): how pickle and deepcopy rebuild one."""
+    with _archive.Archive(io.BytesIO(data)) as archive:
+        return cls._read(archive)
+
+
 def _shuffle_generator(state):
     """A Generator in the saved state of a shuffle stream: a PCG64 state of integers in range."""
     inner = state.get("state") if isinstance(state, dict) else None
@@ -471,29 +592,5 @@ def _shuffle_generator(state):
     return generator
 
 
-class _Progress:
-    """Per-epoch progress: a tqdm bar when tqdm is installed, plain lines otherwise."""
-
-    def __init__(self, epochs, enabled):
-        self.epochs, self.bar, self.enabled = epochs, None, enabled
-        if enabled:
-            try:
-                from tqdm.auto import tqdm
-                self.bar = tqdm(total=epochs, unit="epoch")
-            except ImportError:
-                self.bar = None
-
-    def update(self, epoch, logs):
-        if not self.enabled:
-            return
-        text = "  ".join(f"{key} {value:.4g}" for key, value in logs.items())
-        if self.bar is not None:
-            self.bar.set_postfix_str(text)
-            self.bar.update(1)
-        else:
-            print(f"epoch {epoch + 1}/{self.epochs}  {text}", flush=True)
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
+def _callable_name(f):
+    return getattr(f, "__qualname__", None) or repr(f)

@@ -413,12 +413,15 @@ class Engine:
         """One step; lr, when given, is the base learning rate for this step only."""
         return self._step(X, self._targets(T, labels, X.shape[0]), lr)
 
-    def train_epoch(self, X, T, labels, order, batch_size, lr=None):
+    def train_epoch(self, X, T, labels, order, batch_size, lr=None, begin=0, end=None, total_before=0.0):
         """(loss, finite, non_finite_batch, non_finite_layer, None) for one epoch in mini-batches
-        (the native engine's last entry is a KeyboardInterrupt that came as the epoch ended)."""
+        (the native engine's last entry is a KeyboardInterrupt that came as the epoch ended).
+        begin and end (batch boundaries) run the batches of rows [begin, end) of the order only;
+        a span that ends before the last row returns the running loss total and counts no epoch."""
         n = X.shape[0]
-        total = 0.0
-        for number, start in enumerate(range(0, n, batch_size)):
+        end = n if end is None else end
+        total = total_before
+        for number, start in enumerate(range(begin, end, batch_size), start=begin // batch_size):
             rows = np.arange(start, min(start + batch_size, n))
             if order is not None:
                 rows = order[rows]
@@ -428,6 +431,8 @@ class Engine:
             if not finite:
                 return value, False, number, layer, None
             total += value * rows.size if self.reduction == "mean" else value
+        if end < n:
+            return total, True, -1, -1, None
         self.epochs += 1
         return (total / n if self.reduction == "mean" else total), True, -1, -1, None
 

@@ -1,0 +1,95 @@
+"""What Network.fit shows with verbose=True: a line or tqdm bar per epoch, and
+a bar over the batches of an epoch that takes more than about a second.
+
+fit runs such an epoch in spans of batches (each about SPAN_SECONDS long),
+one engine call each, and reports each span here; a short epoch stays one
+call. tqdm is used when it is installed, plain printed lines otherwise.
+"""
+
+import math
+import sys
+import time
+
+SPAN_SECONDS = 0.1        # the length of one engine call while batches are shown
+LONG_EPOCH_SECONDS = 1.0  # epochs expected to take longer than this show their batches
+LINE_SECONDS = 1.0        # without tqdm: at most one batch line per this many seconds
+
+
+def _tqdm():
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm
+
+
+class Progress:
+    """The display of one fit; every method does nothing when it is not enabled."""
+
+    def __init__(self, epochs, rows, batch_size, enabled, out=None):
+        self.enabled, self.epochs, self.batch_size = enabled, epochs, batch_size
+        self.batches = math.ceil(rows / batch_size)
+        self.seconds_per_batch = None  # measured on the first span, refined on each
+        self.out = out if out is not None else sys.stdout
+        self._tqdm = _tqdm() if enabled else None
+        self._epoch_bar = self._tqdm(total=epochs, unit="epoch", file=self.out) if self._tqdm else None
+        self._batch_bar = None
+        self._last_line = 0.0
+
+    def _epoch_is_long(self):
+        return self.seconds_per_batch is not None and self.seconds_per_batch * self.batches > LONG_EPOCH_SECONDS
+
+    def batches_per_span(self):
+        """How many batches the next engine call should run: one until the speed is known, then
+        the whole epoch when it is short, else about SPAN_SECONDS' worth."""
+        if self.seconds_per_batch is None:
+            return 1
+        if not self._epoch_is_long():
+            return self.batches
+        return max(1, int(SPAN_SECONDS / max(self.seconds_per_batch, 1e-9)))
+
+    def batches_done(self, epoch, rows_done, seconds, batches):
+        """A span of `batches` batches took `seconds`; the epoch has reached row rows_done."""
+        if not self.enabled or batches <= 0:
+            return
+        self.seconds_per_batch = seconds / batches
+        if not self._epoch_is_long():
+            return
+        done = math.ceil(rows_done / self.batch_size)  # spans end on batch boundaries or at the last row
+        if self._tqdm is not None:
+            if self._batch_bar is None:
+                self._batch_bar = self._tqdm(total=self.batches, unit="batch", leave=False,
+                                             desc=f"epoch {epoch}", file=self.out)
+            self._batch_bar.update(done - self._batch_bar.n)
+        elif done < self.batches and time.monotonic() - self._last_line >= LINE_SECONDS:
+            self._last_line = time.monotonic()
+            print(f"epoch {epoch}/{self.epochs}: batch {done}/{self.batches}", file=self.out, flush=True)
+
+    def end_epoch(self, epoch, logs):
+        """The epoch `epoch` (numbered from 1) is complete with these logs."""
+        if not self.enabled:
+            return
+        text = "  ".join(f"{key} {value:.4g}" for key, value in logs.items())
+        if self._batch_bar is not None:
+            self._batch_bar.close()
+            self._batch_bar = None
+        if self._epoch_bar is not None:
+            self._epoch_bar.set_postfix_str(text)
+            self._epoch_bar.update(1)
+        else:
+            print(f"epoch {epoch}/{self.epochs}  {text}", file=self.out, flush=True)
+
+    def say(self, text):
+        """A message between epochs (why training stopped, say)."""
+        if not self.enabled:
+            return
+        if self._tqdm is not None:
+            self._tqdm.write(text, file=self.out)
+        else:
+            print(text, file=self.out, flush=True)
+
+    def close(self):
+        for bar in (self._batch_bar, self._epoch_bar):
+            if bar is not None:
+                bar.close()
+        self._batch_bar = self._epoch_bar = None
