@@ -9,6 +9,7 @@ after several epochs. Validation records, callbacks' logs, the restored best
 weights and the weights kept by the non-finite guard are compared exactly.
 """
 
+import io
 import re
 import sys
 
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 
 import bpfast
-from bpfast import optim, reference
+from bpfast import _progress, optim, reference
 from bpfast.network import History
 from conftest import assert_close, assert_unchanged, snapshot
 
@@ -306,6 +307,189 @@ def test_not_verbose_prints_nothing(capsys):
     bpfast.Network([3, 3], output="softmax", dtype="float64", seed=7).fit(X, labels, epochs=3, batch_size=5)
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err == ""
+
+
+def plain_lines(monkeypatch):
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+
+
+def show_batches_always(monkeypatch, span_seconds=0.0):
+    """Every epoch counts as long, and each engine call runs as few batches as the span allows."""
+    monkeypatch.setattr(_progress, "LONG_EPOCH_SECONDS", 0.0)
+    monkeypatch.setattr(_progress, "LINE_SECONDS", 0.0)
+    monkeypatch.setattr(_progress, "SPAN_SECONDS", span_seconds)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("cls", [bpfast.Network, reference.Network], ids=["native", "reference"])
+def test_verbose_batches_take_exactly_the_steps_of_one_call(cls, reduction, capsys, monkeypatch):
+    # The oracle is the same fit without verbose (one engine call per epoch): running the
+    # epoch in spans of one batch must give bit-identical weights and epoch losses.
+    plain_lines(monkeypatch)
+    show_batches_always(monkeypatch)
+    rng = np.random.default_rng(21)
+    X, labels = rng.standard_normal((53, 4)), rng.integers(0, 3, 53)
+    nets = [cls([4, 6, 3], output="softmax", reduction=reduction, dtype="float64", seed=2,
+                optimizer=optim.SGD(0.05, momentum=0.9, schedule=optim.StepDecay(step_size=1, gamma=0.7)))
+            for _ in range(2)]
+    quiet = nets[0].fit(X, labels, epochs=3, batch_size=8)
+    shown = nets[1].fit(X, labels, epochs=3, batch_size=8, verbose=True)
+    assert list(shown) == list(quiet)
+    assert_params_equal(nets[1], params_of(nets[0]))
+    assert (nets[1]._engine.steps, nets[1]._engine.epochs) == (nets[0]._engine.steps, nets[0]._engine.epochs) == (21, 3)
+    lines = capsys.readouterr().out.splitlines()
+    for epoch in (1, 2, 3):
+        batches = [int(m.group(1)) for line in lines for m in [re.search(rf"^epoch {epoch}/3: batch (\d+)/7$", line)]
+                   if m]
+        assert batches == list(range(1, 7)), lines  # a line after each span but the last
+        assert any(re.match(rf"epoch {epoch}/3  loss", line) for line in lines)
+
+
+def test_a_short_epoch_stays_one_call(capsys, monkeypatch):
+    plain_lines(monkeypatch)
+    rng = np.random.default_rng(22)
+    X, labels = rng.standard_normal((40, 3)), rng.integers(0, 2, 40)
+    net = bpfast.Network([3, 4, 2], output="softmax", seed=1)
+    calls = []
+    original = net._engine.train_epoch
+
+    class Spy:  # the native engine's attributes cannot be replaced: wrap it
+        def __getattr__(self, name):
+            return getattr(engine, name)
+
+        def train_epoch(self, *args):
+            calls.append(args[6:])
+            return original(*args)
+    engine = net._engine
+    net._engine = Spy()
+    net.fit(X, labels, epochs=3, batch_size=4, verbose=True)
+    # the first call measures one batch; the rest of each epoch is one call (it takes far under a second)
+    assert calls[0][:2] == (0, 4) and all(call[1] == 40 for call in calls[1:])
+    assert len(calls) == 4
+    assert "batch" not in capsys.readouterr().out
+
+
+def test_batches_show_in_a_tqdm_bar_when_tqdm_is_installed(monkeypatch):
+    tqdm_auto = pytest.importorskip("tqdm.auto")
+    show_batches_always(monkeypatch)
+    out = io.StringIO()
+    bars = []
+    real = tqdm_auto.tqdm
+
+    def recording(*args, **kwargs):
+        bar = real(*args, **{**kwargs, "file": out})
+        bars.append((kwargs.get("unit"), bar))
+        return bar
+    monkeypatch.setattr(tqdm_auto, "tqdm", recording)
+    rng = np.random.default_rng(23)
+    X, labels = rng.standard_normal((30, 3)), rng.integers(0, 2, 30)
+    bpfast.Network([3, 2], output="softmax", seed=1).fit(X, labels, epochs=2, batch_size=4, verbose=True)
+    units = [unit for unit, _ in bars]
+    assert units == ["epoch", "batch", "batch"]  # one epoch bar, one batch bar per epoch
+    assert all(bar.n == bar.total for _, bar in bars)
+
+
+def test_verbose_says_why_and_when_early_stopping_stopped(capsys, monkeypatch):
+    plain_lines(monkeypatch)
+    x = np.array([[-1.0], [1.0]])
+    net = line_net()
+    history = net.fit(x, 2 * x, epochs=50, batch_size=2, shuffle=False, patience=3, validation_data=(x, x),
+                      verbose=True)
+    out = capsys.readouterr().out
+    stop = [line for line in out.splitlines() if "early stopping" in line]
+    assert len(stop) == 1, out
+    assert f"after epoch {len(history)}" in stop[0]
+    assert "val_loss" in stop[0] and "patience=3" in stop[0]
+    assert f"restored the weights of epoch {history.best_epoch}" in stop[0]
+    assert history.best_epoch == 7
+
+
+def test_verbose_says_which_callback_stopped(capsys, monkeypatch):
+    plain_lines(monkeypatch)
+    rng = np.random.default_rng(24)
+    X, labels = rng.standard_normal((12, 3)), rng.integers(0, 2, 12)
+
+    def enough(epoch, logs):
+        return epoch == 2
+    bpfast.Network([3, 2], output="softmax", seed=1).fit(X, labels, epochs=5, batch_size=4, callbacks=[enough],
+                                                         verbose=True)
+    assert "stopped after epoch 2: callback" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- arguments
+
+def test_arguments_after_sizes_and_after_X_T_are_keyword_only():
+    with pytest.raises(TypeError, match="positional"):
+        bpfast.Network([3, 2], "relu")
+    net = bpfast.Network([3, 2])
+    with pytest.raises(TypeError, match="positional"):
+        net.fit(np.ones((4, 3)), np.ones((4, 2)), 5)
+
+
+@pytest.mark.parametrize("bad, name, error", [
+    (dict(seed="abc"), "seed", ValueError), (dict(seed=-1), "seed", ValueError), (dict(seed=1.5), "seed", ValueError),
+    (dict(optimizer="sgd"), "optimizer", TypeError)])
+def test_bad_constructor_arguments_are_named(bad, name, error):
+    with pytest.raises(error, match=rf"\b{name}\b"):
+        bpfast.Network([3, 2], **bad)
+
+
+@pytest.mark.parametrize("bad, name, error", [
+    (dict(callbacks=print), "callbacks", TypeError), (dict(callbacks=[print, 3]), r"callbacks\[1\]", TypeError),
+    (dict(shuffle="yes"), "shuffle", ValueError), (dict(verbose=2), "verbose", ValueError),
+    (dict(epochs=-1), "epochs", ValueError), (dict(optimizer=object()), "optimizer", TypeError),
+    (dict(validation_data=np.ones((3, 3))), "validation_data", ValueError)])
+def test_bad_fit_arguments_are_named_and_change_nothing(bad, name, error):
+    X, T = np.ones((4, 3)), np.ones((4, 2))
+    net = bpfast.Network([3, 2], seed=0, optimizer=optim.SGD(0.1, momentum=0.5))
+    net.train_step(X, T)
+    before, optimizer, state = snapshot(net), net.optimizer, [s.copy() for s in net._engine.optimizer_state()]
+    with pytest.raises(error, match=rf"\b{name}"):
+        net.fit(X, T, **bad)
+    assert_unchanged(net, before)
+    assert net.optimizer is optimizer
+    assert all(np.array_equal(a, b) for a, b in zip(state, net._engine.optimizer_state()))
+
+
+def test_fit_optimizer_is_set_only_when_every_other_argument_is_good():
+    X, T = np.ones((4, 3)), np.ones((4, 2))
+    net = bpfast.Network([3, 2], seed=0)
+    adam = optim.Adam(0.01)
+    for bad in (dict(batch_size=0), dict(lr=-1.0), dict(patience=0), dict(callbacks=[1])):
+        with pytest.raises((ValueError, TypeError)):
+            net.fit(X, T, optimizer=adam, **bad)
+        assert isinstance(net.optimizer, optim.SGD)
+    with pytest.raises(ValueError, match=r"\bT\b"):
+        net.fit(X, np.ones((4, 3)), optimizer=adam)
+    assert isinstance(net.optimizer, optim.SGD)
+    net.fit(X, T, epochs=1, optimizer=adam)
+    assert net.optimizer is adam  # for good, as documented
+
+
+# ---------------------------------------------------------------- History.plot
+
+def test_history_plot_draws_every_record(monkeypatch):
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    rng = np.random.default_rng(25)
+    X, labels = rng.standard_normal((20, 3)), rng.integers(0, 3, 20)
+    net = bpfast.Network([3, 4, 3], output="softmax", dtype="float64", seed=3)
+    history = net.fit(X, labels, epochs=4, batch_size=5, validation_data=(X[:6], labels[:6]))
+    ax = history.plot()
+    lines = {line.get_label(): line for axis in ax.figure.axes for line in axis.get_lines()}
+    for key in ("loss", "val_loss", "val_accuracy"):
+        assert list(lines[key].get_xdata()) == [1, 2, 3, 4]
+        assert list(lines[key].get_ydata()) == history.history[key]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["loss", "val_loss", "val_accuracy"]
+    matplotlib.pyplot.close(ax.figure)
+
+
+def test_history_plot_without_matplotlib_says_how_to_get_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
+    with pytest.raises(ImportError, match="pip install matplotlib"):
+        History().plot()
 
 
 # ---------------------------------------------------------------- the non-finite guard

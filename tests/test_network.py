@@ -610,3 +610,59 @@ def test_a_subclass_that_overrides_train_step_keeps_its_override():
     X, T = np.ones((4, 2)), np.zeros((4, 1))
     assert net.train_step(X, T, 0.1) == twin.train_step(X, T, 0.1)
     assert calls == [4]
+
+
+# ---------------------------------------------------------------- target forms
+
+def results_for(make, X, T):
+    """Loss, gradients, a train_step and a fit on the same net: every call that takes T."""
+    net = make()
+    out = [net.loss(X, T), net.gradients(X, T), net.train_step(X, T)]
+    out.append(list(net.fit(X, T, epochs=2, batch_size=3, validation_data=(X, T)).history.values()))
+    return out, [p.copy() for p in net.parameters()]
+
+
+def assert_same_results(a, b):
+    (values_a, params_a), (values_b, params_b) = a, b
+    assert repr(values_a) == repr(values_b)  # bit-identical floats and arrays print alike
+    for p, q in zip(params_a, params_b, strict=True):
+        assert p.tobytes() == q.tobytes()
+
+
+@pytest.mark.parametrize("cls", [bpfast.Network, reference.Network], ids=["native", "reference"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_1d_target_for_a_single_output_regressor_is_a_column(cls, dtype, rng):
+    # the oracle is the documented (n, 1) form of the same targets
+    X, t = rng.standard_normal((10, 4)), rng.standard_normal(10)
+    make = lambda: cls([4, 5, 1], dtype=dtype, seed=3)
+    assert_same_results(results_for(make, X, t), results_for(make, X, t[:, None]))
+
+
+@pytest.mark.parametrize("cls", [bpfast.Network, reference.Network], ids=["native", "reference"])
+@pytest.mark.parametrize("output, n_out", [("softmax", 3), ("sigmoid", 1)])
+def test_bool_and_whole_float_labels_are_integer_labels(cls, output, n_out, rng):
+    X, labels = rng.standard_normal((10, 4)), rng.integers(0, max(n_out, 2), 10)
+    make = lambda: cls([4, 5, n_out], output=output, dtype="float64", seed=3)
+    expected = results_for(make, X, labels)
+    assert_same_results(results_for(make, X, labels.astype(np.float32)), expected)
+    assert_same_results(results_for(make, X, labels.astype(np.float64)), expected)
+    if n_out == 1:
+        assert_same_results(results_for(make, X, labels.astype(bool)), expected)
+
+
+@pytest.mark.parametrize("T, message", [
+    (np.array([0.0, 1.0, 0.5, 1.0]), r"T labels must be whole numbers.*0\.5 at index 2"),
+    (np.array([0.0, 1.0, 2.0, 1.0]), r"T labels must lie in \[0, 2\)"),
+])
+def test_fractional_or_out_of_range_float_labels_are_refused(T, message):
+    net = bpfast.Network([2, 1], output="sigmoid", seed=0)
+    before = snapshot(net)
+    with pytest.raises(ValueError, match=message):
+        net.train_step(np.ones((4, 2)), T)
+    assert_unchanged(net, before)
+
+
+def test_a_1d_target_for_a_multi_output_regressor_is_refused():
+    net = bpfast.Network([2, 3], seed=0)
+    with pytest.raises(ValueError, match=r"T must have shape \(4, 3\).*single-output"):
+        net.loss(np.ones((4, 2)), np.ones(4))

@@ -8,7 +8,9 @@
 
 #include "bindings/bind_common.h"
 #include "kernels/elementwise/check_kernels.h"
+#include "kernels/gemm/ukernel.h"
 #include "model/targets.h"
+#include "runtime/cpu_info.h"
 #include "runtime/dispatch.h"
 #include "runtime/sizes.h"
 #include "runtime/threads.h"
@@ -49,6 +51,28 @@ PYBIND11_MODULE(_core, m) {
         return bp::first_label_out_of_range(labels.data(), static_cast<bp::index>(labels.size()), n_out);
     }, py::arg("labels"), py::arg("n_out"),
        "Index of the first label outside [0, n_out) ([0, 2) for one output unit), or -1.");
+    m.def("build_info", [] {
+        const bp::BuildInfo build = bp::build_info();
+        const bp::CacheSizes caches = bp::cache_sizes();
+        const bp::GemmBlocking blocks = bp::gemm_blocking();
+        py::list isas;
+        for (const bp::IsaSupport& isa : bp::isa_support()) isas.append(py::make_tuple(isa.name, isa.supported));
+        py::dict tiles;
+        tiles["float32"] = py::make_tuple(bp::active_micro_kernel<float>().mr, bp::active_micro_kernel<float>().nr);
+        tiles["float64"] = py::make_tuple(bp::active_micro_kernel<double>().mr, bp::active_micro_kernel<double>().nr);
+        py::dict info;
+        info["compiler"] = build.compiler;
+        info["build_type"] = build.build_type;
+        info["cxx_flags"] = build.cxx_flags;
+        info["isa"] = bp::active_isa();
+        info["isas"] = isas;
+        info["cache_bytes"] = py::dict(py::arg("l1d") = caches.l1d, py::arg("l2") = caches.l2,
+                                       py::arg("l3") = caches.l3);
+        info["gemm_blocks"] = py::dict(py::arg("mc") = blocks.mc, py::arg("kc") = blocks.kc,
+                                       py::arg("nc") = blocks.nc);
+        info["gemm_tile"] = tiles;
+        return info;
+    }, "The build and what the core chose on this CPU: compiler, flags, instruction sets, caches, blocking.");
     py::module_ f32 = m.def_submodule("f32", "float32 kernels and network");
     py::module_ f64 = m.def_submodule("f64", "float64 kernels and network");
     bp::bind_kernels(f32, f64);

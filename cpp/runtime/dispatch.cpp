@@ -118,6 +118,12 @@ const KernelTables<double>& tables<double>() { return registry().f64; }
 
 const char* active_isa() { return registry().isa.name; }
 
+std::vector<IsaSupport> isa_support() {
+    std::vector<IsaSupport> table;
+    for (const Isa& isa : ISAS) table.push_back({isa.name, isa.cpu_supports()});
+    return table;
+}
+
 template <typename T>
 const MicroKernel<T>& active_micro_kernel() { return tables<T>().gemm; }
 template <typename T>

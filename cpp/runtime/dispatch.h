@@ -4,9 +4,19 @@
 // every path on one machine.
 #pragma once
 
+#include <vector>
+
 namespace bpfast {
 
 // "avx512", "avx2" or "generic"; throws std::runtime_error for a bad BPFAST_ISA.
 const char* active_isa();
+
+// Every instruction set this build has kernels for, in priority order, and
+// whether this CPU supports it.
+struct IsaSupport {
+    const char* name;
+    bool supported;
+};
+std::vector<IsaSupport> isa_support();
 
 }  // namespace bpfast

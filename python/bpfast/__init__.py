@@ -9,9 +9,10 @@ kernels and Network in pure numpy.
 """
 
 from . import kernels, reference
+from ._config import show_config
 from ._core import get_num_threads, set_num_threads
 from .network import History, Layer, Network
 
 __all__ = ["Network", "Layer", "History", "kernels", "reference", "set_num_threads", "get_num_threads",
-           "__version__"]
+           "show_config", "__version__"]
 __version__ = "0.1.0"

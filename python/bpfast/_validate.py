@@ -190,7 +190,7 @@ def _labels(T, n_out, name):
         fractional = np.flatnonzero(T != np.floor(T))
         if fractional.size:
             i = int(fractional[0])
-            raise ValueError(f"{name} labels must be whole numbers (class indices); got {T[i]!r} at index {i} "
+            raise ValueError(f"{name} labels must be whole numbers (class indices); got {T[i]:g} at index {i} "
                              f"(targets such as probabilities need shape ({T.shape[0]}, {n_out}))")
         if T.min() < 0 or T.max() >= classes:
             raise ValueError(f"{name} labels must lie in [0, {classes}); got values from {T.min():g} "

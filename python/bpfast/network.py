@@ -37,6 +37,8 @@ class Layer:
 
     @property
     def W(self):
+        """The weights, (n_out, n_in): a view of the native memory; assigning copies into it
+        (shape, dtype and finiteness checked)."""
         return self._W
 
     @W.setter
@@ -45,6 +47,7 @@ class Layer:
 
     @property
     def b(self):
+        """The biases, (n_out,): a view of the native memory; assigning copies into it."""
         return self._b
 
     @b.setter
@@ -53,13 +56,16 @@ class Layer:
 
     @property
     def n_in(self):
+        """The layer's input width."""
         return self._W.shape[1]
 
     @property
     def n_out(self):
+        """The layer's output width."""
         return self._W.shape[0]
 
     def parameters(self):
+        """[W, b]: views of the native weights."""
         return [self._W, self._b]
 
     def __repr__(self):

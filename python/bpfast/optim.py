@@ -36,6 +36,7 @@ class Constant:
     """The learning rate stays at lr."""
 
     def config(self):
+        """The schedule as plain values, for the native core and for save()."""
         return {"schedule": "constant", "step_size": 1, "gamma": 1.0, "power_t": 0.0}
 
 
@@ -53,6 +54,7 @@ class StepDecay:
         _number(self.gamma, "gamma", 0, low_open=True, high=None)
 
     def config(self):
+        """The schedule as plain values, for the native core and for save()."""
         return {"schedule": "step", "step_size": int(self.step_size), "gamma": float(self.gamma),
                 "power_t": 0.0}
 
@@ -67,6 +69,7 @@ class InverseScaling:
         _number(self.power_t, "power_t", 0)
 
     def config(self):
+        """The schedule as plain values, for the native core and for save()."""
         return {"schedule": "inverse_scaling", "step_size": 1, "gamma": 1.0,
                 "power_t": float(self.power_t)}
 
@@ -119,6 +122,7 @@ class SGD(_Optimizer):
             raise ValueError("nesterov=True needs a momentum > 0")
 
     def config(self):
+        """The settings as plain values, for the native core and for save()."""
         return {**super().config(), "momentum": float(self.momentum), "nesterov": self.nesterov}
 
 
@@ -140,6 +144,7 @@ class Adam(_Optimizer):
         _number(self.eps, "eps", 0, low_open=True, high=None)
 
     def config(self):
+        """The settings as plain values, for the native core and for save()."""
         return {**super().config(), "beta1": float(self.betas[0]), "beta2": float(self.betas[1]),
                 "eps": float(self.eps)}
 

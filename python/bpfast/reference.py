@@ -295,19 +295,24 @@ class Engine:
         return views
 
     def parameters(self):
+        """[W_0, b_0, W_1, b_1, ...] as views of the flat parameter buffer."""
         return self._views(self._params)
 
     def gradients(self):
+        """[dW_0, db_0, ...] as views of the flat gradient buffer (from the last compute_gradients)."""
         return self._views(self._grads)
 
     def optimizer_state(self):
+        """(m, v): momentum or Adam's first moment, and Adam's second moment (empty when unused)."""
         return self._m, self._v
 
     def set_counters(self, steps, epochs):
+        """Set the step and epoch counters the schedules and Adam's bias correction read."""
         self.steps, self.epochs = steps, epochs
 
     def set_optimizer(self, kind, lr, momentum, nesterov, beta1, beta2, eps, weight_decay,
                       decay_bias, clip_norm, schedule, step_size, gamma, power_t):
+        """Use the optimizer that these settings (an optimizer's config()) describe; its state starts afresh."""
         if step_size < 1:
             raise ValueError("step_size must be at least 1")
         self.config = dict(kind=kind, lr=lr, momentum=momentum, nesterov=nesterov, beta1=beta1,
@@ -352,13 +357,16 @@ class Engine:
         return value
 
     def forward(self, X, out):
+        """Write the network output for X into out (batch, n_out)."""
         out[...] = self._forward(X, False)[-1]
 
     def loss(self, X, T, labels):
+        """The loss of the batch (X with dense targets T or labels) as a float."""
         T = self._targets(T, labels, X.shape[0])
         return loss(self.loss_name, self._forward(X, self.takes_logits)[-1], T, self.reduction)[0]
 
     def compute_gradients(self, X, T, labels):
+        """Fill gradients() for the batch; returns its loss. The weights are unchanged."""
         return self._loss_and_backward(X, self._targets(T, labels, X.shape[0]))
 
     # -------------------------------------------------------- training

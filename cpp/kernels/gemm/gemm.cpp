@@ -412,4 +412,6 @@ template void gemm<float>(index, index, index, MatrixView<float>, MatrixView<flo
 template void gemm<double>(index, index, index, MatrixView<double>, MatrixView<double>, double*,
                            index, bool, const Epilogue<double>*);
 
+GemmBlocking gemm_blocking() { return {MC, KC, NC}; }
+
 }  // namespace bpfast

@@ -42,4 +42,10 @@ template <typename T>
 void gemm(index M, index N, index K, MatrixView<T> A, MatrixView<T> B, T* C, index ldc,
           bool accumulate, const Epilogue<T>* epilogue = nullptr);
 
+// The block sizes gemm uses (rows of A, depth, columns of B per block), for show_config.
+struct GemmBlocking {
+    index mc, kc, nc;
+};
+GemmBlocking gemm_blocking();
+
 }  // namespace bpfast

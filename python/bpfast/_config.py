@@ -1,0 +1,93 @@
+"""bpfast.show_config(): what a bug report needs to know about this install."""
+
+import os
+import platform
+import sys
+
+import numpy as np
+
+from . import _core
+
+
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _numpy_blas():
+    """numpy's BLAS libraries as threadpoolctl reports them (OpenBLAS with its core type), or a
+    note saying how to see them."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "unknown (pip install threadpoolctl to see numpy's BLAS and its core type)"
+    found = [f"{pool.get('internal_api')} {pool.get('version')}"
+             + (f", core type {pool['architecture']}" if pool.get("architecture") else "")
+             + f", {pool.get('num_threads')} threads"
+             for pool in threadpool_info() if pool.get("user_api") == "blas"]
+    return "; ".join(found) or "none loaded"
+
+
+def config():
+    """The configuration show_config prints, as a dict."""
+    from . import __version__
+    build = _core.build_info()
+    return {
+        "bpfast": __version__,
+        "python": sys.version.split()[0],
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "compiler": build["compiler"],
+        "build_type": build["build_type"],
+        "cxx_flags": build["cxx_flags"],
+        "isa": build["isa"],
+        "isas": {name: supported for name, supported in build["isas"]},
+        "forced_isa": os.environ.get("BPFAST_ISA") or None,
+        "threads": _core.get_num_threads(),
+        "cache_bytes": build["cache_bytes"],
+        "gemm_blocks": build["gemm_blocks"],
+        "gemm_tile": build["gemm_tile"],
+        "numpy_blas": _numpy_blas(),
+    }
+
+
+def _size(n):
+    if not n:
+        return "unknown"
+    return f"{n >> 20} MiB" if n >= 1 << 20 and n % (1 << 20) == 0 else f"{n >> 10} KiB"
+
+
+def show_config(mode="stdout"):
+    """Print the version, build (compiler, flags), the instruction set chosen and those
+    available, threads, cache sizes and GEMM blocking, and numpy's BLAS (with OpenBLAS's
+    core type when threadpoolctl is installed); mode="dicts" returns them as a dict instead."""
+    if mode not in ("stdout", "dicts"):
+        raise ValueError(f"mode must be 'stdout' or 'dicts'; got {mode!r}")
+    info = config()
+    if mode == "dicts":
+        return info
+    isas = ", ".join(f"{name} ({'yes' if ok else 'not on this CPU'})" for name, ok in info["isas"].items())
+    caches, blocks = info["cache_bytes"], info["gemm_blocks"]
+    tiles = ", ".join(f"{dtype} {mr}x{nr}" for dtype, (mr, nr) in info["gemm_tile"].items())
+    lines = [
+        f"bpfast {info['bpfast']} (Python {info['python']}, numpy {info['numpy']})",
+        f"platform:     {info['platform']}",
+        f"cpu:          {info['cpu']}, {info['cores']} logical cores",
+        f"build:        {info['compiler']}, {info['build_type']}, flags: {info['cxx_flags'] or '(none)'}",
+        f"isa:          {info['isa']}" + (f" (forced by BPFAST_ISA={info['forced_isa']})" if info["forced_isa"]
+                                          else " (the best this CPU supports)"),
+        f"isas built:   {isas}",
+        f"threads:      {info['threads']}",
+        f"caches:       L1d {_size(caches['l1d'])}, L2 {_size(caches['l2'])}, L3 {_size(caches['l3'])}",
+        f"gemm:         blocks MC={blocks['mc']} KC={blocks['kc']} NC={blocks['nc']}; micro-tile {tiles}",
+        f"numpy BLAS:   {info['numpy_blas']}",
+    ]
+    print("\n".join(lines))
