@@ -46,6 +46,15 @@ struct EpochInterrupt {
     bool check() const { return requested && requested(context); }
 };
 
+// Terms that scikit-learn's MLP adds to the loss (bpfast.sklearn sets them;
+// the defaults change nothing). N is the batch size, or the sum of the
+// batch's sample weights when it has some (1 for reduction sum).
+struct Objective {
+    double l2 = 0.0;           // α: ½α·Σ_l ‖W_l‖² / N joins the loss and α·W_l / N each dW_l (biases are not penalised)
+    double value_scale = 1.0;  // the reported data loss is multiplied by this (scikit-learn's squared error is
+                               // averaged over the outputs while its gradient is that of their sum)
+};
+
 template <typename T>
 class Network {
 public:
@@ -57,7 +66,9 @@ public:
     const std::vector<index>& sizes() const { return layout_.sizes(); }
     index n_layers() const { return layout_.n_layers(); }
     // Whether targets may be class labels: every loss but squared error classifies.
-    bool takes_labels() const { return loss_ != LossKind::squared_error; }
+    bool takes_labels() const { return loss_ != LossKind::squared_error && loss_ != LossKind::poisson; }
+    const Objective& objective() const { return objective_; }
+    void set_objective(const Objective& objective) { objective_ = objective; }
     T* parameters() { return params_.data(); }
     T* gradients() { return grads_.data(); }
     Optimizer<T>& optimizer() { return optimizer_; }
@@ -90,7 +101,10 @@ public:
 private:
     LayerBackend<T>& backend_for(index batch);
     const T* forward_pass(LayerBackend<T>& backend, const T* X, index batch, bool logits_out);
-    double loss_and_gradients(const T* X, const T* dense_targets, index batch);
+    double loss_and_gradients(const T* X, const T* dense_targets, const T* weights, index batch);
+    double data_loss(T* delta, const T* Y, const T* Tg, const T* weights, index batch, double* norm);
+    double penalty(T* grads, double norm);
+    const T* batch_weights(Targets<T> targets, index batch, const std::int64_t* rows);
     StepStatus guarded_update(T* grads, double loss, double lr);
     index first_non_finite_layer(const T* grads, double* squares);
     const T* dense_targets(Targets<T> targets, index batch, const std::int64_t* rows);
@@ -100,6 +114,7 @@ private:
     std::vector<Activation> activations_;
     LossKind loss_;
     Reduction reduction_;
+    Objective objective_;
     // params_ has SmallNetBackend's padding past the parameters.
     AlignedVector<T> params_, grads_;
     Optimizer<T> optimizer_;
@@ -109,7 +124,7 @@ private:
 
     // Workspace, grown to the largest batch seen.
     index largest_batch_ = 0;
-    std::vector<T> batch_x_, batch_t_;
+    std::vector<T> batch_x_, batch_t_, batch_w_;
     std::vector<double> chunk_sums_;
 };
 

@@ -108,6 +108,30 @@ double sigmoid_cross_entropy(T* grad, const T* Z, const T* Tg, index batch, inde
 }
 
 template <typename T>
+double poisson(T* grad, const T* Z, const T* Tg, index batch, index n, Reduction r) {
+    // Z, Tg and grad are (batch, n)
+    const T s = reduction_scale<T>(batch, r);
+    double total = 0.0;
+    for (index i = 0; i < batch * n; ++i) {
+        const T mu = std::exp(Z[i]);
+        const double t = Tg[i], m = mu;
+        total += (t > 0.0 ? t * std::log(t / m) : 0.0) - t + m;
+        grad[i] = (mu - Tg[i]) * s;
+    }
+    return total * double(s);
+}
+
+template <typename T>
+double l2_penalty(T* dW, const T* W, index n, double alpha, double norm) {
+    // W and dW are (n,)
+    if (dW) {
+        const T c = T(alpha / norm);
+        for (index i = 0; i < n; ++i) dW[i] += c * W[i];
+    }
+    return 0.5 * alpha * lane_sum(n, [&](index i) { return double(W[i]) * double(W[i]); }) / norm;
+}
+
+template <typename T>
 LossFn<T> loss_function(LossKind kind) {
     switch (kind) {
         case LossKind::squared_error: return &squared_error<T>;
@@ -115,6 +139,7 @@ LossFn<T> loss_function(LossKind kind) {
         case LossKind::binary_cross_entropy: return &binary_cross_entropy<T>;
         case LossKind::softmax_cross_entropy: return &softmax_cross_entropy<T>;
         case LossKind::sigmoid_cross_entropy: return &sigmoid_cross_entropy<T>;
+        case LossKind::poisson: return &poisson<T>;
     }
     return &squared_error<T>;
 }
@@ -125,6 +150,8 @@ LossFn<T> loss_function(LossKind kind) {
     template double binary_cross_entropy<T>(T*, const T*, const T*, index, index, Reduction);    \
     template double softmax_cross_entropy<T>(T*, const T*, const T*, index, index, Reduction);   \
     template double sigmoid_cross_entropy<T>(T*, const T*, const T*, index, index, Reduction);   \
+    template double poisson<T>(T*, const T*, const T*, index, index, Reduction);                 \
+    template double l2_penalty<T>(T*, const T*, index, double, double);                          \
     template LossFn<T> loss_function<T>(LossKind);
 BPFAST_INSTANTIATE(float)
 BPFAST_INSTANTIATE(double)
