@@ -30,7 +30,6 @@ from sklearn.base import BaseEstimator, is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
-from sklearn.utils import shuffle as shuffled
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
@@ -65,6 +64,14 @@ def dense(X, dtype=None):
     if scipy.sparse.issparse(X):
         X = X.toarray()
     return np.ascontiguousarray(X, dtype=dtype)
+
+
+def shuffled(order, random_state):
+    """order permuted as sklearn.utils.shuffle permutes it, from the same draws
+    (RandomState.shuffle of arange(n)), without its per-call overhead."""
+    permutation = np.arange(len(order))
+    random_state.shuffle(permutation)
+    return order[permutation]
 
 
 def lbfgs_iterations(result, max_iter):
@@ -295,7 +302,7 @@ class BaseMLP(BaseEstimator):
             for _ in range(self.max_iter):
                 order = None
                 if self.shuffle:
-                    sample_idx = shuffled(sample_idx, random_state=self._random_state)
+                    sample_idx = shuffled(sample_idx, self._random_state)
                     order = sample_idx.astype(np.int64, copy=False)
                 lr = self._optimizer["learning_rate"] if sgd else None
                 loss, finite, _, _, pending = engine.train_epoch(X_train, T, labels, order, batch_size, lr,
