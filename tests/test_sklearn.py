@@ -262,3 +262,15 @@ def test_a_wrong_oracle_is_noticed():
         other.fit(*data("multiclass"))
     with pytest.raises(AssertionError):
         assert_same_fit(other, theirs, X)
+
+
+def test_regressor_partial_fit_with_lbfgs_runs_lbfgs_like_sklearn():
+    X, y = data("regression")
+    params = dict(hidden_layer_sizes=(5,), solver="lbfgs", random_state=0, max_iter=4)
+    ours, theirs = bp.MLPRegressor(**params), sk.MLPRegressor(**params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for _ in range(2):
+            ours.partial_fit(X, y)
+            theirs.partial_fit(X, y)
+            assert_same_fit(ours, theirs, X)

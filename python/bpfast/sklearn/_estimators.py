@@ -187,9 +187,9 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         self._validate_params()
         return self._fit(X, y, sample_weight=sample_weight, incremental=False)
 
-    @available_if(lambda est: est._check_solver())
     def partial_fit(self, X, y, sample_weight=None):
-        """One epoch over (X, y); returns self."""
+        """One epoch over (X, y); returns self. As in scikit-learn 1.9's MLPRegressor it is
+        there for every solver (with lbfgs it runs lbfgs on (X, y) from the current weights)."""
         self._validate_params()
         return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
