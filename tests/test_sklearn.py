@@ -274,3 +274,22 @@ def test_regressor_partial_fit_with_lbfgs_runs_lbfgs_like_sklearn():
             ours.partial_fit(X, y)
             theirs.partial_fit(X, y)
             assert_same_fit(ours, theirs, X)
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+@pytest.mark.parametrize("n_classes", [2, 4])
+def test_saturated_outputs_report_sklearns_clipped_loss(solver, n_classes):
+    """Large inputs and a high learning rate drive probabilities past eps: the reported
+    losses (and so tol's decisions) follow scikit-learn's clipped log-loss."""
+    rng = np.random.RandomState(0)
+    X = rng.randn(200, 5) * 30
+    y = (X[:, 0] > 0).astype(int) + (2 * (X[:, 1] > 0) if n_classes == 4 else 0)
+    params = dict(hidden_layer_sizes=(20,), max_iter=6, random_state=0, solver=solver, learning_rate_init=0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours, theirs = bp.MLPClassifier(**params).fit(X, y), sk.MLPClassifier(**params).fit(X, y)
+    assert max(theirs.loss_curve_) > 5  # saturated: some samples sit at the clip
+    scale = max(1.0, max(np.abs(c).max() for c in theirs.coefs_))
+    assert relative_error(ours.loss_curve_, theirs.loss_curve_) <= RTOL
+    for a, b in zip(ours.coefs_, theirs.coefs_):
+        assert np.abs(a - b).max() / scale <= RTOL

@@ -218,3 +218,34 @@ def test_bad_objective_and_weights_are_refused():
         net.loss(X, T, None, np.ones(2))
     with pytest.raises(ValueError, match="sample_weight"):
         net.compute_gradients(X, T, None, np.array([1.0, np.nan, 1.0]))
+
+
+# ---------------------------------------------------------------- scikit-learn's clipped log-losses
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", ["softmax", "sigmoid"])
+def test_clipped_log_losses(dtype, kind):
+    """Values on probabilities clipped to [eps, 1 − eps], gradients p − t; logits far
+    out (±60) where the clipping shows, and soft targets."""
+    rng = np.random.default_rng(7)
+    Z = rng.normal(scale=3.0, size=(9, 4))
+    Z[0, 0], Z[1, 1], Z[2, :] = 60.0, -60.0, [60.0, -60.0, 0.0, 1.0]
+    Z = Z.astype(dtype)
+    T = np.eye(4)[rng.integers(0, 4, 9)] if kind == "softmax" else rng.integers(0, 2, (9, 4)).astype(F64)
+    T[3] = [0.25, 0.25, 0.5, 0.0] if kind == "softmax" else [0.3, 0.7, 1.0, 0.0]
+    eps = np.finfo(dtype).eps
+    z = Z.astype(F64)
+    if kind == "softmax":
+        P = np.exp(z - z.max(axis=1, keepdims=True))
+        P /= P.sum(axis=1, keepdims=True)
+        clipped = np.clip(P, eps, 1 - eps)
+        rows = -xlogy(T, clipped).sum(axis=1)
+    else:
+        P = 1 / (1 + np.exp(-z))
+        clipped = np.clip(P, eps, 1 - eps)
+        rows = -(xlogy(T, clipped) + xlogy(1 - T, 1 - clipped)).sum(axis=1)
+    value, grad = kernels.loss(f"{kind}_clipped_log_loss", Z, T.astype(dtype))
+    assert_close(value, rows.mean(), dtype, rtol=1e-12 if dtype == F64 else 1e-5)
+    assert_close(grad, (P - T) / 9, dtype)
+    exact, _ = kernels.loss(f"{kind}_cross_entropy", Z, T.astype(dtype))
+    assert exact > value + 1.0  # the exact value counts the sure wrong answers in full

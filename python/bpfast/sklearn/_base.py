@@ -47,11 +47,12 @@ STOCHASTIC_SOLVERS = ("sgd", "adam")
 # scikit-learn's activation names → the core's.
 HIDDEN_ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
 
-# out_activation_ → (the core's output activation, its loss). A Poisson
-# regressor's engine outputs the log-rate; predict takes its exp.
+# out_activation_ → (the core's output activation, its loss). The log-losses
+# report scikit-learn's clipped values. A Poisson regressor's engine outputs
+# the log-rate; predict takes its exp.
 ENGINE_OUTPUTS = {
-    "softmax": ("softmax", "softmax_cross_entropy"),
-    "logistic": ("sigmoid", "sigmoid_cross_entropy"),
+    "softmax": ("softmax", "softmax_clipped_log_loss"),
+    "logistic": ("sigmoid", "sigmoid_clipped_log_loss"),
     "identity": ("identity", "squared_error"),
     "exp": ("identity", "poisson"),
 }
