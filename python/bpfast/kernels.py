@@ -19,7 +19,8 @@ __all__ = [
     "activation_forward", "activation_backward", "softmax", "softmax_backward",
     "dense_forward", "dense_backward",
     "squared_error", "log_loss", "binary_cross_entropy",
-    "softmax_cross_entropy", "sigmoid_cross_entropy", "loss",
+    "softmax_cross_entropy", "sigmoid_cross_entropy", "poisson",
+    "softmax_clipped_log_loss", "sigmoid_clipped_log_loss", "loss",
     "sgd_update", "sgd_momentum_update", "adam_update", "clip_by_global_norm", "isa",
 ]
 
@@ -185,6 +186,21 @@ def softmax_cross_entropy(Z, T, reduction="mean", grad=None):
 def sigmoid_cross_entropy(Z, T, reduction="mean", grad=None):
     """Binary cross-entropy of sigmoid(Z) from the logits; gradient sigmoid(Z) − t."""
     return loss("sigmoid_cross_entropy", Z, T, reduction, grad)
+
+
+def poisson(Z, T, reduction="mean", grad=None):
+    """Half the Poisson deviance from the log-rate Z: t·log(t/μ) − t + μ, μ = exp z; gradient μ − t."""
+    return loss("poisson", Z, T, reduction, grad)
+
+
+def softmax_clipped_log_loss(Z, T, reduction="mean", grad=None):
+    """scikit-learn's log-loss of softmax(Z), probabilities clipped to [eps, 1 − eps]; gradient softmax(Z) − t."""
+    return loss("softmax_clipped_log_loss", Z, T, reduction, grad)
+
+
+def sigmoid_clipped_log_loss(Z, T, reduction="mean", grad=None):
+    """scikit-learn's binary log-loss of sigmoid(Z), clipped likewise; gradient sigmoid(Z) − t."""
+    return loss("sigmoid_clipped_log_loss", Z, T, reduction, grad)
 
 
 # ---------------------------------------------------------------- optimizer

@@ -21,7 +21,8 @@ __all__ = [
     "activation_forward", "activation_backward", "softmax", "softmax_backward",
     "dense_forward", "dense_backward",
     "squared_error", "log_loss", "binary_cross_entropy",
-    "softmax_cross_entropy", "sigmoid_cross_entropy", "loss",
+    "softmax_cross_entropy", "sigmoid_cross_entropy", "poisson",
+    "softmax_clipped_log_loss", "sigmoid_clipped_log_loss", "loss",
     "sgd_update", "sgd_momentum_update", "adam_update", "clip_by_global_norm",
     "Engine", "Network",
 ]
@@ -192,12 +193,55 @@ def sigmoid_cross_entropy(Z, T, reduction="mean"):
     return float(value), ((_sigmoid(Z) - T) * s).astype(Z.dtype)
 
 
+def poisson(Z, T, reduction="mean"):
+    """Half the Poisson deviance from the log-rate Z (μ = exp z): t·log(t/μ) − t + μ per
+    value, the first term 0 where t = 0 (scikit-learn's MLPRegressor). Gradient μ − t."""
+    s = _scale(Z, reduction)
+    z, t = Z.astype(np.float64), T.astype(np.float64)
+    mu = np.exp(z)
+    logs = np.log(np.where(t > 0, t, 1.0) / mu)
+    value = np.sum(np.where(t > 0, t * logs, 0.0) - t + mu) * s
+    return float(value), ((np.exp(Z) - T) * s).astype(Z.dtype)
+
+
+def _clipped(P):
+    eps = _clamp_eps(P)
+    return np.clip(P, eps, 1 - eps).astype(np.float64)
+
+
+def _t_log(t, p):
+    """t·log p with 0·log p = 0."""
+    return np.where(t != 0, t * np.log(p), 0.0)
+
+
+def softmax_clipped_log_loss(Z, T, reduction="mean"):
+    """scikit-learn's multiclass log-loss from the logits: −Σ t·log p on p = softmax(Z)
+    clipped to [eps, 1 − eps]; gradient softmax(Z) − t."""
+    s = _scale(Z, reduction)
+    P = softmax(Z)
+    value = -np.sum(_t_log(T.astype(np.float64), _clipped(P))) * s
+    return float(value), ((P - T) * s).astype(Z.dtype)
+
+
+def sigmoid_clipped_log_loss(Z, T, reduction="mean"):
+    """scikit-learn's binary log-loss from the logits: −Σ [t·log p + (1−t)·log(1−p)] on
+    p = σ(Z) clipped to [eps, 1 − eps]; gradient σ(Z) − t."""
+    s = _scale(Z, reduction)
+    P = _sigmoid(Z)
+    p, t = _clipped(P), T.astype(np.float64)
+    value = -np.sum(_t_log(t, p) + _t_log(1 - t, 1 - p)) * s
+    return float(value), ((P - T) * s).astype(Z.dtype)
+
+
 _LOSSES = {
     "squared_error": squared_error,
     "log_loss": log_loss,
     "binary_cross_entropy": binary_cross_entropy,
     "softmax_cross_entropy": softmax_cross_entropy,
     "sigmoid_cross_entropy": sigmoid_cross_entropy,
+    "poisson": poisson,
+    "softmax_clipped_log_loss": softmax_clipped_log_loss,
+    "sigmoid_clipped_log_loss": sigmoid_clipped_log_loss,
 }
 
 
@@ -211,25 +255,36 @@ def loss(name, Y, T, reduction="mean"):
 
 
 # ---------------------------------------------------------------- optimizers
-# Transcriptions of PyTorch's documented update formulas (see bpfast.optim).
+# Transcriptions of PyTorch's documented update formulas (see bpfast.optim), and
+# with form="sklearn" of scikit-learn's MLP solvers.
 
 def sgd_update(param, grad, lr):
     """param ← param − lr·grad, in place."""
     param -= param.dtype.type(lr) * grad
 
 
-def sgd_momentum_update(param, grad, velocity, lr, momentum, nesterov, weight_decay):
-    """torch.optim.SGD: g ← g + λθ; b ← μb + g; g ← g + μb (Nesterov) or b; θ ← θ − lr·g."""
+def sgd_momentum_update(param, grad, velocity, lr, momentum, nesterov, weight_decay, *, form="pytorch"):
+    """torch.optim.SGD: g ← g + λθ; b ← μb + g; g ← g + μb (Nesterov) or b; θ ← θ − lr·g.
+
+    form="sklearn": g ← g + λθ; b ← μb − lr·g; θ ← θ + μb − lr·g (Nesterov) or θ + b.
+    """
     t = param.dtype.type
     g = grad + t(weight_decay) * param
+    if momentum != 0 and form == "sklearn":
+        velocity[...] = t(momentum) * velocity - t(lr) * g
+        param += t(momentum) * velocity - t(lr) * g if nesterov else velocity
+        return
     if momentum != 0:
         velocity[...] = t(momentum) * velocity + g
         g = g + t(momentum) * velocity if nesterov else velocity
     param -= t(lr) * g
 
 
-def adam_update(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay, decoupled):
-    """torch.optim.Adam (L2 in the gradient) or AdamW (decoupled decay), step ≥ 1."""
+def adam_update(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay, decoupled, *, form="pytorch"):
+    """torch.optim.Adam (L2 in the gradient) or AdamW (decoupled decay), step ≥ 1.
+
+    form="sklearn" places ε as scikit-learn does: θ ← θ − lr·√(1−β2ᵗ)/(1−β1ᵗ) · m/(√v + ε).
+    """
     t = param.dtype.type
     g = grad
     if decoupled:
@@ -238,6 +293,9 @@ def adam_update(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay, de
         g = grad + t(weight_decay) * param
     m[...] = t(beta1) * m + (t(1) - t(beta1)) * g
     v[...] = t(beta2) * v + (t(1) - t(beta2)) * g * g
+    if form == "sklearn":
+        param -= t(lr * np.sqrt(1.0 - beta2 ** step) / (1.0 - beta1 ** step)) * m / (np.sqrt(v) + t(eps))
+        return
     step_size = t(lr / (1.0 - beta1 ** step))
     root_correction2 = t(np.sqrt(1.0 - beta2 ** step))
     param -= step_size * m / (np.sqrt(v) / root_correction2 + t(eps))
