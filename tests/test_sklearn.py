@@ -293,3 +293,36 @@ def test_saturated_outputs_report_sklearns_clipped_loss(solver, n_classes):
     assert relative_error(ours.loss_curve_, theirs.loss_curve_) <= RTOL
     for a, b in zip(ours.coefs_, theirs.coefs_):
         assert np.abs(a - b).max() / scale <= RTOL
+
+
+class _ReferenceCore:
+    """Stands in for bpfast._core: its Network is the numpy engine of bpfast.reference."""
+
+    def __init__(self, dtype):
+        self.dtype = dtype
+
+    def Network(self, sizes, activations, loss, reduction):
+        from bpfast import reference
+        return reference.Engine(sizes, activations, loss, reduction, self.dtype)
+
+
+@pytest.mark.parametrize("case", [
+    ("MLPClassifier", "multiclass", dict(solver="sgd", learning_rate="invscaling")),
+    ("MLPClassifier", "multilabel", dict(solver="adam", early_stopping=True)),
+    ("MLPRegressor", "multioutput", dict(solver="lbfgs")),
+    ("MLPRegressor", "poisson", dict(solver="adam", loss="poisson")),
+], ids=lambda c: f"{c[0]}-{c[1]}-{c[2]['solver']}")
+def test_reference_engine_gives_sklearns_model_too(monkeypatch, case):
+    """The numpy engine of bpfast.reference mirrors the core's scikit-learn conventions
+    (objective, sample weights, update forms): the estimators on it give scikit-learn's model."""
+    from bpfast.sklearn import _base
+    monkeypatch.setattr(_base, "_core", type("Core", (), {"f32": _ReferenceCore(np.float32),
+                                                           "f64": _ReferenceCore(np.float64)})())
+    estimator, kind, options = case
+    n = len(data(kind)[1])
+    weights = np.random.RandomState(3).uniform(0.2, 2.0, n)
+    params = dict(hidden_layer_sizes=(6,), random_state=0, max_iter=4, learning_rate_init=0.01, **options)
+    ours, theirs, X = fit_both(estimator, kind, fit_kw={"sample_weight": weights}, **params)
+    from bpfast import reference
+    assert isinstance(ours._engine, reference.Engine)
+    assert_same_fit(ours, theirs, X)

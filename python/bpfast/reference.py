@@ -320,14 +320,18 @@ class Engine:
 
     Weights live in one flat array (W_0, b_0, W_1, b_1, ...) seen through
     per-layer views; gradients and optimizer state share that layout.
-    ``loss`` names a loss kernel; the *_cross_entropy ones take the logits,
-    so the output layer then runs without its activation.
+    ``loss`` names a loss kernel; the *_cross_entropy ones (and poisson and
+    the clipped log-losses) take the logits, so the output layer then runs
+    without its activation. set_objective and sample weights are
+    scikit-learn's terms of the loss (cpp/model/network.h Objective).
     """
 
     def __init__(self, sizes, activations, loss, reduction, dtype):
         self.sizes, self.activations = list(sizes), list(activations)
         self.loss_name, self.reduction, self.dtype = loss, reduction, np.dtype(dtype)
-        self.takes_logits = loss in ("softmax_cross_entropy", "sigmoid_cross_entropy")
+        self.takes_logits = loss in ("softmax_cross_entropy", "sigmoid_cross_entropy", "poisson",
+                                     "softmax_clipped_log_loss", "sigmoid_clipped_log_loss")
+        self.objective = (0.0, 1.0)
         total = 0
         for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
             # the core's limit on the values of one buffer (cpp/runtime/sizes.h), checked as it does
@@ -365,13 +369,15 @@ class Engine:
         self.steps, self.epochs = steps, epochs
 
     def set_optimizer(self, kind, lr, momentum, nesterov, beta1, beta2, eps, weight_decay,
-                      decay_bias, clip_norm, schedule, step_size, gamma, power_t):
+                      decay_bias, clip_norm, schedule, step_size, gamma, power_t, form="pytorch"):
         if step_size < 1:
             raise ValueError("step_size must be at least 1")
+        if form not in ("pytorch", "sklearn"):
+            raise ValueError(f"form must be one of pytorch, sklearn; got {form!r}")
         self.config = dict(kind=kind, lr=lr, momentum=momentum, nesterov=nesterov, beta1=beta1,
                            beta2=beta2, eps=eps, weight_decay=weight_decay, decay_bias=decay_bias,
                            clip_norm=clip_norm, schedule=schedule, step_size=step_size,
-                           gamma=gamma, power_t=power_t)
+                           gamma=gamma, power_t=power_t, form=form)
         adam = kind != "sgd"
         self._m = np.zeros(self._params.size if adam or momentum != 0 else 0, self.dtype)
         self._v = np.zeros(self._params.size if adam else 0, self.dtype)
@@ -397,9 +403,36 @@ class Engine:
             outputs.append(dense_forward(outputs[-1], params[2 * l], params[2 * l + 1], act))
         return outputs
 
-    def _loss_and_backward(self, X, T):
+    def set_objective(self, l2=0.0, value_scale=1.0):
+        if not (np.isfinite(l2) and l2 >= 0):
+            raise ValueError("l2 must be a finite number >= 0")
+        if not (np.isfinite(value_scale) and value_scale > 0):
+            raise ValueError("value_scale must be a finite positive number")
+        self.objective = (float(l2), float(value_scale))
+
+    def _objective(self, Y, T, weights):
+        """(value, dL/dY, N) of the loss of outputs Y: the loss kernel's, or with sample
+        weights Σ w_i·loss_i / N (N = Σ w_i; 1 for reduction sum), times value_scale,
+        plus the L2 term ½·l2·Σ‖W‖² / N."""
+        l2, value_scale = self.objective
+        mean = self.reduction == "mean"
+        if weights is None:
+            value, dY = loss(self.loss_name, Y, T, self.reduction)
+            norm = float(Y.shape[0]) if mean else 1.0
+        else:
+            norm = float(np.sum(weights, dtype=np.float64)) if mean else 1.0
+            rows = [loss(self.loss_name, Y[i:i + 1], T[i:i + 1], "sum") for i in range(Y.shape[0])]
+            value = sum(float(w) * v for w, (v, _) in zip(weights, rows)) / norm
+            dY = np.concatenate([g for _, g in rows]) * (weights.astype(np.float64) / norm)[:, None]
+            dY = dY.astype(Y.dtype)
+        value *= value_scale
+        if l2 != 0:
+            value += 0.5 * l2 * sum(float(np.sum(W.astype(np.float64) ** 2)) for W in self.parameters()[0::2]) / norm
+        return value, dY, norm
+
+    def _loss_and_backward(self, X, T, weights=None):
         outputs = self._forward(X, self.takes_logits)
-        value, dA = loss(self.loss_name, outputs[-1], T, self.reduction)
+        value, dA, norm = self._objective(outputs[-1], T, weights)
         params, grads = self.parameters(), self.gradients()
         for l in range(len(self.activations) - 1, -1, -1):
             act = self.activations[l]
@@ -407,23 +440,26 @@ class Engine:
                 act = "identity"
             dA, grads[2 * l][...], grads[2 * l + 1][...] = dense_backward(
                 dA, outputs[l], params[2 * l], outputs[l + 1], act, need_dx=l > 0)
+        if self.objective[0] != 0:
+            for W, dW in zip(params[0::2], grads[0::2]):
+                dW += W.dtype.type(self.objective[0] / norm) * W
         return value
 
     def forward(self, X, out):
         out[...] = self._forward(X, False)[-1]
 
-    def loss(self, X, T, labels):
+    def loss(self, X, T, labels, sample_weight=None):
         T = self._targets(T, labels, X.shape[0])
-        return loss(self.loss_name, self._forward(X, self.takes_logits)[-1], T, self.reduction)[0]
+        return self._objective(self._forward(X, self.takes_logits)[-1], T, sample_weight)[0]
 
-    def compute_gradients(self, X, T, labels):
-        return self._loss_and_backward(X, self._targets(T, labels, X.shape[0]))
+    def compute_gradients(self, X, T, labels, sample_weight=None):
+        return self._loss_and_backward(X, self._targets(T, labels, X.shape[0]), sample_weight)
 
     # -------------------------------------------------------- training
-    def _step(self, X, T, lr=None):
+    def _step(self, X, T, lr=None, weights=None):
         """(loss, finite, non_finite_layer); the weights change only when everything is finite.
         lr, when given, is the base learning rate of this step."""
-        return self.apply_update(self._loss_and_backward(X, T), lr)
+        return self.apply_update(self._loss_and_backward(X, T, weights), lr)
 
     def apply_update(self, loss, lr=None):
         """One optimizer step from the gradients as they are now, for a batch whose loss was ``loss``;
@@ -447,10 +483,11 @@ class Engine:
             for i, (p, g) in enumerate(zip(params, grads)):
                 decay = 0.0 if (i % 2 == 1 and not c["decay_bias"]) else c["weight_decay"]
                 if c["kind"] == "sgd":
-                    sgd_momentum_update(p, g, m[i] if m else None, lr, c["momentum"], c["nesterov"], decay)
+                    sgd_momentum_update(p, g, m[i] if m else None, lr, c["momentum"], c["nesterov"], decay,
+                                        form=c["form"])
                 else:
                     adam_update(p, g, m[i], v[i], self.steps + 1, lr, c["beta1"], c["beta2"], c["eps"], decay,
-                                decoupled=c["kind"] == "adamw")
+                                decoupled=c["kind"] == "adamw", form=c["form"])
         for l in range(len(self.activations)):
             arrays = [a for state in (params, m, v) if state is not None for a in state[2 * l:2 * l + 2]]
             if not all(np.isfinite(a).all() for a in arrays):
@@ -471,7 +508,7 @@ class Engine:
         """One step; lr, when given, is the base learning rate for this step only."""
         return self._step(X, self._targets(T, labels, X.shape[0]), lr)
 
-    def train_epoch(self, X, T, labels, order, batch_size, lr=None):
+    def train_epoch(self, X, T, labels, order, batch_size, lr=None, sample_weight=None):
         """(loss, finite, non_finite_batch, non_finite_layer, None) for one epoch in mini-batches
         (the native engine's last entry is a KeyboardInterrupt that came as the epoch ended)."""
         n = X.shape[0]
@@ -482,7 +519,8 @@ class Engine:
                 rows = order[rows]
             Tb = self._targets(None if T is None else T[rows], None if labels is None else labels[rows],
                                rows.size)
-            value, finite, layer = self._step(X[rows], Tb, lr)
+            value, finite, layer = self._step(X[rows], Tb, lr,
+                                              None if sample_weight is None else sample_weight[rows])
             if not finite:
                 return value, False, number, layer, None
             total += value * rows.size if self.reduction == "mean" else value
