@@ -249,3 +249,69 @@ def test_clipped_log_losses(dtype, kind):
     assert_close(grad, (P - T) / 9, dtype)
     exact, _ = kernels.loss(f"{kind}_cross_entropy", Z, T.astype(dtype))
     assert exact > value + 1.0  # the exact value counts the sure wrong answers in full
+
+
+# ---------------------------------------------------------------- sparse epochs
+
+def csr_arrays(X):
+    return X.data, X.indices.astype(np.int64), X.indptr.astype(np.int64)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shuffled", [False, True])
+def test_csr_epoch_equals_dense_epoch(dtype, shuffled):
+    """train_epoch_csr makes each batch dense and then runs the dense step: the weights,
+    losses and optimizer state are those of train_epoch on X.toarray(), bit for bit."""
+    import scipy.sparse
+    rng = np.random.default_rng(8)
+    X = scipy.sparse.random(37, 9, density=0.3, format="csr", random_state=1, dtype=dtype)
+    X.data[:] = rng.normal(size=X.nnz)
+    # Row 0 names its first column twice: the two values add up, as in X.toarray().
+    first = X.indptr[1]
+    data = np.concatenate([X.data[:first], [1.5], X.data[first:]]).astype(dtype)
+    indices = np.concatenate([X.indices[:first], X.indices[:1], X.indices[first:]])
+    indptr = np.concatenate([[0], X.indptr[1:] + 1])
+    X = scipy.sparse.csr_matrix((data, indices, indptr), shape=X.shape)
+    assert X.nnz == data.size and not X.has_canonical_format
+    labels = rng.integers(0, 3, 37)
+    weights = rng.uniform(0.5, 2.0, 37).astype(dtype)
+    core = _core.f32 if dtype == np.float32 else _core.f64
+    nets = [core.Network([9, 5, 3], ["relu", "softmax"], "softmax_clipped_log_loss", "mean") for _ in range(2)]
+    for p, q in zip(*(n.parameters() for n in nets)):
+        p[...] = q[...] = rng.normal(size=p.shape)
+    for net in nets:
+        net.set_optimizer(kind="adam", lr=0.01, momentum=0.0, nesterov=False, beta1=0.9, beta2=0.999, eps=1e-8,
+                          weight_decay=0.0, decay_bias=False, clip_norm=0.0, schedule="constant", step_size=1,
+                          gamma=1.0, power_t=0.0, form="sklearn")
+        net.set_objective(l2=0.1)
+    order = rng.permutation(37) if shuffled else None
+    for _ in range(2):
+        dense = nets[0].train_epoch(X.toarray(), None, labels, order, 8, None, weights)
+        sparse = nets[1].train_epoch_csr(*csr_arrays(X), None, labels, order, 8, None, weights)
+        assert dense[:4] == sparse[:4]
+    for a, b in zip(nets[0].parameters() + list(nets[0].optimizer_state()),
+                    nets[1].parameters() + list(nets[1].optimizer_state())):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_bad_csr_input_is_refused():
+    import scipy.sparse
+    net = _core.f64.Network([4, 2], ["identity"], "squared_error", "mean")
+    X = scipy.sparse.random(5, 4, density=0.5, format="csr", random_state=0)
+    data, indices, indptr = csr_arrays(X)
+    T = np.zeros((5, 2))
+    net.train_epoch_csr(data, indices, indptr, T, None, None, 2)
+    with pytest.raises(ValueError, match="X_indices"):
+        net.train_epoch_csr(data, np.where(indices == indices[0], 4, indices), indptr, T, None, None, 2)
+    bad = indptr.copy()
+    bad[2], bad[3] = bad[3], bad[2] - 1
+    with pytest.raises(ValueError, match="X_indptr"):
+        net.train_epoch_csr(data, indices, bad, T, None, None, 2)
+    with pytest.raises(ValueError, match="X_indptr"):
+        net.train_epoch_csr(data, indices, indptr + 1, T, None, None, 2)
+    with pytest.raises(ValueError, match="NaN"):
+        net.train_epoch_csr(np.where(data == data[0], np.nan, data), indices, indptr, T, None, None, 2)
+    with pytest.raises(ValueError, match="T"):
+        net.train_epoch_csr(data, indices, indptr, np.zeros((4, 2)), None, None, 2)
+    with pytest.raises(ValueError, match="order"):
+        net.train_epoch_csr(data, indices, indptr, T, None, np.array([0, 1, 2, 3, 9]), 2)

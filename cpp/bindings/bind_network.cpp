@@ -141,6 +141,57 @@ struct SignalCheck {
     }
 };
 
+// order as row indices of an n-row X, or null when not given.
+inline const std::int64_t* order_of(const std::optional<Labels>& order, index n) {
+    if (!order) return nullptr;
+    expect_shape(*order, {n}, "order");
+    const std::int64_t* o = order->data();
+    for (index i = 0; i < n; ++i)
+        if (o[i] < 0 || o[i] >= n) throw py::value_error("order must hold row indices of X");
+    return o;
+}
+
+// Runs run(interrupt) (one epoch) without the GIL, under the network's lock, and
+// returns (loss, finite, non_finite_batch, non_finite_layer, pending).
+template <typename T, typename Run>
+py::tuple epoch_call(Network<T>& net, const Run& run) {
+    EpochStatus e;
+    SignalCheck signals;
+    {
+        py::gil_scoped_release release;
+        std::lock_guard<std::mutex> lock(net.busy());
+        e = run(EpochInterrupt{&SignalCheck::requested, &signals});
+    }
+    if (signals.raised) throw py::error_already_set();  // the handler's exception, as it raised it
+    // A signal that came during the last batches: its exception is returned, not raised, so
+    // that the caller can record the epoch, which is complete, before raising it.
+    py::object pending = py::none();
+    if (PyErr_CheckSignals() != 0) pending = py::error_already_set().value();
+    return py::make_tuple(e.loss, e.finite, e.non_finite_batch, e.non_finite_layer, pending);
+}
+
+// A CSR matrix of n_cols columns from scipy's three arrays, checked: indptr
+// (n + 1,) from 0, non-decreasing, up to the number of values; every column
+// index in range; every value finite.
+template <typename T>
+CsrRows<T> csr_of(const In<T>& data, const Labels& indices, const Labels& indptr, index n_cols) {
+    expect_ndim(indptr, 1, "X_indptr");
+    expect_ndim(data, 1, "X_data");
+    const index n = indptr.shape(0) - 1, nnz = data.shape(0);
+    if (n < 1) throw py::value_error("X is an empty batch: at least one row is needed");
+    expect_shape(indices, {nnz}, "X_indices");
+    const std::int64_t* p = indptr.data();
+    if (p[0] != 0 || p[n] != nnz) throw py::value_error("X_indptr must run from 0 to the number of values");
+    for (index i = 0; i < n; ++i)
+        if (p[i + 1] < p[i]) throw py::value_error("X_indptr must be non-decreasing");
+    const std::int64_t* c = indices.data();
+    for (index k = 0; k < nnz; ++k)
+        if (c[k] < 0 || c[k] >= n_cols)
+            throw py::value_error("X_indices must be column indices in [0, " + std::to_string(n_cols) + ")");
+    if (!all_finite(data.data(), nnz)) throw py::value_error("X holds NaN or Inf");
+    return {data.data(), c, p};
+}
+
 template <typename T>
 void bind_network_of(py::module_ m) {
     using N = Network<T>;
@@ -296,31 +347,31 @@ void bind_network_of(py::module_ m) {
             const Targets<T> t = weighted(targets_from<T>(dense, labels, n, net.sizes().back()), weights, n);
             if (batch_size < 1) throw py::value_error("batch_size must be positive");
             const double rate = rate_of(lr);
-            const std::int64_t* o = nullptr;
-            if (order) {
-                expect_shape(*order, {n}, "order");
-                o = order->data();
-                for (index i = 0; i < n; ++i)
-                    if (o[i] < 0 || o[i] >= n) throw py::value_error("order must hold row indices of X");
-            }
-            EpochStatus e;
-            SignalCheck signals;
-            {
-                py::gil_scoped_release release;
-                std::lock_guard<std::mutex> lock(net.busy());
-                e = net.train_epoch(X.data(), t, o, n, batch_size, rate, {&SignalCheck::requested, &signals});
-            }
-            if (signals.raised) throw py::error_already_set();  // the handler's exception, as it raised it
-            // A signal that came during the last batches: its exception is returned, not raised, so
-            // that the caller can record the epoch, which is complete, before raising it.
-            py::object pending = py::none();
-            if (PyErr_CheckSignals() != 0) pending = py::error_already_set().value();
-            return py::make_tuple(e.loss, e.finite, e.non_finite_batch, e.non_finite_layer, pending);
+            const std::int64_t* o = order_of(order, n);
+            return epoch_call(net, [&](EpochInterrupt interrupt) {
+                return net.train_epoch(X.data(), t, o, n, batch_size, rate, interrupt);
+            });
         }, py::arg("X"), py::arg("T"), py::arg("labels"), py::arg("order"), py::arg("batch_size"),
            py::arg("lr") = py::none(), py::arg("sample_weight") = py::none(), "one epoch; returns (loss, finite, non_finite_batch, non_finite_layer, pending). A signal whose "
            "Python handler raises (KeyboardInterrupt for Ctrl-C) stops it after the batch at hand, within "
            "about 50 ms, and that exception is raised; the weights are those after that batch. pending is "
-           "such an exception when the signal came after the last check, the epoch complete, else None");
+           "such an exception when the signal came after the last check, the epoch complete, else None")
+        .def("train_epoch_csr", [](N& net, In<T> data, Labels indices, Labels indptr, std::optional<In<T>> dense,
+                                   std::optional<Labels> labels, std::optional<Labels> order, index batch_size,
+                                   std::optional<double> lr, std::optional<In<T>> weights) {
+            const CsrRows<T> X = csr_of(data, indices, indptr, net.sizes().front());
+            const index n = indptr.shape(0) - 1;
+            const Targets<T> t = weighted(targets_from<T>(dense, labels, n, net.sizes().back()), weights, n);
+            if (batch_size < 1) throw py::value_error("batch_size must be positive");
+            const double rate = rate_of(lr);
+            const std::int64_t* o = order_of(order, n);
+            return epoch_call(net, [&](EpochInterrupt interrupt) {
+                return net.train_epoch(X, t, o, n, batch_size, rate, interrupt);
+            });
+        }, py::arg("X_data"), py::arg("X_indices"), py::arg("X_indptr"), py::arg("T"), py::arg("labels"),
+           py::arg("order"), py::arg("batch_size"), py::arg("lr") = py::none(), py::arg("sample_weight") = py::none(),
+           "train_epoch over a sparse X given as scipy's CSR arrays (data, indices, indptr; the columns are the "
+           "network's inputs): each batch is made dense in the workspace, never the whole of X");
 }
 
 }  // namespace

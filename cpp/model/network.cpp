@@ -253,23 +253,20 @@ StepStatus Network<T>::train_step(const T* X, Targets<T> targets, index batch, d
 }
 
 template <typename T>
-EpochStatus Network<T>::train_epoch(const T* X, Targets<T> targets, const std::int64_t* order, index n,
-                                    index batch_size, double lr, EpochInterrupt interrupt) {
-    // X is (n, n[0]); order (when given) is a permutation of [0, n)
-    const index n_in = sizes().front(), n_out = sizes().back();
+template <typename BatchInputs>
+EpochStatus Network<T>::run_epoch(const BatchInputs& batch_inputs, Targets<T> targets, const std::int64_t* order,
+                                  index n, index batch_size, double lr, EpochInterrupt interrupt) {
+    // order (when given) is a permutation of [0, n)
+    const index n_out = sizes().back();
     EpochStatus epoch;
     double total = 0.0;
     for (index start = 0, batch_number = 0; start < n; start += batch_size, ++batch_number) {
         const index rows = std::min(batch_size, n - start);
-        const T* Xb = X + start * n_in;
+        const std::int64_t* picked = order ? order + start : nullptr;
+        const T* Xb = batch_inputs(start, rows, picked);
         const T* Tb;
         const T* Wb;
-        if (order) {
-            const std::int64_t* picked = order + start;
-            T* gathered = reserve(batch_x_, static_cast<size_t>(std::min(batch_size, n) * n_in));
-            for (index i = 0; i < rows; ++i)
-                std::copy(X + picked[i] * n_in, X + (picked[i] + 1) * n_in, gathered + i * n_in);
-            Xb = gathered;
+        if (picked) {
             Tb = dense_targets(targets, rows, picked);
             Wb = batch_weights(targets, rows, picked);
         } else {
@@ -293,6 +290,40 @@ EpochStatus Network<T>::train_epoch(const T* X, Targets<T> targets, const std::i
     optimizer_.end_epoch();
     epoch.loss = reduction_ == Reduction::mean ? total / double(n) : total;
     return epoch;
+}
+
+template <typename T>
+EpochStatus Network<T>::train_epoch(const T* X, Targets<T> targets, const std::int64_t* order, index n,
+                                    index batch_size, double lr, EpochInterrupt interrupt) {
+    // X is (n, n[0]): a batch in order is a slice of it, a shuffled one is gathered
+    const index n_in = sizes().front();
+    auto inputs = [&](index start, index rows, const std::int64_t* picked) -> const T* {
+        if (!picked) return X + start * n_in;
+        T* gathered = reserve(batch_x_, static_cast<size_t>(std::min(batch_size, n) * n_in));
+        for (index i = 0; i < rows; ++i)
+            std::copy(X + picked[i] * n_in, X + (picked[i] + 1) * n_in, gathered + i * n_in);
+        return gathered;
+    };
+    return run_epoch(inputs, targets, order, n, batch_size, lr, interrupt);
+}
+
+template <typename T>
+EpochStatus Network<T>::train_epoch(const CsrRows<T>& X, Targets<T> targets, const std::int64_t* order, index n,
+                                    index batch_size, double lr, EpochInterrupt interrupt) {
+    // X holds n sparse rows of n[0] columns; each batch is scattered into a zeroed (rows, n[0]) buffer
+    const index n_in = sizes().front();
+    auto inputs = [&](index start, index rows, const std::int64_t* picked) -> const T* {
+        T* dense = reserve(batch_x_, static_cast<size_t>(
+                                         checked_product(std::min(batch_size, n), n_in, "a dense batch of X")));
+        std::fill(dense, dense + rows * n_in, T(0));
+        for (index i = 0; i < rows; ++i) {
+            const index r = picked ? picked[i] : start + i;
+            T* row = dense + i * n_in;
+            for (std::int64_t k = X.indptr[r]; k < X.indptr[r + 1]; ++k) row[X.indices[k]] += X.data[k];
+        }
+        return dense;
+    };
+    return run_epoch(inputs, targets, order, n, batch_size, lr, interrupt);
 }
 
 template class Network<float>;

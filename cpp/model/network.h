@@ -39,6 +39,16 @@ struct EpochStatus {
     bool interrupted = false;     // stopped at a batch boundary because EpochInterrupt asked
 };
 
+// A sparse X in compressed sparse row form (scipy's CSR): row i holds the
+// values data[indptr[i]:indptr[i+1]] in the columns indices[indptr[i]:indptr[i+1]]
+// (a column named twice adds up, as scipy does).
+template <typename T>
+struct CsrRows {
+    const T* data = nullptr;
+    const std::int64_t* indices = nullptr;
+    const std::int64_t* indptr = nullptr;  // (n + 1,)
+};
+
 // Asked between the batches of an epoch whether to stop there (a Ctrl-C, say).
 struct EpochInterrupt {
     bool (*requested)(void* context) = nullptr;
@@ -97,9 +107,18 @@ public:
     // batch when interrupt asks (the epoch is then not counted).
     EpochStatus train_epoch(const T* X, Targets<T> targets, const std::int64_t* order, index n, index batch_size,
                             double lr = 0.0, EpochInterrupt interrupt = {});
+    // The same over a sparse X of n rows: each batch is made dense in the
+    // workspace (batch_size rows at most), never the whole of X.
+    EpochStatus train_epoch(const CsrRows<T>& X, Targets<T> targets, const std::int64_t* order, index n,
+                            index batch_size, double lr = 0.0, EpochInterrupt interrupt = {});
 
 private:
     LayerBackend<T>& backend_for(index batch);
+    // The epoch loop; batch_inputs(start, rows, picked) gives the dense (rows, n[0]) inputs of a
+    // batch (picked: the rows of X it takes, or null for rows start, start + 1, ...).
+    template <typename BatchInputs>
+    EpochStatus run_epoch(const BatchInputs& batch_inputs, Targets<T> targets, const std::int64_t* order, index n,
+                          index batch_size, double lr, EpochInterrupt interrupt);
     const T* forward_pass(LayerBackend<T>& backend, const T* X, index batch, bool logits_out);
     double loss_and_gradients(const T* X, const T* dense_targets, const T* weights, index batch);
     double data_loss(T* delta, const T* Y, const T* Tg, const T* weights, index batch, double* norm);

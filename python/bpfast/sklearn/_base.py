@@ -9,13 +9,14 @@ assigning coefs_ between calls works as it does in scikit-learn. The engine
 keeps the solver's state (SGD's velocity, Adam's moments and step count)
 between partial_fit calls; a pickle carries it.
 
-Stochastic solvers run one native call per epoch (train_epoch: the batches
-in scikit-learn's order, scikit-learn's update forms and objective, see
+Stochastic solvers run one native call per epoch (train_epoch, or
+train_epoch_csr for sparse X, whose batches are made dense one at a time: the
+batches in scikit-learn's order, scikit-learn's update forms and objective, see
 cpp/model/network.h Objective and UpdateForm); everything per epoch
 (shuffling with the estimator's RandomState, the learning-rate schedule,
 early stopping, tol) is Python, in scikit-learn's order of random draws.
 lbfgs runs scipy's L-BFGS-B on one native loss-and-gradient call per
-evaluation over the whole data.
+evaluation over the whole data (sparse X is made dense for it).
 """
 
 import warnings
@@ -60,11 +61,23 @@ ENGINE_OUTPUTS = {
 THREADS_CONSTRAINT = [Interval(Integral, 1, 256, closed="both"), None]
 
 
+PREDICT_CHUNK = 1024  # sparse rows made dense at a time for the forward pass
+
+
 def dense(X, dtype=None):
     """X as a C-contiguous numpy array (sparse input is densified)."""
     if scipy.sparse.issparse(X):
         X = X.toarray()
     return np.ascontiguousarray(X, dtype=dtype)
+
+
+def as_engine_input(X, dtype=None):
+    """X for the engine: a C-contiguous array, or a CSR matrix with int64 indices (kept sparse)."""
+    if not scipy.sparse.issparse(X):
+        return np.ascontiguousarray(X, dtype=dtype)
+    X = scipy.sparse.csr_matrix(X, dtype=dtype if dtype is not None else X.dtype)
+    X.indices, X.indptr = X.indices.astype(np.int64), X.indptr.astype(np.int64)
+    return X
 
 
 def shuffled(order, random_state):
@@ -133,9 +146,15 @@ class BaseMLP(BaseEstimator):
         return coefs, intercepts
 
     def _engine_output(self, engine, X):
-        """The engine's output for dense X of its dtype, out_activation_ applied."""
+        """The engine's output for X of its dtype (dense, or CSR made dense a chunk of rows at a
+        time), out_activation_ applied."""
         out = np.empty((X.shape[0], engine.parameters()[-1].shape[0]), dtype=X.dtype)
-        engine.forward(X, out)
+        if scipy.sparse.issparse(X):
+            for start in range(0, X.shape[0], PREDICT_CHUNK):
+                stop = min(start + PREDICT_CHUNK, X.shape[0])
+                engine.forward(X[start:stop].toarray(), out[start:stop])
+        else:
+            engine.forward(X, out)
         if self.out_activation_ == "exp":
             np.exp(out, out=out)
         return out
@@ -152,7 +171,7 @@ class BaseMLP(BaseEstimator):
             engine = self._new_engine(units, dtype)
         self._load_weights(engine)
         with self._threads():
-            return self._engine_output(engine, dense(X, dtype))
+            return self._engine_output(engine, as_engine_input(X, dtype))
 
     @contextmanager
     def _threads(self):
@@ -184,12 +203,11 @@ class BaseMLP(BaseEstimator):
         self._random_state = check_random_state(self.random_state)
         if first_pass:
             self._initialize(y, units, X.dtype)
-        X = dense(X)
         with self._threads():
-            if self.solver in STOCHASTIC_SOLVERS:
-                self._fit_stochastic(X, y, sample_weight, units, incremental)
+            if self.solver in STOCHASTIC_SOLVERS:  # sparse X stays sparse: the engine densifies a batch at a time
+                self._fit_stochastic(as_engine_input(X), y, sample_weight, units, incremental)
             else:
-                self._fit_lbfgs(X, y, sample_weight, units)
+                self._fit_lbfgs(dense(X), y, sample_weight, units)
         if not all(np.isfinite(w).all() for w in self.coefs_ + self.intercepts_):
             raise ValueError("The solver produced non-finite weights; the input may hold values too large "
                              "for training (scale it first).")
@@ -283,7 +301,7 @@ class BaseMLP(BaseEstimator):
                 raise ValueError("The validation set is too small: raise validation_fraction or use more samples.")
             if is_classifier(self):
                 y_val = self._label_binarizer.inverse_transform(y_val)
-            X_val = np.ascontiguousarray(X_val)
+            X_val = as_engine_input(X_val)
         else:
             X_train, y_train, sw_train = X, y, sample_weight
             X_val = y_val = sw_val = None
@@ -294,7 +312,12 @@ class BaseMLP(BaseEstimator):
             if self.batch_size > n_samples:
                 warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going to be clipped")
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
-        X_train = np.ascontiguousarray(X_train)
+        X_train = as_engine_input(X_train)
+        if scipy.sparse.issparse(X_train):
+            csr = (X_train.data, X_train.indices, X_train.indptr)
+            train_epoch = lambda *args: engine.train_epoch_csr(*csr, *args)  # noqa: E731
+        else:
+            train_epoch = lambda *args: engine.train_epoch(X_train, *args)  # noqa: E731
         T, labels = self._targets(y_train, X_train.dtype)
         sample_idx = np.arange(n_samples, dtype=int)
         sgd = self.solver == "sgd"
@@ -306,8 +329,7 @@ class BaseMLP(BaseEstimator):
                     sample_idx = shuffled(sample_idx, self._random_state)
                     order = sample_idx.astype(np.int64, copy=False)
                 lr = self._optimizer["learning_rate"] if sgd else None
-                loss, finite, _, _, pending = engine.train_epoch(X_train, T, labels, order, batch_size, lr,
-                                                                 sw_train)
+                loss, finite, _, _, pending = train_epoch(T, labels, order, batch_size, lr, sw_train)
                 if not finite:
                     self.coefs_, self.intercepts_ = self._engine_weights(engine)
                     raise ValueError("The solver produced non-finite weights or loss; the input may hold values "
