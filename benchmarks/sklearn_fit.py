@@ -1,6 +1,6 @@
 """Fit time of bpfast.sklearn against scikit-learn's MLP on the digits data set.
 
-    python benchmarks/sklearn_fit.py [--repeats 5] [--threads 1]
+    python benchmarks/sklearn_fit.py [--repeats 5] [--threads 1] [--dtype float32] [--tiny]
 
 Each case fits both estimators with the same parameters and random_state
 (a fixed number of epochs: tol=0 and n_iter_no_change above max_iter),
@@ -9,6 +9,7 @@ float32, where the two round differently and Adam's per-weight scaling lets
 that drift, the final loss to 1e-3 relative), then times them interleaved, `repeats` times each after a warm-up,
 and prints the medians and their ratio. --threads N limits both sides to N
 threads (bpfast's pool, and BLAS through threadpoolctl when it is installed).
+--tiny (for the tests) runs every case for one epoch on 200 samples, once.
 """
 
 import argparse
@@ -56,14 +57,19 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--dtype", default="float64", choices=["float32", "float64"])
+    parser.add_argument("--tiny", action="store_true", help="one epoch on 200 samples, once (a smoke test)")
     args = parser.parse_args()
     X, labels = load_digits(return_X_y=True)
     X = (X / 16).astype(args.dtype)
+    if args.tiny:
+        X, labels, args.repeats = X[:200], labels[:200], 1
     warnings.simplefilter("ignore", ConvergenceWarning)
     print(f"digits {X.shape}, {args.dtype}, threads {args.threads or 'default'}, median of {args.repeats}")
     print(f"{'case':34} {'scikit-learn':>13} {'bpfast':>10} {'speed-up':>9}")
     for name, estimator, params in CASES:
         params = dict(params, random_state=0, tol=0.0, n_iter_no_change=10**6)
+        if args.tiny:
+            params["max_iter"] = 1
         y = labels if estimator == "MLPClassifier" else labels / 9.0
         theirs = lambda: getattr(sk, estimator)(**params)  # noqa: E731
         ours = lambda: getattr(bp, estimator)(**params, n_threads=args.threads)  # noqa: E731

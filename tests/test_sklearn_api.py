@@ -290,3 +290,15 @@ def test_plain_bpfast_imports_without_sklearn():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "(1, 1)"
+
+
+def test_sklearn_fit_benchmark_runs():
+    """benchmarks/sklearn_fit.py checks both models agree before it times them; --tiny runs it in seconds."""
+    import os
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    script = os.path.join(root, "benchmarks", "sklearn_fit.py")
+    for dtype in ("float64", "float32"):
+        done = subprocess.run([sys.executable, script, "--tiny", "--threads", "1", "--dtype", dtype], cwd=root,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        assert done.stdout.count("x\n") == 6, done.stdout  # one line with a speed-up per case
