@@ -23,9 +23,14 @@ inline constexpr Named<LossKind> LOSS_NAMES[] = {
     {"log_loss", LossKind::log_loss},
     {"binary_cross_entropy", LossKind::binary_cross_entropy},
     {"softmax_cross_entropy", LossKind::softmax_cross_entropy},
-    {"sigmoid_cross_entropy", LossKind::sigmoid_cross_entropy}};
+    {"sigmoid_cross_entropy", LossKind::sigmoid_cross_entropy},
+    {"poisson", LossKind::poisson},
+    {"softmax_clipped_log_loss", LossKind::softmax_clipped_log_loss},
+    {"sigmoid_clipped_log_loss", LossKind::sigmoid_clipped_log_loss}};
 inline constexpr Named<OptimizerKind> OPTIMIZER_NAMES[] = {
     {"sgd", OptimizerKind::sgd}, {"adam", OptimizerKind::adam}, {"adamw", OptimizerKind::adamw}};
+inline constexpr Named<UpdateForm> UPDATE_FORM_NAMES[] = {{"pytorch", UpdateForm::pytorch},
+                                                          {"sklearn", UpdateForm::sklearn}};
 inline constexpr Named<Schedule> SCHEDULE_NAMES[] = {
     {"constant", Schedule::constant}, {"step", Schedule::step}, {"inverse_scaling", Schedule::inverse_scaling}};
 

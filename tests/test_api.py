@@ -14,9 +14,11 @@ import pytest
 
 import bpfast
 from bpfast import _core, history, kernels, optim, reference
+from bpfast import sklearn as bpfast_sklearn
 
 PUBLIC_CLASSES = [bpfast.Network, bpfast.Layer, bpfast.History, optim.SGD, optim.Adam, optim.AdamW, optim.Constant,
-                  optim.StepDecay, optim.InverseScaling, reference.Engine, reference.Network]
+                  optim.StepDecay, optim.InverseScaling, reference.Engine, reference.Network,
+                  bpfast_sklearn.MLPClassifier, bpfast_sklearn.MLPRegressor]
 
 
 def public_members(owner):

@@ -19,7 +19,7 @@ from conftest import DTYPES, assert_close
 
 ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "softmax")
 LOSSES = ("squared_error", "log_loss", "binary_cross_entropy", "softmax_cross_entropy",
-          "sigmoid_cross_entropy")
+          "sigmoid_cross_entropy", "poisson", "softmax_clipped_log_loss", "sigmoid_clipped_log_loss")
 REDUCTIONS = ("mean", "sum")
 
 
@@ -321,9 +321,15 @@ def loss_inputs(rng, name, shape, dtype, hard_targets):
     if name == "softmax_cross_entropy":
         T = one_hot(rng, shape, dtype) if hard_targets else prob_rows(rng, shape, dtype)
         return randn(rng, shape, dtype, 3.0), T
-    if name == "sigmoid_cross_entropy":
+    if name in ("sigmoid_cross_entropy", "sigmoid_clipped_log_loss"):
         T = (rng.integers(0, 2, shape) if hard_targets else rng.uniform(0, 1, shape)).astype(dtype)
         return randn(rng, shape, dtype, 3.0), T
+    if name == "softmax_clipped_log_loss":
+        T = one_hot(rng, shape, dtype) if hard_targets else prob_rows(rng, shape, dtype)
+        return randn(rng, shape, dtype, 3.0), T
+    if name == "poisson":  # counts (zeros included) or any non-negative targets
+        T = (rng.poisson(1.5, shape) if hard_targets else rng.uniform(0, 3, shape)).astype(dtype)
+        return randn(rng, shape, dtype), T
     raise AssertionError(name)
 
 
@@ -475,12 +481,14 @@ def test_sgd_update_closed_form_and_conversions():
 @pytest.mark.parametrize("momentum,nesterov,weight_decay",
                          [(0.9, False, 0.0), (0.9, True, 0.0), (0.5, False, 0.01), (0.5, True, 0.01), (0.0, False, 0.1)])
 @pytest.mark.parametrize("shape", [(1,), (7,), (13, 31), (300, 257)])
-def test_sgd_momentum_update(rng, dtype, shape, momentum, nesterov, weight_decay):
+@pytest.mark.parametrize("form", ["pytorch", "sklearn"])
+def test_sgd_momentum_update(rng, dtype, shape, momentum, nesterov, weight_decay, form):
     param, grad, velocity = (randn(rng, shape, dtype) for _ in range(3))
     expected, expected_velocity = param.copy(), velocity.copy()
-    for _ in range(3):  # the velocity carries over between steps
-        R.sgd_momentum_update(expected, grad, expected_velocity, 0.1, momentum, nesterov, weight_decay)
-        assert K.sgd_momentum_update(param, grad, velocity, 0.1, momentum, nesterov, weight_decay) is None
+    for lr in (0.1, 0.1, 0.03):  # the velocity carries over between steps, through a change of lr
+        R.sgd_momentum_update(expected, grad, expected_velocity, lr, momentum, nesterov, weight_decay, form=form)
+        assert K.sgd_momentum_update(param, grad, velocity, lr, momentum, nesterov, weight_decay,
+                                     form=form) is None
     assert_close(param, expected, dtype)
     assert_close(velocity, expected_velocity, dtype)
 
@@ -505,13 +513,16 @@ def test_sgd_momentum_update_closed_form():
 @pytest.mark.parametrize("decoupled", [False, True])
 @pytest.mark.parametrize("weight_decay", [0.0, 0.01])
 @pytest.mark.parametrize("shape", [(1,), (7,), (13, 31), (300, 257)])
-def test_adam_update(rng, dtype, shape, weight_decay, decoupled):
+@pytest.mark.parametrize("form", ["pytorch", "sklearn"])
+def test_adam_update(rng, dtype, shape, weight_decay, decoupled, form):
     param, grad = randn(rng, shape, dtype), randn(rng, shape, dtype)
     m, v = np.zeros(shape, dtype), np.zeros(shape, dtype)
     expected, expected_m, expected_v = param.copy(), m.copy(), v.copy()
     for step in (1, 2, 3):
-        R.adam_update(expected, grad, expected_m, expected_v, step, 1e-2, 0.9, 0.999, 1e-8, weight_decay, decoupled)
-        assert K.adam_update(param, grad, m, v, step, 1e-2, 0.9, 0.999, 1e-8, weight_decay, decoupled) is None
+        R.adam_update(expected, grad, expected_m, expected_v, step, 1e-2, 0.9, 0.999, 1e-3, weight_decay, decoupled,
+                      form=form)
+        assert K.adam_update(param, grad, m, v, step, 1e-2, 0.9, 0.999, 1e-3, weight_decay, decoupled,
+                             form=form) is None
     assert_close(param, expected, dtype)
     assert_close(m, expected_m, dtype)
     assert_close(v, expected_v, dtype)

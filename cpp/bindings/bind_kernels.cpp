@@ -161,36 +161,37 @@ void bind_kernels_of(py::module_ m) {
     m.def(
         "sgd_update",
         [](Out<T> param, In<T> grad, std::optional<Out<T>> velocity, double lr, double momentum, bool nesterov,
-           double weight_decay) {
+           double weight_decay, const std::string& form) {
             const std::vector<index> shape(param.shape(), param.shape() + param.ndim());
             T* p = output(param, shape, "param");
             expect_shape(grad, shape, "grad");
             T* b = velocity ? output(*velocity, shape, "velocity") : nullptr;
             if (momentum != 0.0 && !b) throw py::value_error("velocity must be given when momentum is not 0");
-            const SgdStep s{lr, momentum, nesterov, weight_decay};
+            const SgdStep s{lr, momentum, nesterov, weight_decay, from_name(UPDATE_FORM_NAMES, form, "form")};
             py::gil_scoped_release release;
             sgd_update<T>(p, grad.data(), b, static_cast<index>(param.size()), s);
         },
         py::arg("param").noconvert(), py::arg("grad"), py::arg("velocity").noconvert().none(true), py::arg("lr"),
-        py::arg("momentum"), py::arg("nesterov"), py::arg("weight_decay"));
+        py::arg("momentum"), py::arg("nesterov"), py::arg("weight_decay"), py::arg("form") = "pytorch");
 
     m.def(
         "adam_update",
         [](Out<T> param, In<T> grad, Out<T> m1, Out<T> m2, long step, double lr, double beta1, double beta2,
-           double eps, double weight_decay, bool decoupled) {
+           double eps, double weight_decay, bool decoupled, const std::string& form) {
             const std::vector<index> shape(param.shape(), param.shape() + param.ndim());
             T* p = output(param, shape, "param");
             expect_shape(grad, shape, "grad");
             T* m = output(m1, shape, "m");
             T* v = output(m2, shape, "v");
             if (step < 1) throw py::value_error("step must be at least 1; got " + std::to_string(step));
-            const AdamStep s{step, lr, beta1, beta2, eps, weight_decay, decoupled};
+            const AdamStep s{step, lr, beta1, beta2, eps, weight_decay, decoupled,
+                             from_name(UPDATE_FORM_NAMES, form, "form")};
             py::gil_scoped_release release;
             adam_update<T>(p, grad.data(), m, v, static_cast<index>(param.size()), s);
         },
         py::arg("param").noconvert(), py::arg("grad"), py::arg("m").noconvert(), py::arg("v").noconvert(),
         py::arg("step"), py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"),
-        py::arg("decoupled"));
+        py::arg("decoupled"), py::arg("form") = "pytorch");
 
     m.def(
         "clip_by_global_norm",

@@ -69,6 +69,16 @@ Targets<T> targets_from(const std::optional<In<T>>& dense, const std::optional<L
     return t;
 }
 
+// Targets with sample weights, (batch,) finite values, when weights is given.
+template <typename T>
+Targets<T> weighted(Targets<T> t, const std::optional<In<T>>& weights, index batch) {
+    if (!weights) return t;
+    expect_shape(*weights, {batch}, "sample_weight");
+    if (!all_finite(weights->data(), batch)) throw py::value_error("sample_weight holds NaN or Inf");
+    t.weights = weights->data();
+    return t;
+}
+
 // The base learning rate of one call: None (0: the configured one) or a finite positive number.
 double rate_of(std::optional<double> lr) {
     if (!lr) return 0.0;
@@ -131,6 +141,57 @@ struct SignalCheck {
     }
 };
 
+// order as row indices of an n-row X, or null when not given.
+inline const std::int64_t* order_of(const std::optional<Labels>& order, index n) {
+    if (!order) return nullptr;
+    expect_shape(*order, {n}, "order");
+    const std::int64_t* o = order->data();
+    for (index i = 0; i < n; ++i)
+        if (o[i] < 0 || o[i] >= n) throw py::value_error("order must hold row indices of X");
+    return o;
+}
+
+// Runs run(interrupt) (one epoch) without the GIL, under the network's lock, and
+// returns (loss, finite, non_finite_batch, non_finite_layer, pending).
+template <typename T, typename Run>
+py::tuple epoch_call(Network<T>& net, const Run& run) {
+    EpochStatus e;
+    SignalCheck signals;
+    {
+        py::gil_scoped_release release;
+        std::lock_guard<std::mutex> lock(net.busy());
+        e = run(EpochInterrupt{&SignalCheck::requested, &signals});
+    }
+    if (signals.raised) throw py::error_already_set();  // the handler's exception, as it raised it
+    // A signal that came during the last batches: its exception is returned, not raised, so
+    // that the caller can record the epoch, which is complete, before raising it.
+    py::object pending = py::none();
+    if (PyErr_CheckSignals() != 0) pending = py::error_already_set().value();
+    return py::make_tuple(e.loss, e.finite, e.non_finite_batch, e.non_finite_layer, pending);
+}
+
+// A CSR matrix of n_cols columns from scipy's three arrays, checked: indptr
+// (n + 1,) from 0, non-decreasing, up to the number of values; every column
+// index in range; every value finite.
+template <typename T>
+CsrRows<T> csr_of(const In<T>& data, const Labels& indices, const Labels& indptr, index n_cols) {
+    expect_ndim(indptr, 1, "X_indptr");
+    expect_ndim(data, 1, "X_data");
+    const index n = indptr.shape(0) - 1, nnz = data.shape(0);
+    if (n < 1) throw py::value_error("X is an empty batch: at least one row is needed");
+    expect_shape(indices, {nnz}, "X_indices");
+    const std::int64_t* p = indptr.data();
+    if (p[0] != 0 || p[n] != nnz) throw py::value_error("X_indptr must run from 0 to the number of values");
+    for (index i = 0; i < n; ++i)
+        if (p[i + 1] < p[i]) throw py::value_error("X_indptr must be non-decreasing");
+    const std::int64_t* c = indices.data();
+    for (index k = 0; k < nnz; ++k)
+        if (c[k] < 0 || c[k] >= n_cols)
+            throw py::value_error("X_indices must be column indices in [0, " + std::to_string(n_cols) + ")");
+    if (!all_finite(data.data(), nnz)) throw py::value_error("X holds NaN or Inf");
+    return {data.data(), c, p};
+}
+
 template <typename T>
 void bind_network_of(py::module_ m) {
     using N = Network<T>;
@@ -182,7 +243,8 @@ void bind_network_of(py::module_ m) {
         .def("set_optimizer",
              [](N& net, const std::string& kind, double lr, double momentum, bool nesterov, double beta1,
                 double beta2, double eps, double weight_decay, bool decay_bias, double clip_norm,
-                const std::string& schedule, index step_size, double gamma, double power_t) {
+                const std::string& schedule, index step_size, double gamma, double power_t,
+                const std::string& form) {
                  OptimizerConfig c;
                  c.kind = from_name(OPTIMIZER_NAMES, kind, "optimizer");
                  c.lr = lr;
@@ -198,6 +260,7 @@ void bind_network_of(py::module_ m) {
                  c.step_size = step_size;
                  c.gamma = gamma;
                  c.power_t = power_t;
+                 c.form = from_name(UPDATE_FORM_NAMES, form, "form");
                  py::gil_scoped_release release;
                  std::lock_guard<std::mutex> lock(net.busy());
                  net.optimizer().configure(c);
@@ -205,7 +268,9 @@ void bind_network_of(py::module_ m) {
              py::arg("kind"), py::arg("lr"), py::arg("momentum"), py::arg("nesterov"), py::arg("beta1"),
              py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"), py::arg("decay_bias"),
              py::arg("clip_norm"), py::arg("schedule"), py::arg("step_size"), py::arg("gamma"),
-             py::arg("power_t"), "new optimizer settings; clears its state and counters")
+             py::arg("power_t"), py::arg("form") = "pytorch",
+             "new optimizer settings; clears its state and counters. form: \"pytorch\" or \"sklearn\", "
+             "whose momentum and Adam updates follow scikit-learn's MLP solvers")
         .def("forward", [](N& net, In<T> X, Out<T> out) {
             const index batch = batch_of(X, net.sizes().front());
             T* y = output(out, {batch, net.sizes().back()}, "out");
@@ -213,20 +278,38 @@ void bind_network_of(py::module_ m) {
             std::lock_guard<std::mutex> lock(net.busy());
             net.forward(y, X.data(), batch);
         }, py::arg("X"), py::arg("out").noconvert())
-        .def("loss", [](N& net, In<T> X, std::optional<In<T>> dense, std::optional<Labels> labels) {
+        .def("loss", [](N& net, In<T> X, std::optional<In<T>> dense, std::optional<Labels> labels,
+                        std::optional<In<T>> weights) {
             const index batch = batch_of(X, net.sizes().front());
-            const Targets<T> t = targets_from<T>(dense, labels, batch, net.sizes().back());
+            const Targets<T> t = weighted(targets_from<T>(dense, labels, batch, net.sizes().back()), weights, batch);
             py::gil_scoped_release release;
             std::lock_guard<std::mutex> lock(net.busy());
             return net.loss(X.data(), t, batch);
-        }, py::arg("X"), py::arg("T"), py::arg("labels"), "the loss of a batch")
-        .def("compute_gradients", [](N& net, In<T> X, std::optional<In<T>> dense, std::optional<Labels> labels) {
+        }, py::arg("X"), py::arg("T"), py::arg("labels"), py::arg("sample_weight") = py::none(),
+           "the loss of a batch (a weighted mean with sample_weight)")
+        .def("compute_gradients", [](N& net, In<T> X, std::optional<In<T>> dense, std::optional<Labels> labels,
+                                     std::optional<In<T>> weights) {
             const index batch = batch_of(X, net.sizes().front());
-            const Targets<T> t = targets_from<T>(dense, labels, batch, net.sizes().back());
+            const Targets<T> t = weighted(targets_from<T>(dense, labels, batch, net.sizes().back()), weights, batch);
             py::gil_scoped_release release;
             std::lock_guard<std::mutex> lock(net.busy());
             return net.compute_gradients(X.data(), t, batch);
-        }, py::arg("X"), py::arg("T"), py::arg("labels"), "fills gradients(); returns the loss")
+        }, py::arg("X"), py::arg("T"), py::arg("labels"), py::arg("sample_weight") = py::none(),
+           "fills gradients(); returns the loss")
+        .def("set_objective", [](N& net, double l2, double value_scale) {
+            if (!(std::isfinite(l2) && l2 >= 0.0)) throw py::value_error("l2 must be a finite number >= 0");
+            if (!(std::isfinite(value_scale) && value_scale > 0.0))
+                throw py::value_error("value_scale must be a finite positive number");
+            py::gil_scoped_release release;
+            std::lock_guard<std::mutex> lock(net.busy());
+            net.set_objective(Objective{l2, value_scale});
+        }, py::arg("l2") = 0.0, py::arg("value_scale") = 1.0,
+           "scikit-learn's terms of the loss (model/network.h Objective): l2 adds ½·l2·Σ‖W‖²/N to the loss "
+           "and l2·W/N to dW (N the batch size or its sum of sample weights); the reported data loss is "
+           "multiplied by value_scale")
+        .def_property_readonly("objective", [](N& net) {
+            return py::make_tuple(net.objective().l2, net.objective().value_scale);
+        }, "(l2, value_scale)")
         .def("train_step", [](N& net, In<T> X, std::optional<In<T>> dense, std::optional<Labels> labels,
                               std::optional<double> lr) {
             const index batch = batch_of(X, net.sizes().front());
@@ -258,10 +341,11 @@ void bind_network_of(py::module_ m) {
         .def("plain_train_step", &plain_train_step<T>, py::arg("X"), py::arg("T"), py::arg("lr"),
              "train_step for input that needs no conversion or check: the loss, or None (nothing done)")
         .def("train_epoch", [](N& net, In<T> X, std::optional<In<T>> dense, std::optional<Labels> labels,
-                               std::optional<Labels> order, index batch_size, std::optional<double> lr, index begin,
-                               std::optional<index> end, double total_before) {
+                               std::optional<Labels> order, index batch_size, std::optional<double> lr,
+                               std::optional<In<T>> weights, index begin, std::optional<index> end,
+                               double total_before) {
             const index n = batch_of(X, net.sizes().front());
-            const Targets<T> t = targets_from<T>(dense, labels, n, net.sizes().back());
+            const Targets<T> t = weighted(targets_from<T>(dense, labels, n, net.sizes().back()), weights, n);
             if (batch_size < 1) throw py::value_error("batch_size must be positive");
             const EpochSpan span{begin, end.value_or(n), total_before};
             if (span.begin < 0 || span.begin % batch_size != 0 || span.end <= span.begin || span.end > n ||
@@ -271,35 +355,36 @@ void bind_network_of(py::module_ m) {
                                       std::to_string(span.end));
             if (!std::isfinite(total_before)) throw py::value_error("total_before must be finite");
             const double rate = rate_of(lr);
-            const std::int64_t* o = nullptr;
-            if (order) {
-                expect_shape(*order, {n}, "order");
-                o = order->data();
-                for (index i = 0; i < n; ++i)
-                    if (o[i] < 0 || o[i] >= n) throw py::value_error("order must hold row indices of X");
-            }
-            EpochStatus e;
-            SignalCheck signals;
-            {
-                py::gil_scoped_release release;
-                std::lock_guard<std::mutex> lock(net.busy());
-                e = net.train_epoch(X.data(), t, o, n, batch_size, rate, {&SignalCheck::requested, &signals}, span);
-            }
-            if (signals.raised) throw py::error_already_set();  // the handler's exception, as it raised it
-            // A signal that came during the last batches: its exception is returned, not raised, so
-            // that the caller can record the epoch, which is complete, before raising it.
-            py::object pending = py::none();
-            if (PyErr_CheckSignals() != 0) pending = py::error_already_set().value();
-            return py::make_tuple(e.loss, e.finite, e.non_finite_batch, e.non_finite_layer, pending);
+            const std::int64_t* o = order_of(order, n);
+            return epoch_call(net, [&](EpochInterrupt interrupt) {
+                return net.train_epoch(X.data(), t, o, n, batch_size, rate, interrupt, span);
+            });
         }, py::arg("X"), py::arg("T"), py::arg("labels"), py::arg("order"), py::arg("batch_size"),
-           py::arg("lr") = py::none(), py::arg("begin") = 0, py::arg("end") = py::none(), py::arg("total_before") = 0.0,
+           py::arg("lr") = py::none(), py::arg("sample_weight") = py::none(), py::arg("begin") = 0,
+           py::arg("end") = py::none(), py::arg("total_before") = 0.0,
            "one epoch; returns (loss, finite, non_finite_batch, non_finite_layer, pending). begin and end "
            "(batch boundaries) run only the batches of rows [begin, end) of the order, carrying the running loss "
            "total in total_before; a span that ends before the last row returns that running total as loss and "
            "does not count the epoch. A signal whose "
            "Python handler raises (KeyboardInterrupt for Ctrl-C) stops it after the batch at hand, within "
            "about 50 ms, and that exception is raised; the weights are those after that batch. pending is "
-           "such an exception when the signal came after the last check, the epoch complete, else None");
+           "such an exception when the signal came after the last check, the epoch complete, else None")
+        .def("train_epoch_csr", [](N& net, In<T> data, Labels indices, Labels indptr, std::optional<In<T>> dense,
+                                   std::optional<Labels> labels, std::optional<Labels> order, index batch_size,
+                                   std::optional<double> lr, std::optional<In<T>> weights) {
+            const CsrRows<T> X = csr_of(data, indices, indptr, net.sizes().front());
+            const index n = indptr.shape(0) - 1;
+            const Targets<T> t = weighted(targets_from<T>(dense, labels, n, net.sizes().back()), weights, n);
+            if (batch_size < 1) throw py::value_error("batch_size must be positive");
+            const double rate = rate_of(lr);
+            const std::int64_t* o = order_of(order, n);
+            return epoch_call(net, [&](EpochInterrupt interrupt) {
+                return net.train_epoch(X, t, o, n, batch_size, rate, interrupt);
+            });
+        }, py::arg("X_data"), py::arg("X_indices"), py::arg("X_indptr"), py::arg("T"), py::arg("labels"),
+           py::arg("order"), py::arg("batch_size"), py::arg("lr") = py::none(), py::arg("sample_weight") = py::none(),
+           "train_epoch over a sparse X given as scipy's CSR arrays (data, indices, indptr; the columns are the "
+           "network's inputs): each batch is made dense in the workspace, never the whole of X");
 }
 
 }  // namespace

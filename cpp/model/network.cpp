@@ -82,16 +82,67 @@ template <typename T>
 double Network<T>::loss(const T* X, Targets<T> targets, index batch) {
     const index n_in = sizes().front(), n_out = sizes().back();
     const index chunk = std::min(batch, std::max<index>(largest_batch_, 1024));
-    double total = 0.0;
+    const bool mean = reduction_ == Reduction::mean;
+    double total = 0.0, total_norm = 0.0;
     for (index start = 0; start < batch; start += chunk) {
         const index rows = std::min(chunk, batch - start);
-        const T* Tg = dense_targets(targets.from_row(start, n_out), rows, nullptr);
+        const Targets<T> from = targets.from_row(start, n_out);
+        const T* Tg = dense_targets(from, rows, nullptr);
         LayerBackend<T>& backend = backend_for(rows);
         const T* Y = forward_pass(backend, X + start * n_in, rows, takes_logits(loss_));
-        const double value = loss_function<T>(loss_)(backend.output_gradient(), Y, Tg, rows, n_out, reduction_);
-        total += reduction_ == Reduction::mean ? value * double(rows) : value;
+        double norm = 1.0;
+        const double value = data_loss(backend.output_gradient(), Y, Tg, from.weights, rows, &norm);
+        total += mean ? value * norm : value;
+        total_norm += norm;
     }
-    return reduction_ == Reduction::mean ? total / double(batch) : total;
+    const double value = (mean ? total / total_norm : total) * objective_.value_scale;
+    return objective_.l2 != 0.0 ? value + penalty(nullptr, mean ? total_norm : 1.0) : value;
+}
+
+// The data loss of a batch (loss_function, or Σ_i w_i·loss_i with sample
+// weights) and its gradient in delta, both divided by N (the batch size or
+// Σ_i w_i; 1 for reduction sum), which norm receives.
+template <typename T>
+double Network<T>::data_loss(T* delta, const T* Y, const T* Tg, const T* weights, index batch, double* norm) {
+    // Y, Tg and delta are (batch, n_out); weights (batch,) or null
+    const index n_out = sizes().back();
+    const bool mean = reduction_ == Reduction::mean;
+    const LossFn<T> fn = loss_function<T>(loss_);
+    if (!weights) {
+        *norm = mean ? double(batch) : 1.0;
+        return fn(delta, Y, Tg, batch, n_out, reduction_);
+    }
+    double sum = 0.0;
+    for (index i = 0; i < batch; ++i) sum += double(weights[i]);
+    *norm = mean ? sum : 1.0;
+    double total = 0.0;
+    for (index i = 0; i < batch; ++i) {
+        T* d = delta + i * n_out;
+        total += double(weights[i]) * fn(d, Y + i * n_out, Tg + i * n_out, 1, n_out, Reduction::sum);
+        const T scale = T(double(weights[i]) / *norm);
+        for (index j = 0; j < n_out; ++j) d[j] *= scale;
+    }
+    return total / *norm;
+}
+
+// Objective::l2's term of the loss, its gradient added to grads unless null.
+template <typename T>
+double Network<T>::penalty(T* grads, double norm) {
+    double value = 0.0;
+    for (index l = 0; l < n_layers(); ++l) {
+        const index w = layout_.weights(l);
+        value += l2_penalty(grads ? grads + w : nullptr, params_.data() + w, layout_.bias(l) - w, objective_.l2, norm);
+    }
+    return value;
+}
+
+template <typename T>
+const T* Network<T>::batch_weights(Targets<T> targets, index batch, const std::int64_t* rows) {
+    // returns (batch,) weights or null; rows (when given) picks the samples
+    if (!targets.weights || !rows) return targets.weights;
+    T* w = reserve(batch_w_, static_cast<size_t>(batch));
+    for (index i = 0; i < batch; ++i) w[i] = targets.weights[rows[i]];
+    return w;
 }
 
 template <typename T>
@@ -116,14 +167,15 @@ const T* Network<T>::dense_targets(Targets<T> targets, index batch, const std::i
 }
 
 template <typename T>
-double Network<T>::loss_and_gradients(const T* X, const T* Tg, index batch) {
+double Network<T>::loss_and_gradients(const T* X, const T* Tg, const T* weights, index batch) {
     largest_batch_ = std::max(largest_batch_, batch);
     const bool logits = takes_logits(loss_);
     const index last = n_layers() - 1, n_out = sizes().back();
     LayerBackend<T>& backend = backend_for(batch);
     const T* Y = forward_pass(backend, X, batch, logits);
     T* delta = backend.output_gradient();
-    const double value = loss_function<T>(loss_)(delta, Y, Tg, batch, n_out, reduction_);
+    double norm = 1.0;
+    double value = data_loss(delta, Y, Tg, weights, batch, &norm) * objective_.value_scale;
     // δ of the output layer = dL/dY ⊙ σ'(Y), in place, and its db
     T* grads = grads_.data();
     activation_backward(delta, grads + layout_.bias(last), delta, Y, batch, n_out, activation_of(last, logits));
@@ -133,12 +185,13 @@ double Network<T>::loss_and_gradients(const T* X, const T* Tg, index batch) {
             backend.input_gradient(l, params_.data() + layout_.weights(l), grads + layout_.bias(l - 1),
                                    activations_[l - 1]);
     }
+    if (objective_.l2 != 0.0) value += penalty(grads, norm);
     return value;
 }
 
 template <typename T>
 double Network<T>::compute_gradients(const T* X, Targets<T> targets, index batch) {
-    return loss_and_gradients(X, dense_targets(targets, batch, nullptr), batch);
+    return loss_and_gradients(X, dense_targets(targets, batch, nullptr), targets.weights, batch);
 }
 
 template <typename T>
@@ -200,29 +253,29 @@ StepStatus Network<T>::train_step(const T* X, Targets<T> targets, index batch, d
 }
 
 template <typename T>
-EpochStatus Network<T>::train_epoch(const T* X, Targets<T> targets, const std::int64_t* order, index n,
-                                    index batch_size, double lr, EpochInterrupt interrupt, EpochSpan span) {
-    // X is (n, n[0]); order (when given) is a permutation of [0, n)
-    const index n_in = sizes().front(), n_out = sizes().back();
+template <typename BatchInputs>
+EpochStatus Network<T>::run_epoch(const BatchInputs& batch_inputs, Targets<T> targets, const std::int64_t* order,
+                                  index n, index batch_size, double lr, EpochInterrupt interrupt, EpochSpan span) {
+    // order (when given) is a permutation of [0, n)
+    const index n_out = sizes().back();
     const index end = span.end < 0 ? n : span.end;
     EpochStatus epoch;
     double total = span.total_before;
     for (index start = span.begin, batch_number = span.begin / batch_size; start < end;
          start += batch_size, ++batch_number) {
         const index rows = std::min(batch_size, n - start);
-        const T* Xb = X + start * n_in;
+        const std::int64_t* picked = order ? order + start : nullptr;
+        const T* Xb = batch_inputs(start, rows, picked);
         const T* Tb;
-        if (order) {
-            const std::int64_t* picked = order + start;
-            T* gathered = reserve(batch_x_, static_cast<size_t>(std::min(batch_size, n) * n_in));
-            for (index i = 0; i < rows; ++i)
-                std::copy(X + picked[i] * n_in, X + (picked[i] + 1) * n_in, gathered + i * n_in);
-            Xb = gathered;
+        const T* Wb;
+        if (picked) {
             Tb = dense_targets(targets, rows, picked);
+            Wb = batch_weights(targets, rows, picked);
         } else {
             Tb = dense_targets(targets.from_row(start, n_out), rows, nullptr);
+            Wb = targets.from_row(start, n_out).weights;
         }
-        const StepStatus status = guarded_update(grads_.data(), loss_and_gradients(Xb, Tb, rows), lr);
+        const StepStatus status = guarded_update(grads_.data(), loss_and_gradients(Xb, Tb, Wb, rows), lr);
         if (!status.finite) {
             epoch.finite = false;
             epoch.non_finite_batch = batch_number;
@@ -243,6 +296,40 @@ EpochStatus Network<T>::train_epoch(const T* X, Targets<T> targets, const std::i
     optimizer_.end_epoch();
     epoch.loss = reduction_ == Reduction::mean ? total / double(n) : total;
     return epoch;
+}
+
+template <typename T>
+EpochStatus Network<T>::train_epoch(const T* X, Targets<T> targets, const std::int64_t* order, index n,
+                                    index batch_size, double lr, EpochInterrupt interrupt, EpochSpan span) {
+    // X is (n, n[0]): a batch in order is a slice of it, a shuffled one is gathered
+    const index n_in = sizes().front();
+    auto inputs = [&](index start, index rows, const std::int64_t* picked) -> const T* {
+        if (!picked) return X + start * n_in;
+        T* gathered = reserve(batch_x_, static_cast<size_t>(std::min(batch_size, n) * n_in));
+        for (index i = 0; i < rows; ++i)
+            std::copy(X + picked[i] * n_in, X + (picked[i] + 1) * n_in, gathered + i * n_in);
+        return gathered;
+    };
+    return run_epoch(inputs, targets, order, n, batch_size, lr, interrupt, span);
+}
+
+template <typename T>
+EpochStatus Network<T>::train_epoch(const CsrRows<T>& X, Targets<T> targets, const std::int64_t* order, index n,
+                                    index batch_size, double lr, EpochInterrupt interrupt, EpochSpan span) {
+    // X holds n sparse rows of n[0] columns; each batch is scattered into a zeroed (rows, n[0]) buffer
+    const index n_in = sizes().front();
+    auto inputs = [&](index start, index rows, const std::int64_t* picked) -> const T* {
+        T* dense = reserve(batch_x_, static_cast<size_t>(
+                                         checked_product(std::min(batch_size, n), n_in, "a dense batch of X")));
+        std::fill(dense, dense + rows * n_in, T(0));
+        for (index i = 0; i < rows; ++i) {
+            const index r = picked ? picked[i] : start + i;
+            T* row = dense + i * n_in;
+            for (std::int64_t k = X.indptr[r]; k < X.indptr[r + 1]; ++k) row[X.indices[k]] += X.data[k];
+        }
+        return dense;
+    };
+    return run_epoch(inputs, targets, order, n, batch_size, lr, interrupt, span);
 }
 
 template class Network<float>;

@@ -53,11 +53,30 @@ struct EpochSpan {
     double total_before = 0.0;
 };
 
+// A sparse X in compressed sparse row form (scipy's CSR): row i holds the
+// values data[indptr[i]:indptr[i+1]] in the columns indices[indptr[i]:indptr[i+1]]
+// (a column named twice adds up, as scipy does).
+template <typename T>
+struct CsrRows {
+    const T* data = nullptr;
+    const std::int64_t* indices = nullptr;
+    const std::int64_t* indptr = nullptr;  // (n + 1,)
+};
+
 // Asked between the batches of an epoch whether to stop there (a Ctrl-C, say).
 struct EpochInterrupt {
     bool (*requested)(void* context) = nullptr;
     void* context = nullptr;
     bool check() const { return requested && requested(context); }
+};
+
+// Terms that scikit-learn's MLP adds to the loss (bpfast.sklearn sets them;
+// the defaults change nothing). N is the batch size, or the sum of the
+// batch's sample weights when it has some (1 for reduction sum).
+struct Objective {
+    double l2 = 0.0;           // α: ½α·Σ_l ‖W_l‖² / N joins the loss and α·W_l / N each dW_l (biases are not penalised)
+    double value_scale = 1.0;  // the reported data loss is multiplied by this (scikit-learn's squared error is
+                               // averaged over the outputs while its gradient is that of their sum)
 };
 
 template <typename T>
@@ -71,7 +90,9 @@ public:
     const std::vector<index>& sizes() const { return layout_.sizes(); }
     index n_layers() const { return layout_.n_layers(); }
     // Whether targets may be class labels: every loss but squared error classifies.
-    bool takes_labels() const { return loss_ != LossKind::squared_error; }
+    bool takes_labels() const { return loss_ != LossKind::squared_error && loss_ != LossKind::poisson; }
+    const Objective& objective() const { return objective_; }
+    void set_objective(const Objective& objective) { objective_ = objective; }
     T* parameters() { return params_.data(); }
     T* gradients() { return grads_.data(); }
     Optimizer<T>& optimizer() { return optimizer_; }
@@ -101,11 +122,23 @@ public:
     // epoch is then not counted).
     EpochStatus train_epoch(const T* X, Targets<T> targets, const std::int64_t* order, index n, index batch_size,
                             double lr = 0.0, EpochInterrupt interrupt = {}, EpochSpan span = {});
+    // The same over a sparse X of n rows: each batch is made dense in the
+    // workspace (batch_size rows at most), never the whole of X.
+    EpochStatus train_epoch(const CsrRows<T>& X, Targets<T> targets, const std::int64_t* order, index n,
+                            index batch_size, double lr = 0.0, EpochInterrupt interrupt = {}, EpochSpan span = {});
 
 private:
     LayerBackend<T>& backend_for(index batch);
+    // The epoch loop; batch_inputs(start, rows, picked) gives the dense (rows, n[0]) inputs of a
+    // batch (picked: the rows of X it takes, or null for rows start, start + 1, ...).
+    template <typename BatchInputs>
+    EpochStatus run_epoch(const BatchInputs& batch_inputs, Targets<T> targets, const std::int64_t* order, index n,
+                          index batch_size, double lr, EpochInterrupt interrupt, EpochSpan span);
     const T* forward_pass(LayerBackend<T>& backend, const T* X, index batch, bool logits_out);
-    double loss_and_gradients(const T* X, const T* dense_targets, index batch);
+    double loss_and_gradients(const T* X, const T* dense_targets, const T* weights, index batch);
+    double data_loss(T* delta, const T* Y, const T* Tg, const T* weights, index batch, double* norm);
+    double penalty(T* grads, double norm);
+    const T* batch_weights(Targets<T> targets, index batch, const std::int64_t* rows);
     StepStatus guarded_update(T* grads, double loss, double lr);
     index first_non_finite_layer(const T* grads, double* squares);
     const T* dense_targets(Targets<T> targets, index batch, const std::int64_t* rows);
@@ -115,6 +148,7 @@ private:
     std::vector<Activation> activations_;
     LossKind loss_;
     Reduction reduction_;
+    Objective objective_;
     // params_ has SmallNetBackend's padding past the parameters.
     AlignedVector<T> params_, grads_;
     Optimizer<T> optimizer_;
@@ -124,7 +158,7 @@ private:
 
     // Workspace, grown to the largest batch seen.
     index largest_batch_ = 0;
-    std::vector<T> batch_x_, batch_t_;
+    std::vector<T> batch_x_, batch_t_, batch_w_;
     std::vector<double> chunk_sums_;
 };
 

@@ -67,8 +67,8 @@ bool Optimizer<T>::range_would_be_finite(const T* params, const T* grads, index 
     const T* v = v_.empty() ? nullptr : v_.data() + begin;
     const T* p = params + begin;
     const T* g = grads + begin;
-    const SgdStep sgd{lr, c.momentum, c.nesterov, decay};
-    const AdamStep adam{steps_ + 1, lr, c.beta1, c.beta2, c.eps, decay, c.kind == OptimizerKind::adamw};
+    const SgdStep sgd{lr, c.momentum, c.nesterov, decay, c.form};
+    const AdamStep adam{steps_ + 1, lr, c.beta1, c.beta2, c.eps, decay, c.kind == OptimizerKind::adamw, c.form};
     std::atomic<bool> finite{true};
     for_each_chunk(count, [&](index lo, index hi) {
         const bool ok = c.kind == OptimizerKind::sgd
@@ -106,10 +106,10 @@ void Optimizer<T>::update(T* params, const T* grads, double lr) {
         T* m = m_.empty() ? nullptr : m_.data() + begin;
         T* v = v_.empty() ? nullptr : v_.data() + begin;
         if (c.kind == OptimizerKind::sgd) {
-            const SgdStep s{lr, c.momentum, c.nesterov, decay};
+            const SgdStep s{lr, c.momentum, c.nesterov, decay, c.form};
             for_each_chunk(count, [&](index lo, index hi) { sgd_update(p + lo, g + lo, m ? m + lo : nullptr, hi - lo, s); });
         } else {
-            const AdamStep s{steps_ + 1, lr, c.beta1, c.beta2, c.eps, decay, c.kind == OptimizerKind::adamw};
+            const AdamStep s{steps_ + 1, lr, c.beta1, c.beta2, c.eps, decay, c.kind == OptimizerKind::adamw, c.form};
             for_each_chunk(count, [&](index lo, index hi) { adam_update(p + lo, g + lo, m + lo, v + lo, hi - lo, s); });
         }
     });

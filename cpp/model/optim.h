@@ -1,7 +1,8 @@
 // The optimizer of a network: its settings, the learning-rate schedule,
 // gradient clipping, which arrays are decayed, its state and its counters.
 // The update formulas themselves are kernels (kernels/elementwise/optim_kernels.h);
-// the settings follow PyTorch's torch.optim.SGD, Adam and AdamW.
+// the settings follow PyTorch's torch.optim.SGD, Adam and AdamW (or, with
+// UpdateForm::sklearn, scikit-learn's MLP solvers).
 #pragma once
 
 #include "common.h"
@@ -23,6 +24,7 @@ struct OptimizerConfig {
     index step_size = 1;  // Schedule::step: multiply by gamma every step_size epochs (≥ 1)
     double gamma = 0.1;
     double power_t = 0.5;  // Schedule::inverse_scaling: lr / (1 + t)^power_t after t steps
+    UpdateForm form = UpdateForm::pytorch;  // PyTorch's or scikit-learn's momentum and Adam (optim_kernels.h)
 };
 
 template <typename T>

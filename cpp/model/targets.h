@@ -1,5 +1,5 @@
 // The targets of a batch: dense rows, or class labels that the step one-hot
-// encodes a batch at a time in its workspace.
+// encodes a batch at a time in its workspace; and, optionally, a weight per sample.
 #pragma once
 
 #include <cstdint>
@@ -12,10 +12,12 @@ template <typename T>
 struct Targets {
     const T* dense = nullptr;                // (batch, n_out)
     const std::int64_t* labels = nullptr;    // (batch,): classes in [0, n_out), or 0/1 for one output unit
+    const T* weights = nullptr;              // (batch,) sample weights, or null: every sample weighs 1
 
     // The targets from sample `start` on.
     Targets from_row(index start, index n_out) const {
-        return {dense ? dense + start * n_out : nullptr, labels ? labels + start : nullptr};
+        return {dense ? dense + start * n_out : nullptr, labels ? labels + start : nullptr,
+                weights ? weights + start : nullptr};
     }
 };
 

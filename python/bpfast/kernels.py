@@ -19,7 +19,8 @@ __all__ = [
     "activation_forward", "activation_backward", "softmax", "softmax_backward",
     "dense_forward", "dense_backward",
     "squared_error", "log_loss", "binary_cross_entropy",
-    "softmax_cross_entropy", "sigmoid_cross_entropy", "loss",
+    "softmax_cross_entropy", "sigmoid_cross_entropy", "poisson",
+    "softmax_clipped_log_loss", "sigmoid_clipped_log_loss", "loss",
     "sgd_update", "sgd_momentum_update", "adam_update", "clip_by_global_norm", "isa",
 ]
 
@@ -187,8 +188,24 @@ def sigmoid_cross_entropy(Z, T, reduction="mean", grad=None):
     return loss("sigmoid_cross_entropy", Z, T, reduction, grad)
 
 
+def poisson(Z, T, reduction="mean", grad=None):
+    """Half the Poisson deviance from the log-rate Z: t·log(t/μ) − t + μ, μ = exp z; gradient μ − t."""
+    return loss("poisson", Z, T, reduction, grad)
+
+
+def softmax_clipped_log_loss(Z, T, reduction="mean", grad=None):
+    """scikit-learn's log-loss of softmax(Z), probabilities clipped to [eps, 1 − eps]; gradient softmax(Z) − t."""
+    return loss("softmax_clipped_log_loss", Z, T, reduction, grad)
+
+
+def sigmoid_clipped_log_loss(Z, T, reduction="mean", grad=None):
+    """scikit-learn's binary log-loss of sigmoid(Z), clipped likewise; gradient sigmoid(Z) − t."""
+    return loss("sigmoid_clipped_log_loss", Z, T, reduction, grad)
+
+
 # ---------------------------------------------------------------- optimizer
-# In-place updates of one parameter array, PyTorch's formulas (see bpfast.optim).
+# In-place updates of one parameter array, PyTorch's formulas (see bpfast.optim)
+# or, with form="sklearn", scikit-learn's.
 # param and its state arrays must be C-contiguous float32 or float64 arrays of
 # one dtype: they are updated in place, never through a copy.
 
@@ -210,28 +227,31 @@ def sgd_update(param, grad, lr):
     _core_for(param.dtype).sgd_update(param, native(grad, param.dtype), None, float(lr), 0.0, False, 0.0)
 
 
-def sgd_momentum_update(param, grad, velocity, lr, momentum, nesterov, weight_decay):
+def sgd_momentum_update(param, grad, velocity, lr, momentum, nesterov, weight_decay, *, form="pytorch"):
     """torch.optim.SGD: g ← g + λθ; b ← μb + g; g ← g + μb (Nesterov) or b; θ ← θ − lr·g.
 
+    form="sklearn" is scikit-learn's velocity form instead: g ← g + λθ;
+    b ← μb − lr·g; θ ← θ + μb − lr·g (Nesterov) or θ + b.
     param and velocity (b; may be None when momentum is 0) are updated in place.
     """
     _updated(param, "param")
     if velocity is not None:
         _updated(velocity, "velocity", param.dtype)
     _core_for(param.dtype).sgd_update(param, native(grad, param.dtype), velocity, float(lr), float(momentum),
-                                      bool(nesterov), float(weight_decay))
+                                      bool(nesterov), float(weight_decay), form)
 
 
-def adam_update(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay, decoupled):
+def adam_update(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay, decoupled, *, form="pytorch"):
     """torch.optim.Adam (L2 in the gradient) or AdamW (decoupled decay) at step ≥ 1.
 
-    param, m and v are updated in place.
+    form="sklearn" places ε as scikit-learn does:
+    θ ← θ − lr·√(1−β2ᵗ)/(1−β1ᵗ) · m/(√v + ε). param, m and v are updated in place.
     """
     _updated(param, "param")
     _updated(m, "m", param.dtype)
     _updated(v, "v", param.dtype)
     _core_for(param.dtype).adam_update(param, native(grad, param.dtype), m, v, int(step), float(lr), float(beta1),
-                                       float(beta2), float(eps), float(weight_decay), bool(decoupled))
+                                       float(beta2), float(eps), float(weight_decay), bool(decoupled), form)
 
 
 def clip_by_global_norm(grads, max_norm):

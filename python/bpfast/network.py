@@ -409,7 +409,8 @@ class Network:
         while True:
             end = min(n, begin + progress.batches_per_span() * batch_size)
             started = time.perf_counter()
-            result = self._engine.train_epoch(X, T, labels, order, batch_size, lr, begin, end, total)
+            result = self._engine.train_epoch(X, T, labels, order, batch_size, lr, begin=begin, end=end,
+                                              total_before=total)
             value, finite, _, _, pending = result
             progress.batches_done(epoch, end, time.perf_counter() - started, -(-(end - begin) // batch_size))
             if not finite or end == n:

@@ -21,7 +21,8 @@ __all__ = [
     "activation_forward", "activation_backward", "softmax", "softmax_backward",
     "dense_forward", "dense_backward",
     "squared_error", "log_loss", "binary_cross_entropy",
-    "softmax_cross_entropy", "sigmoid_cross_entropy", "loss",
+    "softmax_cross_entropy", "sigmoid_cross_entropy", "poisson",
+    "softmax_clipped_log_loss", "sigmoid_clipped_log_loss", "loss",
     "sgd_update", "sgd_momentum_update", "adam_update", "clip_by_global_norm",
     "Engine", "Network",
 ]
@@ -192,12 +193,55 @@ def sigmoid_cross_entropy(Z, T, reduction="mean"):
     return float(value), ((_sigmoid(Z) - T) * s).astype(Z.dtype)
 
 
+def poisson(Z, T, reduction="mean"):
+    """Half the Poisson deviance from the log-rate Z (μ = exp z): t·log(t/μ) − t + μ per
+    value, the first term 0 where t = 0 (scikit-learn's MLPRegressor). Gradient μ − t."""
+    s = _scale(Z, reduction)
+    z, t = Z.astype(np.float64), T.astype(np.float64)
+    mu = np.exp(z)
+    logs = np.log(np.where(t > 0, t, 1.0) / mu)
+    value = np.sum(np.where(t > 0, t * logs, 0.0) - t + mu) * s
+    return float(value), ((np.exp(Z) - T) * s).astype(Z.dtype)
+
+
+def _clipped(P):
+    eps = _clamp_eps(P)
+    return np.clip(P, eps, 1 - eps).astype(np.float64)
+
+
+def _t_log(t, p):
+    """t·log p with 0·log p = 0."""
+    return np.where(t != 0, t * np.log(p), 0.0)
+
+
+def softmax_clipped_log_loss(Z, T, reduction="mean"):
+    """scikit-learn's multiclass log-loss from the logits: −Σ t·log p on p = softmax(Z)
+    clipped to [eps, 1 − eps]; gradient softmax(Z) − t."""
+    s = _scale(Z, reduction)
+    P = softmax(Z)
+    value = -np.sum(_t_log(T.astype(np.float64), _clipped(P))) * s
+    return float(value), ((P - T) * s).astype(Z.dtype)
+
+
+def sigmoid_clipped_log_loss(Z, T, reduction="mean"):
+    """scikit-learn's binary log-loss from the logits: −Σ [t·log p + (1−t)·log(1−p)] on
+    p = σ(Z) clipped to [eps, 1 − eps]; gradient σ(Z) − t."""
+    s = _scale(Z, reduction)
+    P = _sigmoid(Z)
+    p, t = _clipped(P), T.astype(np.float64)
+    value = -np.sum(_t_log(t, p) + _t_log(1 - t, 1 - p)) * s
+    return float(value), ((P - T) * s).astype(Z.dtype)
+
+
 _LOSSES = {
     "squared_error": squared_error,
     "log_loss": log_loss,
     "binary_cross_entropy": binary_cross_entropy,
     "softmax_cross_entropy": softmax_cross_entropy,
     "sigmoid_cross_entropy": sigmoid_cross_entropy,
+    "poisson": poisson,
+    "softmax_clipped_log_loss": softmax_clipped_log_loss,
+    "sigmoid_clipped_log_loss": sigmoid_clipped_log_loss,
 }
 
 
@@ -211,25 +255,36 @@ def loss(name, Y, T, reduction="mean"):
 
 
 # ---------------------------------------------------------------- optimizers
-# Transcriptions of PyTorch's documented update formulas (see bpfast.optim).
+# Transcriptions of PyTorch's documented update formulas (see bpfast.optim), and
+# with form="sklearn" of scikit-learn's MLP solvers.
 
 def sgd_update(param, grad, lr):
     """param ← param − lr·grad, in place."""
     param -= param.dtype.type(lr) * grad
 
 
-def sgd_momentum_update(param, grad, velocity, lr, momentum, nesterov, weight_decay):
-    """torch.optim.SGD: g ← g + λθ; b ← μb + g; g ← g + μb (Nesterov) or b; θ ← θ − lr·g."""
+def sgd_momentum_update(param, grad, velocity, lr, momentum, nesterov, weight_decay, *, form="pytorch"):
+    """torch.optim.SGD: g ← g + λθ; b ← μb + g; g ← g + μb (Nesterov) or b; θ ← θ − lr·g.
+
+    form="sklearn": g ← g + λθ; b ← μb − lr·g; θ ← θ + μb − lr·g (Nesterov) or θ + b.
+    """
     t = param.dtype.type
     g = grad + t(weight_decay) * param
+    if momentum != 0 and form == "sklearn":
+        velocity[...] = t(momentum) * velocity - t(lr) * g
+        param += t(momentum) * velocity - t(lr) * g if nesterov else velocity
+        return
     if momentum != 0:
         velocity[...] = t(momentum) * velocity + g
         g = g + t(momentum) * velocity if nesterov else velocity
     param -= t(lr) * g
 
 
-def adam_update(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay, decoupled):
-    """torch.optim.Adam (L2 in the gradient) or AdamW (decoupled decay), step ≥ 1."""
+def adam_update(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay, decoupled, *, form="pytorch"):
+    """torch.optim.Adam (L2 in the gradient) or AdamW (decoupled decay), step ≥ 1.
+
+    form="sklearn" places ε as scikit-learn does: θ ← θ − lr·√(1−β2ᵗ)/(1−β1ᵗ) · m/(√v + ε).
+    """
     t = param.dtype.type
     g = grad
     if decoupled:
@@ -238,6 +293,9 @@ def adam_update(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay, de
         g = grad + t(weight_decay) * param
     m[...] = t(beta1) * m + (t(1) - t(beta1)) * g
     v[...] = t(beta2) * v + (t(1) - t(beta2)) * g * g
+    if form == "sklearn":
+        param -= t(lr * np.sqrt(1.0 - beta2 ** step) / (1.0 - beta1 ** step)) * m / (np.sqrt(v) + t(eps))
+        return
     step_size = t(lr / (1.0 - beta1 ** step))
     root_correction2 = t(np.sqrt(1.0 - beta2 ** step))
     param -= step_size * m / (np.sqrt(v) / root_correction2 + t(eps))
@@ -262,14 +320,18 @@ class Engine:
 
     Weights live in one flat array (W_0, b_0, W_1, b_1, ...) seen through
     per-layer views; gradients and optimizer state share that layout.
-    ``loss`` names a loss kernel; the *_cross_entropy ones take the logits,
-    so the output layer then runs without its activation.
+    ``loss`` names a loss kernel; the *_cross_entropy ones (and poisson and
+    the clipped log-losses) take the logits, so the output layer then runs
+    without its activation. set_objective and sample weights are
+    scikit-learn's terms of the loss (cpp/model/network.h Objective).
     """
 
     def __init__(self, sizes, activations, loss, reduction, dtype):
         self.sizes, self.activations = list(sizes), list(activations)
         self.loss_name, self.reduction, self.dtype = loss, reduction, np.dtype(dtype)
-        self.takes_logits = loss in ("softmax_cross_entropy", "sigmoid_cross_entropy")
+        self.takes_logits = loss in ("softmax_cross_entropy", "sigmoid_cross_entropy", "poisson",
+                                     "softmax_clipped_log_loss", "sigmoid_clipped_log_loss")
+        self.objective = (0.0, 1.0)
         total = 0
         for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
             # the core's limit on the values of one buffer (cpp/runtime/sizes.h), checked as it does
@@ -311,14 +373,16 @@ class Engine:
         self.steps, self.epochs = steps, epochs
 
     def set_optimizer(self, kind, lr, momentum, nesterov, beta1, beta2, eps, weight_decay,
-                      decay_bias, clip_norm, schedule, step_size, gamma, power_t):
+                      decay_bias, clip_norm, schedule, step_size, gamma, power_t, form="pytorch"):
         """Use the optimizer that these settings (an optimizer's config()) describe; its state starts afresh."""
         if step_size < 1:
             raise ValueError("step_size must be at least 1")
+        if form not in ("pytorch", "sklearn"):
+            raise ValueError(f"form must be one of pytorch, sklearn; got {form!r}")
         self.config = dict(kind=kind, lr=lr, momentum=momentum, nesterov=nesterov, beta1=beta1,
                            beta2=beta2, eps=eps, weight_decay=weight_decay, decay_bias=decay_bias,
                            clip_norm=clip_norm, schedule=schedule, step_size=step_size,
-                           gamma=gamma, power_t=power_t)
+                           gamma=gamma, power_t=power_t, form=form)
         adam = kind != "sgd"
         self._m = np.zeros(self._params.size if adam or momentum != 0 else 0, self.dtype)
         self._v = np.zeros(self._params.size if adam else 0, self.dtype)
@@ -344,9 +408,39 @@ class Engine:
             outputs.append(dense_forward(outputs[-1], params[2 * l], params[2 * l + 1], act))
         return outputs
 
-    def _loss_and_backward(self, X, T):
+    def set_objective(self, l2=0.0, value_scale=1.0):
+        """scikit-learn's terms of the loss: l2 adds ½·l2·Σ‖W‖²/N to every batch loss and l2·W/N
+        to dW (N the batch size or its sum of sample weights); reported data losses are
+        multiplied by value_scale."""
+        if not (np.isfinite(l2) and l2 >= 0):
+            raise ValueError("l2 must be a finite number >= 0")
+        if not (np.isfinite(value_scale) and value_scale > 0):
+            raise ValueError("value_scale must be a finite positive number")
+        self.objective = (float(l2), float(value_scale))
+
+    def _objective(self, Y, T, weights):
+        """(value, dL/dY, N) of the loss of outputs Y: the loss kernel's, or with sample
+        weights Σ w_i·loss_i / N (N = Σ w_i; 1 for reduction sum), times value_scale,
+        plus the L2 term ½·l2·Σ‖W‖² / N."""
+        l2, value_scale = self.objective
+        mean = self.reduction == "mean"
+        if weights is None:
+            value, dY = loss(self.loss_name, Y, T, self.reduction)
+            norm = float(Y.shape[0]) if mean else 1.0
+        else:
+            norm = float(np.sum(weights, dtype=np.float64)) if mean else 1.0
+            rows = [loss(self.loss_name, Y[i:i + 1], T[i:i + 1], "sum") for i in range(Y.shape[0])]
+            value = sum(float(w) * v for w, (v, _) in zip(weights, rows)) / norm
+            dY = np.concatenate([g for _, g in rows]) * (weights.astype(np.float64) / norm)[:, None]
+            dY = dY.astype(Y.dtype)
+        value *= value_scale
+        if l2 != 0:
+            value += 0.5 * l2 * sum(float(np.sum(W.astype(np.float64) ** 2)) for W in self.parameters()[0::2]) / norm
+        return value, dY, norm
+
+    def _loss_and_backward(self, X, T, weights=None):
         outputs = self._forward(X, self.takes_logits)
-        value, dA = loss(self.loss_name, outputs[-1], T, self.reduction)
+        value, dA, norm = self._objective(outputs[-1], T, weights)
         params, grads = self.parameters(), self.gradients()
         for l in range(len(self.activations) - 1, -1, -1):
             act = self.activations[l]
@@ -354,26 +448,29 @@ class Engine:
                 act = "identity"
             dA, grads[2 * l][...], grads[2 * l + 1][...] = dense_backward(
                 dA, outputs[l], params[2 * l], outputs[l + 1], act, need_dx=l > 0)
+        if self.objective[0] != 0:
+            for W, dW in zip(params[0::2], grads[0::2]):
+                dW += W.dtype.type(self.objective[0] / norm) * W
         return value
 
     def forward(self, X, out):
         """Write the network output for X into out (batch, n_out)."""
         out[...] = self._forward(X, False)[-1]
 
-    def loss(self, X, T, labels):
+    def loss(self, X, T, labels, sample_weight=None):
         """The loss of the batch (X with dense targets T or labels) as a float."""
         T = self._targets(T, labels, X.shape[0])
-        return loss(self.loss_name, self._forward(X, self.takes_logits)[-1], T, self.reduction)[0]
+        return self._objective(self._forward(X, self.takes_logits)[-1], T, sample_weight)[0]
 
-    def compute_gradients(self, X, T, labels):
+    def compute_gradients(self, X, T, labels, sample_weight=None):
         """Fill gradients() for the batch; returns its loss. The weights are unchanged."""
-        return self._loss_and_backward(X, self._targets(T, labels, X.shape[0]))
+        return self._loss_and_backward(X, self._targets(T, labels, X.shape[0]), sample_weight)
 
     # -------------------------------------------------------- training
-    def _step(self, X, T, lr=None):
+    def _step(self, X, T, lr=None, weights=None):
         """(loss, finite, non_finite_layer); the weights change only when everything is finite.
         lr, when given, is the base learning rate of this step."""
-        return self.apply_update(self._loss_and_backward(X, T), lr)
+        return self.apply_update(self._loss_and_backward(X, T, weights), lr)
 
     def apply_update(self, loss, lr=None):
         """One optimizer step from the gradients as they are now, for a batch whose loss was ``loss``;
@@ -397,10 +494,11 @@ class Engine:
             for i, (p, g) in enumerate(zip(params, grads)):
                 decay = 0.0 if (i % 2 == 1 and not c["decay_bias"]) else c["weight_decay"]
                 if c["kind"] == "sgd":
-                    sgd_momentum_update(p, g, m[i] if m else None, lr, c["momentum"], c["nesterov"], decay)
+                    sgd_momentum_update(p, g, m[i] if m else None, lr, c["momentum"], c["nesterov"], decay,
+                                        form=c["form"])
                 else:
                     adam_update(p, g, m[i], v[i], self.steps + 1, lr, c["beta1"], c["beta2"], c["eps"], decay,
-                                decoupled=c["kind"] == "adamw")
+                                decoupled=c["kind"] == "adamw", form=c["form"])
         for l in range(len(self.activations)):
             arrays = [a for state in (params, m, v) if state is not None for a in state[2 * l:2 * l + 2]]
             if not all(np.isfinite(a).all() for a in arrays):
@@ -421,7 +519,8 @@ class Engine:
         """One step; lr, when given, is the base learning rate for this step only."""
         return self._step(X, self._targets(T, labels, X.shape[0]), lr)
 
-    def train_epoch(self, X, T, labels, order, batch_size, lr=None, begin=0, end=None, total_before=0.0):
+    def train_epoch(self, X, T, labels, order, batch_size, lr=None, sample_weight=None, begin=0, end=None,
+                    total_before=0.0):
         """(loss, finite, non_finite_batch, non_finite_layer, None) for one epoch in mini-batches
         (the native engine's last entry is a KeyboardInterrupt that came as the epoch ended).
         begin and end (batch boundaries) run the batches of rows [begin, end) of the order only;
@@ -435,7 +534,8 @@ class Engine:
                 rows = order[rows]
             Tb = self._targets(None if T is None else T[rows], None if labels is None else labels[rows],
                                rows.size)
-            value, finite, layer = self._step(X[rows], Tb, lr)
+            value, finite, layer = self._step(X[rows], Tb, lr,
+                                              None if sample_weight is None else sample_weight[rows])
             if not finite:
                 return value, False, number, layer, None
             total += value * rows.size if self.reduction == "mean" else value

@@ -108,6 +108,64 @@ double sigmoid_cross_entropy(T* grad, const T* Z, const T* Tg, index batch, inde
 }
 
 template <typename T>
+double poisson(T* grad, const T* Z, const T* Tg, index batch, index n, Reduction r) {
+    // Z, Tg and grad are (batch, n)
+    const T s = reduction_scale<T>(batch, r);
+    double total = 0.0;
+    for (index i = 0; i < batch * n; ++i) {
+        const T mu = std::exp(Z[i]);
+        const double t = Tg[i], m = mu;
+        total += (t > 0.0 ? t * std::log(t / m) : 0.0) - t + m;
+        grad[i] = (mu - Tg[i]) * s;
+    }
+    return total * double(s);
+}
+
+template <typename T>
+double softmax_clipped_log_loss(T* grad, const T* Z, const T* Tg, index batch, index n, Reduction r) {
+    // Z, Tg and grad are (batch, n); each row is one sample
+    const T s = reduction_scale<T>(batch, r);
+    const T eps = std::numeric_limits<T>::epsilon();
+    double total = 0.0;
+    for (index row = 0; row < batch; ++row) {
+        const T* t = Tg + row * n;
+        T* g = grad + row * n;
+        softmax_rows(g, static_cast<T*>(nullptr), static_cast<T*>(nullptr), Z + row * n, 1, n);
+        for (index j = 0; j < n; ++j) {
+            if (t[j] != T(0)) total -= double(t[j]) * std::log(double(std::clamp(g[j], eps, T(1) - eps)));
+            g[j] = (g[j] - t[j]) * s;
+        }
+    }
+    return total * double(s);
+}
+
+template <typename T>
+double sigmoid_clipped_log_loss(T* grad, const T* Z, const T* Tg, index batch, index n, Reduction r) {
+    // Z, Tg and grad are (batch, n)
+    const T s = reduction_scale<T>(batch, r);
+    const T eps = std::numeric_limits<T>::epsilon();
+    double total = 0.0;
+    for (index i = 0; i < batch * n; ++i) {
+        const T p = sigmoid(Z[i]), t = Tg[i];
+        const T clipped = std::clamp(p, eps, T(1) - eps);
+        if (t != T(0)) total -= double(t) * std::log(double(clipped));
+        if (t != T(1)) total -= double(T(1) - t) * std::log(double(T(1) - clipped));
+        grad[i] = (p - t) * s;
+    }
+    return total * double(s);
+}
+
+template <typename T>
+double l2_penalty(T* dW, const T* W, index n, double alpha, double norm) {
+    // W and dW are (n,)
+    if (dW) {
+        const T c = T(alpha / norm);
+        for (index i = 0; i < n; ++i) dW[i] += c * W[i];
+    }
+    return 0.5 * alpha * lane_sum(n, [&](index i) { return double(W[i]) * double(W[i]); }) / norm;
+}
+
+template <typename T>
 LossFn<T> loss_function(LossKind kind) {
     switch (kind) {
         case LossKind::squared_error: return &squared_error<T>;
@@ -115,6 +173,9 @@ LossFn<T> loss_function(LossKind kind) {
         case LossKind::binary_cross_entropy: return &binary_cross_entropy<T>;
         case LossKind::softmax_cross_entropy: return &softmax_cross_entropy<T>;
         case LossKind::sigmoid_cross_entropy: return &sigmoid_cross_entropy<T>;
+        case LossKind::poisson: return &poisson<T>;
+        case LossKind::softmax_clipped_log_loss: return &softmax_clipped_log_loss<T>;
+        case LossKind::sigmoid_clipped_log_loss: return &sigmoid_clipped_log_loss<T>;
     }
     return &squared_error<T>;
 }
@@ -125,6 +186,10 @@ LossFn<T> loss_function(LossKind kind) {
     template double binary_cross_entropy<T>(T*, const T*, const T*, index, index, Reduction);    \
     template double softmax_cross_entropy<T>(T*, const T*, const T*, index, index, Reduction);   \
     template double sigmoid_cross_entropy<T>(T*, const T*, const T*, index, index, Reduction);   \
+    template double poisson<T>(T*, const T*, const T*, index, index, Reduction);                 \
+    template double softmax_clipped_log_loss<T>(T*, const T*, const T*, index, index, Reduction); \
+    template double sigmoid_clipped_log_loss<T>(T*, const T*, const T*, index, index, Reduction); \
+    template double l2_penalty<T>(T*, const T*, index, double, double);                          \
     template LossFn<T> loss_function<T>(LossKind);
 BPFAST_INSTANTIATE(float)
 BPFAST_INSTANTIATE(double)

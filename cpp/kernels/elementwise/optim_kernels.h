@@ -1,29 +1,37 @@
 // Optimizer updates in place on one array of n parameters: one table per
 // ISA, built from optim_loops.h by optim_<isa>.cpp and chosen once per
 // process. The formulas are PyTorch's documented torch.optim.SGD, Adam and
-// AdamW; model/optim.h decides which array gets which settings.
+// AdamW, or scikit-learn's (UpdateForm::sklearn, for bpfast.sklearn);
+// model/optim.h decides which array gets which settings.
 #pragma once
 
 #include "common.h"
 
 namespace bpfast {
 
-// One SGD step: g ← g + λθ; b ← μb + g; g ← g + μb (Nesterov) or b; θ ← θ − lr·g.
+// One SGD step: g ← g + λθ; then
+//   pytorch: b ← μb + g; g ← g + μb (Nesterov) or b; θ ← θ − lr·g
+//   sklearn: b ← μb − lr·g; θ ← θ + μb − lr·g (Nesterov) or θ + b
+// (the same while lr is constant, with b_sklearn = −lr·b_pytorch).
 struct SgdStep {
     double lr = 0.1;
     double momentum = 0.0;  // μ; the velocity b may be null when it is 0
     bool nesterov = false;
     double weight_decay = 0.0;  // λ
+    UpdateForm form = UpdateForm::pytorch;
 };
 
 // One Adam step t ≥ 1: g ← g + λθ (Adam) or θ ← θ(1 − lr·λ) (AdamW, decoupled);
-// m ← β1m + (1−β1)g; v ← β2v + (1−β2)g²; θ ← θ − lr/(1−β1ᵗ) · m / (√v/√(1−β2ᵗ) + ε).
+// m ← β1m + (1−β1)g; v ← β2v + (1−β2)g²; then
+//   pytorch: θ ← θ − lr/(1−β1ᵗ) · m / (√v/√(1−β2ᵗ) + ε)
+//   sklearn: θ ← θ − lr·√(1−β2ᵗ)/(1−β1ᵗ) · m / (√v + ε)
 struct AdamStep {
     long step = 1;
     double lr = 1e-3;
     double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
     double weight_decay = 0.0;
     bool decoupled = false;
+    UpdateForm form = UpdateForm::pytorch;
 };
 
 template <typename T>

@@ -23,30 +23,39 @@ struct SgdConstants {
 };
 
 // One element of an SGD step: θ and b (the velocity, left alone without
-// momentum) become their new values. The variant is a template argument, so
+// momentum) become their new values; SKLEARN picks scikit-learn's form of
+// the momentum (optim_kernels.h). The variant is a template argument, so
 // that the loops below have no branch and vectorise.
-template <bool MOMENTUM, bool NESTEROV, typename V, typename T>
+template <bool MOMENTUM, bool NESTEROV, bool SKLEARN = false, typename V, typename T>
 void sgd_element(V& param, V& velocity, V grad, const SgdConstants<T>& c) {
     V g = grad + c.decay * param;
-    if constexpr (MOMENTUM) {
-        velocity = c.mu * velocity + g;
-        g = NESTEROV ? g + c.mu * velocity : velocity;
+    if constexpr (MOMENTUM && SKLEARN) {
+        velocity = c.mu * velocity - c.lr * g;
+        param += NESTEROV ? c.mu * velocity - c.lr * g : velocity;
+    } else {
+        if constexpr (MOMENTUM) {
+            velocity = c.mu * velocity + g;
+            g = NESTEROV ? g + c.mu * velocity : velocity;
+        }
+        param -= c.lr * g;
     }
-    param -= c.lr * g;
 }
 
 template <typename T>
 struct AdamConstants {
-    T b1, b2, eps, decay, step_size, root_correction2, shrink;
+    T b1, b2, eps, decay, step_size, root_correction2, shrink, corrected_step;
     explicit AdamConstants(const AdamStep& s)
         : b1(T(s.beta1)), b2(T(s.beta2)), eps(T(s.eps)), decay(T(s.weight_decay)),
           step_size(T(s.lr / (1.0 - std::pow(s.beta1, double(s.step))))),
           root_correction2(T(std::sqrt(1.0 - std::pow(s.beta2, double(s.step))))),
-          shrink(T(1.0 - s.lr * s.weight_decay)) {}
+          shrink(T(1.0 - s.lr * s.weight_decay)),
+          corrected_step(T(s.lr * std::sqrt(1.0 - std::pow(s.beta2, double(s.step))) /
+                           (1.0 - std::pow(s.beta1, double(s.step))))) {}
 };
 
-// One element of an Adam step (AdamW when DECOUPLED): θ, m and v become their new values.
-template <bool DECOUPLED, typename T>
+// One element of an Adam step (AdamW when DECOUPLED; scikit-learn's placement
+// of ε when SKLEARN): θ, m and v become their new values.
+template <bool DECOUPLED, bool SKLEARN, typename T>
 void adam_element(T& param, T& m, T& v, T grad, const AdamConstants<T>& c) {
     T g = grad;
     if constexpr (DECOUPLED)
@@ -55,7 +64,18 @@ void adam_element(T& param, T& m, T& v, T grad, const AdamConstants<T>& c) {
         g += c.decay * param;
     m = c.b1 * m + (T(1) - c.b1) * g;
     v = c.b2 * v + (T(1) - c.b2) * g * g;
-    param -= c.step_size * m / (square_root(v) / c.root_correction2 + c.eps);
+    if constexpr (SKLEARN)
+        param -= c.corrected_step * m / (square_root(v) + c.eps);
+    else
+        param -= c.step_size * m / (square_root(v) / c.root_correction2 + c.eps);
+}
+
+// Runs body.template run<DECOUPLED, SKLEARN>() for the variant of an Adam step.
+template <typename Body>
+auto for_adam_variant(const AdamStep& s, const Body& body) {
+    const bool sk = s.form == UpdateForm::sklearn;
+    if (s.decoupled) return sk ? body.template run<true, true>() : body.template run<true, false>();
+    return sk ? body.template run<false, true>() : body.template run<false, false>();
 }
 
 // Σ over lanes of x·0, which is 0 when every x is finite and NaN otherwise,
@@ -71,12 +91,17 @@ bool all_zero(const T (&partial)[CHECK_LANES<T>]) {
     return total == T(0);
 }
 
-// Runs body.template run<MOMENTUM, NESTEROV>() for the variant of an SGD step.
+// Runs body.template run<MOMENTUM, NESTEROV, SKLEARN>() for the variant of an
+// SGD step (without momentum both forms are θ ← θ − lr·g).
 template <typename Body>
 void for_sgd_variant(const SgdStep& s, const Body& body) {
-    if (s.momentum == 0.0) return body.template run<false, false>();
-    if (s.nesterov) return body.template run<true, true>();
-    body.template run<true, false>();
+    if (s.momentum == 0.0) return body.template run<false, false, false>();
+    if (s.form == UpdateForm::sklearn) {
+        if (s.nesterov) return body.template run<true, true, true>();
+        return body.template run<true, false, true>();
+    }
+    if (s.nesterov) return body.template run<true, true, false>();
+    body.template run<true, false, false>();
 }
 
 template <typename T>
@@ -86,11 +111,11 @@ struct SgdWrite {
     T* velocity;
     index n;
     SgdConstants<T> c;
-    template <bool MOMENTUM, bool NESTEROV>
+    template <bool MOMENTUM, bool NESTEROV, bool SKLEARN>
     void run() const {
         T unused = T(0);
         for (index i = 0; i < n; ++i)
-            sgd_element<MOMENTUM, NESTEROV>(param[i], MOMENTUM ? velocity[i] : unused, grad[i], c);
+            sgd_element<MOMENTUM, NESTEROV, SKLEARN>(param[i], MOMENTUM ? velocity[i] : unused, grad[i], c);
     }
 };
 
@@ -137,12 +162,23 @@ bool sgd_keeping_old_loop(T* param, T* grad, index n, const SgdStep& s) {
 }
 
 template <typename T>
+struct AdamWrite {
+    T* param;
+    const T* grad;
+    T* m;
+    T* v;
+    index n;
+    AdamConstants<T> c;
+    template <bool DECOUPLED, bool SKLEARN>
+    bool run() const {
+        for (index i = 0; i < n; ++i) adam_element<DECOUPLED, SKLEARN>(param[i], m[i], v[i], grad[i], c);
+        return true;
+    }
+};
+
+template <typename T>
 void adam_loop(T* param, const T* grad, T* m, T* v, index n, const AdamStep& s) {
-    const AdamConstants<T> c(s);
-    if (s.decoupled)
-        for (index i = 0; i < n; ++i) adam_element<true>(param[i], m[i], v[i], grad[i], c);
-    else
-        for (index i = 0; i < n; ++i) adam_element<false>(param[i], m[i], v[i], grad[i], c);
+    for_adam_variant(s, AdamWrite<T>{param, grad, m, v, n, AdamConstants<T>(s)});
 }
 
 template <typename T>
@@ -153,12 +189,12 @@ struct SgdCheck {
     index n;
     SgdConstants<T> c;
     bool* finite;
-    template <bool MOMENTUM, bool NESTEROV>
+    template <bool MOMENTUM, bool NESTEROV, bool SKLEARN>
     void run() const {
         T partial[CHECK_LANES<T>] = {};
         auto add = [&](index i, int lane) {
             T p = param[i], b = MOMENTUM ? velocity[i] : T(0);
-            sgd_element<MOMENTUM, NESTEROV>(p, b, grad[i], c);
+            sgd_element<MOMENTUM, NESTEROV, SKLEARN>(p, b, grad[i], c);
             partial[lane] += MOMENTUM ? p * T(0) + b * T(0) : p * T(0);
         };
         index i = 0;
@@ -177,26 +213,34 @@ bool sgd_would_be_finite(const T* param, const T* grad, const T* velocity, index
     return finite;
 }
 
-template <bool DECOUPLED, typename T>
-bool adam_check(const T* param, const T* grad, const T* m, const T* v, index n, const AdamConstants<T>& c) {
-    T partial[CHECK_LANES<T>] = {};
-    auto add = [&](index i, int lane) {
-        T p = param[i], m1 = m[i], m2 = v[i];
-        adam_element<DECOUPLED>(p, m1, m2, grad[i], c);
-        partial[lane] += p * T(0) + m1 * T(0) + m2 * T(0);
-    };
-    index i = 0;
-    for (; i + CHECK_LANES<T> <= n; i += CHECK_LANES<T>)
-        for (int k = 0; k < CHECK_LANES<T>; ++k) add(i + k, k);
-    for (; i < n; ++i) add(i, 0);
-    return all_zero(partial);
-}
+template <typename T>
+struct AdamCheck {
+    const T* param;
+    const T* grad;
+    const T* m;
+    const T* v;
+    index n;
+    AdamConstants<T> c;
+    template <bool DECOUPLED, bool SKLEARN>
+    bool run() const {
+        T partial[CHECK_LANES<T>] = {};
+        auto add = [&](index i, int lane) {
+            T p = param[i], m1 = m[i], m2 = v[i];
+            adam_element<DECOUPLED, SKLEARN>(p, m1, m2, grad[i], c);
+            partial[lane] += p * T(0) + m1 * T(0) + m2 * T(0);
+        };
+        index i = 0;
+        for (; i + CHECK_LANES<T> <= n; i += CHECK_LANES<T>)
+            for (int k = 0; k < CHECK_LANES<T>; ++k) add(i + k, k);
+        for (; i < n; ++i) add(i, 0);
+        return all_zero(partial);
+    }
+};
 
 // Whether every value an Adam step would write (θ, m and v) is finite; writes nothing.
 template <typename T>
 bool adam_would_be_finite(const T* param, const T* grad, const T* m, const T* v, index n, const AdamStep& s) {
-    const AdamConstants<T> c(s);
-    return s.decoupled ? adam_check<true>(param, grad, m, v, n, c) : adam_check<false>(param, grad, m, v, n, c);
+    return for_adam_variant(s, AdamCheck<T>{param, grad, m, v, n, AdamConstants<T>(s)});
 }
 
 template <typename T>

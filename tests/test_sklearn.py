@@ -1,0 +1,328 @@
+"""bpfast.sklearn against scikit-learn's own MLP as the oracle.
+
+Every case fits scikit-learn's estimator and bpfast's with the same
+parameters and random_state in float64 and compares what a fit leaves:
+coefs_, intercepts_, loss_, loss_curve_, best_loss_, validation_scores_,
+n_iter_, t_ and the predictions. Tolerance: 1e-9 relative to max(1,
+max|expected|) for every array and number (the two agree to about 1e-15 on
+these cases; the margin covers the amplification of rounding over epochs).
+Counters and labels must be equal. float32 fits are compared at 1e-4 (both
+compute in float32, in different orders).
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn")
+pytest.importorskip("scipy")
+
+from sklearn import neural_network as sk  # noqa: E402
+from sklearn.datasets import load_digits, make_multilabel_classification, make_regression  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+
+from bpfast import sklearn as bp  # noqa: E402
+from conftest import relative_error  # noqa: E402
+
+RTOL = 1e-9
+FLOAT32_RTOL = 1e-4
+
+
+def data(kind):
+    rng = np.random.RandomState(0)
+    if kind == "multiclass":
+        X, y = load_digits(return_X_y=True)
+        return X[:300] / 16, y[:300]
+    if kind == "binary":
+        X, _ = make_regression(160, 6, random_state=0)
+        return X, np.where(X[:, 0] + 0.3 * X[:, 1] > 0, "yes", "no")
+    if kind == "multilabel":
+        return make_multilabel_classification(150, 10, n_classes=4, random_state=0)
+    X, Y = make_regression(180, 8, n_targets=3, random_state=0)
+    if kind == "regression":
+        return X, Y[:, 0] / 100
+    if kind == "multioutput":
+        return X, Y / 100
+    if kind == "poisson":
+        return X / 5, rng.poisson(np.exp(X[:, 0] / 4)).astype(float)
+    raise ValueError(kind)
+
+
+def assert_same_fit(ours, theirs, X, rtol=RTOL):
+    """Every fitted attribute and the predictions agree."""
+    for name in ("n_iter_", "t_", "n_layers_", "n_outputs_", "out_activation_", "n_features_in_"):
+        assert getattr(ours, name) == getattr(theirs, name), name
+    if hasattr(theirs, "classes_"):
+        np.testing.assert_array_equal(ours.classes_, theirs.classes_)
+    for name in ("coefs_", "intercepts_"):
+        mine, expected = getattr(ours, name), getattr(theirs, name)
+        assert len(mine) == len(expected)
+        for a, b in zip(mine, expected):
+            assert a.shape == b.shape and a.dtype == b.dtype, name
+            assert relative_error(a, b) <= rtol, f"{name}: {relative_error(a, b):.2e}"
+    assert relative_error(ours.loss_, theirs.loss_) <= rtol
+    for name in ("loss_curve_", "validation_scores_"):
+        if getattr(theirs, name, None) is not None:
+            assert len(getattr(ours, name)) == len(getattr(theirs, name)), name
+            assert relative_error(getattr(ours, name), getattr(theirs, name)) <= rtol, name
+        else:
+            assert getattr(ours, name, None) is None, name
+    for name in ("best_loss_", "best_validation_score_"):
+        expected = getattr(theirs, name, None)
+        if expected is None:
+            assert getattr(ours, name, None) is None, name
+        else:
+            assert relative_error(getattr(ours, name), expected) <= rtol, name
+    predicted, expected = ours.predict(X), theirs.predict(X)
+    if expected.dtype.kind in "fc":
+        assert relative_error(predicted, expected) <= rtol
+    else:
+        np.testing.assert_array_equal(predicted, expected)
+    if hasattr(theirs, "predict_proba"):
+        assert relative_error(ours.predict_proba(X), theirs.predict_proba(X)) <= rtol
+
+
+def fit_both(estimator, kind, fit_kw=None, **params):
+    X, y = data(kind)
+    fit_kw = fit_kw or {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        theirs = getattr(sk, estimator)(**params).fit(X, y, **fit_kw)
+        ours = getattr(bp, estimator)(**params).fit(X, y, **fit_kw)
+    return ours, theirs, X
+
+
+SOLVERS = [
+    dict(solver="sgd"),
+    dict(solver="sgd", nesterovs_momentum=False),
+    dict(solver="sgd", momentum=0.0),
+    dict(solver="sgd", learning_rate="invscaling", power_t=0.3),
+    dict(solver="sgd", learning_rate="adaptive", n_iter_no_change=2, tol=10.0),
+    dict(solver="adam"),
+    dict(solver="adam", beta_1=0.5, beta_2=0.9, epsilon=1e-4),
+    dict(solver="lbfgs"),
+]
+
+
+@pytest.mark.parametrize("solver", SOLVERS, ids=lambda d: "-".join(f"{k}={v}" for k, v in d.items()))
+@pytest.mark.parametrize("estimator,kind", [("MLPClassifier", "multiclass"), ("MLPRegressor", "multioutput")])
+def test_solvers(estimator, kind, solver):
+    params = dict(hidden_layer_sizes=(16, 8), activation="tanh", random_state=3, max_iter=8,
+                  learning_rate_init=0.01, **solver)
+    assert_same_fit(*fit_both(estimator, kind, **params))
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+@pytest.mark.parametrize("estimator,kind", [("MLPClassifier", "multiclass"), ("MLPClassifier", "binary"),
+                                            ("MLPRegressor", "regression")])
+def test_early_stopping(estimator, kind, solver):
+    params = dict(hidden_layer_sizes=(12,), random_state=5, max_iter=30, solver=solver, early_stopping=True,
+                  validation_fraction=0.2, n_iter_no_change=3, learning_rate_init=0.05)
+    ours, theirs, X = fit_both(estimator, kind, **params)
+    assert_same_fit(ours, theirs, X)
+
+
+@pytest.mark.parametrize("activation", ["identity", "logistic", "tanh", "relu"])
+@pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
+def test_activations(activation, solver):
+    params = dict(hidden_layer_sizes=(10,), activation=activation, solver=solver, random_state=0, max_iter=6,
+                  alpha=0.01, learning_rate_init=0.02)
+    assert_same_fit(*fit_both("MLPClassifier", "multiclass", **params))
+
+
+@pytest.mark.parametrize("kind", ["binary", "multilabel"])
+@pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
+def test_sigmoid_outputs(kind, solver):
+    params = dict(hidden_layer_sizes=(9,), solver=solver, random_state=2, max_iter=6, learning_rate_init=0.02)
+    assert_same_fit(*fit_both("MLPClassifier", kind, **params))
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
+@pytest.mark.parametrize("kind", ["regression", "poisson"])
+def test_regression_losses(kind, solver):
+    params = dict(hidden_layer_sizes=(10,), solver=solver, random_state=1, max_iter=6, learning_rate_init=0.01,
+                  loss="poisson" if kind == "poisson" else "squared_error")
+    assert_same_fit(*fit_both("MLPRegressor", kind, **params))
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
+@pytest.mark.parametrize("estimator,kind", [("MLPClassifier", "multiclass"), ("MLPRegressor", "multioutput")])
+def test_sample_weight(estimator, kind, solver):
+    n = len(data(kind)[1])
+    weights = np.random.RandomState(7).uniform(0.1, 3.0, n)
+    params = dict(hidden_layer_sizes=(10,), solver=solver, random_state=4, max_iter=5, learning_rate_init=0.01)
+    assert_same_fit(*fit_both(estimator, kind, fit_kw={"sample_weight": weights}, **params))
+
+
+def test_sample_weight_with_early_stopping():
+    n = len(data("binary")[1])
+    weights = np.random.RandomState(8).uniform(0.1, 3.0, n)
+    params = dict(hidden_layer_sizes=(10,), solver="adam", random_state=4, max_iter=12, early_stopping=True,
+                  learning_rate_init=0.01)
+    assert_same_fit(*fit_both("MLPClassifier", "binary", fit_kw={"sample_weight": weights}, **params))
+
+
+@pytest.mark.parametrize("options", [dict(batch_size=37), dict(shuffle=False), dict(batch_size=1000),
+                                     dict(alpha=0.0), dict(alpha=1.0), dict(hidden_layer_sizes=7)])
+def test_batching_and_penalty(options):
+    params = dict(hidden_layer_sizes=(10,), solver="sgd", random_state=6, max_iter=4, learning_rate_init=0.05)
+    params.update(options)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # batch_size larger than the data is clipped
+        assert_same_fit(*fit_both("MLPClassifier", "multiclass", **params))
+
+
+def test_random_state_instance_draws_the_same_stream():
+    X, y = data("multiclass")
+    ours = bp.MLPClassifier(hidden_layer_sizes=(5,), max_iter=2, random_state=np.random.RandomState(11))
+    theirs = sk.MLPClassifier(hidden_layer_sizes=(5,), max_iter=2, random_state=np.random.RandomState(11))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        assert_same_fit(ours.fit(X, y), theirs.fit(X, y), X)
+        assert_same_fit(ours.fit(X, y), theirs.fit(X, y), X)  # the instances advanced alike
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
+def test_warm_start(solver):
+    X, y = data("multiclass")
+    params = dict(hidden_layer_sizes=(10,), solver=solver, random_state=0, max_iter=3, warm_start=True)
+    ours, theirs = bp.MLPClassifier(**params), sk.MLPClassifier(**params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for _ in range(3):
+            ours.fit(X, y)
+            theirs.fit(X, y)
+            assert_same_fit(ours, theirs, X)
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_partial_fit(solver):
+    X, y = data("multiclass")
+    params = dict(hidden_layer_sizes=(10,), solver=solver, random_state=0, learning_rate_init=0.01)
+    ours, theirs = bp.MLPClassifier(**params), sk.MLPClassifier(**params)
+    classes = np.unique(y)
+    for start in range(0, 300, 60):
+        ours.partial_fit(X[start:start + 60], y[start:start + 60], classes=classes)
+        theirs.partial_fit(X[start:start + 60], y[start:start + 60], classes=classes)
+        assert_same_fit(ours, theirs, X)
+
+
+def test_partial_fit_regressor_and_assigned_coefs():
+    """Assigning coefs_ and intercepts_ between partial_fit calls steers both alike."""
+    X, y = data("multioutput")
+    params = dict(hidden_layer_sizes=(6,), solver="sgd", random_state=0, learning_rate_init=0.01)
+    ours, theirs = bp.MLPRegressor(**params), sk.MLPRegressor(**params)
+    ours.partial_fit(X, y)
+    theirs.partial_fit(X, y)
+    rng = np.random.RandomState(1)
+    new_coefs = [rng.normal(scale=0.3, size=c.shape) for c in theirs.coefs_]
+    new_intercepts = [rng.normal(scale=0.3, size=b.shape) for b in theirs.intercepts_]
+    for est in (ours, theirs):
+        est.coefs_ = [c.copy() for c in new_coefs]
+        est.intercepts_ = [b.copy() for b in new_intercepts]
+        est.partial_fit(X, y)
+    assert_same_fit(ours, theirs, X)
+
+
+def test_float32_trains_in_float32():
+    X, y = data("multiclass")
+    X = X.astype(np.float32)
+    params = dict(hidden_layer_sizes=(10,), solver="adam", random_state=0, max_iter=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours = bp.MLPClassifier(**params).fit(X, y)
+        theirs = sk.MLPClassifier(**params).fit(X, y)
+    for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+        assert a.dtype == b.dtype == np.float32
+        assert relative_error(a, b) <= FLOAT32_RTOL
+    proba = ours.predict_proba(X)
+    assert proba.dtype == theirs.predict_proba(X).dtype == np.float32
+    assert relative_error(ours.loss_curve_, theirs.loss_curve_) <= FLOAT32_RTOL
+
+
+def test_lbfgs_float32_keeps_scipys_float64_weights():
+    """scikit-learn's lbfgs hands back scipy's float64 vector; the dtypes match it."""
+    X, y = data("regression")
+    params = dict(hidden_layer_sizes=(5,), solver="lbfgs", random_state=0, max_iter=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours = bp.MLPRegressor(**params).fit(X.astype(np.float32), y)
+        theirs = sk.MLPRegressor(**params).fit(X.astype(np.float32), y)
+    assert [c.dtype for c in ours.coefs_] == [c.dtype for c in theirs.coefs_]
+    assert ours.predict(X[:3].astype(np.float32)).dtype == theirs.predict(X[:3].astype(np.float32)).dtype
+
+
+def test_a_wrong_oracle_is_noticed():
+    """The comparison can fail: another random_state gives other weights."""
+    ours, theirs, X = fit_both("MLPClassifier", "multiclass", hidden_layer_sizes=(5,), max_iter=2, random_state=0)
+    other = bp.MLPClassifier(hidden_layer_sizes=(5,), max_iter=2, random_state=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        other.fit(*data("multiclass"))
+    with pytest.raises(AssertionError):
+        assert_same_fit(other, theirs, X)
+
+
+def test_regressor_partial_fit_with_lbfgs_runs_lbfgs_like_sklearn():
+    X, y = data("regression")
+    params = dict(hidden_layer_sizes=(5,), solver="lbfgs", random_state=0, max_iter=4)
+    ours, theirs = bp.MLPRegressor(**params), sk.MLPRegressor(**params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for _ in range(2):
+            ours.partial_fit(X, y)
+            theirs.partial_fit(X, y)
+            assert_same_fit(ours, theirs, X)
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+@pytest.mark.parametrize("n_classes", [2, 4])
+def test_saturated_outputs_report_sklearns_clipped_loss(solver, n_classes):
+    """Large inputs and a high learning rate drive probabilities past eps: the reported
+    losses (and so tol's decisions) follow scikit-learn's clipped log-loss."""
+    rng = np.random.RandomState(0)
+    X = rng.randn(200, 5) * 30
+    y = (X[:, 0] > 0).astype(int) + (2 * (X[:, 1] > 0) if n_classes == 4 else 0)
+    params = dict(hidden_layer_sizes=(20,), max_iter=6, random_state=0, solver=solver, learning_rate_init=0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours, theirs = bp.MLPClassifier(**params).fit(X, y), sk.MLPClassifier(**params).fit(X, y)
+    assert max(theirs.loss_curve_) > 5  # saturated: some samples sit at the clip
+    scale = max(1.0, max(np.abs(c).max() for c in theirs.coefs_))
+    assert relative_error(ours.loss_curve_, theirs.loss_curve_) <= RTOL
+    for a, b in zip(ours.coefs_, theirs.coefs_):
+        assert np.abs(a - b).max() / scale <= RTOL
+
+
+class _ReferenceCore:
+    """Stands in for bpfast._core: its Network is the numpy engine of bpfast.reference."""
+
+    def __init__(self, dtype):
+        self.dtype = dtype
+
+    def Network(self, sizes, activations, loss, reduction):
+        from bpfast import reference
+        return reference.Engine(sizes, activations, loss, reduction, self.dtype)
+
+
+@pytest.mark.parametrize("case", [
+    ("MLPClassifier", "multiclass", dict(solver="sgd", learning_rate="invscaling")),
+    ("MLPClassifier", "multilabel", dict(solver="adam", early_stopping=True)),
+    ("MLPRegressor", "multioutput", dict(solver="lbfgs")),
+    ("MLPRegressor", "poisson", dict(solver="adam", loss="poisson")),
+], ids=lambda c: f"{c[0]}-{c[1]}-{c[2]['solver']}")
+def test_reference_engine_gives_sklearns_model_too(monkeypatch, case):
+    """The numpy engine of bpfast.reference mirrors the core's scikit-learn conventions
+    (objective, sample weights, update forms): the estimators on it give scikit-learn's model."""
+    from bpfast.sklearn import _base
+    monkeypatch.setattr(_base, "_core", type("Core", (), {"f32": _ReferenceCore(np.float32),
+                                                           "f64": _ReferenceCore(np.float64)})())
+    estimator, kind, options = case
+    n = len(data(kind)[1])
+    weights = np.random.RandomState(3).uniform(0.2, 2.0, n)
+    params = dict(hidden_layer_sizes=(6,), random_state=0, max_iter=4, learning_rate_init=0.01, **options)
+    ours, theirs, X = fit_both(estimator, kind, fit_kw={"sample_weight": weights}, **params)
+    from bpfast import reference
+    assert isinstance(ours._engine, reference.Engine)
+    assert_same_fit(ours, theirs, X)
