@@ -416,7 +416,9 @@ def case_line(suite_name, position, rows, case_s, run_s):
         if row["status"] in ("WRONG", "ERROR"):
             ratios.append(f"{row['competitor']} {row['status']}")
         elif row.get("ratio") is not None:
-            ratios.append(f"{row['competitor']} {row['ratio']:.3g}x")
+            ratio = row["ratio"]
+            ratios.append(f"{row['competitor']} {ratio:.0f}x" if ratio >= 999.5 else
+                          f"{row['competitor']} {ratio:.3g}x")
     if any(row["status"] == "ERROR" for row in rows if row["competitor"] == BASELINE):
         ratios.insert(0, "bpfast ERROR")
     first = rows[0] if rows else {}
