@@ -275,8 +275,9 @@ def time_with_retries(measure, retries, budget=None, on_retry=None, retry_time=N
     some. A retry is skipped once ``retry_time`` (a RetryTime, None: no limit)
     is spent; the last attempt's not_retried then says so. on_retry(attempt
     number, Attempt) is called before each retry.
-    Returns (every Attempt, the index of the one to report): the first of the
-    undisturbed attempts with the smallest spread, else the least scattered.
+    Returns (every Attempt, the index of the one to report): among the
+    undisturbed attempts, or all of them when none is, the one with the
+    smallest spread.
     """
     attempts = [measure()]
     while len(attempts) <= retries:
@@ -289,9 +290,9 @@ def time_with_retries(measure, retries, budget=None, on_retry=None, retry_time=N
             break
         if on_retry is not None:
             on_retry(len(attempts), last)
-        started = time.perf_counter()
         if can_wait:
             budget.wait(30.0)
+        started = time.perf_counter()  # the waiting has its own budget
         attempts.append(measure())
         if retry_time is not None:
             retry_time.left -= time.perf_counter() - started
