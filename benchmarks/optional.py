@@ -1,4 +1,4 @@
-"""The optional competitors and tools: PyTorch, scikit-learn, threadpoolctl, matplotlib.
+"""The optional competitors and tools: PyTorch, scikit-learn, threadpoolctl, matplotlib, tqdm.
 
 None of them is needed. Each is imported on first use; one that is missing
 (or listed in pretend_missing, which the tests use to check the suite without
@@ -6,6 +6,7 @@ them) makes the caller leave out the column, the line or the plot and say so.
 """
 
 import importlib
+import importlib.util
 
 # import name -> (name shown to people, pip package)
 PACKAGES = {
@@ -13,6 +14,7 @@ PACKAGES = {
     "sklearn": ("scikit-learn", "scikit-learn"),
     "threadpoolctl": ("threadpoolctl", "threadpoolctl"),
     "matplotlib": ("matplotlib", "matplotlib"),
+    "tqdm": ("tqdm", "tqdm"),
 }
 
 pretend_missing = set()
@@ -29,6 +31,18 @@ def load(name):
         except ImportError:
             _cache[name] = None
     return _cache[name]
+
+
+def importable(name):
+    """Whether ``name`` could be imported, found without importing it (which takes seconds for torch)."""
+    if name in pretend_missing:
+        return False
+    if name in _cache:
+        return _cache[name] is not None
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def version(name):

@@ -68,8 +68,25 @@ def geometric_means(rows):
     return means
 
 
-DISTURBED_NOTE = ("* other processes kept more than a quarter of a core busy while this case was timed, "
-                  "even after waiting and re-timing; read its figures with care.")
+DISTURBED_NOTE = ("* disturbed: while this case was timed, other processes kept more than a quarter of a core "
+                  "busy, or a competitor's slowest repeat took more than 3 times its fastest, and re-timing "
+                  "did not give a clean timing; read its figures with care.")
+
+
+def _retry_lines(rows):
+    """One line per case that was timed more than once: why, and which attempt the table shows."""
+    out, seen = [], set()
+    for row in rows:
+        if row.get("attempts", 0) > 1 and row["case"] not in seen:
+            seen.add(row["case"])
+            out.append(f"retried: {row['case']}, timed {row['attempts']} times ({'; '.join(row['retried'])}); "
+                       f"the table shows attempt {row['kept_attempt']}"
+                       + (", still disturbed" if row.get("disturbed") else ""))
+    for row in rows:
+        if row.get("not_retried") and row["case"] not in seen:
+            seen.add(row["case"])
+            out.append(f"not retried: {row['case']} ({'; '.join(row['disturbed_by'])}): {row['not_retried']}")
+    return out
 
 
 def _by_case(rows):
@@ -173,7 +190,7 @@ def text_table(suite, dtype, rows, notes=()):
                 body.append(cells)
     align = ["<", "<", "<"] + [">"] * (len(headers) - 3)
     out = [f"== {suite.TITLE}, {dtype} ==", suite.NOTE, ""] + _text_grid(headers, align, body) + [""]
-    out += _mean_lines(rows) + _problem_lines(rows) + list(notes)
+    out += _mean_lines(rows) + _problem_lines(rows) + _retry_lines(rows) + list(notes)
     if _any_disturbed(rows):
         out.append(DISTURBED_NOTE)
     out.append(MEMORY_LEGEND if memory else RATIO_LEGEND)
@@ -259,9 +276,12 @@ GENERAL_EXPLANATION = [
     "**Correctness first.** Before timing, each competitor's result is compared with bpfast's (what is "
     "compared is said per suite below). A competitor that disagrees is marked WRONG and gets no ratio and no "
     "GFLOP/s, so a fast wrong answer can't look good; one that fails is marked ERROR.",
-    "**Other processes.** The script measures how much CPU other processes use while each case is timed. If "
-    "they use more than a quarter of a core, it waits for them to stop and times the case again. A case that "
-    "never gets a quiet moment is marked with `*`.",
+    "**Disturbed cases.** The script measures how much CPU other processes use while each case is timed, and "
+    "the spread of each competitor's repeats (slowest / fastest). A case whose spread exceeds 3 is timed "
+    "again (up to the retry count), after waiting for quiet when the waiting budget allows; one that other "
+    "processes crowded (more than a quarter of a core) is timed again while that budget lasts. The tables "
+    "show the cleanest attempt, a line under the table says which cases were retried and why, and a case "
+    "still disturbed is marked with `*` (hatched in the plot).",
     "**Optional competitors.** PyTorch (CPU, with as many threads as the run uses), scikit-learn and "
     "threadpoolctl join in when they can be imported; without them their columns are left out and a note "
     "under the table says so. The machine table gives their versions.",
@@ -287,7 +307,7 @@ def markdown_document(command, machine, dtype, done, elapsed):
         means = _mean_lines(rows)
         if means:
             out += ["; ".join(means) + ".", ""]
-        for line in _problem_lines(rows) + list(notes):
+        for line in _problem_lines(rows) + _retry_lines(rows) + list(notes):
             out += [line, ""]
         if _any_disturbed(rows):
             out += [DISTURBED_NOTE, ""]

@@ -18,6 +18,11 @@ for about 2^28 cycles, OpenMP pools for their block time), and a spinning
 pool would hold a core while the next competitor runs; on a 2-core machine
 that halves a multithreaded competitor's speed. Every competitor gets the
 same treatment, so none inherits another's spinning threads.
+
+The spread of a competitor's repeats is its slowest repeat over its fastest.
+On a quiet machine it stays under about 1.3; a case where some competitor's
+spread exceeds SPREAD_LIMIT was disturbed (another process, or a thread pool
+that lost a core for whole time slices), and the runner times it again.
 """
 
 import gc
@@ -29,6 +34,7 @@ TARGET_REPEAT_S = 0.03    # aim for one repeat of about 30 ms (20-50 ms)
 CALIBRATION_FLOOR_S = 0.006  # calibrate on runs at least this long
 SETTLE_S = 0.5  # longest wait for this process's threads to go idle before a repeat
 SETTLE_WINDOW_S = 0.01
+SPREAD_LIMIT = 3.0  # slowest repeat / fastest repeat above which a case counts as disturbed
 
 
 def time_calls(fn, n):
@@ -73,6 +79,11 @@ class Timing:
     @property
     def max(self):
         return max(self.times)
+
+    @property
+    def spread(self):
+        """Slowest repeat / fastest repeat (1.0 for a single repeat)."""
+        return self.max / self.min if self.min > 0 else float("inf")
 
 
 def wait_until_idle(max_wait, window=SETTLE_WINDOW_S):

@@ -1,21 +1,27 @@
-"""Smoke tests of the benchmark runner (benchmarks/run.py), in its testing mode.
+"""Tests of the benchmark runner (benchmarks/run.py): smoke runs in its testing mode, and unit tests.
 
 --tiny shrinks every suite to a few tiny cases, 2 repeats and no pauses, so
 that a run takes seconds. Nothing here looks at the timings: the tests check
 that every suite runs, the JSON has its schema, the correctness check marks
-a deliberately wrong competitor (--inject-wrong) WRONG with no ratio, and the
-optional packages may be missing (--pretend-missing).
+a deliberately wrong competitor (--inject-wrong) WRONG with no ratio, the
+optional packages may be missing (--pretend-missing), the run states its
+expected duration and a line per case, and (with fake timings whose values
+the test chooses) that a disturbed case is retried and marked in the plot.
 """
 
 import json
 import os
+import re
 import subprocess
 import sys
 
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RUN = os.path.join(ROOT, "benchmarks", "run.py")
+BENCHMARKS = os.path.join(ROOT, "benchmarks")
+RUN = os.path.join(BENCHMARKS, "run.py")
+if BENCHMARKS not in sys.path:
+    sys.path.insert(0, BENCHMARKS)
 SUITES = {"steps", "kernels", "fit", "threads", "memory"}
 TABLES = {"steps", "gemm", "elementwise", "fit", "threads", "memory"}
 ROW_KEYS = {"suite", "table", "case", "competitor", "params", "times", "median", "min", "max", "ratio",
@@ -32,16 +38,16 @@ def _run(tmp_path, *options):
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, f"run.py failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     with open(out) as f:
-        return json.load(f), done.stdout
+        return json.load(f), done.stdout, done.stderr
 
 
 @pytest.fixture(scope="module")
 def full(tmp_path_factory):
     """Every suite, with the wrong competitor injected, the markdown report and the plot."""
     tmp_path = tmp_path_factory.mktemp("bench")
-    document, stdout = _run(tmp_path, "--inject-wrong", "--markdown", str(tmp_path / "out.md"),
-                            "--plot", str(tmp_path / "out.png"))
-    return document, stdout, tmp_path
+    document, stdout, stderr = _run(tmp_path, "--inject-wrong", "--markdown", str(tmp_path / "out.md"),
+                                    "--plot", str(tmp_path / "out.png"))
+    return document, stdout, tmp_path, stderr
 
 
 def _rows(document):
@@ -49,7 +55,7 @@ def _rows(document):
 
 
 def test_json_has_every_suite_and_the_machine_record(full):
-    document, _, _ = full
+    document, _, _, _ = full
     assert {"command", "options", "machine", "elapsed_s", "suites"} <= set(document)
     assert MACHINE_KEYS <= set(document["machine"])
     assert {s["name"] for s in document["suites"]} == SUITES
@@ -60,7 +66,7 @@ def test_json_has_every_suite_and_the_machine_record(full):
 
 
 def test_every_measurement_has_the_schema(full):
-    document, _, _ = full
+    document, _, _, _ = full
     for row in _rows(document):
         assert ROW_KEYS <= set(row), f"missing {ROW_KEYS - set(row)} in {row['table']}/{row['case']}"
         assert row["status"] in STATUSES
@@ -79,7 +85,7 @@ def test_every_measurement_has_the_schema(full):
 
 
 def test_bpfast_is_the_baseline_of_every_case(full):
-    document, _, _ = full
+    document, _, _, _ = full
     cases = {(row["table"], row["case"]) for row in _rows(document)}
     for table, case in cases:
         statuses = {row["competitor"]: row["status"] for row in _rows(document)
@@ -91,7 +97,7 @@ def test_bpfast_is_the_baseline_of_every_case(full):
 
 
 def test_a_wrong_competitor_is_flagged_and_gets_no_ratio(full):
-    document, stdout, _ = full
+    document, stdout, _, _ = full
     wrong = [row for row in _rows(document) if row["competitor"] == "wrong"]
     assert {row["table"] for row in wrong} == TABLES  # injected into every case of every suite
     for row in wrong:
@@ -104,7 +110,7 @@ def test_a_wrong_competitor_is_flagged_and_gets_no_ratio(full):
 
 
 def test_markdown_report_and_plot(full):
-    document, stdout, tmp_path = full
+    document, stdout, tmp_path, _ = full
     text = (tmp_path / "out.md").read_text()
     assert "## What the figures mean" in text and "Command: `python benchmarks/run.py" in text
     for suite in document["suites"]:
@@ -117,7 +123,7 @@ def test_markdown_report_and_plot(full):
 
 
 def test_runs_without_the_optional_packages(tmp_path):
-    document, stdout = _run(tmp_path, "--pretend-missing", "torch,sklearn,threadpoolctl,matplotlib",
+    document, stdout, _ = _run(tmp_path, "--pretend-missing", "torch,sklearn,threadpoolctl,matplotlib",
                             "--plot", str(tmp_path / "out.png"))
     assert "matplotlib is not installed" in stdout
     assert not (tmp_path / "out.png").exists()
@@ -131,3 +137,293 @@ def test_runs_without_the_optional_packages(tmp_path):
     assert any("threadpoolctl is not installed" in note for note in by_table["threads"]["notes"])
     assert all(row["competitor"] != "torch" for row in _rows(document))
     assert all(row["status"] in ("baseline", "ok") for row in _rows(document))
+
+
+# ------------------------------------------------------------------ the bench extra
+
+BENCH_PACKAGES = {"scikit-learn", "matplotlib", "threadpoolctl", "tqdm"}
+
+
+def _requirement_name(requirement):
+    return re.split(r"[\s<>=!~;\[(]", requirement.strip(), maxsplit=1)[0].lower()
+
+
+def test_the_bench_extra_brings_the_optional_tools_but_not_torch():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11 on
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+        extras = tomllib.load(f)["project"]["optional-dependencies"]
+    names = {_requirement_name(r) for r in extras["bench"]}
+    assert BENCH_PACKAGES <= names, f"missing from the bench extra: {BENCH_PACKAGES - names}"
+    assert "torch" not in names  # a heavy download: README says how to add it
+
+
+# ------------------------------------------------------------------ the expected duration
+
+EXPECTED = re.compile(r"^expected duration: about (\d+(?:\.\d+)?) (s|min) \(.*\)")
+
+
+def _expected_seconds(stdout):
+    first = stdout.splitlines()[0]
+    match = EXPECTED.match(first)
+    assert match, f"the first line does not state the expected duration: {first!r}"
+    return float(match.group(1)) * (60 if match.group(2) == "min" else 1)
+
+
+def test_the_run_starts_with_its_expected_duration(full):
+    document, stdout, _, _ = full
+    assert _expected_seconds(stdout) > 0
+    assert "Approximate" in stdout.splitlines()[0]
+    assert document["expected_s"] > 0
+
+
+def test_the_estimate_follows_the_options():
+    import estimate
+    all_suites = ["steps", "kernels", "fit", "threads", "memory"]
+    everything = {"torch", "sklearn"}
+
+    def total(names=all_suites, mode="full", dtype="float32", present=everything, repeats=None):
+        return estimate.estimate(names, mode, dtype, present, repeats, cores=2)[0]
+
+    assert 0 < total(mode="tiny") < total(mode="quick") < total(mode="full")
+    assert total(present=set()) < total(present={"sklearn"}) < total(present=everything)
+    assert total(dtype="float64") > total()
+    assert total(["fit"]) < total()
+    assert total(repeats=3) < total() < total(repeats=21)
+    _, parts = estimate.estimate(["kernels"], "quick", "float32", everything, cores=2)
+    assert [table for table, _ in parts] == ["gemm", "elementwise"]
+    assert all(seconds > 0 for _, seconds in parts)
+    line = estimate.line(["steps"], "quick", "float32", set(), max_wait=5)
+    assert line.startswith("expected duration: about ") and "without PyTorch and scikit-learn" in line
+
+
+# ------------------------------------------------------------------ one line per case
+
+CASE_LINE = re.compile(r"^\[(\w+) (\d+)/(\d+)\] (.+): (\d+\.\d) s \(run \d+:\d\d\); (.+)$")
+
+
+def test_a_line_per_case_with_its_time_and_ratios(full):
+    document, _, _, stderr = full
+    lines = [CASE_LINE.match(line) for line in stderr.splitlines()]
+    seen = {(m.group(1), m.group(4)): m.group(6) for m in lines if m}
+    for suite in document["suites"]:
+        for row in suite["results"]:
+            assert (suite["name"], row["case"]) in seen, f"no progress line for {suite['name']}/{row['case']}"
+            assert row["case_s"] >= 0
+            brief = seen[(suite["name"], row["case"])]
+            if row["competitor"] == "wrong":
+                assert "wrong WRONG" in brief
+            elif row["competitor"] != "bpfast" and row["ratio"] is not None:
+                shown = re.search(re.escape(row["competitor"]) + r" (\d+(?:\.\d+)?)x", brief)
+                assert shown and float(shown.group(1)) == pytest.approx(row["ratio"], rel=0.01)
+
+
+def test_case_line_says_when_a_case_was_retried():
+    import run
+    rows = [{"case": "32-64-64-1 b=16", "competitor": "bpfast", "status": "baseline", "ratio": 1.0,
+             "attempts": 2, "kept_attempt": 2, "disturbed": False, "disturbed_by": []},
+            {"case": "32-64-64-1 b=16", "competitor": "torch", "status": "ok", "ratio": 23.7,
+             "attempts": 2, "kept_attempt": 2, "disturbed": False, "disturbed_by": []}]
+    line = run.case_line("steps", "1/3", rows, 2.04, 75.0)
+    assert line == "[steps 1/3] 32-64-64-1 b=16: 2.0 s (run 1:15); torch 23.7x; retried once, reporting attempt 2"
+    rows[1]["ratio"] = 1690.2
+    assert "torch 1690x;" in run.case_line("steps", "1/3", rows, 2.04, 75.0)
+
+
+# ------------------------------------------------------------------ retrying a disturbed case
+
+def _attempt(foreign=0.0, **times):
+    """An Attempt whose competitors took these per-call times, one per repeat."""
+    import run
+    from timing import Timing
+    return run.Attempt({name: Timing(1, list(values)) for name, values in times.items()}, foreign)
+
+
+def _feed(*attempts):
+    """measure() that returns these attempts in turn, and the list of calls made."""
+    queue, calls = list(attempts), []
+
+    def measure():
+        calls.append(len(calls) + 1)
+        return queue.pop(0)
+
+    return measure, calls
+
+
+class _Budget:
+    def __init__(self, left):
+        self.left, self.waits = left, 0
+
+    def wait(self, at_most_s):
+        self.waits += 1
+        self.left = 0.0
+        return 0.0
+
+
+CLEAN = dict(bpfast=[1.0, 1.02, 0.99, 1.01, 1.0], torch=[24.0, 23.7, 23.9, 23.5, 24.2])
+SCATTERED = dict(bpfast=[1.0, 1.02, 0.99, 1.01, 1.0], torch=[23.7, 1690.0, 1700.0, 1650.0, 25.0])
+
+
+def test_a_clean_case_is_timed_once():
+    import run
+    measure, calls = _feed(_attempt(**CLEAN))
+    attempts, kept = run.time_with_retries(measure, retries=2)
+    assert calls == [1] and kept == 0 and not attempts[0].disturbed
+
+
+def test_a_spread_just_under_the_limit_is_not_retried():
+    import run
+    from timing import SPREAD_LIMIT
+    measure, calls = _feed(_attempt(bpfast=[1.0, 0.98 * SPREAD_LIMIT, 1.0]))
+    run.time_with_retries(measure, retries=2)
+    assert calls == [1]
+
+
+def test_an_outlier_like_1690x_is_retried_and_the_clean_attempt_reported():
+    import run
+    measure, calls = _feed(_attempt(**SCATTERED), _attempt(**CLEAN))
+    retried = []
+    attempts, kept = run.time_with_retries(measure, retries=2, on_retry=lambda n, a: retried.append(n))
+    assert calls == [1, 2] and retried == [1] and kept == 1
+    assert attempts[0].scattered and "torch's slowest repeat took" in attempts[0].reasons()[0]
+    timings = attempts[kept].timings
+    assert timings["torch"].median / timings["bpfast"].median == pytest.approx(23.9 / 1.0)
+
+
+def test_retries_stop_at_the_limit_and_keep_the_least_scattered():
+    import run
+    worse = _attempt(bpfast=[1.0, 1.0, 1.0], torch=[1.0, 50.0, 50.0])
+    bad = _attempt(bpfast=[1.0, 1.0, 1.0], torch=[1.0, 10.0, 10.0])
+    worst = _attempt(bpfast=[1.0, 1.0, 1.0], torch=[1.0, 90.0, 90.0])
+    measure, calls = _feed(worse, bad, worst, _attempt(**CLEAN))
+    attempts, kept = run.time_with_retries(measure, retries=2)
+    assert calls == [1, 2, 3] and kept == 1 and attempts[kept].disturbed
+    measure, calls = _feed(_attempt(**SCATTERED), _attempt(**CLEAN))
+    run.time_with_retries(measure, retries=0)
+    assert calls == [1]
+
+
+def test_a_crowded_case_is_retried_only_while_there_is_time_to_wait():
+    import run
+    measure, calls = _feed(_attempt(foreign=1.2, **CLEAN), _attempt(**CLEAN))
+    attempts, kept = run.time_with_retries(measure, retries=2)
+    assert calls == [1] and attempts[0].crowded and attempts[0].disturbed
+    budget = _Budget(5.0)
+    measure, calls = _feed(_attempt(foreign=1.2, **CLEAN), _attempt(**CLEAN))
+    attempts, kept = run.time_with_retries(measure, retries=2, budget=budget)
+    assert calls == [1, 2] and budget.waits == 1 and kept == 1
+
+
+def test_retries_stop_when_the_run_has_spent_its_time_for_them():
+    import run
+    spent = run.RetryTime(0.0)
+    measure, calls = _feed(_attempt(**SCATTERED), _attempt(**CLEAN))
+    attempts, kept = run.time_with_retries(measure, retries=2, retry_time=spent)
+    assert calls == [1] and attempts[0].disturbed and "used up" in attempts[0].not_retried
+    some = run.RetryTime(60.0)
+    measure, calls = _feed(_attempt(**SCATTERED), _attempt(**CLEAN))
+    run.time_with_retries(measure, retries=2, retry_time=some)
+    assert calls == [1, 2] and some.left < 60.0
+
+
+class _FakeCase:
+    label = "fake 8-4 b=2"
+    flops = None
+
+    def params(self):
+        return {}
+
+
+class _FakeSuite:
+    """A suite of one case with two competitors that agree; the timings are faked."""
+
+    NAME = TABLE = "steps"
+    TITLE, NOTE = "Fake suite", "two competitors that agree"
+
+    @staticmethod
+    def competitors(case, dtype, seed, threads):
+        from competitor import Competitor
+        return [Competitor(name, lambda: 1.0, lambda: (lambda: None)) for name in ("bpfast", "torch")]
+
+    @staticmethod
+    def compare(case, dtype, base, value):
+        from competitor import Verdict
+        return Verdict(base == value, "equal", 0.0)
+
+
+class _Quiet:
+    def start(self):
+        return self
+
+    def stop(self):
+        return 0.0
+
+
+class _Silent:
+    def show(self, text):
+        pass
+
+    def note(self, text):
+        self.noted = text
+
+
+def test_run_case_retries_the_outlier_and_the_rows_say_so(monkeypatch):
+    import contention
+    import run
+    import timing
+    from report import text_table
+    served = [SCATTERED, CLEAN]
+
+    def fake_interleaved(fns, repeats, **_):
+        times = served.pop(0)
+        return {name: timing.Timing(1, list(times[name])) for name in fns}
+
+    monkeypatch.setattr(timing, "interleaved", fake_interleaved)
+    monkeypatch.setattr(contention, "ForeignLoad", _Quiet)
+    settings = type("Settings", (), dict(dtype="float32", seed=0, threads=1, repeats=5, retries=2,
+                                         inject_wrong=False, settle=0.0, target=0.001, retry_time=None))()
+    progress = _Silent()
+    rows = run.run_case(_FakeSuite, _FakeCase(), settings, progress, "1/1")
+    torch_row = [row for row in rows if row["competitor"] == "torch"][0]
+    assert torch_row["attempts"] == 2 and torch_row["kept_attempt"] == 2
+    assert torch_row["ratio"] == pytest.approx(23.9)
+    assert not torch_row["disturbed"] and torch_row["retried"][0].startswith("attempt 1: torch's slowest")
+    assert "attempt 1 disturbed" in progress.noted
+    table = text_table(_FakeSuite, "float32", rows)
+    assert "retried: fake 8-4 b=2, timed 2 times" in table and "the table shows attempt 2" in table
+
+
+# ------------------------------------------------------------------ the plot marks disturbed cases
+
+def _row(table, case, competitor, ratio, disturbed, **extra):
+    return {"table": table, "case": case, "competitor": competitor, "status": "ok" if ratio else "baseline",
+            "ratio": ratio, "disturbed": disturbed, "params": extra.get("params", {}),
+            "gflops": extra.get("gflops")}
+
+
+def test_the_plot_marks_the_disturbed_cases():
+    pytest.importorskip("matplotlib")
+    import plot
+    steps = type("Suite", (), {"TABLE": "steps"})
+    gemm = type("Suite", (), {"TABLE": "gemm"})
+    step_rows = [_row("steps", "a b=1", "reference", 3.0, False), _row("steps", "c b=2", "reference", 2.0, True)]
+    square = {"op": "square", "m": 64}
+    gemm_rows = [_row("gemm", "A@B n=64", "bpfast", None, True, params=square, gflops=50.0),
+                 _row("gemm", "A@B n=64", "numpy", 1.1, True, params=square, gflops=45.0),
+                 _row("gemm", "A@B n=128", "bpfast", None, False, params={"op": "square", "m": 128}, gflops=80.0)]
+    fig, marked = plot.draw([(steps, step_rows, []), (gemm, gemm_rows, [])], "float32")
+    try:
+        assert marked == ["step c b=2", "A@B n=64"]
+        left, right = fig.axes
+        bars = [patch for patch in left.patches if patch.get_height() == pytest.approx(0.7)]
+        assert [bool(patch.get_hatch()) for patch in bars] == [False, True]
+        for axis in (left, right):
+            assert plot.DISTURBED_LABEL in [text.get_text() for text in axis.get_legend().get_texts()]
+    finally:
+        import matplotlib.pyplot as plt
+        plt.close(fig)
+    fig, marked = plot.draw([(steps, step_rows[:1], [])], "float32")
+    try:
+        assert marked == []
+        assert plot.DISTURBED_LABEL not in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    finally:
+        plt.close(fig)

@@ -1,0 +1,111 @@
+"""How long a run will take, said before it starts.
+
+The figures are seconds per case, measured with this suite on a shared
+2-core machine (AMD EPYC, Zen 4; full, --quick and --quick --dtype float64
+runs) with every optional package installed and then without PyTorch and
+scikit-learn: the part a competitor adds is the difference. A case of a
+suite costs its base plus the parts of the optional competitors that are
+importable; float64 multiplies a suite by FLOAT64; --repeats scales a timed
+case by (repeats + 3) / (default + 3) (calibration and warm-up cost about
+three repeats). START_S covers the imports, the machine record and the
+first check for quiet. The waits for quiet come on top, up to --max-wait
+seconds, and so do the retries of disturbed cases, up to run.RETRY_SHARE of
+the estimate. A faster machine takes a little less (most of a case is a
+fixed number of repeats of about 30 ms each), a busier one more.
+"""
+
+import os
+
+import cases
+import optional
+
+# mode -> table -> (seconds per case without optional competitors, {optional package: seconds it adds}).
+# Medians of the seconds per timing attempt over the runs of the 2-core machine named above (waits for
+# quiet and retries left out: the run bounds those separately).
+PER_CASE_S = {
+    "full": {
+        "steps": (2.2, {"torch": 1.5}),
+        "gemm": (2.8, {}),
+        "elementwise": (1.15, {}),
+        "fit": (2.3, {"sklearn": 0.5, "torch": 1.2}),
+        "threads": (2.6, {"torch": 0.9}),
+        "memory": (3.0, {}),
+    },
+    "quick": {
+        "steps": (1.1, {"torch": 0.85}),
+        "gemm": (1.15, {}),
+        "elementwise": (0.66, {}),
+        "fit": (0.92, {"sklearn": 0.2, "torch": 0.45}),
+        "threads": (1.0, {"torch": 0.4}),
+        "memory": (0.6, {}),
+    },
+    "tiny": {
+        "steps": (0.3, {"torch": 0.1}),
+        "gemm": (0.2, {}),
+        "elementwise": (0.2, {}),
+        "fit": (0.2, {"sklearn": 0.05, "torch": 0.05}),
+        "threads": (0.15, {"torch": 0.05}),
+        "memory": (0.2, {}),
+    },
+}
+FLOAT64 = {"steps": 1.3, "gemm": 1.05, "elementwise": 1.05, "fit": 1.3, "threads": 1.6, "memory": 1.8}
+START_S = {"torch": 2.0, "sklearn": 0.5, None: 3.0}  # imports, the machine record, the first check for quiet
+DEFAULT_REPEATS = {"full": 11, "quick": 5, "tiny": 2}
+UNTIMED = {"memory"}  # suites that measure memory, not time: --repeats does not touch them
+
+SUITE_TABLES = {"steps": ["steps"], "kernels": ["gemm", "elementwise"], "fit": ["fit"],
+                "threads": ["threads"], "memory": ["memory"]}
+TITLES = {"steps": "steps", "gemm": "GEMM", "elementwise": "element-wise kernels", "fit": "fit",
+          "threads": "threads", "memory": "memory"}
+
+
+def case_count(table, mode, have_sklearn, cores=None):
+    """How many cases a table has in this mode (the fit cases do not depend on scikit-learn's presence)."""
+    finder = {"steps": cases.step_cases, "gemm": cases.gemm_cases, "elementwise": cases.elementwise_cases,
+              "fit": lambda m: cases.fit_cases(m, have_sklearn), "threads": lambda m: cases.thread_cases(m, cores),
+              "memory": cases.memory_cases}[table]
+    return len(finder(mode))
+
+
+def estimate(suite_names, mode, dtype, present, repeats=None, cores=None):
+    """(total seconds, [(table, seconds)]) for a run of these suites.
+
+    present: the optional competitors that will join in (a subset of {"torch", "sklearn"}).
+    """
+    parts = []
+    for name in suite_names:
+        for table in SUITE_TABLES[name]:
+            base, extras = PER_CASE_S[mode][table]
+            per_case = base + sum(seconds for package, seconds in extras.items() if package in present)
+            if table not in UNTIMED:
+                if repeats is not None:
+                    per_case *= (repeats + 3) / (DEFAULT_REPEATS[mode] + 3)
+            if dtype == "float64":
+                per_case *= FLOAT64[table]
+            parts.append((table, per_case * case_count(table, mode, "sklearn" in present, cores)))
+    start = START_S[None] + sum(START_S[p] for p in present if p in START_S)
+    return start + sum(seconds for _, seconds in parts), parts
+
+
+def present_competitors():
+    """The optional competitors that will join in, found without importing them."""
+    return {name for name in ("torch", "sklearn") if optional.importable(name)}
+
+
+def fmt_seconds(seconds):
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min"
+
+
+def line(suite_names, mode, dtype, present, repeats=None, max_wait=0.0, retry_s=0.0, cores=None):
+    """The sentence printed at the start of a run."""
+    total, parts = estimate(suite_names, mode, dtype, present, repeats, cores or os.cpu_count())
+    shown = ", ".join(f"{TITLES[table]} {fmt_seconds(seconds)}" for table, seconds in parts)
+    missing = [optional.PACKAGES[p][0] for p in ("torch", "sklearn") if p not in present]
+    without = f"; without {' and '.join(missing)}" if missing else ""
+    extra = [f"{fmt_seconds(max_wait)} waiting for other processes to go quiet"] if max_wait else []
+    extra += [f"{fmt_seconds(retry_s)} re-timing disturbed cases"] if retry_s else []
+    more = f", plus up to {' and '.join(extra)}" if extra else ""
+    return (f"expected duration: about {fmt_seconds(total)} ({shown}; start-up included{without}){more}. "
+            "Approximate: measured on a shared 2-core machine; other processes' load stretches it.")
