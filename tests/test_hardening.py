@@ -179,8 +179,10 @@ def test_an_adam_state_that_would_overflow_is_refused(cls):
 
 
 def test_ctrl_c_stops_fit_at_a_batch_boundary_within_a_fraction_of_an_epoch():
-    # In a child: epochs of about a second; SIGINT 1.5 epochs in. fit must
-    # raise KeyboardInterrupt well before that epoch would end, with the
+    # In a child: epochs of about a second; SIGINT half an epoch after the
+    # first epoch of a fit ends (sent from a timer that a callback starts, so
+    # that a loaded machine cannot move it before that epoch's end). fit must
+    # raise KeyboardInterrupt well before the epoch at hand would end, with the
     # History of exactly the epochs completed attached; the net then trains on.
     child = textwrap.dedent("""
         import os, signal, threading, time, numpy as np, bpfast
@@ -199,9 +201,12 @@ def test_ctrl_c_stops_fit_at_a_batch_boundary_within_a_fraction_of_an_epoch():
             sent.append(time.perf_counter())
             os.kill(os.getpid(), signal.SIGINT)
         steps_before = net._engine.steps
-        threading.Timer(1.5 * per_epoch, interrupt).start()
+        started = time.perf_counter()
+        def after_epoch(epoch, logs):
+            if epoch == 1:
+                threading.Timer(0.5 * (time.perf_counter() - started), interrupt).start()
         try:
-            net.fit(X, y, epochs=20, batch_size=16)
+            net.fit(X, y, epochs=20, batch_size=16, callbacks=[after_epoch])
             print("not interrupted")
         except KeyboardInterrupt as error:
             latency = time.perf_counter() - sent[0]
