@@ -213,6 +213,15 @@ void bind_network_of(py::module_ m) {
             return layer_views(net.layout(), net.gradients(), self);
         }, "[dW_0, db_0, ...] as views of the native gradients of the last compute_gradients (a step may overwrite "
            "them: stateless SGD keeps the old weights there until it knows its update is finite)")
+        .def("flat_parameters", [](py::object self) {
+            N& net = self.cast<N&>();
+            return view(net.parameters(), {net.layout().n_parameters()}, self);
+        }, "the parameters as one flat view (W_0, b_0, W_1, b_1, ...), the memory parameters() views")
+        .def("flat_gradients", [](py::object self) {
+            N& net = self.cast<N&>();
+            return view(net.gradients(), {net.layout().n_parameters()}, self);
+        }, "the gradients as one flat view laid out as flat_parameters(), the memory gradients() views: "
+           "what a process group sums in place between compute_gradients and apply_update")
         .def("optimizer_state", [](py::object self) {
             N& net = self.cast<N&>();
             AlignedVector<T>& m1 = net.optimizer().first_moment();

@@ -364,6 +364,14 @@ class Engine:
         """[dW_0, db_0, ...] as views of the flat gradient buffer (from the last compute_gradients)."""
         return self._views(self._grads)
 
+    def flat_parameters(self):
+        """The flat parameter buffer that parameters() views."""
+        return self._params
+
+    def flat_gradients(self):
+        """The flat gradient buffer that gradients() views (what a process group sums in place)."""
+        return self._grads
+
     def optimizer_state(self):
         """(m, v): momentum or Adam's first moment, and Adam's second moment (empty when unused)."""
         return self._m, self._v
