@@ -76,13 +76,14 @@ def results(n, scenario, tmp_path_factory):
 
 
 # ---------------------------------------------------------------- the oracle
-def partial_sum_step(net, X, labels, parts):
+def partial_sum_step(net, X, labels, parts, reverse=False):
     """One step as N ranks take it with deterministic=True, in one process: each part's
-    gradient scaled by its share of the rows, summed in rank order, then one update."""
+    gradient scaled by its share of the rows, summed in rank order (or, reverse, the other
+    way round), then one update."""
     engine = net._engine
     total = sum(len(p) for p in parts)
     summed, loss = None, 0.0
-    for part in parts:
+    for part in (parts[::-1] if reverse else parts):
         if len(part):
             value = engine.compute_gradients(X[part], None, labels[part])
             grads = engine.flat_gradients().copy()
@@ -99,10 +100,10 @@ def partial_sum_step(net, X, labels, parts):
     return value
 
 
-def one_process_fit(name, n, ordered_sum=None):
+def one_process_fit(name, n, ordered_sum=None, reverse=False):
     """(weights, losses, val_losses, val_accuracies) of one process on the global batches that
     fit(comm=...) on n ranks takes: each rank's permutation of its block, BATCH rows a step.
-    ordered_sum (the run's deterministic flag unless given): step by partial_sum_step."""
+    ordered_sum (the run's deterministic flag unless given): step by partial_sum_step (with reverse)."""
     dtype, optimizer, reduction, uneven, deterministic, epochs = work.RUNS[name]
     deterministic = deterministic if ordered_sum is None else ordered_sum
     X, labels, X_val, labels_val = work.problem(dtype)
@@ -119,7 +120,7 @@ def one_process_fit(name, n, ordered_sum=None):
             parts = [order[step * work.BATCH:(step + 1) * work.BATCH] for order in orders]
             rows = np.concatenate(parts)
             if deterministic:
-                value = partial_sum_step(net, X, labels, parts)
+                value = partial_sum_step(net, X, labels, parts, reverse)
             else:
                 value = net.train_step(X[rows], labels[rows])
             total += value * rows.size if reduction == "mean" else value
@@ -198,6 +199,9 @@ def test_fit_float32_deterministic_is_bitwise_the_ordered_sum(n, name, tmp_path_
         assert np.array_equal(got[f"{name}/{rank}/0"], weights), \
             f"rank {rank}: {relative_error(got[f'{name}/{rank}/0'], weights):.2e} from the ordered sum"
         assert_close(got[f"{name}/{rank}/1"], losses, np.float64, rtol=1e-6)
+    if n == 3:  # the order matters here: the comparison can tell a sum in another order
+        other_order, _, _, _ = one_process_fit(name, n, reverse=True)
+        assert not np.array_equal(got[f"{name}/0/0"], other_order)
 
 
 @needs_mpi
