@@ -92,6 +92,13 @@ def train(comm, out):
         lo, hi = step_rows(step, rank, size)
         losses.append(net.train_step(X[lo:hi], labels[lo:hi], comm=comm))
     results["train_step"] = (net._engine.flat_parameters().copy(), np.array(losses), np.zeros(0), np.zeros(0))
+    from bpfast import distributed
+    X32 = X.astype(np.float32)
+    net = make_net("float32", "adam", "mean")
+    for step in range(3):
+        lo, hi = step_rows(step, rank, size)
+        net.train_step(X32[lo:hi], labels[lo:hi], comm=distributed.deterministic(comm))
+    results["train_step_f32_det"] = (net._engine.flat_parameters().copy(), np.zeros(0), np.zeros(0), np.zeros(0))
     gathered = comm.gather(results, root=0)
     if rank == 0:
         arrays = {f"{name}/{r}/{i}": value for r, res in enumerate(gathered)

@@ -229,6 +229,18 @@ def test_train_step_matches_one_process(n, tmp_path_factory, one_thread):
         assert_close(got[f"train_step/{rank}/1"], losses, np.float64)
 
 
+@needs_mpi
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_deterministic_train_step_is_bitwise_the_ordered_sum(n, tmp_path_factory, one_thread):
+    got = results(n, "train", tmp_path_factory)
+    X, labels, _, _ = work.problem("float32")
+    net = work.make_net("float32", "adam", "mean")
+    for step in range(3):
+        partial_sum_step(net, X, labels, [np.arange(*work.step_rows(step, rank, n)) for rank in range(n)])
+    for rank in range(n):
+        assert np.array_equal(got[f"train_step_f32_det/{rank}/0"], net._engine.flat_parameters())
+
+
 # ---------------------------------------------------------------- failures reach every rank
 @needs_mpi
 def test_failures_reach_every_rank(tmp_path_factory):

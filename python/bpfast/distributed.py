@@ -23,10 +23,28 @@ import numpy as np
 
 from . import _validate as check
 
-__all__ = ["shard", "save"]
+__all__ = ["shard", "save", "deterministic"]
 
 _BUILTIN_ERRORS = {cls.__name__: cls for cls in (ValueError, TypeError, FloatingPointError, OSError,
                                                  FileNotFoundError, KeyError, IndexError)}
+
+
+class deterministic:
+    """A communicator whose ranks sum their gradients in rank order: give it as comm= to
+    train_step or fit (fit also takes deterministic=True)."""
+
+    def __init__(self, comm):
+        self.comm = comm
+
+    def __repr__(self):
+        return f"bpfast.distributed.deterministic({self.comm!r})"
+
+
+def unwrap(comm):
+    """(the communicator, whether its sum is in rank order) of what comm= was given."""
+    if isinstance(comm, deterministic):
+        return comm.comm, True
+    return comm, False
 
 
 def shard(X, y, comm):

@@ -256,18 +256,19 @@ class Network:
         grads = self._engine.gradients()
         return [(grads[2 * l].copy(), grads[2 * l + 1].copy()) for l in range(len(self.layers))]
 
-    def train_step(self, X, T, lr=None, *, comm=None, deterministic=False):
+    def train_step(self, X, T, lr=None, *, comm=None):
         """One optimizer step on the batch (X, T); returns that batch's loss.
 
         lr, when given, replaces the optimizer's learning rate for this step.
         A non-finite loss or gradient raises FloatingPointError and changes nothing.
         comm: an mpi4py communicator: (X, T) are this rank's rows of a global batch and the
         step is one process's step on it (see bpfast.distributed); the first call with a
-        communicator broadcasts rank 0's weights and optimizer state. deterministic: sum the
-        ranks' gradients in rank order (the same bits run after run).
+        communicator broadcasts rank 0's weights and optimizer state. As
+        bpfast.distributed.deterministic(comm), the ranks' gradients are summed in rank order
+        (the same bits run after run).
         """
         if comm is not None:
-            return self._distributed_train_step(X, T, lr, comm, deterministic)
+            return self._distributed_train_step(X, T, lr, comm)
         # Arrays that need no conversion step at once (None: nothing done, see _checked_train_step).
         value = self._engine.plain_train_step(X, T, lr)
         return self._checked_train_step(X, T, lr) if value is None else value
@@ -304,12 +305,12 @@ class Network:
                 "reduction": self.reduction, "dtype": self.dtype.name, "optimizer": self._optimizer.config(),
                 "objective": tuple(engine.objective), **more}
 
-    def _distributed_train_step(self, X, T, lr, comm, deterministic):
+    def _distributed_train_step(self, X, T, lr, comm):
+        comm, deterministic = distributed.unwrap(comm)
         group = self._group_for(comm)
         error = settings = None
         rows = 0
         try:
-            deterministic = check.boolean(deterministic, "deterministic")
             if lr is not None:
                 lr = check.finite_positive(lr, "lr")
             X, T, labels, rows = distributed.local_batch(self, X, T)
@@ -368,9 +369,13 @@ class Network:
             X and T are this rank's rows, batch_size the rows per rank and step, and every
             rank ends with the weights one process would have after the same global batches.
         deterministic: with comm, sum the ranks' gradients in rank order (the same bits run
-            after run) instead of by MPI's Allreduce.
+            after run) instead of by MPI's Allreduce (as comm=bpfast.distributed.deterministic(comm)).
         """
-        group = None if comm is None else self._group_for(comm)
+        group = None
+        if comm is not None:
+            comm, ordered = distributed.unwrap(comm)
+            deterministic = ordered or deterministic
+            group = self._group_for(comm)
         try:
             if optimizer is not None:
                 check.optimizer(optimizer)
