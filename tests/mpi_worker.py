@@ -29,9 +29,12 @@ def problem(dtype):
 
 
 def counts(n, size, uneven):
-    """Rows per rank: bpfast.distributed.shard's blocks, or, uneven, blocks that grow with the
-    rank (rank 0 runs out of batches first; with 3 ranks it has an empty batch each epoch)."""
-    if not uneven:
+    """Rows per rank: bpfast.distributed.shard's blocks; uneven, blocks that grow with the rank
+    (rank 0 runs out of batches first; with 3 ranks it has an empty batch each epoch); "empty",
+    shard's blocks over all ranks but the last, which has no rows (when it is not alone)."""
+    if uneven == "empty" and size > 1:
+        return counts(n, size - 1, False) + [0]
+    if uneven in (False, "empty"):
         base, extra = divmod(n, size)
         return [base + (r < extra) for r in range(size)]
     weights = np.arange(1, size + 1)
@@ -51,6 +54,7 @@ RUNS = {
     "momentum_f64": ("float64", "momentum", "mean", True, False, 3),
     "adam_f64": ("float64", "adam", "mean", False, False, 3),
     "adam_f64_uneven": ("float64", "adam", "mean", True, False, 2),
+    "momentum_f64_empty_rank": ("float64", "momentum", "mean", "empty", False, 2),
     "sgd_sum_f64": ("float64", "sgd", "sum", True, False, 2),
     "adam_f32_det": ("float32", "adam", "mean", True, True, 2),
     "momentum_f32_det": ("float32", "momentum", "mean", False, True, 2),
