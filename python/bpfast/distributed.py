@@ -145,10 +145,6 @@ class Group:
             raise ValueError(f"{doing}: no rank has a row")
         return int(self._rows[1])
 
-    def decide(self, decision):
-        """Rank 0's decision, on every rank."""
-        return self.comm.bcast(decision, root=0)
-
     # ------------------------------------------------------------ state
     def broadcast_state(self, net):
         """Rank 0's weights, optimizer state, counters and shuffle stream on every rank."""
