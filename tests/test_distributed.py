@@ -47,12 +47,13 @@ needs_mpi = pytest.mark.skipif(importlib.util.find_spec("mpi4py") is None or MPI
                                reason="needs mpi4py and mpiexec (pip install bpfast[mpi])")
 
 
-def launch(n, scenario, out, timeout=LAUNCH_SECONDS):
+def launch(n, scenario, out, timeout=LAUNCH_SECONDS, overlap=False):
     """Run the worker on n ranks; (return code, seconds, output). Kills the whole launch on timeout."""
     command = [MPIEXEC, "-n", str(n), sys.executable, "-m", "mpi4py", str(WORKER), str(out), scenario]
+    env = {**os.environ, "BPFAST_OVERLAP": "1" if overlap else "0"}
     started = time.monotonic()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               start_new_session=True)
+                               start_new_session=True, env=env)
     try:
         output, _ = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -65,14 +66,15 @@ def launch(n, scenario, out, timeout=LAUNCH_SECONDS):
 _LAUNCHED = {}
 
 
-def results(n, scenario, tmp_path_factory):
-    """The worker's .npz for n ranks and a scenario, launched once per test session."""
-    if (n, scenario) not in _LAUNCHED:
+def results(n, scenario, tmp_path_factory, overlap=False):
+    """The worker's .npz for n ranks and a scenario (BPFAST_OVERLAP as given), launched once per
+    test session."""
+    if (n, scenario, overlap) not in _LAUNCHED:
         out = tmp_path_factory.mktemp(f"mpi{n}{scenario}")
-        code, _, output = launch(n, scenario, out)
+        code, _, output = launch(n, scenario, out, overlap=overlap)
         assert code == 0, f"mpiexec -n {n} {scenario} failed ({code}):\n{output[-3000:]}"
-        _LAUNCHED[n, scenario] = dict(np.load(out / f"{scenario}.npz"))
-    return _LAUNCHED[n, scenario]
+        _LAUNCHED[n, scenario, overlap] = dict(np.load(out / f"{scenario}.npz"))
+    return _LAUNCHED[n, scenario, overlap]
 
 
 # ---------------------------------------------------------------- the oracle
@@ -172,12 +174,44 @@ def test_importing_bpfast_does_not_import_mpi4py():
     assert shown.strip() == "False"
 
 
+@pytest.mark.parametrize("engine", ["native", "reference"])
+@pytest.mark.parametrize("l2", [0.0, 0.1])
+def test_compute_gradients_tells_each_layer_when_its_gradients_are_final(engine, l2, rng):
+    cls = bpfast.Network if engine == "native" else bpfast.reference.Network
+    net = cls([5, 7, 6, 3], output="softmax", dtype="float64", seed=2)
+    net._engine.set_objective(l2=l2)
+    X, labels = rng.standard_normal((9, 5)), rng.integers(0, 3, 9)
+    expected_loss = net._engine.compute_gradients(X, None, labels)
+    expected = [g.copy() for g in net._engine.gradients()]
+    net._engine.flat_gradients().fill(np.nan)  # nothing left over from the first call
+    told = []
+
+    def ready(layer):
+        grads = net._engine.gradients()
+        told.append((layer, grads[2 * layer].copy(), grads[2 * layer + 1].copy()))
+
+    assert net._engine.compute_gradients(X, None, labels, None, ready) == expected_loss
+    assert [layer for layer, _, _ in told] == [2, 1, 0]  # the last layer first
+    for layer, dW, db in told:  # final when told: as after the call
+        assert np.array_equal(dW, expected[2 * layer]) and np.array_equal(db, expected[2 * layer + 1])
+
+
+def test_an_error_in_ready_is_raised(rng):
+    net = bpfast.Network([5, 7, 3], dtype="float64", seed=2)
+
+    def ready(layer):
+        raise KeyError(layer)
+
+    with pytest.raises(KeyError):
+        net._engine.compute_gradients(rng.standard_normal((4, 5)), rng.standard_normal((4, 3)), None, None, ready)
+
+
 # ---------------------------------------------------------------- against one process
 @needs_mpi
 @pytest.mark.parametrize("name", [name for name, run in work.RUNS.items() if run[0] == "float64"])
-@pytest.mark.parametrize("n", [1, 2, 3])
-def test_fit_float64_matches_one_process(n, name, tmp_path_factory, one_thread):
-    got = results(n, "train", tmp_path_factory)
+@pytest.mark.parametrize("n, overlap", [(1, False), (2, False), (3, False), (3, True)])
+def test_fit_float64_matches_one_process(n, overlap, name, tmp_path_factory, one_thread):
+    got = results(n, "train", tmp_path_factory, overlap)
     weights, losses, val_losses, val_accuracies = one_process_fit(name, n)
     for rank in range(n):
         assert_close(got[f"{name}/{rank}/0"], weights, np.float64)

@@ -17,6 +17,7 @@ collective that the others skipped.
 mpi4py is imported only when a communicator is given; ``shard`` needs none of it.
 """
 
+import os
 import time
 
 import numpy as np
@@ -110,6 +111,7 @@ class Group:
         self.comm, self.MPI = comm, MPI
         self.rank, self.size = comm.Get_rank(), comm.Get_size()
         self.in_step = False  # whether the net has had rank 0's state since it met this communicator
+        self.overlap = os.environ.get("BPFAST_OVERLAP", "0") == "1"
         self._chain_buffer = None
         self._rows = np.zeros(2, np.int64)  # [ranks with bad input, rows]: train_step's agreement
         self._loss = np.zeros(1, np.float64)
@@ -182,6 +184,42 @@ class Group:
             request.Wait()
         return float(self._loss[0])
 
+    def reduce_overlapped(self, engine, X, T, labels, rows, share):
+        """compute_gradients and reduce at once: each layer's share·gradients start their
+        Iallreduce as soon as the backward pass has finished them (the last layer first; a rank
+        without rows starts the same sums of zeros in the same order); returns the summed loss."""
+        grads, MPI = engine.flat_gradients(), self.MPI
+        ranges = self._layer_ranges(engine)
+        requests = []
+
+        def ready(layer):
+            part = grads[ranges[layer][0]:ranges[layer][1]]
+            if share != 1.0:
+                np.multiply(part, part.dtype.type(share), out=part)
+            requests.append(self.comm.Iallreduce(MPI.IN_PLACE, part, op=MPI.SUM))
+            MPI.Request.Testall(requests)  # moves the earlier layers' sums along
+
+        if rows:
+            loss = engine.compute_gradients(X, T, labels, None, ready)
+        else:
+            grads.fill(0)
+            loss = 0.0
+            for layer in reversed(range(len(ranges))):
+                ready(layer)
+        self._loss[0] = loss * share
+        requests.append(self.comm.Iallreduce(MPI.IN_PLACE, self._loss, op=MPI.SUM))
+        MPI.Request.Waitall(requests)
+        return float(self._loss[0])
+
+    def _layer_ranges(self, engine):
+        """[(begin, end)] of each layer's W and b in the flat gradient buffer."""
+        sizes = [g.size for g in engine.gradients()]
+        if getattr(self, "_ranges_for", None) != sizes:
+            ends = np.cumsum(sizes)[1::2]
+            self._ranges = [(int(end - sizes[2 * l] - sizes[2 * l + 1]), int(end)) for l, end in enumerate(ends)]
+            self._ranges_for = sizes
+        return self._ranges
+
     def _chain_sum(self, grads):
         """The sum in rank order, ((g_0 + g_1) + g_2) + ..., computed along a chain of ranks and
         broadcast from the last: the same bits for the same partial gradients, run after run."""
@@ -203,12 +241,14 @@ class Group:
 
     def step(self, engine, X, T, labels, rows, global_rows, lr, reduction, deterministic):
         """One step of the global batch: (global loss, finite, non_finite_layer)."""
+        share = rows / global_rows if reduction == "mean" else 1.0
+        if self.overlap and not deterministic:
+            return engine.apply_update(self.reduce_overlapped(engine, X, T, labels, rows, share), lr)
         if rows:
             loss = engine.compute_gradients(X, T, labels)
         else:
             engine.flat_gradients().fill(0)
             loss = 0.0
-        share = rows / global_rows if reduction == "mean" else 1.0
         return engine.apply_update(self.reduce(engine, loss, share, deterministic), lr)
 
     def culprits(self, engine, X, T, labels, rows):
