@@ -338,7 +338,8 @@ void bind_network_of(py::module_ m) {
         }, py::arg("X"), py::arg("T"), py::arg("labels"), py::arg("sample_weight") = py::none(),
            py::arg("ready") = py::none(),
            "fills gradients(); returns the loss. ready(layer), when given, is called (from the thread that "
-           "called, with the GIL) as each layer's gradients become final, the last layer first")
+           "called, with the GIL) as each layer's gradients become final, the last layer first; it runs while the "
+           "network is busy, so it may read gradients but must not call the network's methods")
         .def("set_objective", [](N& net, double l2, double value_scale) {
             if (!(std::isfinite(l2) && l2 >= 0.0)) throw py::value_error("l2 must be a finite number >= 0");
             if (!(std::isfinite(value_scale) && value_scale > 0.0))
