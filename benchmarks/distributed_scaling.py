@@ -8,8 +8,8 @@ For each net and each rank count N it launches ``mpiexec -n N`` (one thread
 per rank) and times fit over N·steps·batch rows, batch rows per rank and
 step: the time of a global step (N·batch rows). The baseline is one process
 without MPI, with N threads (the same cores), stepping through the same
-global batches in batches of N·batch rows. Each run's final weights are
-compared with the baseline's (max |difference| / max(1, max |baseline|)):
+global batches in batches of N·batch rows. Each run's weights after the
+warm-up epoch are compared with the baseline's (max |difference| / max(1, max |baseline|)):
 the same training, so the figure is rounding only. The Allreduce column is
 the time of one sum of the gradients alone (what overlap could hide).
 
@@ -23,6 +23,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -44,9 +45,11 @@ def global_order(ranks, steps, batch):
                            for s in range(steps) for r in range(ranks)])
 
 
-def run_fits(net, X, labels, batch, repeats, fit_options):
-    """Seconds per epoch: a warm-up epoch, then `repeats` timed ones."""
+def run_fits(net, X, labels, batch, repeats, fit_options, weights_to):
+    """Seconds per epoch: a warm-up epoch, whose weights are saved to weights_to (the check: later
+    epochs would let float32 rounding grow), then `repeats` timed ones."""
     net.fit(X, labels, epochs=1, batch_size=batch, shuffle=False, **fit_options)
+    np.save(weights_to, net._engine.flat_parameters())
     seconds = []
     for _ in range(repeats):
         started = time.perf_counter()
@@ -69,7 +72,7 @@ def worker(spec):
         comm = MPI.COMM_WORLD
         bpfast.set_num_threads(1)
         mine = distributed.shard(X, labels, comm)
-        seconds = run_fits(net, *mine, batch, repeats, {"comm": comm})
+        seconds = run_fits(net, *mine, batch, repeats, {"comm": comm}, spec["weights_to"])
         group = net._group_for(comm)
         reduce_s = []
         for _ in range(5):
@@ -83,20 +86,27 @@ def worker(spec):
     else:
         bpfast.set_num_threads(ranks)
         order = global_order(ranks, steps, batch)
-        seconds = run_fits(net, X[order], labels[order], ranks * batch, repeats, {})
-    record.update(step_s=[s / steps for s in seconds], weights=net._engine.flat_parameters().tolist())
+        seconds = run_fits(net, X[order], labels[order], ranks * batch, repeats, {}, spec["weights_to"])
+    record["step_s"] = [s / steps for s in seconds]
     print(json.dumps(record))
 
 
 def launch(spec, mpiexec):
-    """The worker's JSON record for spec, under mpiexec -n ranks or as one plain process."""
-    command = [sys.executable] + (["-m", "mpi4py"] if spec["mpi"] else []) + [__file__, "--worker", json.dumps(spec)]
-    if spec["mpi"]:
-        command = [mpiexec, "-n", str(spec["ranks"])] + command
-    done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(command[:4])} ... failed ({done.returncode}): {done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    """The worker's record for spec, under mpiexec -n ranks or as one plain process: step_s (seconds
+    per global step of each timed epoch), weights (the flat parameters after the warm-up epoch)
+    and, under MPI, allreduce_s."""
+    with tempfile.TemporaryDirectory() as folder:
+        spec = {**spec, "weights_to": os.path.join(folder, "weights.npy")}
+        command = [sys.executable] + (["-m", "mpi4py"] if spec["mpi"] else []) + [__file__, "--worker",
+                                                                                 json.dumps(spec)]
+        if spec["mpi"]:
+            command = [mpiexec, "-n", str(spec["ranks"])] + command
+        done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(command[:4])} ... failed ({done.returncode}): {done.stderr[-2000:]}")
+        record = json.loads(done.stdout.strip().splitlines()[-1])
+        record["weights"] = np.load(spec["weights_to"])
+    return record
 
 
 def main(argv=None):
