@@ -202,13 +202,27 @@ def die(comm, out):
     net.fit(*mine, epochs=50, batch_size=BATCH, comm=comm, callbacks=[vanish])
 
 
+def stall(comm, out):
+    """The last rank hangs (alive, in a callback) while the others wait in a collective."""
+    import time
+    X, labels, _, _ = problem("float64")
+    from bpfast import distributed
+    mine = distributed.shard(X, labels, comm)
+    net = make_net("float64", "sgd", "mean")
+
+    def hang(epoch, logs):
+        if comm.Get_rank() == comm.Get_size() - 1 and epoch == 2:
+            time.sleep(300)
+    net.fit(*mine, epochs=50, batch_size=BATCH, comm=comm, callbacks=[hang])
+
+
 def main():
     from mpi4py import MPI
 
     import bpfast
     bpfast.set_num_threads(1)  # ranks share the machine's cores
     out, scenario = sys.argv[1], sys.argv[2]
-    {"train": train, "faults": faults, "die": die}[scenario](MPI.COMM_WORLD, out)
+    {"train": train, "faults": faults, "die": die, "stall": stall}[scenario](MPI.COMM_WORLD, out)
 
 
 if __name__ == "__main__":

@@ -47,10 +47,11 @@ needs_mpi = pytest.mark.skipif(importlib.util.find_spec("mpi4py") is None or MPI
                                reason="needs mpi4py and mpiexec (pip install bpfast[mpi])")
 
 
-def launch(n, scenario, out, timeout=LAUNCH_SECONDS, overlap=False):
-    """Run the worker on n ranks; (return code, seconds, output). Kills the whole launch on timeout."""
+def launch(n, scenario, out, timeout=LAUNCH_SECONDS, overlap=False, **variables):
+    """Run the worker on n ranks, with these environment variables; (return code, seconds, output).
+    Kills the whole launch on timeout."""
     command = [MPIEXEC, "-n", str(n), sys.executable, "-m", "mpi4py", str(WORKER), str(out), scenario]
-    env = {**os.environ, "BPFAST_OVERLAP": "1" if overlap else "0"}
+    env = {**os.environ, "BPFAST_OVERLAP": "1" if overlap else "0", **variables}
     started = time.monotonic()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                start_new_session=True, env=env)
@@ -316,3 +317,12 @@ def test_a_rank_that_dies_ends_the_launch(tmp_path):
     code, seconds, output = launch(2, "die", tmp_path, timeout=60)
     assert code != 0, output[-2000:]
     assert seconds < 60
+
+
+@needs_mpi
+def test_a_rank_that_hangs_ends_the_launch_after_the_timeout(tmp_path):
+    code, seconds, output = launch(3, "stall", tmp_path, timeout=60, BPFAST_MPI_TIMEOUT="2")
+    assert code != 0, output[-2000:]
+    assert seconds < 30, seconds
+    assert "has waited more than 2 s for the other ranks in the agreement before a callback" in output, \
+        output[-2000:]

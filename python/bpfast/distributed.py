@@ -15,9 +15,18 @@ gradients, no weight), so unequal row counts never leave a rank waiting in a
 collective that the others skipped.
 
 mpi4py is imported only when a communicator is given; ``shard`` needs none of it.
+
+BPFAST_MPI_TIMEOUT=seconds sets a watchdog: a rank that has waited longer
+than that in one collective (for a rank that died or hangs) prints why and
+ends every rank with MPI_Abort. Off by default; set it well above the
+longest stretch between two collectives (a step, an epoch's validation and
+callbacks).
 """
 
+import contextlib
 import os
+import sys
+import threading
 import time
 
 import numpy as np
@@ -102,6 +111,55 @@ def local_batch(net, X, T, x_name="X", t_name="T"):
     return X, dense, labels, X.shape[0]
 
 
+TIMEOUT_VARIABLE = "BPFAST_MPI_TIMEOUT"
+
+
+class Watchdog:
+    """Ends every rank (MPI_Abort) when this one has waited longer than `seconds` in one
+    collective: a thread that looks at the time of the wait in progress a few times a second."""
+
+    def __init__(self, comm, seconds):
+        self.comm, self.seconds = comm, seconds
+        self.since, self.doing = None, None
+        threading.Thread(target=self._watch, name="bpfast-mpi-watchdog", daemon=True).start()
+
+    @contextlib.contextmanager
+    def waiting(self, doing):
+        self.doing, self.since = doing, time.monotonic()
+        try:
+            yield
+        finally:
+            self.since = None
+
+    def _watch(self):
+        while True:
+            time.sleep(min(0.25, self.seconds / 4))
+            since = self.since
+            if since is not None and time.monotonic() - since > self.seconds:
+                sys.stderr.write(f"bpfast.distributed: rank {self.comm.Get_rank()} has waited more than "
+                                 f"{self.seconds:g} s for the other ranks in {self.doing} (a rank died or "
+                                 f"hangs; {TIMEOUT_VARIABLE}); ending every rank\n")
+                sys.stderr.flush()
+                self.comm.Abort(124)
+
+
+def _timeout():
+    """BPFAST_MPI_TIMEOUT as seconds, or None (not set, or 0)."""
+    text = os.environ.get(TIMEOUT_VARIABLE, "").strip()
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise ValueError(f"{TIMEOUT_VARIABLE} must be a number of seconds; got {text!r}") from None
+    if not seconds >= 0:
+        raise ValueError(f"{TIMEOUT_VARIABLE} must be a number of seconds >= 0; got {text!r}")
+    return seconds or None
+
+
+_NOT_WATCHED = contextlib.nullcontext()
+
+
 class Group:
     """A communicator as fit and train_step use it: agreement, broadcast of the state, the
     reduction of a step, and the global means of an epoch's figures."""
@@ -115,6 +173,12 @@ class Group:
         self._chain_buffer = None
         self._rows = np.zeros(2, np.int64)  # [ranks with bad input, rows]: train_step's agreement
         self._loss = np.zeros(1, np.float64)
+        seconds = _timeout()
+        self._watchdog = None if seconds is None else Watchdog(comm, seconds)
+
+    def _waiting(self, doing):
+        """A context for a collective that may wait for the other ranks (watched when a timeout is set)."""
+        return _NOT_WATCHED if self._watchdog is None else self._watchdog.waiting(doing)
 
     # ------------------------------------------------------------ agreement
     def agree(self, error, doing, settings=None, facts=None):
@@ -122,7 +186,8 @@ class Group:
         failed (its own error there, the first failing rank's elsewhere) or when its settings
         differ from rank 0's. Returns every rank's facts, in rank order. Blocks until every rank
         has called it."""
-        gathered = self.comm.allgather((_describe(error), settings, facts))
+        with self._waiting(f"the agreement before {doing}"):
+            gathered = self.comm.allgather((_describe(error), settings, facts))
         if error is not None:
             raise error
         for rank, (message, _, _) in enumerate(gathered):
@@ -140,7 +205,8 @@ class Group:
     def agree_rows(self, error, rows, doing):
         """train_step's agreement, one small Allreduce when all is well: the global rows of the step."""
         self._rows[0], self._rows[1] = error is not None, rows
-        self.comm.Allreduce(self.MPI.IN_PLACE, self._rows, op=self.MPI.SUM)
+        with self._waiting(f"the agreement before {doing}"):
+            self.comm.Allreduce(self.MPI.IN_PLACE, self._rows, op=self.MPI.SUM)
         if self._rows[0]:
             self.agree(error, doing)  # names the rank (only reached when some rank failed)
         if self._rows[1] == 0:
@@ -151,12 +217,13 @@ class Group:
     def broadcast_state(self, net):
         """Rank 0's weights, optimizer state, counters and shuffle stream on every rank."""
         engine = net._engine
-        self.comm.Bcast(engine.flat_parameters(), root=0)
-        for state in engine.optimizer_state():
-            if state.size:
-                self.comm.Bcast(state, root=0)
-        steps, epochs, shuffle = self.comm.bcast(
-            (engine.steps, engine.epochs, net._shuffle_rng.bit_generator.state), root=0)
+        with self._waiting("the broadcast of rank 0's state"):
+            self.comm.Bcast(engine.flat_parameters(), root=0)
+            for state in engine.optimizer_state():
+                if state.size:
+                    self.comm.Bcast(state, root=0)
+            steps, epochs, shuffle = self.comm.bcast(
+                (engine.steps, engine.epochs, net._shuffle_rng.bit_generator.state), root=0)
         engine.set_counters(steps, epochs)
         net._shuffle_rng.bit_generator.state = shuffle
         self.in_step = True
@@ -175,13 +242,14 @@ class Group:
         if share != 1.0:
             np.multiply(grads, grads.dtype.type(share), out=grads)
         self._loss[0] = loss * share
-        if deterministic:
-            self._chain_sum(grads)
-        else:
-            MPI = self.MPI
-            request = self.comm.Iallreduce(MPI.IN_PLACE, self._loss, op=MPI.SUM)
-            self.comm.Allreduce(MPI.IN_PLACE, grads, op=MPI.SUM)
-            request.Wait()
+        with self._waiting("the sum of the gradients"):
+            if deterministic:
+                self._chain_sum(grads)
+            else:
+                MPI = self.MPI
+                request = self.comm.Iallreduce(MPI.IN_PLACE, self._loss, op=MPI.SUM)
+                self.comm.Allreduce(MPI.IN_PLACE, grads, op=MPI.SUM)
+                request.Wait()
         return float(self._loss[0])
 
     def reduce_overlapped(self, engine, X, T, labels, rows, share):
@@ -208,7 +276,8 @@ class Group:
                 ready(layer)
         self._loss[0] = loss * share
         requests.append(self.comm.Iallreduce(MPI.IN_PLACE, self._loss, op=MPI.SUM))
-        MPI.Request.Waitall(requests)
+        with self._waiting("the sum of the gradients"):
+            MPI.Request.Waitall(requests)
         return float(self._loss[0])
 
     def _layer_ranges(self, engine):
@@ -258,7 +327,9 @@ class Group:
         if rows:
             loss = engine.compute_gradients(X, T, labels)
             bad = not (np.isfinite(loss) and check.all_finite(engine.flat_gradients()))
-        return [rank for rank, flag in enumerate(self.comm.allgather(bad)) if flag]
+        with self._waiting("the search for a non-finite batch"):
+            flags = self.comm.allgather(bad)
+        return [rank for rank, flag in enumerate(flags) if flag]
 
     # ------------------------------------------------------------ epochs
     def plan_epochs(self, counts, batch_size, reduction, deterministic):
@@ -330,7 +401,8 @@ class Group:
     def sum(self, *values):
         """The sums over the ranks of a few floats (one small Allreduce)."""
         buffer = np.array(values, np.float64)
-        self.comm.Allreduce(self.MPI.IN_PLACE, buffer, op=self.MPI.SUM)
+        with self._waiting("the sum of an epoch's figures"):
+            self.comm.Allreduce(self.MPI.IN_PLACE, buffer, op=self.MPI.SUM)
         return buffer
 
 
