@@ -398,6 +398,12 @@ class Group:
             return stopped_by if decisions[0] else []
         return ["a callback of rank 0"]
 
+    def rank_0s(self, value, doing):
+        """Rank 0's value on every rank (an epoch's logs, so that every decision taken on them,
+        early stopping's among them, is the same everywhere even if MPI's sums differed by a bit)."""
+        with self._waiting(doing):
+            return self.comm.bcast(value, root=0)
+
     def sum(self, *values):
         """The sums over the ranks of a few floats (one small Allreduce)."""
         buffer = np.array(values, np.float64)

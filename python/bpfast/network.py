@@ -459,15 +459,17 @@ class Network:
                         f"training stopped: the loss, a gradient or the update is not finite at epoch {epoch}, "
                         f"batch {batch + 1}{where}{culprit}; the weights from before that batch are kept")
                 logs = {"loss": value}
-                if validation is not None and group is not None:
-                    logs.update(group.validation_logs(self, validation))
+                if group is not None:
+                    if validation is not None:
+                        logs.update(group.validation_logs(self, validation))
+                    logs = group.rank_0s(logs, f"the logs of epoch {epoch}")
                 elif validation is not None:
                     logs["val_loss"] = self._engine.loss(*validation)
                     if self.is_classifier:
                         logs["val_accuracy"] = self._accuracy(*validation)
                 for key, record in logs.items():
                     history.history[key].append(record)
-                history.append(value)
+                history.append(logs["loss"])
                 progress.end_epoch(epoch, logs)
                 if pending is not None:  # a Ctrl-C as the epoch ended: raised once the epoch is recorded
                     raise pending
