@@ -302,3 +302,38 @@ def memory_cases(mode):
         # byte" column, which divides by the data's size too, reads differently.
         return [MemoryCase((784, 256, 10), 2500, epochs=1), MemoryCase((784, 1024, 1024, 10), 500, epochs=1)]
     return [MemoryCase((784, 256, 10), 10000), MemoryCase((784, 1024, 1024, 10), 2000)]
+
+
+# ------------------------------------------------------------------ fit over MPI ranks
+
+@dataclass(frozen=True)
+class DistributedCase:
+    """fit over `ranks` MPI ranks, `batch` rows per rank and step, `steps` global steps an epoch."""
+
+    sizes: tuple
+    batch: int
+    ranks: int
+    steps: int = 8
+
+    @property
+    def label(self):
+        return f"{'-'.join(map(str, self.sizes))} b={self.batch}/rank, {self.ranks} ranks"
+
+    @property
+    def flops(self):
+        """About 6·(global batch)·Σ n_in·n_out per global step (see StepCase.flops)."""
+        return 6 * self.batch * self.ranks * sum(a * b for a, b in zip(self.sizes[:-1], self.sizes[1:]))
+
+    def params(self):
+        return {"sizes": list(self.sizes), "batch": self.batch, "ranks": self.ranks, "steps": self.steps}
+
+
+def distributed_cases(mode, cores=None):
+    cores = cores or os.cpu_count() or 1
+    if mode == "tiny":
+        return [DistributedCase((8, 16, 3), 4, 2, steps=2)]
+    if mode == "quick":
+        return [DistributedCase((784, 1024, 1024, 10), 256, 2, steps=4)]
+    ranks = range(2, max(2, min(cores, 4)) + 1)
+    return [DistributedCase(sizes, batch, n) for sizes, batch in (((784, 1024, 1024, 10), 256), ((784, 256, 10), 64))
+            for n in ranks]

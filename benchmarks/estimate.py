@@ -30,6 +30,7 @@ PER_CASE_S = {
         "fit": (2.3, {"sklearn": 0.5, "torch": 1.2}),
         "threads": (2.6, {"torch": 0.9}),
         "memory": (3.0, {}),
+        "distributed": (9.0, {}),
     },
     "quick": {
         "steps": (1.1, {"torch": 0.85}),
@@ -38,6 +39,7 @@ PER_CASE_S = {
         "fit": (0.92, {"sklearn": 0.2, "torch": 0.45}),
         "threads": (1.0, {"torch": 0.4}),
         "memory": (0.6, {}),
+        "distributed": (4.0, {}),
     },
     "tiny": {
         "steps": (0.3, {"torch": 0.1}),
@@ -46,24 +48,28 @@ PER_CASE_S = {
         "fit": (0.2, {"sklearn": 0.05, "torch": 0.05}),
         "threads": (0.15, {"torch": 0.05}),
         "memory": (0.2, {}),
+        "distributed": (0.8, {}),
     },
 }
-FLOAT64 = {"steps": 1.3, "gemm": 1.05, "elementwise": 1.05, "fit": 1.3, "threads": 1.6, "memory": 1.8}
+FLOAT64 = {"steps": 1.3, "gemm": 1.05, "elementwise": 1.05, "fit": 1.3, "threads": 1.6, "memory": 1.8,
+           "distributed": 1.6}
 START_S = {"torch": 2.0, "sklearn": 0.5, None: 3.0}  # imports, the machine record, the first check for quiet
 DEFAULT_REPEATS = {"full": 11, "quick": 5, "tiny": 2}
 UNTIMED = {"memory"}  # suites that measure memory, not time: --repeats does not touch them
 
 SUITE_TABLES = {"steps": ["steps"], "kernels": ["gemm", "elementwise"], "fit": ["fit"],
-                "threads": ["threads"], "memory": ["memory"]}
+                "threads": ["threads"], "memory": ["memory"], "distributed": ["distributed"]}
 TITLES = {"steps": "steps", "gemm": "GEMM", "elementwise": "element-wise kernels", "fit": "fit",
-          "threads": "threads", "memory": "memory"}
+          "threads": "threads", "memory": "memory",
+          "distributed": "distributed"}
 
 
 def case_count(table, mode, have_sklearn, cores=None):
     """How many cases a table has in this mode (the fit cases do not depend on scikit-learn's presence)."""
     finder = {"steps": cases.step_cases, "gemm": cases.gemm_cases, "elementwise": cases.elementwise_cases,
               "fit": lambda m: cases.fit_cases(m, have_sklearn), "threads": lambda m: cases.thread_cases(m, cores),
-              "memory": cases.memory_cases}[table]
+              "memory": cases.memory_cases,
+              "distributed": lambda m: cases.distributed_cases(m, cores)}[table]
     return len(finder(mode))
 
 

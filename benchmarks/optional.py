@@ -1,4 +1,4 @@
-"""The optional competitors and tools: PyTorch, scikit-learn, threadpoolctl, matplotlib, tqdm.
+"""The optional competitors and tools: PyTorch, scikit-learn, threadpoolctl, matplotlib, tqdm, mpi4py.
 
 None of them is needed. Each is imported on first use; one that is missing
 (or listed in pretend_missing, which the tests use to check the suite without
@@ -15,6 +15,7 @@ PACKAGES = {
     "threadpoolctl": ("threadpoolctl", "threadpoolctl"),
     "matplotlib": ("matplotlib", "matplotlib"),
     "tqdm": ("tqdm", "tqdm"),
+    "mpi4py": ("mpi4py", "mpi4py"),
 }
 
 pretend_missing = set()

@@ -13,6 +13,8 @@ Suites (--only NAME runs one):
            train_step, the reference, scikit-learn and PyTorch
   threads  thread scaling from 1 thread to every core
   memory   peak resident memory of a fit, in a fresh process per case
+  distributed  fit over MPI ranks against one process with as many threads
+           (needs mpi4py and mpiexec: the mpi extra)
 
 For each timed case every competitor's result is first checked against
 bpfast's (a mismatch marks the competitor WRONG and keeps it out of the
@@ -51,7 +53,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BPFAST_NUM_THREADS")
 BASELINE = "bpfast"
-SUITE_NAMES = ("steps", "kernels", "fit", "threads", "memory")
+SUITE_NAMES = ("steps", "kernels", "fit", "threads", "memory", "distributed")
 WRONG = "wrong"
 
 
@@ -446,8 +448,9 @@ def run_suite(suite, settings, progress, budget, run_start=None):
         position = f"{i}/{len(cases)}"
         case_start = time.perf_counter()
         if hasattr(suite, "run_case"):  # a suite that measures something other than time (memory)
+            timed = {"repeats": settings.repeats} if getattr(suite, "TIMED", False) else {}
             case_rows = suite.run_case(case, settings.dtype, settings.seed, progress, position,
-                                       perturb if settings.inject_wrong else None)
+                                       perturb if settings.inject_wrong else None, **timed)
         else:
             case_rows = run_case(suite, case, settings, progress, position, budget)
         now = time.perf_counter()
@@ -461,7 +464,7 @@ def run_suite(suite, settings, progress, budget, run_start=None):
 
 
 SUITE_MODULES = {"steps": ["step_suite"], "kernels": ["gemm_suite", "elementwise_suite"], "fit": ["fit_suite"],
-                 "threads": ["thread_suite"], "memory": ["memory_suite"]}
+                 "threads": ["thread_suite"], "memory": ["memory_suite"], "distributed": ["distributed_suite"]}
 
 
 def suite_modules(only):

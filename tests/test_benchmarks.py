@@ -22,8 +22,8 @@ BENCHMARKS = os.path.join(ROOT, "benchmarks")
 RUN = os.path.join(BENCHMARKS, "run.py")
 if BENCHMARKS not in sys.path:
     sys.path.insert(0, BENCHMARKS)
-SUITES = {"steps", "kernels", "fit", "threads", "memory"}
-TABLES = {"steps", "gemm", "elementwise", "fit", "threads", "memory"}
+SUITES = {"steps", "kernels", "fit", "threads", "memory", "distributed"}
+TABLES = {"steps", "gemm", "elementwise", "fit", "threads", "memory", "distributed"}
 ROW_KEYS = {"suite", "table", "case", "competitor", "params", "times", "median", "min", "max", "ratio",
             "gflops", "status", "check", "dtype", "disturbed"}
 STATUSES = {"baseline", "ok", "WRONG", "ERROR"}
@@ -123,7 +123,7 @@ def test_markdown_report_and_plot(full):
 
 
 def test_runs_without_the_optional_packages(tmp_path):
-    document, stdout, _ = _run(tmp_path, "--pretend-missing", "torch,sklearn,threadpoolctl,matplotlib",
+    document, stdout, _ = _run(tmp_path, "--pretend-missing", "torch,sklearn,threadpoolctl,matplotlib,mpi4py",
                             "--plot", str(tmp_path / "out.png"))
     assert "matplotlib is not installed" in stdout
     assert not (tmp_path / "out.png").exists()
@@ -135,6 +135,8 @@ def test_runs_without_the_optional_packages(tmp_path):
     assert all(row["params"]["data"] == "blobs" for row in fit["results"])
     assert any("scikit-learn is not installed" in note for note in fit["notes"])
     assert any("threadpoolctl is not installed" in note for note in by_table["threads"]["notes"])
+    assert any("mpi4py is not installed" in note for note in by_table["distributed"]["notes"])
+    assert {row["competitor"] for row in by_table["distributed"]["results"]} == {"bpfast"}
     assert all(row["competitor"] != "torch" for row in _rows(document))
     assert all(row["status"] in ("baseline", "ok") for row in _rows(document))
 

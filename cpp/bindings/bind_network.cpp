@@ -141,6 +141,27 @@ struct SignalCheck {
     }
 };
 
+// compute_gradients' ready: calls a Python callable with each layer whose gradients are
+// final, taking the GIL for the call. After an exception in it the other layers are not
+// told; the exception is raised when compute_gradients returns.
+struct ReadyCall {
+    py::function* call = nullptr;
+    bool failed = false;
+    std::optional<py::error_already_set> error;
+
+    static void ready(void* context, index layer) {
+        auto& self = *static_cast<ReadyCall*>(context);
+        if (self.failed) return;
+        py::gil_scoped_acquire gil;
+        try {
+            (*self.call)(layer);
+        } catch (py::error_already_set& e) {
+            self.failed = true;
+            self.error = std::move(e);
+        }
+    }
+};
+
 // order as row indices of an n-row X, or null when not given.
 inline const std::int64_t* order_of(const std::optional<Labels>& order, index n) {
     if (!order) return nullptr;
@@ -213,6 +234,15 @@ void bind_network_of(py::module_ m) {
             return layer_views(net.layout(), net.gradients(), self);
         }, "[dW_0, db_0, ...] as views of the native gradients of the last compute_gradients (a step may overwrite "
            "them: stateless SGD keeps the old weights there until it knows its update is finite)")
+        .def("flat_parameters", [](py::object self) {
+            N& net = self.cast<N&>();
+            return view(net.parameters(), {net.layout().n_parameters()}, self);
+        }, "the parameters as one flat view (W_0, b_0, W_1, b_1, ...), the memory parameters() views")
+        .def("flat_gradients", [](py::object self) {
+            N& net = self.cast<N&>();
+            return view(net.gradients(), {net.layout().n_parameters()}, self);
+        }, "the gradients as one flat view laid out as flat_parameters(), the memory gradients() views: "
+           "what a process group sums in place between compute_gradients and apply_update")
         .def("optimizer_state", [](py::object self) {
             N& net = self.cast<N&>();
             AlignedVector<T>& m1 = net.optimizer().first_moment();
@@ -288,14 +318,28 @@ void bind_network_of(py::module_ m) {
         }, py::arg("X"), py::arg("T"), py::arg("labels"), py::arg("sample_weight") = py::none(),
            "the loss of a batch (a weighted mean with sample_weight)")
         .def("compute_gradients", [](N& net, In<T> X, std::optional<In<T>> dense, std::optional<Labels> labels,
-                                     std::optional<In<T>> weights) {
+                                     std::optional<In<T>> weights, std::optional<py::function> ready) {
             const index batch = batch_of(X, net.sizes().front());
             const Targets<T> t = weighted(targets_from<T>(dense, labels, batch, net.sizes().back()), weights, batch);
-            py::gil_scoped_release release;
-            std::lock_guard<std::mutex> lock(net.busy());
-            return net.compute_gradients(X.data(), t, batch);
+            ReadyCall call;
+            GradientsReady hook;
+            if (ready) {
+                call.call = &*ready;
+                hook = GradientsReady{&ReadyCall::ready, &call};
+            }
+            double value;
+            {
+                py::gil_scoped_release release;
+                std::lock_guard<std::mutex> lock(net.busy());
+                value = net.compute_gradients(X.data(), t, batch, hook);
+            }
+            if (call.error) throw *call.error;
+            return value;
         }, py::arg("X"), py::arg("T"), py::arg("labels"), py::arg("sample_weight") = py::none(),
-           "fills gradients(); returns the loss")
+           py::arg("ready") = py::none(),
+           "fills gradients(); returns the loss. ready(layer), when given, is called (from the thread that "
+           "called, with the GIL) as each layer's gradients become final, the last layer first; it runs while the "
+           "network is busy, so it may read gradients but must not call the network's methods")
         .def("set_objective", [](N& net, double l2, double value_scale) {
             if (!(std::isfinite(l2) && l2 >= 0.0)) throw py::value_error("l2 must be a finite number >= 0");
             if (!(std::isfinite(value_scale) && value_scale > 0.0))

@@ -167,7 +167,8 @@ const T* Network<T>::dense_targets(Targets<T> targets, index batch, const std::i
 }
 
 template <typename T>
-double Network<T>::loss_and_gradients(const T* X, const T* Tg, const T* weights, index batch) {
+double Network<T>::loss_and_gradients(const T* X, const T* Tg, const T* weights, index batch,
+                                      GradientsReady ready) {
     largest_batch_ = std::max(largest_batch_, batch);
     const bool logits = takes_logits(loss_);
     const index last = n_layers() - 1, n_out = sizes().back();
@@ -179,19 +180,26 @@ double Network<T>::loss_and_gradients(const T* X, const T* Tg, const T* weights,
     // δ of the output layer = dL/dY ⊙ σ'(Y), in place, and its db
     T* grads = grads_.data();
     activation_backward(delta, grads + layout_.bias(last), delta, Y, batch, n_out, activation_of(last, logits));
+    // db_l is final before this loop (the last layer) or after input_gradient(l + 1),
+    // dW_l after weight_gradient(l); the L2 term, when set, comes after every layer.
+    const bool tell_each = objective_.l2 == 0.0;
     for (index l = last; l >= 0; --l) {
         backend.weight_gradient(l, grads + layout_.weights(l));
+        if (tell_each) ready(l);
         if (l > 0)
             backend.input_gradient(l, params_.data() + layout_.weights(l), grads + layout_.bias(l - 1),
                                    activations_[l - 1]);
     }
-    if (objective_.l2 != 0.0) value += penalty(grads, norm);
+    if (!tell_each) {
+        value += penalty(grads, norm);
+        for (index l = last; l >= 0; --l) ready(l);
+    }
     return value;
 }
 
 template <typename T>
-double Network<T>::compute_gradients(const T* X, Targets<T> targets, index batch) {
-    return loss_and_gradients(X, dense_targets(targets, batch, nullptr), targets.weights, batch);
+double Network<T>::compute_gradients(const T* X, Targets<T> targets, index batch, GradientsReady ready) {
+    return loss_and_gradients(X, dense_targets(targets, batch, nullptr), targets.weights, batch, ready);
 }
 
 template <typename T>

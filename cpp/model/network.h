@@ -70,6 +70,17 @@ struct EpochInterrupt {
     bool check() const { return requested && requested(context); }
 };
 
+// Told, during compute_gradients, that layer l's gradients (dW_l and db_l) are final:
+// the backward pass reaches the layers last to first, so a process group can start
+// summing a layer's gradients while the layers before it are still being computed.
+struct GradientsReady {
+    void (*ready)(void* context, index layer) = nullptr;
+    void* context = nullptr;
+    void operator()(index layer) const {
+        if (ready) ready(context, layer);
+    }
+};
+
 // Terms that scikit-learn's MLP adds to the loss (bpfast.sklearn sets them;
 // the defaults change nothing). N is the batch size, or the sum of the
 // batch's sample weights when it has some (1 for reduction sum).
@@ -107,7 +118,8 @@ public:
     double loss(const T* X, Targets<T> targets, index batch);
     // Fills gradients() for the batch and returns its loss (which may be
     // non-finite); the weights are unchanged.
-    double compute_gradients(const T* X, Targets<T> targets, index batch);
+    // ready, when set, is told of each layer as its gradients become final.
+    double compute_gradients(const T* X, Targets<T> targets, index batch, GradientsReady ready = {});
     // One optimizer step from grads (laid out as the parameters; gradients()
     // or, say, a sum over processes), when the loss and every gradient are
     // finite and the update keeps every parameter and state value finite; grads are scaled in place when
@@ -135,7 +147,8 @@ private:
     EpochStatus run_epoch(const BatchInputs& batch_inputs, Targets<T> targets, const std::int64_t* order, index n,
                           index batch_size, double lr, EpochInterrupt interrupt, EpochSpan span);
     const T* forward_pass(LayerBackend<T>& backend, const T* X, index batch, bool logits_out);
-    double loss_and_gradients(const T* X, const T* dense_targets, const T* weights, index batch);
+    double loss_and_gradients(const T* X, const T* dense_targets, const T* weights, index batch,
+                              GradientsReady ready = {});
     double data_loss(T* delta, const T* Y, const T* Tg, const T* weights, index batch, double* norm);
     double penalty(T* grads, double norm);
     const T* batch_weights(Targets<T> targets, index batch, const std::int64_t* rows);

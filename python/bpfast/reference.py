@@ -364,6 +364,14 @@ class Engine:
         """[dW_0, db_0, ...] as views of the flat gradient buffer (from the last compute_gradients)."""
         return self._views(self._grads)
 
+    def flat_parameters(self):
+        """The flat parameter buffer that parameters() views."""
+        return self._params
+
+    def flat_gradients(self):
+        """The flat gradient buffer that gradients() views (what a process group sums in place)."""
+        return self._grads
+
     def optimizer_state(self):
         """(m, v): momentum or Adam's first moment, and Adam's second moment (empty when unused)."""
         return self._m, self._v
@@ -438,7 +446,7 @@ class Engine:
             value += 0.5 * l2 * sum(float(np.sum(W.astype(np.float64) ** 2)) for W in self.parameters()[0::2]) / norm
         return value, dY, norm
 
-    def _loss_and_backward(self, X, T, weights=None):
+    def _loss_and_backward(self, X, T, weights=None, ready=None):
         outputs = self._forward(X, self.takes_logits)
         value, dA, norm = self._objective(outputs[-1], T, weights)
         params, grads = self.parameters(), self.gradients()
@@ -448,9 +456,14 @@ class Engine:
                 act = "identity"
             dA, grads[2 * l][...], grads[2 * l + 1][...] = dense_backward(
                 dA, outputs[l], params[2 * l], outputs[l + 1], act, need_dx=l > 0)
+            if ready is not None and self.objective[0] == 0:
+                ready(l)
         if self.objective[0] != 0:
             for W, dW in zip(params[0::2], grads[0::2]):
                 dW += W.dtype.type(self.objective[0] / norm) * W
+            for l in range(len(self.activations) - 1, -1, -1):
+                if ready is not None:
+                    ready(l)
         return value
 
     def forward(self, X, out):
@@ -462,9 +475,10 @@ class Engine:
         T = self._targets(T, labels, X.shape[0])
         return self._objective(self._forward(X, self.takes_logits)[-1], T, sample_weight)[0]
 
-    def compute_gradients(self, X, T, labels, sample_weight=None):
-        """Fill gradients() for the batch; returns its loss. The weights are unchanged."""
-        return self._loss_and_backward(X, self._targets(T, labels, X.shape[0]), sample_weight)
+    def compute_gradients(self, X, T, labels, sample_weight=None, ready=None):
+        """Fill gradients() for the batch; returns its loss. The weights are unchanged.
+        ready(layer), when given, is called as each layer's gradients are final, the last first."""
+        return self._loss_and_backward(X, self._targets(T, labels, X.shape[0]), sample_weight, ready)
 
     # -------------------------------------------------------- training
     def _step(self, X, T, lr=None, weights=None):
