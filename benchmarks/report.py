@@ -270,9 +270,11 @@ GENERAL_EXPLANATION = [
     "**ratio = competitor median / bpfast median.** Above 1 means bpfast is faster; below 1 means the "
     "competitor is faster. 0.50 means the competitor needs half of bpfast's time. In the memory table the "
     "ratio compares memory growth instead of time. The geometric mean of a table's ratios is given under it.",
-    "**GFLOP/s** is given where a FLOP count is defined: 2·m·n·k for a matrix product, about "
-    "6·batch·Σ n_in·n_out for a training step (2 for the forward product, 4 for the two backward ones), and "
-    "that per sample for an epoch. Element-wise kernels have none.",
+    "**GFLOP/s** is given where a FLOP count is defined: 2·m·n·k for a matrix product; for a training step "
+    "2·batch·n_in·n_out per layer for the forward product and as much for the weight gradient, and as much "
+    "again for the input gradient of every layer but the first (no one needs the gradient of the input), "
+    "that is 6·batch·Σ n_in·n_out − 2·batch·n_0·n_1 (earlier runs counted the first layer's input gradient "
+    "too, and so overstated a step's GFLOP/s); that per sample for an epoch. Element-wise kernels have none.",
     "**Correctness first.** Before timing, each competitor's result is compared with bpfast's (what is "
     "compared is said per suite below). A competitor that disagrees is marked WRONG and gets no ratio and no "
     "GFLOP/s, so a fast wrong answer can't look good; one that fails is marked ERROR.",

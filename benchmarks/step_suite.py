@@ -30,7 +30,9 @@ NAME = "steps"
 TABLE = "steps"
 TITLE = "Training step (forward, loss, backward, SGD update)"
 NOTE = ("One call is net.train_step(X, T, lr) on one batch; PyTorch runs model(X), the loss, "
-        "backward() and optimizer.step(). GFLOP/s counts 6·batch·Σ n_in·n_out per step.")
+        "backward() and optimizer.step(). GFLOP/s counts 2·batch·(2·Σ n_in·n_out + Σ over the layers after the "
+        "first): forward and weight gradient of every layer, input gradient of all but the first (the count "
+        "used to include the first layer's input gradient, which nobody computes).")
 CHECK_LR = 0.1
 TIMED_LR = 1e-3
 TOLERANCE = {"float32": {"loss": 1e-4, "grad": 1e-3}, "float64": {"loss": 1e-10, "grad": 1e-8}}

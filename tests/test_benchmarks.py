@@ -427,3 +427,18 @@ def test_the_plot_marks_the_disturbed_cases():
         assert plot.DISTURBED_LABEL not in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     finally:
         plt.close(fig)
+
+
+# ------------------------------------------------------------------ the FLOP count of a step
+
+def test_a_step_counts_no_input_gradient_for_the_first_layer():
+    from cases import FitCase, StepCase, mlp_gemms
+    case = StepCase((784, 128, 10), 32, "softmax", "cross_entropy")
+    # by hand: forward and weight gradient of both layers, input gradient of the second only
+    assert case.flops == 2 * 32 * (2 * (784 * 128 + 128 * 10) + 128 * 10) == 13_004_800
+    for sizes, batch in (((784, 1024, 1024, 10), 256), ((32, 64, 64, 1), 16), ((8, 3), 5)):
+        layers = list(zip(sizes[:-1], sizes[1:]))
+        products = [g for i, (n_in, n_out) in enumerate(layers) for g in mlp_gemms(batch, n_in, n_out)
+                    if not (i == 0 and g.op == "input_grad")]
+        assert StepCase(sizes, batch, "softmax", "cross_entropy").flops == sum(g.flops for g in products)
+        assert FitCase("blobs", 3 * batch, sizes, batch, 0.1).flops == 3 * sum(g.flops for g in products)
