@@ -442,3 +442,50 @@ def test_a_step_counts_no_input_gradient_for_the_first_layer():
                     if not (i == 0 and g.op == "input_grad")]
         assert StepCase(sizes, batch, "softmax", "cross_entropy").flops == sum(g.flops for g in products)
         assert FitCase("blobs", 3 * batch, sizes, batch, 0.1).flops == 3 * sum(g.flops for g in products)
+
+
+# ------------------------------------------------------------------ numpy plain, the careful numpy step
+
+PLAIN_NETS = [((784, 128, 10), 32, "relu", "softmax", "cross_entropy"),
+              ((13, 9, 7, 4), 5, "tanh", "softmax", "cross_entropy"),
+              ((6, 11, 3), 1, "sigmoid", "identity", "squared_error"),
+              ((32, 64, 64, 1), 16, "relu", "identity", "squared_error")]
+PLAIN_TOLERANCE = {"float32": 2e-5, "float64": 1e-12}  # relative, on the loss and on the weights' change
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("sizes, batch, activation, output, loss", PLAIN_NETS)
+def test_numpy_plain_takes_the_same_step_as_bpfast(dtype, sizes, batch, activation, output, loss):
+    import numpy as np
+    import bpfast
+    import numpy_plain
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((batch, sizes[0])).astype(dtype)
+    T = (rng.integers(0, sizes[-1], size=batch) if loss == "cross_entropy"
+         else rng.standard_normal((batch, sizes[-1])).astype(dtype))
+    net = bpfast.Network(list(sizes), activation=activation, output=output, loss=loss, dtype=dtype, seed=3)
+    before = [p.copy() for layer in net.layers for p in (layer.W, layer.b)]
+    plain = numpy_plain.PlainNet(before[0::2], before[1::2], activation, output, loss, T, dtype)
+    lr = 0.5
+    expected_loss = float(net.train_step(X, T, lr))
+    got_loss = plain.step(X, lr)
+    tol = PLAIN_TOLERANCE[dtype]
+    assert got_loss == pytest.approx(expected_loss, rel=tol)
+    after = [p for layer in net.layers for p in (layer.W, layer.b)]
+    for i, (b0, want, got) in enumerate(zip(before, after, plain.parameters())):
+        assert got.dtype == np.dtype(dtype)
+        change, want_change = got.astype(np.float64) - b0, want.astype(np.float64) - b0
+        assert np.linalg.norm(want_change) > 0, f"parameter {i} did not move"
+        err = np.linalg.norm(change - want_change) / np.linalg.norm(want_change)
+        assert err <= 50 * tol, f"parameter {i}: the update differs from bpfast's by {err:.1e} (relative)"
+    # a second step from the updated weights agrees too (the buffers are reused, not stale)
+    assert plain.step(X, lr) == pytest.approx(float(net.train_step(X, T, lr)), rel=10 * tol)
+
+
+def test_numpy_plain_refuses_what_it_does_not_do():
+    import numpy_plain
+    W, b = [[[1.0, 2.0]]], [[0.0]]
+    with pytest.raises(ValueError, match="output/loss"):
+        numpy_plain.PlainNet(W, b, "relu", "softmax", "squared_error", [[0.0]], "float64")
+    with pytest.raises(ValueError, match="activation"):
+        numpy_plain.PlainNet(W, b, "gelu", "identity", "squared_error", [[0.0]], "float64")
