@@ -1,12 +1,15 @@
-"""The kernel suite: GEMM throughput of bpfast.kernels against numpy's `@`.
+"""The kernel suite: GEMM throughput of bpfast.kernels against numpy's `@` and PyTorch's `@`.
 
 Square products A@B, and the three products of a dense layer: the forward
 X@W.T (bpfast.kernels.matmul with trans_b=True), the weight gradient d.T@X
 (bpfast.kernels.weight_gradient) and the input gradient d@W
 (bpfast.kernels.input_gradient). bpfast writes into an output buffer
 allocated once before timing (out=), so the kernel alone is measured; numpy's
-`@` allocates its result on every call. No transpose is copied on either
-side: X@W.T and d.T@X hand numpy transposed views.
+and PyTorch's `@` allocate their result on every call. No transpose is copied
+on any side: X@W.T and d.T@X hand numpy and PyTorch transposed views (PyTorch
+gets tensors sharing numpy's memory, and torch.set_num_threads(threads): as
+many threads as bpfast). PyTorch joins when it can be imported; its `@` runs
+MKL or oneDNN, whichever it picks for the shape.
 
 Check: the relative Frobenius-norm difference from bpfast's product must be
 within a few units of rounding times the inner dimension k.
@@ -16,34 +19,55 @@ import numpy as np
 
 from bpfast import kernels
 
+import optional
 from cases import gemm_cases
 from competitor import Competitor, Verdict
 
 NAME = "kernels"
 TITLE = "GEMM kernels"
 NOTE = ("One call is one matrix product; GFLOP/s counts 2·m·n·k. bpfast writes into a buffer "
-        "allocated once (out=); numpy's `@` allocates its result on every call.")
+        "allocated once (out=); numpy's and PyTorch's `@` allocate their result on every call.")
 TOLERANCE_ULPS = 8  # tolerance = TOLERANCE_ULPS · eps · k, relative, normwise
 
 TABLE = "gemm"
 EXPLANATION = (
     "One call is one matrix product. `bpfast.kernels.matmul`, `weight_gradient` and `input_gradient` are "
-    "compared with numpy's `@` (which is what `bpfast.reference` calls) on square matrices (`A@B n=512`) and "
+    "compared with numpy's `@` (which is what `bpfast.reference` calls) and, when it can be imported, "
+    "PyTorch's `@` on tensors sharing numpy's memory (MKL or oneDNN, with as many threads as bpfast) on "
+    "square matrices (`A@B n=512`) and "
     "on the three products of a dense layer: the forward pass `X@W.T`, the weight gradient `d.T@X` and the "
     "input gradient `d@W`. A case named `b=64 784->1024` is a layer with 784 inputs and 1024 outputs on a "
-    "batch of 64. bpfast writes into an output buffer made once before timing; numpy's `@` makes a new "
-    "result array on every call, so its times include that allocation. GFLOP/s counts 2·m·n·k. Check: "
+    "batch of 64. bpfast writes into an output buffer made once before timing; numpy's and PyTorch's `@` "
+    "make a new result array on every call, so its times include that allocation. GFLOP/s counts 2·m·n·k. Check: "
     "the relative (Frobenius-norm) difference from bpfast's product is at most 8·eps·k.")
 
 cases = gemm_cases
+TORCH = "torch"
 
 
 def notes():
-    return []
+    return [] if optional.torch() is not None else [optional.missing_note("torch", "no torch column")]
 
 
 def _operands(case, dtype, seed):
-    """(bpfast callable, numpy callable) for the case, operands drawn from a seeded Generator."""
+    """{name: callable} for bpfast, numpy and (when importable) torch, operands drawn from a seeded Generator."""
+    bpfast_fn, numpy_fn, operands, expression = _products(case, dtype, seed)
+    fns = {"bpfast": bpfast_fn, "numpy": numpy_fn}
+    torch = optional.torch()
+    if torch is not None:
+        fns[TORCH] = _torch_product(torch, operands, expression)
+    return fns
+
+
+def _torch_product(torch, operands, expression):
+    """PyTorch's `@` on tensors that share the operands' memory; the result comes back as an array."""
+    A, B = (torch.from_numpy(x) for x in operands)
+    product = {"A@B": lambda: A @ B, "X@W.T": lambda: A @ B.T, "d.T@X": lambda: A.T @ B}[expression]
+    return lambda: product().numpy()
+
+
+def _products(case, dtype, seed):
+    """(bpfast callable, numpy callable, (first, second operand), expression) for the case."""
     rng = np.random.default_rng([seed, case.m, case.n, case.k])
 
     def draw(*shape):
@@ -52,16 +76,16 @@ def _operands(case, dtype, seed):
     out = np.empty((case.m, case.n), dtype=dtype)
     if case.op == "square":
         A, B = draw(case.m, case.k), draw(case.k, case.n)
-        return (lambda: kernels.matmul(A, B, out=out)), (lambda: A @ B)
+        return (lambda: kernels.matmul(A, B, out=out)), (lambda: A @ B), (A, B), "A@B"
     if case.op == "forward":
         X, W = draw(case.batch, case.n_in), draw(case.n_out, case.n_in)
-        return (lambda: kernels.matmul(X, W, trans_b=True, out=out)), (lambda: X @ W.T)
+        return (lambda: kernels.matmul(X, W, trans_b=True, out=out)), (lambda: X @ W.T), (X, W), "X@W.T"
     if case.op == "weight_grad":
         d, X = draw(case.batch, case.n_out), draw(case.batch, case.n_in)
-        return (lambda: kernels.weight_gradient(d, X, out=out)), (lambda: d.T @ X)
+        return (lambda: kernels.weight_gradient(d, X, out=out)), (lambda: d.T @ X), (d, X), "d.T@X"
     if case.op == "input_grad":
         d, W = draw(case.batch, case.n_out), draw(case.n_out, case.n_in)
-        return (lambda: kernels.input_gradient(d, W, out=out)), (lambda: d @ W)
+        return (lambda: kernels.input_gradient(d, W, out=out)), (lambda: d @ W), (d, W), "A@B"
     raise ValueError(f"unknown GEMM op {case.op!r}")
 
 
@@ -71,8 +95,10 @@ def _competitor(name, fn):
 
 
 def competitors(case, dtype, seed, threads):
-    bpfast_fn, numpy_fn = _operands(case, dtype, seed)
-    return [_competitor("bpfast", bpfast_fn), _competitor("numpy", numpy_fn)]
+    torch = optional.torch()
+    if torch is not None:
+        torch.set_num_threads(threads)
+    return [_competitor(name, fn) for name, fn in _operands(case, dtype, seed).items()]
 
 
 def compare(case, dtype, base, value):

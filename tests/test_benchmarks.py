@@ -489,3 +489,28 @@ def test_numpy_plain_refuses_what_it_does_not_do():
         numpy_plain.PlainNet(W, b, "relu", "softmax", "squared_error", [[0.0]], "float64")
     with pytest.raises(ValueError, match="activation"):
         numpy_plain.PlainNet(W, b, "gelu", "identity", "squared_error", [[0.0]], "float64")
+
+
+# ------------------------------------------------------------------ PyTorch's `@` in the kernels suite
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_gemm_suite_checks_torch_against_bpfast(dtype):
+    torch = pytest.importorskip("torch")
+    import numpy as np
+    import gemm_suite
+    from cases import mlp_gemms, square
+    before = torch.get_num_threads()
+    try:
+        for case in [square(33)] + mlp_gemms(7, 19, 5):
+            found = {c.name: c for c in gemm_suite.competitors(case, dtype, 0, 1)}
+            assert set(found) == {"bpfast", "numpy", "torch"}
+            assert torch.get_num_threads() == 1  # the thread count the suite was given
+            base, got = found["bpfast"].check(), found["torch"].check()
+            assert isinstance(got, np.ndarray) and got.dtype == np.dtype(dtype) and got.shape == (case.m, case.n)
+            assert gemm_suite.compare(case, dtype, base, got).ok
+            # independently of bpfast: numpy's product of the same operands
+            want = found["numpy"].check().astype(np.float64)
+            assert np.allclose(got, want, rtol=1e-4 if dtype == "float32" else 1e-12, atol=1e-4)
+            assert not gemm_suite.compare(case, dtype, base, got * 1.01).ok  # the check can fail
+    finally:
+        torch.set_num_threads(before)
