@@ -514,3 +514,31 @@ def test_the_gemm_suite_checks_torch_against_bpfast(dtype):
             assert not gemm_suite.compare(case, dtype, base, got * 1.01).ok  # the check can fail
     finally:
         torch.set_num_threads(before)
+
+
+# ------------------------------------------------------------------ waiting for other threads to go idle
+
+def test_time_waiting_for_a_cpu_counts_as_busy():
+    import timing
+    me, pool = ("self", "1"), ("self", "2")
+    before = {me: (1.0, 0.0), pool: (5.0, 1.0)}
+    # the pool thread ran 2 ms and waited 8 ms for a CPU in a 20 ms window: half a core wanted
+    after = {me: (1.02, 0.0), pool: (5.002, 1.008), ("123", "9"): (0.001, 0.0)}  # and a helper's new thread
+    assert timing.others_busy(before, after, 0.02, caller=me) == pytest.approx((0.002 + 0.008 + 0.001) / 0.02)
+    assert timing.others_busy(before, {me: (1.02, 0.0), pool: (5.0, 1.0)}, 0.02, caller=me) == 0.0
+
+
+def test_wait_until_idle_waits_for_a_busy_thread_and_sees_it_stop():
+    import threading
+    import timing
+    if timing.thread_times() is None:
+        pytest.skip("no per-thread schedstat here")
+    stop = threading.Event()
+    spinner = threading.Thread(target=lambda: [None for _ in iter(stop.is_set, True)])
+    spinner.start()
+    try:
+        assert timing.wait_until_idle(0.2) is False  # still spinning when the wait gave up
+    finally:
+        stop.set()
+        spinner.join()
+    assert timing.wait_until_idle(5.0) is True
