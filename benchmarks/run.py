@@ -493,6 +493,7 @@ def main(argv=None):
         if hasattr(bpfast, "set_num_threads"):
             bpfast.set_num_threads(args.threads)
 
+    import fma_probe
     import plot
     import report
     from contention import WaitBudget
@@ -507,6 +508,13 @@ def main(argv=None):
         progress.note(f"waited {args.max_wait - budget.left:.0f} s for other processes to go quiet")
     suites = suite_modules(args.only)
     machine = machine_record(torch_threads=threads)
+    progress.show("probing the FMA peak (fma_probe.py)")
+    peaks = fma_probe.probe([1, threads, os.cpu_count() or 1], args.mode, settings.settle)
+    progress.done()
+    machine.update(fma_probe.machine_lines(peaks))
+    isas = fma_probe.available_isas()
+    isa_of = fma_probe.CompetitorIsa(machine["bpfast_isa"], machine["numpy_blas_core_type"].split(",")[0], isas,
+                                     fma_probe.torch_isa(isas) if "torch_threads" in machine else None)
     command = "python benchmarks/run.py" + "".join(" " + shlex.quote(a) for a in (argv or sys.argv[1:]))
     busy = machine["cpu_busy_before_start"]
     if isinstance(busy, float) and busy > 0.2:
@@ -522,13 +530,15 @@ def main(argv=None):
     done = []
     for suite in suites:
         suite_start = time.perf_counter()
-        rows = run_suite(suite, settings, progress, budget, start)
+        rows = fma_probe.annotate(run_suite(suite, settings, progress, budget, start), peaks, isa_of, threads)
         notes = suite.notes()
         print(report.text_table(suite, args.dtype, rows, notes))
         print(f"({suite.TITLE.lower()}: {time.perf_counter() - suite_start:.0f} s)")
         print(flush=True)
         done.append((suite, rows, notes))
 
+    print(report.text_summary(done, args.dtype))
+    print(flush=True)
     elapsed = time.perf_counter() - start
     foreign = [r["foreign_cores"] for _, rows, _ in done for r in rows if r["foreign_cores"] is not None]
     machine["foreign_cores_max"] = max(foreign) if foreign else "unknown"  # over the kept timings
@@ -542,7 +552,7 @@ def main(argv=None):
     print(f"total time: {elapsed:.0f} s (expected about {estimate.fmt_seconds(expected_s)})")
     if args.json:
         document = {"command": command, "options": vars(args), "machine": machine, "elapsed_s": elapsed,
-                    "expected_s": expected_s,
+                    "expected_s": expected_s, "fma_probe": peaks,
                     "suites": [{"name": s.NAME, "table": s.TABLE, "title": s.TITLE, "note": s.NOTE,
                                 "explanation": s.EXPLANATION, "notes": notes, "dtype": args.dtype,
                                 "results": rows} for s, rows, notes in done]}

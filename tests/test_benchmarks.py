@@ -542,3 +542,87 @@ def test_wait_until_idle_waits_for_a_busy_thread_and_sees_it_stop():
         stop.set()
         spinner.join()
     assert timing.wait_until_idle(5.0) is True
+
+
+# ------------------------------------------------------------------ the FMA probe and % of peak
+
+def test_the_fma_probe_gives_positive_gflops_for_every_isa_of_the_cpu():
+    import fma_probe
+    from bpfast import _core
+    isas = fma_probe.available_isas()
+    supported = {name for name, ok in _core.build_info()["isas"] if ok}
+    assert isas == [isa for isa in ("avx512", "avx2") if isa in supported]
+    peaks = fma_probe.probe([1, 2], mode="tiny", settle=0)
+    assert list(peaks) == isas
+    for isa in isas:
+        for dtype in ("float32", "float64"):
+            for k in (1, 2):
+                assert fma_probe.peak(peaks, isa, dtype, k) > 0, (isa, dtype, k)
+        assert f"fma_peak_{isa}" in fma_probe.machine_lines(peaks)
+    assert fma_probe.peak(peaks, "generic", "float32", 1) is None
+
+
+def test_the_fma_probe_counts_its_flops():
+    import fma_probe  # noqa: F401  (benchmarks on the path)
+    from bpfast import _core
+    for isa, lanes in (("avx512", {"float32": 16, "float64": 8}), ("avx2", {"float32": 8, "float64": 4})):
+        if isa not in dict(_core.build_info()["isas"]) or not dict(_core.build_info()["isas"])[isa]:
+            continue
+        for dtype, width in lanes.items():
+            flops, checksum = _core.fma_probe(isa, dtype, 1000, 1)
+            assert flops == 2 * width * 12 * 1000  # 12 chains, one FMA (2 flops) per lane per round
+            # each lane runs acc <- 0.999·acc + 0.001 from 0.5 + 0.01·j: the closed form of that recurrence
+            a, b, n = 0.999, 0.001, 1000
+            want = sum(width * (a ** n * (0.5 + 0.01 * j) + b * (1 - a ** n) / (1 - a)) for j in range(12))
+            assert checksum == pytest.approx(want, rel=1e-3 if dtype == "float32" else 1e-9)
+    with pytest.raises(ValueError):
+        _core.fma_probe("generic", "float32", 10, 1)
+    with pytest.raises(ValueError):
+        _core.fma_probe("avx2", "float16", 10, 1)
+    with pytest.raises(ValueError):
+        _core.fma_probe("avx2", "float32", 10, _core.get_num_threads() + 1)
+
+
+def test_percent_of_peak_uses_the_isa_and_thread_count_of_each_competitor():
+    import fma_probe
+    peaks = {"avx512": {"float32": {1: 100.0, 2: 200.0}, "float64": {1: 50.0, 2: 100.0}},
+             "avx2": {"float32": {1: 80.0, 2: 160.0}, "float64": {1: 40.0, 2: 80.0}}}
+    isa_of = fma_probe.CompetitorIsa("avx512", "Haswell", ["avx512", "avx2"], torch_isa_name="avx2")
+    assert [isa_of(n) for n in ("bpfast", "numpy", "reference", "numpy plain", "torch", "numpy SkylakeX")] == \
+        ["avx512", "avx2", "avx2", "avx2", "avx2", "avx512"]
+    rows = [{"competitor": "bpfast", "dtype": "float32", "gflops": 150.0, "params": {}},
+            {"competitor": "numpy", "dtype": "float32", "gflops": 40.0, "params": {}},
+            {"competitor": "torch", "dtype": "float64", "gflops": 20.0, "params": {"threads": 1}},
+            {"competitor": "numpy SkylakeX", "dtype": "float64", "gflops": 90.0, "params": {}},
+            {"competitor": "reference", "dtype": "float32", "gflops": None, "params": {}}]
+    fma_probe.annotate(rows, peaks, isa_of, threads=2)
+    assert [row.get("peak") for row in rows] == [pytest.approx(0.75), pytest.approx(0.25), pytest.approx(0.5),
+                                                 pytest.approx(0.9), None]
+    assert rows[0]["peak_of"] == "avx512 float32, 2 threads" and rows[2]["peak_of"] == "avx2 float64, 1 thread"
+    assert fma_probe.fraction(10.0, None) is None and fma_probe.fraction(None, 5.0) is None
+    generic = fma_probe.CompetitorIsa("generic", "SkylakeX", ["avx512", "avx2"])
+    assert generic("bpfast") is None and generic("numpy") == "avx512"
+
+
+# ------------------------------------------------------------------ the summary: the best competitor
+
+def test_the_summary_names_the_fastest_competitor_that_got_it_right():
+    import report
+    from report import best_competitors
+
+    def row(case, competitor, median, status="ok"):
+        return {"case": case, "competitor": competitor, "status": status, "median": median,
+                "ratio": None if status in ("WRONG", "ERROR") else median / 2.0, "disturbed": False}
+
+    rows = [row("a", "bpfast", 2.0, "baseline"), row("a", "numpy", 3.0), row("a", "torch", 2.5),
+            row("a", "wrong", 0.1, "WRONG"), row("a", "bpfast checked", 2.2),
+            row("b", "bpfast", 2.0, "baseline"), row("b", "reference", 9.0), row("b", "numpy plain", 1.0),
+            row("b", "torch", 0.5, "ERROR"),
+            row("c", "bpfast", 2.0, "baseline"), row("c", "wrong", 0.1, "WRONG")]
+    picked = {case: (best["competitor"] if best else None) for case, _, best in best_competitors(rows)}
+    assert picked == {"a": "torch", "b": "numpy plain", "c": None}
+    suite = type("Suite", (), {"TABLE": "steps", "TITLE": "Steps"})
+    text = report.text_summary([(suite, rows, [])], "float32")
+    assert "torch" in text and "1.25" in text and "numpy plain" in text and "0.50" in text
+    assert "geometric mean of best / bpfast: 0.79 over 2 cases" in text  # sqrt(1.25 · 0.5)
+    assert "## Summary" in "\n".join(report.markdown_summary([(suite, rows, [])], "float32"))
