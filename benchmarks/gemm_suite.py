@@ -11,14 +11,27 @@ gets tensors sharing numpy's memory, and torch.set_num_threads(threads): as
 many threads as bpfast). PyTorch joins when it can be imported; its `@` runs
 MKL or oneDNN, whichever it picks for the shape.
 
+Where the CPU has AVX-512 but numpy's OpenBLAS runs an AVX2-class core type,
+numpy is timed a second time, in a child process whose OpenBLAS was loaded
+with OPENBLAS_CORETYPE=SkylakeX (blas_kernel.py, numpy_child.py): the
+competitor "numpy SkylakeX". Its products are checked like the others; the
+child times its calls itself, in turn with the other competitors, and the
+wait before each timed repeat watches its threads too.
+
 Check: the relative Frobenius-norm difference from bpfast's product must be
 within a few units of rounding times the inner dimension k.
 """
+
+import atexit
+import os
+import shutil
+import tempfile
 
 import numpy as np
 
 from bpfast import kernels
 
+import blas_kernel
 import optional
 from cases import gemm_cases
 from competitor import Competitor, Verdict
@@ -45,8 +58,76 @@ cases = gemm_cases
 TORCH = "torch"
 
 
+_best = None    # (core type to try or None, why): blas_kernel.decide(), once
+_child = None   # the NumpyChild, started on first use
+_scratch = None  # a directory for the child's products
+
+
+def best_kernel():
+    global _best
+    if _best is None:
+        _best = blas_kernel.decide()
+    return _best
+
+
 def notes():
-    return [] if optional.torch() is not None else [optional.missing_note("torch", "no torch column")]
+    out = [] if optional.torch() is not None else [optional.missing_note("torch", "no torch column")]
+    target, why = best_kernel()
+    if target is not None:
+        out.append(f"numpy's best BLAS kernel: {why} (column numpy {target}); the faster of the two is numpy on "
+                   "its best kernel, and the summary takes it into account")
+    return out
+
+
+def _numpy_child(target):
+    global _child, _scratch
+    if _child is None:
+        from numpy_child import NumpyChild
+        _scratch = tempfile.mkdtemp(prefix="bpfast-bench-")
+        _child = NumpyChild(target)
+        atexit.register(_close_child)
+    return _child
+
+
+def _close_child():
+    global _child
+    if _child is not None:
+        _child.close()
+        _child = None
+    if _scratch is not None:
+        shutil.rmtree(_scratch, ignore_errors=True)
+
+
+class _ChildCalls:
+    """The callable the runner times for the child: it runs and times its calls itself."""
+
+    def __init__(self, child):
+        self.child = child
+
+    def __call__(self):
+        self.child.time_calls(1)
+
+    def time_calls(self, n):
+        return self.child.time_calls(n)
+
+
+def _child_competitor(case, dtype, seed, threads, target):
+    """numpy's `@` in the child process with OPENBLAS_CORETYPE=target."""
+
+    def ready():
+        child = _numpy_child(target)
+        if not child.runs_requested_kernel():
+            raise RuntimeError(f"the child's OpenBLAS runs {child.reported}, not {target}: "
+                               "OPENBLAS_CORETYPE was not taken")
+        if child.case_key != (case, dtype, seed, threads):
+            child.set_case(case, dtype, seed, threads, os.path.join(_scratch, "product.npy"))
+        return child
+
+    def check():
+        ready()
+        return np.load(os.path.join(_scratch, "product.npy"))
+
+    return Competitor(f"numpy {target}", check, lambda: _ChildCalls(ready()))
 
 
 def _operands(case, dtype, seed):
@@ -98,7 +179,11 @@ def competitors(case, dtype, seed, threads):
     torch = optional.torch()
     if torch is not None:
         torch.set_num_threads(threads)
-    return [_competitor(name, fn) for name, fn in _operands(case, dtype, seed).items()]
+    found = [_competitor(name, fn) for name, fn in _operands(case, dtype, seed).items()]
+    target, _ = best_kernel()
+    if target is not None:
+        found.insert(2, _child_competitor(case, dtype, seed, threads, target))
+    return found
 
 
 def compare(case, dtype, base, value):

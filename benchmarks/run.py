@@ -537,6 +537,10 @@ def main(argv=None):
         print(flush=True)
         done.append((suite, rows, notes))
 
+    child = getattr(sys.modules.get("gemm_suite"), "_child", None)
+    if child is not None:  # the core types numpy actually ran, as its OpenBLAS reported them
+        machine["numpy_core_types_used"] = (f"{machine['numpy_blas_core_type']} (numpy), {child.reported} "
+                                            f"(numpy {child.core_type}, the child process)")
     print(report.text_summary(done, args.dtype))
     print(flush=True)
     elapsed = time.perf_counter() - start

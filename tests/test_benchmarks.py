@@ -626,3 +626,91 @@ def test_the_summary_names_the_fastest_competitor_that_got_it_right():
     assert "torch" in text and "1.25" in text and "numpy plain" in text and "0.50" in text
     assert "geometric mean of best / bpfast: 0.79 over 2 cases" in text  # sqrt(1.25 · 0.5)
     assert "## Summary" in "\n".join(report.markdown_summary([(suite, rows, [])], "float32"))
+
+
+# ------------------------------------------------------------------ numpy on its best BLAS kernel
+
+ZEN4_FLAGS = {"avx", "avx2", "fma", "avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl", "avx512_bf16"}
+ZEN3_FLAGS = {"avx", "avx2", "fma"}
+
+
+def _report(*core_types, api="openblas"):
+    """A threadpoolctl.threadpool_info() list with one library per core type."""
+    return [{"user_api": "blas", "internal_api": api, "architecture": t, "num_threads": 2} for t in core_types]
+
+
+@pytest.mark.parametrize("flags, report, expected", [
+    (ZEN4_FLAGS, _report("Haswell"), "SkylakeX"),        # AVX2 kernels on an AVX-512 CPU: try SkylakeX
+    (ZEN4_FLAGS, _report("Zen"), "SkylakeX"),
+    (ZEN4_FLAGS, _report("SkylakeX"), None),              # already AVX-512 (this machine)
+    (ZEN4_FLAGS, _report("Cooperlake"), None),
+    (ZEN4_FLAGS, _report("Haswell", "SkylakeX"), None),   # one library already runs AVX-512
+    (ZEN3_FLAGS, _report("Zen"), None),                   # no AVX-512 on the CPU
+    (ZEN4_FLAGS - {"avx512bw"}, _report("Haswell"), None),  # AVX-512F alone is not enough for SkylakeX
+    (ZEN4_FLAGS, _report("Haswell", api="mkl"), None),    # not OpenBLAS: the variable means nothing
+    (ZEN4_FLAGS, [], None),
+])
+def test_openblas_core_type_decision(flags, report, expected):
+    import blas_kernel
+    assert blas_kernel.better_core_type(flags, report) == expected
+
+
+def test_the_decision_reads_threadpoolctl(monkeypatch):
+    import blas_kernel
+    import optional
+    fake = type("FakeThreadpoolctl", (), {"threadpool_info": staticmethod(lambda: _report("Zen"))})
+    monkeypatch.setattr(optional, "load", lambda name: fake if name == "threadpoolctl" else None)
+    monkeypatch.setattr(blas_kernel, "cpu_flags", lambda: ZEN4_FLAGS)
+    target, why = blas_kernel.decide()
+    assert target == "SkylakeX" and "runs Zen" in why and "OPENBLAS_CORETYPE=SkylakeX" in why
+    monkeypatch.setattr(blas_kernel, "cpu_flags", lambda: ZEN3_FLAGS)
+    assert blas_kernel.decide()[0] is None
+
+
+def test_the_numpy_child_runs_the_core_type_it_was_given(tmp_path):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import numpy as np
+    import blas_kernel
+    import gemm_suite
+    import timing
+    from cases import mlp_gemms
+    if not blas_kernel.openblas_core_types(threadpoolctl.threadpool_info()) or "avx2" not in blas_kernel.cpu_flags():
+        pytest.skip("needs numpy on OpenBLAS and an AVX2 CPU")
+    from numpy_child import NumpyChild
+    child = NumpyChild("Haswell")  # every AVX2 CPU runs Haswell's kernels
+    try:
+        assert child.reported == "Haswell" and child.runs_requested_kernel()
+        assert child.process.pid in timing.WATCHED_PIDS
+        for case in mlp_gemms(5, 12, 7):
+            out = str(tmp_path / "p.npy")
+            child.set_case(case, "float64", 3, 1, out)
+            _, numpy_fn, _, _ = gemm_suite._products(case, "float64", 3)
+            np.testing.assert_allclose(np.load(out), numpy_fn(), rtol=1e-12)  # the same operands
+        assert child.time_calls(3) > 0
+        with pytest.raises(RuntimeError, match="numpy child"):
+            child.ask(op="nonsense")
+    finally:
+        child.close()
+    assert child.process.poll() is not None and child.process.pid not in timing.WATCHED_PIDS
+
+
+def test_the_gemm_suite_checks_the_child_against_bpfast(monkeypatch):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import blas_kernel
+    import gemm_suite
+    import timing
+    from cases import square
+    if not blas_kernel.openblas_core_types(threadpoolctl.threadpool_info()) or "avx2" not in blas_kernel.cpu_flags():
+        pytest.skip("needs numpy on OpenBLAS and an AVX2 CPU")
+    monkeypatch.setattr(gemm_suite, "_best", ("Haswell", "forced by the test"))
+    try:
+        case = square(40)
+        found = {c.name: c for c in gemm_suite.competitors(case, "float32", 0, 1)}
+        assert "numpy Haswell" in found
+        base, got = found["bpfast"].check(), found["numpy Haswell"].check()
+        assert gemm_suite.compare(case, "float32", base, got).ok
+        calls = found["numpy Haswell"].build()
+        assert timing.time_calls(calls, 2) > 0  # timed by the child
+        assert any("numpy Haswell" in note for note in gemm_suite.notes())
+    finally:
+        gemm_suite._close_child()
