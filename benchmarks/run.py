@@ -68,8 +68,8 @@ def parse_args(argv):
     parser.add_argument("--threads", type=int, default=None,
                         help="thread count for numpy's BLAS, bpfast and PyTorch (sets OPENBLAS_NUM_THREADS, "
                              "OMP_NUM_THREADS, MKL_NUM_THREADS, BPFAST_NUM_THREADS before the imports); "
-                             "default: each library's own default, PyTorch: the logical core count. "
-                             "The threads suite sets its own counts")
+                             "default: each library's own default, PyTorch: bpfast's (the logical core count "
+                             "unless BPFAST_NUM_THREADS says otherwise). The threads suite sets its own counts")
     parser.add_argument("--retries", type=int, default=None,
                         help="re-time a case up to this many times when it was disturbed: a competitor's slowest "
                              "repeat over 3 times its fastest, or other processes busy (default 2, 1 with "
@@ -499,7 +499,9 @@ def main(argv=None):
     from contention import WaitBudget
     from machine import machine_record
 
-    threads = args.threads or os.cpu_count() or 1
+    import bpfast
+    # PyTorch and the FMA probe run on bpfast's thread count (BPFAST_NUM_THREADS, else every core)
+    threads = args.threads or bpfast.get_num_threads() or os.cpu_count() or 1
     settings = Settings(args, threads)
     settings.retry_time = RetryTime(retry_s)
     progress = Progress()
