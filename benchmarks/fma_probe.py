@@ -10,6 +10,12 @@ down). The machine table shows the figures; every GEMM, step and thread row
 with a GFLOP/s figure also gets its percentage of the probe for the ISA its
 competitor runs and the thread count it used.
 
+On a shared machine another process may hold a core through every repeat of
+the k-thread probe. A k-thread figure below SCALING_FLOOR times k times the
+1-thread figure is therefore taken as disturbed: the machine table says so,
+and the percentages use k times the 1-thread figure instead (the larger
+yardstick, which can only lower them).
+
 Which ISA a competitor runs: bpfast its active kernels (bpfast.kernels.isa());
 numpy, the numpy reference and numpy plain the kernels of numpy's OpenBLAS
 core type (AVX-512 for SkylakeX, Cooperlake, SapphireRapids; AVX2 for
@@ -26,7 +32,8 @@ import timing
 ISAS = ("avx512", "avx2")  # the ISAs with a probe, best first
 DTYPES = ("float32", "float64")
 TARGET_S = {"full": 0.03, "quick": 0.02, "tiny": 0.002}
-REPEATS = {"full": 5, "quick": 3, "tiny": 1}
+REPEATS = {"full": 9, "quick": 5, "tiny": 1}
+SCALING_FLOOR = 0.9  # a k-thread figure under this share of k times the 1-thread figure counts as disturbed
 AVX512_CORE_TYPES = {"skylakex", "cooperlake", "sapphirerapids"}
 AVX2_CORE_TYPES = {"haswell", "zen", "broadwell", "skylake", "excavator", "atom"}
 
@@ -73,14 +80,35 @@ def probe(thread_counts, mode="full", settle=timing.SETTLE_S):
             for isa in available_isas()}
 
 
+def yardstick(peaks):
+    """(the peaks the percentages use, {(isa, dtype, k)}: the k-thread figures replaced by k times the
+    1-thread one because they fell below SCALING_FLOOR of it)."""
+    used, replaced = {}, set()
+    for isa, by_dtype in peaks.items():
+        for dtype, by_threads in by_dtype.items():
+            one = by_threads.get(1)
+            row = used.setdefault(isa, {}).setdefault(dtype, {})
+            for k, gflops in by_threads.items():
+                row[k] = gflops
+                if one and k > 1 and gflops < SCALING_FLOOR * k * one:
+                    row[k] = k * one
+                    replaced.add((isa, dtype, k))
+    return used, replaced
+
+
 def machine_lines(peaks):
-    """{machine-table key: text}, one line per ISA."""
+    """{machine-table key: text}, one line per ISA; a disturbed k-thread figure says what replaces it."""
+    _, replaced = yardstick(peaks)
     out = {}
     for isa, by_dtype in peaks.items():
         parts = []
         for dtype, by_threads in by_dtype.items():
-            cells = [f"{gflops:.0f} GF/s on {k} thread{'s' if k != 1 else ''}"
-                     for k, gflops in sorted(by_threads.items())]
+            cells = []
+            for k, gflops in sorted(by_threads.items()):
+                cell = f"{gflops:.0f} GF/s on {k} thread{'s' if k != 1 else ''}"
+                if (isa, dtype, k) in replaced:
+                    cell += f" (disturbed: % peak uses {k} x {by_threads[1]:.0f})"
+                cells.append(cell)
             parts.append(f"{dtype} {', '.join(cells)}")
         out[f"fma_peak_{isa}"] = "; ".join(parts)
     return out

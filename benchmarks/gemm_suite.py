@@ -70,13 +70,37 @@ def best_kernel():
     return _best
 
 
+_best_numpy = []  # finish()'s line on which numpy was faster, for notes()
+
+
 def notes():
     out = [] if optional.torch() is not None else [optional.missing_note("torch", "no torch column")]
     target, why = best_kernel()
     if target is not None:
         out.append(f"numpy's best BLAS kernel: {why} (column numpy {target}); the faster of the two is numpy on "
                    "its best kernel, and the summary takes it into account")
-    return out
+    return out + _best_numpy
+
+
+def finish(rows):
+    """Say which numpy was faster, case by case, when a child on another core type ran."""
+    import math
+    _best_numpy.clear()
+    target, _ = best_kernel()
+    if target is None:
+        return rows
+    child = f"numpy {target}"
+    pairs = {}
+    for row in rows:
+        if row["competitor"] in ("numpy", child) and row["status"] == "ok" and row.get("median"):
+            pairs.setdefault(row["case"], {})[row["competitor"]] = row["median"]
+    both = [p for p in pairs.values() if len(p) == 2]
+    if both:
+        wins = sum(p[child] < p["numpy"] for p in both)
+        mean = math.exp(sum(math.log(p[child] / p["numpy"]) for p in both) / len(both))
+        _best_numpy.append(f"numpy on its best BLAS kernel: {child} was the faster numpy in {wins} of {len(both)} "
+                           f"cases; geometric mean of the times {child} / numpy: {mean:.2f}")
+    return rows
 
 
 def _numpy_child(target):

@@ -514,6 +514,7 @@ def main(argv=None):
     peaks = fma_probe.probe([1, threads, os.cpu_count() or 1], args.mode, settings.settle)
     progress.done()
     machine.update(fma_probe.machine_lines(peaks))
+    yardstick = fma_probe.yardstick(peaks)[0]
     isas = fma_probe.available_isas()
     isa_of = fma_probe.CompetitorIsa(machine["bpfast_isa"], machine["numpy_blas_core_type"].split(",")[0], isas,
                                      fma_probe.torch_isa(isas) if "torch_threads" in machine else None)
@@ -532,7 +533,7 @@ def main(argv=None):
     done = []
     for suite in suites:
         suite_start = time.perf_counter()
-        rows = fma_probe.annotate(run_suite(suite, settings, progress, budget, start), peaks, isa_of, threads)
+        rows = fma_probe.annotate(run_suite(suite, settings, progress, budget, start), yardstick, isa_of, threads)
         notes = suite.notes()
         print(report.text_table(suite, args.dtype, rows, notes))
         print(f"({suite.TITLE.lower()}: {time.perf_counter() - suite_start:.0f} s)")

@@ -714,3 +714,30 @@ def test_the_gemm_suite_checks_the_child_against_bpfast(monkeypatch):
         assert any("numpy Haswell" in note for note in gemm_suite.notes())
     finally:
         gemm_suite._close_child()
+
+
+def test_a_disturbed_all_thread_probe_is_replaced_by_k_times_one_thread():
+    import fma_probe
+    peaks = {"avx512": {"float32": {1: 116.0, 2: 134.0}, "float64": {1: 58.0, 2: 115.0}}}
+    used, replaced = fma_probe.yardstick(peaks)
+    assert replaced == {("avx512", "float32", 2)}
+    assert used["avx512"]["float32"] == {1: 116.0, 2: 232.0} and used["avx512"]["float64"] == {1: 58.0, 2: 115.0}
+    assert peaks["avx512"]["float32"][2] == 134.0  # the measured figure is kept for the machine table
+    line = fma_probe.machine_lines(peaks)["fma_peak_avx512"]
+    assert "134 GF/s on 2 threads (disturbed: % peak uses 2 x 116)" in line and line.count("disturbed") == 1
+
+
+def test_the_gemm_suite_says_which_numpy_was_faster(monkeypatch):
+    import gemm_suite
+    monkeypatch.setattr(gemm_suite, "_best", ("SkylakeX", "forced by the test"))
+
+    def row(case, competitor, median):
+        return {"case": case, "competitor": competitor, "status": "ok", "median": median}
+
+    rows = [row("a", "numpy", 4.0), row("a", "numpy SkylakeX", 1.0), row("b", "numpy", 1.0),
+            row("b", "numpy SkylakeX", 1.0), row("c", "numpy", 2.0)]
+    gemm_suite.finish(rows)
+    line = [n for n in gemm_suite.notes() if n.startswith("numpy on its best BLAS kernel")]
+    assert line == ["numpy on its best BLAS kernel: numpy SkylakeX was the faster numpy in 1 of 2 cases; "
+                    "geometric mean of the times numpy SkylakeX / numpy: 0.50"]
+    gemm_suite._best_numpy.clear()
