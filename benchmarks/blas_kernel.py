@@ -35,8 +35,16 @@ def cpu_flags():
 
 
 def openblas_core_types(info):
-    """The core types of the OpenBLAS libraries in a threadpoolctl.threadpool_info() list."""
-    return [entry.get("architecture") or "unknown" for entry in info if entry.get("internal_api") == "openblas"]
+    """The core types of numpy's OpenBLAS in a threadpoolctl.threadpool_info() list (each once).
+
+    numpy's is the library under numpy's own directory (numpy.libs in a
+    wheel); SciPy, loaded by scikit-learn, brings another. Where no library
+    is numpy's by its path, every OpenBLAS library counts.
+    """
+    openblas = [entry for entry in info if entry.get("internal_api") == "openblas"]
+    numpy_own = [entry for entry in openblas if "numpy" in str(entry.get("filepath", "")).lower()]
+    types = [entry.get("architecture") or "unknown" for entry in (numpy_own or openblas)]
+    return sorted(set(types), key=types.index)
 
 
 def better_core_type(flags, info):

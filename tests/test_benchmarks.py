@@ -649,6 +649,10 @@ def _report(*core_types, api="openblas"):
     (ZEN4_FLAGS - {"avx512bw"}, _report("Haswell"), None),  # AVX-512F alone is not enough for SkylakeX
     (ZEN4_FLAGS, _report("Haswell", api="mkl"), None),    # not OpenBLAS: the variable means nothing
     (ZEN4_FLAGS, [], None),
+    # numpy's own library decides, not SciPy's (scikit-learn loads SciPy, which brings its own OpenBLAS)
+    (ZEN4_FLAGS, [dict(_report("Haswell")[0], filepath="site-packages/numpy.libs/libscipy_openblas64_.so"),
+                  dict(_report("SkylakeX")[0], filepath="site-packages/scipy.libs/libscipy_openblas.so")],
+     "SkylakeX"),
 ])
 def test_openblas_core_type_decision(flags, report, expected):
     import blas_kernel
