@@ -32,7 +32,7 @@ import timing
 ISAS = ("avx512", "avx2")  # the ISAs with a probe, best first
 DTYPES = ("float32", "float64")
 TARGET_S = {"full": 0.03, "quick": 0.02, "tiny": 0.002}
-REPEATS = {"full": 9, "quick": 5, "tiny": 1}
+REPEATS = {"full": 9, "quick": 3, "tiny": 1}
 SCALING_FLOOR = 0.9  # a k-thread figure under this share of k times the 1-thread figure counts as disturbed
 AVX512_CORE_TYPES = {"skylakex", "cooperlake", "sapphirerapids"}
 AVX2_CORE_TYPES = {"haswell", "zen", "broadwell", "skylake", "excavator", "atom"}
