@@ -220,6 +220,13 @@ def _problem_lines(rows):
             for r in rows if r["status"] in ("WRONG", "ERROR")]
 
 
+def _settle_lines(rows):
+    """One line per competitor and case whose repeats did not all start with the other threads idle."""
+    return [f"busy threads: {r['settle_timeouts']} of {r['competitor']}'s repeats on {r['case']} began while "
+            "other threads of the run were still busy (the wait for them gave up)"
+            for r in rows if r.get("settle_timeouts")]
+
+
 def _status_cell(row):
     return "-" if row["status"] == "baseline" else row["status"]
 
@@ -270,7 +277,7 @@ def text_table(suite, dtype, rows, notes=()):
                 body.append(cells)
     align = ["<", "<", "<"] + [">"] * (len(headers) - 3)
     out = [f"== {suite.TITLE}, {dtype} ==", suite.NOTE, ""] + _text_grid(headers, align, body) + [""]
-    out += _mean_lines(rows) + _problem_lines(rows) + _retry_lines(rows) + list(notes)
+    out += _mean_lines(rows) + _problem_lines(rows) + _retry_lines(rows) + _settle_lines(rows) + list(notes)
     if _any_disturbed(rows):
         out.append(DISTURBED_NOTE)
     if _has_peak(rows):
@@ -401,7 +408,7 @@ def markdown_document(command, machine, dtype, done, elapsed):
         means = _mean_lines(rows)
         if means:
             out += ["; ".join(means) + ".", ""]
-        for line in _problem_lines(rows) + _retry_lines(rows) + list(notes):
+        for line in _problem_lines(rows) + _retry_lines(rows) + _settle_lines(rows) + list(notes):
             out += [line, ""]
         if _any_disturbed(rows):
             out += [DISTURBED_NOTE, ""]

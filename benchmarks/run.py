@@ -397,7 +397,8 @@ def _run_case(suite, case, settings, progress, position, budget):
                "disturbed": chosen.disturbed, "disturbed_by": chosen.reasons()}
         if timing is not None:
             row.update(inner=timing.inner, times=timing.times, median=timing.median,
-                       min=timing.min, max=timing.max, spread=timing.spread)
+                       min=timing.min, max=timing.max, spread=timing.spread,
+                       settle_timeouts=getattr(timing, "settle_timeouts", 0))
             if status[name] in ("baseline", "ok"):  # a wrong answer gets no ratio and no GFLOP/s
                 if case.flops:
                     row["gflops"] = case.flops / timing.median / 1e9

@@ -81,6 +81,7 @@ class Timing:
 
     inner: int
     times: list = field(default_factory=list)
+    settle_timeouts: int = 0  # repeats that began with other threads still busy (the wait gave up)
 
     @property
     def median(self):
@@ -177,8 +178,8 @@ def interleaved(fns, repeats, warmup_repeats=1, settle=SETTLE_S, target=TARGET_R
         for _ in range(repeats):
             for name, fn in fns.items():
                 timing = timings[name]
-                if settle:
-                    wait_until_idle(settle)
+                if settle and not wait_until_idle(settle):
+                    timing.settle_timeouts += 1
                 timing.times.append(time_calls(fn, timing.inner) / timing.inner)
     finally:
         if gc_was_enabled:

@@ -745,3 +745,15 @@ def test_the_gemm_suite_says_which_numpy_was_faster(monkeypatch):
     assert line == ["numpy on its best BLAS kernel: numpy SkylakeX was the faster numpy in 1 of 2 cases; "
                     "geometric mean of the times numpy SkylakeX / numpy: 0.50"]
     gemm_suite._best_numpy.clear()
+
+
+def test_repeats_that_began_with_busy_threads_are_counted_and_reported(monkeypatch):
+    import report
+    import timing
+    answers = iter([True, False, False, True])
+    monkeypatch.setattr(timing, "wait_until_idle", lambda max_wait: next(answers))
+    timings = timing.interleaved({"a": lambda: None, "b": lambda: None}, repeats=2, settle=0.5, target=0.0001)
+    assert timings["a"].settle_timeouts == 1 and timings["b"].settle_timeouts == 1  # a: T F, b: F T
+    rows = [{"case": "c", "competitor": "torch", "settle_timeouts": 3}, {"case": "c", "competitor": "numpy"}]
+    assert report._settle_lines(rows) == ["busy threads: 3 of torch's repeats on c began while other threads of "
+                                          "the run were still busy (the wait for them gave up)"]
