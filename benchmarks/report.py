@@ -86,17 +86,17 @@ def best_competitors(rows):
     return out
 
 
-def _summary_body(rows):
+def _summary_body(rows, micro="us"):
     body, ratios = [], []
     for case, base, best in best_competitors(rows):
         if base is None or base.get("median") is None:
             body.append([case, "-", "-", "-", "-"])
             continue
         if best is None:
-            body.append([case, fmt_time(base["median"]), "none", "-", "-"])
+            body.append([case, fmt_time(base["median"], micro), "none", "-", "-"])
             continue
         ratios.append(best["ratio"])
-        body.append([case, fmt_time(base["median"]), best["competitor"], fmt_time(best["median"]),
+        body.append([case, fmt_time(base["median"], micro), best["competitor"], fmt_time(best["median"], micro),
                      f"{best['ratio']:.2f}"])
     mean = math.exp(sum(math.log(x) for x in ratios) / len(ratios)) if ratios else None
     return body, mean, len(ratios)
@@ -108,13 +108,17 @@ SUMMARY_LEGEND = ("best competitor = the fastest of the case's other competitors
                   "bpfast above 1 means bpfast is faster than all of them.")
 
 
-def _summary_parts(done, dtype):
+def _cases(count):
+    return f"{count} case{'s' if count != 1 else ''}"
+
+
+def _summary_parts(done, dtype, micro="us"):
     """[(title, body, geometric mean, count)] for the tables the summary covers."""
     parts = []
     for table in SUMMARY_TABLES:
         for suite, rows, _ in done:
             if suite.TABLE == table and rows:
-                body, mean, count = _summary_body(rows)
+                body, mean, count = _summary_body(rows, micro)
                 parts.append((f"{suite.TITLE}, {dtype}", body, mean, count))
     return parts
 
@@ -125,18 +129,18 @@ def text_summary(done, dtype):
     for title, body, mean, count in _summary_parts(done, dtype):
         out += ["", title] + _text_grid(SUMMARY_HEADERS, ["<", ">", "<", ">", ">"], body)
         if mean is not None:
-            out.append(f"geometric mean of best / bpfast: {mean:.2f} over {count} case{'s' if count != 1 else ''}")
+            out.append(f"geometric mean of best / bpfast: {mean:.2f} over {_cases(count)}")
     out.append(SUMMARY_LEGEND)
     return "\n".join(out)
 
 
 def markdown_summary(done, dtype):
     out = ["## Summary: bpfast against the best competitor of each case", "", SUMMARY_LEGEND, ""]
-    for title, body, mean, count in _summary_parts(done, dtype):
+    for title, body, mean, count in _summary_parts(done, dtype, "µs"):
         out += [f"**{title}**", "", _md_row(SUMMARY_HEADERS), _md_row(["---", "---:", "---", "---:", "---:"])]
         out += [_md_row(cells) for cells in body] + [""]
         if mean is not None:
-            out += [f"Geometric mean of best / bpfast: {mean:.2f} over {count} cases.", ""]
+            out += [f"Geometric mean of best / bpfast: {mean:.2f} over {_cases(count)}.", ""]
     return out
 
 
