@@ -2,7 +2,7 @@
 
 On Linux, /proc/stat says how much CPU time all processes used and
 os.times() how much this process used (all its threads, numpy's BLAS threads
-included); the difference over a stretch of wall time is the number of cores
+included; with the helper processes of timing.WATCHED_PIDS added); the difference over a stretch of wall time is the number of cores
 other processes kept busy meanwhile ("foreign" cores). A case timed while
 they exceeded FOREIGN_LIMIT cores is re-timed after waiting for quiet, and
 marked as disturbed if it never got a quiet window.
@@ -24,8 +24,18 @@ def _system_cpu_seconds():
 
 
 def _own_cpu_seconds():
+    """CPU seconds of this process and of the helper processes it times (timing.WATCHED_PIDS)."""
+    import timing
     t = os.times()
-    return t.user + t.system
+    total = t.user + t.system
+    for pid in list(timing.WATCHED_PIDS):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
 
 
 class ForeignLoad:

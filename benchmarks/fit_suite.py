@@ -50,7 +50,8 @@ MARKDOWN_LAYOUT = "long"
 TABLE = "fit"
 TITLE = "Training epoch (fit)"
 NOTE = ("One call is one epoch of mini-batch SGD over the whole data set, shuffled. train_step is a Python loop "
-        "over net.train_step; sklearn is MLPClassifier.partial_fit. GFLOP/s counts 6·n·Σ n_in·n_out per epoch.")
+        "over net.train_step; sklearn is MLPClassifier.partial_fit. GFLOP/s counts the training step's flops per sample "
+        "(no input gradient for the first layer) times n per epoch.")
 EXPLANATION = (
     "One call is one training epoch: mini-batch SGD over the whole data set, shuffled. The data set is "
     "scikit-learn's bundled digits (1797 samples, 64 features scaled to [0, 1], 10 classes) when scikit-learn "

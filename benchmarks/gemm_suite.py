@@ -1,49 +1,178 @@
-"""The kernel suite: GEMM throughput of bpfast.kernels against numpy's `@`.
+"""The kernel suite: GEMM throughput of bpfast.kernels against numpy's `@` and PyTorch's `@`.
 
 Square products A@B, and the three products of a dense layer: the forward
 X@W.T (bpfast.kernels.matmul with trans_b=True), the weight gradient d.T@X
 (bpfast.kernels.weight_gradient) and the input gradient d@W
 (bpfast.kernels.input_gradient). bpfast writes into an output buffer
 allocated once before timing (out=), so the kernel alone is measured; numpy's
-`@` allocates its result on every call. No transpose is copied on either
-side: X@W.T and d.T@X hand numpy transposed views.
+and PyTorch's `@` allocate their result on every call. No transpose is copied
+on any side: X@W.T and d.T@X hand numpy and PyTorch transposed views (PyTorch
+gets tensors sharing numpy's memory, and torch.set_num_threads(threads): as
+many threads as bpfast). PyTorch joins when it can be imported; its `@` runs
+MKL or oneDNN, whichever it picks for the shape.
+
+Where the CPU has AVX-512 but numpy's OpenBLAS runs an AVX2-class core type,
+numpy is timed a second time, in a child process whose OpenBLAS was loaded
+with OPENBLAS_CORETYPE=SkylakeX (blas_kernel.py, numpy_child.py): the
+competitor "numpy SkylakeX". Its products are checked like the others; the
+child times its calls itself, in turn with the other competitors, and the
+wait before each timed repeat watches its threads too.
 
 Check: the relative Frobenius-norm difference from bpfast's product must be
 within a few units of rounding times the inner dimension k.
 """
 
+import atexit
+import os
+import shutil
+import tempfile
+
 import numpy as np
 
 from bpfast import kernels
 
+import blas_kernel
+import optional
 from cases import gemm_cases
 from competitor import Competitor, Verdict
 
 NAME = "kernels"
 TITLE = "GEMM kernels"
 NOTE = ("One call is one matrix product; GFLOP/s counts 2·m·n·k. bpfast writes into a buffer "
-        "allocated once (out=); numpy's `@` allocates its result on every call.")
+        "allocated once (out=); numpy's and PyTorch's `@` allocate their result on every call.")
 TOLERANCE_ULPS = 8  # tolerance = TOLERANCE_ULPS · eps · k, relative, normwise
 
 TABLE = "gemm"
 EXPLANATION = (
     "One call is one matrix product. `bpfast.kernels.matmul`, `weight_gradient` and `input_gradient` are "
-    "compared with numpy's `@` (which is what `bpfast.reference` calls) on square matrices (`A@B n=512`) and "
+    "compared with numpy's `@` (which is what `bpfast.reference` calls) and, when it can be imported, "
+    "PyTorch's `@` on tensors sharing numpy's memory (MKL or oneDNN, with as many threads as bpfast) on "
+    "square matrices (`A@B n=512`) and "
     "on the three products of a dense layer: the forward pass `X@W.T`, the weight gradient `d.T@X` and the "
     "input gradient `d@W`. A case named `b=64 784->1024` is a layer with 784 inputs and 1024 outputs on a "
-    "batch of 64. bpfast writes into an output buffer made once before timing; numpy's `@` makes a new "
-    "result array on every call, so its times include that allocation. GFLOP/s counts 2·m·n·k. Check: "
+    "batch of 64. bpfast writes into an output buffer made once before timing; numpy's and PyTorch's `@` "
+    "make a new result array on every call, so its times include that allocation. GFLOP/s counts 2·m·n·k. Check: "
     "the relative (Frobenius-norm) difference from bpfast's product is at most 8·eps·k.")
 
 cases = gemm_cases
+TORCH = "torch"
+
+
+_best = None    # (core type to try or None, why): blas_kernel.decide(), once
+_child = None   # the NumpyChild, started on first use
+_scratch = None  # a directory for the child's products
+
+
+def best_kernel():
+    global _best
+    if _best is None:
+        _best = blas_kernel.decide()
+    return _best
+
+
+_best_numpy = []  # finish()'s line on which numpy was faster, for notes()
 
 
 def notes():
-    return []
+    out = [] if optional.torch() is not None else [optional.missing_note("torch", "no torch column")]
+    target, why = best_kernel()
+    if target is not None:
+        out.append(f"numpy's best BLAS kernel: {why} (column numpy {target}); the faster of the two is numpy on "
+                   "its best kernel, and the summary takes it into account")
+    return out + _best_numpy
+
+
+def finish(rows):
+    """Say which numpy was faster, case by case, when a child on another core type ran."""
+    import math
+    _best_numpy.clear()
+    target, _ = best_kernel()
+    if target is None:
+        return rows
+    child = f"numpy {target}"
+    pairs = {}
+    for row in rows:
+        if row["competitor"] in ("numpy", child) and row["status"] == "ok" and row.get("median"):
+            pairs.setdefault(row["case"], {})[row["competitor"]] = row["median"]
+    both = [p for p in pairs.values() if len(p) == 2]
+    if both:
+        wins = sum(p[child] < p["numpy"] for p in both)
+        mean = math.exp(sum(math.log(p[child] / p["numpy"]) for p in both) / len(both))
+        _best_numpy.append(f"numpy on its best BLAS kernel: {child} was the faster numpy in {wins} of {len(both)} "
+                           f"cases; geometric mean of the times {child} / numpy: {mean:.2f}")
+    return rows
+
+
+def _numpy_child(target):
+    global _child, _scratch
+    if _child is None:
+        from numpy_child import NumpyChild
+        _scratch = tempfile.mkdtemp(prefix="bpfast-bench-")
+        _child = NumpyChild(target)
+        atexit.register(_close_child)
+    return _child
+
+
+def _close_child():
+    global _child
+    if _child is not None:
+        _child.close()
+        _child = None
+    if _scratch is not None:
+        shutil.rmtree(_scratch, ignore_errors=True)
+
+
+class _ChildCalls:
+    """The callable the runner times for the child: it runs and times its calls itself."""
+
+    def __init__(self, child):
+        self.child = child
+
+    def __call__(self):
+        self.child.time_calls(1)
+
+    def time_calls(self, n):
+        return self.child.time_calls(n)
+
+
+def _child_competitor(case, dtype, seed, threads, target):
+    """numpy's `@` in the child process with OPENBLAS_CORETYPE=target."""
+
+    def ready():
+        child = _numpy_child(target)
+        if not child.runs_requested_kernel():
+            raise RuntimeError(f"the child's OpenBLAS runs {child.reported}, not {target}: "
+                               "OPENBLAS_CORETYPE was not taken")
+        if child.case_key != (case, dtype, seed, threads):
+            child.set_case(case, dtype, seed, threads, os.path.join(_scratch, "product.npy"))
+        return child
+
+    def check():
+        ready()
+        return np.load(os.path.join(_scratch, "product.npy"))
+
+    return Competitor(f"numpy {target}", check, lambda: _ChildCalls(ready()))
 
 
 def _operands(case, dtype, seed):
-    """(bpfast callable, numpy callable) for the case, operands drawn from a seeded Generator."""
+    """{name: callable} for bpfast, numpy and (when importable) torch, operands drawn from a seeded Generator."""
+    bpfast_fn, numpy_fn, operands, expression = _products(case, dtype, seed)
+    fns = {"bpfast": bpfast_fn, "numpy": numpy_fn}
+    torch = optional.torch()
+    if torch is not None:
+        fns[TORCH] = _torch_product(torch, operands, expression)
+    return fns
+
+
+def _torch_product(torch, operands, expression):
+    """PyTorch's `@` on tensors that share the operands' memory; the result comes back as an array."""
+    A, B = (torch.from_numpy(x) for x in operands)
+    product = {"A@B": lambda: A @ B, "X@W.T": lambda: A @ B.T, "d.T@X": lambda: A.T @ B}[expression]
+    return lambda: product().numpy()
+
+
+def _products(case, dtype, seed):
+    """(bpfast callable, numpy callable, (first, second operand), expression) for the case."""
     rng = np.random.default_rng([seed, case.m, case.n, case.k])
 
     def draw(*shape):
@@ -52,16 +181,16 @@ def _operands(case, dtype, seed):
     out = np.empty((case.m, case.n), dtype=dtype)
     if case.op == "square":
         A, B = draw(case.m, case.k), draw(case.k, case.n)
-        return (lambda: kernels.matmul(A, B, out=out)), (lambda: A @ B)
+        return (lambda: kernels.matmul(A, B, out=out)), (lambda: A @ B), (A, B), "A@B"
     if case.op == "forward":
         X, W = draw(case.batch, case.n_in), draw(case.n_out, case.n_in)
-        return (lambda: kernels.matmul(X, W, trans_b=True, out=out)), (lambda: X @ W.T)
+        return (lambda: kernels.matmul(X, W, trans_b=True, out=out)), (lambda: X @ W.T), (X, W), "X@W.T"
     if case.op == "weight_grad":
         d, X = draw(case.batch, case.n_out), draw(case.batch, case.n_in)
-        return (lambda: kernels.weight_gradient(d, X, out=out)), (lambda: d.T @ X)
+        return (lambda: kernels.weight_gradient(d, X, out=out)), (lambda: d.T @ X), (d, X), "d.T@X"
     if case.op == "input_grad":
         d, W = draw(case.batch, case.n_out), draw(case.n_out, case.n_in)
-        return (lambda: kernels.input_gradient(d, W, out=out)), (lambda: d @ W)
+        return (lambda: kernels.input_gradient(d, W, out=out)), (lambda: d @ W), (d, W), "A@B"
     raise ValueError(f"unknown GEMM op {case.op!r}")
 
 
@@ -71,8 +200,14 @@ def _competitor(name, fn):
 
 
 def competitors(case, dtype, seed, threads):
-    bpfast_fn, numpy_fn = _operands(case, dtype, seed)
-    return [_competitor("bpfast", bpfast_fn), _competitor("numpy", numpy_fn)]
+    torch = optional.torch()
+    if torch is not None:
+        torch.set_num_threads(threads)
+    found = [_competitor(name, fn) for name, fn in _operands(case, dtype, seed).items()]
+    target, _ = best_kernel()
+    if target is not None:
+        found.insert(2, _child_competitor(case, dtype, seed, threads, target))
+    return found
 
 
 def compare(case, dtype, base, value):

@@ -6,6 +6,7 @@ import os
 import platform
 import subprocess
 
+import blas_kernel
 import optional
 from contention import cpu_busy
 
@@ -22,6 +23,22 @@ def cpu_model():
     except OSError:
         pass
     return platform.processor() or platform.machine() or "unknown"
+
+
+def cpu_family_model():
+    """"family F, model M" from /proc/cpuinfo (the model name alone may not tell a Zen 4 from a Zen 5)."""
+    found = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key = line.split(":", 1)[0].strip().lower()
+                if key in ("cpu family", "model") and key not in found:
+                    found[key] = line.split(":", 1)[1].strip()
+                if not line.strip():
+                    break
+    except OSError:
+        pass
+    return f"family {found['cpu family']}, model {found['model']}" if len(found) == 2 else "unknown"
 
 
 def usable_cores():
@@ -75,6 +92,17 @@ def _blas_core_type():
         return "unknown"
 
 
+def _torch_capability(torch):
+    """What PyTorch's CPU kernels run (AVX512, AVX2, ...) and whether it has MKL and oneDNN."""
+    try:
+        capability = torch.backends.cpu.get_cpu_capability()
+    except Exception:
+        capability = "unknown"
+    mkl = "MKL" if torch.backends.mkl.is_available() else "no MKL"
+    onednn = "oneDNN" if torch.backends.mkldnn.is_available() else "no oneDNN"
+    return f"{capability} ({mkl}, {onednn})"
+
+
 def _bpfast_threads(bpfast):
     for module in (bpfast, bpfast.kernels, getattr(bpfast.kernels, "_core", None)):
         for name in ("get_num_threads", "num_threads"):
@@ -124,6 +152,7 @@ def machine_record(torch_threads):
     record = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": cpu_model(),
+        "cpu_family_model": cpu_family_model(),
         "logical_cores": os.cpu_count(),
         "usable_cores": usable_cores(),
         "os": platform.platform(),
@@ -138,10 +167,12 @@ def machine_record(torch_threads):
         "numpy_blas": blas,
         "numpy_blas_threads": blas_threads if blas_threads is not None else "unknown",
         "numpy_blas_core_type": _blas_core_type(),
+        "numpy_best_kernel": blas_kernel.decide()[1],
         "torch": torch_version,
     }
     if torch is not None:
         record["torch_threads"] = torch_threads
+        record["torch_cpu_capability"] = _torch_capability(torch)
     record["scikit_learn"] = optional.version("sklearn")
     record["threadpoolctl"] = optional.version("threadpoolctl")
     record["thread_env"] = ", ".join(f"{k}={os.environ[k]}" for k in THREAD_VARIABLES if k in os.environ) or "none set"

@@ -123,7 +123,7 @@ def draw(done, dtype, machine=None):
             if points:
                 right.plot([n for n, _, _ in points], [g for _, g, _ in points], marker=marker, color=colour,
                            label=name if name == "bpfast" else "numpy @")
-        for name, points in lines.items():  # anything else (none today), drawn plainly
+        for name, points in lines.items():  # the others (PyTorch, a numpy child), drawn plainly
             if name not in dict((n, c) for n, c, _ in LINES):
                 right.plot([n for n, _, _ in points], [g for _, g, _ in points], marker="^", label=name)
         rings = [(n, g) for points in lines.values() for n, g, disturbed in points if disturbed]

@@ -68,6 +68,82 @@ def geometric_means(rows):
     return means
 
 
+# Competitors that are bpfast itself (another path into the same kernels) or the injected wrong one: never
+# "the best competitor".
+BPFAST_SIDE = {"bpfast", "bpfast checked", "train_step", "wrong"}
+SUMMARY_TABLES = ("steps", "gemm", "fit")
+
+
+def best_competitors(rows):
+    """[(case, bpfast row, best row)] in case order: for each case the fastest competitor (smallest median)
+    that got the answer right and is not bpfast itself; best row is None when there is none."""
+    out = []
+    for case, by_name in _by_case(rows).items():
+        base = by_name.get(BASELINE)
+        others = [row for name, row in by_name.items() if name not in BPFAST_SIDE
+                  and row["status"] == "ok" and row.get("median") is not None and row.get("ratio") is not None]
+        out.append((case, base, min(others, key=lambda row: row["median"]) if others else None))
+    return out
+
+
+def _summary_body(rows, micro="us"):
+    body, ratios = [], []
+    for case, base, best in best_competitors(rows):
+        if base is None or base.get("median") is None:
+            body.append([case, "-", "-", "-", "-"])
+            continue
+        if best is None:
+            body.append([case, fmt_time(base["median"], micro), "none", "-", "-"])
+            continue
+        ratios.append(best["ratio"])
+        body.append([case, fmt_time(base["median"], micro), best["competitor"], fmt_time(best["median"], micro),
+                     f"{best['ratio']:.2f}"])
+    mean = math.exp(sum(math.log(x) for x in ratios) / len(ratios)) if ratios else None
+    return body, mean, len(ratios)
+
+
+SUMMARY_HEADERS = ["case", "bpfast", "best competitor", "its median", "best / bpfast"]
+SUMMARY_LEGEND = ("best competitor = the fastest of the case's other competitors that passed the check (numpy, "
+                  "numpy on its best BLAS kernel, PyTorch, numpy plain, the reference, scikit-learn); best / "
+                  "bpfast above 1 means bpfast is faster than all of them.")
+
+
+def _cases(count):
+    return f"{count} case{'s' if count != 1 else ''}"
+
+
+def _summary_parts(done, dtype, micro="us"):
+    """[(title, body, geometric mean, count)] for the tables the summary covers."""
+    parts = []
+    for table in SUMMARY_TABLES:
+        for suite, rows, _ in done:
+            if suite.TABLE == table and rows:
+                body, mean, count = _summary_body(rows, micro)
+                parts.append((f"{suite.TITLE}, {dtype}", body, mean, count))
+    return parts
+
+
+def text_summary(done, dtype):
+    """Per case, bpfast against the fastest competitor, for the steps, GEMM and fit tables."""
+    out = ["== Summary: bpfast against the best competitor of each case =="]
+    for title, body, mean, count in _summary_parts(done, dtype):
+        out += ["", title] + _text_grid(SUMMARY_HEADERS, ["<", ">", "<", ">", ">"], body)
+        if mean is not None:
+            out.append(f"geometric mean of best / bpfast: {mean:.2f} over {_cases(count)}")
+    out.append(SUMMARY_LEGEND)
+    return "\n".join(out)
+
+
+def markdown_summary(done, dtype):
+    out = ["## Summary: bpfast against the best competitor of each case", "", SUMMARY_LEGEND, ""]
+    for title, body, mean, count in _summary_parts(done, dtype, "µs"):
+        out += [f"**{title}**", "", _md_row(SUMMARY_HEADERS), _md_row(["---", "---:", "---", "---:", "---:"])]
+        out += [_md_row(cells) for cells in body] + [""]
+        if mean is not None:
+            out += [f"Geometric mean of best / bpfast: {mean:.2f} over {_cases(count)}.", ""]
+    return out
+
+
 DISTURBED_NOTE = ("* disturbed: while this case was timed, other processes kept more than a quarter of a core "
                   "busy, or a competitor's slowest repeat took more than 3 times its fastest, and re-timing "
                   "did not give a clean timing; read its figures with care.")
@@ -125,6 +201,8 @@ def fmt_bytes(value):
 EXTRA_FORMATS = {"speedup": fmt_speedup, "efficiency": fmt_percent}
 RATIO_LEGEND = ("ratio = competitor median / bpfast median (>1: bpfast is faster); "
                 "times are per call: median, min and max of the interleaved repeats.")
+PEAK_LEGEND = ("% peak = GFLOP/s / the FMA probe's GF/s for the ISA the competitor runs, the dtype and the "
+               "thread count (machine table: fma_peak_*).")
 MEMORY_LEGEND = ("growth = peak - baseline resident memory; per byte = growth / (parameter + data bytes); "
                  "ratio = competitor growth / bpfast growth (>1: bpfast needs less).")
 
@@ -137,9 +215,20 @@ def _has_flops(rows):
     return any(r.get("flops") for r in rows)
 
 
+def _has_peak(rows):
+    return any(r.get("peak") is not None for r in rows)
+
+
 def _problem_lines(rows):
     return [f"{r['status']}: {r['competitor']} on {r['case']}: {r['check']}"
             for r in rows if r["status"] in ("WRONG", "ERROR")]
+
+
+def _settle_lines(rows):
+    """One line per competitor and case whose repeats did not all start with the other threads idle."""
+    return [f"busy threads: {r['settle_timeouts']} of {r['competitor']}'s repeats on {r['case']} began while "
+            "other threads of the run were still busy (the wait for them gave up)"
+            for r in rows if r.get("settle_timeouts")]
 
 
 def _status_cell(row):
@@ -177,22 +266,26 @@ def text_table(suite, dtype, rows, notes=()):
             for i, (name, row) in enumerate(by_name.items()):
                 body.append([case if i == 0 else "", name, _status_cell(row)] + _memory_cells(row))
     else:
-        flops, extras = _has_flops(rows), _extras(suite)
+        flops, extras, peak = _has_flops(rows), _extras(suite), _has_peak(rows)
         headers = ["case", "competitor", "check", "median", "min", "max"] + (["GFLOP/s"] if flops else []) \
-            + [title for title, _ in extras] + ["ratio"]
+            + (["% peak"] if peak else []) + [title for title, _ in extras] + ["ratio"]
         for case, by_name in _by_case(rows).items():
             for i, (name, row) in enumerate(by_name.items()):
                 cells = [case if i == 0 else "", name, _status_cell(row), fmt_time(row.get("median")),
                          fmt_time(row.get("min")), fmt_time(row.get("max"))]
                 if flops:
                     cells.append(fmt_gflops(row.get("gflops")))
+                if peak:
+                    cells.append(fmt_percent(row.get("peak")))
                 cells += [EXTRA_FORMATS[key](row.get(key)) for _, key in extras] + [fmt_ratio(row)]
                 body.append(cells)
     align = ["<", "<", "<"] + [">"] * (len(headers) - 3)
     out = [f"== {suite.TITLE}, {dtype} ==", suite.NOTE, ""] + _text_grid(headers, align, body) + [""]
-    out += _mean_lines(rows) + _problem_lines(rows) + _retry_lines(rows) + list(notes)
+    out += _mean_lines(rows) + _problem_lines(rows) + _retry_lines(rows) + _settle_lines(rows) + list(notes)
     if _any_disturbed(rows):
         out.append(DISTURBED_NOTE)
+    if _has_peak(rows):
+        out.append(PEAK_LEGEND)
     out.append(MEMORY_LEGEND if memory else RATIO_LEGEND)
     return "\n".join(out)
 
@@ -222,33 +315,43 @@ def markdown_table(suite, rows):
         return _md_grid(["case", "competitor", "check"] + MEMORY_HEADERS, body)
     flops, extras = _has_flops(rows), _extras(suite)
     if getattr(suite, "MARKDOWN_LAYOUT", "wide") == "long":
+        peak = _has_peak(rows)
         headers = ["case", "competitor", "check", "median (min-max)"] + (["GFLOP/s"] if flops else []) \
-            + [title for title, _ in extras] + ["ratio"]
+            + (["% peak"] if peak else []) + [title for title, _ in extras] + ["ratio"]
         body = []
         for case, by_name in _by_case(rows).items():
             for i, (name, row) in enumerate(by_name.items()):
                 cells = [case if i == 0 else "", name, _status_cell(row), fmt_spread(row, "µs")]
                 if flops:
                     cells.append(fmt_gflops(row.get("gflops")))
+                if peak:
+                    cells.append(fmt_percent(row.get("peak")))
                 cells += [EXTRA_FORMATS[key](row.get(key)) for _, key in extras] + [fmt_ratio(row)]
                 body.append(cells)
         return _md_grid(headers, body)
     names = competitors_of(rows)
     others = [n for n in names if n != BASELINE]
-    headers = ["case", "bpfast median (min-max)"] + (["bpfast GFLOP/s"] if flops else [])
+    peak = _has_peak(rows)
+
+    def rates(row):  # GFLOP/s and % peak, where the table has them
+        return ([fmt_gflops(row.get("gflops"))] if flops else []) + ([fmt_percent(row.get("peak"))] if peak else [])
+
+    headers = ["case", "bpfast median (min-max)"] + (["bpfast GFLOP/s"] if flops else []) \
+        + (["bpfast % peak"] if peak else [])
     for name in others:
-        headers += [f"{name} median (min-max)"] + ([f"{name} GFLOP/s"] if flops else []) + [f"ratio {name}/bpfast"]
+        headers += [f"{name} median (min-max)"] + ([f"{name} GFLOP/s"] if flops else []) \
+            + ([f"{name} % peak"] if peak else []) + [f"ratio {name}/bpfast"]
     body = []
     for case, by_name in _by_case(rows).items():
         base = by_name.get(BASELINE, {})
-        cells = [case, fmt_spread(base, "µs") if base else "-"] + ([fmt_gflops(base.get("gflops"))] if flops else [])
+        cells = [case, fmt_spread(base, "µs") if base else "-"] + rates(base)
         for name in others:
             row = by_name.get(name)
-            width = 3 if flops else 2
+            width = 2 + flops + peak
             if row is None:
                 cells += ["-"] * width
             else:
-                cells += [fmt_spread(row, "µs")] + ([fmt_gflops(row.get("gflops"))] if flops else []) + [fmt_ratio(row)]
+                cells += [fmt_spread(row, "µs")] + rates(row) + [fmt_ratio(row)]
         body.append(cells)
     out = [_md_row(headers), _md_row(["---"] + ["---:"] * (len(headers) - 1))]
     return "\n".join(out + [_md_row(cells) for cells in body])
@@ -270,9 +373,11 @@ GENERAL_EXPLANATION = [
     "**ratio = competitor median / bpfast median.** Above 1 means bpfast is faster; below 1 means the "
     "competitor is faster. 0.50 means the competitor needs half of bpfast's time. In the memory table the "
     "ratio compares memory growth instead of time. The geometric mean of a table's ratios is given under it.",
-    "**GFLOP/s** is given where a FLOP count is defined: 2·m·n·k for a matrix product, about "
-    "6·batch·Σ n_in·n_out for a training step (2 for the forward product, 4 for the two backward ones), and "
-    "that per sample for an epoch. Element-wise kernels have none.",
+    "**GFLOP/s** is given where a FLOP count is defined: 2·m·n·k for a matrix product; for a training step "
+    "2·batch·n_in·n_out per layer for the forward product and as much for the weight gradient, and as much "
+    "again for the input gradient of every layer but the first (no one needs the gradient of the input), "
+    "that is 6·batch·Σ n_in·n_out − 2·batch·n_0·n_1 (earlier runs counted the first layer's input gradient "
+    "too, and so overstated a step's GFLOP/s); that per sample for an epoch. Element-wise kernels have none.",
     "**Correctness first.** Before timing, each competitor's result is compared with bpfast's (what is "
     "compared is said per suite below). A competitor that disagrees is marked WRONG and gets no ratio and no "
     "GFLOP/s, so a fast wrong answer can't look good; one that fails is marked ERROR.",
@@ -290,7 +395,7 @@ GENERAL_EXPLANATION = [
 
 def markdown_document(command, machine, dtype, done, elapsed):
     """The report for BENCHMARKS.md. done: list of (suite module, rows, notes)."""
-    out = ["## What the figures mean", ""]
+    out = markdown_summary(done, dtype) + ["## What the figures mean", ""]
     out += [f"- {text}" for text in GENERAL_EXPLANATION]
     seen = set()
     for suite, _, _ in done:
@@ -307,7 +412,7 @@ def markdown_document(command, machine, dtype, done, elapsed):
         means = _mean_lines(rows)
         if means:
             out += ["; ".join(means) + ".", ""]
-        for line in _problem_lines(rows) + _retry_lines(rows) + list(notes):
+        for line in _problem_lines(rows) + _retry_lines(rows) + _settle_lines(rows) + list(notes):
             out += [line, ""]
         if _any_disturbed(rows):
             out += [DISTURBED_NOTE, ""]

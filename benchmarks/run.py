@@ -70,8 +70,8 @@ def parse_args(argv):
     parser.add_argument("--threads", type=int, default=None,
                         help="thread count for numpy's BLAS, bpfast and PyTorch (sets OPENBLAS_NUM_THREADS, "
                              "OMP_NUM_THREADS, MKL_NUM_THREADS, BPFAST_NUM_THREADS before the imports); "
-                             "default: each library's own default, PyTorch: the logical core count. "
-                             "The threads suite sets its own counts")
+                             "default: each library's own default, PyTorch: bpfast's (the logical core count "
+                             "unless BPFAST_NUM_THREADS says otherwise). The threads suite sets its own counts")
     parser.add_argument("--retries", type=int, default=None,
                         help="re-time a case up to this many times when it was disturbed: a competitor's slowest "
                              "repeat over 3 times its fastest, or other processes busy (default 2, 1 with "
@@ -399,7 +399,8 @@ def _run_case(suite, case, settings, progress, position, budget):
                "disturbed": chosen.disturbed, "disturbed_by": chosen.reasons()}
         if timing is not None:
             row.update(inner=timing.inner, times=timing.times, median=timing.median,
-                       min=timing.min, max=timing.max, spread=timing.spread)
+                       min=timing.min, max=timing.max, spread=timing.spread,
+                       settle_timeouts=getattr(timing, "settle_timeouts", 0))
             if status[name] in ("baseline", "ok"):  # a wrong answer gets no ratio and no GFLOP/s
                 if case.flops:
                     row["gflops"] = case.flops / timing.median / 1e9
@@ -496,12 +497,15 @@ def main(argv=None):
         if hasattr(bpfast, "set_num_threads"):
             bpfast.set_num_threads(args.threads)
 
+    import fma_probe
     import plot
     import report
     from contention import WaitBudget
     from machine import machine_record
 
-    threads = args.threads or os.cpu_count() or 1
+    import bpfast
+    # PyTorch and the FMA probe run on bpfast's thread count (BPFAST_NUM_THREADS, else every core)
+    threads = args.threads or bpfast.get_num_threads() or os.cpu_count() or 1
     settings = Settings(args, threads)
     settings.retry_time = RetryTime(retry_s)
     progress = Progress()
@@ -510,6 +514,14 @@ def main(argv=None):
         progress.note(f"waited {args.max_wait - budget.left:.0f} s for other processes to go quiet")
     suites = suite_modules(args.only)
     machine = machine_record(torch_threads=threads)
+    progress.show("probing the FMA peak (fma_probe.py)")
+    peaks = fma_probe.probe([1, threads, os.cpu_count() or 1], args.mode, settings.settle)
+    progress.done()
+    machine.update(fma_probe.machine_lines(peaks))
+    yardstick = fma_probe.yardstick(peaks)[0]
+    isas = fma_probe.available_isas()
+    isa_of = fma_probe.CompetitorIsa(machine["bpfast_isa"], machine["numpy_blas_core_type"].split(",")[0], isas,
+                                     fma_probe.torch_isa(isas) if "torch_threads" in machine else None)
     command = "python benchmarks/run.py" + "".join(" " + shlex.quote(a) for a in (argv or sys.argv[1:]))
     busy = machine["cpu_busy_before_start"]
     if isinstance(busy, float) and busy > 0.2:
@@ -525,13 +537,19 @@ def main(argv=None):
     done = []
     for suite in suites:
         suite_start = time.perf_counter()
-        rows = run_suite(suite, settings, progress, budget, start)
+        rows = fma_probe.annotate(run_suite(suite, settings, progress, budget, start), yardstick, isa_of, threads)
         notes = suite.notes()
         print(report.text_table(suite, args.dtype, rows, notes))
         print(f"({suite.TITLE.lower()}: {time.perf_counter() - suite_start:.0f} s)")
         print(flush=True)
         done.append((suite, rows, notes))
 
+    child = getattr(sys.modules.get("gemm_suite"), "_child", None)
+    if child is not None:  # the core types numpy actually ran, as its OpenBLAS reported them
+        machine["numpy_core_types_used"] = (f"{machine['numpy_blas_core_type']} (numpy), {child.reported} "
+                                            f"(numpy {child.core_type}, the child process)")
+    print(report.text_summary(done, args.dtype))
+    print(flush=True)
     elapsed = time.perf_counter() - start
     foreign = [r["foreign_cores"] for _, rows, _ in done for r in rows if r["foreign_cores"] is not None]
     machine["foreign_cores_max"] = max(foreign) if foreign else "unknown"  # over the kept timings
@@ -545,7 +563,7 @@ def main(argv=None):
     print(f"total time: {elapsed:.0f} s (expected about {estimate.fmt_seconds(expected_s)})")
     if args.json:
         document = {"command": command, "options": vars(args), "machine": machine, "elapsed_s": elapsed,
-                    "expected_s": expected_s,
+                    "expected_s": expected_s, "fma_probe": peaks,
                     "suites": [{"name": s.NAME, "table": s.TABLE, "title": s.TITLE, "note": s.NOTE,
                                 "explanation": s.EXPLANATION, "notes": notes, "dtype": args.dtype,
                                 "results": rows} for s, rows, notes in done]}

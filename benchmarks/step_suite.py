@@ -1,10 +1,12 @@
 """The training-step suite: one SGD step (forward, loss, backward, update).
 
 Competitors: bpfast.Network (the C++ kernels), bpfast.reference.Network (the
-same class on the pure-numpy kernels) and, when it is importable, PyTorch on
-the CPU (nn.Sequential of nn.Linear + torch.optim.SGD). All start from the
-same initial weights: the two bpfast classes by sharing the seed, PyTorch by
-copying the weights of a bpfast net built with that seed.
+same class on the pure-numpy kernels), "numpy plain" (numpy_plain.PlainNet:
+the step as a careful numpy user writes it, buffers preallocated, in place)
+and, when it is importable, PyTorch on the CPU (nn.Sequential of nn.Linear +
+torch.optim.SGD). All start from the same initial weights: the two bpfast
+classes by sharing the seed, numpy plain and PyTorch by copying the weights
+of a bpfast net built with that seed.
 
 Check: on fresh nets, one step with lr=CHECK_LR; the loss it returns and the
 gradient implied by the update, (W_before − W_after) / lr over every weight
@@ -20,6 +22,7 @@ import numpy as np
 import bpfast
 from bpfast import reference
 
+import numpy_plain
 import optional
 from cases import step_cases
 from competitor import Competitor, Verdict
@@ -30,7 +33,10 @@ NAME = "steps"
 TABLE = "steps"
 TITLE = "Training step (forward, loss, backward, SGD update)"
 NOTE = ("One call is net.train_step(X, T, lr) on one batch; PyTorch runs model(X), the loss, "
-        "backward() and optimizer.step(). GFLOP/s counts 6·batch·Σ n_in·n_out per step.")
+        "backward() and optimizer.step(). GFLOP/s counts 2·batch·(2·Σ n_in·n_out + Σ over the layers after the "
+        "first): forward and weight gradient of every layer, input gradient of all but the first (the count "
+        "used to include the first layer's input gradient, which nobody computes).")
+PLAIN = "numpy plain"
 CHECK_LR = 0.1
 TIMED_LR = 1e-3
 TOLERANCE = {"float32": {"loss": 1e-4, "grad": 1e-3}, "float64": {"loss": 1e-10, "grad": 1e-8}}
@@ -38,7 +44,10 @@ TOLERANCE = {"float32": {"loss": 1e-4, "grad": 1e-3}, "float64": {"loss": 1e-10,
 EXPLANATION = (
     "One call is one training step, `net.train_step(X, T, lr)`: forward pass, loss, backward pass and SGD "
     "update on one batch. bpfast (`bpfast.Network`, the C++ kernels) is compared with "
-    "`bpfast.reference.Network` (the same class running on plain numpy) and, when it can be imported, "
+    "`bpfast.reference.Network` (the same class running on plain numpy), with `numpy plain` (the step as a "
+    "careful numpy user writes it, in `benchmarks/numpy_plain.py`: buffers allocated once and reused, "
+    "products and element-wise ops written into them with `out=`, the labels one-hot encoded once, the SGD "
+    "update in place) and, when it can be imported, "
     "with PyTorch on the CPU (`nn.Sequential` of `nn.Linear` and `torch.optim.SGD`, with as many threads "
     "as the run uses). `bpfast checked` is the same bpfast step taken through the Python validation of "
     "its input, which `train_step` skips for arrays that need no conversion (its fast path): the "
@@ -115,6 +124,22 @@ def torch_twin(sizes, activation, output, loss, dtype, seed):
     raise ValueError(f"no PyTorch twin for output={output!r}, loss={loss!r}")
 
 
+class PlainTrainer:
+    """numpy_plain.PlainNet, weights copied from a bpfast net with the same seed."""
+
+    def __init__(self, case, dtype, seed, X, T, lr):
+        init = _new_net(bpfast.Network, case, dtype, seed)
+        self.net = numpy_plain.PlainNet([layer.W for layer in init.layers], [layer.b for layer in init.layers],
+                                        case.activation, case.output, case.loss, T, dtype)
+        self.X, self.lr = X, lr
+
+    def step(self):
+        return self.net.step(self.X, self.lr)
+
+    def parameters(self):
+        return self.net.parameters()
+
+
 class TorchTrainer:
     """The same net in PyTorch, weights copied from a bpfast net with the same seed."""
 
@@ -165,6 +190,7 @@ def competitors(case, dtype, seed, threads):
         _competitor("bpfast", lambda lr: NetTrainer(bpfast.Network, case, dtype, seed, X, T, lr)),
         _competitor("bpfast checked", lambda lr: NetTrainer(bpfast.Network, case, dtype, seed, X, T, lr, True)),
         _competitor("reference", lambda lr: NetTrainer(reference.Network, case, dtype, seed, X, T, lr)),
+        _competitor(PLAIN, lambda lr: PlainTrainer(case, dtype, seed, X, T, lr)),
     ]
     if torch is not None:
         found.append(_competitor("torch", lambda lr: TorchTrainer(case, dtype, seed, X, T, lr, threads)))

@@ -23,7 +23,6 @@ import gemm_suite
 import optional
 import step_suite
 from cases import GemmCase, thread_cases
-from competitor import Competitor
 
 NAME = "threads"
 MARKDOWN_LAYOUT = "long"
@@ -88,26 +87,10 @@ def _gemm_case(case):
 
 
 def competitors(case, dtype, seed, threads):
+    """The kernels suite's competitors for the GEMM (PyTorch's `@` among them), the steps suite's for the step."""
     if case.workload == "gemm":
-        found = gemm_suite.competitors(_gemm_case(case), dtype, seed, case.threads)
-        torch = optional.torch()
-        if torch is not None:
-            found.append(_torch_gemm(case, dtype, seed, torch))
-        return found
+        return gemm_suite.competitors(_gemm_case(case), dtype, seed, case.threads)
     return step_suite.competitors(case.step, dtype, seed, case.threads)
-
-
-def _torch_gemm(case, dtype, seed, torch):
-    import numpy as np
-    rng = np.random.default_rng([seed, case.n, case.n, case.n])  # the same operands as gemm_suite's
-    A = torch.from_numpy(rng.standard_normal((case.n, case.n)).astype(dtype))
-    B = torch.from_numpy(rng.standard_normal((case.n, case.n)).astype(dtype))
-    out = torch.empty((case.n, case.n), dtype=A.dtype)
-
-    def fn():
-        return torch.matmul(A, B, out=out)
-
-    return Competitor("torch", lambda: fn().numpy().copy(), lambda: fn)
 
 
 def compare(case, dtype, base, value):

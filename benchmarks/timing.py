@@ -10,10 +10,16 @@ repeat gives one time per call (repeat time / inner count); the median of
 those is the figure reported, with the min and max beside it. The garbage
 collector is paused while repeats run.
 
-Before each timed repeat the process waits until its own threads are idle:
-it samples its CPU time (all threads together) over short windows and goes
-on once a window shows less than a tenth of a core busy, or after
-SETTLE_MAX_S. Thread pools spin for a while after a call (OpenBLAS's workers
+Before each timed repeat the process waits until its other threads are
+idle: on Linux it reads every thread's time on a CPU and time waiting for one
+(/proc/self/task/*/schedstat; also the threads of helper processes listed in
+WATCHED_PIDS, such as the numpy child of gemm_suite) and goes on once
+QUIET_WINDOWS windows in a row show less than a tenth of a core used or
+wanted by threads other than the caller, or after SETTLE_S. Counting the
+time a thread spends waiting for a CPU matters on a busy machine: a spinning
+pool thread that other processes keep off the CPU uses little CPU time in a
+window, yet will spin again as soon as it gets a core. Elsewhere it falls
+back to the process's CPU time (all threads together). Thread pools spin for a while after a call (OpenBLAS's workers
 for about 2^28 cycles, OpenMP pools for their block time), and a spinning
 pool would hold a core while the next competitor runs; on a 2-core machine
 that halves a multithreaded competitor's speed. Every competitor gets the
@@ -26,19 +32,27 @@ that lost a core for whole time slices), and the runner times it again.
 """
 
 import gc
+import os
 import statistics
+import threading
 import time
 from dataclasses import dataclass, field
 
 TARGET_REPEAT_S = 0.03    # aim for one repeat of about 30 ms (20-50 ms)
 CALIBRATION_FLOOR_S = 0.006  # calibrate on runs at least this long
 SETTLE_S = 0.5  # longest wait for this process's threads to go idle before a repeat
-SETTLE_WINDOW_S = 0.01
+SETTLE_WINDOW_S = 0.006
+QUIET_WINDOWS = 2  # windows in a row that must be quiet
+WATCHED_PIDS = set()  # helper processes whose threads must be idle too (gemm_suite's numpy child)
 SPREAD_LIMIT = 3.0  # slowest repeat / fastest repeat above which a case counts as disturbed
 
 
 def time_calls(fn, n):
-    """Seconds taken by n calls of fn in a row."""
+    """Seconds taken by n calls of fn in a row; a callable that runs elsewhere (a child process) and has
+    a time_calls(n) method times them itself."""
+    remote = getattr(fn, "time_calls", None)
+    if remote is not None:
+        return remote(n)
     start = time.perf_counter()
     for _ in range(n):
         fn()
@@ -67,6 +81,7 @@ class Timing:
 
     inner: int
     times: list = field(default_factory=list)
+    settle_timeouts: int = 0  # repeats that began with other threads still busy (the wait gave up)
 
     @property
     def median(self):
@@ -86,15 +101,64 @@ class Timing:
         return self.max / self.min if self.min > 0 else float("inf")
 
 
-def wait_until_idle(max_wait, window=SETTLE_WINDOW_S):
-    """Wait until this process's threads use under a tenth of a core (at most max_wait s)."""
+def _schedstat(path):
+    """(seconds on a CPU, seconds waiting for one) of one thread, from its schedstat file."""
+    with open(path) as f:
+        on_cpu, waiting = f.read().split()[:2]
+    return int(on_cpu) / 1e9, int(waiting) / 1e9
+
+
+def thread_times(pids=None):
+    """{(pid, tid): (seconds on a CPU, seconds waiting for one)} of every thread of this process and of
+    the processes in ``pids`` (WATCHED_PIDS by default); None where Linux's schedstat is not readable."""
+    found = {}
+    for pid in ["self"] + sorted(WATCHED_PIDS if pids is None else pids):
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            if pid == "self":
+                return None
+            continue  # a helper that has ended
+        for tid in tids:
+            try:
+                found[(pid, tid)] = _schedstat(f"/proc/{pid}/task/{tid}/schedstat")
+            except (OSError, ValueError):
+                if pid == "self" and tid == str(threading.get_native_id()):
+                    return None  # no schedstat here at all
+    return found
+
+
+def others_busy(before, after, wall, caller=None):
+    """Cores that threads other than ``caller`` (a (pid, tid) key) used or waited for between two
+    thread_times() readings ``wall`` seconds apart."""
+    total = 0.0
+    for key, (on_cpu, waiting) in after.items():
+        if key == caller:
+            continue
+        on_cpu0, waiting0 = before.get(key, (0.0, 0.0))  # a thread born meanwhile counts from zero
+        total += (on_cpu - on_cpu0) + (waiting - waiting0)
+    return total / max(wall, 1e-9)
+
+
+def wait_until_idle(max_wait, window=SETTLE_WINDOW_S, quiet_windows=QUIET_WINDOWS):
+    """Wait until the other threads of this process (and of WATCHED_PIDS) use or want under a tenth of a
+    core for ``quiet_windows`` windows in a row, at most max_wait s. Returns whether they went idle."""
     deadline = time.perf_counter() + max_wait
+    caller = ("self", str(threading.get_native_id()))
+    calm = 0
     while True:
-        cpu, wall = time.process_time(), time.perf_counter()
+        before, cpu, wall = thread_times(), time.process_time(), time.perf_counter()
         time.sleep(window)
-        busy = (time.process_time() - cpu) / max(time.perf_counter() - wall, 1e-9)
-        if busy < 0.1 or time.perf_counter() >= deadline:
-            return
+        after, elapsed = thread_times(), max(time.perf_counter() - wall, 1e-9)
+        if before is not None and after is not None:
+            busy = others_busy(before, after, elapsed, caller)
+        else:  # all threads together, the caller's sleep included
+            busy = (time.process_time() - cpu) / elapsed
+        calm = calm + 1 if busy < 0.1 else 0
+        if calm >= quiet_windows:
+            return True
+        if time.perf_counter() >= deadline:
+            return False
 
 
 def interleaved(fns, repeats, warmup_repeats=1, settle=SETTLE_S, target=TARGET_REPEAT_S):
@@ -114,8 +178,8 @@ def interleaved(fns, repeats, warmup_repeats=1, settle=SETTLE_S, target=TARGET_R
         for _ in range(repeats):
             for name, fn in fns.items():
                 timing = timings[name]
-                if settle:
-                    wait_until_idle(settle)
+                if settle and not wait_until_idle(settle):
+                    timing.settle_timeouts += 1
                 timing.times.append(time_calls(fn, timing.inner) / timing.inner)
     finally:
         if gc_was_enabled:

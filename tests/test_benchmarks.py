@@ -429,3 +429,333 @@ def test_the_plot_marks_the_disturbed_cases():
         assert plot.DISTURBED_LABEL not in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     finally:
         plt.close(fig)
+
+
+# ------------------------------------------------------------------ the FLOP count of a step
+
+def test_a_step_counts_no_input_gradient_for_the_first_layer():
+    from cases import FitCase, StepCase, mlp_gemms
+    case = StepCase((784, 128, 10), 32, "softmax", "cross_entropy")
+    # by hand: forward and weight gradient of both layers, input gradient of the second only
+    assert case.flops == 2 * 32 * (2 * (784 * 128 + 128 * 10) + 128 * 10) == 13_090_816
+    for sizes, batch in (((784, 1024, 1024, 10), 256), ((32, 64, 64, 1), 16), ((8, 3), 5)):
+        layers = list(zip(sizes[:-1], sizes[1:]))
+        products = [g for i, (n_in, n_out) in enumerate(layers) for g in mlp_gemms(batch, n_in, n_out)
+                    if not (i == 0 and g.op == "input_grad")]
+        assert StepCase(sizes, batch, "softmax", "cross_entropy").flops == sum(g.flops for g in products)
+        assert FitCase("blobs", 3 * batch, sizes, batch, 0.1).flops == 3 * sum(g.flops for g in products)
+
+
+# ------------------------------------------------------------------ numpy plain, the careful numpy step
+
+PLAIN_NETS = [((784, 128, 10), 32, "relu", "softmax", "cross_entropy"),
+              ((13, 9, 7, 4), 5, "tanh", "softmax", "cross_entropy"),
+              ((6, 11, 3), 1, "sigmoid", "identity", "squared_error"),
+              ((32, 64, 64, 1), 16, "relu", "identity", "squared_error")]
+PLAIN_TOLERANCE = {"float32": 2e-5, "float64": 1e-12}  # relative, on the loss and on the weights' change
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("sizes, batch, activation, output, loss", PLAIN_NETS)
+def test_numpy_plain_takes_the_same_step_as_bpfast(dtype, sizes, batch, activation, output, loss):
+    import numpy as np
+    import bpfast
+    import numpy_plain
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((batch, sizes[0])).astype(dtype)
+    T = (rng.integers(0, sizes[-1], size=batch) if loss == "cross_entropy"
+         else rng.standard_normal((batch, sizes[-1])).astype(dtype))
+    net = bpfast.Network(list(sizes), activation=activation, output=output, loss=loss, dtype=dtype, seed=3)
+    before = [p.copy() for layer in net.layers for p in (layer.W, layer.b)]
+    plain = numpy_plain.PlainNet(before[0::2], before[1::2], activation, output, loss, T, dtype)
+    lr = 0.5
+    expected_loss = float(net.train_step(X, T, lr))
+    got_loss = plain.step(X, lr)
+    tol = PLAIN_TOLERANCE[dtype]
+    assert got_loss == pytest.approx(expected_loss, rel=tol)
+    after = [p for layer in net.layers for p in (layer.W, layer.b)]
+    for i, (b0, want, got) in enumerate(zip(before, after, plain.parameters())):
+        assert got.dtype == np.dtype(dtype)
+        change, want_change = got.astype(np.float64) - b0, want.astype(np.float64) - b0
+        assert np.linalg.norm(want_change) > 0, f"parameter {i} did not move"
+        err = np.linalg.norm(change - want_change) / np.linalg.norm(want_change)
+        assert err <= 50 * tol, f"parameter {i}: the update differs from bpfast's by {err:.1e} (relative)"
+    # a second step from the updated weights agrees too (the buffers are reused, not stale)
+    assert plain.step(X, lr) == pytest.approx(float(net.train_step(X, T, lr)), rel=10 * tol)
+
+
+def test_numpy_plain_refuses_what_it_does_not_do():
+    import numpy_plain
+    W, b = [[[1.0, 2.0]]], [[0.0]]
+    with pytest.raises(ValueError, match="output/loss"):
+        numpy_plain.PlainNet(W, b, "relu", "softmax", "squared_error", [[0.0]], "float64")
+    with pytest.raises(ValueError, match="activation"):
+        numpy_plain.PlainNet(W, b, "gelu", "identity", "squared_error", [[0.0]], "float64")
+
+
+# ------------------------------------------------------------------ PyTorch's `@` in the kernels suite
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_gemm_suite_checks_torch_against_bpfast(dtype):
+    torch = pytest.importorskip("torch")
+    import numpy as np
+    import gemm_suite
+    from cases import mlp_gemms, square
+    before = torch.get_num_threads()
+    try:
+        for case in [square(33)] + mlp_gemms(7, 19, 5):
+            found = {c.name: c for c in gemm_suite.competitors(case, dtype, 0, 1)}
+            assert set(found) == {"bpfast", "numpy", "torch"}
+            assert torch.get_num_threads() == 1  # the thread count the suite was given
+            base, got = found["bpfast"].check(), found["torch"].check()
+            assert isinstance(got, np.ndarray) and got.dtype == np.dtype(dtype) and got.shape == (case.m, case.n)
+            assert gemm_suite.compare(case, dtype, base, got).ok
+            # independently of bpfast: numpy's product of the same operands
+            want = found["numpy"].check().astype(np.float64)
+            assert np.allclose(got, want, rtol=1e-4 if dtype == "float32" else 1e-12, atol=1e-4)
+            assert not gemm_suite.compare(case, dtype, base, got * 1.01).ok  # the check can fail
+    finally:
+        torch.set_num_threads(before)
+
+
+# ------------------------------------------------------------------ waiting for other threads to go idle
+
+def test_time_waiting_for_a_cpu_counts_as_busy():
+    import timing
+    me, pool = ("self", "1"), ("self", "2")
+    before = {me: (1.0, 0.0), pool: (5.0, 1.0)}
+    # the pool thread ran 2 ms and waited 8 ms for a CPU in a 20 ms window: half a core wanted
+    after = {me: (1.02, 0.0), pool: (5.002, 1.008), ("123", "9"): (0.001, 0.0)}  # and a helper's new thread
+    assert timing.others_busy(before, after, 0.02, caller=me) == pytest.approx((0.002 + 0.008 + 0.001) / 0.02)
+    assert timing.others_busy(before, {me: (1.02, 0.0), pool: (5.0, 1.0)}, 0.02, caller=me) == 0.0
+
+
+def test_wait_until_idle_waits_for_a_busy_thread_and_sees_it_stop():
+    import threading
+    import timing
+    if timing.thread_times() is None:
+        pytest.skip("no per-thread schedstat here")
+    stop = threading.Event()
+    spinner = threading.Thread(target=lambda: [None for _ in iter(stop.is_set, True)])
+    spinner.start()
+    try:
+        assert timing.wait_until_idle(0.2) is False  # still spinning when the wait gave up
+    finally:
+        stop.set()
+        spinner.join()
+    assert timing.wait_until_idle(5.0) is True
+
+
+# ------------------------------------------------------------------ the FMA probe and % of peak
+
+def test_the_fma_probe_gives_positive_gflops_for_every_isa_of_the_cpu():
+    import fma_probe
+    from bpfast import _core
+    isas = fma_probe.available_isas()
+    supported = {name for name, ok in _core.build_info()["isas"] if ok}
+    assert isas == [isa for isa in ("avx512", "avx2") if isa in supported]
+    peaks = fma_probe.probe([1, 2], mode="tiny", settle=0)
+    assert list(peaks) == isas
+    for isa in isas:
+        for dtype in ("float32", "float64"):
+            for k in (1, 2):
+                assert fma_probe.peak(peaks, isa, dtype, k) > 0, (isa, dtype, k)
+        assert f"fma_peak_{isa}" in fma_probe.machine_lines(peaks)
+    assert fma_probe.peak(peaks, "generic", "float32", 1) is None
+
+
+def test_the_fma_probe_counts_its_flops():
+    import fma_probe  # noqa: F401  (benchmarks on the path)
+    from bpfast import _core
+    for isa, lanes in (("avx512", {"float32": 16, "float64": 8}), ("avx2", {"float32": 8, "float64": 4})):
+        if isa not in dict(_core.build_info()["isas"]) or not dict(_core.build_info()["isas"])[isa]:
+            continue
+        for dtype, width in lanes.items():
+            flops, checksum = _core.fma_probe(isa, dtype, 1000, 1)
+            assert flops == 2 * width * 12 * 1000  # 12 chains, one FMA (2 flops) per lane per round
+            # each lane runs acc <- 0.999·acc + 0.001 from 0.5 + 0.01·j: the closed form of that recurrence
+            a, b, n = 0.999, 0.001, 1000
+            want = sum(width * (a ** n * (0.5 + 0.01 * j) + b * (1 - a ** n) / (1 - a)) for j in range(12))
+            assert checksum == pytest.approx(want, rel=1e-3 if dtype == "float32" else 1e-9)
+    with pytest.raises(ValueError):
+        _core.fma_probe("generic", "float32", 10, 1)
+    with pytest.raises(ValueError):
+        _core.fma_probe("avx2", "float16", 10, 1)
+    with pytest.raises(ValueError):
+        _core.fma_probe("avx2", "float32", 10, _core.get_num_threads() + 1)
+
+
+def test_percent_of_peak_uses_the_isa_and_thread_count_of_each_competitor():
+    import fma_probe
+    peaks = {"avx512": {"float32": {1: 100.0, 2: 200.0}, "float64": {1: 50.0, 2: 100.0}},
+             "avx2": {"float32": {1: 80.0, 2: 160.0}, "float64": {1: 40.0, 2: 80.0}}}
+    isa_of = fma_probe.CompetitorIsa("avx512", "Haswell", ["avx512", "avx2"], torch_isa_name="avx2")
+    assert [isa_of(n) for n in ("bpfast", "numpy", "reference", "numpy plain", "torch", "numpy SkylakeX")] == \
+        ["avx512", "avx2", "avx2", "avx2", "avx2", "avx512"]
+    rows = [{"competitor": "bpfast", "dtype": "float32", "gflops": 150.0, "params": {}},
+            {"competitor": "numpy", "dtype": "float32", "gflops": 40.0, "params": {}},
+            {"competitor": "torch", "dtype": "float64", "gflops": 20.0, "params": {"threads": 1}},
+            {"competitor": "numpy SkylakeX", "dtype": "float64", "gflops": 90.0, "params": {}},
+            {"competitor": "reference", "dtype": "float32", "gflops": None, "params": {}}]
+    fma_probe.annotate(rows, peaks, isa_of, threads=2)
+    assert [row.get("peak") for row in rows] == [pytest.approx(0.75), pytest.approx(0.25), pytest.approx(0.5),
+                                                 pytest.approx(0.9), None]
+    assert rows[0]["peak_of"] == "avx512 float32, 2 threads" and rows[2]["peak_of"] == "avx2 float64, 1 thread"
+    assert fma_probe.fraction(10.0, None) is None and fma_probe.fraction(None, 5.0) is None
+    generic = fma_probe.CompetitorIsa("generic", "SkylakeX", ["avx512", "avx2"])
+    assert generic("bpfast") is None and generic("numpy") == "avx512"
+
+
+# ------------------------------------------------------------------ the summary: the best competitor
+
+def test_the_summary_names_the_fastest_competitor_that_got_it_right():
+    import report
+    from report import best_competitors
+
+    def row(case, competitor, median, status="ok"):
+        return {"case": case, "competitor": competitor, "status": status, "median": median,
+                "ratio": None if status in ("WRONG", "ERROR") else median / 2.0, "disturbed": False}
+
+    rows = [row("a", "bpfast", 2.0, "baseline"), row("a", "numpy", 3.0), row("a", "torch", 2.5),
+            row("a", "wrong", 0.1, "WRONG"), row("a", "bpfast checked", 2.2),
+            row("b", "bpfast", 2.0, "baseline"), row("b", "reference", 9.0), row("b", "numpy plain", 1.0),
+            row("b", "torch", 0.5, "ERROR"),
+            row("c", "bpfast", 2.0, "baseline"), row("c", "wrong", 0.1, "WRONG")]
+    picked = {case: (best["competitor"] if best else None) for case, _, best in best_competitors(rows)}
+    assert picked == {"a": "torch", "b": "numpy plain", "c": None}
+    suite = type("Suite", (), {"TABLE": "steps", "TITLE": "Steps"})
+    text = report.text_summary([(suite, rows, [])], "float32")
+    assert "torch" in text and "1.25" in text and "numpy plain" in text and "0.50" in text
+    assert "geometric mean of best / bpfast: 0.79 over 2 cases" in text  # sqrt(1.25 · 0.5)
+    assert "## Summary" in "\n".join(report.markdown_summary([(suite, rows, [])], "float32"))
+
+
+# ------------------------------------------------------------------ numpy on its best BLAS kernel
+
+ZEN4_FLAGS = {"avx", "avx2", "fma", "avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl", "avx512_bf16"}
+ZEN3_FLAGS = {"avx", "avx2", "fma"}
+
+
+def _report(*core_types, api="openblas"):
+    """A threadpoolctl.threadpool_info() list with one library per core type."""
+    return [{"user_api": "blas", "internal_api": api, "architecture": t, "num_threads": 2} for t in core_types]
+
+
+@pytest.mark.parametrize("flags, report, expected", [
+    (ZEN4_FLAGS, _report("Haswell"), "SkylakeX"),        # AVX2 kernels on an AVX-512 CPU: try SkylakeX
+    (ZEN4_FLAGS, _report("Zen"), "SkylakeX"),
+    (ZEN4_FLAGS, _report("SkylakeX"), None),              # already AVX-512 (this machine)
+    (ZEN4_FLAGS, _report("Cooperlake"), None),
+    (ZEN4_FLAGS, _report("Haswell", "SkylakeX"), None),   # one library already runs AVX-512
+    (ZEN3_FLAGS, _report("Zen"), None),                   # no AVX-512 on the CPU
+    (ZEN4_FLAGS - {"avx512bw"}, _report("Haswell"), None),  # AVX-512F alone is not enough for SkylakeX
+    (ZEN4_FLAGS, _report("Haswell", api="mkl"), None),    # not OpenBLAS: the variable means nothing
+    (ZEN4_FLAGS, [], None),
+    # numpy's own library decides, not SciPy's (scikit-learn loads SciPy, which brings its own OpenBLAS)
+    (ZEN4_FLAGS, [dict(_report("Haswell")[0], filepath="site-packages/numpy.libs/libscipy_openblas64_.so"),
+                  dict(_report("SkylakeX")[0], filepath="site-packages/scipy.libs/libscipy_openblas.so")],
+     "SkylakeX"),
+])
+def test_openblas_core_type_decision(flags, report, expected):
+    import blas_kernel
+    assert blas_kernel.better_core_type(flags, report) == expected
+
+
+def test_the_decision_reads_threadpoolctl(monkeypatch):
+    import blas_kernel
+    import optional
+    fake = type("FakeThreadpoolctl", (), {"threadpool_info": staticmethod(lambda: _report("Zen"))})
+    monkeypatch.setattr(optional, "load", lambda name: fake if name == "threadpoolctl" else None)
+    monkeypatch.setattr(blas_kernel, "cpu_flags", lambda: ZEN4_FLAGS)
+    target, why = blas_kernel.decide()
+    assert target == "SkylakeX" and "runs Zen" in why and "OPENBLAS_CORETYPE=SkylakeX" in why
+    monkeypatch.setattr(blas_kernel, "cpu_flags", lambda: ZEN3_FLAGS)
+    assert blas_kernel.decide()[0] is None
+
+
+def test_the_numpy_child_runs_the_core_type_it_was_given(tmp_path):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import numpy as np
+    import blas_kernel
+    import gemm_suite
+    import timing
+    from cases import mlp_gemms
+    if not blas_kernel.openblas_core_types(threadpoolctl.threadpool_info()) or "avx2" not in blas_kernel.cpu_flags():
+        pytest.skip("needs numpy on OpenBLAS and an AVX2 CPU")
+    from numpy_child import NumpyChild
+    child = NumpyChild("Haswell")  # every AVX2 CPU runs Haswell's kernels
+    try:
+        assert child.reported == "Haswell" and child.runs_requested_kernel()
+        assert child.process.pid in timing.WATCHED_PIDS
+        for case in mlp_gemms(5, 12, 7):
+            out = str(tmp_path / "p.npy")
+            child.set_case(case, "float64", 3, 1, out)
+            _, numpy_fn, _, _ = gemm_suite._products(case, "float64", 3)
+            np.testing.assert_allclose(np.load(out), numpy_fn(), rtol=1e-12)  # the same operands
+        assert child.time_calls(3) > 0
+        with pytest.raises(RuntimeError, match="numpy child"):
+            child.ask(op="nonsense")
+    finally:
+        child.close()
+    assert child.process.poll() is not None and child.process.pid not in timing.WATCHED_PIDS
+
+
+def test_the_gemm_suite_checks_the_child_against_bpfast(monkeypatch):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import blas_kernel
+    import gemm_suite
+    import timing
+    from cases import square
+    if not blas_kernel.openblas_core_types(threadpoolctl.threadpool_info()) or "avx2" not in blas_kernel.cpu_flags():
+        pytest.skip("needs numpy on OpenBLAS and an AVX2 CPU")
+    monkeypatch.setattr(gemm_suite, "_best", ("Haswell", "forced by the test"))
+    try:
+        case = square(40)
+        found = {c.name: c for c in gemm_suite.competitors(case, "float32", 0, 1)}
+        assert "numpy Haswell" in found
+        base, got = found["bpfast"].check(), found["numpy Haswell"].check()
+        assert gemm_suite.compare(case, "float32", base, got).ok
+        calls = found["numpy Haswell"].build()
+        assert timing.time_calls(calls, 2) > 0  # timed by the child
+        assert any("numpy Haswell" in note for note in gemm_suite.notes())
+    finally:
+        gemm_suite._close_child()
+
+
+def test_a_disturbed_all_thread_probe_is_replaced_by_k_times_one_thread():
+    import fma_probe
+    peaks = {"avx512": {"float32": {1: 116.0, 2: 134.0}, "float64": {1: 58.0, 2: 115.0}}}
+    used, replaced = fma_probe.yardstick(peaks)
+    assert replaced == {("avx512", "float32", 2)}
+    assert used["avx512"]["float32"] == {1: 116.0, 2: 232.0} and used["avx512"]["float64"] == {1: 58.0, 2: 115.0}
+    assert peaks["avx512"]["float32"][2] == 134.0  # the measured figure is kept for the machine table
+    line = fma_probe.machine_lines(peaks)["fma_peak_avx512"]
+    assert "134 GF/s on 2 threads (disturbed: % peak uses 2 x 116)" in line and line.count("disturbed") == 1
+
+
+def test_the_gemm_suite_says_which_numpy_was_faster(monkeypatch):
+    import gemm_suite
+    monkeypatch.setattr(gemm_suite, "_best", ("SkylakeX", "forced by the test"))
+
+    def row(case, competitor, median):
+        return {"case": case, "competitor": competitor, "status": "ok", "median": median}
+
+    rows = [row("a", "numpy", 4.0), row("a", "numpy SkylakeX", 1.0), row("b", "numpy", 1.0),
+            row("b", "numpy SkylakeX", 1.0), row("c", "numpy", 2.0)]
+    gemm_suite.finish(rows)
+    line = [n for n in gemm_suite.notes() if n.startswith("numpy on its best BLAS kernel")]
+    assert line == ["numpy on its best BLAS kernel: numpy SkylakeX was the faster numpy in 1 of 2 cases; "
+                    "geometric mean of the times numpy SkylakeX / numpy: 0.50"]
+    gemm_suite._best_numpy.clear()
+
+
+def test_repeats_that_began_with_busy_threads_are_counted_and_reported(monkeypatch):
+    import report
+    import timing
+    answers = iter([True, False, False, True])
+    monkeypatch.setattr(timing, "wait_until_idle", lambda max_wait: next(answers))
+    timings = timing.interleaved({"a": lambda: None, "b": lambda: None}, repeats=2, settle=0.5, target=0.0001)
+    assert timings["a"].settle_timeouts == 1 and timings["b"].settle_timeouts == 1  # a: T F, b: F T
+    rows = [{"case": "c", "competitor": "torch", "settle_timeouts": 3}, {"case": "c", "competitor": "numpy"}]
+    assert report._settle_lines(rows) == ["busy threads: 3 of torch's repeats on c began while other threads of "
+                                          "the run were still busy (the wait for them gave up)"]

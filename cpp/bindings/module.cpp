@@ -9,6 +9,7 @@
 #include "bindings/bind_common.h"
 #include "kernels/elementwise/check_kernels.h"
 #include "kernels/gemm/ukernel.h"
+#include "kernels/probe/fma_probe.h"
 #include "model/targets.h"
 #include "runtime/cpu_info.h"
 #include "runtime/dispatch.h"
@@ -73,6 +74,19 @@ PYBIND11_MODULE(_core, m) {
         info["gemm_tile"] = tiles;
         return info;
     }, "The build and what the core chose on this CPU: compiler, flags, instruction sets, caches, blocking.");
+    m.def("fma_probe", [](const std::string& isa, const std::string& dtype, long rounds, int threads) {
+        if (dtype != "float32" && dtype != "float64")
+            throw py::value_error("dtype must be float32 or float64; got '" + dtype + "'");
+        double checksum = 0, flops = 0;
+        {
+            py::gil_scoped_release release;
+            flops = bp::run_fma_probe(isa, dtype == "float64", rounds, threads, &checksum);
+        }
+        return py::make_tuple(flops, checksum);
+    }, py::arg("isa"), py::arg("dtype"), py::arg("rounds"), py::arg("threads"),
+       "The benchmarks' FMA peak probe: `threads` tasks at once, each `rounds` rounds of independent "
+       "register-held FMA chains on isa's vectors (avx512 or avx2). Returns (flops done, checksum); "
+       "the caller times it.");
     py::module_ f32 = m.def_submodule("f32", "float32 kernels and network");
     py::module_ f64 = m.def_submodule("f64", "float64 kernels and network");
     bp::bind_kernels(f32, f64);

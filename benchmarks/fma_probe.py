@@ -1,0 +1,188 @@
+"""The FMA peak probe: the most GFLOP/s this machine can do, per instruction set, dtype and thread count.
+
+bpfast._core.fma_probe runs, in each of `threads` tasks at once, independent
+chains of vector FMAs held in registers (cpp/kernels/probe/): nothing but
+FMAs, so its rate is the ceiling a GEMM or a training step can approach. The
+run probes every ISA the CPU has (avx512, avx2), float32 and float64, on one
+thread and on the run's thread count (every core by default), and keeps the
+best of a few repeats of about TARGET_S each (a peak: noise only slows it
+down). The machine table shows the figures; every GEMM, step and thread row
+with a GFLOP/s figure also gets its percentage of the probe for the ISA its
+competitor runs and the thread count it used.
+
+On a shared machine another process may hold a core through every repeat of
+the k-thread probe. A k-thread figure below SCALING_FLOOR times k times the
+1-thread figure is therefore taken as disturbed: the machine table says so,
+and the percentages use k times the 1-thread figure instead (the larger
+yardstick, which can only lower them).
+
+Which ISA a competitor runs: bpfast its active kernels (bpfast.kernels.isa());
+numpy, the numpy reference and numpy plain the kernels of numpy's OpenBLAS
+core type (AVX-512 for SkylakeX, Cooperlake, SapphireRapids; AVX2 for
+Haswell, Zen and the like); a numpy child on another core type that one;
+PyTorch what torch.backends.cpu.get_cpu_capability() reports (its ATen
+kernels; MKL makes its own choice inside). When that is unknown, the best ISA
+probed.
+"""
+
+import time
+
+import timing
+
+ISAS = ("avx512", "avx2")  # the ISAs with a probe, best first
+DTYPES = ("float32", "float64")
+TARGET_S = {"full": 0.03, "quick": 0.02, "tiny": 0.002}
+REPEATS = {"full": 9, "quick": 3, "tiny": 1}
+SCALING_FLOOR = 0.9  # a k-thread figure under this share of k times the 1-thread figure counts as disturbed
+AVX512_CORE_TYPES = {"skylakex", "cooperlake", "sapphirerapids"}
+AVX2_CORE_TYPES = {"haswell", "zen", "broadwell", "skylake", "excavator", "atom"}
+
+
+def available_isas():
+    """The probed ISAs this build has and this CPU supports, best first."""
+    from bpfast import _core
+    supported = {name for name, ok in _core.build_info()["isas"] if ok}
+    return [isa for isa in ISAS if isa in supported]
+
+
+def measure(isa, dtype, threads, target_s=TARGET_S["full"], repeats=REPEATS["full"], settle=timing.SETTLE_S):
+    """GF/s of the probe: the best of ``repeats`` calls of about target_s each."""
+    from bpfast import _core
+    before = _core.get_num_threads()
+    _core.set_num_threads(max(before, threads))  # the pool must run every task at once
+    try:
+        rounds = 1 << 12
+        while True:  # calibrate: rounds so that one call takes about target_s
+            start = time.perf_counter()
+            _core.fma_probe(isa, dtype, rounds, threads)
+            elapsed = time.perf_counter() - start
+            if elapsed >= target_s / 4 or rounds >= 1 << 34:
+                break
+            rounds *= 4
+        rounds = max(1, int(rounds * target_s / max(elapsed, 1e-9)))
+        best = 0.0
+        for _ in range(repeats):
+            if settle:
+                timing.wait_until_idle(settle)
+            start = time.perf_counter()
+            flops, _ = _core.fma_probe(isa, dtype, rounds, threads)
+            best = max(best, flops / (time.perf_counter() - start) / 1e9)
+        return best
+    finally:
+        _core.set_num_threads(before)
+
+
+def probe(thread_counts, mode="full", settle=timing.SETTLE_S):
+    """{isa: {dtype: {threads: GF/s}}} for every available ISA, both dtypes and these thread counts."""
+    counts = sorted(set(thread_counts))
+    return {isa: {dtype: {k: measure(isa, dtype, k, TARGET_S[mode], REPEATS[mode], settle) for k in counts}
+                  for dtype in DTYPES}
+            for isa in available_isas()}
+
+
+def yardstick(peaks):
+    """(the peaks the percentages use, {(isa, dtype, k)}: the k-thread figures replaced by k times the
+    1-thread one because they fell below SCALING_FLOOR of it)."""
+    used, replaced = {}, set()
+    for isa, by_dtype in peaks.items():
+        for dtype, by_threads in by_dtype.items():
+            one = by_threads.get(1)
+            row = used.setdefault(isa, {}).setdefault(dtype, {})
+            for k, gflops in by_threads.items():
+                row[k] = gflops
+                if one and k > 1 and gflops < SCALING_FLOOR * k * one:
+                    row[k] = k * one
+                    replaced.add((isa, dtype, k))
+    return used, replaced
+
+
+def machine_lines(peaks):
+    """{machine-table key: text}, one line per ISA; a disturbed k-thread figure says what replaces it."""
+    _, replaced = yardstick(peaks)
+    out = {}
+    for isa, by_dtype in peaks.items():
+        parts = []
+        for dtype, by_threads in by_dtype.items():
+            cells = []
+            for k, gflops in sorted(by_threads.items()):
+                cell = f"{gflops:.0f} GF/s on {k} thread{'s' if k != 1 else ''}"
+                if (isa, dtype, k) in replaced:
+                    cell += f" (disturbed: % peak uses {k} x {by_threads[1]:.0f})"
+                cells.append(cell)
+            parts.append(f"{dtype} {', '.join(cells)}")
+        out[f"fma_peak_{isa}"] = "; ".join(parts)
+    return out
+
+
+def peak(peaks, isa, dtype, threads):
+    """The probe's GF/s for this ISA, dtype and thread count; None when it was not probed."""
+    return peaks.get(isa, {}).get(dtype, {}).get(threads)
+
+
+def fraction(gflops, peak_gflops):
+    """gflops as a share of the peak (0.83 for 83%); None when either is missing."""
+    if gflops is None or not peak_gflops:
+        return None
+    return gflops / peak_gflops
+
+
+def isa_of_core_type(core_type, isas):
+    """The probed ISA whose kernels an OpenBLAS core type runs; the best of ``isas`` when unknown."""
+    name = (core_type or "").strip().lower()
+    if name in AVX512_CORE_TYPES and "avx512" in isas:
+        return "avx512"
+    if name in AVX2_CORE_TYPES and "avx2" in isas:
+        return "avx2"
+    return isas[0] if isas else None
+
+
+def torch_isa(isas):
+    """The ISA PyTorch's CPU kernels use, from torch.backends.cpu.get_cpu_capability()."""
+    import optional
+    torch = optional.torch()
+    capability = ""
+    try:
+        capability = torch.backends.cpu.get_cpu_capability().lower() if torch is not None else ""
+    except Exception:
+        pass
+    for isa in isas:
+        if capability.startswith(isa):
+            return isa
+    return isas[0] if isas else None
+
+
+class CompetitorIsa:
+    """competitor name -> the ISA whose probe its GFLOP/s are measured against."""
+
+    BPFAST = ("bpfast", "bpfast checked", "train_step", "wrong")
+    NUMPY = ("numpy", "reference", "numpy plain", "sklearn")
+
+    def __init__(self, bpfast_isa, numpy_core_type, isas, torch_isa_name=None):
+        self.isas = list(isas)
+        self.bpfast = bpfast_isa if bpfast_isa in self.isas else None
+        self.numpy = isa_of_core_type(numpy_core_type, self.isas)
+        self.torch = torch_isa_name if torch_isa_name is not None else (self.isas[0] if self.isas else None)
+
+    def __call__(self, name):
+        if name in self.BPFAST:
+            return self.bpfast
+        if name == "torch":
+            return self.torch
+        if name.startswith("numpy ") and name not in self.NUMPY:  # "numpy SkylakeX": a child on that core type
+            return isa_of_core_type(name.split(" ", 1)[1], self.isas)
+        return self.numpy
+
+
+def annotate(rows, peaks, isa_of, threads):
+    """Give every row with GFLOP/s its share of the probe (row["peak"], a fraction) and what it was
+    measured against (row["peak_of"]: "avx512 float32, 2 threads"). threads: the run's thread count;
+    a row whose params name a thread count (the threads suite) uses that."""
+    for row in rows:
+        if row.get("gflops") is None:
+            continue
+        isa = isa_of(row["competitor"])
+        k = row.get("params", {}).get("threads", threads)
+        top = peak(peaks, isa, row["dtype"], k) if isa is not None else None
+        row["peak"] = fraction(row["gflops"], top)
+        row["peak_of"] = None if top is None else f"{isa} {row['dtype']}, {k} thread{'s' if k != 1 else ''}"
+    return rows

@@ -1,0 +1,133 @@
+"""numpy's `@` in a child process whose OpenBLAS was loaded with another core type (see blas_kernel.py).
+
+The parent (NumpyChild) starts this script with OPENBLAS_CORETYPE set and
+talks to it in JSON lines on stdin/stdout:
+
+    -> {"op": "case", "case": {...GemmCase fields}, "dtype": ..., "seed": ..., "threads": k, "out": path}
+       builds the case's operands exactly as gemm_suite does (same seed, same
+       draws), computes numpy's product once and saves it to path (.npy) for
+       the parent to check against bpfast's
+    <- {"ok": true}
+    -> {"op": "time", "n": n}    runs n products in a row, timed here
+    <- {"seconds": s}
+    -> {"op": "quit"}
+
+On start it says which core type its OpenBLAS runs: {"core_type": ..., "pid": ...}.
+An error comes back as {"error": "..."}.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+# ------------------------------------------------------------------ the parent's side
+
+class NumpyChild:
+    """The child process, started with OPENBLAS_CORETYPE=core_type; its pid is watched while timing."""
+
+    def __init__(self, core_type, timeout_s=600.0):
+        import timing
+        env = dict(os.environ, OPENBLAS_CORETYPE=core_type)
+        self.core_type, self.timeout_s = core_type, timeout_s
+        self.process = subprocess.Popen([sys.executable, os.path.abspath(__file__)], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, text=True, env=env, cwd=HERE)
+        self.lock = threading.Lock()
+        self.case_key = None
+        hello = self._read()
+        self.reported = hello.get("core_type")
+        timing.WATCHED_PIDS.add(self.process.pid)
+
+    def _read(self):
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the numpy child (OPENBLAS_CORETYPE={self.core_type}) ended unexpectedly")
+        answer = json.loads(line)
+        if "error" in answer:
+            raise RuntimeError(f"numpy child: {answer['error']}")
+        return answer
+
+    def ask(self, **request):
+        with self.lock:
+            self.process.stdin.write(json.dumps(request) + "\n")
+            self.process.stdin.flush()
+            return self._read()
+
+    def runs_requested_kernel(self):
+        return (self.reported or "").lower() == self.core_type.lower()
+
+    def set_case(self, case, dtype, seed, threads, out):
+        """Make ``case`` the one timed; its numpy product is written to ``out`` (.npy)."""
+        self.ask(op="case", case=case.__dict__, dtype=dtype, seed=seed, threads=threads, out=out)
+        self.case_key = (case, dtype, seed, threads)
+
+    def time_calls(self, n):
+        return float(self.ask(op="time", n=int(n))["seconds"])
+
+    def close(self):
+        import timing
+        timing.WATCHED_PIDS.discard(self.process.pid)
+        if self.process.poll() is None:
+            try:
+                self.process.stdin.write(json.dumps({"op": "quit"}) + "\n")
+                self.process.stdin.flush()
+                self.process.wait(timeout=10)
+            except Exception:
+                self.process.kill()
+                self.process.wait()
+
+
+# ------------------------------------------------------------------ the child's side
+
+def _serve():
+    if HERE not in sys.path:
+        sys.path.insert(0, HERE)
+    import numpy as np
+
+    import blas_kernel
+    import optional
+    from cases import GemmCase
+
+    threadpoolctl = optional.load("threadpoolctl")
+    types = blas_kernel.openblas_core_types(threadpoolctl.threadpool_info()) if threadpoolctl else []
+
+    def say(message):
+        sys.stdout.write(json.dumps(message) + "\n")
+        sys.stdout.flush()
+
+    say({"core_type": ", ".join(types) or "unknown", "pid": os.getpid()})
+    fn, limits = None, None
+    for line in sys.stdin:
+        try:
+            request = json.loads(line)
+            if request["op"] == "quit":
+                return
+            if request["op"] == "case":
+                import gemm_suite
+                case = GemmCase(**request["case"])
+                if limits is not None:
+                    limits.restore_original_limits()
+                if threadpoolctl is not None:
+                    limits = threadpoolctl.threadpool_limits(limits=request["threads"], user_api="blas")
+                _, fn, _, _ = gemm_suite._products(case, request["dtype"], request["seed"])
+                np.save(request["out"], fn())
+                say({"ok": True})
+            elif request["op"] == "time":
+                n = request["n"]
+                start = time.perf_counter()
+                for _ in range(n):
+                    fn()
+                say({"seconds": time.perf_counter() - start})
+            else:
+                say({"error": f"unknown op {request['op']!r}"})
+        except Exception as error:  # the parent reports it as the competitor's ERROR
+            say({"error": f"{type(error).__name__}: {error}"})
+
+
+if __name__ == "__main__":
+    _serve()

@@ -1,0 +1,45 @@
+// Runs an ISA's FMA probe on the thread pool: one task per thread, all at once.
+#include "kernels/probe/fma_probe.h"
+
+#include <stdexcept>
+#include <vector>
+
+#include "runtime/dispatch.h"
+#include "runtime/threads.h"
+
+namespace bpfast {
+namespace {
+
+FmaProbe probe_of(const std::string& isa) {
+    bool supported = false, known = false;
+    for (const IsaSupport& s : isa_support())
+        if (isa == s.name) known = true, supported = s.supported;
+    if (!known || isa == "generic")
+        throw std::invalid_argument("no FMA probe for '" + isa + "' in this build (avx512 or avx2)");
+    if (!supported) throw std::invalid_argument("this CPU lacks " + isa);
+#if BPFAST_HAVE_AVX512
+    if (isa == "avx512") return fma_probe_avx512();
+#endif
+#if BPFAST_HAVE_AVX2
+    if (isa == "avx2") return fma_probe_avx2();
+#endif
+    throw std::invalid_argument("no FMA probe for '" + isa + "' in this build");
+}
+
+}  // namespace
+
+double run_fma_probe(const std::string& isa, bool f64, long rounds, int threads, double* checksum) {
+    const FmaProbe probe = probe_of(isa);
+    if (rounds < 1) throw std::invalid_argument("rounds must be at least 1");
+    if (threads < 1 || threads > get_num_threads())
+        throw std::invalid_argument("threads must be between 1 and the pool's thread count");
+    std::vector<double> sums(threads, 0.0);
+    parallel_for(threads, [&](index t) { sums[t] = f64 ? probe.f64(rounds) : probe.f32(rounds); });
+    double total = 0;
+    for (double s : sums) total += s;
+    *checksum = total;
+    const int lanes = f64 ? probe.lanes_f64 : probe.lanes_f32;
+    return 2.0 * lanes * FMA_CHAINS * static_cast<double>(rounds) * threads;
+}
+
+}  // namespace bpfast
