@@ -321,24 +321,31 @@ def memory_cases(mode):
 
 @dataclass(frozen=True)
 class DistributedCase:
-    """fit over `ranks` MPI ranks, `batch` rows per rank and step, `steps` global steps an epoch."""
+    """fit over `ranks` MPI ranks, `batch` rows per rank and step, `steps` global steps an epoch.
+
+    scaling: "weak" (batch rows per rank whatever the rank count) or "strong" (a global batch of
+    batch·ranks rows fixed across the cases of a net, split over the ranks); overlap: also time
+    the ranks with BPFAST_OVERLAP=1 (each layer's sum started as its backward pass ends)."""
 
     sizes: tuple
     batch: int
     ranks: int
     steps: int = 8
+    scaling: str = "weak"
+    overlap: bool = False
 
     @property
     def label(self):
-        return f"{'-'.join(map(str, self.sizes))} b={self.batch}/rank, {self.ranks} ranks"
+        return f"{'-'.join(map(str, self.sizes))} b={self.batch}/rank, {self.ranks} ranks ({self.scaling})"
 
     @property
     def flops(self):
-        """About 6·(global batch)·Σ n_in·n_out per global step (see StepCase.flops)."""
-        return 6 * self.batch * self.ranks * sum(a * b for a, b in zip(self.sizes[:-1], self.sizes[1:]))
+        """The GEMM flops of a global step (ranks·batch rows), counted as dense_step_flops counts them."""
+        return dense_step_flops(self.sizes, self.batch * self.ranks)
 
     def params(self):
-        return {"sizes": list(self.sizes), "batch": self.batch, "ranks": self.ranks, "steps": self.steps}
+        return {"sizes": list(self.sizes), "batch": self.batch, "ranks": self.ranks, "steps": self.steps,
+                "scaling": self.scaling, "overlap": self.overlap}
 
 
 def distributed_cases(mode, cores=None):
@@ -348,5 +355,9 @@ def distributed_cases(mode, cores=None):
     if mode == "quick":
         return [DistributedCase((784, 1024, 1024, 10), 256, 2, steps=4)]
     ranks = range(2, max(2, min(cores, 4)) + 1)
-    return [DistributedCase(sizes, batch, n) for sizes, batch in (((784, 1024, 1024, 10), 256), ((784, 256, 10), 64))
-            for n in ranks]
+    large = (784, 1024, 1024, 10)
+    weak = [DistributedCase(sizes, batch, n, overlap=sizes == large)
+            for sizes, batch in ((large, 256), ((784, 256, 10), 64)) for n in ranks]
+    # strong scaling: the global batch of 256 rows of the large net split over the ranks
+    strong = [DistributedCase(large, 256 // n, n, scaling="strong") for n in ranks]
+    return weak + strong

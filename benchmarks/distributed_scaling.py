@@ -91,17 +91,18 @@ def worker(spec):
     print(json.dumps(record))
 
 
-def launch(spec, mpiexec):
+def launch(spec, mpiexec, env=None):
     """The worker's record for spec, under mpiexec -n ranks or as one plain process: step_s (seconds
     per global step of each timed epoch), weights (the flat parameters after the warm-up epoch)
-    and, under MPI, allreduce_s."""
+    and, under MPI, allreduce_s. env: variables to set for the run (BPFAST_OVERLAP, say)."""
     with tempfile.TemporaryDirectory() as folder:
         spec = {**spec, "weights_to": os.path.join(folder, "weights.npy")}
         command = [sys.executable] + (["-m", "mpi4py"] if spec["mpi"] else []) + [__file__, "--worker",
                                                                                  json.dumps(spec)]
         if spec["mpi"]:
             command = [mpiexec, "-n", str(spec["ranks"])] + command
-        done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S,
+                              env=None if env is None else {**os.environ, **env})
         if done.returncode != 0:
             raise RuntimeError(f"{' '.join(command[:4])} ... failed ({done.returncode}): {done.stderr[-2000:]}")
         record = json.loads(done.stdout.strip().splitlines()[-1])

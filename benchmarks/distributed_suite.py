@@ -25,6 +25,8 @@ NAME = "distributed"
 TABLE = "distributed"
 TITLE = "Fit over MPI ranks"
 TIMED = True  # run.py passes the repeats to run_case
+MARKDOWN_LAYOUT = "long"
+EXTRA_COLUMNS = [("sum share", "sum_share")]  # one sum of the gradients alone, as a share of a step
 NOTE = ("Time per global step (ranks x batch rows). bpfast = one process with as many threads as ranks; "
         "'N ranks' = fit(comm=...) under mpiexec, one thread per rank; ratio = N ranks / one process.")
 EXPLANATION = (
@@ -34,8 +36,12 @@ EXPLANATION = (
     "one thread per rank and batch rows per rank and step. Both run a warm-up epoch, then time the repeats, "
     "epochs of a few unshuffled global steps; the figure is seconds per global step. The check: after the "
     "warm-up epoch the ranks' weights agree with the one-process run to 1e-4 (float32) or 1e-10 (float64) "
-    "relative, since both take the same steps. A case named `784-1024-1024-10 b=256/rank, 2 ranks` is that "
-    "net with 256 rows per rank and step on 2 ranks. [SCALING.md](SCALING.md) reads these figures.")
+    "relative, since both take the same steps. A case named `784-1024-1024-10 b=256/rank, 2 ranks (weak)` is "
+    "that net with 256 rows per rank and step on 2 ranks; weak cases keep the rows per rank as the ranks grow, "
+    "strong ones split a global batch of 256 rows over them. On the large net the ranks are also timed with "
+    "`BPFAST_OVERLAP=1` (each layer's sum started as soon as its backward pass ends), and the check column "
+    "gives the time of one sum of the gradients alone and the 'sum share' column its share of a step. "
+    "[SCALING.md](SCALING.md) reads these figures.")
 TOLERANCE = {"float32": 1e-4, "float64": 1e-10}
 
 cases = distributed_cases
@@ -72,6 +78,7 @@ def _row(case, dtype, name, status, detail, seconds):
     import numpy as np
     row = {"suite": NAME, "table": TABLE, "dtype": dtype, "case": case.label, "params": case.params(),
            "flops": case.flops, "competitor": name, "status": status, "check": detail, "measure": "time per step",
+           "sum_share": None,
            "inner": None, "times": [], "median": None, "min": None, "max": None, "spread": None, "ratio": None,
            "gflops": None, "foreign_cores": None, "attempts": 1, "disturbed": False}
     if seconds:
@@ -81,16 +88,30 @@ def _row(case, dtype, name, status, detail, seconds):
     return row
 
 
+def _reduction_share(record):
+    """'; sum 2.1 ms = 4% of a step': one Allreduce of the gradients alone against the step's median."""
+    import numpy as np
+    if not record.get("allreduce_s") or not record.get("step_s"):
+        return ""
+    share = record["allreduce_s"] / float(np.median(record["step_s"]))
+    return f"; sum of gradients {record['allreduce_s'] * 1e3:.2f} ms = {share:.0%} of a step"
+
+
 def run_case(case, dtype, seed, progress, position, perturb=None, repeats=5):
     """Rows for one process (the baseline) and for the ranks (and, with perturb, a wrong copy)."""
     spec = {"sizes": list(case.sizes), "batch": case.batch, "ranks": case.ranks, "steps": case.steps,
             "repeats": repeats, "dtype": dtype}
     records, errors = {}, {}
-    runs = [("bpfast", False)] + ([] if _missing() else [(f"{case.ranks} ranks", True)])
+    runs = [("bpfast", False)]
+    if not _missing():
+        runs.append((f"{case.ranks} ranks", True))
+        if case.overlap:
+            runs.append((f"{case.ranks} ranks, overlap", True))
     for name, mpi in runs:
         progress.show(f"[{NAME} {position}] {case.label}: {name}")
+        env = {"BPFAST_OVERLAP": "1" if name.endswith("overlap") else "0"}
         try:
-            records[name] = distributed_scaling.launch({**spec, "mpi": mpi}, _mpiexec())
+            records[name] = distributed_scaling.launch({**spec, "mpi": mpi}, _mpiexec(), env=env)
         except Exception as error:  # a failed launch is an ERROR row, not a failed run
             errors[name] = f"{type(error).__name__}: {error}"
     if perturb is not None and "bpfast" in records:
@@ -107,7 +128,10 @@ def run_case(case, dtype, seed, progress, position, perturb=None, repeats=5):
         else:
             verdict = compare(case, dtype, base["weights"], record["weights"])
             status, detail = ("ok" if verdict.ok else "WRONG"), verdict.detail
+            detail += _reduction_share(record)
         rows.append(_row(case, dtype, name, status, detail, None if record is None else record["step_s"]))
+        if record is not None and record.get("allreduce_s") and record.get("step_s"):
+            rows[-1]["sum_share"] = record["allreduce_s"] / rows[-1]["median"]
     base_median = rows[0]["median"] if rows[0]["status"] == "baseline" else None
     for row in rows:
         if row["status"] in ("baseline", "ok") and row["median"] is not None:

@@ -35,7 +35,7 @@ PER_CASE_S = {
         "fit": (2.3, {"sklearn": 0.5, "torch": 1.2}),
         "threads": (2.8, {"torch": 0.9}),
         "memory": (3.0, {}),
-        "distributed": (9.0, {}),
+        "distributed": (8.0, {}),
     },
     "quick": {
         "steps": (1.35, {"torch": 0.85}),

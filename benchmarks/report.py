@@ -198,7 +198,7 @@ def fmt_bytes(value):
     return f"{value / 2**20:.1f} MiB" if value >= 2**20 / 10 else f"{value / 1024:.0f} KiB"
 
 
-EXTRA_FORMATS = {"speedup": fmt_speedup, "efficiency": fmt_percent}
+EXTRA_FORMATS = {"speedup": fmt_speedup, "efficiency": fmt_percent, "sum_share": fmt_percent}
 RATIO_LEGEND = ("ratio = competitor median / bpfast median (>1: bpfast is faster); "
                 "times are per call: median, min and max of the interleaved repeats.")
 PEAK_LEGEND = ("% peak = GFLOP/s / the FMA probe's GF/s for the ISA the competitor runs, the dtype and the "

@@ -759,3 +759,30 @@ def test_repeats_that_began_with_busy_threads_are_counted_and_reported(monkeypat
     rows = [{"case": "c", "competitor": "torch", "settle_timeouts": 3}, {"case": "c", "competitor": "numpy"}]
     assert report._settle_lines(rows) == ["busy threads: 3 of torch's repeats on c began while other threads of "
                                           "the run were still busy (the wait for them gave up)"]
+
+
+def test_distributed_cases_scale_weakly_and_strongly():
+    import cases
+    full = cases.distributed_cases("full", cores=4)
+    large = (784, 1024, 1024, 10)
+    weak = [c for c in full if c.scaling == "weak" and c.sizes == large]
+    strong = [c for c in full if c.scaling == "strong"]
+    assert [c.ranks for c in weak] == [2, 3, 4] and {c.batch for c in weak} == {256}
+    assert [c.ranks for c in strong] == [2, 3, 4]
+    assert all(c.sizes == large and c.batch * c.ranks in (255, 256) for c in strong)  # 256 split over the ranks
+    assert all(c.overlap for c in weak) and not any(c.overlap for c in strong)
+    assert len({c.label for c in full}) == len(full)  # every case has its own name
+
+
+def test_the_share_of_a_step_the_sum_takes():
+    import distributed_suite
+    detail = distributed_suite._reduction_share({"allreduce_s": 0.002, "step_s": [0.05, 0.04, 0.06]})
+    assert detail == "; sum of gradients 2.00 ms = 4% of a step"
+    assert distributed_suite._reduction_share({"step_s": [0.05]}) == ""
+
+
+def test_a_distributed_step_counts_the_flops_of_one_global_step():
+    import cases
+    case = cases.DistributedCase((784, 256, 10), 64, 2)
+    # closed form: forward and dW of both layers, dX of the second only, over 128 rows
+    assert case.flops == 2 * 128 * (2 * (784 * 256 + 256 * 10) + 256 * 10)
