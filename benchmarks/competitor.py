@@ -24,3 +24,23 @@ class Verdict:
     ok: bool
     detail: str   # e.g. "rel err 3.1e-07 (tol 2.0e-04)"
     error: float  # the largest relative error found
+
+
+BASELINE = "bpfast"
+
+
+def status_of(name, errors, have_baseline, compare):
+    """(status, detail) of competitor `name`: ERROR when it failed (errors: name -> text) or
+    bpfast did (have_baseline false: nothing to check against), "baseline" for bpfast, else
+    "ok" or "WRONG" by compare() -> Verdict (a result that cannot even be compared is WRONG)."""
+    if name in errors:
+        return "ERROR", errors[name]
+    if name == BASELINE:
+        return "baseline", "the result the others are checked against"
+    if not have_baseline:
+        return "ERROR", "bpfast failed, nothing to check against"
+    try:
+        verdict = compare()
+    except Exception as error:
+        return "WRONG", f"could not be compared: {type(error).__name__}: {error}"
+    return ("ok" if verdict.ok else "WRONG"), verdict.detail

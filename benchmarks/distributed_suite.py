@@ -17,7 +17,7 @@ import shutil
 import sys
 
 from cases import distributed_cases
-from competitor import Verdict
+from competitor import Verdict, status_of
 import distributed_scaling
 import optional
 
@@ -119,15 +119,9 @@ def run_case(case, dtype, seed, progress, position, perturb=None, repeats=5):
     rows, base = [], records.get("bpfast")
     for name, _ in runs + ([("wrong", None)] if "wrong" in records else []):
         record = records.get(name)
-        if name in errors:
-            status, detail = "ERROR", errors[name]
-        elif name == "bpfast":
-            status, detail = "baseline", "the result the others are checked against"
-        elif base is None:
-            status, detail = "ERROR", "bpfast failed, nothing to check against"
-        else:
-            verdict = compare(case, dtype, base["weights"], record["weights"])
-            status, detail = ("ok" if verdict.ok else "WRONG"), verdict.detail
+        status, detail = status_of(name, errors, base is not None,
+                                   lambda: compare(case, dtype, base["weights"], record["weights"]))
+        if status in ("ok", "WRONG"):
             detail += _reduction_share(record)
         rows.append(_row(case, dtype, name, status, detail, None if record is None else record["step_s"]))
         if record is not None and record.get("allreduce_s") and record.get("step_s"):

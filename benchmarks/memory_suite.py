@@ -21,7 +21,7 @@ import os
 import subprocess
 import sys
 
-from competitor import Verdict
+from competitor import Verdict, status_of
 from cases import memory_cases
 
 NAME = "memory"
@@ -107,15 +107,7 @@ def run_case(case, dtype, seed, progress, position, perturb=None):
     base = records.get("bpfast")
     for name in ["bpfast", "reference"] + (["wrong"] if "wrong" in records else []):
         record = records.get(name)
-        if name in errors:
-            status, detail = "ERROR", errors[name]
-        elif name == "bpfast":
-            status, detail = "baseline", "the result the others are checked against"
-        elif base is None:
-            status, detail = "ERROR", "bpfast failed, nothing to check against"
-        else:
-            verdict = compare(case, dtype, base, record)
-            status, detail = ("ok" if verdict.ok else "WRONG"), verdict.detail
+        status, detail = status_of(name, errors, base is not None, lambda: compare(case, dtype, base, record))
         row = _row(case, dtype, name, status, detail, record if name not in errors else None)
         if status in ("baseline", "ok") and base is not None and base["delta"] > 0:
             row["ratio"] = record["delta"] / base["delta"]

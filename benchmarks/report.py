@@ -7,7 +7,7 @@ call, ratio (competitor median / bpfast median) and gflops.
 
 import math
 
-BASELINE = "bpfast"
+from competitor import BASELINE
 
 
 def _unit(seconds, micro):

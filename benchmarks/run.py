@@ -50,9 +50,10 @@ import shutil
 import sys
 import time
 
+from competitor import BASELINE, status_of
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BPFAST_NUM_THREADS")
-BASELINE = "bpfast"
 SUITE_NAMES = ("steps", "kernels", "fit", "threads", "memory", "distributed")
 WRONG = "wrong"
 
@@ -333,19 +334,9 @@ def _run_case(suite, case, settings, progress, position, budget):
     status, detail = {}, {}
     for competitor in competitors:
         name = competitor.name
-        if name in errors:
-            status[name], detail[name] = "ERROR", errors[name]
-        elif name == BASELINE:
-            status[name], detail[name] = "baseline", "the result the others are checked against"
-        elif BASELINE not in results:
-            status[name], detail[name] = "ERROR", "bpfast failed, nothing to check against"
-        else:
-            try:
-                verdict = suite.compare(case, dtype, results[BASELINE], results[name])
-                status[name] = "ok" if verdict.ok else "WRONG"
-                detail[name] = verdict.detail
-            except Exception as error:  # a result that cannot even be compared is wrong
-                status[name], detail[name] = "WRONG", f"could not be compared: {_error_text(error)}"
+        status[name], detail[name] = status_of(
+            name, errors, BASELINE in results,
+            lambda: suite.compare(case, dtype, results[BASELINE], results[name]))
 
     attempts, kept = [], None
     if status.get(BASELINE) == "baseline":

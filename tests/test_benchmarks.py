@@ -786,3 +786,17 @@ def test_a_distributed_step_counts_the_flops_of_one_global_step():
     case = cases.DistributedCase((784, 256, 10), 64, 2)
     # closed form: forward and dW of both layers, dX of the second only, over 128 rows
     assert case.flops == 2 * 128 * (2 * (784 * 256 + 256 * 10) + 256 * 10)
+
+
+def test_one_rule_decides_every_competitors_status():
+    from competitor import Verdict, status_of
+
+    def boom():
+        raise ValueError("shapes differ")
+    good, bad = (lambda: Verdict(True, "rel err 0", 0.0)), (lambda: Verdict(False, "rel err 1", 1.0))
+    assert status_of("numpy", {"numpy": "E: x"}, True, good) == ("ERROR", "E: x")
+    assert status_of("bpfast", {}, True, bad)[0] == "baseline"
+    assert status_of("numpy", {}, False, good) == ("ERROR", "bpfast failed, nothing to check against")
+    assert status_of("numpy", {}, True, good) == ("ok", "rel err 0")
+    assert status_of("numpy", {}, True, bad) == ("WRONG", "rel err 1")
+    assert status_of("numpy", {}, True, boom) == ("WRONG", "could not be compared: ValueError: shapes differ")
