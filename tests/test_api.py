@@ -50,7 +50,7 @@ def test_show_config_prints_what_a_bug_report_needs(capsys):
     out = capsys.readouterr().out
     assert f"bpfast {bpfast.__version__}" in out
     assert f"isa:          {_core.isa} (the best this CPU supports)" in out or "forced by BPFAST_ISA" in out
-    for line_start in ("platform:", "cpu:", "build:", "isas built:", "threads:", "caches:", "gemm:", "numpy BLAS:"):
+    for line_start in ("platform:", "cpu:", "build:", "isas built:", "threads:", "caches:", "gemm:", "small nets:", "numpy BLAS:"):
         assert any(line.startswith(line_start) for line in out.splitlines()), line_start
     assert f"threads:      {bpfast.get_num_threads()}" in out
 
@@ -64,6 +64,13 @@ def test_config_names_the_chosen_and_the_built_instruction_sets():
         mr, nr = info["gemm_tile"][dtype]
         assert mr > 0 and nr > 0
     assert all(info["gemm_blocks"][key] > 0 for key in ("mc", "kc", "nc"))
+
+
+def test_the_small_net_bound_is_the_l2_cache_within_its_limits():
+    info = bpfast.show_config(mode="dicts")
+    l2 = info["cache_bytes"]["l2"] or 1 << 20  # 1 MiB when the OS does not say
+    assert info["small_net_max_weight_bytes"] == min(max(l2, 256 << 10), 4 << 20)
+    assert info["small_net_max_batch"] == 128
 
 
 def test_the_build_has_no_native_or_fast_math_flags():

@@ -584,3 +584,33 @@ def test_lr_positional_means_lr():
     assert optim.SGD(0.05).config()["lr"] == 0.05
     assert optim.Adam(0.002).config()["lr"] == 0.002
     assert optim.AdamW(0.003, weight_decay=0.1).config() == {**optim.AdamW(lr=0.003, weight_decay=0.1).config()}
+
+
+# Stateless SGD without clipping takes its step inside the backward pass,
+# each layer's weights as soon as their gradient is done; with clipping
+# (a clip_norm too large to clip) it is the separate pass over every
+# parameter after the backward pass. The two must write the same bits.
+FUSABLE = {
+    "plain": dict(lr=0.3),
+    "decay": dict(lr=0.1, weight_decay=0.05),
+    "decay-bias": dict(lr=0.1, weight_decay=0.05, decay_bias=True),
+    "invscaling": dict(lr=0.2, schedule=optim.InverseScaling(power_t=0.5)),
+}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("sizes,batch", [([12, 40, 33, 3], 16), ([12, 40, 33, 3], 300), ([300, 257, 10], 64)],
+                         ids=["small-net", "gemm", "small-net-split"])
+@pytest.mark.parametrize("case", list(FUSABLE))
+def test_the_step_in_the_backward_pass_writes_what_the_separate_pass_writes(case, sizes, batch, dtype):
+    rng = np.random.default_rng(3)
+    X, labels = rng.standard_normal((batch, sizes[0])), rng.integers(0, sizes[-1], batch)
+    fused = bpfast.Network(sizes, output="softmax", dtype=dtype, seed=2, optimizer=optim.SGD(**FUSABLE[case]))
+    separate = bpfast.Network(sizes, output="softmax", dtype=dtype, seed=2,
+                              optimizer=optim.SGD(**FUSABLE[case], clip_norm=1e30))
+    for _ in range(3):
+        assert fused.train_step(X, labels) == separate.train_step(X, labels)
+    assert all(np.array_equal(a, b) for a, b in zip(fused.parameters(), separate.parameters()))
+    fused.fit(X, labels, epochs=2, batch_size=batch // 4)
+    separate.fit(X, labels, epochs=2, batch_size=batch // 4)
+    assert all(np.array_equal(a, b) for a, b in zip(fused.parameters(), separate.parameters()))

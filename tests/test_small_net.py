@@ -1,7 +1,9 @@
 """The small-network backend (cpp/model/small_net_backend.h) against bpfast.reference.
 
-Networks whose weight matrices are at most 64 KiB train, at batches up to
-128, on kernels of their own rather than the blocked GEMM. These tests
+Networks whose weight matrices fit a core's L2 cache (show_config's
+small_net_max_weight_bytes) train, at batches up to 128, on kernels of their
+own rather than the blocked GEMM; products big enough are split over the
+threads, by blocks that give the same values as the whole. These tests
 put widths and batches on either side of the vector length (8 and 16 floats,
 4 and 8 doubles) and of the tile sizes, so that every padded edge runs, and
 check the forward pass, the loss and every gradient against the reference.
@@ -49,15 +51,15 @@ def make_batch(rng, sizes, output, batch):
     return X, rng.standard_normal((batch, sizes[-1]))
 
 
-def test_the_path_takes_weights_up_to_64_kib_and_batches_up_to_128():
+def test_the_path_takes_weights_up_to_the_l2_bound_and_batches_up_to_128():
+    bound = bpfast.show_config(mode="dicts")["small_net_max_weight_bytes"]
     for dtype in ("float32", "float64"):
         small = bpfast.Network([32, 64, 64, 1], dtype=dtype)._engine
         assert [small.uses_small_net(b) for b in (1, 16, 128)] == [HAS_PATH] * 3
         assert not small.uses_small_net(129)
-    assert bpfast.Network([128, 128, 1], dtype="float32")._engine.uses_small_net(16) == HAS_PATH  # 64 KiB
-    assert not bpfast.Network([128, 256, 1], dtype="float32")._engine.uses_small_net(16)
-    assert bpfast.Network([64, 128, 1], dtype="float64")._engine.uses_small_net(16) == HAS_PATH
-    assert not bpfast.Network([128, 128, 1], dtype="float64")._engine.uses_small_net(16)
+        values = bound // np.dtype(dtype).itemsize  # a weight matrix of 1 x values fills the bound
+        assert bpfast.Network([values, 1], dtype=dtype)._engine.uses_small_net(16) == HAS_PATH
+        assert not bpfast.Network([values + 1, 1], dtype=dtype)._engine.uses_small_net(16)
 
 
 def test_the_kernels_are_bound_exactly_where_the_path_runs():
@@ -101,6 +103,72 @@ def test_training_across_batch_sizes_follows_the_reference(sizes, output, loss):
     for a, b in zip(net.layers, ref.layers):
         assert_close(a.W, b.W, "float64", 1e-10)
         assert_close(a.b, b.b, "float64", 1e-10)
+
+
+# Nets whose products are big enough to be split over threads; widths that
+# are not multiples of the vector length or of the tiles, so that parts end
+# on ragged blocks.
+SPLIT_NETS = [
+    ([300, 203, 77, 3], "tanh", "sigmoid", "binary_cross_entropy", 45),
+    ([250, 257, 64, 10], "relu", "softmax", "cross_entropy", 128),
+    ([784, 130, 1], "sigmoid", "identity", "squared_error", 32),
+]
+
+
+@pytest.fixture
+def restore_threads():
+    before = bpfast.get_num_threads()
+    yield
+    bpfast.set_num_threads(before)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("sizes,activation,output,loss,batch", SPLIT_NETS)
+def test_split_products_follow_the_reference_bitwise_alike_on_any_threads(
+        restore_threads, sizes, activation, output, loss, batch, dtype):
+    # Each step is SGD without momentum, taken layer by layer in the backward
+    # pass on the threads that computed the gradient. Oracle: the reference
+    # for the values, the 1-thread run for the bits.
+    rng = np.random.default_rng(len(sizes) + batch)
+    batches = [make_batch(rng, sizes, output, batch) for _ in range(3)]
+    runs = []
+    for threads in (1, 2, 3):
+        bpfast.set_num_threads(threads)
+        net, ref = make_pair(sizes, activation, output, loss, dtype, seed=4)
+        assert net._engine.uses_small_net(batch) == HAS_PATH
+        losses = [net.train_step(X, T, lr=0.05) for X, T in batches]
+        if threads == 1:
+            for (X, T), got in zip(batches, losses):
+                assert_close(got, ref.train_step(X, T, lr=0.05), dtype)
+            for a, b in zip(net.layers, ref.layers):
+                assert_close(a.W, b.W, dtype)
+                assert_close(a.b, b.b, dtype)
+        runs.append((losses, [p.copy() for p in net.parameters()]))
+    for losses, params in runs[1:]:
+        assert losses == runs[0][0]
+        assert all(np.array_equal(a, b) for a, b in zip(params, runs[0][1]))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_split_step_that_overflows_leaves_every_weight_as_it_was(restore_threads, threads):
+    # A learning rate so large that new weights overflow. The step is taken
+    # layer by layer during the backward pass, last layer first, so layers
+    # whose new weights are finite have stepped by the time the overflow is
+    # seen: every one of them is undone.
+    bpfast.set_num_threads(threads)
+    rng = np.random.default_rng(8)
+    kw = dict(activation="tanh", output="softmax", reduction="sum", dtype="float32", seed=1)
+    net = bpfast.Network([300, 203, 77, 3], **kw)
+    X, labels = rng.standard_normal((64, 300)), rng.integers(0, 3, 64)
+    assert net._engine.uses_small_net(64) == HAS_PATH
+    before = [p.copy() for p in net.parameters()]
+    with pytest.raises(FloatingPointError, match="not finite"):
+        net.train_step(X, labels, lr=1e38)
+    assert all(np.array_equal(a, b) for a, b in zip(net.parameters(), before))
+    ref = reference.Network([300, 203, 77, 3], **kw)
+    assert_close(net.train_step(X, labels, lr=1e-3), ref.train_step(X, labels, lr=1e-3), "float32")
+    for a, b in zip(net.layers, ref.layers):
+        assert_close(a.W, b.W, "float32")
 
 
 @needs_both_backends

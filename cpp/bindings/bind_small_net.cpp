@@ -182,7 +182,7 @@ void bind_small_net_of(py::module_ parent) {
             bool finite;
             {
                 py::gil_scoped_release release;
-                finite = k.input_gradient(delta_in.data(), db_in, delta_rows.data(), n_out, W_room.data(),
+                finite = k.input_gradient(delta_in.data(), db_in, delta_rows.data(), n_out, W_room.data(), n_in,
                                           A_rows.data(), ld_out, batch, n_in, n_out, act);
             }
             return py::make_tuple(unpadded(delta_in.data(), ld_out, batch, n_in), db, finite);

@@ -10,6 +10,7 @@
 #include "kernels/elementwise/check_kernels.h"
 #include "kernels/gemm/ukernel.h"
 #include "kernels/probe/fma_probe.h"
+#include "model/small_net_backend.h"
 #include "model/targets.h"
 #include "runtime/cpu_info.h"
 #include "runtime/dispatch.h"
@@ -72,6 +73,8 @@ PYBIND11_MODULE(_core, m) {
         info["gemm_blocks"] = py::dict(py::arg("mc") = blocks.mc, py::arg("kc") = blocks.kc,
                                        py::arg("nc") = blocks.nc);
         info["gemm_tile"] = tiles;
+        info["small_net_max_weight_bytes"] = bp::SmallNetBackend<float>::max_weight_bytes();
+        info["small_net_max_batch"] = bp::SmallNetBackend<float>::MAX_BATCH;
         return info;
     }, "The build and what the core chose on this CPU: compiler, flags, instruction sets, caches, blocking.");
     m.def("fma_probe", [](const std::string& isa, const std::string& dtype, long rounds, int threads) {

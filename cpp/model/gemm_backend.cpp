@@ -1,11 +1,13 @@
 #include "model/gemm_backend.h"
 
 #include <algorithm>
+#include <atomic>
 #include <utility>
 
 #include "kernels/dense.h"
 #include "kernels/elementwise/activation_kernels.h"
 #include "runtime/sizes.h"
+#include "runtime/threads.h"
 #include "runtime/workspace.h"
 
 namespace bpfast {
@@ -23,6 +25,7 @@ void GemmBackend<T>::start_forward(const T* X, index batch) {
     }
     input_ = X;
     batch_ = batch;
+    below_ready_ = false;
 }
 
 template <typename T>
@@ -31,20 +34,30 @@ void GemmBackend<T>::layer_forward(index l, const T* W, const T* b, Activation a
 }
 
 template <typename T>
-void GemmBackend<T>::weight_gradient(index l, T* dW) {
-    // δ_l (batch, n_out), A_{l−1} (batch, n_in), dW (n_out, n_in)
-    const index n_in = layout_.n_in(l), n_out = layout_.n_out(l);
-    bpfast::weight_gradient(dW, delta_.data(), input_of(l), batch_, n_in, n_out);
-}
-
-template <typename T>
 void GemmBackend<T>::input_gradient(index l, const T* W, T* db_below, Activation act_below) {
-    // δ_l (batch, n_out), W (n_out, n_in), δ_{l−1} (batch, n_in)
+    // δ_l (batch, n_out), W (n_out, n_in), δ_{l−1} (batch, n_in) into spare_
     const index n_in = layout_.n_in(l), n_out = layout_.n_out(l);
     T* below = spare_.data();
     bpfast::input_gradient(below, delta_.data(), W, batch_, n_in, n_out);
     activation_backward(below, db_below, below, outputs_[l - 1].data(), batch_, n_in, act_below);
-    std::swap(delta_, spare_);
+    below_ready_ = true;
+}
+
+template <typename T>
+bool GemmBackend<T>::weight_gradient(index l, T* dW, const FusedSgd<T>* step) {
+    // δ_l (batch, n_out), A_{l−1} (batch, n_in), dW (n_out, n_in)
+    const index n_in = layout_.n_in(l), n_out = layout_.n_out(l);
+    bpfast::weight_gradient(dW, delta_.data(), input_of(l), batch_, n_in, n_out);
+    // The step on this layer while its dW is still in the caches.
+    std::atomic<bool> finite{true};
+    if (step)
+        for_each_chunk(n_out * n_in, [&](index lo, index hi) {
+            if (!sgd_keeping_old(step->W + lo, dW + lo, hi - lo, step->step))
+                finite.store(false, std::memory_order_relaxed);
+        });
+    if (below_ready_) std::swap(delta_, spare_);  // the layer below is next
+    below_ready_ = false;
+    return finite.load(std::memory_order_relaxed);
 }
 
 template class GemmBackend<float>;

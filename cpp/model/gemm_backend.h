@@ -18,8 +18,8 @@ public:
     void layer_forward(index l, const T* W, const T* b, Activation act) override;
     const T* output() const override { return outputs_.back().data(); }
     T* output_gradient() override { return delta_.data(); }
-    void weight_gradient(index l, T* dW) override;
     void input_gradient(index l, const T* W, T* db_below, Activation act_below) override;
+    bool weight_gradient(index l, T* dW, const FusedSgd<T>* step) override;
 
 private:
     const T* input_of(index l) const { return l == 0 ? input_ : outputs_[l - 1].data(); }
@@ -29,6 +29,7 @@ private:
     index batch_ = 0, capacity_ = 0;  // the batch, and the largest the buffers hold
     std::vector<std::vector<T>> outputs_;  // outputs_[l] is A_l, (batch, n[l+1])
     std::vector<T> delta_, spare_;         // δ of the layer at hand and of the one below, (batch, widest)
+    bool below_ready_ = false;             // spare_ holds δ of the layer below (input_gradient ran)
 };
 
 }  // namespace bpfast

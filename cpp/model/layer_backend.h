@@ -10,8 +10,20 @@
 #pragma once
 
 #include "common.h"
+#include "kernels/elementwise/optim_kernels.h"
 
 namespace bpfast {
+
+// A stateless SGD step taken by a layer's weights W as soon as their
+// gradient dW is done, while it is still in the caches of the threads that
+// wrote it: W ← W − lr·(dW + λW), and dW ← the old W (optim_kernels.h's
+// sgd_keeping_old), from which Network undoes the step if some value of it
+// is not finite.
+template <typename T>
+struct FusedSgd {
+    T* W;
+    SgdStep step;
+};
 
 template <typename T>
 class LayerBackend {
@@ -30,12 +42,15 @@ public:
     virtual T* output_gradient() = 0;
 
     // The backward pass, from δ_{L−1} in output_gradient(), layers in order
-    // L−1, ..., 0, each layer's weight gradient before its input gradient.
-    // dW_l (n[l+1], n[l]) = δ_lᵀ · A_{l−1}.
-    virtual void weight_gradient(index l, T* dW) = 0;
+    // L−1, ..., 0, each layer's input gradient (read from the W it had in the
+    // forward pass) before its weight gradient, which ends the layer.
     // δ_{l−1} = (δ_l · W_l) ⊙ σ'(A_{l−1}) with act_below the activation of
     // layer l−1, and db_{l−1} = Σ_rows δ_{l−1}; l ≥ 1.
     virtual void input_gradient(index l, const T* W, T* db_below, Activation act_below) = 0;
+    // dW_l (n[l+1], n[l]) = δ_lᵀ · A_{l−1}. With a step, the layer's weights
+    // then take it at once (FusedSgd); returns whether every new weight is
+    // finite (true without a step).
+    virtual bool weight_gradient(index l, T* dW, const FusedSgd<T>* step) = 0;
 };
 
 }  // namespace bpfast

@@ -167,34 +167,78 @@ const T* Network<T>::dense_targets(Targets<T> targets, index batch, const std::i
 }
 
 template <typename T>
-double Network<T>::loss_and_gradients(const T* X, const T* Tg, const T* weights, index batch,
-                                      GradientsReady ready) {
+double Network<T>::forward_and_loss(LayerBackend<T>& backend, const T* X, const T* Tg, const T* weights,
+                                    index batch, double* norm) {
+    // the forward pass and the loss; δ_{L−1} = dL/dY ⊙ σ'(Y) left in the
+    // backend's output gradient and db_{L−1} in grads_
     largest_batch_ = std::max(largest_batch_, batch);
     const bool logits = takes_logits(loss_);
     const index last = n_layers() - 1, n_out = sizes().back();
-    LayerBackend<T>& backend = backend_for(batch);
     const T* Y = forward_pass(backend, X, batch, logits);
     T* delta = backend.output_gradient();
-    double norm = 1.0;
-    double value = data_loss(delta, Y, Tg, weights, batch, &norm) * objective_.value_scale;
-    // δ of the output layer = dL/dY ⊙ σ'(Y), in place, and its db
-    T* grads = grads_.data();
-    activation_backward(delta, grads + layout_.bias(last), delta, Y, batch, n_out, activation_of(last, logits));
+    const double value = data_loss(delta, Y, Tg, weights, batch, norm) * objective_.value_scale;
+    activation_backward(delta, grads_.data() + layout_.bias(last), delta, Y, batch, n_out,
+                        activation_of(last, logits));
+    return value;
+}
+
+template <typename T>
+bool Network<T>::backward_pass(LayerBackend<T>& backend, GradientsReady ready, const SgdStep* weight_step) {
     // db_l is final before this loop (the last layer) or after input_gradient(l + 1),
-    // dW_l after weight_gradient(l); the L2 term, when set, comes after every layer.
-    const bool tell_each = objective_.l2 == 0.0;
-    for (index l = last; l >= 0; --l) {
-        backend.weight_gradient(l, grads + layout_.weights(l));
-        if (tell_each) ready(l);
+    // dW_l after weight_gradient(l). Each layer's input gradient reads W_l
+    // before a fused step changes it.
+    T* grads = grads_.data();
+    bool finite = true;
+    for (index l = n_layers() - 1; l >= 0; --l) {
         if (l > 0)
             backend.input_gradient(l, params_.data() + layout_.weights(l), grads + layout_.bias(l - 1),
                                    activations_[l - 1]);
+        const FusedSgd<T> fused{params_.data() + layout_.weights(l), weight_step ? *weight_step : SgdStep{}};
+        finite &= backend.weight_gradient(l, grads + layout_.weights(l), weight_step ? &fused : nullptr);
+        ready(l);
     }
+    return finite;
+}
+
+template <typename T>
+double Network<T>::loss_and_gradients(const T* X, const T* Tg, const T* weights, index batch,
+                                      GradientsReady ready) {
+    LayerBackend<T>& backend = backend_for(batch);
+    double norm = 1.0;
+    double value = forward_and_loss(backend, X, Tg, weights, batch, &norm);
+    // The L2 term, when set, joins the gradients after every layer.
+    const bool tell_each = objective_.l2 == 0.0;
+    backward_pass(backend, tell_each ? ready : GradientsReady{}, nullptr);
     if (!tell_each) {
-        value += penalty(grads, norm);
-        for (index l = last; l >= 0; --l) ready(l);
+        value += penalty(grads_.data(), norm);
+        for (index l = n_layers() - 1; l >= 0; --l) ready(l);
     }
     return value;
+}
+
+template <typename T>
+StepStatus Network<T>::step_on_batch(const T* X, const T* Tg, const T* weights, index batch, double lr) {
+    if (!optimizer_.fuses_into_backward() || objective_.l2 != 0.0)
+        return guarded_update(grads_.data(), loss_and_gradients(X, Tg, weights, batch), lr);
+    // The fused step: each layer's weights step as soon as their gradient is
+    // done, while it is in cache, the old values kept in grads_; the biases
+    // after the pass. The same values as guarded_update's separate pass.
+    LayerBackend<T>& backend = backend_for(batch);
+    double norm = 1.0;
+    StepStatus status;
+    status.loss = forward_and_loss(backend, X, Tg, weights, batch, &norm);
+    if (!std::isfinite(status.loss)) {
+        status.finite = false;
+        return status;
+    }
+    const SgdStep weight_step = optimizer_.fused_step(lr, false), bias_step = optimizer_.fused_step(lr, true);
+    bool finite = backward_pass(backend, {}, &weight_step);
+    for (index l = 0; l < n_layers(); ++l)
+        finite &= sgd_keeping_old(params_.data() + layout_.bias(l), grads_.data() + layout_.bias(l),
+                                  layout_.n_out(l), bias_step);
+    status.non_finite_layer = optimizer_.finish_fused_step(params_.data(), grads_.data(), finite);
+    status.finite = status.non_finite_layer < 0;
+    return status;
 }
 
 template <typename T>
@@ -256,8 +300,7 @@ StepStatus Network<T>::apply_update(T* grads, double loss, double lr) {
 
 template <typename T>
 StepStatus Network<T>::train_step(const T* X, Targets<T> targets, index batch, double lr) {
-    const double value = compute_gradients(X, targets, batch);
-    return guarded_update(grads_.data(), value, lr);
+    return step_on_batch(X, dense_targets(targets, batch, nullptr), targets.weights, batch, lr);
 }
 
 template <typename T>
@@ -283,7 +326,7 @@ EpochStatus Network<T>::run_epoch(const BatchInputs& batch_inputs, Targets<T> ta
             Tb = dense_targets(targets.from_row(start, n_out), rows, nullptr);
             Wb = targets.from_row(start, n_out).weights;
         }
-        const StepStatus status = guarded_update(grads_.data(), loss_and_gradients(Xb, Tb, Wb, rows), lr);
+        const StepStatus status = step_on_batch(Xb, Tb, Wb, rows, lr);
         if (!status.finite) {
             epoch.finite = false;
             epoch.non_finite_batch = batch_number;

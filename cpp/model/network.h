@@ -147,8 +147,18 @@ private:
     EpochStatus run_epoch(const BatchInputs& batch_inputs, Targets<T> targets, const std::int64_t* order, index n,
                           index batch_size, double lr, EpochInterrupt interrupt, EpochSpan span);
     const T* forward_pass(LayerBackend<T>& backend, const T* X, index batch, bool logits_out);
+    double forward_and_loss(LayerBackend<T>& backend, const T* X, const T* Tg, const T* weights, index batch,
+                            double* norm);
+    // The layers last to first; with weight_step, each layer's weights take
+    // it as soon as their gradient is done. Returns whether every new weight
+    // is finite (true without a step).
+    bool backward_pass(LayerBackend<T>& backend, GradientsReady ready, const SgdStep* weight_step);
     double loss_and_gradients(const T* X, const T* dense_targets, const T* weights, index batch,
                               GradientsReady ready = {});
+    // One optimizer step on a batch: the gradients then guarded_update, or,
+    // for an optimizer that fuses_into_backward, the step taken during the
+    // backward pass and undone unless every value is finite.
+    StepStatus step_on_batch(const T* X, const T* Tg, const T* weights, index batch, double lr);
     double data_loss(T* delta, const T* Y, const T* Tg, const T* weights, index batch, double* norm);
     double penalty(T* grads, double norm);
     const T* batch_weights(Targets<T> targets, index batch, const std::int64_t* rows);

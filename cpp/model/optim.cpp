@@ -125,12 +125,31 @@ index Optimizer<T>::undoable_sgd_step(T* params, T* grads, double lr) {
                 finite.store(false, std::memory_order_relaxed);
         });
     });
-    if (finite.load(std::memory_order_relaxed)) return -1;
+    return undo_unless_finite(params, grads, finite.load(std::memory_order_relaxed));
+}
+
+template <typename T>
+index Optimizer<T>::undo_unless_finite(T* params, const T* grads, bool finite) {
+    if (finite) return -1;
     index layer = layout_.n_layers() - 1;
     for (index l = layout_.n_layers() - 1; l >= 0; --l)
         if (!all_finite(params + layout_.weights(l), layout_.layer_end(l) - layout_.weights(l))) layer = l;
     const index n = layout_.n_parameters();
     for_each_chunk(n, [&](index lo, index hi) { std::copy(grads + lo, grads + hi, params + lo); });
+    return layer;
+}
+
+template <typename T>
+SgdStep Optimizer<T>::fused_step(double base_lr, bool bias) const {
+    // as for_each_range decays them
+    const double decay = bias && !config_.decay_bias ? 0.0 : config_.weight_decay;
+    return SgdStep{learning_rate(base_lr), 0.0, false, decay};
+}
+
+template <typename T>
+index Optimizer<T>::finish_fused_step(T* params, const T* grads, bool finite) {
+    const index layer = undo_unless_finite(params, grads, finite);
+    if (layer < 0) ++steps_;
     return layer;
 }
 

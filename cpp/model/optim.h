@@ -6,6 +6,7 @@
 #pragma once
 
 #include "common.h"
+#include "kernels/elementwise/optim_kernels.h"
 #include "model/parameter_layout.h"
 #include "runtime/workspace.h"
 
@@ -53,6 +54,21 @@ public:
     // as it was. grads may be overwritten either way.
     index step(T* params, T* grads, double base_lr);
 
+    // Whether the step can be taken inside the backward pass, each layer's
+    // weights as soon as their gradient is done (Network's fused step):
+    // stateless SGD without clipping, whose writes are undone from the old
+    // values it leaves in grads.
+    bool fuses_into_backward() const {
+        return config_.kind == OptimizerKind::sgd && config_.momentum == 0.0 && !clips();
+    }
+    // The settings of that step at base_lr, for the weights or the biases.
+    SgdStep fused_step(double base_lr, bool bias) const;
+    // Ends a fused step, in which every parameter went through
+    // sgd_keeping_old (the old values are now in grads): when `finite`, counts
+    // the step and returns -1; else puts every parameter back and returns the
+    // first layer holding a value that is not finite.
+    index finish_fused_step(T* params, const T* grads, bool finite);
+
     // Counts a finished epoch (the step schedule counts epochs).
     void end_epoch() { ++epochs_; }
 
@@ -75,6 +91,9 @@ private:
     // Stateless SGD in one pass that keeps the old parameters in grads:
     // undone from there (exactly) when a new value is not finite.
     index undoable_sgd_step(T* params, T* grads, double lr);
+    // After sgd_keeping_old on every parameter: -1 when `finite`, else the
+    // first layer holding a non-finite value, every parameter put back.
+    index undo_unless_finite(T* params, const T* grads, bool finite);
     bool range_would_be_finite(const T* params, const T* grads, index begin, index count, double lr,
                                double decay) const;
 

@@ -1,11 +1,23 @@
 #include "model/small_net_backend.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 
 #include "kernels/elementwise/activation_kernels.h"
+#include "runtime/cpu_info.h"
+#include "runtime/threads.h"
 
 namespace bpfast {
+
+template <typename T>
+index SmallNetBackend<T>::max_weight_bytes() {
+    static const index bytes = [] {
+        const long l2 = cache_sizes().l2;
+        return std::clamp<index>(l2 > 0 ? index(l2) : index(1) << 20, index(256) << 10, index(4) << 20);
+    }();
+    return bytes;
+}
 
 template <typename T>
 SmallNetBackend<T>::SmallNetBackend(const ParameterLayout& layout, const std::vector<Activation>& activations)
@@ -14,7 +26,7 @@ SmallNetBackend<T>::SmallNetBackend(const ParameterLayout& layout, const std::ve
       lanes_(kernels_.lanes),
       eligible_(kernels_.lanes > 0) {
     for (index l = 0; eligible_ && l < n_layers(); ++l) {
-        if (layout.n_out(l) * layout.n_in(l) * index(sizeof(T)) > MAX_WEIGHT_BYTES) eligible_ = false;
+        if (layout.n_out(l) * layout.n_in(l) * index(sizeof(T)) > max_weight_bytes()) eligible_ = false;
         // softmax needs whole rows; only the output layer may have it
         if (l + 1 < n_layers() && activations[l] == Activation::softmax) eligible_ = false;
     }
@@ -45,13 +57,25 @@ void SmallNetBackend<T>::start_forward(const T* X, index batch) {
     ldt_ = ldt;
     delta_ = output_gradient_.data();  // the backward pass starts from dL/dY
     ld_delta_ = layout_.sizes().back();
+    below_ = nullptr;
     input_ = X;
     if (ldt != batch || padded_sizes_[0] != n_in) {
         for (index m = 0; m < batch; ++m)
             std::memcpy(input_rows_.data() + m * padded_sizes_[0], X + m * n_in, sizeof(T) * n_in);
         input_ = input_rows_.data();
     }
-    kernels_.transpose(features_[0].data(), ldt, input_, padded_sizes_[0], ldt, padded_sizes_[0]);
+    // Split by blocks of lanes columns of X (rows of F) when it is big enough
+    // to pay for a second thread (a copy: any split gives the same values).
+    const index blocks = padded_sizes_[0] / lanes_;
+    const index parts = parts_for(double(ldt * padded_sizes_[0]) * TRANSPOSE_FLOPS_PER_VALUE, blocks);
+    auto part = [&](index p) {
+        const index c0 = p * blocks / parts * lanes_, c1 = (p + 1) * blocks / parts * lanes_;
+        kernels_.transpose(features_[0].data() + c0 * ldt, ldt, input_ + c0, padded_sizes_[0], ldt, c1 - c0);
+    };
+    if (parts == 1)
+        part(0);
+    else
+        parallel_for(parts, part);
 }
 
 template <typename T>
@@ -67,8 +91,21 @@ void SmallNetBackend<T>::layer_forward(index l, const T* W, const T* b, Activati
     // larger batch left there (finite or not), and they reach the padding
     // lanes that the gradient checks add up.
     std::fill(F + n_out * ldt, F + padded_sizes_[l + 1] * ldt, T(0));
-    kernels_.forward(F, features_[l].data(), W, b, ldt, layout_.n_in(l), n_out, act == Activation::relu, S,
-                     padded_sizes_[l + 1]);
+    // Split into blocks of rows that are whole tiles: each part computes
+    // exactly what the whole call would for its rows (small_net.h).
+    const index n_in = layout_.n_in(l), rows = kernels_.forward_rows, blocks = (n_out + rows - 1) / rows;
+    const index parts = parts_for(2.0 * double(ldt * n_in * n_out), blocks);
+    const T* F_in = features_[l].data();
+    const index ld_s = padded_sizes_[l + 1];
+    auto forward_part = [&](index p) {
+        const index r0 = p * blocks / parts * rows, r1 = std::min(n_out, (p + 1) * blocks / parts * rows);
+        kernels_.forward(F + r0 * ldt, F_in, W + r0 * n_in, b + r0, ldt, n_in, r1 - r0, act == Activation::relu,
+                         S ? S + r0 : nullptr, ld_s);
+    };
+    if (parts == 1)
+        forward_part(0);
+    else
+        parallel_for(parts, forward_part);
     if (elementwise_after) activation_forward(F, F, n_out, ldt, act);
     if (!last) {
         if (!S) kernels_.transpose(samples_[l + 1].data(), padded_sizes_[l + 1], F, ldt, padded_sizes_[l + 1], ldt);
@@ -81,22 +118,62 @@ void SmallNetBackend<T>::layer_forward(index l, const T* W, const T* b, Activati
     if (act == Activation::softmax) activation_forward(Y, Y, batch_, n_out, act);
 }
 
+template <typename T>
+index SmallNetBackend<T>::parts_for(double flops, index blocks) const {
+    const double by_size = flops / MIN_FLOPS_PER_PART;
+    return std::max<index>(1, std::min<index>({index(get_num_threads()), index(by_size), blocks}));
+}
+
 // The kernels also say whether what they wrote is finite; the step's guard
 // checks the update as a whole (network.cpp), so that flag goes unused here.
 template <typename T>
-void SmallNetBackend<T>::weight_gradient(index l, T* dW) {
+bool SmallNetBackend<T>::weight_gradient(index l, T* dW, const FusedSgd<T>* step) {
+    // Split by rows of dW: each value is the same sum over the batch, in the
+    // same order, whatever the split. A fused step runs on each part's rows
+    // as soon as they are done, on the thread that has them in its cache.
     const T* input = l == 0 ? input_ : samples_[l].data();
-    kernels_.weight_gradient(dW, delta_, ld_delta_, input, padded_sizes_[l], batch_, layout_.n_in(l),
-                             layout_.n_out(l));
+    const index n_in = layout_.n_in(l), n_out = layout_.n_out(l);
+    const index parts = parts_for(2.0 * double(batch_ * n_in * n_out), n_out);
+    std::atomic<bool> finite{true};
+    auto part = [&](index p) {
+        const index r0 = p * n_out / parts, r1 = (p + 1) * n_out / parts;
+        kernels_.weight_gradient(dW + r0 * n_in, delta_ + r0, ld_delta_, input, padded_sizes_[l], batch_, n_in,
+                                 r1 - r0);
+        if (step && !sgd_keeping_old(step->W + r0 * n_in, dW + r0 * n_in, (r1 - r0) * n_in, step->step))
+            finite.store(false, std::memory_order_relaxed);
+    };
+    if (parts == 1)
+        part(0);
+    else
+        parallel_for(parts, part);
+    if (below_) {  // the layer below is next
+        delta_ = below_;
+        ld_delta_ = padded_sizes_[l];
+        below_ = nullptr;
+    }
+    return finite.load(std::memory_order_relaxed);
 }
 
 template <typename T>
 void SmallNetBackend<T>::input_gradient(index l, const T* W, T* db_below, Activation act_below) {
-    T* below = delta_ == delta_a_.data() ? delta_b_.data() : delta_a_.data();
-    kernels_.input_gradient(below, db_below, delta_, ld_delta_, W, samples_[l].data(), padded_sizes_[l], batch_,
-                            layout_.n_in(l), layout_.n_out(l), act_below);
-    delta_ = below;
-    ld_delta_ = padded_sizes_[l];
+    // Split by blocks of columns, two vectors wide (the kernel's chunks):
+    // each value of δ_in and db_in is the same sum, in the same order,
+    // whatever the split. δ_{l−1} becomes the current δ once weight_gradient(l) is done.
+    below_ = delta_ == delta_a_.data() ? delta_b_.data() : delta_a_.data();
+    const index n_in = layout_.n_in(l), n_out = layout_.n_out(l), width = 2 * lanes_;
+    const index blocks = (n_in + width - 1) / width;
+    const index parts = parts_for(2.0 * double(batch_ * n_in * n_out), blocks);
+    const T* A_in = samples_[l].data();
+    const index ld_out = padded_sizes_[l];
+    auto part = [&](index p) {
+        const index c0 = p * blocks / parts * width, c1 = std::min(n_in, (p + 1) * blocks / parts * width);
+        kernels_.input_gradient(below_ + c0, db_below + c0, delta_, ld_delta_, W + c0, n_in, A_in + c0, ld_out,
+                                batch_, c1 - c0, n_out, act_below);
+    };
+    if (parts == 1)
+        part(0);
+    else
+        parallel_for(parts, part);
 }
 
 template class SmallNetBackend<float>;

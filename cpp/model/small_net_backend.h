@@ -1,6 +1,6 @@
 // The layer products on the small-network kernels (kernels/small_net), for
 // networks whose weight matrices stay in the core's caches: at most
-// MAX_WEIGHT_BYTES each, at batches up to MAX_BATCH, no softmax but on the
+// max_weight_bytes() each (the core's L2 cache), at batches up to MAX_BATCH, no softmax but on the
 // output layer, on an ISA that has the kernels. Past those bounds the
 // blocked GEMM (and its threads) is as fast or faster. The results agree
 // with GemmBackend up to rounding.
@@ -22,7 +22,12 @@ template <typename T>
 class SmallNetBackend final : public LayerBackend<T> {
 public:
     static constexpr index MAX_BATCH = 128;
-    static constexpr index MAX_WEIGHT_BYTES = 64 * 1024;
+    // The largest weight matrix the path takes: the L2 cache of a core, as
+    // the OS reports it (1 MiB when it does not say), within 256 KiB to 4 MiB.
+    // The forward reads W once per 16 or 32 samples, and the weight gradient
+    // and its step read and write W and dW: past L2 the blocked GEMM, which
+    // packs W once, does better.
+    static index max_weight_bytes();
     static constexpr index PARAMETER_PADDING = 64 / sizeof(T);
 
     SmallNetBackend(const ParameterLayout& layout, const std::vector<Activation>& activations);
@@ -34,11 +39,20 @@ public:
     void layer_forward(index l, const T* W, const T* b, Activation act) override;
     const T* output() const override { return output_.data(); }
     T* output_gradient() override { return output_gradient_.data(); }
-    void weight_gradient(index l, T* dW) override;
     void input_gradient(index l, const T* W, T* db_below, Activation act_below) override;
+    bool weight_gradient(index l, T* dW, const FusedSgd<T>* step) override;
+
+    // A product of at least this many flops per thread is split over the
+    // pool's threads; below it, a part would cost about as much in waking and
+    // waiting (about half a microsecond per call) as it saves.
+    static constexpr double MIN_FLOPS_PER_PART = 1 << 19;
+    // A transpose's cost per value, in the flops of a product that take as long.
+    static constexpr double TRANSPOSE_FLOPS_PER_VALUE = 64;
 
 private:
     index n_layers() const { return layout_.n_layers(); }
+    // Parts for a product of `flops` that can be cut into `blocks` blocks.
+    index parts_for(double flops, index blocks) const;
     index padded(index n) const { return (n + lanes_ - 1) / lanes_ * lanes_; }
 
     const ParameterLayout& layout_;
@@ -60,6 +74,7 @@ private:
     AlignedVector<T> delta_a_, delta_b_;       // δ of the hidden layers, (ldt, padded width)
     T* delta_ = nullptr;                       // δ of the layer at hand, row stride ld_delta_
     index ld_delta_ = 0;
+    T* below_ = nullptr;                       // δ of the layer below, once input_gradient has run
 };
 
 }  // namespace bpfast

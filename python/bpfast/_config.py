@@ -55,6 +55,8 @@ def config():
         "cache_bytes": build["cache_bytes"],
         "gemm_blocks": build["gemm_blocks"],
         "gemm_tile": build["gemm_tile"],
+        "small_net_max_weight_bytes": build["small_net_max_weight_bytes"],
+        "small_net_max_batch": build["small_net_max_batch"],
         "numpy_blas": _numpy_blas(),
     }
 
@@ -67,7 +69,7 @@ def _size(n):
 
 def show_config(mode="stdout"):
     """Print the version, build (compiler, flags), the instruction set chosen and those
-    available, threads, cache sizes and GEMM blocking, and numpy's BLAS (with OpenBLAS's
+    available, threads, cache sizes, GEMM blocking and the small-network path's bounds, and numpy's BLAS (with OpenBLAS's
     core type when threadpoolctl is installed); mode="dicts" returns them as a dict instead."""
     if mode not in ("stdout", "dicts"):
         raise ValueError(f"mode must be 'stdout' or 'dicts'; got {mode!r}")
@@ -88,6 +90,8 @@ def show_config(mode="stdout"):
         f"threads:      {info['threads']}",
         f"caches:       L1d {_size(caches['l1d'])}, L2 {_size(caches['l2'])}, L3 {_size(caches['l3'])}",
         f"gemm:         blocks MC={blocks['mc']} KC={blocks['kc']} NC={blocks['nc']}; micro-tile {tiles}",
+        f"small nets:   weights up to {_size(info['small_net_max_weight_bytes'])} per layer (from L2), "
+        f"batches up to {info['small_net_max_batch']}",
         f"numpy BLAS:   {info['numpy_blas']}",
     ]
     print("\n".join(lines))

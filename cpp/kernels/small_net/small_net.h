@@ -41,19 +41,24 @@ using WeightGradientFn = bool (*)(T* dW, const T* delta, index ld_delta, const T
                                   index n_in, index n_out);
 
 // δ_in (rows, ld_out) = (δ · W) ⊙ σ'(A_in) and db_in (n_in,) = Σ_{m < batch} δ_in[m]:
-// δ (rows, ld_delta), W (n_out, n_in) read in place, A_in (rows, ld_out) the
-// input activation; rows is the batch rounded up to the kernel's tile height,
-// a divisor of lanes, so never past the padded batch ldt.
+// δ (rows, ld_delta), W (n_out, n_in) read in place with row stride ld_w,
+// A_in (rows, ld_out) the input activation; rows is the batch rounded up to
+// the kernel's tile height, a divisor of lanes, so never past the padded
+// batch ldt. (A block of columns of a wider δ_in: the pointers at its first
+// column, n_in its width, ld_w the whole width.)
 // The last vector of a row of W may read up to lanes − 1 values past it.
 // Returns false when db_in may hold a NaN or Inf (true: it holds none).
 template <typename T>
-using InputGradientFn = bool (*)(T* delta_in, T* db_in, const T* delta, index ld_delta, const T* W,
+using InputGradientFn = bool (*)(T* delta_in, T* db_in, const T* delta, index ld_delta, const T* W, index ld_w,
                                  const T* A_in, index ld_out, index batch, index n_in, index n_out,
                                  Activation act);
 
 template <typename T>
 struct SmallNetKernels {
     int lanes = 0;  // 0: this ISA has no small-network path
+    // The forward's row tile: a product split at multiples of it into row
+    // blocks gives the same tiles, and so the same values, as the whole.
+    int forward_rows = 0;
     TransposeFn<T> transpose = nullptr;
     FeaturesForwardFn<T> forward = nullptr;
     WeightGradientFn<T> weight_gradient = nullptr;

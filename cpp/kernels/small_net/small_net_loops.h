@@ -248,6 +248,7 @@ struct SmallNetLoops {
         const T* delta;
         index ld_delta;
         const T* W;
+        index ld_w;
         const T* A_in;
         index ld_out, batch, rows, n_in, n_out, k0;
         Activation act;
@@ -265,7 +266,7 @@ struct SmallNetLoops {
             for (index n = 0; n < n_out; ++n) {
                 V w_n[VT];
 #pragma GCC unroll 4
-                for (int v = 0; v < VT; ++v) w_n[v] = load(W + n * n_in + k0 + v * L);
+                for (int v = 0; v < VT; ++v) w_n[v] = load(W + n * ld_w + k0 + v * L);
 #pragma GCC unroll 16
                 for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
@@ -297,18 +298,18 @@ struct SmallNetLoops {
         }
     };
 
-    static bool input_gradient(T* delta_in, T* db_in, const T* delta, index ld_delta, const T* W, const T* A_in,
-                               index ld_out, index batch, index n_in, index n_out, Activation act) {
+    static bool input_gradient(T* delta_in, T* db_in, const T* delta, index ld_delta, const T* W, index ld_w,
+                               const T* A_in, index ld_out, index batch, index n_in, index n_out, Activation act) {
         const index rows = (batch + GRAD_ROWS - 1) / GRAD_ROWS * GRAD_ROWS;
         constexpr index CHUNK = GRAD_VECTORS * L;
         V check = V{};
         index k0 = 0;
         for (; k0 + L < n_in; k0 += CHUNK)
-            InputGradientChunk<GRAD_VECTORS>{delta_in, db_in, delta, ld_delta, W,   A_in, ld_out,
-                                             batch,    rows,  n_in,  n_out,    k0, act, &check}
+            InputGradientChunk<GRAD_VECTORS>{delta_in, db_in, delta, ld_delta, W,   ld_w, A_in, ld_out,
+                                             batch,    rows,  n_in,  n_out,    k0,  act,  &check}
                 .run();
         if (k0 < n_in)
-            InputGradientChunk<1>{delta_in, db_in, delta, ld_delta, W,  A_in, ld_out,
+            InputGradientChunk<1>{delta_in, db_in, delta, ld_delta, W,  ld_w, A_in, ld_out,
                                   batch,    rows,  n_in,  n_out,    k0, act,  &check}
                 .run();
         return all_lanes_finite(check);
@@ -317,6 +318,7 @@ struct SmallNetLoops {
     static SmallNetKernels<T> table() {
         SmallNetKernels<T> k;
         k.lanes = L;
+        k.forward_rows = ROWS;
         k.transpose = &transpose;
         k.forward = &forward;
         k.weight_gradient = &weight_gradient;
