@@ -50,11 +50,13 @@ bool GemmBackend<T>::weight_gradient(index l, T* dW, const FusedSgd<T>* step) {
     bpfast::weight_gradient(dW, delta_.data(), input_of(l), batch_, n_in, n_out);
     // The step on this layer while its dW is still in the caches.
     std::atomic<bool> finite{true};
-    if (step)
+    if (step) {
         for_each_chunk(n_out * n_in, [&](index lo, index hi) {
             if (!sgd_keeping_old(step->W + lo, dW + lo, hi - lo, step->step))
                 finite.store(false, std::memory_order_relaxed);
         });
+        if (!sgd_keeping_old(step->b, step->db, n_out, step->bias_step)) finite.store(false, std::memory_order_relaxed);
+    }
     if (below_ready_) std::swap(delta_, spare_);  // the layer below is next
     below_ready_ = false;
     return finite.load(std::memory_order_relaxed);

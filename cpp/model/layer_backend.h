@@ -19,10 +19,15 @@ namespace bpfast {
 // wrote it: W ← W − lr·(dW + λW), and dW ← the old W (optim_kernels.h's
 // sgd_keeping_old), from which Network undoes the step if some value of it
 // is not finite.
+// The layer's biases b take their step (bias_step) in the same call, db being
+// final by then. In Network's layout b follows W, and db follows dW.
 template <typename T>
 struct FusedSgd {
     T* W;
     SgdStep step;
+    T* b;
+    T* db;
+    SgdStep bias_step;
 };
 
 template <typename T>
@@ -48,8 +53,8 @@ public:
     // layer l−1, and db_{l−1} = Σ_rows δ_{l−1}; l ≥ 1.
     virtual void input_gradient(index l, const T* W, T* db_below, Activation act_below) = 0;
     // dW_l (n[l+1], n[l]) = δ_lᵀ · A_{l−1}. With a step, the layer's weights
-    // then take it at once (FusedSgd); returns whether every new weight is
-    // finite (true without a step).
+    // and biases then take it at once (FusedSgd); returns whether every new
+    // value is finite (true without a step).
     virtual bool weight_gradient(index l, T* dW, const FusedSgd<T>* step) = 0;
 };
 

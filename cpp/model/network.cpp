@@ -183,7 +183,8 @@ double Network<T>::forward_and_loss(LayerBackend<T>& backend, const T* X, const 
 }
 
 template <typename T>
-bool Network<T>::backward_pass(LayerBackend<T>& backend, GradientsReady ready, const SgdStep* weight_step) {
+bool Network<T>::backward_pass(LayerBackend<T>& backend, GradientsReady ready, const SgdStep* weight_step,
+                               const SgdStep* bias_step) {
     // db_l is final before this loop (the last layer) or after input_gradient(l + 1),
     // dW_l after weight_gradient(l). Each layer's input gradient reads W_l
     // before a fused step changes it.
@@ -193,7 +194,9 @@ bool Network<T>::backward_pass(LayerBackend<T>& backend, GradientsReady ready, c
         if (l > 0)
             backend.input_gradient(l, params_.data() + layout_.weights(l), grads + layout_.bias(l - 1),
                                    activations_[l - 1]);
-        const FusedSgd<T> fused{params_.data() + layout_.weights(l), weight_step ? *weight_step : SgdStep{}};
+        const FusedSgd<T> fused{params_.data() + layout_.weights(l), weight_step ? *weight_step : SgdStep{},
+                                params_.data() + layout_.bias(l), grads + layout_.bias(l),
+                                bias_step ? *bias_step : SgdStep{}};
         finite &= backend.weight_gradient(l, grads + layout_.weights(l), weight_step ? &fused : nullptr);
         ready(l);
     }
@@ -208,7 +211,7 @@ double Network<T>::loss_and_gradients(const T* X, const T* Tg, const T* weights,
     double value = forward_and_loss(backend, X, Tg, weights, batch, &norm);
     // The L2 term, when set, joins the gradients after every layer.
     const bool tell_each = objective_.l2 == 0.0;
-    backward_pass(backend, tell_each ? ready : GradientsReady{}, nullptr);
+    backward_pass(backend, tell_each ? ready : GradientsReady{}, nullptr, nullptr);
     if (!tell_each) {
         value += penalty(grads_.data(), norm);
         for (index l = n_layers() - 1; l >= 0; --l) ready(l);
@@ -220,9 +223,9 @@ template <typename T>
 StepStatus Network<T>::step_on_batch(const T* X, const T* Tg, const T* weights, index batch, double lr) {
     if (!optimizer_.fuses_into_backward() || objective_.l2 != 0.0)
         return guarded_update(grads_.data(), loss_and_gradients(X, Tg, weights, batch), lr);
-    // The fused step: each layer's weights step as soon as their gradient is
-    // done, while it is in cache, the old values kept in grads_; the biases
-    // after the pass. The same values as guarded_update's separate pass.
+    // The fused step: each layer's weights and biases step as soon as their
+    // gradients are done, while they are in cache, the old values kept in
+    // grads_. The same values as guarded_update's separate pass.
     LayerBackend<T>& backend = backend_for(batch);
     double norm = 1.0;
     StepStatus status;
@@ -232,10 +235,7 @@ StepStatus Network<T>::step_on_batch(const T* X, const T* Tg, const T* weights, 
         return status;
     }
     const SgdStep weight_step = optimizer_.fused_step(lr, false), bias_step = optimizer_.fused_step(lr, true);
-    bool finite = backward_pass(backend, {}, &weight_step);
-    for (index l = 0; l < n_layers(); ++l)
-        finite &= sgd_keeping_old(params_.data() + layout_.bias(l), grads_.data() + layout_.bias(l),
-                                  layout_.n_out(l), bias_step);
+    const bool finite = backward_pass(backend, {}, &weight_step, &bias_step);
     status.non_finite_layer = optimizer_.finish_fused_step(params_.data(), grads_.data(), finite);
     status.finite = status.non_finite_layer < 0;
     return status;

@@ -149,10 +149,11 @@ private:
     const T* forward_pass(LayerBackend<T>& backend, const T* X, index batch, bool logits_out);
     double forward_and_loss(LayerBackend<T>& backend, const T* X, const T* Tg, const T* weights, index batch,
                             double* norm);
-    // The layers last to first; with weight_step, each layer's weights take
-    // it as soon as their gradient is done. Returns whether every new weight
-    // is finite (true without a step).
-    bool backward_pass(LayerBackend<T>& backend, GradientsReady ready, const SgdStep* weight_step);
+    // The layers last to first; with the steps, each layer's weights and
+    // biases take them as soon as their gradients are done. Returns whether
+    // every new value is finite (true without steps).
+    bool backward_pass(LayerBackend<T>& backend, GradientsReady ready, const SgdStep* weight_step,
+                       const SgdStep* bias_step);
     double loss_and_gradients(const T* X, const T* dense_targets, const T* weights, index batch,
                               GradientsReady ready = {});
     // One optimizer step on a batch: the gradients then guarded_update, or,
