@@ -43,11 +43,13 @@ public:
     bool weight_gradient(index l, T* dW, const FusedSgd<T>* step) override;
 
     // A product of at least this many flops per thread is split over the
-    // pool's threads; below it, a part would cost about as much in waking and
-    // waiting (about half a microsecond per call) as it saves.
-    static constexpr double MIN_FLOPS_PER_PART = 1 << 19;
+    // pool's threads (half as many in float64, whose flops take twice as
+    // long); below it, a part costs about as much as it saves: in waking and
+    // waiting (about half a microsecond per call), and in moving what one
+    // core wrote into the other's cache for the next product.
+    static constexpr double MIN_FLOPS_PER_PART = double(1 << 20) * 4 / sizeof(T);
     // A transpose's cost per value, in the flops of a product that take as long.
-    static constexpr double TRANSPOSE_FLOPS_PER_VALUE = 64;
+    static constexpr double TRANSPOSE_FLOPS_PER_VALUE = 128;
 
 private:
     index n_layers() const { return layout_.n_layers(); }
