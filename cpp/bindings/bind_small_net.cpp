@@ -149,7 +149,8 @@ void bind_small_net_of(py::module_ parent) {
             bool finite;
             {
                 py::gil_scoped_release release;
-                finite = k.weight_gradient(dw, delta.data(), n_out, X_rows.data(), ld_x, batch, n_in, n_out);
+                finite = k.weight_gradient(dw, delta.data(), n_out, X_rows.data(), ld_x, batch, n_in, n_out, nullptr,
+                                           0.0, 0.0);
             }
             return py::make_tuple(dW, finite);
         },

@@ -129,26 +129,19 @@ index SmallNetBackend<T>::parts_for(double flops, index blocks) const {
 template <typename T>
 bool SmallNetBackend<T>::weight_gradient(index l, T* dW, const FusedSgd<T>* step) {
     // Split by rows of dW: each value is the same sum over the batch, in the
-    // same order, whatever the split. A fused step runs on each part's rows
-    // as soon as they are done, on the thread that has them in its cache.
+    // same order, whatever the split. A fused step runs on each tile of dW
+    // as soon as it is done, in registers, and on the part's biases.
     const T* input = l == 0 ? input_ : samples_[l].data();
     const index n_in = layout_.n_in(l), n_out = layout_.n_out(l);
     const index parts = parts_for(2.0 * double(batch_ * n_in * n_out), n_out);
     std::atomic<bool> finite{true};
-    const bool contiguous = step && step->b == step->W + n_out * n_in && step->db == dW + n_out * n_in &&
-                            step->bias_step.weight_decay == step->step.weight_decay;
     auto part = [&](index p) {
         const index r0 = p * n_out / parts, r1 = (p + 1) * n_out / parts;
-        kernels_.weight_gradient(dW + r0 * n_in, delta_ + r0, ld_delta_, input, padded_sizes_[l], batch_, n_in,
-                                 r1 - r0);
-        if (!step) return;
-        bool ok;
-        if (parts == 1 && contiguous)  // W and b, dW and db in one pass
-            ok = sgd_keeping_old(step->W, dW, n_out * n_in + n_out, step->step);
-        else
-            ok = sgd_keeping_old(step->W + r0 * n_in, dW + r0 * n_in, (r1 - r0) * n_in, step->step) &
-                 sgd_keeping_old(step->b + r0, step->db + r0, r1 - r0, step->bias_step);
-        if (!ok) finite.store(false, std::memory_order_relaxed);
+        const bool ok = kernels_.weight_gradient(dW + r0 * n_in, delta_ + r0, ld_delta_, input, padded_sizes_[l],
+                                                 batch_, n_in, r1 - r0, step ? step->W + r0 * n_in : nullptr,
+                                                 step ? step->step.lr : 0.0, step ? step->step.weight_decay : 0.0);
+        if (step && !(ok & sgd_keeping_old(step->b + r0, step->db + r0, r1 - r0, step->bias_step)))
+            finite.store(false, std::memory_order_relaxed);
     };
     if (parts == 1)
         part(0);

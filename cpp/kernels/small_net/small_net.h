@@ -36,9 +36,13 @@ using FeaturesForwardFn = void (*)(T* F_out, const T* F_in, const T* W, const T*
 // dW (n_out, n_in) = δᵀ · X: δ (batch, ld_delta), X (batch, ld_x) samples-major
 // with ld_x a multiple of lanes (its rows are read as whole vectors).
 // Returns false when dW may hold a NaN or Inf (true: it holds none).
+// With W (n_out, n_in) not null, a stateless SGD step from each finished
+// tile, while it is in registers: W ← W − lr·(dW + decay·W), the old W
+// stored in dW's place (optim_kernels.h's sgd_keeping_old, the same values);
+// then returns whether every new value of W is finite.
 template <typename T>
 using WeightGradientFn = bool (*)(T* dW, const T* delta, index ld_delta, const T* X, index ld_x, index batch,
-                                  index n_in, index n_out);
+                                  index n_in, index n_out, T* W, double lr, double decay);
 
 // δ_in (rows, ld_out) = (δ · W) ⊙ σ'(A_in) and db_in (n_in,) = Σ_{m < batch} δ_in[m]:
 // δ (rows, ld_delta), W (n_out, n_in) read in place with row stride ld_w,

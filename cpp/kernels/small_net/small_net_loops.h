@@ -181,7 +181,10 @@ struct SmallNetLoops {
         // Σ dW over the tile's vectors: finite when every value is (and, rarely,
         // not when they all are but their sum overflows: the caller then looks
         // again). Additions, not x·0, so that the check runs beside the FMAs.
+        // With a step, Σ θ·0 over the new weights instead: exact.
         V* check;
+        T* W;  // not null: the SGD step on W's tile from the finished dW (WeightGradientFn)
+        T lr, decay;
 
         template <int R>
         __attribute__((noinline)) void run(index n0) const {
@@ -202,6 +205,7 @@ struct SmallNetLoops {
 #pragma GCC unroll 4
                     for (int v = 0; v < VT; ++v) acc[r][v] += d[r] * x_m[v];
             }
+            if (W) return step(n0, acc);
             V sums[VT];  // per column of vectors, then across: short chains of additions
 #pragma GCC unroll 4
             for (int v = 0; v < VT; ++v) {
@@ -224,19 +228,55 @@ struct SmallNetLoops {
                     if (k < n_in) store_first(dW + (n0 + r) * n_in + k, acc[r][v], n_in - k);
                 }
         }
+
+        // θ ← θ − lr·(g + λθ) on W's tile from the tile's g = dW, the old θ
+        // stored where dW goes: the formula and the order of operations of
+        // optim_loops.h's sgd_element, so that the values are those of the
+        // separate pass (sgd_keeping_old).
+        template <int R>
+        void step(index n0, const V (&acc)[R][VT]) const {
+            V zero_sums = V{};
+            const V lr_v = broadcast(lr), decay_v = broadcast(decay);
+            for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+                for (int v = 0; v < VT; ++v) {
+                    const index k = k0 + v * L, offset = (n0 + r) * n_in + k;
+                    if (k + L <= n_in) {
+                        const V old = load(W + offset);
+                        const V g = acc[r][v] + decay_v * old;
+                        const V updated = old - lr_v * g;
+                        store(W + offset, updated);
+                        store(dW + offset, old);
+                        zero_sums += updated * T(0);
+                    } else {
+                        for (index j = 0; k + j < n_in; ++j) {
+                            const T old = W[offset + j];
+                            const T g = acc[r][v][j] + decay * old;
+                            const T updated = old - lr * g;
+                            W[offset + j] = updated;
+                            dW[offset + j] = old;
+                            zero_sums[0] += updated * T(0);
+                        }
+                    }
+                }
+            *check += zero_sums;
+        }
     };
 
     static bool weight_gradient(T* dW, const T* delta, index ld_delta, const T* X, index ld_x, index batch,
-                                index n_in, index n_out) {
+                                index n_in, index n_out, T* W, double lr, double decay) {
         constexpr index CHUNK = GRAD_VECTORS * L;
         V check = V{};
         index k0 = 0;
+        const T lr_t = T(lr), decay_t = T(decay);
         for (; k0 + L < n_in; k0 += CHUNK)  // more than one vector left: GRAD_VECTORS at a time
-            over_rows<GRAD_ROWS>(
-                0, n_out, WeightGradientTile<GRAD_VECTORS>{dW, delta, ld_delta, X, ld_x, batch, n_in, k0, &check});
+            over_rows<GRAD_ROWS>(0, n_out,
+                                 WeightGradientTile<GRAD_VECTORS>{dW, delta, ld_delta, X, ld_x, batch, n_in, k0,
+                                                                  &check, W, lr_t, decay_t});
         if (k0 < n_in)
             over_rows<GRAD_ROWS>(0, n_out,
-                                 WeightGradientTile<1>{dW, delta, ld_delta, X, ld_x, batch, n_in, k0, &check});
+                                 WeightGradientTile<1>{dW, delta, ld_delta, X, ld_x, batch, n_in, k0, &check, W,
+                                                       lr_t, decay_t});
         return all_lanes_finite(check);
     }
 
