@@ -70,7 +70,7 @@ def test_the_small_net_bound_is_the_l2_cache_within_its_limits():
     info = bpfast.show_config(mode="dicts")
     l2 = info["cache_bytes"]["l2"] or 1 << 20  # 1 MiB when the OS does not say
     assert info["small_net_max_weight_bytes"] == min(max(l2, 256 << 10), 4 << 20)
-    assert info["small_net_max_batch"] == 128
+    assert info["small_net_max_batch"] == 256
 
 
 def test_the_build_has_no_native_or_fast_math_flags():

@@ -1,7 +1,7 @@
 """The small-network backend (cpp/model/small_net_backend.h) against bpfast.reference.
 
 Networks whose weight matrices fit a core's L2 cache (show_config's
-small_net_max_weight_bytes) train, at batches up to 128, on kernels of their
+small_net_max_weight_bytes) train, at batches up to 256, on kernels of their
 own rather than the blocked GEMM; products big enough are split over the
 threads, by blocks that give the same values as the whole. These tests
 put widths and batches on either side of the vector length (8 and 16 floats,
@@ -51,12 +51,12 @@ def make_batch(rng, sizes, output, batch):
     return X, rng.standard_normal((batch, sizes[-1]))
 
 
-def test_the_path_takes_weights_up_to_the_l2_bound_and_batches_up_to_128():
+def test_the_path_takes_weights_up_to_the_l2_bound_and_batches_up_to_256():
     bound = bpfast.show_config(mode="dicts")["small_net_max_weight_bytes"]
     for dtype in ("float32", "float64"):
         small = bpfast.Network([32, 64, 64, 1], dtype=dtype)._engine
-        assert [small.uses_small_net(b) for b in (1, 16, 128)] == [HAS_PATH] * 3
-        assert not small.uses_small_net(129)
+        assert [small.uses_small_net(b) for b in (1, 16, 256)] == [HAS_PATH] * 3
+        assert not small.uses_small_net(257)
         values = bound // np.dtype(dtype).itemsize  # a weight matrix of 1 x values fills the bound
         assert bpfast.Network([values, 1], dtype=dtype)._engine.uses_small_net(16) == HAS_PATH
         assert not bpfast.Network([values + 1, 1], dtype=dtype)._engine.uses_small_net(16)
@@ -74,7 +74,7 @@ def test_the_kernels_are_bound_exactly_where_the_path_runs():
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid", "identity"])
-@pytest.mark.parametrize("batch", [1, 5, 16, 17, 64, 128])
+@pytest.mark.parametrize("batch", [1, 5, 16, 17, 64, 128, 256])
 @pytest.mark.parametrize("sizes,output,loss", NETS, ids=NET_IDS)
 def test_forward_loss_and_gradients_match_the_reference(sizes, output, loss, batch, activation, dtype):
     rng = np.random.default_rng(batch * 100 + len(sizes))
@@ -93,11 +93,11 @@ def test_forward_loss_and_gradients_match_the_reference(sizes, output, loss, bat
 
 @pytest.mark.parametrize("sizes,output,loss", NETS, ids=NET_IDS)
 def test_training_across_batch_sizes_follows_the_reference(sizes, output, loss):
-    # The batch changes from step to step (and crosses 128, where the GEMM
+    # The batch changes from step to step (and crosses 256, where the GEMM
     # path takes over), so the padded buffers are reused at other strides.
     rng = np.random.default_rng(5)
     net, ref = make_pair(sizes, ["tanh", "relu"][len(sizes) % 2], output, loss, "float64", seed=2)
-    for batch in (64, 7, 33, 129, 16, 1, 128, 200, 9):
+    for batch in (64, 7, 33, 257, 16, 1, 256, 300, 9):
         X, T = make_batch(rng, sizes, output, batch)
         assert_close(net.train_step(X, T, lr=0.1), ref.train_step(X, T, lr=0.1), "float64", 1e-10)
     for a, b in zip(net.layers, ref.layers):
@@ -173,21 +173,21 @@ def test_a_split_step_that_overflows_leaves_every_weight_as_it_was(restore_threa
 
 @needs_both_backends
 def test_a_batch_gives_the_same_gradients_on_both_paths():
-    # 64 samples as one batch (small path), then four times over as a batch of
-    # 256 (GEMM path): with reduction="sum" the second gradients are four times the first.
+    # 64 samples as one batch (small path), then five times over as a batch of
+    # 320 (GEMM path): with reduction="sum" the second gradients are five times the first.
     rng = np.random.default_rng(11)
     net = bpfast.Network([32, 64, 64, 1], output="identity", loss="squared_error", reduction="sum",
                          dtype="float64", seed=1)
     X, T = rng.standard_normal((64, 32)), rng.standard_normal((64, 1))
     small = [(dW.copy(), db.copy()) for dW, db in net.gradients(X, T)]
-    assert not net._engine.uses_small_net(256)
-    large = net.gradients(np.vstack([X] * 4), np.vstack([T] * 4))
-    for (dW, db), (dW4, db4) in zip(small, large):
-        assert_close(4 * dW, dW4, "float64")
-        assert_close(4 * db, db4, "float64")
+    assert not net._engine.uses_small_net(320)
+    large = net.gradients(np.vstack([X] * 5), np.vstack([T] * 5))
+    for (dW, db), (dW5, db5) in zip(small, large):
+        assert_close(5 * dW, dW5, "float64")
+        assert_close(5 * db, db5, "float64")
 
 
-@pytest.mark.parametrize("batch", [2, 200])  # small path, GEMM path
+@pytest.mark.parametrize("batch", [2, 300])  # small path, GEMM path
 def test_a_bias_gradient_that_overflows_alone_stops_the_step(batch):
     # [1, 1, 1] identity net, reduction="sum": A_0 = 0, Y = 0 and δ_1 = Y − T = 1,
     # so δ_0 = W_1 = 1e308 on every row. Only db_0 = Σ δ_0 overflows; dW_0 = Σ δ_0 · 0.01
@@ -197,7 +197,7 @@ def test_a_bias_gradient_that_overflows_alone_stops_the_step(batch):
     net.layers[0].W, net.layers[0].b = [[0.0]], [0.0]
     net.layers[1].W, net.layers[1].b = [[1e308]], [0.0]
     X, T = np.full((batch, 1), 0.01 / batch), np.full((batch, 1), -1.0)
-    assert net._engine.uses_small_net(batch) == (HAS_PATH and batch <= 128)
+    assert net._engine.uses_small_net(batch) == (HAS_PATH and batch <= 256)
     before = [(layer.W.copy(), layer.b.copy()) for layer in net.layers]
     with pytest.raises(FloatingPointError, match=r"layer 0\b"):
         net.train_step(X, T, lr=1e-300)

@@ -21,7 +21,7 @@ namespace bpfast {
 template <typename T>
 class SmallNetBackend final : public LayerBackend<T> {
 public:
-    static constexpr index MAX_BATCH = 128;
+    static constexpr index MAX_BATCH = 256;
     // The largest weight matrix the path takes: the L2 cache of a core, as
     // the OS reports it (1 MiB when it does not say), within 256 KiB to 4 MiB.
     // The forward reads W once per 16 or 32 samples, and the weight gradient
