@@ -73,6 +73,26 @@ def test_matmul_wider_than_one_column_block(rng, trans_b):
     assert_close(K.matmul(A, B, False, trans_b), R.matmul(A, B, False, trans_b), np.float64)
 
 
+# A product with few columns (a 10-unit output layer) runs as Cᵀ = Bᵀ·Aᵀ, whose
+# rows fill the micro-tile better. Oracle: the same product with the columns
+# padded by zero columns of B up to 40 (the direct orientation), whose first
+# columns are the same sums in the same order, and so equal to the bit.
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("N", [2, 3, 6, 10, 20])
+@pytest.mark.parametrize("M,Kd", [(64, 128), (300, 100), (256, 1024), (97, 600)])
+def test_few_columns_equal_the_direct_product_to_the_bit(rng, dtype, M, Kd, N):
+    X, W = randn(rng, (M, Kd), dtype), randn(rng, (N, Kd), dtype)
+    padded = np.zeros((40, Kd), dtype)
+    padded[:N] = W
+    direct = K.matmul(X, padded, trans_b=True)[:, :N]
+    assert np.array_equal(K.matmul(X, W, trans_b=True), direct)
+    assert_close(K.matmul(X, W, trans_b=True), R.matmul(X, W, trans_b=True), dtype)
+    B = np.ascontiguousarray(W.T)  # B row-major (Kd, N)
+    padded_b = np.zeros((Kd, 40), dtype)
+    padded_b[:, :N] = B
+    assert np.array_equal(K.matmul(X, B), K.matmul(X, padded_b)[:, :N])
+
+
 def test_matmul_closed_form_small():
     A = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
     B = np.array([[1.0, 0.0, -1.0], [2.0, 1.0, 0.5]])

@@ -26,7 +26,7 @@ def _each_thread_count(fn, counts=(1, 2, 3)):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(300, 257, 263), (16, 1024, 784), (700, 40, 90), (5, 300, 7),
-                                   (320, 1100, 70)])
+                                   (320, 1100, 70), (512, 10, 1024), (300, 6, 128)])
 def test_gemm_bitwise_identical_across_thread_counts(restore_threads, dtype, shape):
     m, n, k = shape
     rng = np.random.default_rng(1)

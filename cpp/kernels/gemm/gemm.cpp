@@ -32,7 +32,7 @@ namespace {
 constexpr index MC = 72;    // rows of A per block: a multiple of every MR we use
 constexpr index KC = 256;   // depth per block: an A panel and a B panel stay in L1
 constexpr index NC = 3072;  // columns of B per block: the packed B block stays in L2/L3
-constexpr index MIN_FLOPS_PER_THREAD = 1 << 20;  // below this, extra threads cost more than they save
+constexpr index MIN_FLOPS_PER_THREAD = 1 << 19;  // below this, extra threads cost more than they save
 constexpr index PARTS_PER_THREAD = 4;
 constexpr index PACK_SLACK = 8;  // packers may store up to this many values past a panel
 constexpr index SHALLOW_DEPTH = 32;  // depth up to which tile_loop walks C by rows of tiles
@@ -335,6 +335,20 @@ void gemm_shared_b(const Block<T>& g, index threads) {
     }
 }
 
+// C (M, N) = A·B through Cᵀ (N, M) = Bᵀ·Aᵀ in a scratch buffer, then copied
+// into C and the epilogue run on all of C at once.
+template <typename T>
+void gemm_few_columns(index M, index N, index K, MatrixView<T> A, MatrixView<T> B, T* C, index ldc,
+                      const Epilogue<T>* epilogue) {
+    thread_local std::vector<T> scratch;
+    T* Ct = reserve_aligned(scratch, static_cast<size_t>(N * M));
+    const MatrixView<T> Bt{B.data, B.col_stride, B.row_stride}, At{A.data, A.col_stride, A.row_stride};
+    gemm<T>(N, M, K, Bt, At, Ct, M, false, nullptr);
+    for (index i = 0; i < M; ++i)
+        for (index j = 0; j < N; ++j) C[i * ldc + j] = Ct[j * M + i];
+    if (epilogue) epilogue->apply(epilogue->context, C, ldc, 0, 0, M, N);
+}
+
 }  // namespace
 
 template <typename T>
@@ -355,6 +369,13 @@ void gemm(index M, index N, index K, MatrixView<T> A, MatrixView<T> B, T* C, ind
         if (epilogue) epilogue->apply(epilogue->context, C, ldc, 0, 0, M, N);
         return;
     }
+    // Few columns (the output layer of a classifier: 10 units, say) leave
+    // most of an NR-wide tile as padding; as rows of Cᵀ = Bᵀ·Aᵀ they fill
+    // MR-tall tiles far better. Each value is the same sum, in the same
+    // order, as the direct product would give.
+    const index padded_as_rows = (N + kernel.mr - 1) / kernel.mr * kernel.mr;
+    if (!accumulate && N < kernel.nr && padded_as_rows < kernel.nr && M >= 2 * kernel.nr)
+        return gemm_few_columns(M, N, K, A, B, C, ldc, epilogue);
     const index row_tiles = (M + kernel.mr - 1) / kernel.mr;
     const index col_tiles = (N + kernel.nr - 1) / kernel.nr;
     // A few parts per thread, handed out dynamically, so that a thread slowed
