@@ -72,10 +72,7 @@ void SmallNetBackend<T>::start_forward(const T* X, index batch) {
         const index c0 = p * blocks / parts * lanes_, c1 = (p + 1) * blocks / parts * lanes_;
         kernels_.transpose(features_[0].data() + c0 * ldt, ldt, input_ + c0, padded_sizes_[0], ldt, c1 - c0);
     };
-    if (parts == 1)
-        part(0);
-    else
-        parallel_for(parts, part);
+    parallel_for(parts, part);
 }
 
 template <typename T>
@@ -102,10 +99,7 @@ void SmallNetBackend<T>::layer_forward(index l, const T* W, const T* b, Activati
         kernels_.forward(F + r0 * ldt, F_in, W + r0 * n_in, b + r0, ldt, n_in, r1 - r0, act == Activation::relu,
                          S ? S + r0 : nullptr, ld_s);
     };
-    if (parts == 1)
-        forward_part(0);
-    else
-        parallel_for(parts, forward_part);
+    parallel_for(parts, forward_part);
     if (elementwise_after) activation_forward(F, F, n_out, ldt, act);
     if (!last) {
         if (!S) kernels_.transpose(samples_[l + 1].data(), padded_sizes_[l + 1], F, ldt, padded_sizes_[l + 1], ldt);
@@ -143,10 +137,7 @@ bool SmallNetBackend<T>::weight_gradient(index l, T* dW, const FusedSgd<T>* step
         if (step && !(ok & sgd_keeping_old(step->b + r0, step->db + r0, r1 - r0, step->bias_step)))
             finite.store(false, std::memory_order_relaxed);
     };
-    if (parts == 1)
-        part(0);
-    else
-        parallel_for(parts, part);
+    parallel_for(parts, part);
     if (below_) {  // the layer below is next
         delta_ = below_;
         ld_delta_ = padded_sizes_[l];
@@ -171,10 +162,7 @@ void SmallNetBackend<T>::input_gradient(index l, const T* W, T* db_below, Activa
         kernels_.input_gradient(below_ + c0, db_below + c0, delta_, ld_delta_, W + c0, n_in, A_in + c0, ld_out,
                                 batch_, c1 - c0, n_out, act_below);
     };
-    if (parts == 1)
-        part(0);
-    else
-        parallel_for(parts, part);
+    parallel_for(parts, part);
 }
 
 template class SmallNetBackend<float>;

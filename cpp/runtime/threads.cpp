@@ -105,11 +105,12 @@ public:
 
     void run(index n_tasks, TaskRef task) {
         const int wanted = static_cast<int>(std::min<index>(threads(), n_tasks));
-        std::unique_lock<std::mutex> busy(dispatch_, std::try_to_lock);
-        if (wanted <= 1 || !busy.owns_lock()) {
+        auto serially = [&] {
             for (index i = 0; i < n_tasks; ++i) task(i);
-            return;
-        }
+        };
+        if (wanted <= 1) return serially();  // one task or one thread: no lock to take
+        std::unique_lock<std::mutex> busy(dispatch_, std::try_to_lock);
+        if (!busy.owns_lock()) return serially();
         grow(wanted - 1);
         {
             std::lock_guard<std::mutex> lock(mutex_);

@@ -30,7 +30,8 @@ private:
 
 // Run task(i) for every i in [0, n_tasks) on up to get_num_threads() threads
 // and return when all are done. If the pool is busy (another thread is in a
-// parallel_for), the tasks run serially on the caller.
+// parallel_for), the tasks run serially on the caller; so do they when there
+// is one task or one thread, without touching the pool.
 void parallel_for(index n_tasks, TaskRef task);
 
 // f(begin, end) over [0, n) in chunks of CHUNK values, on the pool; one chunk
