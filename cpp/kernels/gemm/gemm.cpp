@@ -32,7 +32,7 @@ namespace {
 constexpr index MC = 72;    // rows of A per block: a multiple of every MR we use
 constexpr index KC = 256;   // depth per block: an A panel and a B panel stay in L1
 constexpr index NC = 3072;  // columns of B per block: the packed B block stays in L2/L3
-constexpr index MIN_FLOPS_PER_THREAD = 1 << 19;  // below this, extra threads cost more than they save
+constexpr index MIN_FLOPS_PER_THREAD = 1 << 20;  // below this, extra threads cost more than they save
 constexpr index PARTS_PER_THREAD = 4;
 constexpr index PACK_SLACK = 8;  // packers may store up to this many values past a panel
 constexpr index SHALLOW_DEPTH = 32;  // depth up to which tile_loop walks C by rows of tiles
@@ -251,7 +251,10 @@ void gemm_block(const Block<T>& g) {
     thread_local std::vector<T> a_buffer, b_buffer;
     const index depth = std::min(KC, g.K);
     const index width = skinny ? nr : (std::min(NC, g.N) + nr - 1) / nr * nr;
-    T* const a_packed = reserve_aligned(a_buffer, static_cast<size_t>((std::min(MC, g.M) + mr) * depth + PACK_SLACK));
+    // A block of A at its largest, whatever this call's M and K: the same
+    // thread serves products of other shapes (the two orientations of a
+    // product with few columns, say), and a smaller batch must not grow it.
+    T* const a_packed = reserve_aligned(a_buffer, static_cast<size_t>((MC + mr) * KC + PACK_SLACK));
     T* const b_packed = reserve_aligned(b_buffer, static_cast<size_t>(width * depth));
 
     for (index jc = 0; jc < g.N; jc += NC) {
