@@ -82,6 +82,8 @@ void leave_cpu(int cpu) {
 #endif
 }
 
+thread_local int worker_slot = 0;
+
 class Pool {
 public:
     ~Pool() {
@@ -160,6 +162,7 @@ private:
     }
 
     void loop(int id) {
+        worker_slot = id + 1;
         long seen = 0;
         for (;;) {
             await_job(seen);
@@ -214,6 +217,7 @@ Pool& pool() {
 int get_num_threads() { return pool().threads(); }
 void set_num_threads(int n) { pool().set_threads(n); }
 long threads_started() { return pool().started(); }
+int thread_slot() { return worker_slot; }
 void parallel_for(index n_tasks, TaskRef task) { pool().run(n_tasks, task); }
 
 }  // namespace bpfast

@@ -46,6 +46,12 @@ void for_each_chunk(index n, const F& f) {
     parallel_for(chunks, [&](index c) { f(c * CHUNK, c + 1 < chunks ? (c + 1) * CHUNK : n); });
 }
 
+// Which thread of a parallel_for this is: 0 outside the pool's workers (the
+// caller of parallel_for, or any other thread), 1 + the worker's index for a
+// worker; below get_num_threads() inside a job. A caller can size per-thread
+// scratch before the job, so that no worker grows its own during one.
+int thread_slot();
+
 // How many times the pool has started an OS thread (for tests: it must not grow per call).
 long threads_started();
 

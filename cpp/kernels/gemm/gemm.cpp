@@ -32,7 +32,7 @@ namespace {
 constexpr index MC = 72;    // rows of A per block: a multiple of every MR we use
 constexpr index KC = 256;   // depth per block: an A panel and a B panel stay in L1
 constexpr index NC = 3072;  // columns of B per block: the packed B block stays in L2/L3
-constexpr index MIN_FLOPS_PER_THREAD = 1 << 20;  // below this, extra threads cost more than they save
+constexpr index MIN_FLOPS_PER_THREAD = 1 << 19;  // below this, extra threads cost more than they save
 constexpr index PARTS_PER_THREAD = 4;
 constexpr index PACK_SLACK = 8;  // packers may store up to this many values past a panel
 constexpr index SHALLOW_DEPTH = 32;  // depth up to which tile_loop walks C by rows of tiles
@@ -119,7 +119,28 @@ struct Block {
     const Epilogue<T>* epilogue;
     index row0, col0;  // where this block sits in the caller's C, for the epilogue
     const T* packed_a;  // all of A packed once by the caller (shared by the parts), or null
+    // Packing room per thread, made by the caller before the parts run:
+    // thread slot s packs A at scratch + s * slot_size and B right after it
+    // (so a worker that joins a later call never grows a buffer of its own).
+    T* scratch;
+    index slot_size, slots;
 };
+
+// This thread's packing room in g.scratch, or (for a thread past the slots
+// the caller made, should the thread count change during a call) its own.
+template <typename T>
+T* packing_room(const Block<T>& g) {
+    const int slot = thread_slot();
+    if (slot < g.slots) return g.scratch + slot * g.slot_size;
+    thread_local std::vector<T> own;
+    return reserve_aligned(own, static_cast<size_t>(g.slot_size));
+}
+
+// Whole cache lines' worth of values (16 floats or more), for offsets.
+constexpr index round_to_lines(index n) { return (n + 15) / 16 * 16; }
+
+// The room for a block of A at its largest, whatever the call's M and K.
+constexpr index a_room(int mr) { return round_to_lines((MC + mr) * KC + PACK_SLACK); }
 
 // Rows of A up to which the column parts share one packing of A.
 constexpr index SHARED_A_MAX_ROWS = 4 * MC;
@@ -248,14 +269,8 @@ void gemm_block(const Block<T>& g) {
     const MicroKernel<T>& kernel = active_micro_kernel<T>();
     const int mr = kernel.mr, nr = kernel.nr;
     const bool skinny = g.M <= MC && g.B.col_stride == 1;
-    thread_local std::vector<T> a_buffer, b_buffer;
-    const index depth = std::min(KC, g.K);
-    const index width = skinny ? nr : (std::min(NC, g.N) + nr - 1) / nr * nr;
-    // A block of A at its largest, whatever this call's M and K: the same
-    // thread serves products of other shapes (the two orientations of a
-    // product with few columns, say), and a smaller batch must not grow it.
-    T* const a_packed = reserve_aligned(a_buffer, static_cast<size_t>((MC + mr) * KC + PACK_SLACK));
-    T* const b_packed = reserve_aligned(b_buffer, static_cast<size_t>(width * depth));
+    T* const a_packed = packing_room(g);
+    T* const b_packed = a_packed + a_room(mr);
 
     for (index jc = 0; jc < g.N; jc += NC) {
         const index nc = std::min(NC, g.N - jc);
@@ -321,8 +336,7 @@ void gemm_shared_b(const Block<T>& g, index threads) {
             // the threads, wide enough that packing an A block again per group is cheap.
             const index col_groups = std::max<index>(1, std::min<index>(panels / 32, 4));
             parallel_for(row_blocks * col_groups, [&](index task) {
-                thread_local std::vector<T> a_buffer;
-                T* const a_packed = reserve_aligned(a_buffer, static_cast<size_t>((MC + mr) * KC + PACK_SLACK));
+                T* const a_packed = packing_room(g);
                 const index blk = task / col_groups, grp = task % col_groups;
                 const index ic = blk * MC, mc = std::min(MC, g.M - ic);
                 const index j0 = grp * panels / col_groups * nr;
@@ -395,8 +409,21 @@ void gemm(index M, index N, index K, MatrixView<T> A, MatrixView<T> B, T* C, ind
     // Few parts: a whole number per thread, or the last one runs alone (3 parts on 2 threads take 2 rounds).
     if (parts > threads && parts < PARTS_PER_THREAD * threads) parts = parts / threads * threads;
 
-    if (parts > 1 && M > SHARED_A_MAX_ROWS)
-        return gemm_shared_b(Block<T>{M, N, K, A, B, C, ldc, accumulate, epilogue, 0, 0, nullptr}, threads);
+    // Packing room for every thread that may run a part, made here, by the
+    // caller: per thread, a block of A and a block of B as wide as the widest part.
+    const bool shared_b = parts > 1 && M > SHARED_A_MAX_ROWS;
+    const index widest = split_cols ? std::min(N, (tiles + parts - 1) / parts * kernel.nr) : N;
+    const index b_room = shared_b ? 0 : round_to_lines((std::min(NC, widest) + kernel.nr - 1) / kernel.nr * kernel.nr *
+                                                       std::min(KC, K));
+    const index slot_size = a_room(kernel.mr) + b_room;
+    // (the shared-B path hands out more tasks than parts: any thread of the pool may take one)
+    const index slots = shared_b ? index(get_num_threads()) : std::max<index>(1, std::min<index>(get_num_threads(), parts));
+    thread_local std::vector<T> packing;
+    T* const scratch = reserve_aligned(packing, static_cast<size_t>(slots * slot_size));
+
+    if (shared_b)
+        return gemm_shared_b(
+            Block<T>{M, N, K, A, B, C, ldc, accumulate, epilogue, 0, 0, nullptr, scratch, slot_size, slots}, threads);
 
     // Column parts of a short A share one packing of it, done here once.
     const T* packed_a = nullptr;
@@ -413,7 +440,7 @@ void gemm(index M, index N, index K, MatrixView<T> A, MatrixView<T> B, T* C, ind
     // Part p gets tiles [p*tiles/parts, (p+1)*tiles/parts): a fixed, tile-aligned split.
     auto run_part = [&](index p) {
         const index t0 = p * tiles / parts, t1 = (p + 1) * tiles / parts;
-        Block<T> g{M, N, K, A, B, C, ldc, accumulate, epilogue, 0, 0, packed_a};
+        Block<T> g{M, N, K, A, B, C, ldc, accumulate, epilogue, 0, 0, packed_a, scratch, slot_size, slots};
         if (split_cols) {
             g.col0 = t0 * kernel.nr;
             g.N = std::min(N, t1 * kernel.nr) - g.col0;
