@@ -315,3 +315,61 @@ def test_bad_csr_input_is_refused():
         net.train_epoch_csr(data, indices, indptr, np.zeros((4, 2)), None, None, 2)
     with pytest.raises(ValueError, match="order"):
         net.train_epoch_csr(data, indices, indptr, T, None, np.array([0, 1, 2, 3, 9]), 2)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("loss", ["squared_error", "softmax_cross_entropy"])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("chunk_rows", [None, 1, 4, 7])
+def test_csr_gradients_over_chunks_follow_the_objective(dtype, loss, weighted, chunk_rows):
+    """compute_gradients_csr (lbfgs over sparse X) makes chunk_rows rows dense at a time
+    and combines the chunks: the numpy objective's loss and gradients over the whole
+    data, the L2 term counted once; with one chunk, dense compute_gradients to the bit."""
+    import scipy.sparse
+    rng = np.random.default_rng(12)
+    n, sizes = 23, [6, 5, 3]
+    output = "softmax" if loss == "softmax_cross_entropy" else "identity"
+    core = _core.f32 if dtype == np.float32 else _core.f64
+    nets = [core.Network(sizes, ["tanh", output], loss, "mean") for _ in range(2)]
+    for p, q in zip(*(net.parameters() for net in nets)):
+        p[...] = q[...] = rng.normal(scale=0.5, size=p.shape)
+    for net in nets:
+        net.set_objective(l2=0.3)
+    X = scipy.sparse.random(n, 6, density=0.4, format="csr", random_state=3, dtype=dtype)
+    X.data[:] = rng.normal(size=X.nnz)
+    labels = rng.integers(0, 3, size=n)
+    T = np.eye(3)[labels] if output == "softmax" else rng.normal(size=(n, 3))
+    dense, lab = (None, labels) if output == "softmax" else (T.astype(dtype), None)
+    weights = rng.uniform(0.2, 3.0, size=n) if weighted else None
+    w_arg = None if weights is None else weights.astype(dtype)
+    params64 = [p.astype(F64) for p in nets[0].parameters()]
+    expected_value, expected_grads = numpy_objective(params64, X.toarray().astype(F64), T, weights, 0.3,
+                                                     "softmax" if output == "softmax" else loss, 1.0)
+    value = nets[0].compute_gradients_csr(*csr_arrays(X), dense, lab, w_arg, chunk_rows=chunk_rows)
+    assert_close(value, expected_value, dtype)
+    for got, want in zip(nets[0].gradients(), expected_grads):
+        assert_close(got, want, dtype)
+    if chunk_rows is None:
+        assert nets[1].compute_gradients(X.toarray(), dense, lab, w_arg) == value
+        for a, b in zip(nets[0].gradients(), nets[1].gradients()):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_csr_gradients_sum_reduction_over_chunks():
+    """With reduction sum the chunks' losses and gradients add up, against the dense call."""
+    import scipy.sparse
+    rng = np.random.default_rng(13)
+    net = _core.f64.Network([5, 4, 2], ["relu", "identity"], "squared_error", "sum")
+    for p in net.parameters():
+        p[...] = rng.normal(size=p.shape)
+    X = scipy.sparse.random(19, 5, density=0.5, format="csr", random_state=4)
+    T = rng.normal(size=(19, 2))
+    whole = net.compute_gradients(X.toarray(), T, None)
+    expected = [g.copy() for g in net.gradients()]
+    assert_close(net.compute_gradients_csr(*csr_arrays(X), T, None, chunk_rows=5), whole, np.float64)
+    for got, want in zip(net.gradients(), expected):
+        assert_close(got, want, np.float64)
+    with pytest.raises(ValueError, match="chunk_rows"):
+        net.compute_gradients_csr(*csr_arrays(X), T, None, chunk_rows=0)
+    with pytest.raises(ValueError, match="X_indices"):
+        net.compute_gradients_csr(X.data, np.full_like(csr_arrays(X)[1], 5), X.indptr.astype(np.int64), T, None)

@@ -194,6 +194,9 @@ py::tuple epoch_call(Network<T>& net, const Run& run) {
 // A CSR matrix of n_cols columns from scipy's three arrays, checked: indptr
 // (n + 1,) from 0, non-decreasing, up to the number of values; every column
 // index in range; every value finite.
+// The dense rows compute_gradients_csr makes at a time, by default.
+constexpr index SPARSE_CHUNK_BYTES = index(8) << 20;
+
 template <typename T>
 CsrRows<T> csr_of(const In<T>& data, const Labels& indices, const Labels& indptr, index n_cols) {
     expect_ndim(indptr, 1, "X_indptr");
@@ -340,6 +343,24 @@ void bind_network_of(py::module_ m) {
            "fills gradients(); returns the loss. ready(layer), when given, is called (from the thread that "
            "called, with the GIL) as each layer's gradients become final, the last layer first; it runs while the "
            "network is busy, so it may read gradients but must not call the network's methods")
+        .def("compute_gradients_csr", [](N& net, In<T> data, Labels indices, Labels indptr,
+                                         std::optional<In<T>> dense, std::optional<Labels> labels,
+                                         std::optional<In<T>> weights, std::optional<index> chunk_rows) {
+            const index n_in = net.sizes().front();
+            const CsrRows<T> X = csr_of(data, indices, indptr, n_in);
+            const index n = indptr.shape(0) - 1;
+            const Targets<T> t = weighted(targets_from<T>(dense, labels, n, net.sizes().back()), weights, n);
+            const index chunk = chunk_rows.value_or(
+                std::max<index>(256, SPARSE_CHUNK_BYTES / (n_in * static_cast<index>(sizeof(T)))));
+            if (chunk < 1) throw py::value_error("chunk_rows must be positive");
+            py::gil_scoped_release release;
+            std::lock_guard<std::mutex> lock(net.busy());
+            return net.compute_gradients(X, t, n, chunk);
+        }, py::arg("X_data"), py::arg("X_indices"), py::arg("X_indptr"), py::arg("T"), py::arg("labels"),
+           py::arg("sample_weight") = py::none(), py::arg("chunk_rows") = py::none(),
+           "compute_gradients over a sparse X given as scipy's CSR arrays (the whole data, for lbfgs): "
+           "chunk_rows rows made dense at a time (default: 8 MiB of dense rows, at least 256), never the whole "
+           "of X; the loss and gradients of X made dense, to rounding, and to the bit when one chunk holds X")
         .def("set_objective", [](N& net, double l2, double value_scale) {
             if (!(std::isfinite(l2) && l2 >= 0.0)) throw py::value_error("l2 must be a finite number >= 0");
             if (!(std::isfinite(value_scale) && value_scale > 0.0))

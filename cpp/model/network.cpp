@@ -365,22 +365,64 @@ EpochStatus Network<T>::train_epoch(const T* X, Targets<T> targets, const std::i
 }
 
 template <typename T>
+const T* Network<T>::dense_rows(const CsrRows<T>& X, index start, index rows, const std::int64_t* picked,
+                                index room) {
+    // returns (rows, n[0]): each row scattered into a zeroed buffer (a column named twice adds up)
+    const index n_in = sizes().front();
+    T* dense = reserve(batch_x_, static_cast<size_t>(checked_product(room, n_in, "a dense batch of X")));
+    std::fill(dense, dense + rows * n_in, T(0));
+    for (index i = 0; i < rows; ++i) {
+        const index r = picked ? picked[i] : start + i;
+        T* row = dense + i * n_in;
+        for (std::int64_t k = X.indptr[r]; k < X.indptr[r + 1]; ++k) row[X.indices[k]] += X.data[k];
+    }
+    return dense;
+}
+
+template <typename T>
 EpochStatus Network<T>::train_epoch(const CsrRows<T>& X, Targets<T> targets, const std::int64_t* order, index n,
                                     index batch_size, double lr, EpochInterrupt interrupt, EpochSpan span) {
-    // X holds n sparse rows of n[0] columns; each batch is scattered into a zeroed (rows, n[0]) buffer
-    const index n_in = sizes().front();
+    // X holds n sparse rows of n[0] columns; each batch is made dense in the workspace
+    const index room = std::min(batch_size, n);
     auto inputs = [&](index start, index rows, const std::int64_t* picked) -> const T* {
-        T* dense = reserve(batch_x_, static_cast<size_t>(
-                                         checked_product(std::min(batch_size, n), n_in, "a dense batch of X")));
-        std::fill(dense, dense + rows * n_in, T(0));
-        for (index i = 0; i < rows; ++i) {
-            const index r = picked ? picked[i] : start + i;
-            T* row = dense + i * n_in;
-            for (std::int64_t k = X.indptr[r]; k < X.indptr[r + 1]; ++k) row[X.indices[k]] += X.data[k];
-        }
-        return dense;
+        return dense_rows(X, start, rows, picked, room);
     };
     return run_epoch(inputs, targets, order, n, batch_size, lr, interrupt, span);
+}
+
+template <typename T>
+double Network<T>::compute_gradients(const CsrRows<T>& X, Targets<T> targets, index n, index chunk_rows) {
+    // Per chunk c of N_c = norm rows (or weight): value_c and g_c are means over
+    // the chunk, so the whole data's are Σ_c N_c·value_c / Σ_c N_c and likewise
+    // for g (sums, with N_c = 1, for reduction sum). The L2 term joins once.
+    const index n_out = sizes().back(), n_params = layout_.n_parameters();
+    const index chunk = std::min(chunk_rows, n);
+    if (chunk >= n) {
+        const T* Xd = dense_rows(X, 0, n, nullptr, n);
+        return loss_and_gradients(Xd, dense_targets(targets, n, nullptr), targets.weights, n);
+    }
+    T* total = reserve(gradient_total_, static_cast<size_t>(n_params));
+    std::fill(total, total + n_params, T(0));
+    T* grads = grads_.data();
+    double value = 0.0, total_norm = 0.0;
+    for (index start = 0; start < n; start += chunk) {
+        const index rows = std::min(chunk, n - start);
+        const Targets<T> from = targets.from_row(start, n_out);
+        const T* Xd = dense_rows(X, start, rows, nullptr, chunk);
+        const T* Tg = dense_targets(from, rows, nullptr);
+        LayerBackend<T>& backend = backend_for(rows);
+        double norm = 1.0;
+        value += forward_and_loss(backend, Xd, Tg, from.weights, rows, &norm) * norm;
+        backward_pass(backend, {}, nullptr, nullptr);
+        const T weight = T(norm);
+        for (index i = 0; i < n_params; ++i) total[i] += weight * grads[i];
+        total_norm += norm;
+    }
+    const bool mean = reduction_ == Reduction::mean;
+    const T inverse = T(1.0 / (mean ? total_norm : 1.0));
+    for (index i = 0; i < n_params; ++i) grads[i] = total[i] * inverse;
+    value /= mean ? total_norm : 1.0;
+    return objective_.l2 != 0.0 ? value + penalty(grads, mean ? total_norm : 1.0) : value;
 }
 
 template class Network<float>;

@@ -120,6 +120,11 @@ public:
     // non-finite); the weights are unchanged.
     // ready, when set, is told of each layer as its gradients become final.
     double compute_gradients(const T* X, Targets<T> targets, index batch, GradientsReady ready = {});
+    // compute_gradients over a sparse X of n rows (lbfgs over the whole data),
+    // made dense chunk_rows rows at a time, never the whole of X: the loss and
+    // gradients of X made dense, to rounding (the sums over rows are taken a
+    // chunk at a time, then over the chunks; one chunk gives the same bits).
+    double compute_gradients(const CsrRows<T>& X, Targets<T> targets, index n, index chunk_rows);
     // One optimizer step from grads (laid out as the parameters; gradients()
     // or, say, a sum over processes), when the loss and every gradient are
     // finite and the update keeps every parameter and state value finite; grads are scaled in place when
@@ -166,6 +171,9 @@ private:
     StepStatus guarded_update(T* grads, double loss, double lr);
     index first_non_finite_layer(const T* grads, double* squares);
     const T* dense_targets(Targets<T> targets, index batch, const std::int64_t* rows);
+    // Rows of a sparse X made dense in the workspace (room for `room` rows): rows start,
+    // start + 1, ..., or the rows picked names when it is not null.
+    const T* dense_rows(const CsrRows<T>& X, index start, index rows, const std::int64_t* picked, index room);
     Activation activation_of(index l, bool logits_out) const;
 
     ParameterLayout layout_;
@@ -184,6 +192,7 @@ private:
     index largest_batch_ = 0;
     std::vector<T> batch_x_, batch_t_, batch_w_;
     std::vector<double> chunk_sums_;
+    AlignedVector<T> gradient_total_;  // compute_gradients over chunks of a sparse X
 };
 
 }  // namespace bpfast

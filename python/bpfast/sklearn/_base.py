@@ -16,7 +16,8 @@ cpp/model/network.h Objective and UpdateForm); everything per epoch
 (shuffling with the estimator's RandomState, the learning-rate schedule,
 early stopping, tol) is Python, in scikit-learn's order of random draws.
 lbfgs runs scipy's L-BFGS-B on one native loss-and-gradient call per
-evaluation over the whole data (sparse X is made dense for it).
+evaluation over the whole data (compute_gradients_csr for sparse X, which
+makes a chunk of rows dense at a time).
 """
 
 import warnings
@@ -62,13 +63,6 @@ THREADS_CONSTRAINT = [Interval(Integral, 1, 256, closed="both"), None]
 
 
 PREDICT_CHUNK = 1024  # sparse rows made dense at a time for the forward pass
-
-
-def dense(X, dtype=None):
-    """X as a C-contiguous numpy array (sparse input is densified)."""
-    if scipy.sparse.issparse(X):
-        X = X.toarray()
-    return np.ascontiguousarray(X, dtype=dtype)
 
 
 def as_engine_input(X, dtype=None):
@@ -204,10 +198,11 @@ class BaseMLP(BaseEstimator):
         if first_pass:
             self._initialize(y, units, X.dtype)
         with self._threads():
-            if self.solver in STOCHASTIC_SOLVERS:  # sparse X stays sparse: the engine densifies a batch at a time
+            # sparse X stays sparse: the engine makes a batch (or, for lbfgs, a chunk of rows) dense at a time
+            if self.solver in STOCHASTIC_SOLVERS:
                 self._fit_stochastic(as_engine_input(X), y, sample_weight, units, incremental)
             else:
-                self._fit_lbfgs(dense(X), y, sample_weight, units)
+                self._fit_lbfgs(as_engine_input(X), y, sample_weight, units)
         if not all(np.isfinite(w).all() for w in self.coefs_ + self.intercepts_):
             raise ValueError("The solver produced non-finite weights; the input may hold values too large "
                              "for training (scale it first).")
@@ -422,12 +417,18 @@ class BaseMLP(BaseEstimator):
             intercepts = [packed[starts[n_layers + l]:ends[n_layers + l]] for l in range(n_layers)]
             return coefs, intercepts
 
+        if scipy.sparse.issparse(X):
+            csr = (X.data, X.indices, X.indptr)
+            evaluate = lambda: engine.compute_gradients_csr(*csr, T, labels, sample_weight)  # noqa: E731
+        else:
+            evaluate = lambda: engine.compute_gradients(X, T, labels, sample_weight)  # noqa: E731
+
         def loss_and_gradient(packed):
             coefs, intercepts = unpack(packed)
             for l in range(n_layers):
                 views[2 * l][...] = coefs[l].T
                 views[2 * l + 1][...] = intercepts[l]
-            value = engine.compute_gradients(X, T, labels, sample_weight)
+            value = evaluate()
             grads = engine.gradients()
             return value, np.concatenate([g.T.ravel() for g in grads[0::2]] + list(grads[1::2]))
 
