@@ -225,6 +225,53 @@ def fit_cases(mode, have_digits):
     return [FitCase(data, n, (features, 128, classes), 32, 0.1)]
 
 
+# ------------------------------------------------------------------ scikit-learn estimators
+
+@dataclass(frozen=True)
+class SklearnCase:
+    """One fit of bpfast.sklearn's estimator and scikit-learn's on a data set, same parameters."""
+
+    data: str         # "digits", "breast_cancer", "diabetes" (scikit-learn's bundled sets) or "synthetic"
+    estimator: str    # "MLPClassifier" or "MLPRegressor"
+    settings: tuple   # (name, value) pairs given to both constructors, besides random_state
+    what: str         # the settings in words
+    n: int = 0        # the first n samples only (0: all)
+
+    @property
+    def label(self):
+        size = f" {self.n}" if self.n else ""
+        return f"{self.data}{size}, {self.estimator} {self.what}"
+
+    @property
+    def flops(self):
+        return None  # the number of epochs depends on convergence
+
+    def params(self):
+        return {"data": self.data, "estimator": self.estimator, "settings": dict(self.settings), "samples": self.n}
+
+
+FIXED_EPOCHS = (("tol", 0.0), ("n_iter_no_change", 10 ** 6))  # exactly max_iter epochs
+SKLEARN_CASES = [
+    SklearnCase("digits", "MLPClassifier", (), "defaults (adam, (100,))"),
+    SklearnCase("digits", "MLPClassifier", (("solver", "sgd"),), "sgd"),
+    SklearnCase("digits", "MLPClassifier", (("solver", "lbfgs"),), "lbfgs"),
+    SklearnCase("breast_cancer", "MLPClassifier", (), "defaults (adam, (100,))"),
+    SklearnCase("diabetes", "MLPRegressor", (), "defaults (adam, (100,))"),
+    SklearnCase("synthetic", "MLPClassifier", (("max_iter", 3),) + FIXED_EPOCHS, "adam (100,), 3 epochs"),
+]
+
+
+def sklearn_cases(mode, have_sklearn):
+    """The scikit-learn suite's cases: none without scikit-learn (bpfast.sklearn needs it)."""
+    if not have_sklearn:
+        return []
+    if mode == "tiny":
+        return [SklearnCase("digits", "MLPClassifier", (("max_iter", 1),) + FIXED_EPOCHS, "adam, 1 epoch", n=200)]
+    if mode == "quick":
+        return [SKLEARN_CASES[i] for i in (0, 3, 4)]
+    return list(SKLEARN_CASES)
+
+
 # ------------------------------------------------------------------ thread scaling
 
 @dataclass(frozen=True)

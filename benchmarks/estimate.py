@@ -33,6 +33,7 @@ PER_CASE_S = {
         "gemm": (2.8, {"torch": 0.9}),
         "elementwise": (1.15, {}),
         "fit": (2.3, {"sklearn": 0.5, "torch": 1.2}),
+        "sklearn": (0.0, {"sklearn": 15.0}),
         "threads": (2.8, {"torch": 0.9}),
         "memory": (3.0, {}),
         "distributed": (8.0, {}),
@@ -42,6 +43,7 @@ PER_CASE_S = {
         "gemm": (1.15, {"torch": 0.5}),
         "elementwise": (0.66, {}),
         "fit": (0.92, {"sklearn": 0.2, "torch": 0.45}),
+        "sklearn": (0.0, {"sklearn": 5.0}),
         "threads": (1.0, {"torch": 0.4}),
         "memory": (0.6, {}),
         "distributed": (4.0, {}),
@@ -51,28 +53,32 @@ PER_CASE_S = {
         "gemm": (0.2, {"torch": 0.1}),
         "elementwise": (0.2, {}),
         "fit": (0.2, {"sklearn": 0.05, "torch": 0.05}),
+        "sklearn": (0.0, {"sklearn": 0.5}),
         "threads": (0.15, {"torch": 0.05}),
         "memory": (0.2, {}),
         "distributed": (0.8, {}),
     },
 }
-FLOAT64 = {"steps": 1.3, "gemm": 1.05, "elementwise": 1.05, "fit": 1.3, "threads": 1.6, "memory": 1.8,
-           "distributed": 1.6}
+FLOAT64 = {"steps": 1.3, "gemm": 1.05, "elementwise": 1.05, "fit": 1.3, "sklearn": 1.3, "threads": 1.6,
+           "memory": 1.8, "distributed": 1.6}
 START_S = {"torch": 2.0, "sklearn": 0.5, None: 4.5}  # imports, the machine record, the FMA probe, the first check for quiet
 DEFAULT_REPEATS = {"full": 11, "quick": 5, "tiny": 2}
 UNTIMED = {"memory"}  # suites that measure memory, not time: --repeats does not touch them
 
-SUITE_TABLES = {"steps": ["steps"], "kernels": ["gemm", "elementwise"], "fit": ["fit"],
+SUITE_TABLES = {"steps": ["steps"], "kernels": ["gemm", "elementwise"], "fit": ["fit"], "sklearn": ["sklearn"],
                 "threads": ["threads"], "memory": ["memory"], "distributed": ["distributed"]}
 TITLES = {"steps": "steps", "gemm": "GEMM", "elementwise": "element-wise kernels", "fit": "fit",
+          "sklearn": "scikit-learn estimators",
           "threads": "threads", "memory": "memory",
           "distributed": "distributed"}
 
 
 def case_count(table, mode, have_sklearn, cores=None):
-    """How many cases a table has in this mode (the fit cases do not depend on scikit-learn's presence)."""
+    """How many cases a table has in this mode (the scikit-learn suite has none without scikit-learn)."""
     finder = {"steps": cases.step_cases, "gemm": cases.gemm_cases, "elementwise": cases.elementwise_cases,
-              "fit": lambda m: cases.fit_cases(m, have_sklearn), "threads": lambda m: cases.thread_cases(m, cores),
+              "fit": lambda m: cases.fit_cases(m, have_sklearn),
+              "sklearn": lambda m: cases.sklearn_cases(m, have_sklearn),
+              "threads": lambda m: cases.thread_cases(m, cores),
               "memory": cases.memory_cases,
               "distributed": lambda m: cases.distributed_cases(m, cores)}[table]
     return len(finder(mode))

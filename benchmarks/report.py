@@ -71,7 +71,7 @@ def geometric_means(rows):
 # Competitors that are bpfast itself (another path into the same kernels) or the injected wrong one: never
 # "the best competitor".
 BPFAST_SIDE = {"bpfast", "bpfast checked", "train_step", "wrong"}
-SUMMARY_TABLES = ("steps", "gemm", "fit")
+SUMMARY_TABLES = ("steps", "gemm", "fit", "sklearn")
 
 
 def best_competitors(rows):
@@ -124,7 +124,7 @@ def _summary_parts(done, dtype, micro="us"):
 
 
 def text_summary(done, dtype):
-    """Per case, bpfast against the fastest competitor, for the steps, GEMM and fit tables."""
+    """Per case, bpfast against the fastest competitor, for the steps, GEMM, fit and scikit-learn tables."""
     out = ["== Summary: bpfast against the best competitor of each case =="]
     for title, body, mean, count in _summary_parts(done, dtype):
         out += ["", title] + _text_grid(SUMMARY_HEADERS, ["<", ">", "<", ">", ">"], body)
@@ -198,7 +198,11 @@ def fmt_bytes(value):
     return f"{value / 2**20:.1f} MiB" if value >= 2**20 / 10 else f"{value / 1024:.0f} KiB"
 
 
-EXTRA_FORMATS = {"speedup": fmt_speedup, "efficiency": fmt_percent, "sum_share": fmt_percent}
+def fmt_score(value):
+    return "-" if value is None else f"{value:.4f}"
+
+
+EXTRA_FORMATS = {"speedup": fmt_speedup, "efficiency": fmt_percent, "sum_share": fmt_percent, "score": fmt_score}
 RATIO_LEGEND = ("ratio = competitor median / bpfast median (>1: bpfast is faster); "
                 "times are per call: median, min and max of the interleaved repeats.")
 PEAK_LEGEND = ("% peak = GFLOP/s / the FMA probe's GF/s for the ISA the competitor runs, the dtype and the "

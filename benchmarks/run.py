@@ -11,6 +11,8 @@ Suites (--only NAME runs one):
            activation, softmax and loss kernels against bpfast.reference
   fit      one training epoch (fit) on the digits, against a Python loop over
            train_step, the reference, scikit-learn and PyTorch
+  sklearn  whole fits of bpfast.sklearn's MLPClassifier and MLPRegressor against
+           scikit-learn's, with their test scores (needs scikit-learn)
   threads  thread scaling from 1 thread to every core
   memory   peak resident memory of a fit, in a fresh process per case
   distributed  fit over MPI ranks against one process with as many threads
@@ -54,7 +56,7 @@ from competitor import BASELINE, status_of
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BPFAST_NUM_THREADS")
-SUITE_NAMES = ("steps", "kernels", "fit", "threads", "memory", "distributed")
+SUITE_NAMES = ("steps", "kernels", "fit", "sklearn", "threads", "memory", "distributed")
 WRONG = "wrong"
 
 
@@ -456,7 +458,7 @@ def run_suite(suite, settings, progress, budget, run_start=None):
 
 
 SUITE_MODULES = {"steps": ["step_suite"], "kernels": ["gemm_suite", "elementwise_suite"], "fit": ["fit_suite"],
-                 "threads": ["thread_suite"], "memory": ["memory_suite"], "distributed": ["distributed_suite"]}
+                 "sklearn": ["sklearn_suite"], "threads": ["thread_suite"], "memory": ["memory_suite"], "distributed": ["distributed_suite"]}
 
 
 def suite_modules(only):

@@ -22,8 +22,8 @@ BENCHMARKS = os.path.join(ROOT, "benchmarks")
 RUN = os.path.join(BENCHMARKS, "run.py")
 if BENCHMARKS not in sys.path:
     sys.path.insert(0, BENCHMARKS)
-SUITES = {"steps", "kernels", "fit", "threads", "memory", "distributed"}
-TABLES = {"steps", "gemm", "elementwise", "fit", "threads", "memory", "distributed"}
+SUITES = {"steps", "kernels", "fit", "sklearn", "threads", "memory", "distributed"}
+TABLES = {"steps", "gemm", "elementwise", "fit", "sklearn", "threads", "memory", "distributed"}
 ROW_KEYS = {"suite", "table", "case", "competitor", "params", "times", "median", "min", "max", "ratio",
             "gflops", "status", "check", "dtype", "disturbed"}
 STATUSES = {"baseline", "ok", "WRONG", "ERROR"}
