@@ -178,6 +178,31 @@ def test_an_adam_state_that_would_overflow_is_refused(cls):
         assert np.array_equal(saved, now)
 
 
+@pytest.mark.parametrize("opt", list(OPTIMIZERS))
+@pytest.mark.parametrize("cls", CLASSES, ids=CLASS_IDS)
+def test_a_step_over_several_chunks_is_undone_everywhere(cls, opt):
+    # 60k parameters (two chunks of the optimizer's pass, each running on its own thread),
+    # weight decay on weights only (per-layer ranges): only the last layer overflows, but the
+    # step is taken in one pass that writes every layer first, so every parameter and every
+    # state value must come back to what it was, in float64 as in the oracle snapshot.
+    net = cls([300, 200, 3], dtype="float64", seed=0, optimizer=OPTIMIZERS[opt]())
+    rng = np.random.default_rng(3)
+    X, T = rng.standard_normal((6, 300)), rng.standard_normal((6, 3))
+    net.train_step(X, T)
+    engine = net._engine
+    loss = engine.compute_gradients(X, T, None)
+    before, state = snapshot(net), [s.copy() for s in engine.optimizer_state()]
+    steps = engine.steps
+    grads = engine.gradients()
+    grads[2][...] = 1e300 if opt != "adamw" else 1e200  # Adam's v overflows on g² (finite g)
+    assert engine.apply_update(loss, 1e10)[1:] == (False, 1)
+    assert_unchanged(net, before)
+    for saved, now in zip(state, engine.optimizer_state()):
+        assert np.array_equal(saved, now)
+    assert engine.steps == steps
+    assert np.isfinite(net.train_step(X, T))
+
+
 def test_ctrl_c_stops_fit_at_a_batch_boundary_within_a_fraction_of_an_epoch():
     # In a child: epochs of about a second; SIGINT half an epoch after the
     # first epoch of a fit ends (sent from a timer that a callback starts, so

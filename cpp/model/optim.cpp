@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <initializer_list>
 #include <stdexcept>
 
 #include "kernels/elementwise/check_kernels.h"
@@ -24,6 +25,8 @@ void Optimizer<T>::configure(const OptimizerConfig& config) {
     const bool adam = config.kind != OptimizerKind::sgd;
     m_.assign(adam || config.momentum != 0.0 ? n : 0, T(0));
     v_.assign(adam ? n : 0, T(0));
+    old_m_.assign(m_.size(), T(0));
+    old_v_.assign(v_.size(), T(0));
     steps_ = epochs_ = 0;  // schedules count from the moment the optimizer is set
 }
 
@@ -60,82 +63,58 @@ void Optimizer<T>::for_each_range(const F& f) const {
 }
 
 template <typename T>
-bool Optimizer<T>::range_would_be_finite(const T* params, const T* grads, index begin, index count, double lr,
-                                         double decay) const {
+bool Optimizer<T>::step_keeping_old(T* params, T* grads, double lr) {
     const OptimizerConfig& c = config_;
-    const T* m = m_.empty() ? nullptr : m_.data() + begin;
-    const T* v = v_.empty() ? nullptr : v_.data() + begin;
-    const T* p = params + begin;
-    const T* g = grads + begin;
-    const SgdStep sgd{lr, c.momentum, c.nesterov, decay, c.form};
-    const AdamStep adam{steps_ + 1, lr, c.beta1, c.beta2, c.eps, decay, c.kind == OptimizerKind::adamw, c.form};
     std::atomic<bool> finite{true};
-    for_each_chunk(count, [&](index lo, index hi) {
-        const bool ok = c.kind == OptimizerKind::sgd
-                            ? sgd_would_be_finite(p + lo, g + lo, m ? m + lo : nullptr, hi - lo, sgd)
-                            : adam_would_be_finite(p + lo, g + lo, m + lo, v + lo, hi - lo, adam);
-        if (!ok) finite.store(false, std::memory_order_relaxed);
+    for_each_range([&](index begin, index count, double decay) {
+        T* p = params + begin;
+        T* g = grads + begin;
+        T* m = m_.empty() ? nullptr : m_.data() + begin;
+        T* v = v_.empty() ? nullptr : v_.data() + begin;
+        T* old_m = old_m_.empty() ? nullptr : old_m_.data() + begin;
+        T* old_v = old_v_.empty() ? nullptr : old_v_.data() + begin;
+        if (c.kind == OptimizerKind::sgd) {
+            const SgdStep s{lr, c.momentum, c.nesterov, decay, c.form};
+            for_each_chunk(count, [&](index lo, index hi) {
+                bool ok;
+                if (m) {
+                    sgd_keeping_state(p + lo, g + lo, m + lo, old_m + lo, hi - lo, s);
+                    ok = all_finite(p + lo, hi - lo) && all_finite(m + lo, hi - lo);
+                } else {
+                    ok = sgd_keeping_old(p + lo, g + lo, hi - lo, s);
+                }
+                if (!ok) finite.store(false, std::memory_order_relaxed);
+            });
+        } else {
+            const AdamStep s{steps_ + 1, lr, c.beta1, c.beta2, c.eps, decay, c.kind == OptimizerKind::adamw, c.form};
+            for_each_chunk(count, [&](index lo, index hi) {
+                adam_keeping_state(p + lo, g + lo, m + lo, v + lo, old_m + lo, old_v + lo, hi - lo, s);
+                if (!(all_finite(p + lo, hi - lo) && all_finite(m + lo, hi - lo) && all_finite(v + lo, hi - lo)))
+                    finite.store(false, std::memory_order_relaxed);
+            });
+        }
     });
     return finite.load(std::memory_order_relaxed);
 }
 
 template <typename T>
-index Optimizer<T>::first_layer_not_finite_after(const T* params, const T* grads, double lr) const {
-    bool finite = true;
-    for_each_range([&](index begin, index count, double decay) {
-        finite = finite && range_would_be_finite(params, grads, begin, count, lr, decay);
-    });
-    if (finite) return -1;
-    // Rare: name the first layer, its weights and its bias checked apart.
-    const double bias_decay = config_.decay_bias ? config_.weight_decay : 0.0;
-    for (index l = 0; l < layout_.n_layers(); ++l) {
-        const index w = layout_.weights(l), b = layout_.bias(l);
-        if (!range_would_be_finite(params, grads, w, b - w, lr, config_.weight_decay) ||
-            !range_would_be_finite(params, grads, b, layout_.n_out(l), lr, bias_decay))
-            return l;
-    }
-    return layout_.n_layers() - 1;  // not reached: some range was not finite
-}
-
-template <typename T>
-void Optimizer<T>::update(T* params, const T* grads, double lr) {
-    const OptimizerConfig& c = config_;
-    for_each_range([&](index begin, index count, double decay) {
-        T* p = params + begin;
-        const T* g = grads + begin;
-        T* m = m_.empty() ? nullptr : m_.data() + begin;
-        T* v = v_.empty() ? nullptr : v_.data() + begin;
-        if (c.kind == OptimizerKind::sgd) {
-            const SgdStep s{lr, c.momentum, c.nesterov, decay, c.form};
-            for_each_chunk(count, [&](index lo, index hi) { sgd_update(p + lo, g + lo, m ? m + lo : nullptr, hi - lo, s); });
-        } else {
-            const AdamStep s{steps_ + 1, lr, c.beta1, c.beta2, c.eps, decay, c.kind == OptimizerKind::adamw, c.form};
-            for_each_chunk(count, [&](index lo, index hi) { adam_update(p + lo, g + lo, m + lo, v + lo, hi - lo, s); });
-        }
-    });
-}
-
-template <typename T>
-index Optimizer<T>::undoable_sgd_step(T* params, T* grads, double lr) {
-    std::atomic<bool> finite{true};
-    for_each_range([&](index begin, index count, double decay) {
-        const SgdStep s{lr, 0.0, false, decay};
-        for_each_chunk(count, [&](index lo, index hi) {
-            if (!sgd_keeping_old(params + begin + lo, grads + begin + lo, hi - lo, s))
-                finite.store(false, std::memory_order_relaxed);
-        });
-    });
-    return undo_unless_finite(params, grads, finite.load(std::memory_order_relaxed));
-}
-
-template <typename T>
 index Optimizer<T>::undo_unless_finite(T* params, const T* grads, bool finite) {
     if (finite) return -1;
+    // Rare: name the first layer holding a non-finite parameter or state value, then put everything back.
     index layer = layout_.n_layers() - 1;
-    for (index l = layout_.n_layers() - 1; l >= 0; --l)
-        if (!all_finite(params + layout_.weights(l), layout_.layer_end(l) - layout_.weights(l))) layer = l;
+    for (index l = layout_.n_layers() - 1; l >= 0; --l) {
+        const index begin = layout_.weights(l), count = layout_.layer_end(l) - begin;
+        bool ok = all_finite(params + begin, count);
+        for (const AlignedVector<T>* state : {&m_, &v_})
+            if (!state->empty()) ok = ok && all_finite(state->data() + begin, count);
+        if (!ok) layer = l;
+    }
     const index n = layout_.n_parameters();
-    for_each_chunk(n, [&](index lo, index hi) { std::copy(grads + lo, grads + hi, params + lo); });
+    for_each_chunk(n, [&](index lo, index hi) {
+        std::copy(grads + lo, grads + hi, params + lo);
+        if (!old_m_.empty()) std::copy(old_m_.data() + lo, old_m_.data() + hi, m_.data() + lo);
+        if (!old_v_.empty()) std::copy(old_v_.data() + lo, old_v_.data() + hi, v_.data() + lo);
+    });
     return layer;
 }
 
@@ -155,16 +134,12 @@ index Optimizer<T>::finish_fused_step(T* params, const T* grads, bool finite) {
 
 template <typename T>
 index Optimizer<T>::step(T* params, T* grads, double base_lr) {
-    const double lr = learning_rate(base_lr);
-    // Stateless SGD, the common case, is undone if need be; an optimizer
-    // with state is checked before it writes (its state cannot be undone).
-    const index layer = config_.kind == OptimizerKind::sgd && config_.momentum == 0.0
-                            ? undoable_sgd_step(params, grads, lr)
-                            : first_layer_not_finite_after(params, grads, lr);
-    if (layer >= 0) return layer;
-    if (!(config_.kind == OptimizerKind::sgd && config_.momentum == 0.0)) update(params, grads, lr);
-    ++steps_;
-    return -1;
+    // One pass writes the step and keeps what it overwrote (the old θ in
+    // grads, the old state in old_m_ and old_v_), undone when a value is not finite.
+    const bool finite = step_keeping_old(params, grads, learning_rate(base_lr));
+    const index layer = undo_unless_finite(params, grads, finite);
+    if (layer < 0) ++steps_;
+    return layer;
 }
 
 template class Optimizer<float>;

@@ -84,22 +84,19 @@ public:
 private:
     template <typename F>
     void for_each_range(const F& f) const;
-    // The first layer whose parameters or state the step would make
-    // non-finite, or -1: the update computed without being written.
-    index first_layer_not_finite_after(const T* params, const T* grads, double lr) const;
-    void update(T* params, const T* grads, double lr);
-    // Stateless SGD in one pass that keeps the old parameters in grads:
-    // undone from there (exactly) when a new value is not finite.
-    index undoable_sgd_step(T* params, T* grads, double lr);
-    // After sgd_keeping_old on every parameter: -1 when `finite`, else the
-    // first layer holding a non-finite value, every parameter put back.
+    // The step in one pass that keeps what it overwrites: the old parameters
+    // in grads, the old state in old_m_ and old_v_. Returns whether every new
+    // value is finite.
+    bool step_keeping_old(T* params, T* grads, double lr);
+    // After a step that kept the old values: -1 when `finite`, else the first
+    // layer holding a non-finite parameter or state value, every parameter
+    // and state value put back.
     index undo_unless_finite(T* params, const T* grads, bool finite);
-    bool range_would_be_finite(const T* params, const T* grads, index begin, index count, double lr,
-                               double decay) const;
 
     const ParameterLayout& layout_;
     OptimizerConfig config_;
     AlignedVector<T> m_, v_;
+    AlignedVector<T> old_m_, old_v_;  // the state before the step being taken
     long steps_ = 0, epochs_ = 0;
 };
 

@@ -41,9 +41,11 @@ struct OptimizerKernels {
     // A stateless SGD step (momentum 0) that leaves the old θ in grad, so that
     // it can be undone; returns whether every new θ is finite.
     bool (*sgd_keeping_old)(T* param, T* grad, index n, const SgdStep& s);
-    // Whether every value the step would write (parameters and state) is finite; writes nothing.
-    bool (*sgd_would_be_finite)(const T* param, const T* grad, const T* velocity, index n, const SgdStep& s);
-    bool (*adam_would_be_finite)(const T* param, const T* grad, const T* m, const T* v, index n, const AdamStep& s);
+    // A step with state (SGD with momentum, Adam) that keeps what it
+    // overwrites: g becomes the old θ and old_velocity (old_m, old_v) the old
+    // state, so that it can be undone; the caller checks the new values.
+    void (*sgd_keeping_state)(T* param, T* grad, T* velocity, T* old_velocity, index n, const SgdStep& s);
+    void (*adam_keeping_state)(T* param, T* grad, T* m, T* v, T* old_m, T* old_v, index n, const AdamStep& s);
     void (*scale)(T* x, index n, double factor);  // x ← factor·x (gradient clipping)
 };
 
@@ -73,13 +75,13 @@ bool sgd_keeping_old(T* param, T* grad, index n, const SgdStep& s) {
 }
 
 template <typename T>
-bool sgd_would_be_finite(const T* param, const T* grad, const T* velocity, index n, const SgdStep& s) {
-    return active_optim_kernels<T>().sgd_would_be_finite(param, grad, velocity, n, s);
+void sgd_keeping_state(T* param, T* grad, T* velocity, T* old_velocity, index n, const SgdStep& s) {
+    active_optim_kernels<T>().sgd_keeping_state(param, grad, velocity, old_velocity, n, s);
 }
 
 template <typename T>
-bool adam_would_be_finite(const T* param, const T* grad, const T* m, const T* v, index n, const AdamStep& s) {
-    return active_optim_kernels<T>().adam_would_be_finite(param, grad, m, v, n, s);
+void adam_keeping_state(T* param, T* grad, T* m, T* v, T* old_m, T* old_v, index n, const AdamStep& s) {
+    active_optim_kernels<T>().adam_keeping_state(param, grad, m, v, old_m, old_v, n, s);
 }
 
 template <typename T>

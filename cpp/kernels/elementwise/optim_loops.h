@@ -1,7 +1,7 @@
 // The loops behind optim_kernels.h, included by one translation unit per ISA
 // (as activation_loops.h). Each update is written once, per element, and
-// used twice: by the loop that writes the step and by the one that only asks
-// whether every value it would write is finite.
+// used twice: by the loop that writes the step and by the one that also
+// keeps the values it overwrites (the guarded step of model/optim.h).
 #pragma once
 
 #include <cmath>
@@ -181,66 +181,72 @@ void adam_loop(T* param, const T* grad, T* m, T* v, index n, const AdamStep& s) 
     for_adam_variant(s, AdamWrite<T>{param, grad, m, v, n, AdamConstants<T>(s)});
 }
 
+// The stateful steps in one pass that keeps what it overwrites: θ and the
+// state become their new values, g becomes the old θ and old_* the old
+// state, so that the step can be undone exactly (model/optim.cpp checks the
+// new values, with check_kernels.h, in a cheaper pass than the update's).
 template <typename T>
-struct SgdCheck {
-    const T* param;
-    const T* grad;
-    const T* velocity;
+struct SgdKeepingState {
+    T* param;
+    T* grad;
+    T* velocity;
+    T* old_velocity;
     index n;
     SgdConstants<T> c;
-    bool* finite;
     template <bool MOMENTUM, bool NESTEROV, bool SKLEARN>
     void run() const {
-        T partial[CHECK_LANES<T>] = {};
-        auto add = [&](index i, int lane) {
-            T p = param[i], b = MOMENTUM ? velocity[i] : T(0);
-            sgd_element<MOMENTUM, NESTEROV, SKLEARN>(p, b, grad[i], c);
-            partial[lane] += MOMENTUM ? p * T(0) + b * T(0) : p * T(0);
-        };
-        index i = 0;
-        for (; i + CHECK_LANES<T> <= n; i += CHECK_LANES<T>)
-            for (int k = 0; k < CHECK_LANES<T>; ++k) add(i + k, k);
-        for (; i < n; ++i) add(i, 0);
-        *finite = all_zero(partial);
+        // distinct arrays: restrict lets the loop vectorise without run-time overlap checks
+        T* __restrict param_ = param;
+        T* __restrict grad_ = grad;
+        T* __restrict velocity_ = velocity;
+        T* __restrict old_velocity_ = old_velocity;
+        for (index i = 0; i < n; ++i) {
+            T p = param_[i], b = velocity_[i];
+            const T g = grad_[i];
+            grad_[i] = p;
+            old_velocity_[i] = b;
+            sgd_element<MOMENTUM, NESTEROV, SKLEARN>(p, b, g, c);
+            param_[i] = p;
+            velocity_[i] = b;
+        }
     }
 };
 
-// Whether every value an SGD step would write is finite; writes nothing.
+// SGD with momentum (velocity and old_velocity not null), keeping the old values.
 template <typename T>
-bool sgd_would_be_finite(const T* param, const T* grad, const T* velocity, index n, const SgdStep& s) {
-    bool finite = true;
-    for_sgd_variant(s, SgdCheck<T>{param, grad, velocity, n, SgdConstants<T>(s), &finite});
-    return finite;
+void sgd_keeping_state_loop(T* param, T* grad, T* velocity, T* old_velocity, index n, const SgdStep& s) {
+    for_sgd_variant(s, SgdKeepingState<T>{param, grad, velocity, old_velocity, n, SgdConstants<T>(s)});
 }
 
 template <typename T>
-struct AdamCheck {
-    const T* param;
-    const T* grad;
-    const T* m;
-    const T* v;
+struct AdamKeepingState {
+    T* param;
+    T* grad;
+    T* m;
+    T* v;
     index n;
     AdamConstants<T> c;
     template <bool DECOUPLED, bool SKLEARN>
     bool run() const {
-        T partial[CHECK_LANES<T>] = {};
-        auto add = [&](index i, int lane) {
-            T p = param[i], m1 = m[i], m2 = v[i];
-            adam_element<DECOUPLED, SKLEARN>(p, m1, m2, grad[i], c);
-            partial[lane] += p * T(0) + m1 * T(0) + m2 * T(0);
-        };
-        index i = 0;
-        for (; i + CHECK_LANES<T> <= n; i += CHECK_LANES<T>)
-            for (int k = 0; k < CHECK_LANES<T>; ++k) add(i + k, k);
-        for (; i < n; ++i) add(i, 0);
-        return all_zero(partial);
+        T* __restrict param_ = param;
+        T* __restrict grad_ = grad;
+        T* __restrict m_ = m;
+        T* __restrict v_ = v;
+        for (index i = 0; i < n; ++i) {
+            const T g = grad_[i];
+            grad_[i] = param_[i];
+            adam_element<DECOUPLED, SKLEARN>(param_[i], m_[i], v_[i], g, c);
+        }
+        return true;
     }
 };
 
-// Whether every value an Adam step would write (θ, m and v) is finite; writes nothing.
 template <typename T>
-bool adam_would_be_finite(const T* param, const T* grad, const T* m, const T* v, index n, const AdamStep& s) {
-    return for_adam_variant(s, AdamCheck<T>{param, grad, m, v, n, AdamConstants<T>(s)});
+void adam_keeping_state_loop(T* param, T* grad, T* m, T* v, T* old_m, T* old_v, index n, const AdamStep& s) {
+    // the old state copied first (a copy is faster than one more stream in the update's loop)
+    std::memcpy(old_m, m, sizeof(T) * size_t(n));
+    std::memcpy(old_v, v, sizeof(T) * size_t(n));
+    for_adam_variant(s, AdamKeepingState<T>{param, grad, m, v, n, AdamConstants<T>(s)});
 }
 
 template <typename T>
@@ -251,8 +257,8 @@ void scale_loop(T* x, index n, double factor) {
 
 template <typename T>
 OptimizerKernels<T> optim_loops_table() {
-    return {&sgd_loop<T>,           &adam_loop<T>,           &sgd_keeping_old_loop<T>,
-            &sgd_would_be_finite<T>, &adam_would_be_finite<T>, &scale_loop<T>};
+    return {&sgd_loop<T>, &adam_loop<T>, &sgd_keeping_old_loop<T>, &sgd_keeping_state_loop<T>,
+            &adam_keeping_state_loop<T>, &scale_loop<T>};
 }
 
 }  // namespace
