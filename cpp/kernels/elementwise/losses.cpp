@@ -127,10 +127,10 @@ double softmax_clipped_log_loss(T* grad, const T* Z, const T* Tg, index batch, i
     const T s = reduction_scale<T>(batch, r);
     const T eps = std::numeric_limits<T>::epsilon();
     double total = 0.0;
+    softmax_rows(grad, static_cast<T*>(nullptr), static_cast<T*>(nullptr), Z, batch, n);
     for (index row = 0; row < batch; ++row) {
         const T* t = Tg + row * n;
         T* g = grad + row * n;
-        softmax_rows(g, static_cast<T*>(nullptr), static_cast<T*>(nullptr), Z + row * n, 1, n);
         for (index j = 0; j < n; ++j) {
             if (t[j] != T(0)) total -= double(t[j]) * std::log(double(std::clamp(g[j], eps, T(1) - eps)));
             g[j] = (g[j] - t[j]) * s;
