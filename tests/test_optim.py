@@ -586,15 +586,20 @@ def test_lr_positional_means_lr():
     assert optim.AdamW(0.003, weight_decay=0.1).config() == {**optim.AdamW(lr=0.003, weight_decay=0.1).config()}
 
 
-# Stateless SGD without clipping takes its step inside the backward pass,
-# each layer's weights as soon as their gradient is done; with clipping
-# (a clip_norm too large to clip) it is the separate pass over every
-# parameter after the backward pass. The two must write the same bits.
+# Without clipping, every optimizer takes its step inside the backward pass,
+# each layer's rows as soon as their gradients are done (stateless SGD in
+# the kernels' registers, the others by blocks of rows on the thread that
+# computed them); with clipping (a clip_norm too large to clip) it is the
+# separate pass over every parameter after the backward pass. The two must
+# write the same bits.
 FUSABLE = {
-    "plain": dict(lr=0.3),
-    "decay": dict(lr=0.1, weight_decay=0.05),
-    "decay-bias": dict(lr=0.1, weight_decay=0.05, decay_bias=True),
-    "invscaling": dict(lr=0.2, schedule=optim.InverseScaling(power_t=0.5)),
+    "plain": (optim.SGD, dict(lr=0.3)),
+    "decay": (optim.SGD, dict(lr=0.1, weight_decay=0.05)),
+    "decay-bias": (optim.SGD, dict(lr=0.1, weight_decay=0.05, decay_bias=True)),
+    "invscaling": (optim.SGD, dict(lr=0.2, schedule=optim.InverseScaling(power_t=0.5))),
+    "nesterov": (optim.SGD, dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01)),
+    "adam": (optim.Adam, dict(lr=0.01, weight_decay=0.01)),
+    "adamw": (optim.AdamW, dict(lr=0.01, weight_decay=0.1)),
 }
 
 
@@ -605,12 +610,43 @@ FUSABLE = {
 def test_the_step_in_the_backward_pass_writes_what_the_separate_pass_writes(case, sizes, batch, dtype):
     rng = np.random.default_rng(3)
     X, labels = rng.standard_normal((batch, sizes[0])), rng.integers(0, sizes[-1], batch)
-    fused = bpfast.Network(sizes, output="softmax", dtype=dtype, seed=2, optimizer=optim.SGD(**FUSABLE[case]))
+    kind, settings = FUSABLE[case]
+    fused = bpfast.Network(sizes, output="softmax", dtype=dtype, seed=2, optimizer=kind(**settings))
     separate = bpfast.Network(sizes, output="softmax", dtype=dtype, seed=2,
-                              optimizer=optim.SGD(**FUSABLE[case], clip_norm=1e30))
+                              optimizer=kind(**settings, clip_norm=1e30))
     for _ in range(3):
         assert fused.train_step(X, labels) == separate.train_step(X, labels)
     assert all(np.array_equal(a, b) for a, b in zip(fused.parameters(), separate.parameters()))
     fused.fit(X, labels, epochs=2, batch_size=batch // 4)
     separate.fit(X, labels, epochs=2, batch_size=batch // 4)
     assert all(np.array_equal(a, b) for a, b in zip(fused.parameters(), separate.parameters()))
+    for a, b in zip(fused._engine.optimizer_state(), separate._engine.optimizer_state()):
+        assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("batch", [16, 200, 300], ids=["small-net", "small-net-split", "gemm"])
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_the_fused_step_with_the_l2_term_writes_what_the_separate_pass_writes(solver, batch, dtype):
+    """scikit-learn's objective (the L2 term α·W/N joins each block of dW before its step) and
+    update forms: the fused step and the separate pass (clipping that never clips) write the same bits."""
+    from bpfast import _core
+    core = _core.f32 if dtype == np.float32 else _core.f64
+    rng = np.random.default_rng(4)
+    sizes = [300, 257, 10]
+    X, labels = rng.standard_normal((batch, sizes[0])).astype(dtype), rng.integers(0, 10, batch)
+    nets = [core.Network(sizes, ["relu", "softmax"], "softmax_clipped_log_loss", "mean") for _ in range(2)]
+    for p, q in zip(*(n.parameters() for n in nets)):
+        p[...] = q[...] = rng.normal(scale=0.05, size=p.shape)
+    for net, clip in zip(nets, (0.0, 1e30)):
+        net.set_optimizer(kind=solver, lr=0.01, momentum=0.9 if solver == "sgd" else 0.0, nesterov=True,
+                          beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, decay_bias=False, clip_norm=clip,
+                          schedule="constant", step_size=1, gamma=1.0, power_t=0.0, form="sklearn")
+        net.set_objective(l2=0.5)
+    for _ in range(3):
+        assert nets[0].train_step(X, None, labels) == nets[1].train_step(X, None, labels)
+    assert nets[0].train_epoch(X, None, labels, None, batch // 3)[:2] == \
+        nets[1].train_epoch(X, None, labels, None, batch // 3)[:2]
+    for a, b in zip(nets[0].parameters() + list(nets[0].optimizer_state()),
+                    nets[1].parameters() + list(nets[1].optimizer_state())):
+        assert np.array_equal(a, b)

@@ -44,18 +44,24 @@ void GemmBackend<T>::input_gradient(index l, const T* W, T* db_below, Activation
 }
 
 template <typename T>
-bool GemmBackend<T>::weight_gradient(index l, T* dW, const FusedSgd<T>* step) {
+bool GemmBackend<T>::weight_gradient(index l, T* dW, const LayerStep<T>& step) {
     // δ_l (batch, n_out), A_{l−1} (batch, n_in), dW (n_out, n_in)
     const index n_in = layout_.n_in(l), n_out = layout_.n_out(l);
     bpfast::weight_gradient(dW, delta_.data(), input_of(l), batch_, n_in, n_out);
     // The step on this layer while its dW is still in the caches.
     std::atomic<bool> finite{true};
-    if (step) {
+    if (const FusedSgd<T>* sgd = step.sgd) {
         for_each_chunk(n_out * n_in, [&](index lo, index hi) {
-            if (!sgd_keeping_old(step->W + lo, dW + lo, hi - lo, step->step))
+            if (!sgd_keeping_old(sgd->W + lo, dW + lo, hi - lo, sgd->step)) finite.store(false, std::memory_order_relaxed);
+        });
+        if (!sgd_keeping_old(sgd->b, sgd->db, n_out, sgd->bias_step)) finite.store(false, std::memory_order_relaxed);
+    } else if (step.rows) {
+        // blocks of about CHUNK values, whole rows (an elementwise step: any split writes the same values)
+        const index blocks = std::min(n_out, std::max<index>(1, n_out * n_in / CHUNK));
+        parallel_for(blocks, [&](index p) {
+            if (!step.rows(step.context, l, p * n_out / blocks, (p + 1) * n_out / blocks))
                 finite.store(false, std::memory_order_relaxed);
         });
-        if (!sgd_keeping_old(step->b, step->db, n_out, step->bias_step)) finite.store(false, std::memory_order_relaxed);
     }
     if (below_ready_) std::swap(delta_, spare_);  // the layer below is next
     below_ready_ = false;

@@ -19,7 +19,7 @@ public:
     const T* output() const override { return outputs_.back().data(); }
     T* output_gradient() override { return delta_.data(); }
     void input_gradient(index l, const T* W, T* db_below, Activation act_below) override;
-    bool weight_gradient(index l, T* dW, const FusedSgd<T>* step) override;
+    bool weight_gradient(index l, T* dW, const LayerStep<T>& step) override;
 
 private:
     const T* input_of(index l) const { return l == 0 ? input_ : outputs_[l - 1].data(); }

@@ -30,6 +30,19 @@ struct FusedSgd {
     SgdStep bias_step;
 };
 
+// The step a layer takes inside the backward pass (Network's fused step), as
+// soon as its gradients are final: stateless SGD in the kernels' registers
+// (sgd), or any other step on rows [r0, r1) of layer l's weights and biases
+// (rows, which runs on the calling thread and returns whether every new
+// value is finite). Neither: no step.
+template <typename T>
+struct LayerStep {
+    const FusedSgd<T>* sgd = nullptr;
+    bool (*rows)(void* context, index l, index r0, index r1) = nullptr;
+    void* context = nullptr;
+    bool any() const { return sgd || rows; }
+};
+
 template <typename T>
 class LayerBackend {
 public:
@@ -53,9 +66,10 @@ public:
     // layer l−1, and db_{l−1} = Σ_rows δ_{l−1}; l ≥ 1.
     virtual void input_gradient(index l, const T* W, T* db_below, Activation act_below) = 0;
     // dW_l (n[l+1], n[l]) = δ_lᵀ · A_{l−1}. With a step, the layer's weights
-    // and biases then take it at once (FusedSgd); returns whether every new
-    // value is finite (true without a step).
-    virtual bool weight_gradient(index l, T* dW, const FusedSgd<T>* step) = 0;
+    // and biases then take it at once, each block of rows on the thread that
+    // computed it (LayerStep); returns whether every new value is finite
+    // (true without a step).
+    virtual bool weight_gradient(index l, T* dW, const LayerStep<T>& step) = 0;
 };
 
 }  // namespace bpfast

@@ -183,8 +183,7 @@ double Network<T>::forward_and_loss(LayerBackend<T>& backend, const T* X, const 
 }
 
 template <typename T>
-bool Network<T>::backward_pass(LayerBackend<T>& backend, GradientsReady ready, const SgdStep* weight_step,
-                               const SgdStep* bias_step) {
+bool Network<T>::backward_pass(LayerBackend<T>& backend, GradientsReady ready, const FusedStep* step) {
     // db_l is final before this loop (the last layer) or after input_gradient(l + 1),
     // dW_l after weight_gradient(l). Each layer's input gradient reads W_l
     // before a fused step changes it.
@@ -194,13 +193,35 @@ bool Network<T>::backward_pass(LayerBackend<T>& backend, GradientsReady ready, c
         if (l > 0)
             backend.input_gradient(l, params_.data() + layout_.weights(l), grads + layout_.bias(l - 1),
                                    activations_[l - 1]);
-        const FusedSgd<T> fused{params_.data() + layout_.weights(l), weight_step ? *weight_step : SgdStep{},
-                                params_.data() + layout_.bias(l), grads + layout_.bias(l),
-                                bias_step ? *bias_step : SgdStep{}};
-        finite &= backend.weight_gradient(l, grads + layout_.weights(l), weight_step ? &fused : nullptr);
+        LayerStep<T> layer_step;
+        FusedSgd<T> sgd;
+        if (step && step->in_registers) {
+            sgd = FusedSgd<T>{params_.data() + layout_.weights(l), step->weights, params_.data() + layout_.bias(l),
+                              grads + layout_.bias(l), step->biases};
+            layer_step.sgd = &sgd;
+        } else if (step) {
+            layer_step.rows = [](void* context, index layer, index r0, index r1) {
+                auto* self = static_cast<const FusedStep*>(context);
+                return self->network->step_rows(layer, r0, r1, *self);
+            };
+            layer_step.context = const_cast<FusedStep*>(step);
+        }
+        finite &= backend.weight_gradient(l, grads + layout_.weights(l), layer_step);
         ready(l);
     }
     return finite;
+}
+
+template <typename T>
+bool Network<T>::step_rows(index l, index r0, index r1, const FusedStep& step) {
+    // rows [r0, r1) of W_l and b_l: the L2 term joins dW (as penalty() adds
+    // it), then the optimizer's step, keeping the old values
+    T* params = params_.data();
+    T* grads = grads_.data();
+    const index n_in = layout_.n_in(l), w = layout_.weights(l) + r0 * n_in, count = (r1 - r0) * n_in;
+    if (objective_.l2 != 0.0) l2_gradient(grads + w, params + w, count, objective_.l2, step.norm);
+    const bool weights_ok = optimizer_.step_span(params, grads, w, count, step.lr, false);
+    return optimizer_.step_span(params, grads, layout_.bias(l) + r0, r1 - r0, step.lr, true) && weights_ok;
 }
 
 template <typename T>
@@ -211,7 +232,7 @@ double Network<T>::loss_and_gradients(const T* X, const T* Tg, const T* weights,
     double value = forward_and_loss(backend, X, Tg, weights, batch, &norm);
     // The L2 term, when set, joins the gradients after every layer.
     const bool tell_each = objective_.l2 == 0.0;
-    backward_pass(backend, tell_each ? ready : GradientsReady{}, nullptr, nullptr);
+    backward_pass(backend, tell_each ? ready : GradientsReady{}, nullptr);
     if (!tell_each) {
         value += penalty(grads_.data(), norm);
         for (index l = n_layers() - 1; l >= 0; --l) ready(l);
@@ -221,21 +242,28 @@ double Network<T>::loss_and_gradients(const T* X, const T* Tg, const T* weights,
 
 template <typename T>
 StepStatus Network<T>::step_on_batch(const T* X, const T* Tg, const T* weights, index batch, double lr) {
-    if (!optimizer_.fuses_into_backward() || objective_.l2 != 0.0)
+    if (!optimizer_.fuses_into_backward())
         return guarded_update(grads_.data(), loss_and_gradients(X, Tg, weights, batch), lr);
     // The fused step: each layer's weights and biases step as soon as their
-    // gradients are done, while they are in cache, the old values kept in
-    // grads_. The same values as guarded_update's separate pass.
+    // gradients are done, while they are in cache (and, split over threads,
+    // on the thread that computed them), the old values kept. The same
+    // values as guarded_update's separate pass.
     LayerBackend<T>& backend = backend_for(batch);
-    double norm = 1.0;
+    FusedStep step;
+    step.network = this;
     StepStatus status;
-    status.loss = forward_and_loss(backend, X, Tg, weights, batch, &norm);
+    status.loss = forward_and_loss(backend, X, Tg, weights, batch, &step.norm);
+    // the L2 term of the loss from the weights before the step (its gradient joins each block of rows)
+    if (objective_.l2 != 0.0) status.loss += penalty(nullptr, step.norm);
     if (!std::isfinite(status.loss)) {
         status.finite = false;
         return status;
     }
-    const SgdStep weight_step = optimizer_.fused_step(lr, false), bias_step = optimizer_.fused_step(lr, true);
-    const bool finite = backward_pass(backend, {}, &weight_step, &bias_step);
+    step.in_registers = optimizer_.stateless_sgd() && objective_.l2 == 0.0;
+    step.weights = optimizer_.fused_step(lr, false);
+    step.biases = optimizer_.fused_step(lr, true);
+    step.lr = optimizer_.learning_rate(lr);
+    const bool finite = backward_pass(backend, {}, &step);
     status.non_finite_layer = optimizer_.finish_fused_step(params_.data(), grads_.data(), finite);
     status.finite = status.non_finite_layer < 0;
     return status;
@@ -413,7 +441,7 @@ double Network<T>::compute_gradients(const CsrRows<T>& X, Targets<T> targets, in
         LayerBackend<T>& backend = backend_for(rows);
         double norm = 1.0;
         value += forward_and_loss(backend, Xd, Tg, from.weights, rows, &norm) * norm;
-        backward_pass(backend, {}, nullptr, nullptr);
+        backward_pass(backend, {}, nullptr);
         const T weight = T(norm);
         for (index i = 0; i < n_params; ++i) total[i] += weight * grads[i];
         total_norm += norm;

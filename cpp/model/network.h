@@ -154,11 +154,22 @@ private:
     const T* forward_pass(LayerBackend<T>& backend, const T* X, index batch, bool logits_out);
     double forward_and_loss(LayerBackend<T>& backend, const T* X, const T* Tg, const T* weights, index batch,
                             double* norm);
-    // The layers last to first; with the steps, each layer's weights and
-    // biases take them as soon as their gradients are done. Returns whether
-    // every new value is finite (true without steps).
-    bool backward_pass(LayerBackend<T>& backend, GradientsReady ready, const SgdStep* weight_step,
-                       const SgdStep* bias_step);
+    // A step taken inside the backward pass: stateless SGD without an L2
+    // term in the kernels' registers (weights, biases), any other step by
+    // blocks of rows (step_rows, at learning rate lr; N = norm for the L2 term).
+    struct FusedStep {
+        Network* network = nullptr;
+        bool in_registers = false;
+        SgdStep weights, biases;
+        double lr = 0.0;
+        double norm = 1.0;
+    };
+    // The layers last to first; with a step, each layer's weights and
+    // biases take it as soon as their gradients are done. Returns whether
+    // every new value is finite (true without a step).
+    bool backward_pass(LayerBackend<T>& backend, GradientsReady ready, const FusedStep* step);
+    // The fused step on rows [r0, r1) of layer l (and their biases): the L2 term, then the optimizer's.
+    bool step_rows(index l, index r0, index r1, const FusedStep& step);
     double loss_and_gradients(const T* X, const T* dense_targets, const T* weights, index batch,
                               GradientsReady ready = {});
     // One optimizer step on a batch: the gradients then guarded_update, or,

@@ -48,52 +48,47 @@ void Optimizer<T>::clip(T* grads, double squared_norm) {
         for_each_chunk(layout_.n_parameters(), [&](index lo, index hi) { scale_in_place(grads + lo, hi - lo, factor); });
 }
 
-// f(begin, count, decay) over the arrays that one step updates alike: all
-// parameters in one range when weights and biases decay alike, else each
-// weight matrix and each bias vector (biases undecayed).
 template <typename T>
-template <typename F>
-void Optimizer<T>::for_each_range(const F& f) const {
+double Optimizer<T>::decay_of(bool bias) const {
+    return bias && !config_.decay_bias ? 0.0 : config_.weight_decay;
+}
+
+template <typename T>
+bool Optimizer<T>::step_span(T* params, T* grads, index begin, index count, double lr, bool bias) {
     const OptimizerConfig& c = config_;
-    if (c.weight_decay == 0.0 || c.decay_bias) return f(index(0), layout_.n_parameters(), c.weight_decay);
-    for (index l = 0; l < layout_.n_layers(); ++l) {
-        f(layout_.weights(l), layout_.bias(l) - layout_.weights(l), c.weight_decay);
-        f(layout_.bias(l), layout_.n_out(l), 0.0);
+    const double decay = decay_of(bias);
+    T* p = params + begin;
+    T* g = grads + begin;
+    if (c.kind == OptimizerKind::sgd) {
+        const SgdStep s{lr, c.momentum, c.nesterov, decay, c.form};
+        if (m_.empty()) return sgd_keeping_old(p, g, count, s);
+        T* m = m_.data() + begin;
+        sgd_keeping_state(p, g, m, old_m_.data() + begin, count, s);
+        return all_finite(p, count) && all_finite(m, count);
     }
+    const AdamStep s{steps_ + 1, lr, c.beta1, c.beta2, c.eps, decay, c.kind == OptimizerKind::adamw, c.form};
+    T* m = m_.data() + begin;
+    T* v = v_.data() + begin;
+    adam_keeping_state(p, g, m, v, old_m_.data() + begin, old_v_.data() + begin, count, s);
+    return all_finite(p, count) && all_finite(m, count) && all_finite(v, count);
 }
 
 template <typename T>
 bool Optimizer<T>::step_keeping_old(T* params, T* grads, double lr) {
-    const OptimizerConfig& c = config_;
     std::atomic<bool> finite{true};
-    for_each_range([&](index begin, index count, double decay) {
-        T* p = params + begin;
-        T* g = grads + begin;
-        T* m = m_.empty() ? nullptr : m_.data() + begin;
-        T* v = v_.empty() ? nullptr : v_.data() + begin;
-        T* old_m = old_m_.empty() ? nullptr : old_m_.data() + begin;
-        T* old_v = old_v_.empty() ? nullptr : old_v_.data() + begin;
-        if (c.kind == OptimizerKind::sgd) {
-            const SgdStep s{lr, c.momentum, c.nesterov, decay, c.form};
-            for_each_chunk(count, [&](index lo, index hi) {
-                bool ok;
-                if (m) {
-                    sgd_keeping_state(p + lo, g + lo, m + lo, old_m + lo, hi - lo, s);
-                    ok = all_finite(p + lo, hi - lo) && all_finite(m + lo, hi - lo);
-                } else {
-                    ok = sgd_keeping_old(p + lo, g + lo, hi - lo, s);
-                }
-                if (!ok) finite.store(false, std::memory_order_relaxed);
-            });
-        } else {
-            const AdamStep s{steps_ + 1, lr, c.beta1, c.beta2, c.eps, decay, c.kind == OptimizerKind::adamw, c.form};
-            for_each_chunk(count, [&](index lo, index hi) {
-                adam_keeping_state(p + lo, g + lo, m + lo, v + lo, old_m + lo, old_v + lo, hi - lo, s);
-                if (!(all_finite(p + lo, hi - lo) && all_finite(m + lo, hi - lo) && all_finite(v + lo, hi - lo)))
-                    finite.store(false, std::memory_order_relaxed);
-            });
+    auto span = [&](index begin, index count, bool bias) {
+        for_each_chunk(count, [&](index lo, index hi) {
+            if (!step_span(params, grads, begin + lo, hi - lo, lr, bias)) finite.store(false, std::memory_order_relaxed);
+        });
+    };
+    if (config_.weight_decay == 0.0 || config_.decay_bias) {
+        span(0, layout_.n_parameters(), false);  // every parameter decays alike
+    } else {
+        for (index l = 0; l < layout_.n_layers(); ++l) {
+            span(layout_.weights(l), layout_.bias(l) - layout_.weights(l), false);
+            span(layout_.bias(l), layout_.n_out(l), true);
         }
-    });
+    }
     return finite.load(std::memory_order_relaxed);
 }
 
@@ -120,9 +115,7 @@ index Optimizer<T>::undo_unless_finite(T* params, const T* grads, bool finite) {
 
 template <typename T>
 SgdStep Optimizer<T>::fused_step(double base_lr, bool bias) const {
-    // as for_each_range decays them
-    const double decay = bias && !config_.decay_bias ? 0.0 : config_.weight_decay;
-    return SgdStep{learning_rate(base_lr), 0.0, false, decay};
+    return SgdStep{learning_rate(base_lr), 0.0, false, decay_of(bias)};
 }
 
 template <typename T>

@@ -55,18 +55,23 @@ public:
     index step(T* params, T* grads, double base_lr);
 
     // Whether the step can be taken inside the backward pass, each layer's
-    // weights as soon as their gradient is done (Network's fused step):
-    // stateless SGD without clipping, whose writes are undone from the old
-    // values it leaves in grads.
-    bool fuses_into_backward() const {
-        return config_.kind == OptimizerKind::sgd && config_.momentum == 0.0 && !clips();
-    }
+    // rows as soon as their gradients are done (Network's fused step): any
+    // step but a clipped one (clipping needs every gradient first). Its writes
+    // are undone from the old values it keeps.
+    bool fuses_into_backward() const { return !clips(); }
+    // Stateless SGD (no momentum): the step the small-network and GEMM kernels
+    // can take in registers (fused_step's settings).
+    bool stateless_sgd() const { return config_.kind == OptimizerKind::sgd && config_.momentum == 0.0; }
     // The settings of that step at base_lr, for the weights or the biases.
     SgdStep fused_step(double base_lr, bool bias) const;
-    // Ends a fused step, in which every parameter went through
-    // sgd_keeping_old (the old values are now in grads): when `finite`, counts
-    // the step and returns -1; else puts every parameter back and returns the
-    // first layer holding a value that is not finite.
+    // The step on params[begin, begin + count) at learning rate lr (learning_rate's), from grads laid
+    // out alike, biases when `bias` (for decay_bias), keeping the old values: the old parameters in
+    // grads, the old state apart. Returns whether every new value is finite. Serial: the caller splits.
+    bool step_span(T* params, T* grads, index begin, index count, double lr, bool bias);
+    // Ends a fused step, in which every parameter went through step_span
+    // or sgd_keeping_old (the old values kept): when `finite`, counts the
+    // step and returns -1; else puts every parameter and state value back and
+    // returns the first layer holding a value that is not finite.
     index finish_fused_step(T* params, const T* grads, bool finite);
 
     // Counts a finished epoch (the step schedule counts epochs).
@@ -82,8 +87,7 @@ public:
     AlignedVector<T>& second_moment() { return v_; }
 
 private:
-    template <typename F>
-    void for_each_range(const F& f) const;
+    double decay_of(bool bias) const;
     // The step in one pass that keeps what it overwrites: the old parameters
     // in grads, the old state in old_m_ and old_v_. Returns whether every new
     // value is finite.

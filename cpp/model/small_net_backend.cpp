@@ -121,10 +121,12 @@ index SmallNetBackend<T>::parts_for(double flops, index blocks) const {
 // The kernels also say whether what they wrote is finite; the step's guard
 // checks the update as a whole (network.cpp), so that flag goes unused here.
 template <typename T>
-bool SmallNetBackend<T>::weight_gradient(index l, T* dW, const FusedSgd<T>* step) {
+bool SmallNetBackend<T>::weight_gradient(index l, T* dW, const LayerStep<T>& layer_step) {
     // Split by rows of dW: each value is the same sum over the batch, in the
     // same order, whatever the split. A fused step runs on each tile of dW
-    // as soon as it is done, in registers, and on the part's biases.
+    // as soon as it is done, in registers, and on the part's biases; any
+    // other step on the part's rows right after them, on the same thread.
+    const FusedSgd<T>* step = layer_step.sgd;
     const T* input = l == 0 ? input_ : samples_[l].data();
     const index n_in = layout_.n_in(l), n_out = layout_.n_out(l);
     const index parts = parts_for(2.0 * double(batch_ * n_in * n_out), n_out);
@@ -135,6 +137,8 @@ bool SmallNetBackend<T>::weight_gradient(index l, T* dW, const FusedSgd<T>* step
                                                  batch_, n_in, r1 - r0, step ? step->W + r0 * n_in : nullptr,
                                                  step ? step->step.lr : 0.0, step ? step->step.weight_decay : 0.0);
         if (step && !(ok & sgd_keeping_old(step->b + r0, step->db + r0, r1 - r0, step->bias_step)))
+            finite.store(false, std::memory_order_relaxed);
+        if (layer_step.rows && !layer_step.rows(layer_step.context, l, r0, r1))
             finite.store(false, std::memory_order_relaxed);
     };
     parallel_for(parts, part);

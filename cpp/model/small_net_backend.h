@@ -40,7 +40,7 @@ public:
     const T* output() const override { return output_.data(); }
     T* output_gradient() override { return output_gradient_.data(); }
     void input_gradient(index l, const T* W, T* db_below, Activation act_below) override;
-    bool weight_gradient(index l, T* dW, const FusedSgd<T>* step) override;
+    bool weight_gradient(index l, T* dW, const LayerStep<T>& step) override;
 
     // A product of at least this many flops per thread is split over the
     // pool's threads (half as many in float64, whose flops take twice as

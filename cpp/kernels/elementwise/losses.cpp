@@ -156,12 +156,16 @@ double sigmoid_clipped_log_loss(T* grad, const T* Z, const T* Tg, index batch, i
 }
 
 template <typename T>
+void l2_gradient(T* dW, const T* W, index n, double alpha, double norm) {
+    // W and dW are (n,)
+    const T c = T(alpha / norm);
+    for (index i = 0; i < n; ++i) dW[i] += c * W[i];
+}
+
+template <typename T>
 double l2_penalty(T* dW, const T* W, index n, double alpha, double norm) {
     // W and dW are (n,)
-    if (dW) {
-        const T c = T(alpha / norm);
-        for (index i = 0; i < n; ++i) dW[i] += c * W[i];
-    }
+    if (dW) l2_gradient(dW, W, n, alpha, norm);
     return 0.5 * alpha * lane_sum(n, [&](index i) { return double(W[i]) * double(W[i]); }) / norm;
 }
 
@@ -190,6 +194,7 @@ LossFn<T> loss_function(LossKind kind) {
     template double softmax_clipped_log_loss<T>(T*, const T*, const T*, index, index, Reduction); \
     template double sigmoid_clipped_log_loss<T>(T*, const T*, const T*, index, index, Reduction); \
     template double l2_penalty<T>(T*, const T*, index, double, double);                          \
+    template void l2_gradient<T>(T*, const T*, index, double, double);                           \
     template LossFn<T> loss_function<T>(LossKind);
 BPFAST_INSTANTIATE(float)
 BPFAST_INSTANTIATE(double)

@@ -49,6 +49,9 @@ double sigmoid_clipped_log_loss(T* grad, const T* Z, const T* Tg, index batch, i
 // when dW is not null, adds alpha·w / norm to it.
 template <typename T>
 double l2_penalty(T* dW, const T* W, index n, double alpha, double norm);
+// The gradient part alone: dW += alpha·W / norm, as l2_penalty adds it.
+template <typename T>
+void l2_gradient(T* dW, const T* W, index n, double alpha, double norm);
 
 template <typename T>
 using LossFn = double (*)(T* grad, const T* Y, const T* Tg, index batch, index n, Reduction r);
