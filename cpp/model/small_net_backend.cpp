@@ -43,7 +43,7 @@ void SmallNetBackend<T>::start_forward(const T* X, index batch) {
         const index widest_hidden =
             n_layers() > 1 ? *std::max_element(padded_sizes_.begin() + 1, padded_sizes_.end() - 1) : index(0);
         reserve(input_rows_, ldt * padded_sizes_[0]);
-        for (index l = 0; l <= n_layers(); ++l) reserve(features_[l], padded_sizes_[l] * ldt);
+        for (index l = 1; l <= n_layers(); ++l) reserve(features_[l], padded_sizes_[l] * ldt);
         for (index l = 1; l < n_layers(); ++l) reserve(samples_[l], ldt * padded_sizes_[l]);
         reserve(output_, ldt * layout_.sizes().back());
         reserve(output_gradient_, ldt * layout_.sizes().back());
@@ -51,8 +51,8 @@ void SmallNetBackend<T>::start_forward(const T* X, index batch) {
         reserve(delta_b_, ldt * widest_hidden);
         capacity_ = ldt;
     }
-    // X (batch, n_in) -> input (ldt, padded n_in) -> features_[0] (padded n_in, ldt);
-    // X itself when it needs no padding
+    // X (batch, n_in) -> input (ldt, padded n_in), X itself when it needs no
+    // padding; layer_forward(0) makes its features-major copy
     batch_ = batch;
     ldt_ = ldt;
     delta_ = output_gradient_.data();  // the backward pass starts from dL/dY
@@ -64,15 +64,18 @@ void SmallNetBackend<T>::start_forward(const T* X, index batch) {
             std::memcpy(input_rows_.data() + m * padded_sizes_[0], X + m * n_in, sizeof(T) * n_in);
         input_ = input_rows_.data();
     }
-    // Split by blocks of lanes columns of X (rows of F) when it is big enough
-    // to pay for a second thread (a copy: any split gives the same values).
-    const index blocks = padded_sizes_[0] / lanes_;
-    const index parts = parts_for(double(ldt * padded_sizes_[0]) * TRANSPOSE_FLOPS_PER_VALUE, blocks);
-    auto part = [&](index p) {
-        const index c0 = p * blocks / parts * lanes_, c1 = (p + 1) * blocks / parts * lanes_;
-        kernels_.transpose(features_[0].data() + c0 * ldt, ldt, input_ + c0, padded_sizes_[0], ldt, c1 - c0);
-    };
-    parallel_for(parts, part);
+}
+
+template <typename T>
+const T* SmallNetBackend<T>::thread_input() {
+    // F (padded n_in, ldt) of the input, made by this thread once per batch
+    const index slot = thread_slot(), size = padded_sizes_[0] * ldt_;
+    T* F = thread_inputs_.data() + slot * size;
+    if (!input_made_[static_cast<size_t>(slot)]) {
+        kernels_.transpose(F, ldt_, input_, padded_sizes_[0], ldt_, padded_sizes_[0]);
+        input_made_[static_cast<size_t>(slot)] = 1;
+    }
+    return F;
 }
 
 template <typename T>
@@ -92,10 +95,14 @@ void SmallNetBackend<T>::layer_forward(index l, const T* W, const T* b, Activati
     // exactly what the whole call would for its rows (small_net.h).
     const index n_in = layout_.n_in(l), rows = kernels_.forward_rows, blocks = (n_out + rows - 1) / rows;
     const index parts = parts_for(2.0 * double(ldt * n_in * n_out), blocks);
-    const T* F_in = features_[l].data();
+    if (l == 0) {  // room for the input's copy of each thread that may run a part
+        reserve(thread_inputs_, static_cast<size_t>(parts * padded_sizes_[0] * ldt));
+        input_made_.assign(static_cast<size_t>(parts), 0);
+    }
     const index ld_s = padded_sizes_[l + 1];
     auto forward_part = [&](index p) {
         const index r0 = p * blocks / parts * rows, r1 = std::min(n_out, (p + 1) * blocks / parts * rows);
+        const T* F_in = l == 0 ? thread_input() : features_[l].data();
         kernels_.forward(F + r0 * ldt, F_in, W + r0 * n_in, b + r0, ldt, n_in, r1 - r0, act == Activation::relu,
                          S ? S + r0 : nullptr, ld_s);
     };

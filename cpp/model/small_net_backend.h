@@ -48,13 +48,13 @@ public:
     // waiting (about half a microsecond per call), and in moving what one
     // core wrote into the other's cache for the next product.
     static constexpr double MIN_FLOPS_PER_PART = double(1 << 20) * 4 / sizeof(T);
-    // A transpose's cost per value, in the flops of a product that take as long.
-    static constexpr double TRANSPOSE_FLOPS_PER_VALUE = 128;
 
 private:
     index n_layers() const { return layout_.n_layers(); }
     // Parts for a product of `flops` that can be cut into `blocks` blocks.
     index parts_for(double flops, index blocks) const;
+    // This thread's features-major copy of the input (layer_forward(0)'s parts).
+    const T* thread_input();
     index padded(index n) const { return (n + lanes_ - 1) / lanes_ * lanes_; }
 
     const ParameterLayout& layout_;
@@ -69,7 +69,12 @@ private:
     // features-major F (padded width, ldt); see kernels/small_net/small_net.h.
     // Cache-line aligned, so that rows (whole vectors long) are too.
     AlignedVector<T> input_rows_;              // X, samples-major, when it needs padding
-    std::vector<AlignedVector<T>> features_;   // features_[l]: input of layer l, F
+    std::vector<AlignedVector<T>> features_;   // features_[l]: input of layer l, F (l ≥ 1)
+    // Layer 0's input F, one copy for each thread that runs a part of the
+    // first forward (each makes its own: a copy that another core read last
+    // would cost more to overwrite than to make twice).
+    AlignedVector<T> thread_inputs_;
+    std::vector<char> input_made_;             // by thread slot: made for this batch
     std::vector<AlignedVector<T>> samples_;    // samples_[l], 0 < l < L: the same, S
     AlignedVector<T> output_, output_gradient_;  // Y and dL/dY, (ldt, n_out)
     const T* input_ = nullptr;                 // X or input_rows_
