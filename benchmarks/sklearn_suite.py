@@ -19,7 +19,7 @@ intercepts_ within 1e-9 relative to max(1, max |value|)) after the same number
 of iterations; that is bpfast.sklearn's promise. In float32 the two round
 differently, and Adam's per-weight scaling lets the difference grow over
 hundreds of epochs, so the check asks for the same final training loss within
-2% and test scores within 0.02.
+2% (of max(1, |loss|)) and test scores within 0.02.
 """
 
 import functools
@@ -45,8 +45,8 @@ EXPLANATION = (
     "the diabetes target too) and a synthetic `make_classification` set of 100,000 × 100 with 10 classes. "
     "Fits at the defaults stop where scikit-learn's tol and n_iter_no_change stop them (at most 200 "
     "iterations). Check: in float64 both fits give the same coefs_ and intercepts_ (within 1e-9 relative) after "
-    "the same number of iterations; in float32 the final training loss agrees within 2% and the test scores "
-    "within 0.02.")
+    "the same number of iterations; in float32 the final training loss agrees within 2% (of max(1, |loss|)) and "
+    "the test scores within 0.02.")
 EXTRA_COLUMNS = [("test score", "score")]
 
 TOLERANCE = {"coefs": 1e-9, "loss": 2e-2, "score": 0.02}
@@ -141,7 +141,8 @@ def compare(case, dtype, base, value):
         return Verdict(False, "the fitted coefs_ and intercepts_ have other shapes", float("inf"))
     coefs = max(float(np.abs(a - b).max()) / max(1.0, float(np.abs(b).max()))
                 for a, b in zip(value["coefs"], base["coefs"]))
-    loss = abs(value["loss"] - base["loss"]) / max(abs(base["loss"]), 1e-30)
+    # relative to max(1, |loss|): a converged loss near 0 differs by more than 2% in float32
+    loss = abs(value["loss"] - base["loss"]) / max(abs(base["loss"]), 1.0)
     score = abs(value["score"] - base["score"])
     iterations = f"{value['n_iter']} iterations (bpfast {base['n_iter']})"
     scores = f"test score {value['score']:.4f} (bpfast {base['score']:.4f})"
