@@ -64,19 +64,23 @@ def notes():
 
 @contextlib.contextmanager
 def case_context(case):
-    """Every library on case.threads threads while the case is checked and timed."""
+    """Every library on case.threads threads while the case is checked and timed (bpfast's steps
+    without their adaptive thread count, which could run a step of the 2-thread row on one)."""
     torch = optional.torch()
     before_bpfast = bpfast.get_num_threads()
+    adaptive = bpfast.get_adaptive_threads()
     before_torch = torch.get_num_threads() if torch is not None else None
     blas = _blas_threads()
     try:
         bpfast.set_num_threads(case.threads)
+        bpfast.set_adaptive_threads(False)
         blas.set(case.threads)
         if torch is not None:
             torch.set_num_threads(case.threads)
         yield
     finally:
         bpfast.set_num_threads(before_bpfast)
+        bpfast.set_adaptive_threads(adaptive)
         blas.restore()
         if torch is not None:
             torch.set_num_threads(before_torch)

@@ -80,3 +80,63 @@ def test_set_num_threads_validates_and_round_trips(restore_threads):
     assert bpfast.get_num_threads() == 2
     bpfast.set_num_threads(_core.MAX_THREADS)  # the bound itself is allowed
     assert bpfast.get_num_threads() == 256
+
+
+# ---------------------------------------------------------------- the training steps' thread count
+
+def test_the_thread_chooser_keeps_the_faster_count_and_times_again():
+    """Warm-up step untimed, then TRIALS steps on 1 thread and as many on all, alternately; the
+    faster count is kept (all threads unless one is faster by 5%) until the next trial, 256 steps on.
+    A smaller batch (an epoch's last) takes the chosen count untimed; a larger one starts over."""
+    chooser = _core.ThreadChooser()
+    assert chooser.next(200, 1) == 1  # one thread allowed: nothing to choose
+    assert chooser.next(200, 2) == 2  # warm-up: all threads, untimed
+    chooser.record(1.0)
+
+    def trial(one, all_, batch=200):
+        counts = []
+        for _ in range(6):
+            counts.append(chooser.next(batch, 2))
+            chooser.record(one if counts[-1] == 1 else all_)
+        return counts
+
+    assert trial(one=1.0, all_=1.7) == [1, 2, 1, 2, 1, 2]
+    assert chooser.chosen == 1 and chooser.trials == 1
+    assert chooser.next(147, 2) == 1  # the last, smaller batch: the chosen count, not timed
+    chooser.record(99.0)
+    for _ in range(256):
+        assert chooser.next(200, 2) == 1
+        chooser.record(1.0)
+    assert trial(one=1.0, all_=0.8) == [1, 2, 1, 2, 1, 2]  # the next trial: now all threads win
+    assert chooser.chosen == 2 and chooser.trials == 2
+    for _ in range(10):
+        assert chooser.next(200, 2) == 2
+        chooser.record(0.5)  # between trials nothing is decided
+    assert chooser.next(300, 2) == 2  # a larger batch: warm-up and a new trial
+    chooser.record(5.0)
+    assert trial(one=0.96, all_=1.0, batch=300) == [1, 2, 1, 2, 1, 2]
+    assert chooser.chosen == 2  # one thread within 5%: all threads kept
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_chosen_thread_counts_train_to_the_same_bits(restore_threads, dtype):
+    """Whatever count the steps' chooser takes, the weights are those of training without it
+    (oracle: the same training with adaptive threads off), over enough steps for trials."""
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((400, 64)).astype(dtype)
+    y = rng.integers(0, 10, 400)
+    bpfast.set_num_threads(2)
+    nets = []
+    before = bpfast.get_adaptive_threads()
+    try:
+        for adaptive in (False, True):
+            bpfast.set_adaptive_threads(adaptive)
+            net = bpfast.Network([64, 100, 10], output="softmax", dtype=dtype, seed=3,
+                                 optimizer=bpfast.optim.Adam(lr=1e-3))
+            net.fit(X, y, epochs=150, batch_size=100, shuffle=True)
+            nets.append(net)
+    finally:
+        bpfast.set_adaptive_threads(before)
+    assert nets[1]._engine.threads_chosen[1] >= 2  # trials ran
+    for a, b in zip(nets[0].parameters(), nets[1].parameters()):
+        assert np.array_equal(a, b)

@@ -372,6 +372,9 @@ void bind_network_of(py::module_ m) {
            "scikit-learn's terms of the loss (model/network.h Objective): l2 adds ½·l2·Σ‖W‖²/N to the loss "
            "and l2·W/N to dW (N the batch size or its sum of sample weights); the reported data loss is "
            "multiplied by value_scale")
+        .def_property_readonly("threads_chosen", [](N& net) {
+            return py::make_tuple(net.thread_chooser().chosen(), net.thread_chooser().trials());
+        }, "(the thread count the steps' last trial chose, trials finished): see _core.set_adaptive_threads")
         .def_property_readonly("objective", [](N& net) {
             return py::make_tuple(net.objective().l2, net.objective().value_scale);
         }, "(l2, value_scale)")

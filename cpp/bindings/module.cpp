@@ -15,6 +15,7 @@
 #include "runtime/cpu_info.h"
 #include "runtime/dispatch.h"
 #include "runtime/sizes.h"
+#include "runtime/thread_chooser.h"
 #include "runtime/threads.h"
 #include "runtime/workspace.h"
 
@@ -35,6 +36,18 @@ PYBIND11_MODULE(_core, m) {
     m.attr("MAX_THREADS") = bp::MAX_THREADS;
     m.attr("MAX_VALUES") = bp::MAX_VALUES;
     m.def("get_num_threads", &bp::get_num_threads, "Threads the kernels use.");
+    m.def("set_adaptive_threads", &bp::set_adaptive_threads, py::arg("on"),
+          "Whether training steps may run on one thread where, timed on this host, one thread is faster than "
+          "get_num_threads() threads (re-timed every 256 steps; results are the same for any count). On by "
+          "default; BPFAST_ADAPTIVE_THREADS=0 turns it off at start.");
+    m.def("get_adaptive_threads", &bp::adaptive_threads, "Whether training steps choose their thread count by timing.");
+    py::class_<bp::ThreadChooser>(m, "ThreadChooser", "The thread-count chooser of training steps (for the tests).")
+        .def(py::init<>())
+        .def("next", &bp::ThreadChooser::next, py::arg("batch"), py::arg("allowed"),
+             "The thread count for the next step of this batch size.")
+        .def("record", &bp::ThreadChooser::record, py::arg("seconds"), "The seconds that step took.")
+        .def_property_readonly("chosen", &bp::ThreadChooser::chosen, "The count the last trial chose.")
+        .def_property_readonly("trials", &bp::ThreadChooser::trials, "Trials finished.");
     m.def("threads_started", &bp::threads_started,
           "How many OS threads the pool has started since import; it does not grow per call.");
     m.def("buffer_growths", &bp::buffer_growths,

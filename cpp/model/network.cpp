@@ -327,8 +327,19 @@ StepStatus Network<T>::apply_update(T* grads, double loss, double lr) {
 }
 
 template <typename T>
+StepStatus Network<T>::chosen_threads_step(const T* X, const T* Tg, const T* weights, index batch, double lr) {
+    const int allowed = get_num_threads();
+    if (allowed <= 1 || !adaptive_threads()) return step_on_batch(X, Tg, weights, batch, lr);
+    const ThreadLimit limit(threads_.next(batch, allowed));
+    const double start = steady_seconds();
+    const StepStatus status = step_on_batch(X, Tg, weights, batch, lr);
+    threads_.record(steady_seconds() - start);
+    return status;
+}
+
+template <typename T>
 StepStatus Network<T>::train_step(const T* X, Targets<T> targets, index batch, double lr) {
-    return step_on_batch(X, dense_targets(targets, batch, nullptr), targets.weights, batch, lr);
+    return chosen_threads_step(X, dense_targets(targets, batch, nullptr), targets.weights, batch, lr);
 }
 
 template <typename T>
@@ -354,7 +365,7 @@ EpochStatus Network<T>::run_epoch(const BatchInputs& batch_inputs, Targets<T> ta
             Tb = dense_targets(targets.from_row(start, n_out), rows, nullptr);
             Wb = targets.from_row(start, n_out).weights;
         }
-        const StepStatus status = step_on_batch(Xb, Tb, Wb, rows, lr);
+        const StepStatus status = chosen_threads_step(Xb, Tb, Wb, rows, lr);
         if (!status.finite) {
             epoch.finite = false;
             epoch.non_finite_batch = batch_number;

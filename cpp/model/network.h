@@ -17,6 +17,7 @@
 #include "model/parameter_layout.h"
 #include "model/small_net_backend.h"
 #include "model/targets.h"
+#include "runtime/thread_chooser.h"
 #include "runtime/workspace.h"
 
 namespace bpfast {
@@ -109,6 +110,8 @@ public:
     Optimizer<T>& optimizer() { return optimizer_; }
     // Whether a batch of this size runs on the small-network backend.
     bool uses_small_net(index batch) const { return small_net_.takes(batch); }
+    // The thread-count chooser of the training steps (runtime/thread_chooser.h).
+    const ThreadChooser& thread_chooser() const { return threads_; }
     // Held by the bindings around every call: one call at a time per network.
     std::mutex& busy() { return busy_; }
 
@@ -176,6 +179,9 @@ private:
     // for an optimizer that fuses_into_backward, the step taken during the
     // backward pass and undone unless every value is finite.
     StepStatus step_on_batch(const T* X, const T* Tg, const T* weights, index batch, double lr);
+    // step_on_batch on the thread count threads_ chooses (all allowed, or one
+    // where one is faster on this host), timed for it.
+    StepStatus chosen_threads_step(const T* X, const T* Tg, const T* weights, index batch, double lr);
     double data_loss(T* delta, const T* Y, const T* Tg, const T* weights, index batch, double* norm);
     double penalty(T* grads, double norm);
     const T* batch_weights(Targets<T> targets, index batch, const std::int64_t* rows);
@@ -198,6 +204,7 @@ private:
     GemmBackend<T> gemm_;
     SmallNetBackend<T> small_net_;
     std::mutex busy_;
+    ThreadChooser threads_;
 
     // Workspace, grown to the largest batch seen.
     index largest_batch_ = 0;

@@ -11,6 +11,8 @@
 #include <thread>
 #include <vector>
 
+#include "runtime/thread_chooser.h"
+
 #if defined(__linux__)
 #include <sched.h>
 #endif
@@ -106,7 +108,7 @@ public:
     long started() const { return started_.load(); }
 
     void run(index n_tasks, TaskRef task) {
-        const int wanted = static_cast<int>(std::min<index>(threads(), n_tasks));
+        const int wanted = static_cast<int>(std::min<index>(get_num_threads(), n_tasks));
         auto serially = [&] {
             for (index i = 0; i < n_tasks; ++i) task(i);
         };
@@ -214,9 +216,20 @@ Pool& pool() {
 
 }  // namespace
 
-int get_num_threads() { return pool().threads(); }
+int& thread_limit() {
+    thread_local int limit = 0;
+    return limit;
+}
+
+int get_num_threads() {
+    const int limit = thread_limit();
+    return limit > 0 ? std::min(limit, pool().threads()) : pool().threads();
+}
 void set_num_threads(int n) { pool().set_threads(n); }
 long threads_started() { return pool().started(); }
+
+ThreadLimit::ThreadLimit(int n) : saved_(thread_limit()) { thread_limit() = n; }
+ThreadLimit::~ThreadLimit() { thread_limit() = saved_; }
 int thread_slot() { return worker_slot; }
 void parallel_for(index n_tasks, TaskRef task) { pool().run(n_tasks, task); }
 

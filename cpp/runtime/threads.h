@@ -14,6 +14,9 @@ namespace bpfast {
 constexpr int MAX_THREADS = 256;
 int get_num_threads();
 void set_num_threads(int n);  // std::invalid_argument outside [1, MAX_THREADS]
+// The limit a ThreadLimit (thread_chooser.h) puts on this thread's
+// get_num_threads() (0: none); set through ThreadLimit only.
+int& thread_limit();
 
 // A non-owning reference to a callable taking a task index: unlike
 // std::function it never allocates.

@@ -52,6 +52,7 @@ def config():
         "isas": {name: supported for name, supported in build["isas"]},
         "forced_isa": os.environ.get("BPFAST_ISA") or None,
         "threads": _core.get_num_threads(),
+        "adaptive_threads": _core.get_adaptive_threads(),
         "cache_bytes": build["cache_bytes"],
         "gemm_blocks": build["gemm_blocks"],
         "gemm_tile": build["gemm_tile"],
@@ -87,7 +88,9 @@ def show_config(mode="stdout"):
         f"isa:          {info['isa']}" + (f" (forced by BPFAST_ISA={info['forced_isa']})" if info["forced_isa"]
                                           else " (the best this CPU supports)"),
         f"isas built:   {isas}",
-        f"threads:      {info['threads']}",
+        f"threads:      {info['threads']}" + ("; training steps time one thread against them every 256 steps "
+                                                 "and take the faster" if info["adaptive_threads"] else
+                                                 "; adaptive thread count off"),
         f"caches:       L1d {_size(caches['l1d'])}, L2 {_size(caches['l2'])}, L3 {_size(caches['l3'])}",
         f"gemm:         blocks MC={blocks['mc']} KC={blocks['kc']} NC={blocks['nc']}; micro-tile {tiles}",
         f"small nets:   weights up to {_size(info['small_net_max_weight_bytes'])} per layer (from L2), "
