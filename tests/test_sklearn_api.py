@@ -283,8 +283,12 @@ def test_partial_fit_rules():
 
 def test_n_threads_is_restored():
     before = bpfast.get_num_threads()
-    MLPClassifier(max_iter=2, n_threads=1).fit(*digits(60))
-    assert bpfast.get_num_threads() == before
+    ours = MLPClassifier(max_iter=2, n_threads=1, random_state=0).fit(*digits(60))
+    assert bpfast.get_num_threads() == before and bpfast._core.get_local_num_threads() == 0
+    for threads in (2, 3):  # the same model for any count
+        other = MLPClassifier(max_iter=2, n_threads=threads, random_state=0).fit(*digits(60))
+        for a, b in zip(ours.coefs_, other.coefs_):
+            np.testing.assert_array_equal(a, b)
 
 
 def test_plain_bpfast_imports_without_sklearn():

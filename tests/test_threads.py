@@ -140,3 +140,23 @@ def test_chosen_thread_counts_train_to_the_same_bits(restore_threads, dtype):
     assert nets[1]._engine.threads_chosen[1] >= 2  # trials ran
     for a, b in zip(nets[0].parameters(), nets[1].parameters()):
         assert np.array_equal(a, b)
+
+
+def test_a_local_thread_count_holds_for_its_python_thread_only(restore_threads):
+    """set_local_num_threads (bpfast.sklearn's n_threads) sets get_num_threads() for the calling
+    Python thread alone; 0 gives back the pool's count."""
+    import threading
+    bpfast.set_num_threads(2)
+    seen = {}
+    try:
+        _core.set_local_num_threads(5)
+        assert bpfast.get_num_threads() == 5
+        worker = threading.Thread(target=lambda: seen.update(other=bpfast.get_num_threads()))
+        worker.start()
+        worker.join()
+        assert seen["other"] == 2
+    finally:
+        _core.set_local_num_threads(0)
+    assert bpfast.get_num_threads() == 2
+    with pytest.raises(ValueError, match="between 0 and 256"):
+        _core.set_local_num_threads(-1)

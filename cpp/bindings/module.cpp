@@ -36,6 +36,16 @@ PYBIND11_MODULE(_core, m) {
     m.attr("MAX_THREADS") = bp::MAX_THREADS;
     m.attr("MAX_VALUES") = bp::MAX_VALUES;
     m.def("get_num_threads", &bp::get_num_threads, "Threads the kernels use.");
+    m.def("set_local_num_threads", [](long long n) {
+        if (n < 0 || n > bp::MAX_THREADS)
+            throw py::value_error("n must be between 0 and " + std::to_string(bp::MAX_THREADS) + "; got " +
+                                  std::to_string(n));
+        bp::thread_limit() = static_cast<int>(n);
+    }, py::arg("n"),
+          "Use n threads in the native calls made from the calling Python thread only (0: the pool's count, "
+          "set_num_threads'); bpfast.sklearn's n_threads.");
+    m.def("get_local_num_threads", [] { return bp::thread_limit(); },
+          "The calling Python thread's own thread count (0: none set).");
     m.def("set_adaptive_threads", &bp::set_adaptive_threads, py::arg("on"),
           "Whether training steps may run on one thread where, timed on this host, one thread is faster than "
           "get_num_threads() threads (re-timed every 256 steps; results are the same for any count). On by "

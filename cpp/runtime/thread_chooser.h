@@ -45,7 +45,7 @@ private:
 bool adaptive_threads();
 void set_adaptive_threads(bool on);
 
-// Limits get_num_threads(), on the thread that creates it, to n while it lives.
+// Sets get_num_threads(), on the thread that creates it, to n while it lives.
 class ThreadLimit {
 public:
     explicit ThreadLimit(int n);

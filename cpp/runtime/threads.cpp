@@ -222,8 +222,8 @@ int& thread_limit() {
 }
 
 int get_num_threads() {
-    const int limit = thread_limit();
-    return limit > 0 ? std::min(limit, pool().threads()) : pool().threads();
+    const int own = thread_limit();
+    return own > 0 ? own : pool().threads();
 }
 void set_num_threads(int n) { pool().set_threads(n); }
 long threads_started() { return pool().started(); }

@@ -14,8 +14,9 @@ namespace bpfast {
 constexpr int MAX_THREADS = 256;
 int get_num_threads();
 void set_num_threads(int n);  // std::invalid_argument outside [1, MAX_THREADS]
-// The limit a ThreadLimit (thread_chooser.h) puts on this thread's
-// get_num_threads() (0: none); set through ThreadLimit only.
+// This thread's own thread count, which get_num_threads() returns in place
+// of the pool's when it is set (0: not set): a ThreadLimit (thread_chooser.h)
+// sets it for a step, bpfast.sklearn's n_threads for an estimator's calls.
 int& thread_limit();
 
 // A non-owning reference to a callable taking a task index: unlike

@@ -36,7 +36,6 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from .. import _core
-from .._core import get_num_threads, set_num_threads
 
 try:  # scikit-learn ≥ 1.6
     from sklearn.utils.validation import validate_data as _validate_data
@@ -169,16 +168,17 @@ class BaseMLP(BaseEstimator):
 
     @contextmanager
     def _threads(self):
-        """bpfast's thread count set to n_threads for the duration (unchanged when None)."""
+        """n_threads for the native calls of this Python thread for the duration (unchanged when None);
+        other threads, another estimator's fit among them, keep their own."""
         if self.n_threads is None:
             yield
             return
-        before = get_num_threads()
-        set_num_threads(self.n_threads)
+        before = _core.get_local_num_threads()
+        _core.set_local_num_threads(self.n_threads)
         try:
             yield
         finally:
-            set_num_threads(before)
+            _core.set_local_num_threads(before)
 
     # ------------------------------------------------------------ fit
     def _fit(self, X, y, sample_weight=None, incremental=False):

@@ -19,8 +19,10 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
     """scikit-learn's MLPClassifier on bpfast's native core: the same parameters, methods,
     fitted attributes and (in float64, for the same random_state) the same model.
 
-    n_threads (keyword-only, bpfast's own): the native thread count during fit and
-    predict; None leaves bpfast's setting (all cores unless set) as it is.
+    n_threads (keyword-only, bpfast's own): the native thread count of this
+    estimator's fit and predict, for the thread that calls them only (estimators
+    fitted side by side in other threads keep their own); None: bpfast's
+    setting (all cores unless set).
     """
 
     # scikit-learn's own constraints, so that every parameter is validated as it validates it.
@@ -134,8 +136,10 @@ class MLPRegressor(RegressorMixin, BaseMLP):
     """scikit-learn's MLPRegressor on bpfast's native core: the same parameters, methods,
     fitted attributes and (in float64, for the same random_state) the same model.
 
-    n_threads (keyword-only, bpfast's own): the native thread count during fit and
-    predict; None leaves bpfast's setting (all cores unless set) as it is.
+    n_threads (keyword-only, bpfast's own): the native thread count of this
+    estimator's fit and predict, for the thread that calls them only (estimators
+    fitted side by side in other threads keep their own); None: bpfast's
+    setting (all cores unless set).
     """
 
     _parameter_constraints: dict = {**_SklearnRegressor._parameter_constraints, "n_threads": THREADS_CONSTRAINT}
