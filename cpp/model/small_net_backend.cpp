@@ -34,6 +34,7 @@ SmallNetBackend<T>::SmallNetBackend(const ParameterLayout& layout, const std::ve
     for (index n : layout.sizes()) padded_sizes_.push_back(padded(n));
     features_.resize(n_layers() + 1);
     samples_.resize(n_layers());
+    unit_parts_.assign(static_cast<size_t>(n_layers()), 1);
 }
 
 template <typename T>
@@ -95,13 +96,14 @@ void SmallNetBackend<T>::layer_forward(index l, const T* W, const T* b, Activati
     // exactly what the whole call would for its rows (small_net.h).
     const index n_in = layout_.n_in(l), rows = kernels_.forward_rows, blocks = (n_out + rows - 1) / rows;
     const index parts = parts_for(2.0 * double(ldt * n_in * n_out), blocks);
+    unit_parts_[static_cast<size_t>(l)] = parts;
     if (l == 0) {  // room for the input's copy of each thread that may run a part
         reserve(thread_inputs_, static_cast<size_t>(parts * padded_sizes_[0] * ldt));
         input_made_.assign(static_cast<size_t>(parts), 0);
     }
     const index ld_s = padded_sizes_[l + 1];
     auto forward_part = [&](index p) {
-        const index r0 = p * blocks / parts * rows, r1 = std::min(n_out, (p + 1) * blocks / parts * rows);
+        const index r0 = unit_bound(l, p), r1 = unit_bound(l, p + 1);
         const T* F_in = l == 0 ? thread_input() : features_[l].data();
         kernels_.forward(F + r0 * ldt, F_in, W + r0 * n_in, b + r0, ldt, n_in, r1 - r0, act == Activation::relu,
                          S ? S + r0 : nullptr, ld_s);
@@ -120,6 +122,12 @@ void SmallNetBackend<T>::layer_forward(index l, const T* W, const T* b, Activati
 }
 
 template <typename T>
+index SmallNetBackend<T>::unit_bound(index l, index p) const {
+    const index n_out = layout_.n_out(l), rows = kernels_.forward_rows, blocks = (n_out + rows - 1) / rows;
+    return std::min(n_out, p * blocks / unit_parts_[static_cast<size_t>(l)] * rows);
+}
+
+template <typename T>
 index SmallNetBackend<T>::parts_for(double flops, index blocks) const {
     const double by_size = flops / MIN_FLOPS_PER_PART;
     return std::max<index>(1, std::min<index>({index(get_num_threads()), index(by_size), blocks}));
@@ -130,16 +138,20 @@ index SmallNetBackend<T>::parts_for(double flops, index blocks) const {
 template <typename T>
 bool SmallNetBackend<T>::weight_gradient(index l, T* dW, const LayerStep<T>& layer_step) {
     // Split by rows of dW: each value is the same sum over the batch, in the
-    // same order, whatever the split. A fused step runs on each tile of dW
+    // same order, whatever the split; by the forward's split of these units
+    // when it had one, so that each thread works on the rows of δ, F and W
+    // that it wrote or read before. A fused step runs on each tile of dW
     // as soon as it is done, in registers, and on the part's biases; any
     // other step on the part's rows right after them, on the same thread.
     const FusedSgd<T>* step = layer_step.sgd;
     const T* input = l == 0 ? input_ : samples_[l].data();
     const index n_in = layout_.n_in(l), n_out = layout_.n_out(l);
-    const index parts = parts_for(2.0 * double(batch_ * n_in * n_out), n_out);
+    const index forward_parts = unit_parts_[static_cast<size_t>(l)];
+    const index parts = forward_parts > 1 ? forward_parts : parts_for(2.0 * double(batch_ * n_in * n_out), n_out);
     std::atomic<bool> finite{true};
     auto part = [&](index p) {
-        const index r0 = p * n_out / parts, r1 = (p + 1) * n_out / parts;
+        const index r0 = forward_parts > 1 ? unit_bound(l, p) : p * n_out / parts;
+        const index r1 = forward_parts > 1 ? unit_bound(l, p + 1) : (p + 1) * n_out / parts;
         const bool ok = kernels_.weight_gradient(dW + r0 * n_in, delta_ + r0, ld_delta_, input, padded_sizes_[l],
                                                  batch_, n_in, r1 - r0, step ? step->W + r0 * n_in : nullptr,
                                                  step ? step->step.lr : 0.0, step ? step->step.weight_decay : 0.0);
@@ -159,17 +171,24 @@ bool SmallNetBackend<T>::weight_gradient(index l, T* dW, const LayerStep<T>& lay
 
 template <typename T>
 void SmallNetBackend<T>::input_gradient(index l, const T* W, T* db_below, Activation act_below) {
-    // Split by blocks of columns, two vectors wide (the kernel's chunks):
-    // each value of δ_in and db_in is the same sum, in the same order,
-    // whatever the split. δ_{l−1} becomes the current δ once weight_gradient(l) is done.
+    // Split by blocks of columns, two vectors wide (the kernel's chunks), or
+    // as the forward split the units of layer l − 1 (whole vectors) when that
+    // gives at least as many parts, so that each thread reads the activations
+    // it wrote and writes the δ its weight gradient reads: each value of δ_in
+    // and db_in is the same sum, in the same order, whatever the split.
+    // δ_{l−1} becomes the current δ once weight_gradient(l) is done.
     below_ = delta_ == delta_a_.data() ? delta_b_.data() : delta_a_.data();
     const index n_in = layout_.n_in(l), n_out = layout_.n_out(l), width = 2 * lanes_;
     const index blocks = (n_in + width - 1) / width;
-    const index parts = parts_for(2.0 * double(batch_ * n_in * n_out), blocks);
+    const index own_parts = parts_for(2.0 * double(batch_ * n_in * n_out), blocks);
+    const index below_parts = unit_parts_[static_cast<size_t>(l - 1)];
+    const bool as_forward = below_parts > 1 && below_parts >= own_parts;
+    const index parts = as_forward ? below_parts : own_parts;
     const T* A_in = samples_[l].data();
     const index ld_out = padded_sizes_[l];
     auto part = [&](index p) {
-        const index c0 = p * blocks / parts * width, c1 = std::min(n_in, (p + 1) * blocks / parts * width);
+        const index c0 = as_forward ? unit_bound(l - 1, p) : p * blocks / parts * width;
+        const index c1 = as_forward ? unit_bound(l - 1, p + 1) : std::min(n_in, (p + 1) * blocks / parts * width);
         kernels_.input_gradient(below_ + c0, db_below + c0, delta_, ld_delta_, W + c0, n_in, A_in + c0, ld_out,
                                 batch_, c1 - c0, n_out, act_below);
     };

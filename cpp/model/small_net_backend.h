@@ -53,6 +53,9 @@ private:
     index n_layers() const { return layout_.n_layers(); }
     // Parts for a product of `flops` that can be cut into `blocks` blocks.
     index parts_for(double flops, index blocks) const;
+    // Where part p of layer l's units begins, as layer_forward(l) split them
+    // (whole tiles of rows); p = parts: n_out(l).
+    index unit_bound(index l, index p) const;
     // This thread's features-major copy of the input (layer_forward(0)'s parts).
     const T* thread_input();
     index padded(index n) const { return (n + lanes_ - 1) / lanes_ * lanes_; }
@@ -82,6 +85,7 @@ private:
     T* delta_ = nullptr;                       // δ of the layer at hand, row stride ld_delta_
     index ld_delta_ = 0;
     T* below_ = nullptr;                       // δ of the layer below, once input_gradient has run
+    std::vector<index> unit_parts_;            // by layer: the parts its forward split its units into
 };
 
 }  // namespace bpfast
