@@ -46,6 +46,22 @@ def _inputs(**arrays):
     return core, dtype, [native(a, dtype) for a in converted.values()]
 
 
+_CORES = {np.dtype(np.float32): _core.f32, np.dtype(np.float64): _core.f64}
+
+
+def _as_they_are(a, b):
+    """The core submodule when a and b can go to it untouched (2-D numpy arrays of one float
+    dtype, C-contiguous and aligned): the products' fast path, a few hundred ns of checks
+    instead of _inputs' conversions. None otherwise."""
+    if type(a) is not np.ndarray or type(b) is not np.ndarray or a.dtype != b.dtype or a.ndim != 2 or b.ndim != 2:
+        return None
+    core = _CORES.get(a.dtype)
+    if core is None:
+        return None
+    fa, fb = a.flags, b.flags
+    return core if fa.c_contiguous and fb.c_contiguous and fa.aligned and fb.aligned else None
+
+
 def _output(out, shape, dtype, name="out"):
     if out is None:
         return np.empty(shape, dtype=dtype)
@@ -65,6 +81,11 @@ def _rows(array, name):
 
 def matmul(A, B, trans_a=False, trans_b=False, out=None):
     """op(A)·op(B), where op transposes when its flag is set; no transpose is materialised."""
+    core = _as_they_are(A, B) if out is None else None
+    if core is not None:
+        out = np.empty((A.shape[1] if trans_a else A.shape[0], B.shape[0] if trans_b else B.shape[1]), A.dtype)
+        core.matmul(A, B, bool(trans_a), bool(trans_b), out)
+        return out
     core, dtype, (A, B) = _inputs(A=A, B=B)
     m = _rows(A, "A")[1 if trans_a else 0]
     n = _rows(B, "B")[0 if trans_b else 1]
@@ -80,6 +101,11 @@ def weight_gradient(delta, X, out=None, accumulate=False):
     """
     if accumulate and out is None:
         raise ValueError("out must be given when accumulate is True")
+    core = _as_they_are(delta, X) if out is None else None
+    if core is not None:
+        out = np.empty((delta.shape[1], X.shape[1]), delta.dtype)
+        core.weight_gradient(delta, X, out, False)
+        return out
     core, dtype, (delta, X) = _inputs(delta=delta, X=X)
     out = _output(out, (_rows(delta, "delta")[1], _rows(X, "X")[1]), dtype)
     core.weight_gradient(delta, X, out, bool(accumulate))
@@ -88,6 +114,11 @@ def weight_gradient(delta, X, out=None, accumulate=False):
 
 def input_gradient(delta, W, out=None):
     """dX = δ·W. delta is (batch, n_out), W is (n_out, n_in), dX is (batch, n_in)."""
+    core = _as_they_are(delta, W) if out is None else None
+    if core is not None:
+        out = np.empty((delta.shape[0], W.shape[1]), delta.dtype)
+        core.input_gradient(delta, W, out)
+        return out
     core, dtype, (delta, W) = _inputs(delta=delta, W=W)
     out = _output(out, (_rows(delta, "delta")[0], _rows(W, "W")[1]), dtype)
     core.input_gradient(delta, W, out)
