@@ -774,21 +774,27 @@ def test_all_finite_finds_a_nan_or_inf_at_any_position(dtype):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_products_fast_path_equals_the_checked_path(dtype):
-    """Ready 2-D arrays of one float dtype go to the core untouched (K._as_they_are); the
-    result is the one the checked path writes into out, to the bit, and both match the R."""
+    """Ready 2-D arrays of one float dtype go to the core untouched (K._as_they_are), with or
+    without out; the result is the one the checked path (which makes a Fortran-ordered operand
+    C-contiguous first) gives, to the bit, and both match the reference."""
     rng = np.random.default_rng(9)
     A, B = rng.standard_normal((37, 29)).astype(dtype), rng.standard_normal((29, 41)).astype(dtype)
     delta = rng.standard_normal((37, 41)).astype(dtype)
     W = B.T.copy()
+    F = np.asfortranarray
     for fast, checked, oracle in (
-            (lambda: K.matmul(A, B), lambda out: K.matmul(A, B, out=out), lambda: R.matmul(A, B)),
-            (lambda: K.weight_gradient(delta, A), lambda out: K.weight_gradient(delta, A, out=out),
+            (lambda out=None: K.matmul(A, B, out=out), lambda: K.matmul(F(A), B), lambda: R.matmul(A, B)),
+            (lambda out=None: K.weight_gradient(delta, A, out=out), lambda: K.weight_gradient(F(delta), A),
              lambda: R.weight_gradient(delta, A)),
-            (lambda: K.input_gradient(delta, W), lambda out: K.input_gradient(delta, W, out=out),
+            (lambda out=None: K.input_gradient(delta, W, out=out), lambda: K.input_gradient(F(delta), W),
              lambda: R.input_gradient(delta, W))):
         got = fast()
         assert got.dtype == dtype and got.flags.c_contiguous
-        np.testing.assert_array_equal(got, checked(np.empty_like(got)))
+        into = np.empty_like(got)
+        assert fast(into) is into
+        np.testing.assert_array_equal(got, into)
+        np.testing.assert_array_equal(got, checked())
         assert_close(got, oracle(), dtype)
     assert K._as_they_are(A, B.astype(np.float64 if dtype == np.float32 else np.float32)) is None
     assert K._as_they_are(A[:, ::2], B) is None and K._as_they_are(A.tolist(), B) is None
+    assert K._as_they_are(A, B, out=np.empty((37, 41), np.float16)) is None
