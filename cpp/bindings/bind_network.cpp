@@ -236,7 +236,7 @@ void bind_network_of(py::module_ m) {
             N& net = self.cast<N&>();
             return layer_views(net.layout(), net.gradients(), self);
         }, "[dW_0, db_0, ...] as views of the native gradients of the last compute_gradients (a step may overwrite "
-           "them: stateless SGD keeps the old weights there until it knows its update is finite)")
+           "them: every optimizer's step keeps the old weights there until it knows its update is finite)")
         .def("flat_parameters", [](py::object self) {
             N& net = self.cast<N&>();
             return view(net.parameters(), {net.layout().n_parameters()}, self);
