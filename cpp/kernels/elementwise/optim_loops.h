@@ -78,19 +78,6 @@ auto for_adam_variant(const AdamStep& s, const Body& body) {
     return sk ? body.template run<false, true>() : body.template run<false, false>();
 }
 
-// Σ over lanes of x·0, which is 0 when every x is finite and NaN otherwise,
-// in four 512-bit vectors' worth of independent partial sums: the loops below
-// vectorise, and four chains of additions keep up with their loads.
-template <typename T>
-constexpr int CHECK_LANES = 256 / sizeof(T);
-
-template <typename T>
-bool all_zero(const T (&partial)[CHECK_LANES<T>]) {
-    T total = T(0);
-    for (T p : partial) total += p;
-    return total == T(0);
-}
-
 // Runs body.template run<MOMENTUM, NESTEROV, SKLEARN>() for the variant of an
 // SGD step (without momentum both forms are θ ← θ − lr·g).
 template <typename Body>
