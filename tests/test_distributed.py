@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -326,3 +327,47 @@ def test_a_rank_that_hangs_ends_the_launch_after_the_timeout(tmp_path):
     assert seconds < 30, seconds
     assert "has waited more than 2 s for the other ranks in the agreement before a callback" in output, \
         output[-2000:]
+
+
+@pytest.mark.parametrize("text, expected", [(None, 600.0), ("", 600.0), ("2.5", 2.5), ("0", None)])
+def test_the_watchdog_limit_defaults_to_ten_minutes_and_0_turns_it_off(text, expected, monkeypatch):
+    if text is None:
+        monkeypatch.delenv(distributed.TIMEOUT_VARIABLE, raising=False)
+    else:
+        monkeypatch.setenv(distributed.TIMEOUT_VARIABLE, text)
+    assert distributed._timeout() == expected
+
+
+@pytest.mark.parametrize("text", ["soon", "-1", "nan"])
+def test_a_bad_watchdog_limit_is_refused_by_name(text, monkeypatch):
+    monkeypatch.setenv(distributed.TIMEOUT_VARIABLE, text)
+    with pytest.raises(ValueError, match=distributed.TIMEOUT_VARIABLE):
+        distributed._timeout()
+
+
+class _Rank0:
+    """What the watchdog asks of a communicator, counting the aborts instead of aborting."""
+
+    def __init__(self):
+        self.aborts = []
+
+    def Get_rank(self):
+        return 0
+
+    def Abort(self, code):
+        self.aborts.append(code)
+
+
+def test_one_watchdog_thread_serves_every_communicator_and_fires_only_past_its_limit(capfd):
+    slow, fast = _Rank0(), _Rank0()
+    dogs = [distributed.Watchdog(_Rank0(), 600.0) for _ in range(20)]
+    patient, impatient = distributed.Watchdog(slow, 600.0), distributed.Watchdog(fast, 0.3)
+    threads = [t for t in threading.enumerate() if t.name == "bpfast-mpi-watchdog"]
+    assert len(threads) == 1
+    with patient.waiting("a long sum"), impatient.waiting("the sum of the gradients"):
+        deadline = time.monotonic() + 10
+        while not fast.aborts and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert set(fast.aborts) == {124} and slow.aborts == []
+    assert "rank 0 has waited more than 0.3 s for the other ranks in the sum of the gradients" in capfd.readouterr().err
+    del dogs

@@ -16,11 +16,11 @@ collective that the others skipped.
 
 mpi4py is imported only when a communicator is given; ``shard`` needs none of it.
 
-BPFAST_MPI_TIMEOUT=seconds sets a watchdog: a rank that has waited longer
-than that in one collective (for a rank that died or hangs) prints why and
-ends every rank with MPI_Abort. Off by default; set it well above the
-longest stretch between two collectives (a step, an epoch's validation and
-callbacks).
+A watchdog guards every collective: a rank that has waited longer than
+BPFAST_MPI_TIMEOUT seconds (600 unless set; 0 turns it off) in one
+collective, for a rank that died or hangs, prints why and ends every rank
+with MPI_Abort. Set it well above the longest stretch between two
+collectives (a step, an epoch's validation and callbacks).
 """
 
 import contextlib
@@ -28,6 +28,7 @@ import os
 import sys
 import threading
 import time
+import weakref
 
 import numpy as np
 
@@ -112,16 +113,27 @@ def local_batch(net, X, T, x_name="X", t_name="T"):
 
 
 TIMEOUT_VARIABLE = "BPFAST_MPI_TIMEOUT"
+DEFAULT_TIMEOUT_S = 600.0  # a wait this long in one collective means a rank died or hangs
 
 
 class Watchdog:
     """Ends every rank (MPI_Abort) when this one has waited longer than `seconds` in one
-    collective: a thread that looks at the time of the wait in progress a few times a second."""
+    collective. One thread per process (started with the first watchdog) looks at the waits in
+    progress of every live watchdog a few times a second."""
+
+    _live = weakref.WeakSet()
+    _thread = None
+    _lock = threading.Lock()
 
     def __init__(self, comm, seconds):
         self.comm, self.seconds = comm, seconds
         self.since, self.doing = None, None
-        threading.Thread(target=self._watch, name="bpfast-mpi-watchdog", daemon=True).start()
+        with Watchdog._lock:
+            Watchdog._live.add(self)
+            if Watchdog._thread is None:
+                Watchdog._thread = threading.Thread(target=Watchdog._watch_all, name="bpfast-mpi-watchdog",
+                                                    daemon=True)
+                Watchdog._thread.start()
 
     @contextlib.contextmanager
     def waiting(self, doing):
@@ -131,23 +143,28 @@ class Watchdog:
         finally:
             self.since = None
 
-    def _watch(self):
+    @staticmethod
+    def _watch_all():
         while True:
-            time.sleep(min(0.25, self.seconds / 4))
-            since = self.since
-            if since is not None and time.monotonic() - since > self.seconds:
-                sys.stderr.write(f"bpfast.distributed: rank {self.comm.Get_rank()} has waited more than "
-                                 f"{self.seconds:g} s for the other ranks in {self.doing} (a rank died or "
-                                 f"hangs; {TIMEOUT_VARIABLE}); ending every rank\n")
-                sys.stderr.flush()
-                self.comm.Abort(124)
+            time.sleep(0.25)
+            for dog in list(Watchdog._live):
+                dog._check()
+
+    def _check(self):
+        since = self.since
+        if since is not None and time.monotonic() - since > self.seconds:
+            sys.stderr.write(f"bpfast.distributed: rank {self.comm.Get_rank()} has waited more than "
+                             f"{self.seconds:g} s for the other ranks in {self.doing} (a rank died or "
+                             f"hangs; {TIMEOUT_VARIABLE}); ending every rank\n")
+            sys.stderr.flush()
+            self.comm.Abort(124)
 
 
 def _timeout():
-    """BPFAST_MPI_TIMEOUT as seconds, or None (not set, or 0)."""
+    """BPFAST_MPI_TIMEOUT as seconds (DEFAULT_TIMEOUT_S when not set), or None (0: no watchdog)."""
     text = os.environ.get(TIMEOUT_VARIABLE, "").strip()
     if not text:
-        return None
+        return DEFAULT_TIMEOUT_S
     try:
         seconds = float(text)
     except ValueError:
