@@ -6,6 +6,7 @@ threadpoolctl's report of numpy's BLAS.
 """
 
 import inspect
+import json
 import os
 import subprocess
 import sys
@@ -63,7 +64,72 @@ def test_config_names_the_chosen_and_the_built_instruction_sets():
     for dtype in ("float32", "float64"):
         mr, nr = info["gemm_tile"][dtype]
         assert mr > 0 and nr > 0
-    assert all(info["gemm_blocks"][key] > 0 for key in ("mc", "kc", "nc"))
+    for dtype in ("float32", "float64"):
+        mr, nr = info["gemm_tile"][dtype]
+        blocks = info["gemm_blocks"][dtype]
+        assert blocks["mc"] % mr == 0 and blocks["nc"] % nr == 0 and blocks["kc"] > 0
+
+
+def blocking_rule(l2, l3, l3_cpus, mr, nr, value_bytes):
+    """The GEMM blocking rule of kernels/gemm/blocking.h, written out again: kc from L2 (the A
+    block of 72 rows and two B panels in half of it, a multiple of 64 in [64, 512]), mc from L2
+    (the A block in half of it, at most 72 rows), nc from this CPU's share of L3 (the B block in
+    half of it, in [4 nr, 8192])."""
+    l2 = l2 or 512 << 10
+    l3_share = l3 // max(1, l3_cpus) if l3 else 2 << 20
+    kc = min(max((l2 // 2) // ((72 + 2 * nr) * value_bytes) // 64 * 64, 64), 512)
+    mc = min(max((l2 // 2) // (kc * value_bytes) // mr * mr, mr), 72 // mr * mr)
+    nc = min(max((l3_share // 2) // (kc * value_bytes) // nr * nr, 4 * nr), 8192 // nr * nr)
+    return mc, kc, nc
+
+
+CACHES = [(1 << 20, 32 << 20, 2), (2 << 20, 105 << 20, 2), (256 << 10, 8 << 20, 8), (512 << 10, 16 << 20, 0),
+          (0, 0, 0), (64 << 10, 0, 0), (32 << 20, 1 << 30, 1)]
+TILES = [(8, 32, 4), (8, 16, 8), (6, 16, 4), (6, 8, 8), (4, 8, 4), (4, 8, 8)]
+
+
+@pytest.mark.parametrize("l2, l3, l3_cpus", CACHES)
+@pytest.mark.parametrize("mr, nr, value_bytes", TILES)
+def test_the_gemm_blocks_follow_the_caches(l2, l3, l3_cpus, mr, nr, value_bytes):
+    got = _core.gemm_blocking_for(32 << 10, l2, l3, l3_cpus, mr, nr, value_bytes)
+    assert got == blocking_rule(l2, l3, l3_cpus, mr, nr, value_bytes)
+    mc, kc, nc = got
+    if l2 >= 256 << 10:  # the blocks fit where the rule puts them
+        assert (mc + 2 * nr) * kc * value_bytes <= l2 // 2 or kc == 64
+
+
+def test_this_cpus_gemm_blocks_are_the_rule_for_its_caches():
+    info = bpfast.show_config(mode="dicts")
+    caches = info["cache_bytes"]
+    for dtype, value_bytes in (("float32", 4), ("float64", 8)):
+        mr, nr = info["gemm_tile"][dtype]
+        expected = blocking_rule(caches["l2"], caches["l3"], caches["l3_cpus"], mr, nr, value_bytes)
+        assert tuple(info["gemm_blocks"][dtype][k] for k in ("mc", "kc", "nc")) == expected
+
+
+def _with_blocks(blocks, code):
+    env = {**os.environ, "BPFAST_GEMM_BLOCKS": blocks}
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+
+
+def test_forced_gemm_blocks_are_used_rounded_to_the_tile_and_reported():
+    code = ("import json, bpfast; i = bpfast.show_config(mode='dicts'); "
+            "print(json.dumps([i['gemm_tile'], i['gemm_blocks'], i['forced_gemm_blocks']])); bpfast.show_config()")
+    done = _with_blocks("20,100,70", code)
+    assert done.returncode == 0, done.stderr
+    tiles, blocks, forced = json.loads(done.stdout.splitlines()[0])
+    assert forced == "20,100,70"
+    for dtype in ("float32", "float64"):
+        mr, nr = tiles[dtype]
+        assert blocks[dtype] == {"mc": -(-20 // mr) * mr, "kc": 100, "nc": -(-70 // nr) * nr}
+    assert "(forced by BPFAST_GEMM_BLOCKS=20,100,70)" in done.stdout
+
+
+@pytest.mark.parametrize("text", ["1,2", "0,256,4096", "a,b,c", "72,256,4096,1", "72;256;4096", "-8,256,4096"])
+def test_bad_forced_gemm_blocks_fail_at_import_naming_the_variable(text):
+    done = _with_blocks(text, "import bpfast")
+    assert done.returncode != 0
+    assert "BPFAST_GEMM_BLOCKS must be three positive integers" in done.stderr and repr(text) in done.stderr
 
 
 def test_the_small_net_bound_is_the_l2_cache_within_its_limits():

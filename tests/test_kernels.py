@@ -3,11 +3,16 @@
 Tolerance: max|native − reference| / max(1, max|reference|) must be at most
 1e-12 in float64 and 1e-5 in float32 (conftest.TOLERANCE). Shapes include 1,
 primes, sizes that are not multiples of any micro-kernel tile (4x8, 6x8, 6x16)
-and sizes above the GEMM's blocking (MC=72, KC=256; one case above NC=3072).
-Run it once more with BPFAST_ISA=generic to cover the portable micro-kernel.
+and sizes above the GEMM's blocking (MC=72, KC=512 on a 1 MiB L2; one case
+above NC). Run it once more with BPFAST_ISA=generic to cover the portable
+micro-kernel, and with BPFAST_GEMM_BLOCKS small to make every shape span many
+blocks (.ci/run does both; test_tiny_gemm_blocks_* below does the latter here).
 """
 
+import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -91,6 +96,56 @@ def test_few_columns_equal_the_direct_product_to_the_bit(rng, dtype, M, Kd, N):
     padded_b = np.zeros((Kd, 40), dtype)
     padded_b[:, :N] = B
     assert np.array_equal(K.matmul(X, B), K.matmul(X, padded_b)[:, :N])
+
+
+TINY_BLOCKS_PROGRAM = """
+import json, sys
+import numpy as np
+import bpfast
+from bpfast import kernels as K
+shapes = json.loads(sys.argv[1])
+rng = np.random.default_rng(7)
+worst, same = 0.0, True
+for dtype in (np.float32, np.float64):
+    for M, Kd, N in shapes:
+        A, B = rng.standard_normal((M, Kd)), rng.standard_normal((Kd, N))
+        exact = A @ B
+        runs = []
+        for threads in (1, 2, 3):
+            bpfast.set_num_threads(threads)
+            products = [K.matmul(A.astype(dtype), B.astype(dtype)),
+                        K.matmul(np.ascontiguousarray(A.T).astype(dtype), B.astype(dtype), trans_a=True),
+                        K.matmul(A.astype(dtype), np.ascontiguousarray(B.T).astype(dtype), trans_b=True)]
+            runs.append(products)
+            for got in products:
+                scale = max(1.0, float(np.max(np.abs(exact))))
+                worst = max(worst, float(np.max(np.abs(got - exact))) / scale / float(np.finfo(dtype).eps) / Kd)
+        same = same and all(np.array_equal(a, b) for run in runs[1:] for a, b in zip(runs[0], run))
+print(json.dumps({"worst_in_eps_times_depth": worst, "same_for_any_thread_count": same,
+                  "blocks": bpfast.show_config(mode="dicts")["gemm_blocks"]}))
+"""
+
+# Shapes that span several blocks of every kind under BPFAST_GEMM_BLOCKS=8,48,64:
+# ragged depths such as 49 and 97 (an even split into 2 or 3 blocks), rows over
+# 4·mc, columns over nc; the few-columns and skinny paths; and, big enough to
+# run on several threads, column parts sharing one packing of A (24, 49, 2000),
+# the shared-B path (300, 150, 257) and row parts (520, 61, 64).
+TINY_BLOCK_SHAPES = [(7, 49, 65), (33, 97, 130), (100, 200, 70), (97, 48, 9), (40, 300, 3), (250, 50, 200),
+                     (24, 49, 2000), (300, 150, 257), (520, 61, 64)]
+
+
+@pytest.mark.parametrize("blocks", ["8,48,64", "16,16,32", "24,100,96"])
+def test_tiny_gemm_blocks_give_the_same_products(blocks):
+    """Under small forced blocks every shape runs through many A, B and depth blocks: each product
+    must still be A·B to rounding (against numpy in float64) and the same bits on 1, 2 and 3 threads."""
+    env = {**os.environ, "BPFAST_GEMM_BLOCKS": blocks}
+    done = subprocess.run([sys.executable, "-c", TINY_BLOCKS_PROGRAM, json.dumps(TINY_BLOCK_SHAPES)], env=env,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert result["blocks"]["float32"]["kc"] == int(blocks.split(",")[1])
+    assert result["same_for_any_thread_count"]
+    assert result["worst_in_eps_times_depth"] < 1.0, result
 
 
 def test_matmul_closed_form_small():

@@ -27,6 +27,16 @@ PYBIND11_MODULE(_core, m) {
     m.doc() = "bpfast's compiled core; use it through bpfast.Network and bpfast.kernels";
     // Choose the instruction set now, so that a bad BPFAST_ISA fails at import.
     m.attr("isa") = std::string(bp::active_isa());
+    // And the GEMM blocking, so that a bad BPFAST_GEMM_BLOCKS fails at import too.
+    bp::gemm_blocking<float>();
+    bp::gemm_blocking<double>();
+    m.def("gemm_blocking_for", [](long l1d, long l2, long l3, int l3_cpus, int mr, int nr, int value_bytes) {
+        const bp::GemmBlocking b = bp::blocking_for(bp::CacheSizes{l1d, l2, l3, l3_cpus}, mr, nr, value_bytes);
+        return py::make_tuple(b.mc, b.kc, b.nc);
+    }, py::arg("l1d"), py::arg("l2"), py::arg("l3"), py::arg("l3_cpus"), py::arg("mr"), py::arg("nr"),
+       py::arg("value_bytes"),
+       "(mc, kc, nc): the GEMM blocking rule (kernels/gemm/blocking.h) for these cache sizes in bytes (0: not "
+       "reported), l3_cpus CPUs sharing the L3 and an mr x nr micro-tile of value_bytes values.");
     m.def("set_num_threads", [](long long n) {
         if (n < 1 || n > bp::MAX_THREADS)
             throw py::value_error("n must be between 1 and " + std::to_string(bp::MAX_THREADS) + " threads; got " +
@@ -79,7 +89,7 @@ PYBIND11_MODULE(_core, m) {
     m.def("build_info", [] {
         const bp::BuildInfo build = bp::build_info();
         const bp::CacheSizes caches = bp::cache_sizes();
-        const bp::GemmBlocking blocks = bp::gemm_blocking();
+        const bp::GemmBlocking blocks = bp::gemm_blocking<float>(), blocks64 = bp::gemm_blocking<double>();
         py::list isas;
         for (const bp::IsaSupport& isa : bp::isa_support()) isas.append(py::make_tuple(isa.name, isa.supported));
         py::dict tiles;
@@ -92,9 +102,12 @@ PYBIND11_MODULE(_core, m) {
         info["isa"] = bp::active_isa();
         info["isas"] = isas;
         info["cache_bytes"] = py::dict(py::arg("l1d") = caches.l1d, py::arg("l2") = caches.l2,
-                                       py::arg("l3") = caches.l3);
-        info["gemm_blocks"] = py::dict(py::arg("mc") = blocks.mc, py::arg("kc") = blocks.kc,
-                                       py::arg("nc") = blocks.nc);
+                                       py::arg("l3") = caches.l3, py::arg("l3_cpus") = caches.l3_cpus);
+        py::dict gemm_blocks;
+        gemm_blocks["float32"] = py::dict(py::arg("mc") = blocks.mc, py::arg("kc") = blocks.kc, py::arg("nc") = blocks.nc);
+        gemm_blocks["float64"] = py::dict(py::arg("mc") = blocks64.mc, py::arg("kc") = blocks64.kc,
+                                          py::arg("nc") = blocks64.nc);
+        info["gemm_blocks"] = gemm_blocks;
         info["gemm_tile"] = tiles;
         info["small_net_max_weight_bytes"] = bp::SmallNetBackend<float>::max_weight_bytes();
         info["small_net_max_batch"] = bp::SmallNetBackend<float>::MAX_BATCH;

@@ -32,18 +32,50 @@ bool sysfs_cache(int index, int* level, std::string* type, long* bytes) {
     return true;
 }
 
+// How many CPUs a list such as "0-3,8-11" names; 0 when it cannot be read.
+int count_cpus(const std::string& list) {
+    int count = 0;
+    size_t at = 0;
+    while (at < list.size()) {
+        size_t comma = list.find(',', at);
+        if (comma == std::string::npos) comma = list.size();
+        const std::string range = list.substr(at, comma - at);
+        try {
+            const size_t dash = range.find('-');
+            const int first = std::stoi(range.substr(0, dash));
+            const int last = dash == std::string::npos ? first : std::stoi(range.substr(dash + 1));
+            if (last < first) return 0;
+            count += last - first + 1;
+        } catch (...) {
+            return 0;
+        }
+        at = comma + 1;
+    }
+    return count;
+}
+
+// The CPUs sharing cache `index` of CPU 0, as Linux lists them; 0 when it does not.
+int sysfs_cache_cpus(int index) {
+    std::ifstream file("/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(index) + "/shared_cpu_list");
+    std::string list;
+    return file >> list ? count_cpus(list) : 0;
+}
+
 }  // namespace
 
 CacheSizes cache_sizes() {
     // sysfs first: glibc's sysconf reports nonsense for some virtual CPUs (an L3 ten times too big)
-    CacheSizes sizes{0, 0, 0};
+    CacheSizes sizes{0, 0, 0, 0};
     int level = 0;
     std::string type;
     long bytes = 0;
     for (int index = 0; index < 8 && sysfs_cache(index, &level, &type, &bytes); ++index) {
         if (level == 1 && type == "Data") sizes.l1d = bytes;
         if (level == 2 && type != "Instruction") sizes.l2 = bytes;
-        if (level == 3 && type != "Instruction") sizes.l3 = bytes;
+        if (level == 3 && type != "Instruction") {
+            sizes.l3 = bytes;
+            sizes.l3_cpus = sysfs_cache_cpus(index);
+        }
     }
 #if defined(_SC_LEVEL1_DCACHE_SIZE) && defined(_SC_LEVEL2_CACHE_SIZE) && defined(_SC_LEVEL3_CACHE_SIZE)
     if (!sizes.l1d) sizes.l1d = sysconf_or_zero(_SC_LEVEL1_DCACHE_SIZE);

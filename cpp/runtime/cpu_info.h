@@ -6,9 +6,11 @@
 namespace bpfast {
 
 // Bytes of L1 data, L2 and L3 cache as Linux describes those of CPU 0 (sysconf
-// elsewhere); 0 where the OS does not say.
+// elsewhere); 0 where the OS does not say. l3_cpus: how many CPUs share that
+// L3 (0 where the OS does not say).
 struct CacheSizes {
     long l1d, l2, l3;
+    int l3_cpus = 0;
 };
 CacheSizes cache_sizes();
 

@@ -55,6 +55,7 @@ def config():
         "adaptive_threads": _core.get_adaptive_threads(),
         "cache_bytes": build["cache_bytes"],
         "gemm_blocks": build["gemm_blocks"],
+        "forced_gemm_blocks": os.environ.get("BPFAST_GEMM_BLOCKS") or None,
         "gemm_tile": build["gemm_tile"],
         "small_net_max_weight_bytes": build["small_net_max_weight_bytes"],
         "small_net_max_batch": build["small_net_max_batch"],
@@ -91,8 +92,11 @@ def show_config(mode="stdout"):
         f"threads:      {info['threads']}" + ("; training steps time one thread against them every 256 steps "
                                                  "and take the faster" if info["adaptive_threads"] else
                                                  "; adaptive thread count off"),
-        f"caches:       L1d {_size(caches['l1d'])}, L2 {_size(caches['l2'])}, L3 {_size(caches['l3'])}",
-        f"gemm:         blocks MC={blocks['mc']} KC={blocks['kc']} NC={blocks['nc']}; micro-tile {tiles}",
+        f"caches:       L1d {_size(caches['l1d'])}, L2 {_size(caches['l2'])}, L3 {_size(caches['l3'])}"
+        + (f" shared by {caches['l3_cpus']} CPUs" if caches["l3_cpus"] else ""),
+        f"gemm:         blocks " + "; ".join(f"{dtype} MC={b['mc']} KC={b['kc']} NC={b['nc']}" for dtype, b in blocks.items())
+        + (f" (forced by BPFAST_GEMM_BLOCKS={info['forced_gemm_blocks']})" if info["forced_gemm_blocks"]
+           else " (from the caches)") + f"; micro-tile {tiles}",
         f"small nets:   weights up to {_size(info['small_net_max_weight_bytes'])} per layer (from L2), "
         f"batches up to {info['small_net_max_batch']}",
         f"numpy BLAS:   {info['numpy_blas']}",

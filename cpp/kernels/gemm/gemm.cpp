@@ -4,6 +4,7 @@
 //   split C into one block per thread      (parallel_for, tile-aligned)
 //   for jc in N step NC                    B block of NC columns
 //     for pc in K step KC                  pack B (KC, NC) into NR-wide panels
+//                                          (KC: K split evenly, kernels/gemm/blocking.h)
 //       for ic in M step MC                pack A (MC, KC) into MR-tall panels
 //         for jr, ir                       micro-kernel on an MR x NR tile of C
 //
@@ -29,9 +30,6 @@
 namespace bpfast {
 namespace {
 
-constexpr index MC = 72;    // rows of A per block: a multiple of every MR we use
-constexpr index KC = 256;   // depth per block: an A panel and a B panel stay in L1
-constexpr index NC = 3072;  // columns of B per block: the packed B block stays in L2/L3
 constexpr index MIN_FLOPS_PER_THREAD = 1 << 19;  // below this, extra threads cost more than they save
 constexpr index PARTS_PER_THREAD = 4;
 constexpr index PACK_SLACK = 8;  // packers may store up to this many values past a panel
@@ -140,10 +138,10 @@ T* packing_room(const Block<T>& g) {
 constexpr index round_to_lines(index n) { return (n + 15) / 16 * 16; }
 
 // The room for a block of A at its largest, whatever the call's M and K.
-constexpr index a_room(int mr) { return round_to_lines((MC + mr) * KC + PACK_SLACK); }
+index a_room(const GemmBlocking& blocks, int mr) { return round_to_lines((blocks.mc + mr) * blocks.kc + PACK_SLACK); }
 
 // Rows of A up to which the column parts share one packing of A.
-constexpr index SHARED_A_MAX_ROWS = 4 * MC;
+index shared_a_max_rows(const GemmBlocking& blocks) { return 4 * blocks.mc; }
 
 // Pack all of A (M, K), depth block by depth block: block pc starts at
 // pc * round_up(M, mr), as gemm_block expects of Block::packed_a. Split into
@@ -153,6 +151,7 @@ template <typename T>
 void pack_all_of_a(const MatrixView<T>& A, index M, index K, const MicroKernel<T>& kernel, T* out,
                    index tasks) {
     const index mr = kernel.mr, panels = (M + mr - 1) / mr, m_pad = panels * mr;
+    const index KC = depth_step(K, gemm_blocking<T>().kc);
     tasks = std::max<index>(1, std::min(tasks, panels));
     auto pack_range = [&](index t) {
         const index q0 = t * panels / tasks, q1 = (t + 1) * panels / tasks;
@@ -268,9 +267,11 @@ template <typename T>
 void gemm_block(const Block<T>& g) {
     const MicroKernel<T>& kernel = active_micro_kernel<T>();
     const int mr = kernel.mr, nr = kernel.nr;
+    const GemmBlocking& blocks = gemm_blocking<T>();
+    const index MC = blocks.mc, KC = depth_step(g.K, blocks.kc), NC = blocks.nc;
     const bool skinny = g.M <= MC && g.B.col_stride == 1;
     T* const a_packed = packing_room(g);
-    T* const b_packed = a_packed + a_room(mr);
+    T* const b_packed = a_packed + a_room(blocks, mr);
 
     for (index jc = 0; jc < g.N; jc += NC) {
         const index nc = std::min(NC, g.N - jc);
@@ -311,6 +312,8 @@ template <typename T>
 void gemm_shared_b(const Block<T>& g, index threads) {
     const MicroKernel<T>& kernel = active_micro_kernel<T>();
     const int mr = kernel.mr, nr = kernel.nr;
+    const GemmBlocking& blocks = gemm_blocking<T>();
+    const index MC = blocks.mc, KC = depth_step(g.K, blocks.kc), NC = blocks.nc;
     thread_local std::vector<T> shared_b;
     const index depth = std::min(KC, g.K);
     T* const b_packed =
@@ -411,11 +414,12 @@ void gemm(index M, index N, index K, MatrixView<T> A, MatrixView<T> B, T* C, ind
 
     // Packing room for every thread that may run a part, made here, by the
     // caller: per thread, a block of A and a block of B as wide as the widest part.
-    const bool shared_b = parts > 1 && M > SHARED_A_MAX_ROWS;
+    const GemmBlocking& blocks = gemm_blocking<T>();
+    const bool shared_b = parts > 1 && M > shared_a_max_rows(blocks);
     const index widest = split_cols ? std::min(N, (tiles + parts - 1) / parts * kernel.nr) : N;
-    const index b_room = shared_b ? 0 : round_to_lines((std::min(NC, widest) + kernel.nr - 1) / kernel.nr * kernel.nr *
-                                                       std::min(KC, K));
-    const index slot_size = a_room(kernel.mr) + b_room;
+    const index b_room = shared_b ? 0 : round_to_lines((std::min(blocks.nc, widest) + kernel.nr - 1) / kernel.nr *
+                                                       kernel.nr * std::min(blocks.kc, K));
+    const index slot_size = a_room(blocks, kernel.mr) + b_room;
     // (the shared-B path hands out more tasks than parts: any thread of the pool may take one)
     const index slots = shared_b ? index(get_num_threads()) : std::max<index>(1, std::min<index>(get_num_threads(), parts));
     thread_local std::vector<T> packing;
@@ -462,7 +466,5 @@ template void gemm<float>(index, index, index, MatrixView<float>, MatrixView<flo
                           bool, const Epilogue<float>*);
 template void gemm<double>(index, index, index, MatrixView<double>, MatrixView<double>, double*,
                            index, bool, const Epilogue<double>*);
-
-GemmBlocking gemm_blocking() { return {MC, KC, NC}; }
 
 }  // namespace bpfast

@@ -6,6 +6,7 @@
 #pragma once
 
 #include "common.h"
+#include "kernels/gemm/blocking.h"
 
 namespace bpfast {
 
@@ -41,11 +42,5 @@ struct Epilogue {
 template <typename T>
 void gemm(index M, index N, index K, MatrixView<T> A, MatrixView<T> B, T* C, index ldc,
           bool accumulate, const Epilogue<T>* epilogue = nullptr);
-
-// The block sizes gemm uses (rows of A, depth, columns of B per block), for show_config.
-struct GemmBlocking {
-    index mc, kc, nc;
-};
-GemmBlocking gemm_blocking();
 
 }  // namespace bpfast
