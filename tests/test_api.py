@@ -98,6 +98,7 @@ def test_the_gemm_blocks_follow_the_caches(l2, l3, l3_cpus, mr, nr, value_bytes)
         assert (mc + 2 * nr) * kc * value_bytes <= l2 // 2 or kc == 64
 
 
+@pytest.mark.skipif(bool(os.environ.get("BPFAST_GEMM_BLOCKS")), reason="BPFAST_GEMM_BLOCKS forces the blocks")
 def test_this_cpus_gemm_blocks_are_the_rule_for_its_caches():
     info = bpfast.show_config(mode="dicts")
     caches = info["cache_bytes"]
@@ -123,6 +124,15 @@ def test_forced_gemm_blocks_are_used_rounded_to_the_tile_and_reported():
         mr, nr = tiles[dtype]
         assert blocks[dtype] == {"mc": -(-20 // mr) * mr, "kc": 100, "nc": -(-70 // nr) * nr}
     assert "(forced by BPFAST_GEMM_BLOCKS=20,100,70)" in done.stdout
+
+
+@pytest.mark.parametrize("args, match", [
+    ((-1, 1 << 20, 0, 0, 8, 32, 4), "cache sizes"), ((0, 0, 0, -2, 8, 32, 4), "l3_cpus"),
+    ((0, 0, 0, 0, 0, 32, 4), "mr must be"), ((0, 0, 0, 0, 80, 32, 4), "mr must be"),
+    ((0, 0, 0, 0, 8, 0, 4), "nr"), ((0, 0, 0, 0, 8, 32, 0), "value_bytes"), ((0, 0, 0, 0, 8, 32, 2), "value_bytes")])
+def test_the_blocking_rule_refuses_impossible_tiles_and_caches(args, match):
+    with pytest.raises(ValueError, match=match):
+        _core.gemm_blocking_for(*args)
 
 
 @pytest.mark.parametrize("text", ["1,2", "0,256,4096", "a,b,c", "72,256,4096,1", "72;256;4096", "-8,256,4096"])
@@ -188,3 +198,20 @@ def test_numpy_blas_is_reported_with_its_core_type():
 def test_show_config_refuses_an_unknown_mode():
     with pytest.raises(ValueError, match=r"\bmode\b"):
         bpfast.show_config(mode="json")
+
+
+@pytest.mark.parametrize("text", ["8192,8192,64", "72,512,1048576", "1048576,1048576,1048576"])
+def test_forced_gemm_blocks_too_large_to_pack_fail_at_import(text):
+    done = _with_blocks(text, "import bpfast")
+    assert done.returncode != 0
+    assert "BPFAST_GEMM_BLOCKS asks for blocks too large to pack" in done.stderr and repr(text) in done.stderr
+
+
+def test_the_blocks_reported_are_the_ones_read_at_import():
+    code = ("import json, os, bpfast; os.environ['BPFAST_GEMM_BLOCKS'] = '8,48,64'; "
+            "i = bpfast.show_config(mode='dicts'); print(json.dumps([i['forced_gemm_blocks'], i['gemm_blocks']]))")
+    env = {k: v for k, v in os.environ.items() if k != "BPFAST_GEMM_BLOCKS"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    forced, blocks = json.loads(done.stdout)
+    assert forced is None and blocks["float32"]["kc"] != 48

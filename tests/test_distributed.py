@@ -371,3 +371,41 @@ def test_one_watchdog_thread_serves_every_communicator_and_fires_only_past_its_l
     assert set(fast.aborts) == {124} and slow.aborts == []
     assert "rank 0 has waited more than 0.3 s for the other ranks in the sum of the gradients" in capfd.readouterr().err
     del dogs
+
+
+class _AbortFails(_Rank0):
+    """A communicator whose Abort raises (MPI gone, say)."""
+
+    def Abort(self, code):
+        super().Abort(code)
+        raise RuntimeError("MPI_Abort failed")
+
+
+def _wait_for(condition, seconds=10):
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return condition()
+
+
+def test_a_failing_watchdog_does_not_stop_the_others(capfd):
+    broken, healthy = _AbortFails(), _Rank0()
+    first = distributed.Watchdog(broken, 0.2)
+    with first.waiting("a sum"):
+        assert _wait_for(lambda: broken.aborts)
+    second = distributed.Watchdog(healthy, 0.2)  # created after the failure: the same thread serves it
+    with second.waiting("another sum"):
+        assert _wait_for(lambda: healthy.aborts)
+    assert [t.name for t in threading.enumerate()].count("bpfast-mpi-watchdog") == 1
+    capfd.readouterr()
+
+
+def test_the_first_collective_of_a_communicator_is_not_watched():
+    comm = _Rank0()
+    group = object.__new__(distributed.Group)  # the watchdog's part of a Group, without MPI
+    group._watchdog, group._met = distributed.Watchdog(comm, 0.2), False
+    with group._waiting("the agreement before fit"):
+        time.sleep(0.7)  # a rank still loading its data
+    assert comm.aborts == [] and group._met
+    with group._waiting("the sum of the gradients"):
+        assert _wait_for(lambda: comm.aborts)

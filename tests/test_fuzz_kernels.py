@@ -92,7 +92,8 @@ LIPSCHITZ = {"identity": 1.0, "relu": 1.0, "tanh": 1.0, "sigmoid": 0.25, "softma
 REGIMES = ("normal", "scaled", "wide", "special", "constant", "sparse", "integers")
 LAYOUTS = ("C", "F", "strided", "reversed", "misaligned")
 # Dimensions: 0, 1, micro-kernel tiles (4x8, 6x8, 6x16 and their AVX-512 widths) and the GEMM's
-# blocking (MC = 72, KC = 256) with their neighbours, or anything up to 300.
+# blocking (MC = 72; KC = 256, one L1 of B panel) with their neighbours, or anything up to 300.
+# (.ci/run also runs this file under BPFAST_GEMM_BLOCKS=8,48,64, where these span many blocks.)
 EDGE_DIMS = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 15, 16, 17, 24, 31, 32, 33, 48, 63, 64, 65, 71, 72, 73,
              255, 256, 257, 300)
 MAX_DIM = 300

@@ -72,9 +72,12 @@ def test_matmul(rng, dtype, M, Kd, N, trans_a, trans_b):
 
 @pytest.mark.parametrize("trans_b", [False, True], ids=["B", "Bt"])
 def test_matmul_wider_than_one_column_block(rng, trans_b):
-    # N = 3100 > NC = 3072 exercises the outermost blocking loop; cheap because M and K are small.
+    # N past nc (the float64 column block on this CPU) exercises the outermost blocking loop;
+    # cheap because M and K are small.
+    from bpfast import show_config
+    n = show_config(mode="dicts")["gemm_blocks"]["float64"]["nc"] + 28
     A = randn(rng, (3, 5), np.float64)
-    B = randn(rng, (3100, 5) if trans_b else (5, 3100), np.float64)
+    B = randn(rng, (n, 5) if trans_b else (5, n), np.float64)
     assert_close(K.matmul(A, B, False, trans_b), R.matmul(A, B, False, trans_b), np.float64)
 
 
@@ -129,9 +132,10 @@ print(json.dumps({"worst_in_eps_times_depth": worst, "same_for_any_thread_count"
 # ragged depths such as 49 and 97 (an even split into 2 or 3 blocks), rows over
 # 4·mc, columns over nc; the few-columns and skinny paths; and, big enough to
 # run on several threads, column parts sharing one packing of A (24, 49, 2000),
-# the shared-B path (300, 150, 257) and row parts (520, 61, 64).
+# the shared-B path (300, 150, 257), row parts (520, 61, 64) and A packed by
+# several threads at once (64, 300, 2000).
 TINY_BLOCK_SHAPES = [(7, 49, 65), (33, 97, 130), (100, 200, 70), (97, 48, 9), (40, 300, 3), (250, 50, 200),
-                     (24, 49, 2000), (300, 150, 257), (520, 61, 64)]
+                     (24, 49, 2000), (300, 150, 257), (520, 61, 64), (64, 300, 2000)]
 
 
 @pytest.mark.parametrize("blocks", ["8,48,64", "16,16,32", "24,100,96"])
@@ -146,6 +150,20 @@ def test_tiny_gemm_blocks_give_the_same_products(blocks):
     assert result["blocks"]["float32"]["kc"] == int(blocks.split(",")[1])
     assert result["same_for_any_thread_count"]
     assert result["worst_in_eps_times_depth"] < 1.0, result
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_b", [False, True], ids=["B", "Bt"])
+@pytest.mark.parametrize("trans_a", [False, True], ids=["A", "At"])
+@pytest.mark.parametrize("extra", [1, 17])
+def test_matmul_deeper_than_one_depth_block(rng, dtype, trans_a, trans_b, extra):
+    # K just past kc (and past 2·kc) splits the depth into 2 (and 3) blocks at this CPU's kc.
+    from bpfast import show_config
+    kc = show_config(mode="dicts")["gemm_blocks"][np.dtype(dtype).name]["kc"]
+    M, Kd, N = 37, kc * (1 if extra == 1 else 2) + extra, 45
+    A = randn(rng, (Kd, M) if trans_a else (M, Kd), dtype)
+    B = randn(rng, (N, Kd) if trans_b else (Kd, N), dtype)
+    assert_close(K.matmul(A, B, trans_a, trans_b), R.matmul(A, B, trans_a, trans_b), dtype)
 
 
 def test_matmul_closed_form_small():

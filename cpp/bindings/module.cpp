@@ -31,6 +31,13 @@ PYBIND11_MODULE(_core, m) {
     bp::gemm_blocking<float>();
     bp::gemm_blocking<double>();
     m.def("gemm_blocking_for", [](long l1d, long l2, long l3, int l3_cpus, int mr, int nr, int value_bytes) {
+        if (l1d < 0 || l2 < 0 || l3 < 0 || l3_cpus < 0)
+            throw py::value_error("cache sizes and l3_cpus must be >= 0 (0: not reported)");
+        if (mr < 1 || mr > 64 || nr < 1 || nr > 256)
+            throw py::value_error("mr must be in [1, 64] and nr in [1, 256]; got " + std::to_string(mr) + " and " +
+                                  std::to_string(nr));
+        if (value_bytes != 4 && value_bytes != 8)
+            throw py::value_error("value_bytes must be 4 or 8; got " + std::to_string(value_bytes));
         const bp::GemmBlocking b = bp::blocking_for(bp::CacheSizes{l1d, l2, l3, l3_cpus}, mr, nr, value_bytes);
         return py::make_tuple(b.mc, b.kc, b.nc);
     }, py::arg("l1d"), py::arg("l2"), py::arg("l3"), py::arg("l3_cpus"), py::arg("mr"), py::arg("nr"),
@@ -108,6 +115,7 @@ PYBIND11_MODULE(_core, m) {
         gemm_blocks["float64"] = py::dict(py::arg("mc") = blocks64.mc, py::arg("kc") = blocks64.kc,
                                           py::arg("nc") = blocks64.nc);
         info["gemm_blocks"] = gemm_blocks;
+        info["gemm_blocks_forced"] = bp::gemm_blocks_forced();
         info["gemm_tile"] = tiles;
         info["small_net_max_weight_bytes"] = bp::SmallNetBackend<float>::max_weight_bytes();
         info["small_net_max_batch"] = bp::SmallNetBackend<float>::MAX_BATCH;

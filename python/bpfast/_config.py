@@ -55,7 +55,7 @@ def config():
         "adaptive_threads": _core.get_adaptive_threads(),
         "cache_bytes": build["cache_bytes"],
         "gemm_blocks": build["gemm_blocks"],
-        "forced_gemm_blocks": os.environ.get("BPFAST_GEMM_BLOCKS") or None,
+        "forced_gemm_blocks": build["gemm_blocks_forced"] or None,
         "gemm_tile": build["gemm_tile"],
         "small_net_max_weight_bytes": build["small_net_max_weight_bytes"],
         "small_net_max_batch": build["small_net_max_batch"],

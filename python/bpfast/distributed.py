@@ -16,11 +16,13 @@ collective that the others skipped.
 
 mpi4py is imported only when a communicator is given; ``shard`` needs none of it.
 
-A watchdog guards every collective: a rank that has waited longer than
-BPFAST_MPI_TIMEOUT seconds (600 unless set; 0 turns it off) in one
-collective, for a rank that died or hangs, prints why and ends every rank
-with MPI_Abort. Set it well above the longest stretch between two
-collectives (a step, an epoch's validation and callbacks).
+A watchdog guards every collective after the first on a communicator: a
+rank that has waited longer than BPFAST_MPI_TIMEOUT seconds (600 unless set;
+0 turns it off) in one collective, for a rank that died or hangs, prints why
+and ends every rank with MPI_Abort. Set it well above the longest stretch
+between two collectives (a step, an epoch's validation and callbacks). The
+first collective is not watched: ranks may reach it far apart (one still
+loading its data, say).
 """
 
 import contextlib
@@ -118,19 +120,20 @@ DEFAULT_TIMEOUT_S = 600.0  # a wait this long in one collective means a rank die
 
 class Watchdog:
     """Ends every rank (MPI_Abort) when this one has waited longer than `seconds` in one
-    collective. One thread per process (started with the first watchdog) looks at the waits in
-    progress of every live watchdog a few times a second."""
+    collective. One thread per process (started with the first watchdog, and again should it
+    have gone: after a fork, say) looks at the waits in progress of every live watchdog a few
+    times a second."""
 
     _live = weakref.WeakSet()
     _thread = None
-    _lock = threading.Lock()
+    _lock = threading.Lock()  # guards _live and _thread
 
     def __init__(self, comm, seconds):
-        self.comm, self.seconds = comm, seconds
+        self.comm, self.rank, self.seconds = comm, comm.Get_rank(), seconds
         self.since, self.doing = None, None
         with Watchdog._lock:
             Watchdog._live.add(self)
-            if Watchdog._thread is None:
+            if Watchdog._thread is None or not Watchdog._thread.is_alive():
                 Watchdog._thread = threading.Thread(target=Watchdog._watch_all, name="bpfast-mpi-watchdog",
                                                     daemon=True)
                 Watchdog._thread.start()
@@ -147,17 +150,24 @@ class Watchdog:
     def _watch_all():
         while True:
             time.sleep(0.25)
-            for dog in list(Watchdog._live):
-                dog._check()
+            with Watchdog._lock:
+                dogs = list(Watchdog._live)
+            for dog in dogs:
+                try:
+                    dog._check()
+                except Exception:  # noqa: BLE001 - one watchdog's failure must not stop the others'
+                    pass
 
     def _check(self):
         since = self.since
         if since is not None and time.monotonic() - since > self.seconds:
-            sys.stderr.write(f"bpfast.distributed: rank {self.comm.Get_rank()} has waited more than "
-                             f"{self.seconds:g} s for the other ranks in {self.doing} (a rank died or "
-                             f"hangs; {TIMEOUT_VARIABLE}); ending every rank\n")
-            sys.stderr.flush()
-            self.comm.Abort(124)
+            try:
+                sys.stderr.write(f"bpfast.distributed: rank {self.rank} has waited more than {self.seconds:g} s "
+                                 f"for the other ranks in {self.doing} (a rank died or hangs; "
+                                 f"{TIMEOUT_VARIABLE}); ending every rank\n")
+                sys.stderr.flush()
+            finally:
+                self.comm.Abort(124)
 
 
 def _timeout():
@@ -192,10 +202,20 @@ class Group:
         self._loss = np.zeros(1, np.float64)
         seconds = _timeout()
         self._watchdog = None if seconds is None else Watchdog(comm, seconds)
+        self._met = False  # whether a collective on this communicator has completed
 
     def _waiting(self, doing):
-        """A context for a collective that may wait for the other ranks (watched when a timeout is set)."""
+        """A context for a collective that may wait for the other ranks: watched when a timeout is
+        set, from the second collective on (ranks may reach the first at very different times,
+        one still loading its data, say)."""
+        if not self._met:
+            return self._first_meeting()
         return _NOT_WATCHED if self._watchdog is None else self._watchdog.waiting(doing)
+
+    @contextlib.contextmanager
+    def _first_meeting(self):
+        yield
+        self._met = True
 
     # ------------------------------------------------------------ agreement
     def agree(self, error, doing, settings=None, facts=None):

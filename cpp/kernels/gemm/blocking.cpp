@@ -26,6 +26,11 @@ constexpr index NC_MAX = 8192;
 constexpr index round_down(index n, index step) { return n / step * step; }
 constexpr index round_up(index n, index step) { return (n + step - 1) / step * step; }
 
+// Forced blocks may not ask for more packing room than this (values of the A
+// block, mc x kc, and of the B block, kc x nc): 16 and 64 MiB of float32.
+constexpr long long MAX_A_BLOCK_VALUES = 1LL << 22;
+constexpr long long MAX_B_BLOCK_VALUES = 1LL << 24;
+
 // "mc,kc,nc" as three positive integers; throws std::invalid_argument naming the variable.
 GemmBlocking parse_blocks(const char* text) {
     const std::string what = std::string("BPFAST_GEMM_BLOCKS must be three positive integers \"mc,kc,nc\"; got '") +
@@ -44,15 +49,20 @@ GemmBlocking parse_blocks(const char* text) {
         }
     }
     if (*p != '\0') throw std::invalid_argument(what);
+    if (static_cast<long long>(values[0]) * values[1] > MAX_A_BLOCK_VALUES ||
+        static_cast<long long>(values[1]) * values[2] > MAX_B_BLOCK_VALUES)
+        throw std::invalid_argument("BPFAST_GEMM_BLOCKS asks for blocks too large to pack: mc*kc must be at most " +
+                                    std::to_string(MAX_A_BLOCK_VALUES) + " and kc*nc at most " +
+                                    std::to_string(MAX_B_BLOCK_VALUES) + " values; got '" + text + "'");
     return {values[0], values[1], values[2]};
 }
 
 template <typename T>
 GemmBlocking choose() {
     const MicroKernel<T>& kernel = active_micro_kernel<T>();
-    const char* forced = std::getenv("BPFAST_GEMM_BLOCKS");
-    if (forced && *forced) {
-        const GemmBlocking b = parse_blocks(forced);
+    const std::string& forced = gemm_blocks_forced();
+    if (!forced.empty()) {
+        const GemmBlocking b = parse_blocks(forced.c_str());
         return {round_up(b.mc, kernel.mr), b.kc, round_up(b.nc, kernel.nr)};
     }
     return blocking_for(cache_sizes(), kernel.mr, kernel.nr, int(sizeof(T)));
@@ -76,6 +86,14 @@ GemmBlocking blocking_for(const CacheSizes& caches, int mr, int nr, int value_by
     const index nc = std::clamp<index>(round_down(l3_per_cpu / 2 / (kc * value_bytes), nr), 4 * index(nr),
                                        round_down(NC_MAX, nr));
     return {mc, kc, nc};
+}
+
+const std::string& gemm_blocks_forced() {
+    static const std::string text = [] {
+        const char* value = std::getenv("BPFAST_GEMM_BLOCKS");
+        return std::string(value ? value : "");
+    }();
+    return text;
 }
 
 template <typename T>

@@ -10,6 +10,8 @@
 //       core's share of L3.
 #pragma once
 
+#include <string>
+
 #include "common.h"
 #include "runtime/cpu_info.h"
 
@@ -26,8 +28,9 @@ struct GemmBlocking {
 GemmBlocking blocking_for(const CacheSizes& caches, int mr, int nr, int value_bytes);
 
 // The depth of the blocks of a K-deep product: ceil(K / kc) blocks of about
-// equal depth (a multiple of 16 but the last), none deeper than kc. An even
-// split keeps a product of depth kc + 16 from running a 16-deep block.
+// equal depth (rounded up to a multiple of 16, or kc where that is less),
+// none deeper than kc; the last takes what is left. An even split keeps a
+// product of depth kc + 16 from running a 16-deep block.
 inline index depth_step(index K, index kc) {
     const index blocks = (K + kc - 1) / kc;
     const index even = ((K + blocks - 1) / blocks + 15) / 16 * 16;
@@ -40,5 +43,8 @@ inline index depth_step(index K, index kc) {
 // malformed BPFAST_GEMM_BLOCKS throws std::invalid_argument (at import).
 template <typename T>
 const GemmBlocking& gemm_blocking();
+
+// BPFAST_GEMM_BLOCKS as the process read it, once (empty: the rule's blocks).
+const std::string& gemm_blocks_forced();
 
 }  // namespace bpfast
