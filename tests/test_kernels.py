@@ -133,9 +133,10 @@ print(json.dumps({"worst_in_eps_times_depth": worst, "same_for_any_thread_count"
 # 4·mc, columns over nc; the few-columns and skinny paths; and, big enough to
 # run on several threads, column parts sharing one packing of A (24, 49, 2000),
 # the shared-B path (300, 150, 257), row parts (520, 61, 64) and A packed by
-# several threads at once (64, 300, 2000).
+# several threads at once (64, 300, 2000); and one ragged block of rows packing B a few
+# panels at a time, its A packed once for the column parts (21, 150, 2000).
 TINY_BLOCK_SHAPES = [(7, 49, 65), (33, 97, 130), (100, 200, 70), (97, 48, 9), (40, 300, 3), (250, 50, 200),
-                     (24, 49, 2000), (300, 150, 257), (520, 61, 64), (64, 300, 2000)]
+                     (24, 49, 2000), (300, 150, 257), (520, 61, 64), (64, 300, 2000), (21, 150, 2000)]
 
 
 @pytest.mark.parametrize("blocks", ["8,48,64", "16,16,32", "24,100,96"])

@@ -17,7 +17,9 @@
 //
 // Skinny path: when M fits in one MC block and B is row-major (the weight and
 // input gradients), each B row is read by the micro-kernel in place, so the
-// call never pays for packing B (only a ragged last panel is packed).
+// call never pays for packing B (only a ragged last panel is packed). When M
+// fits in one MC block but B must be packed (Wᵀ in a small batch's forward
+// product), B is packed a few panels at a time, right before their tiles.
 #include "kernels/gemm/gemm.h"
 
 #include <algorithm>
@@ -34,6 +36,7 @@ constexpr index MIN_FLOPS_PER_THREAD = 1 << 19;  // below this, extra threads co
 constexpr index PARTS_PER_THREAD = 4;
 constexpr index PACK_SLACK = 8;  // packers may store up to this many values past a panel
 constexpr index SHALLOW_DEPTH = 32;  // depth up to which tile_loop walks C by rows of tiles
+constexpr index PANELS_PER_PACK = 4;  // B panels packed at a time for a single block of rows
 
 // out[p*MR + i] = src[p*ld + i] for i < MR: MR contiguous values per step,
 // with a trip count the compiler knows.
@@ -287,6 +290,22 @@ void gemm_block(const Block<T>& g) {
                     const MatrixView<T> ragged{B_block.data + panels.in_place_extent, B_block.row_stride, 1};
                     pack_b(ragged, kc, nc - panels.in_place_extent, kernel, b_packed);
                 }
+            } else if (g.M <= MC) {
+                // One block of rows: each B panel serves this block alone, so pack a
+                // few panels at a time, just before their tiles read them (from L2,
+                // not from the L3 a whole packed B block would have gone to).
+                Panels<T> a_block{g.packed_a ? g.packed_a + pc * ((g.M + mr - 1) / mr * mr) : nullptr};
+                if (!g.packed_a)
+                    a_block = a_panels(MatrixView<T>{g.A.data + pc * g.A.col_stride, g.A.row_stride, g.A.col_stride},
+                                       g.M, kc, kernel, a_packed);
+                for (index j0 = 0; j0 < nc; j0 += PANELS_PER_PACK * nr) {
+                    const index width = std::min<index>(PANELS_PER_PACK * nr, nc - j0);
+                    pack_b(MatrixView<T>{B_block.data + j0 * B_block.col_stride, B_block.row_stride, B_block.col_stride},
+                           kc, width, kernel, b_packed);
+                    tile_loop(kernel, g.M, width, kc, a_block, Panels<T>{b_packed}, g.C + jc + j0, g.ldc, add,
+                              pc + kc == g.K ? g.epilogue : nullptr, g.row0, g.col0 + jc + j0);
+                }
+                continue;
             } else {
                 pack_b(B_block, kc, nc, kernel, b_packed);
             }
