@@ -275,6 +275,14 @@ void gemm_block(const Block<T>& g) {
     const bool skinny = g.M <= MC && g.B.col_stride == 1;
     T* const a_packed = packing_room(g);
     T* const b_packed = a_packed + a_room(blocks, mr);
+    // The panels of rows [ic, ic + mc) of A in depth block [pc, pc + kc): from
+    // the caller's packing of all of A, or packed here.
+    auto a_block_at = [&](index ic, index mc, index pc, index kc) {
+        if (g.packed_a) return Panels<T>{g.packed_a + pc * ((g.M + mr - 1) / mr * mr) + ic * kc};
+        const MatrixView<T> A_block{g.A.data + ic * g.A.row_stride + pc * g.A.col_stride, g.A.row_stride,
+                                    g.A.col_stride};
+        return a_panels(A_block, mc, kc, kernel, a_packed);
+    };
 
     for (index jc = 0; jc < g.N; jc += NC) {
         const index nc = std::min(NC, g.N - jc);
@@ -294,10 +302,7 @@ void gemm_block(const Block<T>& g) {
                 // One block of rows: each B panel serves this block alone, so pack a
                 // few panels at a time, just before their tiles read them (from L2,
                 // not from the L3 a whole packed B block would have gone to).
-                Panels<T> a_block{g.packed_a ? g.packed_a + pc * ((g.M + mr - 1) / mr * mr) : nullptr};
-                if (!g.packed_a)
-                    a_block = a_panels(MatrixView<T>{g.A.data + pc * g.A.col_stride, g.A.row_stride, g.A.col_stride},
-                                       g.M, kc, kernel, a_packed);
+                const Panels<T> a_block = a_block_at(0, g.M, pc, kc);
                 for (index j0 = 0; j0 < nc; j0 += PANELS_PER_PACK * nr) {
                     const index width = std::min<index>(PANELS_PER_PACK * nr, nc - j0);
                     pack_b(MatrixView<T>{B_block.data + j0 * B_block.col_stride, B_block.row_stride, B_block.col_stride},
@@ -311,13 +316,7 @@ void gemm_block(const Block<T>& g) {
             }
             for (index ic = 0; ic < g.M; ic += MC) {
                 const index mc = std::min(MC, g.M - ic);
-                Panels<T> a_block{g.packed_a ? g.packed_a + pc * ((g.M + mr - 1) / mr * mr) + ic * kc : nullptr};
-                if (!g.packed_a) {
-                    const MatrixView<T> A_block{g.A.data + ic * g.A.row_stride + pc * g.A.col_stride,
-                                                g.A.row_stride, g.A.col_stride};
-                    a_block = a_panels(A_block, mc, kc, kernel, a_packed);
-                }
-                tile_loop(kernel, mc, nc, kc, a_block, panels, g.C + ic * g.ldc + jc, g.ldc, add,
+                tile_loop(kernel, mc, nc, kc, a_block_at(ic, mc, pc, kc), panels, g.C + ic * g.ldc + jc, g.ldc, add,
                           pc + kc == g.K ? g.epilogue : nullptr, g.row0 + ic, g.col0 + jc);
             }
         }
