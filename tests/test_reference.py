@@ -1,0 +1,77 @@
+"""bpfast.reference stands apart from the product it checks.
+
+Its kernels import numpy and the standard library only, and its engine those
+and the kernels: read from their import statements, and shown by running them
+in a fresh interpreter where no module of bpfast can be imported.
+"""
+
+import ast
+import pathlib
+import subprocess
+import sys
+
+from bpfast import reference
+
+PACKAGE = pathlib.Path(reference.__file__).parent
+
+
+def imported_modules(path):
+    """Every module that a file's import statements name; relative ones keep their dots."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            names.add("." * node.level + (node.module or ""))
+    return names
+
+
+def outside_numpy_and_stdlib(names):
+    return {n for n in names if n.split(".")[0] not in sys.stdlib_module_names | {"numpy"}}
+
+
+def test_the_kernels_import_numpy_and_the_standard_library_only():
+    assert outside_numpy_and_stdlib(imported_modules(PACKAGE / "kernels.py")) == set()
+
+
+def test_the_engine_imports_the_reference_kernels_numpy_and_the_standard_library_only():
+    assert outside_numpy_and_stdlib(imported_modules(PACKAGE / "engine.py")) == {".kernels"}
+
+
+def train(Engine):
+    """(epoch losses, final flat parameters) of three epochs of a small net on fixed data."""
+    import numpy as np
+    engine = Engine([3, 4, 2], ["tanh", "softmax"], "softmax_cross_entropy", "mean", np.float64)
+    rng = np.random.default_rng(0)
+    for p in engine.parameters():
+        p[...] = rng.normal(size=p.shape)
+    X, labels = rng.normal(size=(10, 3)), rng.integers(0, 2, 10)
+    losses = [engine.train_epoch(X, None, labels, None, 4)[0] for _ in range(3)]
+    return losses, engine.flat_parameters().tolist()
+
+
+STANDALONE = """
+import importlib, json, sys, types
+sys.modules["bpfast"] = None  # from here on, importing any part of bpfast fails
+package = types.ModuleType("oracle")
+package.__path__ = [sys.argv[1]]
+sys.modules["oracle"] = package
+kernels = importlib.import_module("oracle.kernels")
+losses, params = train(importlib.import_module("oracle.engine").Engine)
+print(json.dumps({"kernels": kernels.__all__, "losses": losses, "params": params,
+                  "bpfast": sorted(m for m in sys.modules if m.startswith("bpfast") and sys.modules[m])}))
+"""
+
+
+def test_kernels_and_engine_run_where_bpfast_cannot_be_imported():
+    import inspect
+    import json
+    done = subprocess.run([sys.executable, "-c", inspect.getsource(train) + STANDALONE, str(PACKAGE)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    alone = json.loads(done.stdout)
+    assert alone["bpfast"] == []
+    assert alone["kernels"] == [n for n in reference.__all__ if n not in ("Engine", "Network")]
+    assert alone["losses"][-1] < alone["losses"][0]
+    # The same code run here, through bpfast.reference, gives the same numbers to the bit.
+    assert train(reference.Engine) == (alone["losses"], alone["params"])
