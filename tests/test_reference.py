@@ -2,13 +2,18 @@
 
 Its kernels import numpy and the standard library only, and its engine those
 and the kernels: read from their import statements, and shown by running them
-in a fresh interpreter where no module of bpfast can be imported.
+in a fresh interpreter where no module of bpfast can be imported. And the
+engine's scikit-learn objective, which the tests of the core take as their
+oracle, against its closed form and central finite differences in float64.
 """
 
 import ast
 import pathlib
 import subprocess
 import sys
+
+import numpy as np
+import pytest
 
 from bpfast import reference
 
@@ -75,3 +80,42 @@ def test_kernels_and_engine_run_where_bpfast_cannot_be_imported():
     assert alone["losses"][-1] < alone["losses"][0]
     # The same code run here, through bpfast.reference, gives the same numbers to the bit.
     assert train(reference.Engine) == (alone["losses"], alone["params"])
+
+
+@pytest.mark.parametrize("loss", ["squared_error", "poisson", "softmax_cross_entropy"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_the_engines_objective_is_the_weighted_loss_plus_the_l2_term(loss, weighted):
+    """value_scale·Σ w_i·loss_i / N + ½·l2·Σ‖W‖² / N with N = Σ w_i, loss_i from the loss kernel on
+    row i; its gradients match central differences of that value with value_scale 1 (1e-6 relative,
+    float64)."""
+    rng = np.random.default_rng(4)
+    output = "softmax" if loss == "softmax_cross_entropy" else "identity"
+    engine = reference.Engine([4, 5, 3], ["tanh", output], loss, "mean", np.float64)
+    for p in engine.parameters():
+        p[...] = rng.normal(scale=0.5, size=p.shape)
+    engine.set_objective(l2=0.3, value_scale=0.7)
+    n = 7
+    X = rng.normal(size=(n, 4))
+    if loss == "softmax_cross_entropy":
+        T = np.eye(3)[rng.integers(0, 3, n)]
+    else:
+        T = rng.poisson(1.0, size=(n, 3)).astype(np.float64) if loss == "poisson" else rng.normal(size=(n, 3))
+    weights = rng.uniform(0.2, 3.0, n) if weighted else None
+    w = np.ones(n) if weights is None else weights
+    value = engine.compute_gradients(X, T, None, weights)
+    W0, b0, W1, b1 = engine.parameters()
+    Z = reference.dense_forward(reference.dense_forward(X, W0, b0, "tanh"), W1, b1, "identity")
+    rows = [reference.loss(loss, Z[i:i + 1], T[i:i + 1], "sum")[0] for i in range(n)]
+    expected = 0.7 * np.dot(w, rows) / w.sum() + 0.5 * 0.3 * (np.sum(W0 ** 2) + np.sum(W1 ** 2)) / w.sum()
+    assert abs(value - expected) <= 1e-12 * max(1.0, abs(expected))
+    engine.set_objective(l2=0.3)  # value_scale scales the reported value only, not the gradients
+    flat, grads = engine.flat_parameters(), engine.flat_gradients().copy()
+    differences = np.empty_like(flat)
+    for i in range(flat.size):
+        kept, h = flat[i], 1e-6
+        flat[i] = kept + h
+        up = engine.loss(X, T, None, weights)
+        flat[i] = kept - h
+        differences[i] = (up - engine.loss(X, T, None, weights)) / (2 * h)
+        flat[i] = kept
+    np.testing.assert_allclose(grads, differences, rtol=1e-6, atol=1e-8)

@@ -1,4 +1,4 @@
-"""The core's scikit-learn conventions against a numpy oracle written for this file.
+"""The core's scikit-learn conventions against numpy formulas and bpfast.reference.
 
 scikit-learn's MLP solvers differ from PyTorch's formulas in three places the
 core now covers: SGD keeps its velocity with the learning rate inside it, Adam
@@ -6,9 +6,11 @@ adds ε to √v before the bias correction, and the loss carries an L2 term
 α·Σ‖W‖²/(2N) over a batch of N samples (or of sample weights summing to N),
 with sample weights inside the average, and MLPRegressor's Poisson loss.
 
-Each test builds the expected values in float64 numpy from the formulas in
-the module docstrings of scikit-learn's MLP (not from its code) and compares
-them with the native result. Tolerance: 1e-12 relative to max(1, max|expected|)
+The kernel tests build the expected values in float64 numpy from the formulas
+in the module docstrings of scikit-learn's MLP (not from its code); the
+objective's tests (L2 term, sample weights, sparse chunks) take them from
+bpfast.reference's engine run in float64, the suite's one oracle for a whole
+network. Each compares them with the native result. Tolerance: 1e-12 relative to max(1, max|expected|)
 in float64, 1e-5 in float32.
 """
 
@@ -16,7 +18,7 @@ import numpy as np
 import pytest
 from scipy.special import xlogy
 
-from bpfast import _core, kernels
+from bpfast import _core, kernels, reference
 from conftest import DTYPES, assert_close
 
 F64 = np.float64
@@ -105,42 +107,16 @@ def test_poisson_loss_value_and_gradient(dtype, reduction):
 
 # ---------------------------------------------------------------- the network's objective
 
-def numpy_net(params, X, activation):
-    """Activations [X, A_1, ..., Z_L] of a net with hidden `activation` (the output left linear)."""
-    acts = [X]
-    for l in range(0, len(params), 2):
-        Z = acts[-1] @ params[l].T + params[l + 1]
-        last = l == len(params) - 2
-        acts.append(Z if last else (np.tanh(Z) if activation == "tanh" else np.maximum(Z, 0)))
-    return acts
-
-
-def numpy_objective(params, X, T, weights, alpha, loss, value_scale):
-    """(loss, [dW_0, db_0, ...]) of sklearn's objective: a weighted mean over the batch
-    of the loss, divided by N = Σw, plus α·Σ‖W‖²/(2N); the data term times value_scale."""
-    acts = numpy_net(params, X, "tanh")
-    Z = acts[-1]
-    w = np.ones(len(X)) if weights is None else weights
-    N = w.sum()
-    if loss == "squared_error":
-        rows, delta = 0.5 * ((Z - T) ** 2).sum(axis=1), Z - T
-    elif loss == "poisson":
-        mu = np.exp(Z)
-        rows, delta = (xlogy(T, T / mu) - T + mu).sum(axis=1), mu - T
-    else:  # softmax cross-entropy on labels one-hot in T
-        P = np.exp(Z - Z.max(axis=1, keepdims=True))
-        P /= P.sum(axis=1, keepdims=True)
-        rows, delta = -(T * np.log(P)).sum(axis=1), P - T
-    value = (w * rows).sum() / N * value_scale
-    value += 0.5 * alpha * sum((W ** 2).sum() for W in params[0::2]) / N
-    delta = delta * w[:, None] / N
-    grads = [None] * len(params)
-    for l in range(len(params) - 2, -1, -2):
-        grads[l] = delta.T @ acts[l // 2] + alpha * params[l] / N
-        grads[l + 1] = delta.sum(axis=0)
-        if l > 0:
-            delta = (delta @ params[l]) * (1 - acts[l // 2] ** 2)
-    return value, grads
+def reference_objective(sizes, output, loss, params, X, T, weights, alpha, value_scale):
+    """(loss, [dW_0, db_0, ...]) of sklearn's objective on a net with tanh hidden layers, from
+    bpfast.reference's engine in float64: a weighted mean over the batch of the loss, divided
+    by N = Σw, plus α·Σ‖W‖²/(2N); the data term times value_scale."""
+    engine = reference.Engine(sizes, ["tanh", output], loss, "mean", F64)
+    for p, value in zip(engine.parameters(), params):
+        p[...] = value
+    engine.set_objective(l2=alpha, value_scale=value_scale)
+    value = engine.compute_gradients(X, T, None, weights)
+    return value, [g.copy() for g in engine.gradients()]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -170,8 +146,8 @@ def test_objective_loss_and_gradients(dtype, loss, weighted):
     weights = rng.uniform(0.2, 3.0, size=n) if weighted else None
     w_arg = None if weights is None else weights.astype(dtype)
     params64 = [p.astype(F64) for p in net.parameters()]
-    expected_value, expected_grads = numpy_objective(params64, X.astype(F64), T, weights, alpha,
-                                                     "softmax" if output == "softmax" else loss, value_scale)
+    expected_value, expected_grads = reference_objective(sizes, output, loss, params64, X.astype(F64), T, weights,
+                                                         alpha, value_scale)
     value = net.compute_gradients(X, dense, lab, w_arg)
     assert_close(value, expected_value, dtype)
     for got, want in zip(net.gradients(), expected_grads):
@@ -343,8 +319,8 @@ def test_csr_gradients_over_chunks_follow_the_objective(dtype, loss, weighted, c
     weights = rng.uniform(0.2, 3.0, size=n) if weighted else None
     w_arg = None if weights is None else weights.astype(dtype)
     params64 = [p.astype(F64) for p in nets[0].parameters()]
-    expected_value, expected_grads = numpy_objective(params64, X.toarray().astype(F64), T, weights, 0.3,
-                                                     "softmax" if output == "softmax" else loss, 1.0)
+    expected_value, expected_grads = reference_objective(sizes, output, loss, params64, X.toarray().astype(F64), T,
+                                                         weights, 0.3, 1.0)
     value = nets[0].compute_gradients_csr(*csr_arrays(X), dense, lab, w_arg, chunk_rows=chunk_rows)
     assert_close(value, expected_value, dtype)
     for got, want in zip(nets[0].gradients(), expected_grads):
