@@ -5,7 +5,9 @@ native network of the C++ core (cpp/model/network.h), one call per step and
 per epoch. ``bpfast.reference.Network`` is this same class over the numpy
 engine ``bpfast.reference.Engine``, which has the same methods; the two
 share every line of validation, fit logic and persistence and differ only in
-the math.
+the math. The architecture's checks and initial weights are in _architecture,
+fit's loop over epochs in _fit (over MPI: distributed.Epochs), the save format
+in _saveformat.
 """
 
 import numpy as np
