@@ -71,7 +71,7 @@ class Local:
 
         progress.run_in_spans(epoch, -(-n // batch_size), run_span)
         value, finite, batch, layer, pending = result
-        if finite and end < n:  # a Ctrl-C after a span's last batch: the epoch stops here
+        if finite and end < n and pending is not None:  # a Ctrl-C after a span's last batch: the epoch stops here
             raise pending
         return value, finite, batch, layer, "", pending
 
