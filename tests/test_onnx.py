@@ -244,14 +244,50 @@ def test_bad_net_is_a_type_error(tmp_path, net):
     assert not (tmp_path / "x.onnx").exists()
 
 
-def test_network_look_alike_is_a_type_error(tmp_path):
+def test_network_look_alike_exports_what_it_exposes(onnx):
+    # export reads what a net exposes (sizes, dtype, layers with W, b and activation), not its
+    # class: an object that exposes a net's gives the very model of that net.
     real = random_net([3, 4, 2], "relu", "identity", np.float32)
 
     class LookAlike:
         sizes, layers, dtype, output = real.sizes, real.layers, real.dtype, real.output
 
-    with pytest.raises(TypeError, match="net"):
-        bpfast.onnx.export(LookAlike(), tmp_path / "x.onnx")
+    theirs, ours = io.BytesIO(), io.BytesIO()
+    bpfast.onnx.export(LookAlike(), theirs)
+    real.to_onnx(ours)
+    assert theirs.getvalue() == ours.getvalue()
+
+
+class _FakeLayer:
+    def __init__(self, W, b, activation):
+        self.W, self.b, self.activation = W, b, activation
+
+
+def _look_alikes(real):
+    """Objects that look like real but lack or garble a part of what export reads."""
+    def like(**changes):
+        parts = {"sizes": real.sizes, "dtype": real.dtype, "layers": real.layers, **changes}
+        return type("LookAlike", (), parts)()
+    layers = real.layers
+    fake = [_FakeLayer(layer.W, layer.b, layer.activation) for layer in layers]
+    return {
+        "no layers": type("LookAlike", (), {"sizes": real.sizes, "dtype": real.dtype, "output": real.output})(),
+        "a layer too few": like(layers=layers[:-1]),
+        "sizes that do not match": like(sizes=[3, 5, 2]),
+        "a transposed W": like(layers=[_FakeLayer(fake[0].W.T, fake[0].b, "relu")] + fake[1:]),
+        "b of another dtype": like(layers=[_FakeLayer(fake[0].W, fake[0].b.astype(np.float64), "relu")] + fake[1:]),
+        "an unknown activation": like(layers=[_FakeLayer(fake[0].W, fake[0].b, "gelu")] + fake[1:]),
+        "float16": like(dtype=np.float16),
+        "sizes as a tuple of strings": like(sizes=("3", "4", "2")),
+    }
+
+
+def test_network_look_alike_is_a_type_error(tmp_path):
+    real = random_net([3, 4, 2], "relu", "identity", np.float32)
+    for what, look_alike in _look_alikes(real).items():
+        with pytest.raises(TypeError, match="net"):
+            bpfast.onnx.export(look_alike, tmp_path / "x.onnx")
+        assert not (tmp_path / "x.onnx").exists(), what
 
 
 @pytest.mark.parametrize("opset", [0, 12, -17, 10**6, 17.0, "17", True, np.float64(17)], ids=repr)

@@ -65,6 +65,21 @@ class Progress:
             self._last_line = time.monotonic()
             print(f"epoch {epoch}/{self.epochs}: batch {done}/{self.batches}", file=self.out, flush=True)
 
+    def run_in_spans(self, epoch, batches, run_span):
+        """One epoch of `batches` batches as calls run_span(first, stop), each running the batches
+        [first, stop): the whole epoch in one call when batches are not shown, else consecutive
+        spans of about SPAN_SECONDS, each timed and reported. A call that returns False ends the
+        epoch there (a non-finite step, a Ctrl-C)."""
+        first = 0
+        while first < batches:
+            stop = min(batches, first + self.batches_per_span()) if self.enabled else batches
+            started = time.perf_counter()
+            go_on = run_span(first, stop)
+            self.batches_done(epoch, stop * self.batch_size, time.perf_counter() - started, stop - first)
+            if not go_on:
+                return
+            first = stop
+
     def end_epoch(self, epoch, logs):
         """The epoch `epoch` (numbered from 1) is complete with these logs."""
         if not self.enabled:

@@ -34,6 +34,7 @@ import weakref
 
 import numpy as np
 
+from . import _fit, _progress
 from . import _validate as check
 
 __all__ = ["shard", "save", "deterministic"]
@@ -101,17 +102,33 @@ def _remote_error(message, rank, doing):
     return _BUILTIN_ERRORS.get(kind, RuntimeError)(f"rank {rank} failed {doing}: {kind}: {text}")
 
 
-def local_batch(net, X, T, x_name="X", t_name="T"):
-    """(X, dense T, labels, rows) of this rank, checked as a single process checks them, except
-    that a rank may hold no rows (shape (0, n_in)): its contributions are then empty."""
-    if np.ndim(X) == 2 and np.shape(X)[0] == 0:
-        if np.shape(X)[1] != net.sizes[0]:
-            raise ValueError(f"{x_name} must have shape (batch, {net.sizes[0]}); got {np.shape(X)}")
-        if np.ndim(T) not in (1, 2) or np.shape(T)[0] != 0:
-            raise ValueError(f"{t_name} must have 0 rows to match {x_name}; got shape {np.shape(T)}")
-        return np.empty((0, net.sizes[0]), net.dtype), None, None, 0
-    X, dense, labels = net._batch_and_targets(X, T, x_name, t_name)
-    return X, dense, labels, X.shape[0]
+class Replica:
+    """A rank's network as bpfast.Network hands it over: its engine, its shuffle stream, its
+    check of a batch, checked_batch(X, T, x_name, t_name) -> (X, dense T, labels), and its
+    architecture (sizes, activations, loss, reduction, dtype), which the ranks must agree on."""
+
+    def __init__(self, engine, shuffle_rng, checked_batch, architecture):
+        self.engine, self.shuffle_rng, self.checked_batch = engine, shuffle_rng, checked_batch
+        self.architecture = architecture
+        self.reduction, self.n_out = architecture["reduction"], architecture["sizes"][-1]
+
+    def batch(self, X, T, x_name="X", t_name="T"):
+        """(X, dense T, labels) of this rank, checked as a single process checks them, except
+        that a rank may hold no rows (shape (0, n_in)): its contributions are then empty."""
+        n_in = self.architecture["sizes"][0]
+        if np.ndim(X) == 2 and np.shape(X)[0] == 0:
+            if np.shape(X)[1] != n_in:
+                raise ValueError(f"{x_name} must have shape (batch, {n_in}); got {np.shape(X)}")
+            if np.ndim(T) not in (1, 2) or np.shape(T)[0] != 0:
+                raise ValueError(f"{t_name} must have 0 rows to match {x_name}; got shape {np.shape(T)}")
+            return np.empty((0, n_in), self.architecture["dtype"]), None, None
+        return self.checked_batch(X, T, x_name, t_name)
+
+    def settings(self, optimizer, **more):
+        """What every rank must agree on before training together (optimizer: its config())."""
+        if self.engine.objective[0] != 0:
+            raise ValueError("distributed training does not take an L2 term in the objective (set_objective)")
+        return {**self.architecture, "optimizer": optimizer, "objective": tuple(self.engine.objective), **more}
 
 
 TIMEOUT_VARIABLE = "BPFAST_MPI_TIMEOUT"
@@ -251,18 +268,17 @@ class Group:
         return int(self._rows[1])
 
     # ------------------------------------------------------------ state
-    def broadcast_state(self, net):
+    def broadcast_state(self, engine, shuffle_rng):
         """Rank 0's weights, optimizer state, counters and shuffle stream on every rank."""
-        engine = net._engine
         with self._waiting("the broadcast of rank 0's state"):
             self.comm.Bcast(engine.flat_parameters(), root=0)
             for state in engine.optimizer_state():
                 if state.size:
                     self.comm.Bcast(state, root=0)
             steps, epochs, shuffle = self.comm.bcast(
-                (engine.steps, engine.epochs, net._shuffle_rng.bit_generator.state), root=0)
+                (engine.steps, engine.epochs, shuffle_rng.bit_generator.state), root=0)
         engine.set_counters(steps, epochs)
-        net._shuffle_rng.bit_generator.state = shuffle
+        shuffle_rng.bit_generator.state = shuffle
         self.in_step = True
 
     def permutation(self, rng, rows):
@@ -368,58 +384,29 @@ class Group:
             flags = self.comm.allgather(bad)
         return [rank for rank, flag in enumerate(flags) if flag]
 
-    # ------------------------------------------------------------ epochs
-    def plan_epochs(self, counts, batch_size, reduction, deterministic):
-        """fit's plan from every rank's row count: steps per epoch (the most batches any rank
-        has), the global rows of each step, and this rank's share of each."""
-        self.batch_size, self.reduction, self.deterministic = batch_size, reduction, deterministic
-        self.rows = counts[self.rank]
-        self.total_rows = sum(counts)
-        self.steps = max(-(-c // batch_size) for c in counts)
-        self.step_rows = [sum(min(batch_size, max(0, c - s * batch_size)) for c in counts)
-                          for s in range(self.steps)]
-
-    def run_epoch(self, engine, X, T, labels, order, lr, progress, epoch):
-        """One epoch of global steps: (loss, finite, non_finite_batch, non_finite_layer, culprit),
-        the loss as the engine's train_epoch gives it (batch-size-weighted mean, or sum)."""
-        total, mean, batch_size = 0.0, self.reduction == "mean", self.batch_size
-        span_start, span_steps, started = 0, progress.batches_per_span(), time.perf_counter()
-        for step in range(self.steps):
-            start, stop = step * batch_size, min(self.rows, (step + 1) * batch_size)
-            rows = max(0, stop - start)
-            Xb = Tb = Lb = None
-            if rows:
-                picked = slice(start, stop) if order is None else order[start:stop]
-                Xb = X[picked]
-                Tb = None if T is None else T[picked]
-                Lb = None if labels is None else labels[picked]
-            value, finite, layer = self.step(engine, Xb, Tb, Lb, rows, self.step_rows[step], lr, self.reduction,
-                                             self.deterministic)
-            if not finite:
-                return value, False, step, layer, culprit_text(self.culprits(engine, Xb, Tb, Lb, rows))
-            total += value * self.step_rows[step] if mean else value
-            if progress.enabled and step + 1 - span_start >= span_steps:
-                now = time.perf_counter()
-                progress.batches_done(epoch, (step + 1) * batch_size, now - started, step + 1 - span_start)
-                span_start, span_steps, started = step + 1, progress.batches_per_span(), now
-        engine.set_counters(engine.steps, engine.epochs + 1)  # as the engine's train_epoch ends an epoch
-        return (total / self.total_rows if mean else total), True, -1, -1, ""
-
-    def validation_logs(self, net, validation):
-        """val_loss (and val_accuracy for a classifier) over every rank's validation rows."""
-        X, T, labels, rows = validation
-        loss = correct = 0.0
-        if rows:
-            loss = net._engine.loss(X, T, labels)
-            if net.reduction == "mean":
-                loss *= rows
-            if net.is_classifier:
-                correct = net._accuracy(X, T, labels) * rows
-        loss, correct, total = self.sum(loss, correct, rows)
-        logs = {"val_loss": float(loss / total if net.reduction == "mean" else loss)}
-        if net.is_classifier:
-            logs["val_accuracy"] = float(correct / total)
-        return logs
+    def train_step(self, replica, X, T, lr, deterministic, optimizer_config):
+        """Network.train_step with a communicator: one step of the global batch, every rank's
+        (X, T) its rows of it; the first on this communicator broadcasts rank 0's state."""
+        error = settings = None
+        rows = 0
+        try:
+            if lr is not None:
+                lr = check.finite_positive(lr, "lr")
+            X, T, labels = replica.batch(X, T)
+            rows = X.shape[0]
+            settings = replica.settings(optimizer=optimizer_config, lr=lr, deterministic=deterministic)
+        except Exception as e:  # noqa: BLE001 - every rank raises, after agreeing
+            error = e
+        if not self.in_step:
+            self.agree(error, "train_step", settings)
+            self.broadcast_state(replica.engine, replica.shuffle_rng)
+        global_rows = self.agree_rows(error, rows, "train_step")
+        engine = replica.engine
+        value, finite, layer = self.step(engine, X, T, labels, rows, global_rows, lr, replica.reduction,
+                                         deterministic)
+        if not finite:
+            _fit.raise_not_finite(layer, culprit_text(self.culprits(engine, X, T, labels, rows)))
+        return value
 
     def run_callbacks(self, callbacks, epoch, logs):
         """Each rank's callbacks on the same logs; one that raises stops every rank (with its
@@ -447,6 +434,109 @@ class Group:
         with self._waiting("the sum of an epoch's figures"):
             self.comm.Allreduce(self.MPI.IN_PLACE, buffer, op=self.MPI.SUM)
         return buffer
+
+
+class Epochs:
+    """fit's epoch runner over a communicator (the MPI twin of bpfast._fit.Local; see there
+    for the calls): every rank runs the same global steps, each on its own rows."""
+
+    def __init__(self, group, replica):
+        self.group, self.replica, self.engine = group, replica, replica.engine
+
+    def batch(self, X, T, x_name="X", t_name="T"):
+        return self.replica.batch(X, T, x_name, t_name)
+
+    def settings(self, **more):
+        return self.replica.settings(**more)
+
+    def agree_failure(self, error, doing):
+        self.group.agree(error, doing)  # raises on every rank
+
+    def agree(self, doing, settings, rows, validation_rows):
+        facts = self.group.agree(None, doing, settings, (rows, 0 if validation_rows is None else validation_rows))
+        if sum(f[0] for f in facts) == 0:
+            raise ValueError(f"{doing}: no rank has a row of X")
+        if validation_rows is not None and sum(f[1] for f in facts) == 0:
+            raise ValueError(f"{doing}: no rank has a row of X_val")
+        self.counts = [f[0] for f in facts]
+
+    def start(self, X, T, labels, batch_size, lr, deterministic):
+        """Rank 0's state on every rank, and the plan from every rank's row count: steps per
+        epoch (the most batches any rank has), the global rows of each step."""
+        self.group.broadcast_state(self.engine, self.replica.shuffle_rng)
+        self.X, self.T, self.labels, self.lr = X, T, labels, lr
+        self.batch_size, self.deterministic = batch_size, deterministic
+        counts = self.counts
+        self.rows = counts[self.group.rank]
+        self.total_rows = sum(counts)
+        self.steps = max(-(-c // batch_size) for c in counts)
+        self.step_rows = [sum(min(batch_size, max(0, c - s * batch_size)) for c in counts)
+                          for s in range(self.steps)]
+
+    def progress(self, epochs, verbose):
+        """Shown by rank 0 only, counting the steps of the global batches."""
+        return _progress.Progress(epochs, self.steps * self.batch_size, self.batch_size,
+                                  verbose and self.group.rank == 0)
+
+    def order(self, shuffle):
+        return self.group.permutation(self.replica.shuffle_rng, self.X.shape[0]) if shuffle else None
+
+    def run_epoch(self, epoch, order, progress):
+        """One epoch of global steps, the loss as the engine's train_epoch gives it
+        (batch-size-weighted mean, or sum)."""
+        engine, X, T, labels, batch_size = self.engine, self.X, self.T, self.labels, self.batch_size
+        reduction = self.replica.reduction
+        mean = reduction == "mean"
+        total, failed = 0.0, None
+
+        def run_span(first, stop):
+            nonlocal total, failed
+            for step in range(first, stop):
+                start, end = step * batch_size, min(self.rows, (step + 1) * batch_size)
+                rows = max(0, end - start)
+                Xb = Tb = Lb = None
+                if rows:
+                    picked = slice(start, end) if order is None else order[start:end]
+                    Xb = X[picked]
+                    Tb = None if T is None else T[picked]
+                    Lb = None if labels is None else labels[picked]
+                value, finite, layer = self.group.step(engine, Xb, Tb, Lb, rows, self.step_rows[step], self.lr,
+                                                       reduction, self.deterministic)
+                if not finite:
+                    failed = (value, False, step, layer,
+                              culprit_text(self.group.culprits(engine, Xb, Tb, Lb, rows)), None)
+                    return False
+                total += value * self.step_rows[step] if mean else value
+            return True
+
+        progress.run_in_spans(epoch, self.steps, run_span)
+        if failed is not None:
+            return failed
+        engine.set_counters(engine.steps, engine.epochs + 1)  # as the engine's train_epoch ends an epoch
+        return (total / self.total_rows if mean else total), True, -1, -1, "", None
+
+    def validation_logs(self, validation, is_classifier):
+        """val_loss (and val_accuracy for a classifier) over every rank's validation rows."""
+        X, T, labels = validation
+        rows, mean = X.shape[0], self.replica.reduction == "mean"
+        loss = correct = 0.0
+        if rows:
+            loss = self.engine.loss(X, T, labels)
+            if mean:
+                loss *= rows
+            if is_classifier:
+                correct = _fit.accuracy(self.engine, X, T, labels, self.replica.n_out) * rows
+        loss, correct, total = self.group.sum(loss, correct, rows)
+        logs = {"val_loss": float(loss / total if mean else loss)}
+        if is_classifier:
+            logs["val_accuracy"] = float(correct / total)
+        return logs
+
+    def shared(self, logs, doing):
+        return self.group.rank_0s(logs, doing)
+
+    def callbacks(self, callbacks, epoch, logs):
+        return self.group.run_callbacks(callbacks, epoch, logs)
 
 
 def culprit_text(ranks):

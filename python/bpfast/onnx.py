@@ -17,7 +17,6 @@ import os
 import numpy as np
 
 from . import __version__
-from .network import Network
 
 __all__ = ["export", "DEFAULT_OPSET", "MIN_OPSET"]
 
@@ -40,12 +39,13 @@ def export(net, path, opset=None):
         may not yet read the newest opsets.
     The model is checked with onnx.checker (full_check=True) before anything is
     written. Raises ImportError when onnx is not installed, TypeError for a net
-    that is not a bpfast Network or a path of the wrong type, and ValueError
+    that does not expose what a bpfast Network does (sizes, dtype, layers with
+    W, b and activation) or a path of the wrong type, and ValueError
     for a bad opset or a model over the 2 GiB limit of one ONNX file.
     """
-    if not isinstance(net, Network):
-        raise TypeError(f"net must be a bpfast Network (bpfast.Network or bpfast.reference.Network); "
-                        f"got {type(net).__name__}")
+    if not _exposes_a_network(net):
+        raise TypeError(f"net must be a bpfast Network (bpfast.Network or bpfast.reference.Network), or expose "
+                        f"sizes, dtype and layers (W, b, activation) as one does; got {type(net).__name__}")
     if isinstance(path, (str, os.PathLike)):
         is_file = False
     elif callable(getattr(path, "write", None)):
@@ -74,6 +74,24 @@ def export(net, path, opset=None):
         with open(path, "wb") as file:
             file.write(data)
     return model
+
+
+def _exposes_a_network(net):
+    """Whether net exposes what export reads, as a bpfast Network does: sizes (a list of
+    ints), dtype (float32 or float64) and one layer per pair of sizes, each with W of shape
+    (n_out, n_in) and b of shape (n_out,) in that dtype, and an activation ONNX has."""
+    try:
+        sizes, layers, dtype = net.sizes, net.layers, np.dtype(net.dtype)
+        if not (isinstance(sizes, list) and all(isinstance(n, numbers.Integral) for n in sizes)
+                and isinstance(layers, list) and len(layers) == len(sizes) - 1
+                and dtype in (np.float32, np.float64)):
+            return False
+        return all(isinstance(layer.W, np.ndarray) and layer.W.shape == (n_out, n_in) and layer.W.dtype == dtype
+                   and isinstance(layer.b, np.ndarray) and layer.b.shape == (n_out,) and layer.b.dtype == dtype
+                   and isinstance(layer.activation, str) and layer.activation in ACTIVATION_OPS
+                   for layer, n_in, n_out in zip(layers, sizes[:-1], sizes[1:]))
+    except (AttributeError, TypeError, ValueError):
+        return False
 
 
 def _checked_opset(opset, newest):

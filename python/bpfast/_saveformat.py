@@ -1,0 +1,184 @@
+"""The save format of a Network: a versioned .npz of records and arrays (no pickle).
+
+Network.save, load, pickling and copying all go through write and read here;
+bpfast._archive reads the file without trusting it.
+"""
+
+import errno
+import io
+import json
+import math
+import os
+
+import numpy as np
+
+from . import _archive
+from . import _architecture
+from . import _validate as check
+from . import optim
+
+FILE_FORMAT = "bpfast-network"
+FILE_VERSION = 1
+RECORD_MEMBERS = ("format", "version", "architecture", "optimizer", "shuffle_state", "counters")
+ARCHITECTURE_KEYS = ("sizes", "activation", "output", "loss", "reduction", "dtype", "seed")
+
+
+def save(net, path):
+    """net in the save format at path (a file name, ".npz" added when it lacks it) or into a
+    binary file object; returns the path written."""
+    if hasattr(path, "write"):
+        write(net, path)
+        return path
+    file_name = _npz_path(path)
+    with open(file_name, "wb") as file:
+        write(net, file)
+    return file_name
+
+
+def load(cls, path):
+    """The network of class cls saved at path (a file name or a binary file object): every
+    check of Network.load's doc, then the net."""
+    if not hasattr(path, "read"):
+        path = _existing_path(path)
+    try:
+        with _archive.Archive(path) as archive:
+            return read(cls, archive)
+    except FileNotFoundError:
+        raise
+    except _archive.READ_ERRORS as error:
+        raise ValueError(f"{_name_of(path)} is not a valid bpfast network file: {error}") from None
+
+
+def saved_bytes(net):
+    """The bytes save() would write for net."""
+    buffer = io.BytesIO()
+    write(net, buffer)
+    return buffer.getvalue()
+
+
+def write(net, file):
+    """The save format of net into a binary file object."""
+    architecture = {"sizes": net.sizes, "activation": [l.activation for l in net.layers[:-1]],
+                    "output": net.output, "loss": net.loss_name, "reduction": net.reduction,
+                    "dtype": net.dtype.name, "seed": net.seed}
+    arrays = {f"param_{i}": p for i, p in enumerate(net.parameters())}
+    first_moment, second_moment = net._engine.optimizer_state()
+    arrays.update(state_0=first_moment, state_1=second_moment)
+    np.savez(file, format=np.array(FILE_FORMAT), version=np.array(FILE_VERSION),
+             architecture=np.array(json.dumps(architecture)),
+             optimizer=np.array(json.dumps(net._optimizer.config())),
+             shuffle_state=np.array(json.dumps(net._shuffle_rng.bit_generator.state)),
+             counters=np.array([net._engine.steps, net._engine.epochs], dtype=np.int64),
+             **arrays)
+
+
+def read(cls, archive):
+    """The network of class cls in an opened archive: every record and array header is
+    checked, then the net is built and each array read into it."""
+    file_format = archive.text("format")
+    if file_format != FILE_FORMAT:
+        raise ValueError(f"its format is {file_format!r}")
+    version, = archive.integers("version", ())
+    if version != FILE_VERSION:
+        raise ValueError(f"it has version {version}; this bpfast reads version {FILE_VERSION}")
+    arch = archive.record("architecture", _archive.ARCHITECTURE_BYTES)
+    if not isinstance(arch, dict) or set(arch) != set(ARCHITECTURE_KEYS):
+        raise ValueError(f"its architecture must be a record of {', '.join(ARCHITECTURE_KEYS)}")
+    if not isinstance(arch["activation"], list):
+        raise ValueError(f"its activation must be a list of names; got {arch['activation']!r:.80}")
+    sizes, hidden, output, loss, reduction, dtype = _architecture.checked(
+        arch["sizes"], arch["activation"], arch["output"], arch["loss"], arch["reduction"],
+        check.choice(arch["dtype"], check.DTYPES, "dtype"))
+    seed = arch["seed"] if arch["seed"] is None else check.non_negative_int(arch["seed"], "seed")
+    optimizer = optim.from_config(archive.record("optimizer"))  # checks every setting
+    shuffle = _shuffle_generator(archive.record("shuffle_state"))
+    counters = archive.integers("counters", (2,))
+    if not all(0 <= c < 2**63 for c in counters):
+        raise ValueError(f"counters must be two non-negative integers; got {counters}")
+
+    # The arrays this architecture needs; the optimizer state is sized as the engines size it.
+    shapes = {}
+    for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        shapes[f"param_{2 * l}"], shapes[f"param_{2 * l + 1}"] = (n_out, n_in), (n_out,)
+    total = sum(math.prod(shape) for shape in shapes.values())
+    if total * dtype.itemsize > archive.size:
+        raise ValueError(f"its architecture has {total} parameters, {total * dtype.itemsize} bytes in "
+                         f"{dtype}; the file holds {archive.size} bytes")
+    config = optimizer.config()
+    adam = config["kind"] != "sgd"
+    shapes["state_0"] = (total if adam or config["momentum"] != 0 else 0,)
+    shapes["state_1"] = (total if adam else 0,)
+    archive.require(RECORD_MEMBERS + tuple(shapes))
+    for name, shape in shapes.items():
+        archive.check_array(name, shape, dtype)
+
+    # Each array's bytes are in the file (members are stored): only now is the net allocated.
+    net = cls(sizes, activation=hidden, output=output, loss=loss, reduction=reduction, dtype=dtype,
+              seed=seed, optimizer=optimizer)
+    arrays = [(f"param_{i}", p) for i, p in enumerate(net.parameters())]
+    arrays += [(f"state_{which}", s) for which, s in enumerate(net._engine.optimizer_state())]
+    for name, array in arrays:
+        if array.shape != shapes[name]:
+            raise ValueError(f"{name} has shape {shapes[name]}; the engine holds {array.shape}")
+        archive.read_into(name, array)
+        if not check.all_finite(array):
+            raise ValueError(f"{name} holds NaN or Inf")
+    net._engine.set_counters(*counters)
+    net._shuffle_rng = shuffle
+    return net
+
+
+def _path_name(path):
+    """path as a str, or TypeError naming the argument."""
+    try:
+        name = os.fspath(path)
+    except TypeError:
+        raise TypeError(f"path must be a file name (str or os.PathLike) or a binary file object; "
+                        f"got {type(path).__name__}") from None
+    return os.fsdecode(name)
+
+
+def _npz_path(path):
+    """The file that save(path) writes: path with ".npz" added when it lacks it (numpy's rule)."""
+    name = _path_name(path)
+    return name if name.endswith(".npz") else name + ".npz"
+
+
+def _existing_path(path):
+    """The file that load(path) reads: path as given when it is a file, else save's name for it."""
+    name = _path_name(path)
+    if os.path.isfile(name):
+        return name
+    with_suffix = _npz_path(name)
+    if with_suffix != name and os.path.isfile(with_suffix):
+        return with_suffix
+    tried = name if with_suffix == name else f"{name} or {with_suffix}"
+    raise FileNotFoundError(errno.ENOENT, f"no bpfast network file at {tried}", name)
+
+
+def _name_of(file):
+    """How an error names what load read: the path, or a file object's name."""
+    if not hasattr(file, "read"):
+        return file
+    return getattr(file, "name", None) or f"the {type(file).__name__}"
+
+
+def _from_saved_bytes(cls, data):
+    """The network of type cls in the bytes of a save(): how pickle and deepcopy rebuild one."""
+    with _archive.Archive(io.BytesIO(data)) as archive:
+        return read(cls, archive)
+
+
+def _shuffle_generator(state):
+    """A Generator in the saved state of a shuffle stream: a PCG64 state of integers in range."""
+    inner = state.get("state") if isinstance(state, dict) else None
+    ranges = {"has_uint32": 2, "uinteger": 2**32}
+    if not isinstance(inner, dict) or set(state) != {"bit_generator", "state", *ranges} \
+            or state["bit_generator"] != "PCG64" or set(inner) != {"state", "inc"}:
+        raise ValueError("shuffle_state must be the state of a PCG64 generator")
+    values = [(inner[key], 2**128) for key in inner] + [(state[key], bound) for key, bound in ranges.items()]
+    if not all(type(value) is int and 0 <= value < bound for value, bound in values):
+        raise ValueError("shuffle_state holds a value that is not an integer in range")
+    generator = np.random.default_rng(0)
+    generator.bit_generator.state = state
+    return generator
