@@ -1,13 +1,13 @@
 """Formatting: the fixed-width tables printed to stdout and the markdown tables.
 
-A result row is a dict made by run.py: suite, case, competitor, status
+A result row is a dict made by runner.py: suite, case, competitor, status
 ("baseline" for bpfast, "ok", "WRONG", "ERROR"), median/min/max seconds per
 call, ratio (competitor median / bpfast median) and gflops.
 """
 
 import math
 
-from competitor import BASELINE
+from benchmarks.harness.competitor import BASELINE
 
 
 def _unit(seconds, micro):

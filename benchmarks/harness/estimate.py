@@ -9,7 +9,7 @@ importable; float64 multiplies a suite by FLOAT64; --repeats scales a timed
 case by (repeats + 3) / (default + 3) (calibration and warm-up cost about
 three repeats). START_S covers the imports, the machine record and the
 first check for quiet. The waits for quiet come on top, up to --max-wait
-seconds, and so do the retries of disturbed cases, up to run.RETRY_SHARE of
+seconds, and so do the retries of disturbed cases, up to runner.RETRY_SHARE of
 the estimate. A faster machine takes a little less (most of a case is a
 fixed number of repeats of about 30 ms each), a busier one more. The parts
 added with the stronger anchors (numpy plain in the steps, PyTorch's `@` in
@@ -23,8 +23,8 @@ the same machine, two of them in float64.
 
 import os
 
-import cases
-import optional
+from benchmarks.suites import cases
+from benchmarks.harness import optional
 
 # mode -> table -> (seconds per case without optional competitors, {optional package: seconds it adds}).
 # Medians of the seconds per timing attempt over the runs of the 2-core machine named above (waits for
