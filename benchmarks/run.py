@@ -64,6 +64,7 @@ def import_package():
 
 
 if __name__ == "__main__":
-    import_package()
+    if not __package__:  # run as a file; `python -m benchmarks.run` has the package already
+        import_package()
     from benchmarks.cli import main
     sys.exit(main())
