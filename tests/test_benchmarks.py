@@ -18,10 +18,7 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BENCHMARKS = os.path.join(ROOT, "benchmarks")
-RUN = os.path.join(BENCHMARKS, "run.py")
-if BENCHMARKS not in sys.path:
-    sys.path.insert(0, BENCHMARKS)
+RUN = os.path.join(ROOT, "benchmarks", "run.py")
 SUITES = {"steps", "kernels", "fit", "sklearn", "threads", "memory", "distributed"}
 TABLES = {"steps", "gemm", "elementwise", "fit", "sklearn", "threads", "memory", "distributed"}
 ROW_KEYS = {"suite", "table", "case", "competitor", "params", "times", "median", "min", "max", "ratio",
@@ -179,7 +176,7 @@ def test_the_run_starts_with_its_expected_duration(full):
 
 
 def test_the_estimate_follows_the_options():
-    import estimate
+    from benchmarks.harness import estimate
     all_suites = ["steps", "kernels", "fit", "threads", "memory"]
     everything = {"torch", "sklearn"}
 
@@ -220,24 +217,24 @@ def test_a_line_per_case_with_its_time_and_ratios(full):
 
 
 def test_case_line_says_when_a_case_was_retried():
-    import run
+    from benchmarks.harness import runner
     rows = [{"case": "32-64-64-1 b=16", "competitor": "bpfast", "status": "baseline", "ratio": 1.0,
              "attempts": 2, "kept_attempt": 2, "disturbed": False, "disturbed_by": []},
             {"case": "32-64-64-1 b=16", "competitor": "torch", "status": "ok", "ratio": 23.7,
              "attempts": 2, "kept_attempt": 2, "disturbed": False, "disturbed_by": []}]
-    line = run.case_line("steps", "1/3", rows, 2.04, 75.0)
+    line = runner.case_line("steps", "1/3", rows, 2.04, 75.0)
     assert line == "[steps 1/3] 32-64-64-1 b=16: 2.0 s (run 1:15); torch 23.7x; retried once, reporting attempt 2"
     rows[1]["ratio"] = 1690.2
-    assert "torch 1690x;" in run.case_line("steps", "1/3", rows, 2.04, 75.0)
+    assert "torch 1690x;" in runner.case_line("steps", "1/3", rows, 2.04, 75.0)
 
 
 # ------------------------------------------------------------------ retrying a disturbed case
 
 def _attempt(foreign=0.0, **times):
     """An Attempt whose competitors took these per-call times, one per repeat."""
-    import run
-    from timing import Timing
-    return run.Attempt({name: Timing(1, list(values)) for name, values in times.items()}, foreign)
+    from benchmarks.harness import runner
+    from benchmarks.harness.timing import Timing
+    return runner.Attempt({name: Timing(1, list(values)) for name, values in times.items()}, foreign)
 
 
 def _feed(*attempts):
@@ -266,25 +263,25 @@ SCATTERED = dict(bpfast=[1.0, 1.02, 0.99, 1.01, 1.0], torch=[23.7, 1690.0, 1700.
 
 
 def test_a_clean_case_is_timed_once():
-    import run
+    from benchmarks.harness import runner
     measure, calls = _feed(_attempt(**CLEAN))
-    attempts, kept = run.time_with_retries(measure, retries=2)
+    attempts, kept = runner.time_with_retries(measure, retries=2)
     assert calls == [1] and kept == 0 and not attempts[0].disturbed
 
 
 def test_a_spread_just_under_the_limit_is_not_retried():
-    import run
-    from timing import SPREAD_LIMIT
+    from benchmarks.harness import runner
+    from benchmarks.harness.timing import SPREAD_LIMIT
     measure, calls = _feed(_attempt(bpfast=[1.0, 0.98 * SPREAD_LIMIT, 1.0]))
-    run.time_with_retries(measure, retries=2)
+    runner.time_with_retries(measure, retries=2)
     assert calls == [1]
 
 
 def test_an_outlier_like_1690x_is_retried_and_the_clean_attempt_reported():
-    import run
+    from benchmarks.harness import runner
     measure, calls = _feed(_attempt(**SCATTERED), _attempt(**CLEAN))
     retried = []
-    attempts, kept = run.time_with_retries(measure, retries=2, on_retry=lambda n, a: retried.append(n))
+    attempts, kept = runner.time_with_retries(measure, retries=2, on_retry=lambda n, a: retried.append(n))
     assert calls == [1, 2] and retried == [1] and kept == 1
     assert attempts[0].scattered and "torch's slowest repeat took" in attempts[0].reasons()[0]
     timings = attempts[kept].timings
@@ -292,38 +289,38 @@ def test_an_outlier_like_1690x_is_retried_and_the_clean_attempt_reported():
 
 
 def test_retries_stop_at_the_limit_and_keep_the_least_scattered():
-    import run
+    from benchmarks.harness import runner
     worse = _attempt(bpfast=[1.0, 1.0, 1.0], torch=[1.0, 50.0, 50.0])
     bad = _attempt(bpfast=[1.0, 1.0, 1.0], torch=[1.0, 10.0, 10.0])
     worst = _attempt(bpfast=[1.0, 1.0, 1.0], torch=[1.0, 90.0, 90.0])
     measure, calls = _feed(worse, bad, worst, _attempt(**CLEAN))
-    attempts, kept = run.time_with_retries(measure, retries=2)
+    attempts, kept = runner.time_with_retries(measure, retries=2)
     assert calls == [1, 2, 3] and kept == 1 and attempts[kept].disturbed
     measure, calls = _feed(_attempt(**SCATTERED), _attempt(**CLEAN))
-    run.time_with_retries(measure, retries=0)
+    runner.time_with_retries(measure, retries=0)
     assert calls == [1]
 
 
 def test_a_crowded_case_is_retried_only_while_there_is_time_to_wait():
-    import run
+    from benchmarks.harness import runner
     measure, calls = _feed(_attempt(foreign=1.2, **CLEAN), _attempt(**CLEAN))
-    attempts, kept = run.time_with_retries(measure, retries=2)
+    attempts, kept = runner.time_with_retries(measure, retries=2)
     assert calls == [1] and attempts[0].crowded and attempts[0].disturbed
     budget = _Budget(5.0)
     measure, calls = _feed(_attempt(foreign=1.2, **CLEAN), _attempt(**CLEAN))
-    attempts, kept = run.time_with_retries(measure, retries=2, budget=budget)
+    attempts, kept = runner.time_with_retries(measure, retries=2, budget=budget)
     assert calls == [1, 2] and budget.waits == 1 and kept == 1
 
 
 def test_retries_stop_when_the_run_has_spent_its_time_for_them():
-    import run
-    spent = run.RetryTime(0.0)
+    from benchmarks.harness import runner
+    spent = runner.RetryTime(0.0)
     measure, calls = _feed(_attempt(**SCATTERED), _attempt(**CLEAN))
-    attempts, kept = run.time_with_retries(measure, retries=2, retry_time=spent)
+    attempts, kept = runner.time_with_retries(measure, retries=2, retry_time=spent)
     assert calls == [1] and attempts[0].disturbed and "used up" in attempts[0].not_retried
-    some = run.RetryTime(60.0)
+    some = runner.RetryTime(60.0)
     measure, calls = _feed(_attempt(**SCATTERED), _attempt(**CLEAN))
-    run.time_with_retries(measure, retries=2, retry_time=some)
+    runner.time_with_retries(measure, retries=2, retry_time=some)
     assert calls == [1, 2] and some.left < 60.0
 
 
@@ -343,12 +340,12 @@ class _FakeSuite:
 
     @staticmethod
     def competitors(case, dtype, seed, threads):
-        from competitor import Competitor
+        from benchmarks.harness.competitor import Competitor
         return [Competitor(name, lambda: 1.0, lambda: (lambda: None)) for name in ("bpfast", "torch")]
 
     @staticmethod
     def compare(case, dtype, base, value):
-        from competitor import Verdict
+        from benchmarks.harness.competitor import Verdict
         return Verdict(base == value, "equal", 0.0)
 
 
@@ -369,10 +366,10 @@ class _Silent:
 
 
 def test_run_case_retries_the_outlier_and_the_rows_say_so(monkeypatch):
-    import contention
-    import run
-    import timing
-    from report import text_table
+    from benchmarks.harness import contention
+    from benchmarks.harness import runner
+    from benchmarks.harness import timing
+    from benchmarks.harness.report import text_table
     served = [SCATTERED, CLEAN]
 
     def fake_interleaved(fns, repeats, **_):
@@ -384,7 +381,7 @@ def test_run_case_retries_the_outlier_and_the_rows_say_so(monkeypatch):
     settings = type("Settings", (), dict(dtype="float32", seed=0, threads=1, repeats=5, retries=2,
                                          inject_wrong=False, settle=0.0, target=0.001, retry_time=None))()
     progress = _Silent()
-    rows = run.run_case(_FakeSuite, _FakeCase(), settings, progress, "1/1")
+    rows = runner.run_case(_FakeSuite, _FakeCase(), settings, progress, "1/1")
     torch_row = [row for row in rows if row["competitor"] == "torch"][0]
     assert torch_row["attempts"] == 2 and torch_row["kept_attempt"] == 2
     assert torch_row["ratio"] == pytest.approx(23.9)
@@ -404,7 +401,7 @@ def _row(table, case, competitor, ratio, disturbed, **extra):
 
 def test_the_plot_marks_the_disturbed_cases():
     pytest.importorskip("matplotlib")
-    import plot
+    from benchmarks.harness import plot
     steps = type("Suite", (), {"TABLE": "steps"})
     gemm = type("Suite", (), {"TABLE": "gemm"})
     step_rows = [_row("steps", "a b=1", "reference", 3.0, False), _row("steps", "c b=2", "reference", 2.0, True)]
@@ -434,7 +431,7 @@ def test_the_plot_marks_the_disturbed_cases():
 # ------------------------------------------------------------------ the FLOP count of a step
 
 def test_a_step_counts_no_input_gradient_for_the_first_layer():
-    from cases import FitCase, StepCase, mlp_gemms
+    from benchmarks.suites.cases import FitCase, StepCase, mlp_gemms
     case = StepCase((784, 128, 10), 32, "softmax", "cross_entropy")
     # by hand: forward and weight gradient of both layers, input gradient of the second only
     assert case.flops == 2 * 32 * (2 * (784 * 128 + 128 * 10) + 128 * 10) == 13_090_816
@@ -460,7 +457,7 @@ PLAIN_TOLERANCE = {"float32": 2e-5, "float64": 1e-12}  # relative, on the loss a
 def test_numpy_plain_takes_the_same_step_as_bpfast(dtype, sizes, batch, activation, output, loss):
     import numpy as np
     import bpfast
-    import numpy_plain
+    from benchmarks.workers import numpy_plain
     rng = np.random.default_rng(7)
     X = rng.standard_normal((batch, sizes[0])).astype(dtype)
     T = (rng.integers(0, sizes[-1], size=batch) if loss == "cross_entropy"
@@ -485,7 +482,7 @@ def test_numpy_plain_takes_the_same_step_as_bpfast(dtype, sizes, batch, activati
 
 
 def test_numpy_plain_refuses_what_it_does_not_do():
-    import numpy_plain
+    from benchmarks.workers import numpy_plain
     W, b = [[[1.0, 2.0]]], [[0.0]]
     with pytest.raises(ValueError, match="output/loss"):
         numpy_plain.PlainNet(W, b, "relu", "softmax", "squared_error", [[0.0]], "float64")
@@ -499,8 +496,8 @@ def test_numpy_plain_refuses_what_it_does_not_do():
 def test_the_gemm_suite_checks_torch_against_bpfast(dtype):
     torch = pytest.importorskip("torch")
     import numpy as np
-    import gemm_suite
-    from cases import mlp_gemms, square
+    from benchmarks.suites import gemm_suite
+    from benchmarks.suites.cases import mlp_gemms, square
     before = torch.get_num_threads()
     try:
         for case in [square(33)] + mlp_gemms(7, 19, 5):
@@ -521,7 +518,7 @@ def test_the_gemm_suite_checks_torch_against_bpfast(dtype):
 # ------------------------------------------------------------------ waiting for other threads to go idle
 
 def test_time_waiting_for_a_cpu_counts_as_busy():
-    import timing
+    from benchmarks.harness import timing
     me, pool = ("self", "1"), ("self", "2")
     before = {me: (1.0, 0.0), pool: (5.0, 1.0)}
     # the pool thread ran 2 ms and waited 8 ms for a CPU in a 20 ms window: half a core wanted
@@ -532,7 +529,7 @@ def test_time_waiting_for_a_cpu_counts_as_busy():
 
 def test_wait_until_idle_waits_for_a_busy_thread_and_sees_it_stop():
     import threading
-    import timing
+    from benchmarks.harness import timing
     if timing.thread_times() is None:
         pytest.skip("no per-thread schedstat here")
     stop = threading.Event()
@@ -549,7 +546,7 @@ def test_wait_until_idle_waits_for_a_busy_thread_and_sees_it_stop():
 # ------------------------------------------------------------------ the FMA probe and % of peak
 
 def test_the_fma_probe_gives_positive_gflops_for_every_isa_of_the_cpu():
-    import fma_probe
+    from benchmarks.workers import fma_probe
     from bpfast import _core
     isas = fma_probe.available_isas()
     supported = {name for name, ok in _core.build_info()["isas"] if ok}
@@ -565,7 +562,7 @@ def test_the_fma_probe_gives_positive_gflops_for_every_isa_of_the_cpu():
 
 
 def test_the_fma_probe_counts_its_flops():
-    import fma_probe  # noqa: F401  (benchmarks on the path)
+    from benchmarks.workers import fma_probe  # noqa: F401
     from bpfast import _core
     for isa, lanes in (("avx512", {"float32": 16, "float64": 8}), ("avx2", {"float32": 8, "float64": 4})):
         if isa not in dict(_core.build_info()["isas"]) or not dict(_core.build_info()["isas"])[isa]:
@@ -586,7 +583,7 @@ def test_the_fma_probe_counts_its_flops():
 
 
 def test_percent_of_peak_uses_the_isa_and_thread_count_of_each_competitor():
-    import fma_probe
+    from benchmarks.workers import fma_probe
     peaks = {"avx512": {"float32": {1: 100.0, 2: 200.0}, "float64": {1: 50.0, 2: 100.0}},
              "avx2": {"float32": {1: 80.0, 2: 160.0}, "float64": {1: 40.0, 2: 80.0}}}
     isa_of = fma_probe.CompetitorIsa("avx512", "Haswell", ["avx512", "avx2"], torch_isa_name="avx2")
@@ -609,8 +606,8 @@ def test_percent_of_peak_uses_the_isa_and_thread_count_of_each_competitor():
 # ------------------------------------------------------------------ the summary: the best competitor
 
 def test_the_summary_names_the_fastest_competitor_that_got_it_right():
-    import report
-    from report import best_competitors
+    from benchmarks.harness import report
+    from benchmarks.harness.report import best_competitors
 
     def row(case, competitor, median, status="ok"):
         return {"case": case, "competitor": competitor, "status": status, "median": median,
@@ -657,13 +654,13 @@ def _report(*core_types, api="openblas"):
      "SkylakeX"),
 ])
 def test_openblas_core_type_decision(flags, report, expected):
-    import blas_kernel
+    from benchmarks.workers import blas_kernel
     assert blas_kernel.better_core_type(flags, report) == expected
 
 
 def test_the_decision_reads_threadpoolctl(monkeypatch):
-    import blas_kernel
-    import optional
+    from benchmarks.workers import blas_kernel
+    from benchmarks.harness import optional
     fake = type("FakeThreadpoolctl", (), {"threadpool_info": staticmethod(lambda: _report("Zen"))})
     monkeypatch.setattr(optional, "load", lambda name: fake if name == "threadpoolctl" else None)
     monkeypatch.setattr(blas_kernel, "cpu_flags", lambda: ZEN4_FLAGS)
@@ -676,13 +673,13 @@ def test_the_decision_reads_threadpoolctl(monkeypatch):
 def test_the_numpy_child_runs_the_core_type_it_was_given(tmp_path):
     threadpoolctl = pytest.importorskip("threadpoolctl")
     import numpy as np
-    import blas_kernel
-    import gemm_suite
-    import timing
-    from cases import mlp_gemms
+    from benchmarks.workers import blas_kernel
+    from benchmarks.suites import gemm_suite
+    from benchmarks.harness import timing
+    from benchmarks.suites.cases import mlp_gemms
     if not blas_kernel.openblas_core_types(threadpoolctl.threadpool_info()) or "avx2" not in blas_kernel.cpu_flags():
         pytest.skip("needs numpy on OpenBLAS and an AVX2 CPU")
-    from numpy_child import NumpyChild
+    from benchmarks.workers.numpy_child import NumpyChild
     child = NumpyChild("Haswell")  # every AVX2 CPU runs Haswell's kernels
     try:
         assert child.reported == "Haswell" and child.runs_requested_kernel()
@@ -702,10 +699,10 @@ def test_the_numpy_child_runs_the_core_type_it_was_given(tmp_path):
 
 def test_the_gemm_suite_checks_the_child_against_bpfast(monkeypatch):
     threadpoolctl = pytest.importorskip("threadpoolctl")
-    import blas_kernel
-    import gemm_suite
-    import timing
-    from cases import square
+    from benchmarks.workers import blas_kernel
+    from benchmarks.suites import gemm_suite
+    from benchmarks.harness import timing
+    from benchmarks.suites.cases import square
     if not blas_kernel.openblas_core_types(threadpoolctl.threadpool_info()) or "avx2" not in blas_kernel.cpu_flags():
         pytest.skip("needs numpy on OpenBLAS and an AVX2 CPU")
     monkeypatch.setattr(gemm_suite, "_best", ("Haswell", "forced by the test"))
@@ -723,7 +720,7 @@ def test_the_gemm_suite_checks_the_child_against_bpfast(monkeypatch):
 
 
 def test_a_disturbed_all_thread_probe_is_replaced_by_k_times_one_thread():
-    import fma_probe
+    from benchmarks.workers import fma_probe
     peaks = {"avx512": {"float32": {1: 116.0, 2: 134.0}, "float64": {1: 58.0, 2: 115.0}}}
     used, replaced = fma_probe.yardstick(peaks)
     assert replaced == {("avx512", "float32", 2)}
@@ -734,7 +731,7 @@ def test_a_disturbed_all_thread_probe_is_replaced_by_k_times_one_thread():
 
 
 def test_the_gemm_suite_says_which_numpy_was_faster(monkeypatch):
-    import gemm_suite
+    from benchmarks.suites import gemm_suite
     monkeypatch.setattr(gemm_suite, "_best", ("SkylakeX", "forced by the test"))
 
     def row(case, competitor, median):
@@ -750,8 +747,8 @@ def test_the_gemm_suite_says_which_numpy_was_faster(monkeypatch):
 
 
 def test_repeats_that_began_with_busy_threads_are_counted_and_reported(monkeypatch):
-    import report
-    import timing
+    from benchmarks.harness import report
+    from benchmarks.harness import timing
     answers = iter([True, False, False, True])
     monkeypatch.setattr(timing, "wait_until_idle", lambda max_wait: next(answers))
     timings = timing.interleaved({"a": lambda: None, "b": lambda: None}, repeats=2, settle=0.5, target=0.0001)
@@ -762,7 +759,7 @@ def test_repeats_that_began_with_busy_threads_are_counted_and_reported(monkeypat
 
 
 def test_distributed_cases_scale_weakly_and_strongly():
-    import cases
+    from benchmarks.suites import cases
     full = cases.distributed_cases("full", cores=4)
     large = (784, 1024, 1024, 10)
     weak = [c for c in full if c.scaling == "weak" and c.sizes == large]
@@ -775,21 +772,21 @@ def test_distributed_cases_scale_weakly_and_strongly():
 
 
 def test_the_share_of_a_step_the_sum_takes():
-    import distributed_suite
+    from benchmarks.suites import distributed_suite
     detail = distributed_suite._reduction_share({"allreduce_s": 0.002, "step_s": [0.05, 0.04, 0.06]})
     assert detail == "; sum of gradients 2.00 ms = 4% of a step"
     assert distributed_suite._reduction_share({"step_s": [0.05]}) == ""
 
 
 def test_a_distributed_step_counts_the_flops_of_one_global_step():
-    import cases
+    from benchmarks.suites import cases
     case = cases.DistributedCase((784, 256, 10), 64, 2)
     # closed form: forward and dW of both layers, dX of the second only, over 128 rows
     assert case.flops == 2 * 128 * (2 * (784 * 256 + 256 * 10) + 256 * 10)
 
 
 def test_one_rule_decides_every_competitors_status():
-    from competitor import Verdict, status_of
+    from benchmarks.harness.competitor import Verdict, status_of
 
     def boom():
         raise ValueError("shapes differ")

@@ -306,13 +306,20 @@ def test_plain_bpfast_imports_without_sklearn():
     assert result.stdout.strip() == "(1, 1)"
 
 
-def test_sklearn_fit_benchmark_runs():
-    """benchmarks/sklearn_fit.py checks both models agree before it times them; --tiny runs it in seconds."""
+def test_sklearn_fit_benchmark_runs(tmp_path):
+    """The scikit-learn suite checks both models agree before it times them; --tiny runs its six fixed-epoch cases."""
+    import json
     import os
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    script = os.path.join(root, "benchmarks", "sklearn_fit.py")
+    script = os.path.join(root, "benchmarks", "run.py")
     for dtype in ("float64", "float32"):
-        done = subprocess.run([sys.executable, script, "--tiny", "--threads", "1", "--dtype", dtype], cwd=root,
+        out = tmp_path / f"{dtype}.json"
+        done = subprocess.run([sys.executable, script, "--tiny", "--only", "sklearn", "--threads", "1",
+                               "--dtype", dtype, "--json", str(out)], cwd=root,
                               capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-        assert done.stdout.count("x\n") == 6, done.stdout  # one line with a speed-up per case
+        with open(out) as f:
+            rows = json.load(f)["suites"][0]["results"]
+        theirs = [row for row in rows if row["competitor"] == "sklearn"]
+        # one case with a speed-up per case, each with models that agree
+        assert len(theirs) == 6 and all(row["status"] == "ok" and row["ratio"] for row in theirs), theirs

@@ -22,10 +22,10 @@ import numpy as np
 import bpfast
 from bpfast import reference
 
-import numpy_plain
-import optional
-from cases import step_cases
-from competitor import Competitor, Verdict
+from benchmarks.workers import numpy_plain
+from benchmarks.harness import optional
+from benchmarks.suites.cases import step_cases
+from benchmarks.harness.competitor import Competitor, Verdict
 
 torch = optional.torch()
 
@@ -45,7 +45,7 @@ EXPLANATION = (
     "One call is one training step, `net.train_step(X, T, lr)`: forward pass, loss, backward pass and SGD "
     "update on one batch. bpfast (`bpfast.Network`, the C++ kernels) is compared with "
     "`bpfast.reference.Network` (the same class running on plain numpy), with `numpy plain` (the step as a "
-    "careful numpy user writes it, in `benchmarks/numpy_plain.py`: buffers allocated once and reused, "
+    "careful numpy user writes it, in `benchmarks/workers/numpy_plain.py`: buffers allocated once and reused, "
     "products and element-wise ops written into them with `out=`, the labels one-hot encoded once, the SGD "
     "update in place) and, when it can be imported, "
     "with PyTorch on the CPU (`nn.Sequential` of `nn.Linear` and `torch.optim.SGD`, with as many threads "

@@ -25,7 +25,7 @@ def _system_cpu_seconds():
 
 def _own_cpu_seconds():
     """CPU seconds of this process and of the helper processes it times (timing.WATCHED_PIDS)."""
-    import timing
+    from benchmarks.harness import timing
     t = os.times()
     total = t.user + t.system
     for pid in list(timing.WATCHED_PIDS):

@@ -14,7 +14,7 @@ two is numpy on its best BLAS kernel. Where numpy already runs an AVX-512
 core type, nothing more is needed.
 """
 
-import optional
+from benchmarks.harness import optional
 
 TARGET = "SkylakeX"  # the AVX-512 core type asked for: every AVX-512 CPU that OpenBLAS knows runs its kernels
 AVX512_CORE_TYPES = {"skylakex", "cooperlake", "sapphirerapids"}

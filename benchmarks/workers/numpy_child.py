@@ -4,8 +4,8 @@ The parent (NumpyChild) starts this script with OPENBLAS_CORETYPE set and
 talks to it in JSON lines on stdin/stdout:
 
     -> {"op": "case", "case": {...GemmCase fields}, "dtype": ..., "seed": ..., "threads": k, "out": path}
-       builds the case's operands exactly as gemm_suite does (same seed, same
-       draws), computes numpy's product once and saves it to path (.npy) for
+       builds the case's operands as the kernel suite does (gemm_operands.py:
+       same seed, same draws), computes numpy's product once and saves it to path (.npy) for
        the parent to check against bpfast's
     <- {"ok": true}
     -> {"op": "time", "n": n}    runs n products in a row, timed here
@@ -23,7 +23,10 @@ import sys
 import threading
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+import benchmarks
+
+# `python -m benchmarks.workers.numpy_child` run in the folder that holds the package finds it there
+PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(benchmarks.__file__)))
 
 
 # ------------------------------------------------------------------ the parent's side
@@ -32,11 +35,11 @@ class NumpyChild:
     """The child process, started with OPENBLAS_CORETYPE=core_type; its pid is watched while timing."""
 
     def __init__(self, core_type, timeout_s=600.0):
-        import timing
+        from benchmarks.harness import timing
         env = dict(os.environ, OPENBLAS_CORETYPE=core_type)
         self.core_type, self.timeout_s = core_type, timeout_s
-        self.process = subprocess.Popen([sys.executable, os.path.abspath(__file__)], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, text=True, env=env, cwd=HERE)
+        self.process = subprocess.Popen([sys.executable, "-m", "benchmarks.workers.numpy_child"], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, text=True, env=env, cwd=PACKAGE_PARENT)
         self.lock = threading.Lock()
         self.case_key = None
         hello = self._read()
@@ -70,7 +73,7 @@ class NumpyChild:
         return float(self.ask(op="time", n=int(n))["seconds"])
 
     def close(self):
-        import timing
+        from benchmarks.harness import timing
         timing.WATCHED_PIDS.discard(self.process.pid)
         if self.process.poll() is None:
             try:
@@ -85,13 +88,12 @@ class NumpyChild:
 # ------------------------------------------------------------------ the child's side
 
 def _serve():
-    if HERE not in sys.path:
-        sys.path.insert(0, HERE)
     import numpy as np
 
-    import blas_kernel
-    import optional
-    from cases import GemmCase
+    from benchmarks.harness import optional
+    from benchmarks.suites import gemm_operands
+    from benchmarks.suites.cases import GemmCase
+    from benchmarks.workers import blas_kernel
 
     threadpoolctl = optional.load("threadpoolctl")
     types = blas_kernel.openblas_core_types(threadpoolctl.threadpool_info()) if threadpoolctl else []
@@ -108,13 +110,13 @@ def _serve():
             if request["op"] == "quit":
                 return
             if request["op"] == "case":
-                import gemm_suite
                 case = GemmCase(**request["case"])
                 if limits is not None:
                     limits.restore_original_limits()
                 if threadpoolctl is not None:
                     limits = threadpoolctl.threadpool_limits(limits=request["threads"], user_api="blas")
-                _, fn, _, _ = gemm_suite._products(case, request["dtype"], request["seed"])
+                A, B, expression = gemm_operands.operands(case, request["dtype"], request["seed"])
+                fn = gemm_operands.product(A, B, expression)
                 np.save(request["out"], fn())
                 say({"ok": True})
             elif request["op"] == "time":

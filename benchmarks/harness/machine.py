@@ -6,9 +6,9 @@ import os
 import platform
 import subprocess
 
-import blas_kernel
-import optional
-from contention import cpu_busy
+from benchmarks.workers import blas_kernel
+from benchmarks.harness import optional
+from benchmarks.harness.contention import cpu_busy
 
 THREAD_VARIABLES = ("BPFAST_NUM_THREADS", "BPFAST_ISA", "OPENBLAS_NUM_THREADS",
                     "OMP_NUM_THREADS", "MKL_NUM_THREADS")

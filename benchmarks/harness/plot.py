@@ -11,7 +11,7 @@ the retries) gets a hatched bar, or a black ring around its GEMM points, and
 the legends say so.
 """
 
-import optional
+from benchmarks.harness import optional
 
 BAR_TABLES = (("steps", "training step"), ("elementwise", "element-wise kernel"), ("fit", "fit epoch"))
 PREFIX = {"steps": "step ", "elementwise": "", "fit": "fit "}

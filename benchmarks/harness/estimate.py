@@ -9,7 +9,7 @@ importable; float64 multiplies a suite by FLOAT64; --repeats scales a timed
 case by (repeats + 3) / (default + 3) (calibration and warm-up cost about
 three repeats). START_S covers the imports, the machine record and the
 first check for quiet. The waits for quiet come on top, up to --max-wait
-seconds, and so do the retries of disturbed cases, up to run.RETRY_SHARE of
+seconds, and so do the retries of disturbed cases, up to runner.RETRY_SHARE of
 the estimate. A faster machine takes a little less (most of a case is a
 fixed number of repeats of about 30 ms each), a busier one more. The parts
 added with the stronger anchors (numpy plain in the steps, PyTorch's `@` in
@@ -23,44 +23,27 @@ the same machine, two of them in float64.
 
 import os
 
-import cases
-import optional
+from benchmarks.suites import cases
+from benchmarks.harness import optional
 
-# mode -> table -> (seconds per case without optional competitors, {optional package: seconds it adds}).
+# table -> ((full, quick, tiny) seconds per case without optional competitors,
+#           {optional package: (full, quick, tiny) seconds it adds}).
 # Medians of the seconds per timing attempt over the runs of the 2-core machine named above (waits for
 # quiet and retries left out: the run bounds those separately).
-PER_CASE_S = {
-    "full": {
-        "steps": (2.6, {"torch": 1.5}),
-        "gemm": (2.8, {"torch": 0.9}),
-        "elementwise": (1.15, {}),
-        "fit": (2.3, {"sklearn": 0.5, "torch": 1.2}),
-        "sklearn": (0.0, {"sklearn": 10.5}),
-        "threads": (2.8, {"torch": 0.9}),
-        "memory": (3.0, {}),
-        "distributed": (8.0, {}),
-    },
-    "quick": {
-        "steps": (1.35, {"torch": 0.85}),
-        "gemm": (1.15, {"torch": 0.5}),
-        "elementwise": (0.66, {}),
-        "fit": (0.92, {"sklearn": 0.2, "torch": 0.45}),
-        "sklearn": (0.0, {"sklearn": 3.7}),
-        "threads": (1.0, {"torch": 0.4}),
-        "memory": (0.6, {}),
-        "distributed": (4.0, {}),
-    },
-    "tiny": {
-        "steps": (0.35, {"torch": 0.1}),
-        "gemm": (0.2, {"torch": 0.1}),
-        "elementwise": (0.2, {}),
-        "fit": (0.2, {"sklearn": 0.05, "torch": 0.05}),
-        "sklearn": (0.0, {"sklearn": 0.5}),
-        "threads": (0.15, {"torch": 0.05}),
-        "memory": (0.2, {}),
-        "distributed": (0.8, {}),
-    },
+SECONDS_BY_TABLE = {
+    "steps": ((2.6, 1.35, 0.35), {"torch": (1.5, 0.85, 0.1)}),
+    "gemm": ((2.8, 1.15, 0.2), {"torch": (0.9, 0.5, 0.1)}),
+    "elementwise": ((1.15, 0.66, 0.2), {}),
+    "fit": ((2.3, 0.92, 0.2), {"sklearn": (0.5, 0.2, 0.05), "torch": (1.2, 0.45, 0.05)}),
+    "sklearn": ((0.0, 0.0, 0.0), {"sklearn": (10.5, 3.7, 0.5)}),
+    "threads": ((2.8, 1.0, 0.15), {"torch": (0.9, 0.4, 0.05)}),
+    "memory": ((3.0, 0.6, 0.2), {}),
+    "distributed": ((8.0, 4.0, 0.8), {}),
 }
+# mode -> table -> (seconds per case without optional competitors, {optional package: seconds it adds})
+PER_CASE_S = {mode: {table: (base[i], {package: seconds[i] for package, seconds in extras.items()})
+                     for table, (base, extras) in SECONDS_BY_TABLE.items()}
+              for i, mode in enumerate(cases.MODES)}
 FLOAT64 = {"steps": 1.3, "gemm": 1.05, "elementwise": 1.05, "fit": 1.3, "sklearn": 1.2, "threads": 1.6,
            "memory": 1.8, "distributed": 1.6}
 START_S = {"torch": 2.0, "sklearn": 0.5, None: 4.5}  # imports, the machine record, the FMA probe, the first check for quiet

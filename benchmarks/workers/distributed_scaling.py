@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Data-parallel scaling of fit over MPI (bpfast.distributed), against one process.
 
-    python benchmarks/distributed_scaling.py                    # 1 and 2 ranks (up to the cores)
-    python benchmarks/distributed_scaling.py --ranks 1,2,4 --markdown scaling.md
+    python benchmarks/workers/distributed_scaling.py                    # 1 and 2 ranks (up to the cores)
+    python benchmarks/workers/distributed_scaling.py --ranks 1,2,4 --markdown scaling.md
 
 For each net and each rank count N it launches ``mpiexec -n N`` (one thread
 per rank) and times fit over N·steps·batch rows, batch rows per rank and

@@ -31,10 +31,11 @@ import numpy as np
 
 from bpfast import kernels
 
-import blas_kernel
-import optional
-from cases import gemm_cases
-from competitor import Competitor, Verdict
+from benchmarks.workers import blas_kernel
+from benchmarks.harness import optional
+from benchmarks.suites import gemm_operands
+from benchmarks.suites.cases import gemm_cases
+from benchmarks.harness.competitor import Competitor, Verdict
 
 NAME = "kernels"
 TITLE = "GEMM kernels"
@@ -106,7 +107,7 @@ def finish(rows):
 def _numpy_child(target):
     global _child, _scratch
     if _child is None:
-        from numpy_child import NumpyChild
+        from benchmarks.workers.numpy_child import NumpyChild
         _scratch = tempfile.mkdtemp(prefix="bpfast-bench-")
         _child = NumpyChild(target)
         atexit.register(_close_child)
@@ -167,31 +168,19 @@ def _operands(case, dtype, seed):
 def _torch_product(torch, operands, expression):
     """PyTorch's `@` on tensors that share the operands' memory; the result comes back as an array."""
     A, B = (torch.from_numpy(x) for x in operands)
-    product = {"A@B": lambda: A @ B, "X@W.T": lambda: A @ B.T, "d.T@X": lambda: A.T @ B}[expression]
+    product = gemm_operands.product(A, B, expression)
     return lambda: product().numpy()
 
 
 def _products(case, dtype, seed):
     """(bpfast callable, numpy callable, (first, second operand), expression) for the case."""
-    rng = np.random.default_rng([seed, case.m, case.n, case.k])
-
-    def draw(*shape):
-        return rng.standard_normal(shape).astype(dtype)
-
+    A, B, expression = gemm_operands.operands(case, dtype, seed)
     out = np.empty((case.m, case.n), dtype=dtype)
-    if case.op == "square":
-        A, B = draw(case.m, case.k), draw(case.k, case.n)
-        return (lambda: kernels.matmul(A, B, out=out)), (lambda: A @ B), (A, B), "A@B"
-    if case.op == "forward":
-        X, W = draw(case.batch, case.n_in), draw(case.n_out, case.n_in)
-        return (lambda: kernels.matmul(X, W, trans_b=True, out=out)), (lambda: X @ W.T), (X, W), "X@W.T"
-    if case.op == "weight_grad":
-        d, X = draw(case.batch, case.n_out), draw(case.batch, case.n_in)
-        return (lambda: kernels.weight_gradient(d, X, out=out)), (lambda: d.T @ X), (d, X), "d.T@X"
-    if case.op == "input_grad":
-        d, W = draw(case.batch, case.n_out), draw(case.n_out, case.n_in)
-        return (lambda: kernels.input_gradient(d, W, out=out)), (lambda: d @ W), (d, W), "A@B"
-    raise ValueError(f"unknown GEMM op {case.op!r}")
+    bpfast_fn = {"square": lambda: kernels.matmul(A, B, out=out),
+                 "forward": lambda: kernels.matmul(A, B, trans_b=True, out=out),
+                 "weight_grad": lambda: kernels.weight_gradient(A, B, out=out),
+                 "input_grad": lambda: kernels.input_gradient(A, B, out=out)}[case.op]
+    return bpfast_fn, gemm_operands.product(A, B, expression), (A, B), expression
 
 
 def _competitor(name, fn):

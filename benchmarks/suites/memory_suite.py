@@ -17,12 +17,12 @@ bpfast's to TOLERANCE (relative).
 """
 
 import json
-import os
 import subprocess
 import sys
 
-from competitor import Verdict, status_of
-from cases import memory_cases
+from benchmarks.harness.competitor import Verdict, status_of
+from benchmarks.suites.cases import memory_cases
+from benchmarks.workers import memory_probe
 
 NAME = "memory"
 TABLE = "memory"
@@ -41,7 +41,7 @@ EXPLANATION = (
     "per-epoch losses agree (relative error at most 1e-3 in float32, 1e-9 in float64). A case named "
     "`784-256-10 n=10000 b=32` is that net fitted on 10000 samples in batches of 32.")
 TOLERANCE = {"float32": 1e-3, "float64": 1e-9}
-PROBE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "memory_probe.py")
+PROBE = memory_probe.__file__  # run by its path: it imports nothing of this package
 TIMEOUT_S = 300
 
 cases = memory_cases

@@ -19,10 +19,10 @@ import contextlib
 
 import bpfast
 
-import gemm_suite
-import optional
-import step_suite
-from cases import GemmCase, thread_cases
+from benchmarks.suites import gemm_suite
+from benchmarks.harness import optional
+from benchmarks.suites import step_suite
+from benchmarks.suites.cases import GemmCase, thread_cases
 
 NAME = "threads"
 MARKDOWN_LAYOUT = "long"

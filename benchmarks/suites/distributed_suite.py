@@ -16,15 +16,15 @@ import os
 import shutil
 import sys
 
-from cases import distributed_cases
-from competitor import Verdict, status_of
-import distributed_scaling
-import optional
+from benchmarks.suites.cases import distributed_cases
+from benchmarks.harness.competitor import Verdict, status_of
+from benchmarks.workers import distributed_scaling
+from benchmarks.harness import optional
 
 NAME = "distributed"
 TABLE = "distributed"
 TITLE = "Fit over MPI ranks"
-TIMED = True  # run.py passes the repeats to run_case
+TIMED = True  # runner.py passes the repeats to run_case
 MARKDOWN_LAYOUT = "long"
 EXTRA_COLUMNS = [("sum share", "sum_share")]  # one sum of the gradients alone, as a share of a step
 NOTE = ("Time per global step (ranks x batch rows). bpfast = one process with as many threads as ranks; "

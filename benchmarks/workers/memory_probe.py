@@ -1,6 +1,6 @@
 """Peak memory of one fit, measured inside a fresh process (run by memory_suite.py).
 
-    python benchmarks/memory_probe.py '{"impl": "bpfast", "sizes": [784, 256, 10], "samples": 10000, ...}'
+    python benchmarks/workers/memory_probe.py '{"impl": "bpfast", "sizes": [784, 256, 10], "samples": 10000, ...}'
 
 Prints one JSON object. Steps: import numpy and bpfast; make the synthetic
 data (float X drawn directly in the working dtype, so that no temporary copy
@@ -19,7 +19,6 @@ in a child of the benchmark runner it reports the runner's size. Elsewhere
 """
 
 import json
-import os
 import resource
 import sys
 import time
@@ -52,7 +51,6 @@ def _reset_peak():
 
 def main(spec):
     import numpy as np
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import bpfast  # bpfast.reference comes with it, so both implementations start from the same imports
 
     dtype = np.dtype(spec["dtype"])

@@ -6,7 +6,7 @@ only the tests use: they check the machinery, not the speed).
 """
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 MODES = ("full", "quick", "tiny")
 
@@ -231,11 +231,13 @@ def fit_cases(mode, have_digits):
 class SklearnCase:
     """One fit of bpfast.sklearn's estimator and scikit-learn's on a data set, same parameters."""
 
-    data: str         # "digits", "breast_cancer", "diabetes" (scikit-learn's bundled sets) or "synthetic"
+    data: str         # "digits", "breast_cancer", "diabetes" (scikit-learn's bundled sets), "synthetic", or
+    #                   "digits_value" (the digits with the digit / 9 as a regression target)
     estimator: str    # "MLPClassifier" or "MLPRegressor"
     settings: tuple   # (name, value) pairs given to both constructors, besides random_state
     what: str         # the settings in words
     n: int = 0        # the first n samples only (0: all)
+    loss_rtol: float = 0.0  # > 0: in float32 the final losses must also agree within this share of |loss|
 
     @property
     def label(self):
@@ -259,6 +261,28 @@ SKLEARN_CASES = [
     SklearnCase("diabetes", "MLPRegressor", (), "defaults (adam, (100,))"),
     SklearnCase("synthetic", "MLPClassifier", (("max_iter", 3),) + FIXED_EPOCHS, "adam (100,), 3 epochs"),
 ]
+# A fixed number of epochs on the digits, so that the fit itself is timed rather than where it stops;
+# both fits then follow the same steps, and float32 asks the final losses to agree within 1e-3.
+FIXED_EPOCH_CASES = [
+    SklearnCase("digits", "MLPClassifier", (("max_iter", 20),) + FIXED_EPOCHS, "adam (100,), 20 epochs",
+                loss_rtol=1e-3),
+    SklearnCase("digits", "MLPClassifier", (("solver", "sgd"), ("max_iter", 20)) + FIXED_EPOCHS,
+                "sgd (100,), 20 epochs", loss_rtol=1e-3),
+    SklearnCase("digits", "MLPClassifier", (("hidden_layer_sizes", (256, 128)), ("max_iter", 10)) + FIXED_EPOCHS,
+                "adam (256, 128), 10 epochs", loss_rtol=1e-3),
+    SklearnCase("digits", "MLPClassifier", (("batch_size", 32), ("max_iter", 5)) + FIXED_EPOCHS,
+                "adam (100,), batch 32, 5 epochs", loss_rtol=1e-3),
+    SklearnCase("digits", "MLPClassifier", (("solver", "lbfgs"), ("max_iter", 50)) + FIXED_EPOCHS,
+                "lbfgs (100,), 50 iterations", loss_rtol=1e-3),
+    SklearnCase("digits_value", "MLPRegressor", (("max_iter", 20),) + FIXED_EPOCHS, "adam (100,), 20 epochs",
+                loss_rtol=1e-3),
+]
+
+
+def _one_epoch(case, n):
+    """The case cut to max_iter=1 on its first n samples (--tiny)."""
+    settings = tuple((name, 1 if name == "max_iter" else value) for name, value in case.settings)
+    return replace(case, settings=settings, what=case.what.rsplit(",", 1)[0] + ", max_iter=1", n=n)
 
 
 def sklearn_cases(mode, have_sklearn):
@@ -266,10 +290,10 @@ def sklearn_cases(mode, have_sklearn):
     if not have_sklearn:
         return []
     if mode == "tiny":
-        return [SklearnCase("digits", "MLPClassifier", (("max_iter", 1),) + FIXED_EPOCHS, "adam, 1 epoch", n=200)]
+        return [_one_epoch(case, 200) for case in FIXED_EPOCH_CASES]
     if mode == "quick":
         return [SKLEARN_CASES[i] for i in (0, 3, 4)]
-    return list(SKLEARN_CASES)
+    return SKLEARN_CASES + FIXED_EPOCH_CASES
 
 
 # ------------------------------------------------------------------ thread scaling

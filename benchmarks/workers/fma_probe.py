@@ -27,7 +27,7 @@ probed.
 
 import time
 
-import timing
+from benchmarks.harness import timing
 
 ISAS = ("avx512", "avx2")  # the ISAs with a probe, best first
 DTYPES = ("float32", "float64")
@@ -138,7 +138,7 @@ def isa_of_core_type(core_type, isas):
 
 def torch_isa(isas):
     """The ISA PyTorch's CPU kernels use, from torch.backends.cpu.get_cpu_capability()."""
-    import optional
+    from benchmarks.harness import optional
     torch = optional.torch()
     capability = ""
     try:

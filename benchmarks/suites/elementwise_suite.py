@@ -17,8 +17,8 @@ import numpy as np
 
 from bpfast import kernels, reference
 
-from cases import elementwise_cases
-from competitor import Competitor, Verdict
+from benchmarks.suites.cases import elementwise_cases
+from benchmarks.harness.competitor import Competitor, Verdict
 
 NAME = "kernels"
 TABLE = "elementwise"

@@ -1,13 +1,13 @@
 """Formatting: the fixed-width tables printed to stdout and the markdown tables.
 
-A result row is a dict made by run.py: suite, case, competitor, status
+A result row is a dict made by runner.py: suite, case, competitor, status
 ("baseline" for bpfast, "ok", "WRONG", "ERROR"), median/min/max seconds per
 call, ratio (competitor median / bpfast median) and gflops.
 """
 
 import math
 
-from competitor import BASELINE
+from benchmarks.harness.competitor import BASELINE
 
 
 def _unit(seconds, micro):
@@ -260,6 +260,24 @@ def _text_grid(headers, align, body):
     return [line(headers), line(["-" * w for w in widths])] + [line(cells) for cells in body]
 
 
+def _long_table(rows, extras, time_headers, time_cells):
+    """(headers, body) of a table with a row per case and competitor; time_cells(row) gives its time columns."""
+    flops, peak = _has_flops(rows), _has_peak(rows)
+    headers = ["case", "competitor", "check"] + time_headers + (["GFLOP/s"] if flops else []) \
+        + (["% peak"] if peak else []) + [title for title, _ in extras] + ["ratio"]
+    body = []
+    for case, by_name in _by_case(rows).items():
+        for i, (name, row) in enumerate(by_name.items()):
+            cells = [case if i == 0 else "", name, _status_cell(row)] + time_cells(row)
+            if flops:
+                cells.append(fmt_gflops(row.get("gflops")))
+            if peak:
+                cells.append(fmt_percent(row.get("peak")))
+            cells += [EXTRA_FORMATS[key](row.get(key)) for _, key in extras] + [fmt_ratio(row)]
+            body.append(cells)
+    return headers, body
+
+
 def text_table(suite, dtype, rows, notes=()):
     """The fixed-width table of one suite, with its means, problems and notes."""
     memory = suite.TABLE == "memory"
@@ -270,19 +288,8 @@ def text_table(suite, dtype, rows, notes=()):
             for i, (name, row) in enumerate(by_name.items()):
                 body.append([case if i == 0 else "", name, _status_cell(row)] + _memory_cells(row))
     else:
-        flops, extras, peak = _has_flops(rows), _extras(suite), _has_peak(rows)
-        headers = ["case", "competitor", "check", "median", "min", "max"] + (["GFLOP/s"] if flops else []) \
-            + (["% peak"] if peak else []) + [title for title, _ in extras] + ["ratio"]
-        for case, by_name in _by_case(rows).items():
-            for i, (name, row) in enumerate(by_name.items()):
-                cells = [case if i == 0 else "", name, _status_cell(row), fmt_time(row.get("median")),
-                         fmt_time(row.get("min")), fmt_time(row.get("max"))]
-                if flops:
-                    cells.append(fmt_gflops(row.get("gflops")))
-                if peak:
-                    cells.append(fmt_percent(row.get("peak")))
-                cells += [EXTRA_FORMATS[key](row.get(key)) for _, key in extras] + [fmt_ratio(row)]
-                body.append(cells)
+        headers, body = _long_table(rows, _extras(suite), ["median", "min", "max"], lambda row: [
+            fmt_time(row.get("median")), fmt_time(row.get("min")), fmt_time(row.get("max"))])
     align = ["<", "<", "<"] + [">"] * (len(headers) - 3)
     out = [f"== {suite.TITLE}, {dtype} ==", suite.NOTE, ""] + _text_grid(headers, align, body) + [""]
     out += _mean_lines(rows) + _problem_lines(rows) + _retry_lines(rows) + _settle_lines(rows) + list(notes)
@@ -317,22 +324,9 @@ def markdown_table(suite, rows):
         body = [[case if i == 0 else "", name, _status_cell(row)] + _memory_cells(row)
                 for case, by_name in _by_case(rows).items() for i, (name, row) in enumerate(by_name.items())]
         return _md_grid(["case", "competitor", "check"] + MEMORY_HEADERS, body)
-    flops, extras = _has_flops(rows), _extras(suite)
+    flops = _has_flops(rows)
     if getattr(suite, "MARKDOWN_LAYOUT", "wide") == "long":
-        peak = _has_peak(rows)
-        headers = ["case", "competitor", "check", "median (min-max)"] + (["GFLOP/s"] if flops else []) \
-            + (["% peak"] if peak else []) + [title for title, _ in extras] + ["ratio"]
-        body = []
-        for case, by_name in _by_case(rows).items():
-            for i, (name, row) in enumerate(by_name.items()):
-                cells = [case if i == 0 else "", name, _status_cell(row), fmt_spread(row, "µs")]
-                if flops:
-                    cells.append(fmt_gflops(row.get("gflops")))
-                if peak:
-                    cells.append(fmt_percent(row.get("peak")))
-                cells += [EXTRA_FORMATS[key](row.get(key)) for _, key in extras] + [fmt_ratio(row)]
-                body.append(cells)
-        return _md_grid(headers, body)
+        return _md_grid(*_long_table(rows, _extras(suite), ["median (min-max)"], lambda row: [fmt_spread(row, "µs")]))
     names = competitors_of(rows)
     others = [n for n in names if n != BASELINE]
     peak = _has_peak(rows)

@@ -41,9 +41,9 @@ import numpy as np
 import bpfast
 from bpfast import reference
 
-import optional
-from cases import DIGITS_SHAPE, fit_cases
-from competitor import Competitor, Verdict
+from benchmarks.harness import optional
+from benchmarks.suites.cases import DIGITS_SHAPE, fit_cases
+from benchmarks.harness.competitor import Competitor, Verdict
 
 NAME = "fit"
 MARKDOWN_LAYOUT = "long"
@@ -193,7 +193,7 @@ class TorchFitTrainer:
     """The same net in PyTorch, a loop over the batches of one epoch."""
 
     def __init__(self, case, dtype, seed, X, y, threads):
-        import step_suite
+        from benchmarks.suites import step_suite
         torch = optional.torch()
         torch.set_num_threads(threads)
         self.torch, self.case = torch, case

@@ -1,0 +1,1 @@
+"""The suites, one module per table, and the cases they measure (cases.py)."""
