@@ -567,7 +567,7 @@ def test_the_core_refuses_a_malformed_architecture(core):
         Network([2, 0], ["identity"], "squared_error", "mean")
     with pytest.raises(ValueError, match="step_size"):
         Network([2, 1], ["identity"], "squared_error", "mean").set_optimizer(
-            "sgd", 0.1, 0.0, False, 0.9, 0.999, 1e-8, 0.0, False, 0.0, "step", 0, 0.1, 0.5)
+            _core.OptimizerConfig(schedule="step", step_size=0))
 
 
 # ---------------------------------------------------------------- keyword-only settings
@@ -639,9 +639,10 @@ def test_the_fused_step_with_the_l2_term_writes_what_the_separate_pass_writes(so
     for p, q in zip(*(n.parameters() for n in nets)):
         p[...] = q[...] = rng.normal(scale=0.05, size=p.shape)
     for net, clip in zip(nets, (0.0, 1e30)):
-        net.set_optimizer(kind=solver, lr=0.01, momentum=0.9 if solver == "sgd" else 0.0, nesterov=True,
-                          beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, decay_bias=False, clip_norm=clip,
-                          schedule="constant", step_size=1, gamma=1.0, power_t=0.0, form="sklearn")
+        net.set_optimizer(_core.OptimizerConfig(
+            kind=solver, lr=0.01, momentum=0.9 if solver == "sgd" else 0.0, nesterov=True, beta1=0.9, beta2=0.999,
+            eps=1e-8, weight_decay=0.0, decay_bias=False, clip_norm=clip, schedule="constant", step_size=1,
+            gamma=1.0, power_t=0.0, form="sklearn"))
         net.set_objective(l2=0.5)
     for _ in range(3):
         assert nets[0].train_step(X, None, labels) == nets[1].train_step(X, None, labels)

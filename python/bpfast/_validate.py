@@ -99,10 +99,10 @@ def callbacks(value):
     return list(value)
 
 
-def finite_positive(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite positive number; got {value!r}")
-    return float(value)
+def learning_rate(value):
+    """lr as a training call takes it: None (the optimizer's own) or a finite positive float;
+    the core's rule (_core.base_rate), ValueError naming lr otherwise."""
+    return _core.base_rate(value)
 
 
 def native(array, dtype):

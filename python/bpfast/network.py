@@ -129,6 +129,11 @@ class Network:
         return core.Network(sizes, activations, loss, reduction)
 
     @staticmethod
+    def _optimizer_state_shapes(optimizer, n_parameters):
+        """The shapes of the engine's optimizer state (m, v) under optimizer, as the engine sizes it."""
+        return _core.f64.Network.optimizer_state_shapes(optimizer.settings(), n_parameters)
+
+    @staticmethod
     def _checked_architecture(sizes, activation, output, loss, reduction, dtype):
         """(sizes, hidden activations, output, loss, reduction, dtype) as the constructor
         takes them, each checked; nothing is allocated (load checks a file's with this)."""
@@ -206,7 +211,7 @@ class Network:
     @optimizer.setter
     def optimizer(self, value):
         check.optimizer(value)
-        self._engine.set_optimizer(**value.config())
+        self._engine.set_optimizer(value.settings())
         self._optimizer = value
 
     def parameters(self):
@@ -278,8 +283,7 @@ class Network:
     def _checked_train_step(self, X, T, lr):
         """train_step for any input: validated and converted here, then one engine call."""
         X, T, labels = self._batch_and_targets(X, T)
-        if lr is not None:
-            lr = check.finite_positive(lr, "lr")
+        lr = check.learning_rate(lr)
         value, finite, non_finite_layer = self._engine.train_step(X, T, labels, lr)
         if not finite:
             self._raise_not_finite(non_finite_layer)
@@ -313,8 +317,7 @@ class Network:
         error = settings = None
         rows = 0
         try:
-            if lr is not None:
-                lr = check.finite_positive(lr, "lr")
+            lr = check.learning_rate(lr)
             X, T, labels, rows = distributed.local_batch(self, X, T)
             settings = self._distributed_settings(lr=lr, deterministic=deterministic)
         except Exception as e:  # noqa: BLE001 - every rank raises, after agreeing
@@ -389,8 +392,7 @@ class Network:
             verbose = check.boolean(verbose, "verbose")
             deterministic = check.boolean(deterministic, "deterministic")
             callbacks = check.callbacks(callbacks)
-            if lr is not None:
-                lr = check.finite_positive(lr, "lr")
+            lr = check.learning_rate(lr)
             if validation_data is not None and (not isinstance(validation_data, (tuple, list))
                                                 or len(validation_data) != 2):
                 raise ValueError("validation_data must be a pair (X_val, T_val); "
@@ -624,10 +626,7 @@ class Network:
         if total * dtype.itemsize > archive.size:
             raise ValueError(f"its architecture has {total} parameters, {total * dtype.itemsize} bytes in "
                              f"{dtype}; the file holds {archive.size} bytes")
-        config = optimizer.config()
-        adam = config["kind"] != "sgd"
-        shapes["state_0"] = (total if adam or config["momentum"] != 0 else 0,)
-        shapes["state_1"] = (total if adam else 0,)
+        shapes["state_0"], shapes["state_1"] = cls._optimizer_state_shapes(optimizer, total)
         archive.require(RECORD_MEMBERS + tuple(shapes))
         for name, shape in shapes.items():
             archive.check_array(name, shape, dtype)
