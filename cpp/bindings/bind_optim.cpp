@@ -3,6 +3,7 @@
 // bpfast.optim's objects fill and every engine's set_optimizer takes. The
 // enum fields read and write their names (names.h).
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <string>
 #include <vector>
