@@ -7,10 +7,11 @@ import numpy as np
 
 from . import _core, optim
 
-ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu")
+# The core's name tables (cpp/names.h), narrowed to what the Network API takes.
+ACTIVATIONS = tuple(name for name in _core.names["activation"] if name != "softmax")  # hidden layers
 OUTPUTS = ("identity", "sigmoid", "softmax")
-LOSSES = ("squared_error", "cross_entropy", "log_loss", "binary_cross_entropy")
-REDUCTIONS = ("mean", "sum")
+LOSSES = ("squared_error", "cross_entropy", "log_loss", "binary_cross_entropy")  # cross_entropy: fused
+REDUCTIONS = _core.names["reduction"]
 DTYPES = ("float32", "float64")
 
 # Which output activations each loss accepts.
