@@ -567,7 +567,7 @@ def test_the_core_refuses_a_malformed_architecture(core):
         Network([2, 0], ["identity"], "squared_error", "mean")
     with pytest.raises(ValueError, match="step_size"):
         Network([2, 1], ["identity"], "squared_error", "mean").set_optimizer(
-            "sgd", 0.1, 0.0, False, 0.9, 0.999, 1e-8, 0.0, False, 0.0, "step", 0, 0.1, 0.5)
+            _core.OptimizerConfig(schedule="step", step_size=0))
 
 
 # ---------------------------------------------------------------- keyword-only settings
@@ -639,9 +639,10 @@ def test_the_fused_step_with_the_l2_term_writes_what_the_separate_pass_writes(so
     for p, q in zip(*(n.parameters() for n in nets)):
         p[...] = q[...] = rng.normal(scale=0.05, size=p.shape)
     for net, clip in zip(nets, (0.0, 1e30)):
-        net.set_optimizer(kind=solver, lr=0.01, momentum=0.9 if solver == "sgd" else 0.0, nesterov=True,
-                          beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, decay_bias=False, clip_norm=clip,
-                          schedule="constant", step_size=1, gamma=1.0, power_t=0.0, form="sklearn")
+        net.set_optimizer(_core.OptimizerConfig(
+            kind=solver, lr=0.01, momentum=0.9 if solver == "sgd" else 0.0, nesterov=True, beta1=0.9, beta2=0.999,
+            eps=1e-8, weight_decay=0.0, decay_bias=False, clip_norm=clip, schedule="constant", step_size=1,
+            gamma=1.0, power_t=0.0, form="sklearn"))
         net.set_objective(l2=0.5)
     for _ in range(3):
         assert nets[0].train_step(X, None, labels) == nets[1].train_step(X, None, labels)
@@ -650,3 +651,55 @@ def test_the_fused_step_with_the_l2_term_writes_what_the_separate_pass_writes(so
     for a, b in zip(nets[0].parameters() + list(nets[0].optimizer_state()),
                     nets[1].parameters() + list(nets[1].optimizer_state())):
         assert np.array_equal(a, b)
+
+
+# ---------------------------------------------------------------- one description of the settings
+
+@pytest.mark.parametrize("make", [lambda: optim.SGD(0.05, momentum=0.9, nesterov=True, clip_norm=2.0),
+                                  lambda: optim.Adam(2e-3, betas=(0.8, 0.99), schedule=optim.StepDecay(3, 0.5)),
+                                  lambda: optim.AdamW(schedule=optim.InverseScaling(0.25))],
+                         ids=["SGD", "Adam", "AdamW"])
+def test_settings_are_the_cores_config_and_the_saved_record_is_its_fields(make):
+    from bpfast import _core
+    optimizer = make()
+    settings = optimizer.settings()
+    assert isinstance(settings, _core.OptimizerConfig) and settings.form == "pytorch"
+    assert optimizer.settings(form="sklearn").form == "sklearn"
+    record = optimizer.config()
+    assert list(record) == [name for name in _core.OptimizerConfig.fields if name != "form"]
+    assert record == {name: getattr(settings, name) for name in record}
+    assert optim.from_config(record) == optimizer
+    with pytest.raises(TypeError, match="momentom"):
+        _core.OptimizerConfig(momentom=0.9)
+    with pytest.raises(ValueError, match="schedule must be one of constant, step, inverse_scaling"):
+        _core.OptimizerConfig(schedule="cosine")
+
+
+@pytest.mark.parametrize("make", [optim.SGD, lambda: optim.SGD(momentum=0.5), optim.Adam, optim.AdamW])
+def test_each_engine_sizes_the_state_it_says(make):
+    from bpfast import _core
+    settings = make().settings()
+    for engine in (_core.f32.Network([3, 4, 2], ["relu", "identity"], "squared_error", "mean"),
+                   reference.Engine([3, 4, 2], ["relu", "identity"], "squared_error", "mean", np.float32)):
+        engine.set_optimizer(settings)
+        shapes = type(engine).optimizer_state_shapes(settings, 3 * 4 + 4 + 4 * 2 + 2)
+        assert tuple(s.shape for s in engine.optimizer_state()) == shapes
+        momentum = make().__dict__.get("momentum", 1.0)
+        assert shapes == ((26 if momentum else 0,), (0 if make().kind == "sgd" else 26,))
+
+
+def test_lr_is_checked_by_the_core_and_none_means_the_configured_rate():
+    from bpfast import _core
+    assert _core.base_rate(None) is None
+    assert _core.base_rate(2) == 2.0 and _core.base_rate(np.float32(0.5)) == 0.5
+    for bad in (0, -1.0, float("nan"), float("inf"), "0.1", True):
+        with pytest.raises(ValueError, match=r"lr must be a finite positive number; got "):
+            _core.base_rate(bad)
+
+
+def test_the_losses_that_take_logits_agree_with_the_reference():
+    from bpfast import _core
+    assert "squared_error" in _core.names["loss"] and "softmax_cross_entropy" in _core.LOGIT_LOSSES
+    for loss in _core.names["loss"]:
+        engine = reference.Engine([2, 2], ["identity"], loss, "mean", np.float64)
+        assert engine.takes_logits == (loss in _core.LOGIT_LOSSES), loss

@@ -163,9 +163,10 @@ def test_weighted_epoch_matches_weighted_steps():
     for net in nets:
         for p, s in zip(net.parameters(), start):
             p[...] = s
-        net.set_optimizer(kind="sgd", lr=0.05, momentum=0.9, nesterov=True, beta1=0.9, beta2=0.999, eps=1e-8,
-                          weight_decay=0.0, decay_bias=False, clip_norm=0.0, schedule="constant", step_size=1,
-                          gamma=1.0, power_t=0.0, form="sklearn")
+        net.set_optimizer(_core.OptimizerConfig(
+            kind="sgd", lr=0.05, momentum=0.9, nesterov=True, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+            decay_bias=False, clip_norm=0.0, schedule="constant", step_size=1, gamma=1.0, power_t=0.0,
+            form="sklearn"))
         net.set_objective(l2=0.01, value_scale=0.5)
     X, T = rng.normal(size=(10, 3)), rng.normal(size=(10, 2))
     w = rng.uniform(0.5, 2.0, size=10)
@@ -256,9 +257,10 @@ def test_csr_epoch_equals_dense_epoch(dtype, shuffled):
     for p, q in zip(*(n.parameters() for n in nets)):
         p[...] = q[...] = rng.normal(size=p.shape)
     for net in nets:
-        net.set_optimizer(kind="adam", lr=0.01, momentum=0.0, nesterov=False, beta1=0.9, beta2=0.999, eps=1e-8,
-                          weight_decay=0.0, decay_bias=False, clip_norm=0.0, schedule="constant", step_size=1,
-                          gamma=1.0, power_t=0.0, form="sklearn")
+        net.set_optimizer(_core.OptimizerConfig(
+            kind="adam", lr=0.01, momentum=0.0, nesterov=False, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+            decay_bias=False, clip_norm=0.0, schedule="constant", step_size=1, gamma=1.0, power_t=0.0,
+            form="sklearn"))
         net.set_objective(l2=0.1)
     order = rng.permutation(37) if shuffled else None
     for _ in range(2):

@@ -6,6 +6,7 @@
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -69,9 +70,14 @@ T* output(Out<T>& a, const std::vector<index>& shape, const char* name) {
 // Labels: C-contiguous int64 arrays, converted once if they are not.
 using Labels = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>;
 
+// A base learning rate as a call takes it: None (nullopt: the configured one)
+// or a real number that is_base_rate (model/optim.h); ValueError naming lr otherwise.
+std::optional<double> base_rate(py::handle lr);
+
 // Binders, one per file.
 void bind_kernels(py::module_ f32, py::module_ f64);
 void bind_network(py::module_ f32, py::module_ f64);
+void bind_optim(py::module_ m);  // _core.OptimizerConfig
 void bind_small_net(py::module_ f32, py::module_ f64);  // f32.small_net, f64.small_net: for the tests
 
 }  // namespace bpfast

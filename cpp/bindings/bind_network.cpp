@@ -79,13 +79,6 @@ Targets<T> weighted(Targets<T> t, const std::optional<In<T>>& weights, index bat
     return t;
 }
 
-// The base learning rate of one call: None (0: the configured one) or a finite positive number.
-double rate_of(std::optional<double> lr) {
-    if (!lr) return 0.0;
-    if (!(std::isfinite(*lr) && *lr > 0.0)) throw py::value_error("lr must be a finite positive number");
-    return *lr;
-}
-
 // Network.train_step's fast path (measured in BENCHMARKS.md), for input that
 // needs no conversion: C-contiguous, aligned arrays of exactly T (or int64
 // labels) of the right shapes, finite, labels in range, lr None or a finite
@@ -108,9 +101,9 @@ py::object plain_train_step(Network<T>& net, py::handle X, py::handle Tg, py::ha
     const T* x = plain<T>(X, 2, n_in, &batch);
     Targets<T> t{plain<T>(Tg, 2, n_out, &rows), nullptr};
     if (!t.dense && net.takes_labels()) t.labels = plain<std::int64_t>(Tg, 1, -1, &rows);
-    const double rate = lr.is_none() ? 0.0 : PyFloat_CheckExact(lr.ptr()) ? PyFloat_AS_DOUBLE(lr.ptr()) : -1.0;
-    if (!x || batch < 1 || rows != batch || !(rate == 0.0 ? lr.is_none() : std::isfinite(rate) && rate > 0.0))
-        return py::none();
+    std::optional<double> rate;
+    if (!lr.is_none()) rate = PyFloat_CheckExact(lr.ptr()) ? PyFloat_AS_DOUBLE(lr.ptr()) : -1.0;
+    if (!x || batch < 1 || rows != batch || (rate && !is_base_rate(*rate))) return py::none();
     StepStatus s{0.0, false};
     {
         py::gil_scoped_release release;
@@ -273,37 +266,16 @@ void bind_network_of(py::module_ m) {
             std::lock_guard<std::mutex> lock(net.busy());
             net.optimizer().set_counters(steps, epochs);
         }, py::arg("steps"), py::arg("epochs"))
-        .def("set_optimizer",
-             [](N& net, const std::string& kind, double lr, double momentum, bool nesterov, double beta1,
-                double beta2, double eps, double weight_decay, bool decay_bias, double clip_norm,
-                const std::string& schedule, index step_size, double gamma, double power_t,
-                const std::string& form) {
-                 OptimizerConfig c;
-                 c.kind = from_name(OPTIMIZER_NAMES, kind, "optimizer");
-                 c.lr = lr;
-                 c.momentum = momentum;
-                 c.nesterov = nesterov;
-                 c.beta1 = beta1;
-                 c.beta2 = beta2;
-                 c.eps = eps;
-                 c.weight_decay = weight_decay;
-                 c.decay_bias = decay_bias;
-                 c.clip_norm = clip_norm;
-                 c.schedule = from_name(SCHEDULE_NAMES, schedule, "schedule");
-                 c.step_size = step_size;
-                 c.gamma = gamma;
-                 c.power_t = power_t;
-                 c.form = from_name(UPDATE_FORM_NAMES, form, "form");
-                 py::gil_scoped_release release;
-                 std::lock_guard<std::mutex> lock(net.busy());
-                 net.optimizer().configure(c);
-             },
-             py::arg("kind"), py::arg("lr"), py::arg("momentum"), py::arg("nesterov"), py::arg("beta1"),
-             py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"), py::arg("decay_bias"),
-             py::arg("clip_norm"), py::arg("schedule"), py::arg("step_size"), py::arg("gamma"),
-             py::arg("power_t"), py::arg("form") = "pytorch",
-             "new optimizer settings; clears its state and counters. form: \"pytorch\" or \"sklearn\", "
-             "whose momentum and Adam updates follow scikit-learn's MLP solvers")
+        .def("set_optimizer", [](N& net, const OptimizerConfig& config) {
+            py::gil_scoped_release release;
+            std::lock_guard<std::mutex> lock(net.busy());
+            net.optimizer().configure(config);
+        }, py::arg("config"), "new optimizer settings (an OptimizerConfig); clears its state and counters")
+        .def_static("optimizer_state_shapes", [](const OptimizerConfig& config, index n_parameters) {
+            const auto [m, v] = Optimizer<T>::state_sizes(config, n_parameters);
+            return py::make_tuple(py::make_tuple(m), py::make_tuple(v));
+        }, py::arg("config"), py::arg("n_parameters"),
+           "the shapes of optimizer_state()'s (m, v) that these settings keep for n_parameters parameters")
         .def("forward", [](N& net, In<T> X, Out<T> out) {
             const index batch = batch_of(X, net.sizes().front());
             T* y = output(out, {batch, net.sizes().back()}, "out");
@@ -379,10 +351,10 @@ void bind_network_of(py::module_ m) {
             return py::make_tuple(net.objective().l2, net.objective().value_scale);
         }, "(l2, value_scale)")
         .def("train_step", [](N& net, In<T> X, std::optional<In<T>> dense, std::optional<Labels> labels,
-                              std::optional<double> lr) {
+                              py::object lr) {
             const index batch = batch_of(X, net.sizes().front());
             const Targets<T> t = targets_from<T>(dense, labels, batch, net.sizes().back());
-            const double rate = rate_of(lr);
+            const std::optional<double> rate = base_rate(lr);
             StepStatus s;
             {
                 py::gil_scoped_release release;
@@ -393,8 +365,8 @@ void bind_network_of(py::module_ m) {
         }, py::arg("X"), py::arg("T"), py::arg("labels"), py::arg("lr") = py::none(),
            "one step, at base learning rate lr when given; returns (loss, finite, non_finite_layer) and "
            "updates nothing unless finite")
-        .def("apply_update", [](N& net, double loss, std::optional<double> lr) {
-            const double rate = rate_of(lr);
+        .def("apply_update", [](N& net, double loss, py::object lr) {
+            const std::optional<double> rate = base_rate(lr);
             StepStatus s;
             {
                 py::gil_scoped_release release;
@@ -409,7 +381,7 @@ void bind_network_of(py::module_ m) {
         .def("plain_train_step", &plain_train_step<T>, py::arg("X"), py::arg("T"), py::arg("lr"),
              "train_step for input that needs no conversion or check: the loss, or None (nothing done)")
         .def("train_epoch", [](N& net, In<T> X, std::optional<In<T>> dense, std::optional<Labels> labels,
-                               std::optional<Labels> order, index batch_size, std::optional<double> lr,
+                               std::optional<Labels> order, index batch_size, py::object lr,
                                std::optional<In<T>> weights, index begin, std::optional<index> end,
                                double total_before) {
             const index n = batch_of(X, net.sizes().front());
@@ -422,7 +394,7 @@ void bind_network_of(py::module_ m) {
                                       std::to_string(n) + "; got " + std::to_string(span.begin) + " and " +
                                       std::to_string(span.end));
             if (!std::isfinite(total_before)) throw py::value_error("total_before must be finite");
-            const double rate = rate_of(lr);
+            const std::optional<double> rate = base_rate(lr);
             const std::int64_t* o = order_of(order, n);
             return epoch_call(net, [&](EpochInterrupt interrupt) {
                 return net.train_epoch(X.data(), t, o, n, batch_size, rate, interrupt, span);
@@ -439,12 +411,12 @@ void bind_network_of(py::module_ m) {
            "such an exception when the signal came after the last check, the epoch complete, else None")
         .def("train_epoch_csr", [](N& net, In<T> data, Labels indices, Labels indptr, std::optional<In<T>> dense,
                                    std::optional<Labels> labels, std::optional<Labels> order, index batch_size,
-                                   std::optional<double> lr, std::optional<In<T>> weights) {
+                                   py::object lr, std::optional<In<T>> weights) {
             const CsrRows<T> X = csr_of(data, indices, indptr, net.sizes().front());
             const index n = indptr.shape(0) - 1;
             const Targets<T> t = weighted(targets_from<T>(dense, labels, n, net.sizes().back()), weights, n);
             if (batch_size < 1) throw py::value_error("batch_size must be positive");
-            const double rate = rate_of(lr);
+            const std::optional<double> rate = base_rate(lr);
             const std::int64_t* o = order_of(order, n);
             return epoch_call(net, [&](EpochInterrupt interrupt) {
                 return net.train_epoch(X, t, o, n, batch_size, rate, interrupt);

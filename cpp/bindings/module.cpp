@@ -1,13 +1,14 @@
-// pybind11 module bpfast._core: the kernels (bind_kernels.cpp), the
-// native network (bind_network.cpp) and the small-network kernels for the
-// tests (bind_small_net.cpp) in the submodules f32 and f64, and the
-// process-wide settings. Bindings validate, convert and call: no math here.
+// pybind11 module bpfast._core: the optimizer's settings (bind_optim.cpp),
+// the name tables (names.h); the kernels (bind_kernels.cpp), the native
+// network (bind_network.cpp) and the small-network kernels for the tests
+// (bind_small_net.cpp) in the submodules f32 and f64; the process-wide settings. Bindings validate, convert and call: no math here.
 #include <pybind11/pybind11.h>
 
 #include <string>
 
 #include "bindings/bind_common.h"
 #include "kernels/elementwise/check_kernels.h"
+#include "kernels/elementwise/losses.h"
 #include "kernels/gemm/ukernel.h"
 #include "kernels/probe/fma_probe.h"
 #include "model/small_net_backend.h"
@@ -18,8 +19,21 @@
 #include "runtime/thread_chooser.h"
 #include "runtime/threads.h"
 #include "runtime/workspace.h"
+#include "names.h"
 
 namespace py = pybind11;
+
+namespace {
+
+// The names of a names.h table, in its order.
+template <typename E, std::size_t N>
+py::tuple names_of(const bpfast::Named<E> (&table)[N]) {
+    py::tuple names(N);
+    for (std::size_t i = 0; i < N; ++i) names[i] = py::str(table[i].name);
+    return names;
+}
+
+}  // namespace
 
 PYBIND11_MODULE(_core, m) {
     namespace bp = bpfast;
@@ -134,8 +148,21 @@ PYBIND11_MODULE(_core, m) {
        "The benchmarks' FMA peak probe: `threads` tasks at once, each `rounds` rounds of independent "
        "register-held FMA chains on isa's vectors (avx512 or avx2). Returns (flops done, checksum); "
        "the caller times it.");
+    py::dict names;
+    names["activation"] = names_of(bp::ACTIVATION_NAMES);
+    names["loss"] = names_of(bp::LOSS_NAMES);
+    names["reduction"] = names_of(bp::REDUCTION_NAMES);
+    names["optimizer"] = names_of(bp::OPTIMIZER_NAMES);
+    names["schedule"] = names_of(bp::SCHEDULE_NAMES);
+    names["form"] = names_of(bp::UPDATE_FORM_NAMES);
+    m.attr("names") = names;  // the core's name tables (names.h): what each argument may name
+    py::list logit_losses;
+    for (const auto& loss : bp::LOSS_NAMES)
+        if (bp::takes_logits(loss.value)) logit_losses.append(loss.name);
+    m.attr("LOGIT_LOSSES") = py::tuple(logit_losses);  // the losses that take the logits (losses.h)
     py::module_ f32 = m.def_submodule("f32", "float32 kernels and network");
     py::module_ f64 = m.def_submodule("f64", "float64 kernels and network");
+    bp::bind_optim(m);
     bp::bind_kernels(f32, f64);
     bp::bind_network(f32, f64);
     bp::bind_small_net(f32, f64);

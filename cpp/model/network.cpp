@@ -241,7 +241,8 @@ double Network<T>::loss_and_gradients(const T* X, const T* Tg, const T* weights,
 }
 
 template <typename T>
-StepStatus Network<T>::step_on_batch(const T* X, const T* Tg, const T* weights, index batch, double lr) {
+StepStatus Network<T>::step_on_batch(const T* X, const T* Tg, const T* weights, index batch,
+                                     std::optional<double> lr) {
     if (!optimizer_.fuses_into_backward())
         return guarded_update(grads_.data(), loss_and_gradients(X, Tg, weights, batch), lr);
     // The fused step: each layer's weights and biases step as soon as their
@@ -296,7 +297,7 @@ index Network<T>::first_non_finite_layer(const T* grads, double* squares) {
 }
 
 template <typename T>
-StepStatus Network<T>::guarded_update(T* grads, double loss, double lr) {
+StepStatus Network<T>::guarded_update(T* grads, double loss, std::optional<double> lr) {
     // Nothing changes unless the loss, every gradient and every value the
     // update writes (parameters and optimizer state) are finite.
     StepStatus status;
@@ -322,12 +323,13 @@ StepStatus Network<T>::guarded_update(T* grads, double loss, double lr) {
 }
 
 template <typename T>
-StepStatus Network<T>::apply_update(T* grads, double loss, double lr) {
+StepStatus Network<T>::apply_update(T* grads, double loss, std::optional<double> lr) {
     return guarded_update(grads, loss, lr);
 }
 
 template <typename T>
-StepStatus Network<T>::chosen_threads_step(const T* X, const T* Tg, const T* weights, index batch, double lr) {
+StepStatus Network<T>::chosen_threads_step(const T* X, const T* Tg, const T* weights, index batch,
+                                           std::optional<double> lr) {
     const int allowed = get_num_threads();
     if (allowed <= 1 || !adaptive_threads()) return step_on_batch(X, Tg, weights, batch, lr);
     const ThreadLimit limit(threads_.next(batch, allowed));
@@ -338,14 +340,15 @@ StepStatus Network<T>::chosen_threads_step(const T* X, const T* Tg, const T* wei
 }
 
 template <typename T>
-StepStatus Network<T>::train_step(const T* X, Targets<T> targets, index batch, double lr) {
+StepStatus Network<T>::train_step(const T* X, Targets<T> targets, index batch, std::optional<double> lr) {
     return chosen_threads_step(X, dense_targets(targets, batch, nullptr), targets.weights, batch, lr);
 }
 
 template <typename T>
 template <typename BatchInputs>
 EpochStatus Network<T>::run_epoch(const BatchInputs& batch_inputs, Targets<T> targets, const std::int64_t* order,
-                                  index n, index batch_size, double lr, EpochInterrupt interrupt, EpochSpan span) {
+                                  index n, index batch_size, std::optional<double> lr, EpochInterrupt interrupt,
+                                  EpochSpan span) {
     // order (when given) is a permutation of [0, n)
     const index n_out = sizes().back();
     const index end = span.end < 0 ? n : span.end;
@@ -390,7 +393,8 @@ EpochStatus Network<T>::run_epoch(const BatchInputs& batch_inputs, Targets<T> ta
 
 template <typename T>
 EpochStatus Network<T>::train_epoch(const T* X, Targets<T> targets, const std::int64_t* order, index n,
-                                    index batch_size, double lr, EpochInterrupt interrupt, EpochSpan span) {
+                                    index batch_size, std::optional<double> lr, EpochInterrupt interrupt,
+                                    EpochSpan span) {
     // X is (n, n[0]): a batch in order is a slice of it, a shuffled one is gathered
     const index n_in = sizes().front();
     auto inputs = [&](index start, index rows, const std::int64_t* picked) -> const T* {
@@ -420,7 +424,8 @@ const T* Network<T>::dense_rows(const CsrRows<T>& X, index start, index rows, co
 
 template <typename T>
 EpochStatus Network<T>::train_epoch(const CsrRows<T>& X, Targets<T> targets, const std::int64_t* order, index n,
-                                    index batch_size, double lr, EpochInterrupt interrupt, EpochSpan span) {
+                                    index batch_size, std::optional<double> lr, EpochInterrupt interrupt,
+                                    EpochSpan span) {
     // X holds n sparse rows of n[0] columns; each batch is made dense in the workspace
     const index room = std::min(batch_size, n);
     auto inputs = [&](index start, index rows, const std::int64_t* picked) -> const T* {

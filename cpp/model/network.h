@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include "common.h"
@@ -131,21 +132,23 @@ public:
     // One optimizer step from grads (laid out as the parameters; gradients()
     // or, say, a sum over processes), when the loss and every gradient are
     // finite and the update keeps every parameter and state value finite; grads are scaled in place when
-    // clipping. lr > 0 replaces the
+    // clipping. lr, when given, replaces the
     // configured base learning rate for this step.
-    StepStatus apply_update(T* grads, double loss, double lr = 0.0);
+    StepStatus apply_update(T* grads, double loss, std::optional<double> lr = std::nullopt);
     // compute_gradients then apply_update, in one call.
-    StepStatus train_step(const T* X, Targets<T> targets, index batch, double lr = 0.0);
+    StepStatus train_step(const T* X, Targets<T> targets, index batch, std::optional<double> lr = std::nullopt);
     // One epoch (or the span of it that span names) over the n rows of X in
     // the given order (or as they are), in mini-batches; stops at the first
     // batch that is not finite, or after a batch when interrupt asks (the
     // epoch is then not counted).
     EpochStatus train_epoch(const T* X, Targets<T> targets, const std::int64_t* order, index n, index batch_size,
-                            double lr = 0.0, EpochInterrupt interrupt = {}, EpochSpan span = {});
+                            std::optional<double> lr = std::nullopt, EpochInterrupt interrupt = {},
+                            EpochSpan span = {});
     // The same over a sparse X of n rows: each batch is made dense in the
     // workspace (batch_size rows at most), never the whole of X.
     EpochStatus train_epoch(const CsrRows<T>& X, Targets<T> targets, const std::int64_t* order, index n,
-                            index batch_size, double lr = 0.0, EpochInterrupt interrupt = {}, EpochSpan span = {});
+                            index batch_size, std::optional<double> lr = std::nullopt, EpochInterrupt interrupt = {},
+                            EpochSpan span = {});
 
 private:
     LayerBackend<T>& backend_for(index batch);
@@ -153,7 +156,7 @@ private:
     // batch (picked: the rows of X it takes, or null for rows start, start + 1, ...).
     template <typename BatchInputs>
     EpochStatus run_epoch(const BatchInputs& batch_inputs, Targets<T> targets, const std::int64_t* order, index n,
-                          index batch_size, double lr, EpochInterrupt interrupt, EpochSpan span);
+                          index batch_size, std::optional<double> lr, EpochInterrupt interrupt, EpochSpan span);
     const T* forward_pass(LayerBackend<T>& backend, const T* X, index batch, bool logits_out);
     double forward_and_loss(LayerBackend<T>& backend, const T* X, const T* Tg, const T* weights, index batch,
                             double* norm);
@@ -178,14 +181,15 @@ private:
     // One optimizer step on a batch: the gradients then guarded_update, or,
     // for an optimizer that fuses_into_backward, the step taken during the
     // backward pass and undone unless every value is finite.
-    StepStatus step_on_batch(const T* X, const T* Tg, const T* weights, index batch, double lr);
+    StepStatus step_on_batch(const T* X, const T* Tg, const T* weights, index batch, std::optional<double> lr);
     // step_on_batch on the thread count threads_ chooses (all allowed, or one
     // where one is faster on this host), timed for it.
-    StepStatus chosen_threads_step(const T* X, const T* Tg, const T* weights, index batch, double lr);
+    StepStatus chosen_threads_step(const T* X, const T* Tg, const T* weights, index batch,
+                                   std::optional<double> lr);
     double data_loss(T* delta, const T* Y, const T* Tg, const T* weights, index batch, double* norm);
     double penalty(T* grads, double norm);
     const T* batch_weights(Targets<T> targets, index batch, const std::int64_t* rows);
-    StepStatus guarded_update(T* grads, double loss, double lr);
+    StepStatus guarded_update(T* grads, double loss, std::optional<double> lr);
     index first_non_finite_layer(const T* grads, double* squares);
     const T* dense_targets(Targets<T> targets, index batch, const std::int64_t* rows);
     // Rows of a sparse X made dense in the workspace (room for `room` rows): rows start,

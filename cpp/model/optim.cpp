@@ -21,18 +21,23 @@ template <typename T>
 void Optimizer<T>::configure(const OptimizerConfig& config) {
     if (config.step_size < 1) throw std::invalid_argument("step_size must be at least 1");
     config_ = config;
-    const index n = layout_.n_parameters();
-    const bool adam = config.kind != OptimizerKind::sgd;
-    m_.assign(adam || config.momentum != 0.0 ? n : 0, T(0));
-    v_.assign(adam ? n : 0, T(0));
+    const auto [m_size, v_size] = state_sizes(config, layout_.n_parameters());
+    m_.assign(m_size, T(0));
+    v_.assign(v_size, T(0));
     old_m_.assign(m_.size(), T(0));
     old_v_.assign(v_.size(), T(0));
     steps_ = epochs_ = 0;  // schedules count from the moment the optimizer is set
 }
 
 template <typename T>
-double Optimizer<T>::learning_rate(double base_lr) const {
-    const double lr = base_lr > 0.0 ? base_lr : config_.lr;
+std::pair<index, index> Optimizer<T>::state_sizes(const OptimizerConfig& config, index n_parameters) {
+    const bool adam = config.kind != OptimizerKind::sgd;
+    return {adam || config.momentum != 0.0 ? n_parameters : 0, adam ? n_parameters : 0};
+}
+
+template <typename T>
+double Optimizer<T>::learning_rate(std::optional<double> base_lr) const {
+    const double lr = base_lr.value_or(config_.lr);
     switch (config_.schedule) {
         case Schedule::constant: return lr;
         case Schedule::step: return lr * std::pow(config_.gamma, double(epochs_ / config_.step_size));
@@ -114,7 +119,7 @@ index Optimizer<T>::undo_unless_finite(T* params, const T* grads, bool finite) {
 }
 
 template <typename T>
-SgdStep Optimizer<T>::fused_step(double base_lr, bool bias) const {
+SgdStep Optimizer<T>::fused_step(std::optional<double> base_lr, bool bias) const {
     return SgdStep{learning_rate(base_lr), 0.0, false, decay_of(bias)};
 }
 
@@ -126,7 +131,7 @@ index Optimizer<T>::finish_fused_step(T* params, const T* grads, bool finite) {
 }
 
 template <typename T>
-index Optimizer<T>::step(T* params, T* grads, double base_lr) {
+index Optimizer<T>::step(T* params, T* grads, std::optional<double> base_lr) {
     // One pass writes the step and keeps what it overwrote (the old θ in
     // grads, the old state in old_m_ and old_v_), undone when a value is not finite.
     const bool finite = step_keeping_old(params, grads, learning_rate(base_lr));

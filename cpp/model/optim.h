@@ -5,6 +5,10 @@
 // UpdateForm::sklearn, scikit-learn's MLP solvers).
 #pragma once
 
+#include <cmath>
+#include <optional>
+#include <utility>
+
 #include "common.h"
 #include "kernels/elementwise/optim_kernels.h"
 #include "model/parameter_layout.h"
@@ -12,6 +16,9 @@
 
 namespace bpfast {
 
+// The one description of an optimizer's settings: bound to Python as
+// _core.OptimizerConfig with these field names (bind_optim.cpp), which
+// bpfast.optim's objects fill and the save format's record lists.
 struct OptimizerConfig {
     OptimizerKind kind = OptimizerKind::sgd;
     double lr = 0.1;
@@ -28,6 +35,9 @@ struct OptimizerConfig {
     UpdateForm form = UpdateForm::pytorch;  // PyTorch's or scikit-learn's momentum and Adam (optim_kernels.h)
 };
 
+// The rule for a base learning rate given to one call (or OptimizerConfig::lr): finite and positive.
+inline bool is_base_rate(double lr) { return std::isfinite(lr) && lr > 0.0; }
+
 template <typename T>
 class Optimizer {
 public:
@@ -36,14 +46,17 @@ public:
     // New settings; clears the state and the step and epoch counters.
     // std::invalid_argument for settings out of range (step_size < 1, say).
     void configure(const OptimizerConfig& config);
+    // The values of the state (first_moment, second_moment) that these settings
+    // keep for n_parameters parameters: SGD with momentum one array, Adam two.
+    static std::pair<index, index> state_sizes(const OptimizerConfig& config, index n_parameters);
     const OptimizerConfig& config() const { return config_; }
 
     // Whether update needs Σ g² over all gradients (to clip them).
     bool clips() const { return config_.clip_norm > 0.0; }
 
     // The learning rate of the next step, from base_lr (the configured lr
-    // when base_lr is 0) and the schedule.
-    double learning_rate(double base_lr) const;
+    // when not given) and the schedule.
+    double learning_rate(std::optional<double> base_lr) const;
 
     // Scales grads in place as clipping by global norm asks, squared_norm being their Σ g².
     void clip(T* grads, double squared_norm);
@@ -52,7 +65,7 @@ public:
     // taken only when every value it writes (parameters and state) is finite:
     // returns -1, or the first layer where one would not be, everything then
     // as it was. grads may be overwritten either way.
-    index step(T* params, T* grads, double base_lr);
+    index step(T* params, T* grads, std::optional<double> base_lr);
 
     // Whether the step can be taken inside the backward pass, each layer's
     // rows as soon as their gradients are done (Network's fused step): any
@@ -63,7 +76,7 @@ public:
     // can take in registers (fused_step's settings).
     bool stateless_sgd() const { return config_.kind == OptimizerKind::sgd && config_.momentum == 0.0; }
     // The settings of that step at base_lr, for the weights or the biases.
-    SgdStep fused_step(double base_lr, bool bias) const;
+    SgdStep fused_step(std::optional<double> base_lr, bool bias) const;
     // The step on params[begin, begin + count) at learning rate lr (learning_rate's), from grads laid
     // out alike, biases when `bias` (for decay_bias), keeping the old values: the old parameters in
     // grads, the old state apart. Returns whether every new value is finite. Serial: the caller splits.

@@ -104,10 +104,7 @@ def read(cls, archive):
     if total * dtype.itemsize > archive.size:
         raise ValueError(f"its architecture has {total} parameters, {total * dtype.itemsize} bytes in "
                          f"{dtype}; the file holds {archive.size} bytes")
-    config = optimizer.config()
-    adam = config["kind"] != "sgd"
-    shapes["state_0"] = (total if adam or config["momentum"] != 0 else 0,)
-    shapes["state_1"] = (total if adam else 0,)
+    shapes["state_0"], shapes["state_1"] = cls._optimizer_state_shapes(optimizer, total)
     archive.require(RECORD_MEMBERS + tuple(shapes))
     for name, shape in shapes.items():
         archive.check_array(name, shape, dtype)

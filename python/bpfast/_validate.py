@@ -7,10 +7,11 @@ import numpy as np
 
 from . import _core, optim
 
-ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu")
+# The core's name tables (cpp/names.h), narrowed to what the Network API takes.
+ACTIVATIONS = tuple(name for name in _core.names["activation"] if name != "softmax")  # hidden layers
 OUTPUTS = ("identity", "sigmoid", "softmax")
-LOSSES = ("squared_error", "cross_entropy", "log_loss", "binary_cross_entropy")
-REDUCTIONS = ("mean", "sum")
+LOSSES = ("squared_error", "cross_entropy", "log_loss", "binary_cross_entropy")  # cross_entropy: fused
+REDUCTIONS = _core.names["reduction"]
 DTYPES = ("float32", "float64")
 
 # Which output activations each loss accepts.
@@ -99,10 +100,10 @@ def callbacks(value):
     return list(value)
 
 
-def finite_positive(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite positive number; got {value!r}")
-    return float(value)
+def learning_rate(value):
+    """lr as a training call takes it: None (the optimizer's own) or a finite positive float;
+    the core's rule (_core.base_rate), ValueError naming lr otherwise."""
+    return _core.base_rate(value)
 
 
 def native(array, dtype):

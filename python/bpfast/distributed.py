@@ -390,8 +390,7 @@ class Group:
         error = settings = None
         rows = 0
         try:
-            if lr is not None:
-                lr = check.finite_positive(lr, "lr")
+            lr = check.learning_rate(lr)
             X, T, labels = replica.batch(X, T)
             rows = X.shape[0]
             settings = replica.settings(optimizer=optimizer_config, lr=lr, deterministic=deterministic)

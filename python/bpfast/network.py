@@ -92,6 +92,11 @@ class Network:
         core = _core.f32 if dtype == np.float32 else _core.f64
         return core.Network(sizes, activations, loss, reduction)
 
+    @staticmethod
+    def _optimizer_state_shapes(optimizer, n_parameters):
+        """The shapes of the engine's optimizer state (m, v) under optimizer, as the engine sizes it."""
+        return _core.f64.Network.optimizer_state_shapes(optimizer.settings(), n_parameters)
+
     def __init__(self, sizes, *, activation="relu", output="identity", loss=None,
                  reduction="mean", dtype="float32", seed=None, optimizer=None):
         sizes, hidden, output, loss, reduction, dtype = \
@@ -140,7 +145,7 @@ class Network:
     @optimizer.setter
     def optimizer(self, value):
         check.optimizer(value)
-        self._engine.set_optimizer(**value.config())
+        self._engine.set_optimizer(value.settings())
         self._optimizer = value
 
     def parameters(self):
@@ -214,8 +219,7 @@ class Network:
     def _checked_train_step(self, X, T, lr):
         """train_step for any input: validated and converted here, then one engine call."""
         X, T, labels = self._batch_and_targets(X, T)
-        if lr is not None:
-            lr = check.finite_positive(lr, "lr")
+        lr = check.learning_rate(lr)
         value, finite, non_finite_layer = self._engine.train_step(X, T, labels, lr)
         if not finite:
             self._raise_not_finite(non_finite_layer)
@@ -297,8 +301,7 @@ class Network:
             verbose = check.boolean(verbose, "verbose")
             deterministic = check.boolean(deterministic, "deterministic")
             callbacks = check.callbacks(callbacks)
-            if lr is not None:
-                lr = check.finite_positive(lr, "lr")
+            lr = check.learning_rate(lr)
             if validation_data is not None and (not isinstance(validation_data, (tuple, list))
                                                 or len(validation_data) != 2):
                 raise ValueError("validation_data must be a pair (X_val, T_val); "

@@ -18,6 +18,8 @@ import math
 import numbers
 from dataclasses import KW_ONLY, dataclass, field
 
+from . import _core
+
 __all__ = ["SGD", "Adam", "AdamW", "Constant", "StepDecay", "InverseScaling"]
 
 
@@ -36,7 +38,7 @@ class Constant:
     """The learning rate stays at lr."""
 
     def config(self):
-        """The schedule as plain values, for the native core and for save()."""
+        """The schedule as OptimizerConfig's fields (settings() and save())."""
         return {"schedule": "constant", "step_size": 1, "gamma": 1.0, "power_t": 0.0}
 
 
@@ -54,7 +56,7 @@ class StepDecay:
         _number(self.gamma, "gamma", 0, low_open=True, high=None)
 
     def config(self):
-        """The schedule as plain values, for the native core and for save()."""
+        """The schedule as OptimizerConfig's fields (settings() and save())."""
         return {"schedule": "step", "step_size": int(self.step_size), "gamma": float(self.gamma),
                 "power_t": 0.0}
 
@@ -69,7 +71,7 @@ class InverseScaling:
         _number(self.power_t, "power_t", 0)
 
     def config(self):
-        """The schedule as plain values, for the native core and for save()."""
+        """The schedule as OptimizerConfig's fields (settings() and save())."""
         return {"schedule": "inverse_scaling", "step_size": 1, "gamma": 1.0,
                 "power_t": float(self.power_t)}
 
@@ -97,12 +99,23 @@ class _Optimizer:
             raise ValueError("schedule must be Constant(), StepDecay(...) or InverseScaling(...); "
                              f"got {self.schedule!r}")
 
-    def config(self):
-        """The settings as plain values, for the native core and for save()."""
+    def _settings(self):
+        """This optimizer's fields as the core's OptimizerConfig names them (each subclass adds its own)."""
         return {"kind": self.kind, "lr": float(self.lr), "momentum": 0.0, "nesterov": False,
                 "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
                 "weight_decay": float(self.weight_decay), "decay_bias": bool(self.decay_bias),
                 "clip_norm": float(self.clip_norm or 0.0), **self.schedule.config()}
+
+    def settings(self, form="pytorch"):
+        """The settings as the core's _core.OptimizerConfig, what an engine's set_optimizer takes;
+        form "sklearn" gives scikit-learn's momentum and Adam updates (bpfast.sklearn's)."""
+        return _core.OptimizerConfig(**self._settings(), form=form)
+
+    def config(self):
+        """The settings as plain values, for save() and for comparing: the OptimizerConfig fields
+        but form (the save format's optimizer record)."""
+        settings = self.settings()
+        return {name: getattr(settings, name) for name in _core.OptimizerConfig.fields if name != "form"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -121,9 +134,8 @@ class SGD(_Optimizer):
         if self.nesterov and self.momentum == 0:
             raise ValueError("nesterov=True needs a momentum > 0")
 
-    def config(self):
-        """The settings as plain values, for the native core and for save()."""
-        return {**super().config(), "momentum": float(self.momentum), "nesterov": self.nesterov}
+    def _settings(self):
+        return {**super()._settings(), "momentum": float(self.momentum), "nesterov": self.nesterov}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -143,9 +155,8 @@ class Adam(_Optimizer):
         _number(self.betas[1], "betas[1]", 0, high=1)
         _number(self.eps, "eps", 0, low_open=True, high=None)
 
-    def config(self):
-        """The settings as plain values, for the native core and for save()."""
-        return {**super().config(), "beta1": float(self.betas[0]), "beta2": float(self.betas[1]),
+    def _settings(self):
+        return {**super()._settings(), "beta1": float(self.betas[0]), "beta2": float(self.betas[1]),
                 "eps": float(self.eps)}
 
 
@@ -183,11 +194,3 @@ def from_config(config):
         return SGD(momentum=config["momentum"], nesterov=bool(config["nesterov"]), **common)
     return _KINDS[config["kind"]](betas=(config["beta1"], config["beta2"]), eps=config["eps"], **common)
 
-
-def learning_rate(config, steps, epochs):
-    """The learning rate of the step taken after `steps` steps and `epochs` epochs."""
-    if config["schedule"] == "step":
-        return config["lr"] * config["gamma"] ** (epochs // config["step_size"])
-    if config["schedule"] == "inverse_scaling":
-        return config["lr"] / (1.0 + steps) ** config["power_t"]
-    return config["lr"]

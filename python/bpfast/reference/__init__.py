@@ -22,3 +22,7 @@ class Network(network.Network):
     @staticmethod
     def _new_engine(sizes, activations, loss, reduction, dtype):
         return Engine(sizes, activations, loss, reduction, dtype)
+
+    @staticmethod
+    def _optimizer_state_shapes(optimizer, n_parameters):
+        return Engine.optimizer_state_shapes(optimizer.settings(), n_parameters)

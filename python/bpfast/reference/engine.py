@@ -44,8 +44,8 @@ class Engine:
         self._params = np.zeros(total, self.dtype)
         self._grads = np.zeros(total, self.dtype)
         self.steps = self.epochs = 0
-        self.set_optimizer("sgd", 0.1, 0.0, False, 0.9, 0.999, 1e-8, 0.0, False, 0.0, "constant",
-                           1, 1.0, 0.0)
+        self.config = None  # no optimizer until set_optimizer (Network sets its own at once)
+        self._m = self._v = np.zeros(0, self.dtype)
 
     def _views(self, flat):
         views, offset = [], 0
@@ -80,20 +80,22 @@ class Engine:
         """Set the step and epoch counters the schedules and Adam's bias correction read."""
         self.steps, self.epochs = steps, epochs
 
-    def set_optimizer(self, kind, lr, momentum, nesterov, beta1, beta2, eps, weight_decay,
-                      decay_bias, clip_norm, schedule, step_size, gamma, power_t, form="pytorch"):
-        """Use the optimizer that these settings (an optimizer's config()) describe; its state starts afresh."""
-        if step_size < 1:
+    @staticmethod
+    def optimizer_state_shapes(settings, n_parameters):
+        """((m,), (v,)): momentum or Adam's first moment, and Adam's second, under these settings."""
+        adam = settings.kind != "sgd"
+        return (n_parameters if adam or settings.momentum != 0 else 0,), (n_parameters if adam else 0,)
+
+    def set_optimizer(self, settings):
+        """Use the optimizer that these settings describe (an OptimizerConfig, read field by field as
+        its `fields` name them); its state starts afresh."""
+        if settings.step_size < 1:
             raise ValueError("step_size must be at least 1")
-        if form not in ("pytorch", "sklearn"):
-            raise ValueError(f"form must be one of pytorch, sklearn; got {form!r}")
-        self.config = dict(kind=kind, lr=lr, momentum=momentum, nesterov=nesterov, beta1=beta1,
-                           beta2=beta2, eps=eps, weight_decay=weight_decay, decay_bias=decay_bias,
-                           clip_norm=clip_norm, schedule=schedule, step_size=step_size,
-                           gamma=gamma, power_t=power_t, form=form)
-        adam = kind != "sgd"
-        self._m = np.zeros(self._params.size if adam or momentum != 0 else 0, self.dtype)
-        self._v = np.zeros(self._params.size if adam else 0, self.dtype)
+        if settings.form not in ("pytorch", "sklearn"):
+            raise ValueError(f"form must be one of pytorch, sklearn; got {settings.form!r}")
+        self.config = {name: getattr(settings, name) for name in settings.fields}
+        m_shape, v_shape = self.optimizer_state_shapes(settings, self._params.size)
+        self._m, self._v = np.zeros(m_shape, self.dtype), np.zeros(v_shape, self.dtype)
         self.steps = self.epochs = 0
 
     def _learning_rate(self, lr):

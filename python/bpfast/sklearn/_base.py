@@ -35,7 +35,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
-from .. import _core
+from .. import _core, optim
 
 try:  # scikit-learn ≥ 1.6
     from sklearn.utils.validation import validate_data as _validate_data
@@ -249,14 +249,14 @@ class BaseMLP(BaseEstimator):
         return np.ascontiguousarray(y, dtype=dtype), None
 
     # ------------------------------------------------------------ stochastic solvers
-    def _optimizer_config(self):
-        sgd = self.solver == "sgd"
-        return dict(kind=self.solver, lr=float(self.learning_rate_init),
-                    momentum=float(self.momentum) if sgd else 0.0,
-                    nesterov=bool(self.nesterovs_momentum) if sgd else False,
-                    beta1=0.9 if sgd else float(self.beta_1), beta2=0.999 if sgd else float(self.beta_2),
-                    eps=1e-8 if sgd else float(self.epsilon), weight_decay=0.0, decay_bias=False,
-                    clip_norm=0.0, schedule="constant", step_size=1, gamma=1.0, power_t=0.0, form="sklearn")
+    def _solver_optimizer(self):
+        """The stochastic solver as a bpfast.optim optimizer (run in scikit-learn's update form)."""
+        if self.solver == "sgd":
+            momentum = float(self.momentum)  # Nesterov's term is μ·velocity: nothing when μ = 0
+            return optim.SGD(float(self.learning_rate_init), momentum=momentum,
+                             nesterov=bool(self.nesterovs_momentum) and momentum > 0)
+        return optim.Adam(float(self.learning_rate_init), betas=(float(self.beta_1), float(self.beta_2)),
+                          eps=float(self.epsilon))
 
     def _start_optimizer(self, engine, incremental, created):
         """A fresh solver state, as fit starts one, or the one kept for partial_fit."""
@@ -265,7 +265,7 @@ class BaseMLP(BaseEstimator):
             if not created:
                 return
             if saved is not None:  # an engine rebuilt after unpickling: its state comes back
-                engine.set_optimizer(**self._optimizer["config"])
+                engine.set_optimizer(self._optimizer["optimizer"].settings(form="sklearn"))
                 m, v, steps, epochs = saved
                 first, second = engine.optimizer_state()
                 if first.shape == m.shape and second.shape == v.shape:
@@ -273,9 +273,9 @@ class BaseMLP(BaseEstimator):
                     engine.set_counters(steps, epochs)
                     self._saved_optimizer_state = None
                     return
-        config = self._optimizer_config()
-        engine.set_optimizer(**config)
-        self._optimizer = {"config": config, "learning_rate": float(self.learning_rate_init)}
+        optimizer = self._solver_optimizer()
+        engine.set_optimizer(optimizer.settings(form="sklearn"))
+        self._optimizer = {"optimizer": optimizer, "learning_rate": float(self.learning_rate_init)}
         self._saved_optimizer_state = None
 
     def _fit_stochastic(self, X, y, sample_weight, units, incremental):
