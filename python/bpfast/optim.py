@@ -123,12 +123,13 @@ class SGD(_Optimizer):
     """Stochastic gradient descent with optional (Nesterov) momentum and L2 weight decay."""
 
     kind = "sgd"
+    _momentum_may_be_one = False  # scikit-learn's solver allows momentum = 1 (bpfast.sklearn)
     momentum: float = 0.0
     nesterov: bool = False
 
     def __post_init__(self):
         super().__post_init__()
-        _number(self.momentum, "momentum", 0, high=1)
+        _number(self.momentum, "momentum", 0, high=1, high_open=not self._momentum_may_be_one)
         if not isinstance(self.nesterov, bool):
             raise ValueError(f"nesterov must be True or False; got {self.nesterov!r}")
         if self.nesterov and self.momentum == 0:

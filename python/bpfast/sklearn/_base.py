@@ -22,6 +22,7 @@ makes a chunk of rows dense at a time).
 
 import warnings
 from contextlib import contextmanager
+from dataclasses import dataclass
 from numbers import Integral
 
 import numpy as np
@@ -90,6 +91,13 @@ def lbfgs_iterations(result, max_iter):
                       ConvergenceWarning, stacklevel=3)
     return n_iter
 
+
+
+@dataclass(frozen=True, kw_only=True)
+class _SklearnSGD(optim.SGD):
+    """optim.SGD as scikit-learn bounds its sgd solver: a momentum of 1 is allowed too."""
+
+    _momentum_may_be_one = True
 
 class BaseMLP(BaseEstimator):
     """The solvers and engine shared by the two estimators (not for direct use)."""
@@ -253,7 +261,7 @@ class BaseMLP(BaseEstimator):
         """The stochastic solver as a bpfast.optim optimizer (run in scikit-learn's update form)."""
         if self.solver == "sgd":
             momentum = float(self.momentum)  # Nesterov's term is μ·velocity: nothing when μ = 0
-            return optim.SGD(float(self.learning_rate_init), momentum=momentum,
+            return _SklearnSGD(float(self.learning_rate_init), momentum=momentum,
                              nesterov=bool(self.nesterovs_momentum) and momentum > 0)
         return optim.Adam(float(self.learning_rate_init), betas=(float(self.beta_1), float(self.beta_2)),
                           eps=float(self.epsilon))
