@@ -45,8 +45,14 @@ def test_the_engine_imports_the_reference_kernels_numpy_and_the_standard_library
 
 def train(Engine):
     """(epoch losses, final flat parameters) of three epochs of a small net on fixed data."""
+    import types
     import numpy as np
     engine = Engine([3, 4, 2], ["tanh", "softmax"], "softmax_cross_entropy", "mean", np.float64)
+    # plain SGD at 0.1, described field by field as the engine reads an OptimizerConfig
+    settings = dict(kind="sgd", lr=0.1, momentum=0.0, nesterov=False, beta1=0.9, beta2=0.999, eps=1e-8,
+                    weight_decay=0.0, decay_bias=False, clip_norm=0.0, schedule="constant", step_size=1,
+                    gamma=1.0, power_t=0.0, form="pytorch")
+    engine.set_optimizer(types.SimpleNamespace(fields=tuple(settings), **settings))
     rng = np.random.default_rng(0)
     for p in engine.parameters():
         p[...] = rng.normal(size=p.shape)
