@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common.h"
+#include "precision.h"
 
 namespace bpfast {
 
@@ -69,9 +70,12 @@ T* output(Out<T>& a, const std::vector<index>& shape, const char* name) {
 // Labels: C-contiguous int64 arrays, converted once if they are not.
 using Labels = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>;
 
-// Binders, one per file.
-void bind_kernels(py::module_ f32, py::module_ f64);
-void bind_network(py::module_ f32, py::module_ f64);
-void bind_small_net(py::module_ f32, py::module_ f64);  // f32.small_net, f64.small_net: for the tests
+// Binders, one per file, each called once per precision P (precision.h) on its submodule (module.cpp).
+template <typename P>
+void bind_kernels(py::module_ m);
+template <typename P>
+void bind_network(py::module_ m);
+template <typename P>
+void bind_small_net(py::module_ m);  // f32.small_net, f64.small_net: for the tests
 
 }  // namespace bpfast

@@ -8,6 +8,7 @@
 #include "common.h"
 #include "kernels/elementwise/optim_kernels.h"
 #include "model/parameter_layout.h"
+#include "precision.h"
 #include "runtime/workspace.h"
 
 namespace bpfast {
@@ -28,9 +29,12 @@ struct OptimizerConfig {
     UpdateForm form = UpdateForm::pytorch;  // PyTorch's or scikit-learn's momentum and Adam (optim_kernels.h)
 };
 
-template <typename T>
+// P is the precision (precision.h); the state is kept in its storage type T, as the weights are.
+template <typename P>
 class Optimizer {
 public:
+    using T = Storage<P>;
+
     explicit Optimizer(const ParameterLayout& layout);
 
     // New settings; clears the state and the step and epoch counters.
