@@ -5,13 +5,13 @@ import numbers
 
 import numpy as np
 
-from . import _core, optim
+from . import _core, _precision, optim
 
 ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu")
 OUTPUTS = ("identity", "sigmoid", "softmax")
 LOSSES = ("squared_error", "cross_entropy", "log_loss", "binary_cross_entropy")
 REDUCTIONS = ("mean", "sum")
-DTYPES = ("float32", "float64")
+DTYPES = _precision.NAMES
 
 # Which output activations each loss accepts.
 LOSS_OUTPUTS = {
@@ -35,7 +35,7 @@ def dtype_name(dtype):
     except TypeError:
         name = None
     if name not in DTYPES:
-        raise ValueError(f"dtype must be float32 or float64; got {dtype!r}")
+        raise ValueError(f"dtype must be {_precision.names_text()}; got {dtype!r}")
     return name
 
 

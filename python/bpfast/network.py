@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from . import _archive
-from . import _core
+from . import _precision
 from . import distributed
 from . import _progress
 from . import _validate as check
@@ -125,8 +125,7 @@ class Network:
     @staticmethod
     def _new_engine(sizes, activations, loss, reduction, dtype):
         """The engine that holds the weights and runs the math: here the C++ core's."""
-        core = _core.f32 if dtype == np.float32 else _core.f64
-        return core.Network(sizes, activations, loss, reduction)
+        return _precision.of(dtype).core.Network(sizes, activations, loss, reduction)
 
     @staticmethod
     def _checked_architecture(sizes, activation, output, loss, reduction, dtype):
