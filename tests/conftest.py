@@ -1,19 +1,33 @@
 """Shared helpers for the bpfast tests.
 
-Tolerances (kernel against reference): 1e-12 in float64, 1e-5 in float32, as
-a maximum absolute error divided by max(1, max|expected|).
+Tolerances come from the precision table (bpfast._precision), one row per dtype:
+rtol for a kernel or a step against the reference (1e-12 in float64, 1e-5 in
+float32), trajectory_rtol for many training steps (1e-10 and 1e-4), each as a
+maximum absolute error divided by max(1, max|expected|).
 """
 
 import numpy as np
 import pytest
 
-DTYPES = (np.float32, np.float64)
-TOLERANCE = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-5}
+from bpfast import _precision
+
+DTYPES = tuple(p.storage.type for p in _precision.PRECISIONS)
+TOLERANCE = {p.storage: p.rtol for p in _precision.PRECISIONS}
+
+
+def precision(dtype):
+    """The precision table's row for this dtype: its core submodule, dtypes and tolerances."""
+    return _precision.of(dtype)
 
 
 def tolerance(dtype):
     """The relative tolerance for a kernel-vs-reference comparison in this dtype."""
     return TOLERANCE[np.dtype(dtype)]
+
+
+def trajectory_tolerance(dtype):
+    """The relative tolerance for a training trajectory against the reference's in this dtype."""
+    return precision(dtype).trajectory_rtol
 
 
 def relative_error(actual, expected):

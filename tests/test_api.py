@@ -215,3 +215,21 @@ def test_the_blocks_reported_are_the_ones_read_at_import():
     assert done.returncode == 0, done.stderr
     forced, blocks = json.loads(done.stdout)
     assert forced is None and blocks["float32"]["kc"] != 48
+
+
+def test_the_precision_table_matches_the_core_and_drives_the_network():
+    import numpy as np
+    from bpfast import _precision
+    assert _precision.NAMES == tuple(_core.precisions) == ("float32", "float64")
+    for p in _precision.PRECISIONS:
+        assert p.core is getattr(_core, {"float32": "f32", "float64": "f64"}[p.name])
+        assert p.core.storage == p.storage and p.core.computes_in_storage == (p.compute == p.storage.name)
+        net = bpfast.Network([3, 2], dtype=p.name)
+        assert isinstance(net._engine, p.core.Network)
+        assert all(a.dtype == p.storage for a in net._engine.parameters())
+        assert bpfast.kernels.matmul(np.ones((2, 3), p.storage), np.ones((3, 1), p.storage)).dtype == p.storage
+        assert 0 < p.rtol <= p.trajectory_rtol < 1
+    assert bpfast.show_config(mode="dicts")["precisions"] == {
+        "float32": {"storage": "float32", "compute": "float32"}, "float64": {"storage": "float64", "compute": "float64"}}
+    with pytest.raises(ValueError, match="dtype must be float32 or float64; got 'float16'"):
+        bpfast.Network([3, 2], dtype="float16")

@@ -16,11 +16,11 @@ import pytest
 
 import bpfast
 from bpfast import optim, reference
-from conftest import assert_close, assert_unchanged, snapshot
+from conftest import assert_close, assert_unchanged, snapshot, trajectory_tolerance
 
 F64 = np.float64
-TRAJECTORY_RTOL = 1e-10
-FLOAT32_TRAIN_RTOL = 1e-4
+TRAJECTORY_RTOL = trajectory_tolerance(np.float64)
+FLOAT32_TRAIN_RTOL = trajectory_tolerance(np.float32)
 
 CONFIGS = [  # (sizes, activation, output, loss)
     ([7, 13, 5], "relu", "softmax", "cross_entropy"),

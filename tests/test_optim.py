@@ -23,12 +23,12 @@ import pytest
 
 import bpfast
 from bpfast import optim, reference
-from conftest import assert_close, assert_unchanged, snapshot
+from conftest import assert_close, assert_unchanged, precision, snapshot, tolerance, trajectory_tolerance
 
 F64 = np.float64
-STEP_RTOL = 1e-12
-TRAJECTORY_RTOL = 1e-10
-FLOAT32_RTOL = 1e-5
+STEP_RTOL = tolerance(np.float64)
+TRAJECTORY_RTOL = trajectory_tolerance(np.float64)
+FLOAT32_RTOL = tolerance(np.float32)
 SIZES = [5, 8, 6, 3]
 NET_KW = dict(activation=["tanh", "relu"], output="softmax", loss="cross_entropy")
 
@@ -630,8 +630,7 @@ def test_the_step_in_the_backward_pass_writes_what_the_separate_pass_writes(case
 def test_the_fused_step_with_the_l2_term_writes_what_the_separate_pass_writes(solver, batch, dtype):
     """scikit-learn's objective (the L2 term α·W/N joins each block of dW before its step) and
     update forms: the fused step and the separate pass (clipping that never clips) write the same bits."""
-    from bpfast import _core
-    core = _core.f32 if dtype == np.float32 else _core.f64
+    core = precision(dtype).core
     rng = np.random.default_rng(4)
     sizes = [300, 257, 10]
     X, labels = rng.standard_normal((batch, sizes[0])).astype(dtype), rng.integers(0, 10, batch)

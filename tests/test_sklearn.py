@@ -23,10 +23,10 @@ from sklearn.datasets import load_digits, make_multilabel_classification, make_r
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 
 from bpfast import sklearn as bp  # noqa: E402
-from conftest import relative_error  # noqa: E402
+from conftest import relative_error, trajectory_tolerance  # noqa: E402
 
 RTOL = 1e-9
-FLOAT32_RTOL = 1e-4
+FLOAT32_RTOL = trajectory_tolerance(np.float32)
 
 
 def data(kind):
@@ -315,9 +315,9 @@ class _ReferenceCore:
 def test_reference_engine_gives_sklearns_model_too(monkeypatch, case):
     """The numpy engine of bpfast.reference mirrors the core's scikit-learn conventions
     (objective, sample weights, update forms): the estimators on it give scikit-learn's model."""
-    from bpfast.sklearn import _base
-    monkeypatch.setattr(_base, "_core", type("Core", (), {"f32": _ReferenceCore(np.float32),
-                                                           "f64": _ReferenceCore(np.float64)})())
+    from bpfast import _precision
+    row_of = _precision.of  # each precision's row, its core replaced by the reference's engine
+    monkeypatch.setattr(_precision, "of", lambda dtype: row_of(dtype)._replace(core=_ReferenceCore(np.dtype(dtype))))
     estimator, kind, options = case
     n = len(data(kind)[1])
     weights = np.random.RandomState(3).uniform(0.2, 2.0, n)

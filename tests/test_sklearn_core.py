@@ -19,7 +19,7 @@ import pytest
 from scipy.special import xlogy
 
 from bpfast import _core, kernels, reference
-from conftest import DTYPES, assert_close
+from conftest import DTYPES, assert_close, precision
 
 F64 = np.float64
 
@@ -126,7 +126,7 @@ def test_objective_loss_and_gradients(dtype, loss, weighted):
     rng = np.random.default_rng(5)
     sizes, n = [4, 6, 3], 11
     output = "softmax" if loss == "softmax_cross_entropy" else "identity"
-    core = _core.f32 if dtype == np.float32 else _core.f64
+    core = precision(dtype).core
     net = core.Network(sizes, ["tanh", output], loss, "mean")
     for p in net.parameters():
         p[...] = rng.normal(scale=0.5, size=p.shape)
@@ -252,7 +252,7 @@ def test_csr_epoch_equals_dense_epoch(dtype, shuffled):
     assert X.nnz == data.size and not X.has_canonical_format
     labels = rng.integers(0, 3, 37)
     weights = rng.uniform(0.5, 2.0, 37).astype(dtype)
-    core = _core.f32 if dtype == np.float32 else _core.f64
+    core = precision(dtype).core
     nets = [core.Network([9, 5, 3], ["relu", "softmax"], "softmax_clipped_log_loss", "mean") for _ in range(2)]
     for p, q in zip(*(n.parameters() for n in nets)):
         p[...] = q[...] = rng.normal(size=p.shape)
@@ -307,7 +307,7 @@ def test_csr_gradients_over_chunks_follow_the_objective(dtype, loss, weighted, c
     rng = np.random.default_rng(12)
     n, sizes = 23, [6, 5, 3]
     output = "softmax" if loss == "softmax_cross_entropy" else "identity"
-    core = _core.f32 if dtype == np.float32 else _core.f64
+    core = precision(dtype).core
     nets = [core.Network(sizes, ["tanh", output], loss, "mean") for _ in range(2)]
     for p, q in zip(*(net.parameters() for net in nets)):
         p[...] = q[...] = rng.normal(scale=0.5, size=p.shape)

@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 
 from bpfast import _core
-from conftest import DTYPES, assert_close
+from conftest import DTYPES, assert_close, precision
 
-LANES = {np.dtype(np.float32): _core.f32.small_net.lanes(), np.dtype(np.float64): _core.f64.small_net.lanes()}
+LANES = {np.dtype(d): precision(d).core.small_net.lanes() for d in DTYPES}
 
 if LANES[np.dtype(np.float64)] == 0:
     pytest.skip(f"the {_core.isa!r} ISA has no small-network kernels (small_net.lanes() is 0)",
@@ -35,7 +35,7 @@ JUNK = 3.25  # a finite padding value that no result may depend on
 
 
 def kernels(dtype):
-    return _core.f32.small_net if np.dtype(dtype) == np.float32 else _core.f64.small_net
+    return precision(dtype).core.small_net
 
 
 def randn(rng, shape, dtype):

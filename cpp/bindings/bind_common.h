@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common.h"
+#include "precision.h"
 
 namespace bpfast {
 
@@ -74,10 +75,13 @@ using Labels = py::array_t<std::int64_t, py::array::c_style | py::array::forceca
 // or a real number that is_base_rate (model/optim.h); ValueError naming lr otherwise.
 std::optional<double> base_rate(py::handle lr);
 
-// Binders, one per file.
-void bind_kernels(py::module_ f32, py::module_ f64);
-void bind_network(py::module_ f32, py::module_ f64);
 void bind_optim(py::module_ m);  // _core.OptimizerConfig
-void bind_small_net(py::module_ f32, py::module_ f64);  // f32.small_net, f64.small_net: for the tests
+// Binders, one per file, each called once per precision P (precision.h) on its submodule (module.cpp).
+template <typename P>
+void bind_kernels(py::module_ m);
+template <typename P>
+void bind_network(py::module_ m);
+template <typename P>
+void bind_small_net(py::module_ m);  // f32.small_net, f64.small_net: for the tests
 
 }  // namespace bpfast

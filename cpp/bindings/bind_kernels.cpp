@@ -1,7 +1,8 @@
 // The kernels of bpfast.kernels: validates shapes, takes pointers with the GIL
 // held, releases the GIL around the kernel. No math here.
 //
-// Every kernel is bound twice, in the submodules f32 and f64. Inputs are
+// Every kernel is bound once per precision (precision.h), in its submodule
+// (f32, f64), on its storage type. Inputs are
 // C-contiguous arrays of the submodule's dtype (python/bpfast/kernels.py
 // converts once); outputs are caller-owned buffers that must already have the
 // right dtype, layout and shape, so a result is never written into a copy.
@@ -219,9 +220,12 @@ void bind_kernels_of(py::module_ m) {
 
 }  // namespace
 
-void bind_kernels(py::module_ f32, py::module_ f64) {
-    bind_kernels_of<float>(f32);
-    bind_kernels_of<double>(f64);
+template <typename P>
+void bind_kernels(py::module_ m) {
+    bind_kernels_of<Storage<P>>(m);
 }
+#define BPFAST_INSTANTIATE(P) template void bind_kernels<P>(py::module_ m);
+BPFAST_FOR_EACH_PRECISION(BPFAST_INSTANTIATE)
+#undef BPFAST_INSTANTIATE
 
 }  // namespace bpfast

@@ -1,5 +1,5 @@
-// Bindings of the native network (model/network.h) as _core.f32.Network and
-// _core.f64.Network: validation and conversion only. Weights, gradients and
+// Bindings of the native network (model/network.h) as _core.f32.Network,
+// _core.f64.Network (one per precision.h row): validation and conversion only. Weights, gradients and
 // optimizer state are numpy views of the native memory, kept alive by the
 // network object.
 #include <pybind11/numpy.h>
@@ -94,8 +94,9 @@ const U* plain(py::handle h, py::ssize_t ndim, index width, index* rows) {
     return static_cast<const U*>(a.data());
 }
 
-template <typename T>
-py::object plain_train_step(Network<T>& net, py::handle X, py::handle Tg, py::handle lr) {
+template <typename P>
+py::object plain_train_step(Network<P>& net, py::handle X, py::handle Tg, py::handle lr) {
+    using T = Storage<P>;
     const index n_in = net.sizes().front(), n_out = net.sizes().back();
     index batch = 0, rows = -1;
     const T* x = plain<T>(X, 2, n_in, &batch);
@@ -167,8 +168,8 @@ inline const std::int64_t* order_of(const std::optional<Labels>& order, index n)
 
 // Runs run(interrupt) (one epoch) without the GIL, under the network's lock, and
 // returns (loss, finite, non_finite_batch, non_finite_layer, pending).
-template <typename T, typename Run>
-py::tuple epoch_call(Network<T>& net, const Run& run) {
+template <typename P, typename Run>
+py::tuple epoch_call(Network<P>& net, const Run& run) {
     EpochStatus e;
     SignalCheck signals;
     {
@@ -209,9 +210,10 @@ CsrRows<T> csr_of(const In<T>& data, const Labels& indices, const Labels& indptr
     return {data.data(), c, p};
 }
 
-template <typename T>
+template <typename P>
 void bind_network_of(py::module_ m) {
-    using N = Network<T>;
+    using T = Storage<P>;
+    using N = Network<P>;
     py::class_<N>(m, "Network", "The native network: weights, gradients, optimizer and workspace.")
         .def(py::init([](std::vector<index> sizes, const std::vector<std::string>& activations,
                          const std::string& loss, const std::string& reduction) {
@@ -272,7 +274,7 @@ void bind_network_of(py::module_ m) {
             net.optimizer().configure(config);
         }, py::arg("config"), "new optimizer settings (an OptimizerConfig); clears its state and counters")
         .def_static("optimizer_state_shapes", [](const OptimizerConfig& config, index n_parameters) {
-            const auto [m, v] = Optimizer<T>::state_sizes(config, n_parameters);
+            const auto [m, v] = Optimizer<P>::state_sizes(config, n_parameters);
             return py::make_tuple(py::make_tuple(m), py::make_tuple(v));
         }, py::arg("config"), py::arg("n_parameters"),
            "the shapes of optimizer_state()'s (m, v) that these settings keep for n_parameters parameters")
@@ -378,7 +380,7 @@ void bind_network_of(py::module_ m) {
            "one optimizer step from gradients() as they are now (filled by compute_gradients, perhaps changed "
            "since, say summed over processes); loss is the batch loss, which must be finite; returns "
            "(loss, finite, non_finite_layer) and updates nothing unless finite")
-        .def("plain_train_step", &plain_train_step<T>, py::arg("X"), py::arg("T"), py::arg("lr"),
+        .def("plain_train_step", &plain_train_step<P>, py::arg("X"), py::arg("T"), py::arg("lr"),
              "train_step for input that needs no conversion or check: the loss, or None (nothing done)")
         .def("train_epoch", [](N& net, In<T> X, std::optional<In<T>> dense, std::optional<Labels> labels,
                                std::optional<Labels> order, index batch_size, py::object lr,
@@ -429,9 +431,12 @@ void bind_network_of(py::module_ m) {
 
 }  // namespace
 
-void bind_network(py::module_ f32, py::module_ f64) {
-    bind_network_of<float>(f32);
-    bind_network_of<double>(f64);
+template <typename P>
+void bind_network(py::module_ m) {
+    bind_network_of<P>(m);
 }
+#define BPFAST_INSTANTIATE(P) template void bind_network<P>(py::module_ m);
+BPFAST_FOR_EACH_PRECISION(BPFAST_INSTANTIATE)
+#undef BPFAST_INSTANTIATE
 
 }  // namespace bpfast

@@ -195,9 +195,13 @@ void bind_small_net_of(py::module_ parent) {
 
 }  // namespace
 
-void bind_small_net(py::module_ f32, py::module_ f64) {
-    bind_small_net_of<float>(f32);
-    bind_small_net_of<double>(f64);
+// Only for a precision that computes in its storage type: the only kind these kernels run (model/small_net_backend.h).
+template <typename P>
+void bind_small_net(py::module_ m) {
+    if constexpr (computes_in_storage<P>) bind_small_net_of<Storage<P>>(m);
 }
+#define BPFAST_INSTANTIATE(P) template void bind_small_net<P>(py::module_ m);
+BPFAST_FOR_EACH_PRECISION(BPFAST_INSTANTIATE)
+#undef BPFAST_INSTANTIATE
 
 }  // namespace bpfast

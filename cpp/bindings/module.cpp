@@ -1,7 +1,10 @@
 // pybind11 module bpfast._core: the optimizer's settings (bind_optim.cpp),
 // the name tables (names.h); the kernels (bind_kernels.cpp), the native
 // network (bind_network.cpp) and the small-network kernels for the tests
-// (bind_small_net.cpp) in the submodules f32 and f64; the process-wide settings. Bindings validate, convert and call: no math here.
+// (bind_small_net.cpp) in one submodule per precision (precision.h: f32,
+// f64); the process-wide settings. Bindings validate, convert and call: no
+// math here.
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 #include <string>
@@ -13,6 +16,7 @@
 #include "kernels/probe/fma_probe.h"
 #include "model/small_net_backend.h"
 #include "model/targets.h"
+#include "precision.h"
 #include "runtime/cpu_info.h"
 #include "runtime/dispatch.h"
 #include "runtime/sizes.h"
@@ -31,6 +35,20 @@ py::tuple names_of(const bpfast::Named<E> (&table)[N]) {
     py::tuple names(N);
     for (std::size_t i = 0; i < N; ++i) names[i] = py::str(table[i].name);
     return names;
+}
+
+// The submodule of precision P, with everything bound for it and the names
+// bpfast._precision checks its table against.
+template <typename P>
+void bind_precision(py::module_ core, py::list& names) {
+    py::module_ m = core.def_submodule(P::submodule, (std::string(P::name) + " kernels and network").c_str());
+    m.attr("name") = P::name;
+    m.attr("storage") = py::dtype::of<bpfast::Storage<P>>();
+    m.attr("computes_in_storage") = bpfast::computes_in_storage<P>;
+    bpfast::bind_kernels<P>(m);
+    bpfast::bind_network<P>(m);
+    bpfast::bind_small_net<P>(m);
+    names.append(P::name);
 }
 
 }  // namespace
@@ -131,8 +149,8 @@ PYBIND11_MODULE(_core, m) {
         info["gemm_blocks"] = gemm_blocks;
         info["gemm_blocks_forced"] = bp::gemm_blocks_forced();
         info["gemm_tile"] = tiles;
-        info["small_net_max_weight_bytes"] = bp::SmallNetBackend<float>::max_weight_bytes();
-        info["small_net_max_batch"] = bp::SmallNetBackend<float>::MAX_BATCH;
+        info["small_net_max_weight_bytes"] = bp::SmallNetBackend<bp::Float32>::max_weight_bytes();
+        info["small_net_max_batch"] = bp::SmallNetBackend<bp::Float32>::MAX_BATCH;
         return info;
     }, "The build and what the core chose on this CPU: compiler, flags, instruction sets, caches, blocking.");
     m.def("fma_probe", [](const std::string& isa, const std::string& dtype, long rounds, int threads) {
@@ -160,10 +178,10 @@ PYBIND11_MODULE(_core, m) {
     for (const auto& loss : bp::LOSS_NAMES)
         if (bp::takes_logits(loss.value)) logit_losses.append(loss.name);
     m.attr("LOGIT_LOSSES") = py::tuple(logit_losses);  // the losses that take the logits (losses.h)
-    py::module_ f32 = m.def_submodule("f32", "float32 kernels and network");
-    py::module_ f64 = m.def_submodule("f64", "float64 kernels and network");
     bp::bind_optim(m);
-    bp::bind_kernels(f32, f64);
-    bp::bind_network(f32, f64);
-    bp::bind_small_net(f32, f64);
+    py::list precisions;
+#define BPFAST_BIND_PRECISION(P) bind_precision<bp::P>(m, precisions);
+    BPFAST_FOR_EACH_PRECISION(BPFAST_BIND_PRECISION)
+#undef BPFAST_BIND_PRECISION
+    m.attr("precisions") = py::tuple(precisions);
 }

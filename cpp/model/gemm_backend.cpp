@@ -12,8 +12,8 @@
 
 namespace bpfast {
 
-template <typename T>
-void GemmBackend<T>::start_forward(const T* X, index batch) {
+template <typename P>
+void GemmBackend<P>::start_forward(const T* X, index batch) {
     if (batch > capacity_) {
         const auto& n = layout_.sizes();
         const index widest = *std::max_element(n.begin() + 1, n.end());
@@ -28,26 +28,28 @@ void GemmBackend<T>::start_forward(const T* X, index batch) {
     below_ready_ = false;
 }
 
-template <typename T>
-void GemmBackend<T>::layer_forward(index l, const T* W, const T* b, Activation act) {
-    dense_forward<T>(outputs_[l].data(), input_of(l), W, b, batch_, layout_.n_in(l), layout_.n_out(l), act);
+template <typename P>
+void GemmBackend<P>::layer_forward(index l, const T* W, const T* b, Activation act) {
+    dense_forward(outputs_[l].data(), compute_operand<P>(input_of(l)), compute_operand<P>(W), b, batch_,
+                  layout_.n_in(l), layout_.n_out(l), act);
 }
 
-template <typename T>
-void GemmBackend<T>::input_gradient(index l, const T* W, T* db_below, Activation act_below) {
+template <typename P>
+void GemmBackend<P>::input_gradient(index l, const T* W, T* db_below, Activation act_below) {
     // δ_l (batch, n_out), W (n_out, n_in), δ_{l−1} (batch, n_in) into spare_
     const index n_in = layout_.n_in(l), n_out = layout_.n_out(l);
     T* below = spare_.data();
-    bpfast::input_gradient(below, delta_.data(), W, batch_, n_in, n_out);
+    bpfast::input_gradient(below, compute_operand<P>(delta_.data()), compute_operand<P>(W), batch_, n_in, n_out);
     activation_backward(below, db_below, below, outputs_[l - 1].data(), batch_, n_in, act_below);
     below_ready_ = true;
 }
 
-template <typename T>
-bool GemmBackend<T>::weight_gradient(index l, T* dW, const LayerStep<T>& step) {
+template <typename P>
+bool GemmBackend<P>::weight_gradient(index l, T* dW, const LayerStep<T>& step) {
     // δ_l (batch, n_out), A_{l−1} (batch, n_in), dW (n_out, n_in)
     const index n_in = layout_.n_in(l), n_out = layout_.n_out(l);
-    bpfast::weight_gradient(dW, delta_.data(), input_of(l), batch_, n_in, n_out);
+    bpfast::weight_gradient(dW, compute_operand<P>(delta_.data()), compute_operand<P>(input_of(l)), batch_, n_in,
+                            n_out);
     // The step on this layer while its dW is still in the caches.
     std::atomic<bool> finite{true};
     if (const FusedSgd<T>* sgd = step.sgd) {
@@ -68,7 +70,8 @@ bool GemmBackend<T>::weight_gradient(index l, T* dW, const LayerStep<T>& step) {
     return finite.load(std::memory_order_relaxed);
 }
 
-template class GemmBackend<float>;
-template class GemmBackend<double>;
+#define BPFAST_INSTANTIATE(P) template class GemmBackend<P>;
+BPFAST_FOR_EACH_PRECISION(BPFAST_INSTANTIATE)
+#undef BPFAST_INSTANTIATE
 
 }  // namespace bpfast

@@ -6,12 +6,17 @@
 
 #include "model/layer_backend.h"
 #include "model/parameter_layout.h"
+#include "precision.h"
 
 namespace bpfast {
 
-template <typename T>
-class GemmBackend final : public LayerBackend<T> {
+// P is the precision (precision.h): the layers' values are kept in T, its
+// storage type; the GEMM reads its operands through compute_operand.
+template <typename P>
+class GemmBackend final : public LayerBackend<Storage<P>> {
 public:
+    using T = Storage<P>;
+
     explicit GemmBackend(const ParameterLayout& layout) : layout_(layout), outputs_(layout.n_layers()) {}
 
     void start_forward(const T* X, index batch) override;

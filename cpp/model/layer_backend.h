@@ -43,6 +43,8 @@ struct LayerStep {
     bool any() const { return sgd || rows; }
 };
 
+// T is the storage type of the network's precision (precision.h): every
+// array that crosses this interface is kept in it.
 template <typename T>
 class LayerBackend {
 public:

@@ -28,8 +28,8 @@ std::vector<index> checked_sizes(std::vector<index> sizes, const std::vector<Act
 
 }  // namespace
 
-template <typename T>
-Network<T>::Network(std::vector<index> sizes, std::vector<Activation> activations, LossKind loss,
+template <typename P>
+Network<P>::Network(std::vector<index> sizes, std::vector<Activation> activations, LossKind loss,
                     Reduction reduction)
     : layout_(checked_sizes(std::move(sizes), activations)),
       activations_(std::move(activations)),
@@ -38,25 +38,25 @@ Network<T>::Network(std::vector<index> sizes, std::vector<Activation> activation
       optimizer_(layout_),
       gemm_(layout_),
       small_net_(layout_, activations_) {
-    params_.assign(layout_.n_parameters() + SmallNetBackend<T>::PARAMETER_PADDING, T(0));
+    params_.assign(layout_.n_parameters() + SmallNetBackend<P>::PARAMETER_PADDING, T(0));
     grads_.assign(layout_.n_parameters(), T(0));
 }
 
 // The one place that decides which backend runs a batch.
-template <typename T>
-LayerBackend<T>& Network<T>::backend_for(index batch) {
+template <typename P>
+LayerBackend<Storage<P>>& Network<P>::backend_for(index batch) {
     if (small_net_.takes(batch)) return small_net_;
     return gemm_;
 }
 
 // A loss computed from the logits runs the output layer without its activation.
-template <typename T>
-Activation Network<T>::activation_of(index l, bool logits_out) const {
+template <typename P>
+Activation Network<P>::activation_of(index l, bool logits_out) const {
     return l == n_layers() - 1 && logits_out ? Activation::identity : activations_[l];
 }
 
-template <typename T>
-const T* Network<T>::forward_pass(LayerBackend<T>& backend, const T* X, index batch, bool logits_out) {
+template <typename P>
+const Storage<P>* Network<P>::forward_pass(LayerBackend<T>& backend, const T* X, index batch, bool logits_out) {
     // X is (batch, n[0]); returns (batch, n[L])
     backend.start_forward(X, batch);
     for (index l = 0; l < n_layers(); ++l)
@@ -65,8 +65,8 @@ const T* Network<T>::forward_pass(LayerBackend<T>& backend, const T* X, index ba
     return backend.output();
 }
 
-template <typename T>
-void Network<T>::forward(T* out, const T* X, index batch) {
+template <typename P>
+void Network<P>::forward(T* out, const T* X, index batch) {
     // Inference runs in chunks no larger than the largest training batch (or
     // 1024 rows), so that a big evaluation set does not grow the workspace.
     const index n_in = sizes().front(), n_out = sizes().back();
@@ -78,8 +78,8 @@ void Network<T>::forward(T* out, const T* X, index batch) {
     }
 }
 
-template <typename T>
-double Network<T>::loss(const T* X, Targets<T> targets, index batch) {
+template <typename P>
+double Network<P>::loss(const T* X, Targets<T> targets, index batch) {
     const index n_in = sizes().front(), n_out = sizes().back();
     const index chunk = std::min(batch, std::max<index>(largest_batch_, 1024));
     const bool mean = reduction_ == Reduction::mean;
@@ -102,8 +102,8 @@ double Network<T>::loss(const T* X, Targets<T> targets, index batch) {
 // The data loss of a batch (loss_function, or Σ_i w_i·loss_i with sample
 // weights) and its gradient in delta, both divided by N (the batch size or
 // Σ_i w_i; 1 for reduction sum), which norm receives.
-template <typename T>
-double Network<T>::data_loss(T* delta, const T* Y, const T* Tg, const T* weights, index batch, double* norm) {
+template <typename P>
+double Network<P>::data_loss(T* delta, const T* Y, const T* Tg, const T* weights, index batch, double* norm) {
     // Y, Tg and delta are (batch, n_out); weights (batch,) or null
     const index n_out = sizes().back();
     const bool mean = reduction_ == Reduction::mean;
@@ -126,8 +126,8 @@ double Network<T>::data_loss(T* delta, const T* Y, const T* Tg, const T* weights
 }
 
 // Objective::l2's term of the loss, its gradient added to grads unless null.
-template <typename T>
-double Network<T>::penalty(T* grads, double norm) {
+template <typename P>
+double Network<P>::penalty(T* grads, double norm) {
     double value = 0.0;
     for (index l = 0; l < n_layers(); ++l) {
         const index w = layout_.weights(l);
@@ -136,8 +136,8 @@ double Network<T>::penalty(T* grads, double norm) {
     return value;
 }
 
-template <typename T>
-const T* Network<T>::batch_weights(Targets<T> targets, index batch, const std::int64_t* rows) {
+template <typename P>
+const Storage<P>* Network<P>::batch_weights(Targets<T> targets, index batch, const std::int64_t* rows) {
     // returns (batch,) weights or null; rows (when given) picks the samples
     if (!targets.weights || !rows) return targets.weights;
     T* w = reserve(batch_w_, static_cast<size_t>(batch));
@@ -145,8 +145,8 @@ const T* Network<T>::batch_weights(Targets<T> targets, index batch, const std::i
     return w;
 }
 
-template <typename T>
-const T* Network<T>::dense_targets(Targets<T> targets, index batch, const std::int64_t* rows) {
+template <typename P>
+const Storage<P>* Network<P>::dense_targets(Targets<T> targets, index batch, const std::int64_t* rows) {
     // returns (batch, n_out) targets; rows (when given) picks the samples
     const index n_out = sizes().back();
     if (targets.dense && !rows) return targets.dense;
@@ -166,8 +166,8 @@ const T* Network<T>::dense_targets(Targets<T> targets, index batch, const std::i
     return t;
 }
 
-template <typename T>
-double Network<T>::forward_and_loss(LayerBackend<T>& backend, const T* X, const T* Tg, const T* weights,
+template <typename P>
+double Network<P>::forward_and_loss(LayerBackend<T>& backend, const T* X, const T* Tg, const T* weights,
                                     index batch, double* norm) {
     // the forward pass and the loss; δ_{L−1} = dL/dY ⊙ σ'(Y) left in the
     // backend's output gradient and db_{L−1} in grads_
@@ -182,8 +182,8 @@ double Network<T>::forward_and_loss(LayerBackend<T>& backend, const T* X, const 
     return value;
 }
 
-template <typename T>
-bool Network<T>::backward_pass(LayerBackend<T>& backend, GradientsReady ready, const FusedStep* step) {
+template <typename P>
+bool Network<P>::backward_pass(LayerBackend<T>& backend, GradientsReady ready, const FusedStep* step) {
     // db_l is final before this loop (the last layer) or after input_gradient(l + 1),
     // dW_l after weight_gradient(l). Each layer's input gradient reads W_l
     // before a fused step changes it.
@@ -212,8 +212,8 @@ bool Network<T>::backward_pass(LayerBackend<T>& backend, GradientsReady ready, c
     return finite;
 }
 
-template <typename T>
-bool Network<T>::step_rows(index l, index r0, index r1, const FusedStep& step) {
+template <typename P>
+bool Network<P>::step_rows(index l, index r0, index r1, const FusedStep& step) {
     // rows [r0, r1) of W_l and b_l: the L2 term joins dW (as penalty() adds
     // it), then the optimizer's step, keeping the old values
     T* params = params_.data();
@@ -224,8 +224,8 @@ bool Network<T>::step_rows(index l, index r0, index r1, const FusedStep& step) {
     return optimizer_.step_span(params, grads, layout_.bias(l) + r0, r1 - r0, step.lr, true) && weights_ok;
 }
 
-template <typename T>
-double Network<T>::loss_and_gradients(const T* X, const T* Tg, const T* weights, index batch,
+template <typename P>
+double Network<P>::loss_and_gradients(const T* X, const T* Tg, const T* weights, index batch,
                                       GradientsReady ready) {
     LayerBackend<T>& backend = backend_for(batch);
     double norm = 1.0;
@@ -240,8 +240,8 @@ double Network<T>::loss_and_gradients(const T* X, const T* Tg, const T* weights,
     return value;
 }
 
-template <typename T>
-StepStatus Network<T>::step_on_batch(const T* X, const T* Tg, const T* weights, index batch,
+template <typename P>
+StepStatus Network<P>::step_on_batch(const T* X, const T* Tg, const T* weights, index batch,
                                      std::optional<double> lr) {
     if (!optimizer_.fuses_into_backward())
         return guarded_update(grads_.data(), loss_and_gradients(X, Tg, weights, batch), lr);
@@ -270,13 +270,13 @@ StepStatus Network<T>::step_on_batch(const T* X, const T* Tg, const T* weights, 
     return status;
 }
 
-template <typename T>
-double Network<T>::compute_gradients(const T* X, Targets<T> targets, index batch, GradientsReady ready) {
+template <typename P>
+double Network<P>::compute_gradients(const T* X, Targets<T> targets, index batch, GradientsReady ready) {
     return loss_and_gradients(X, dense_targets(targets, batch, nullptr), targets.weights, batch, ready);
 }
 
-template <typename T>
-index Network<T>::first_non_finite_layer(const T* grads, double* squares) {
+template <typename P>
+index Network<P>::first_non_finite_layer(const T* grads, double* squares) {
     // The first layer whose gradient holds a NaN or Inf, or -1 and Σ g² over
     // every gradient in squares (clipping needs it), summed over chunks that
     // do not depend on the thread count, in a fixed order.
@@ -296,8 +296,8 @@ index Network<T>::first_non_finite_layer(const T* grads, double* squares) {
     return -1;
 }
 
-template <typename T>
-StepStatus Network<T>::guarded_update(T* grads, double loss, std::optional<double> lr) {
+template <typename P>
+StepStatus Network<P>::guarded_update(T* grads, double loss, std::optional<double> lr) {
     // Nothing changes unless the loss, every gradient and every value the
     // update writes (parameters and optimizer state) are finite.
     StepStatus status;
@@ -322,13 +322,13 @@ StepStatus Network<T>::guarded_update(T* grads, double loss, std::optional<doubl
     return status;
 }
 
-template <typename T>
-StepStatus Network<T>::apply_update(T* grads, double loss, std::optional<double> lr) {
+template <typename P>
+StepStatus Network<P>::apply_update(T* grads, double loss, std::optional<double> lr) {
     return guarded_update(grads, loss, lr);
 }
 
-template <typename T>
-StepStatus Network<T>::chosen_threads_step(const T* X, const T* Tg, const T* weights, index batch,
+template <typename P>
+StepStatus Network<P>::chosen_threads_step(const T* X, const T* Tg, const T* weights, index batch,
                                            std::optional<double> lr) {
     const int allowed = get_num_threads();
     if (allowed <= 1 || !adaptive_threads()) return step_on_batch(X, Tg, weights, batch, lr);
@@ -339,14 +339,14 @@ StepStatus Network<T>::chosen_threads_step(const T* X, const T* Tg, const T* wei
     return status;
 }
 
-template <typename T>
-StepStatus Network<T>::train_step(const T* X, Targets<T> targets, index batch, std::optional<double> lr) {
+template <typename P>
+StepStatus Network<P>::train_step(const T* X, Targets<T> targets, index batch, std::optional<double> lr) {
     return chosen_threads_step(X, dense_targets(targets, batch, nullptr), targets.weights, batch, lr);
 }
 
-template <typename T>
+template <typename P>
 template <typename BatchInputs>
-EpochStatus Network<T>::run_epoch(const BatchInputs& batch_inputs, Targets<T> targets, const std::int64_t* order,
+EpochStatus Network<P>::run_epoch(const BatchInputs& batch_inputs, Targets<T> targets, const std::int64_t* order,
                                   index n, index batch_size, std::optional<double> lr, EpochInterrupt interrupt,
                                   EpochSpan span) {
     // order (when given) is a permutation of [0, n)
@@ -391,8 +391,8 @@ EpochStatus Network<T>::run_epoch(const BatchInputs& batch_inputs, Targets<T> ta
     return epoch;
 }
 
-template <typename T>
-EpochStatus Network<T>::train_epoch(const T* X, Targets<T> targets, const std::int64_t* order, index n,
+template <typename P>
+EpochStatus Network<P>::train_epoch(const T* X, Targets<T> targets, const std::int64_t* order, index n,
                                     index batch_size, std::optional<double> lr, EpochInterrupt interrupt,
                                     EpochSpan span) {
     // X is (n, n[0]): a batch in order is a slice of it, a shuffled one is gathered
@@ -407,8 +407,8 @@ EpochStatus Network<T>::train_epoch(const T* X, Targets<T> targets, const std::i
     return run_epoch(inputs, targets, order, n, batch_size, lr, interrupt, span);
 }
 
-template <typename T>
-const T* Network<T>::dense_rows(const CsrRows<T>& X, index start, index rows, const std::int64_t* picked,
+template <typename P>
+const Storage<P>* Network<P>::dense_rows(const CsrRows<T>& X, index start, index rows, const std::int64_t* picked,
                                 index room) {
     // returns (rows, n[0]): each row scattered into a zeroed buffer (a column named twice adds up)
     const index n_in = sizes().front();
@@ -422,8 +422,8 @@ const T* Network<T>::dense_rows(const CsrRows<T>& X, index start, index rows, co
     return dense;
 }
 
-template <typename T>
-EpochStatus Network<T>::train_epoch(const CsrRows<T>& X, Targets<T> targets, const std::int64_t* order, index n,
+template <typename P>
+EpochStatus Network<P>::train_epoch(const CsrRows<T>& X, Targets<T> targets, const std::int64_t* order, index n,
                                     index batch_size, std::optional<double> lr, EpochInterrupt interrupt,
                                     EpochSpan span) {
     // X holds n sparse rows of n[0] columns; each batch is made dense in the workspace
@@ -434,8 +434,8 @@ EpochStatus Network<T>::train_epoch(const CsrRows<T>& X, Targets<T> targets, con
     return run_epoch(inputs, targets, order, n, batch_size, lr, interrupt, span);
 }
 
-template <typename T>
-double Network<T>::compute_gradients(const CsrRows<T>& X, Targets<T> targets, index n, index chunk_rows) {
+template <typename P>
+double Network<P>::compute_gradients(const CsrRows<T>& X, Targets<T> targets, index n, index chunk_rows) {
     // Per chunk c of N_c = norm rows (or weight): value_c and g_c are means over
     // the chunk, so the whole data's are Σ_c N_c·value_c / Σ_c N_c and likewise
     // for g (sums, with N_c = 1, for reduction sum). The L2 term joins once.
@@ -469,7 +469,8 @@ double Network<T>::compute_gradients(const CsrRows<T>& X, Targets<T> targets, in
     return objective_.l2 != 0.0 ? value + penalty(grads, mean ? total_norm : 1.0) : value;
 }
 
-template class Network<float>;
-template class Network<double>;
+#define BPFAST_INSTANTIATE(P) template class Network<P>;
+BPFAST_FOR_EACH_PRECISION(BPFAST_INSTANTIATE)
+#undef BPFAST_INSTANTIATE
 
 }  // namespace bpfast

@@ -18,6 +18,7 @@
 #include "model/parameter_layout.h"
 #include "model/small_net_backend.h"
 #include "model/targets.h"
+#include "precision.h"
 #include "runtime/thread_chooser.h"
 #include "runtime/workspace.h"
 
@@ -92,9 +93,14 @@ struct Objective {
                                // averaged over the outputs while its gradient is that of their sum)
 };
 
-template <typename T>
+// P is the precision (precision.h): the network keeps its weights, gradients,
+// optimizer state and activations in T, its storage type, and its backends'
+// products read Compute<P>.
+template <typename P>
 class Network {
 public:
+    using T = Storage<P>;
+
     // activations has one entry per layer, the output activation last.
     // std::invalid_argument for a malformed architecture.
     Network(std::vector<index> sizes, std::vector<Activation> activations, LossKind loss, Reduction reduction);
@@ -108,7 +114,7 @@ public:
     void set_objective(const Objective& objective) { objective_ = objective; }
     T* parameters() { return params_.data(); }
     T* gradients() { return grads_.data(); }
-    Optimizer<T>& optimizer() { return optimizer_; }
+    Optimizer<P>& optimizer() { return optimizer_; }
     // Whether a batch of this size runs on the small-network backend.
     bool uses_small_net(index batch) const { return small_net_.takes(batch); }
     // The thread-count chooser of the training steps (runtime/thread_chooser.h).
@@ -204,9 +210,9 @@ private:
     Objective objective_;
     // params_ has SmallNetBackend's padding past the parameters.
     AlignedVector<T> params_, grads_;
-    Optimizer<T> optimizer_;
-    GemmBackend<T> gemm_;
-    SmallNetBackend<T> small_net_;
+    Optimizer<P> optimizer_;
+    GemmBackend<P> gemm_;
+    SmallNetBackend<P> small_net_;
     std::mutex busy_;
     ThreadChooser threads_;
 

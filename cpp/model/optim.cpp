@@ -12,13 +12,13 @@
 
 namespace bpfast {
 
-template <typename T>
-Optimizer<T>::Optimizer(const ParameterLayout& layout) : layout_(layout) {
+template <typename P>
+Optimizer<P>::Optimizer(const ParameterLayout& layout) : layout_(layout) {
     configure(OptimizerConfig{});
 }
 
-template <typename T>
-void Optimizer<T>::configure(const OptimizerConfig& config) {
+template <typename P>
+void Optimizer<P>::configure(const OptimizerConfig& config) {
     if (config.step_size < 1) throw std::invalid_argument("step_size must be at least 1");
     config_ = config;
     const auto [m_size, v_size] = state_sizes(config, layout_.n_parameters());
@@ -29,14 +29,14 @@ void Optimizer<T>::configure(const OptimizerConfig& config) {
     steps_ = epochs_ = 0;  // schedules count from the moment the optimizer is set
 }
 
-template <typename T>
-std::pair<index, index> Optimizer<T>::state_sizes(const OptimizerConfig& config, index n_parameters) {
+template <typename P>
+std::pair<index, index> Optimizer<P>::state_sizes(const OptimizerConfig& config, index n_parameters) {
     const bool adam = config.kind != OptimizerKind::sgd;
     return {adam || config.momentum != 0.0 ? n_parameters : 0, adam ? n_parameters : 0};
 }
 
-template <typename T>
-double Optimizer<T>::learning_rate(std::optional<double> base_lr) const {
+template <typename P>
+double Optimizer<P>::learning_rate(std::optional<double> base_lr) const {
     const double lr = base_lr.value_or(config_.lr);
     switch (config_.schedule) {
         case Schedule::constant: return lr;
@@ -46,20 +46,20 @@ double Optimizer<T>::learning_rate(std::optional<double> base_lr) const {
     return lr;
 }
 
-template <typename T>
-void Optimizer<T>::clip(T* grads, double squared_norm) {
+template <typename P>
+void Optimizer<P>::clip(T* grads, double squared_norm) {
     const double factor = clipping_factor(config_.clip_norm, squared_norm);
     if (factor < 1.0)
         for_each_chunk(layout_.n_parameters(), [&](index lo, index hi) { scale_in_place(grads + lo, hi - lo, factor); });
 }
 
-template <typename T>
-double Optimizer<T>::decay_of(bool bias) const {
+template <typename P>
+double Optimizer<P>::decay_of(bool bias) const {
     return bias && !config_.decay_bias ? 0.0 : config_.weight_decay;
 }
 
-template <typename T>
-bool Optimizer<T>::step_span(T* params, T* grads, index begin, index count, double lr, bool bias) {
+template <typename P>
+bool Optimizer<P>::step_span(T* params, T* grads, index begin, index count, double lr, bool bias) {
     const OptimizerConfig& c = config_;
     const double decay = decay_of(bias);
     T* p = params + begin;
@@ -78,8 +78,8 @@ bool Optimizer<T>::step_span(T* params, T* grads, index begin, index count, doub
     return all_finite(p, count) && all_finite(m, count) && all_finite(v, count);
 }
 
-template <typename T>
-bool Optimizer<T>::step_keeping_old(T* params, T* grads, double lr) {
+template <typename P>
+bool Optimizer<P>::step_keeping_old(T* params, T* grads, double lr) {
     std::atomic<bool> finite{true};
     auto span = [&](index begin, index count, bool bias) {
         for_each_chunk(count, [&](index lo, index hi) {
@@ -97,8 +97,8 @@ bool Optimizer<T>::step_keeping_old(T* params, T* grads, double lr) {
     return finite.load(std::memory_order_relaxed);
 }
 
-template <typename T>
-index Optimizer<T>::undo_unless_finite(T* params, const T* grads, bool finite) {
+template <typename P>
+index Optimizer<P>::undo_unless_finite(T* params, const T* grads, bool finite) {
     if (finite) return -1;
     // Rare: name the first layer holding a non-finite parameter or state value, then put everything back.
     index layer = layout_.n_layers() - 1;
@@ -118,20 +118,20 @@ index Optimizer<T>::undo_unless_finite(T* params, const T* grads, bool finite) {
     return layer;
 }
 
-template <typename T>
-SgdStep Optimizer<T>::fused_step(std::optional<double> base_lr, bool bias) const {
+template <typename P>
+SgdStep Optimizer<P>::fused_step(std::optional<double> base_lr, bool bias) const {
     return SgdStep{learning_rate(base_lr), 0.0, false, decay_of(bias)};
 }
 
-template <typename T>
-index Optimizer<T>::finish_fused_step(T* params, const T* grads, bool finite) {
+template <typename P>
+index Optimizer<P>::finish_fused_step(T* params, const T* grads, bool finite) {
     const index layer = undo_unless_finite(params, grads, finite);
     if (layer < 0) ++steps_;
     return layer;
 }
 
-template <typename T>
-index Optimizer<T>::step(T* params, T* grads, std::optional<double> base_lr) {
+template <typename P>
+index Optimizer<P>::step(T* params, T* grads, std::optional<double> base_lr) {
     // One pass writes the step and keeps what it overwrote (the old θ in
     // grads, the old state in old_m_ and old_v_), undone when a value is not finite.
     const bool finite = step_keeping_old(params, grads, learning_rate(base_lr));
@@ -140,7 +140,8 @@ index Optimizer<T>::step(T* params, T* grads, std::optional<double> base_lr) {
     return layer;
 }
 
-template class Optimizer<float>;
-template class Optimizer<double>;
+#define BPFAST_INSTANTIATE(P) template class Optimizer<P>;
+BPFAST_FOR_EACH_PRECISION(BPFAST_INSTANTIATE)
+#undef BPFAST_INSTANTIATE
 
 }  // namespace bpfast

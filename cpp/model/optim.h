@@ -12,6 +12,7 @@
 #include "common.h"
 #include "kernels/elementwise/optim_kernels.h"
 #include "model/parameter_layout.h"
+#include "precision.h"
 #include "runtime/workspace.h"
 
 namespace bpfast {
@@ -38,9 +39,12 @@ struct OptimizerConfig {
 // The rule for a base learning rate given to one call (or OptimizerConfig::lr): finite and positive.
 inline bool is_base_rate(double lr) { return std::isfinite(lr) && lr > 0.0; }
 
-template <typename T>
+// P is the precision (precision.h); the state is kept in its storage type T, as the weights are.
+template <typename P>
 class Optimizer {
 public:
+    using T = Storage<P>;
+
     explicit Optimizer(const ParameterLayout& layout);
 
     // New settings; clears the state and the step and epoch counters.

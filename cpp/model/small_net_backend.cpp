@@ -10,8 +10,8 @@
 
 namespace bpfast {
 
-template <typename T>
-index SmallNetBackend<T>::max_weight_bytes() {
+template <typename P>
+index SmallNetBackend<P>::max_weight_bytes() {
     static const index bytes = [] {
         const long l2 = cache_sizes().l2;
         return std::clamp<index>(l2 > 0 ? index(l2) : index(1) << 20, index(256) << 10, index(4) << 20);
@@ -19,12 +19,12 @@ index SmallNetBackend<T>::max_weight_bytes() {
     return bytes;
 }
 
-template <typename T>
-SmallNetBackend<T>::SmallNetBackend(const ParameterLayout& layout, const std::vector<Activation>& activations)
+template <typename P>
+SmallNetBackend<P>::SmallNetBackend(const ParameterLayout& layout, const std::vector<Activation>& activations)
     : layout_(layout),
       kernels_(active_small_net_kernels<T>()),
       lanes_(kernels_.lanes),
-      eligible_(kernels_.lanes > 0) {
+      eligible_(computes_in_storage<P> && kernels_.lanes > 0) {
     for (index l = 0; eligible_ && l < n_layers(); ++l) {
         if (layout.n_out(l) * layout.n_in(l) * index(sizeof(T)) > max_weight_bytes()) eligible_ = false;
         // softmax needs whole rows; only the output layer may have it
@@ -37,8 +37,8 @@ SmallNetBackend<T>::SmallNetBackend(const ParameterLayout& layout, const std::ve
     unit_parts_.assign(static_cast<size_t>(n_layers()), 1);
 }
 
-template <typename T>
-void SmallNetBackend<T>::start_forward(const T* X, index batch) {
+template <typename P>
+void SmallNetBackend<P>::start_forward(const T* X, index batch) {
     const index ldt = padded(batch), n_in = layout_.n_in(0);
     if (ldt > capacity_) {
         const index widest_hidden =
@@ -67,8 +67,8 @@ void SmallNetBackend<T>::start_forward(const T* X, index batch) {
     }
 }
 
-template <typename T>
-const T* SmallNetBackend<T>::thread_input() {
+template <typename P>
+const Storage<P>* SmallNetBackend<P>::thread_input() {
     // F (padded n_in, ldt) of the input, made by this thread once per batch
     const index slot = thread_slot(), size = padded_sizes_[0] * ldt_;
     T* F = thread_inputs_.data() + slot * size;
@@ -79,8 +79,8 @@ const T* SmallNetBackend<T>::thread_input() {
     return F;
 }
 
-template <typename T>
-void SmallNetBackend<T>::layer_forward(index l, const T* W, const T* b, Activation act) {
+template <typename P>
+void SmallNetBackend<P>::layer_forward(index l, const T* W, const T* b, Activation act) {
     const index ldt = ldt_, n_out = layout_.n_out(l);
     const bool last = l == n_layers() - 1;
     T* F = features_[l + 1].data();
@@ -121,22 +121,22 @@ void SmallNetBackend<T>::layer_forward(index l, const T* W, const T* b, Activati
     if (act == Activation::softmax) activation_forward(Y, Y, batch_, n_out, act);
 }
 
-template <typename T>
-index SmallNetBackend<T>::unit_bound(index l, index p) const {
+template <typename P>
+index SmallNetBackend<P>::unit_bound(index l, index p) const {
     const index n_out = layout_.n_out(l), rows = kernels_.forward_rows, blocks = (n_out + rows - 1) / rows;
     return std::min(n_out, p * blocks / unit_parts_[static_cast<size_t>(l)] * rows);
 }
 
-template <typename T>
-index SmallNetBackend<T>::parts_for(double flops, index blocks) const {
+template <typename P>
+index SmallNetBackend<P>::parts_for(double flops, index blocks) const {
     const double by_size = flops / MIN_FLOPS_PER_PART;
     return std::max<index>(1, std::min<index>({index(get_num_threads()), index(by_size), blocks}));
 }
 
 // The kernels also say whether what they wrote is finite; the step's guard
 // checks the update as a whole (network.cpp), so that flag goes unused here.
-template <typename T>
-bool SmallNetBackend<T>::weight_gradient(index l, T* dW, const LayerStep<T>& layer_step) {
+template <typename P>
+bool SmallNetBackend<P>::weight_gradient(index l, T* dW, const LayerStep<T>& layer_step) {
     // Split by rows of dW: each value is the same sum over the batch, in the
     // same order, whatever the split; by the forward's split of these units
     // when it had one, so that each thread works on the rows of δ, F and W
@@ -169,8 +169,8 @@ bool SmallNetBackend<T>::weight_gradient(index l, T* dW, const LayerStep<T>& lay
     return finite.load(std::memory_order_relaxed);
 }
 
-template <typename T>
-void SmallNetBackend<T>::input_gradient(index l, const T* W, T* db_below, Activation act_below) {
+template <typename P>
+void SmallNetBackend<P>::input_gradient(index l, const T* W, T* db_below, Activation act_below) {
     // Split by blocks of columns, two vectors wide (the kernel's chunks), or
     // as the forward split the units of layer l − 1 (whole vectors) when that
     // gives at least as many parts, so that each thread reads the activations
@@ -195,7 +195,8 @@ void SmallNetBackend<T>::input_gradient(index l, const T* W, T* db_below, Activa
     parallel_for(parts, part);
 }
 
-template class SmallNetBackend<float>;
-template class SmallNetBackend<double>;
+#define BPFAST_INSTANTIATE(P) template class SmallNetBackend<P>;
+BPFAST_FOR_EACH_PRECISION(BPFAST_INSTANTIATE)
+#undef BPFAST_INSTANTIATE
 
 }  // namespace bpfast

@@ -14,13 +14,20 @@
 #include "kernels/small_net/small_net.h"
 #include "model/layer_backend.h"
 #include "model/parameter_layout.h"
+#include "precision.h"
 #include "runtime/workspace.h"
 
 namespace bpfast {
 
-template <typename T>
-class SmallNetBackend final : public LayerBackend<T> {
+// P is the precision (precision.h). These kernels fuse the products with the
+// activations and the step, in registers, in one type: they run a precision
+// whose products read its storage type T (computes_in_storage) and never take
+// another (issue 24: such a precision runs on GemmBackend until it has kernels here).
+template <typename P>
+class SmallNetBackend final : public LayerBackend<Storage<P>> {
 public:
+    using T = Storage<P>;
+
     static constexpr index MAX_BATCH = 256;
     // The largest weight matrix the path takes: the L2 cache of a core, as
     // the OS reports it (1 MiB when it does not say), within 256 KiB to 4 MiB.

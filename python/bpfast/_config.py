@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 
-from . import _core
+from . import _core, _precision
 
 
 def _cpu_model():
@@ -57,6 +57,7 @@ def config():
         "gemm_blocks": build["gemm_blocks"],
         "forced_gemm_blocks": build["gemm_blocks_forced"] or None,
         "gemm_tile": build["gemm_tile"],
+        "precisions": {p.name: {"storage": p.storage.name, "compute": p.compute} for p in _precision.PRECISIONS},
         "small_net_max_weight_bytes": build["small_net_max_weight_bytes"],
         "small_net_max_batch": build["small_net_max_batch"],
         "numpy_blas": _numpy_blas(),
@@ -97,6 +98,7 @@ def show_config(mode="stdout"):
         f"gemm:         blocks " + "; ".join(f"{dtype} MC={b['mc']} KC={b['kc']} NC={b['nc']}" for dtype, b in blocks.items())
         + (f" (forced by BPFAST_GEMM_BLOCKS={info['forced_gemm_blocks']})" if info["forced_gemm_blocks"]
            else " (from the caches)") + f"; micro-tile {tiles}",
+        "precisions:   " + ", ".join(f"{name} (products in {p['compute']})" for name, p in info["precisions"].items()),
         f"small nets:   weights up to {_size(info['small_net_max_weight_bytes'])} per layer (from L2), "
         f"batches up to {info['small_net_max_batch']}",
         f"numpy BLAS:   {info['numpy_blas']}",

@@ -5,14 +5,14 @@ import numbers
 
 import numpy as np
 
-from . import _core, optim
+from . import _core, _precision, optim
 
 # The core's name tables (cpp/names.h), narrowed to what the Network API takes.
 ACTIVATIONS = tuple(name for name in _core.names["activation"] if name != "softmax")  # hidden layers
 OUTPUTS = ("identity", "sigmoid", "softmax")
 LOSSES = ("squared_error", "cross_entropy", "log_loss", "binary_cross_entropy")  # cross_entropy: fused
 REDUCTIONS = _core.names["reduction"]
-DTYPES = ("float32", "float64")
+DTYPES = _precision.NAMES
 
 # Which output activations each loss accepts.
 LOSS_OUTPUTS = {
@@ -36,7 +36,7 @@ def dtype_name(dtype):
     except TypeError:
         name = None
     if name not in DTYPES:
-        raise ValueError(f"dtype must be float32 or float64; got {dtype!r}")
+        raise ValueError(f"dtype must be {_precision.names_text()}; got {dtype!r}")
     return name
 
 

@@ -11,7 +11,7 @@ by a copy. The GIL is released while a kernel runs.
 
 import numpy as np
 
-from . import _core
+from . import _core, _precision
 from ._validate import native
 
 __all__ = [
@@ -23,9 +23,6 @@ __all__ = [
     "softmax_clipped_log_loss", "sigmoid_clipped_log_loss", "loss",
     "sgd_update", "sgd_momentum_update", "adam_update", "clip_by_global_norm", "isa",
 ]
-
-_FLOAT32 = np.dtype(np.float32)
-
 
 def isa():
     """The micro-kernel in use: "avx512", "avx2" or "generic" (BPFAST_ISA forces one)."""
@@ -40,13 +37,14 @@ def _inputs(**arrays):
         if array.dtype.kind not in "iuf":
             raise TypeError(f"{name} must hold real numbers (an integer or float dtype); got dtype {array.dtype}")
         converted[name] = array
-    all_float32 = all(a.dtype == _FLOAT32 for a in converted.values())
-    dtype = np.dtype(np.float32 if all_float32 else np.float64)
-    core = _core.f32 if all_float32 else _core.f64
-    return core, dtype, [native(a, dtype) for a in converted.values()]
+    # the dtype every input has when the core is built for it, else the widest one it is built for
+    dtypes = {a.dtype for a in converted.values()}
+    dtype = dtypes.pop() if len(dtypes) == 1 else None
+    dtype = dtype if dtype in _CORES else _precision.WIDEST
+    return _CORES[dtype], dtype, [native(a, dtype) for a in converted.values()]
 
 
-_CORES = {np.dtype(np.float32): _core.f32, np.dtype(np.float64): _core.f64}
+_CORES = {dtype: row.core for dtype, row in _precision.BY_STORAGE.items()}
 
 
 def _as_they_are(a, b, out=None):
@@ -247,15 +245,15 @@ def sigmoid_clipped_log_loss(Z, T, reduction="mean", grad=None):
 # one dtype: they are updated in place, never through a copy.
 
 def _updated(array, name, dtype=None):
-    if not isinstance(array, np.ndarray) or array.dtype not in (np.float32, np.float64):
-        raise TypeError(f"{name} must be a float32 or float64 numpy array updated in place")
+    if not isinstance(array, np.ndarray) or array.dtype not in _CORES:
+        raise TypeError(f"{name} must be a {_precision.names_text()} numpy array updated in place")
     if dtype is not None and array.dtype != dtype:
         raise TypeError(f"{name} must have the dtype of param ({dtype}); got {array.dtype}")
     return array
 
 
 def _core_for(dtype):
-    return _core.f32 if dtype == _FLOAT32 else _core.f64
+    return _CORES[dtype]
 
 
 def sgd_update(param, grad, lr):

@@ -15,6 +15,7 @@ import numpy as np
 from . import _architecture
 from . import _core
 from . import _fit
+from . import _precision
 from . import _saveformat
 from . import distributed
 from . import _validate as check
@@ -89,8 +90,7 @@ class Network:
     @staticmethod
     def _new_engine(sizes, activations, loss, reduction, dtype):
         """The engine that holds the weights and runs the math: here the C++ core's."""
-        core = _core.f32 if dtype == np.float32 else _core.f64
-        return core.Network(sizes, activations, loss, reduction)
+        return _precision.of(dtype).core.Network(sizes, activations, loss, reduction)
 
     @staticmethod
     def _optimizer_state_shapes(optimizer, n_parameters):

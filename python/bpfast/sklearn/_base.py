@@ -36,7 +36,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
-from .. import _core, optim
+from .. import _core, _precision, optim
 
 try:  # scikit-learn ≥ 1.6
     from sklearn.utils.validation import validate_data as _validate_data
@@ -108,7 +108,7 @@ class BaseMLP(BaseEstimator):
 
     def _new_engine(self, units, dtype):
         output, loss = ENGINE_OUTPUTS[self.out_activation_]
-        core = _core.f32 if np.dtype(dtype) == np.float32 else _core.f64
+        core = _precision.of(dtype).core
         activations = [HIDDEN_ACTIVATIONS[self.activation]] * (len(units) - 2) + [output]
         engine = core.Network(list(units), activations, loss, "mean")
         value_scale = 1.0 / units[-1] if self.out_activation_ == "identity" else 1.0
@@ -165,7 +165,7 @@ class BaseMLP(BaseEstimator):
         if check_input:
             X = _validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
         dtype = np.result_type(X.dtype, self.coefs_[0].dtype)
-        dtype = np.float32 if dtype == np.float32 else np.float64
+        dtype = dtype if dtype in _precision.BY_STORAGE else _precision.WIDEST
         units = self._units()
         engine = getattr(self, "_engine", None)
         if engine is None or getattr(self, "_engine_of", None) != self._engine_key(units, dtype):
