@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 import bpfast
-from bpfast import optim, reference
+from bpfast import _core, optim, reference
 from conftest import assert_close, assert_unchanged, precision, snapshot, tolerance, trajectory_tolerance
 
 F64 = np.float64
