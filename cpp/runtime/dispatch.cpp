@@ -1,36 +1,26 @@
-// The table of instruction sets, in priority order, each with every kernel
-// family built for it; the first one the CPU supports (or the one BPFAST_ISA
-// names) serves the whole process.
+// The registry of instruction sets, in priority order, one row each: its
+// name, whether this CPU runs it, and its kernel table (kernels/isa/<name>.cpp).
+// The first one the CPU supports (or the one BPFAST_ISA names) serves the
+// whole process.
 #include "runtime/dispatch.h"
 
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
 
-#include "kernels/elementwise/activation_kernels.h"
-#include "kernels/elementwise/check_kernels.h"
-#include "kernels/elementwise/optim_kernels.h"
-#include "kernels/gemm/ukernel.h"
-#include "kernels/small_net/small_net.h"
+#include "kernels/kernel_table.h"
 
 namespace bpfast {
-namespace {
 
-// Every kernel family of one instruction set, in both dtypes.
-template <typename T>
-struct KernelTables {
-    MicroKernel<T> gemm;
-    ActivationKernels<T> activation;
-    CheckKernels<T> check;
-    OptimizerKernels<T> optim;
-    SmallNetKernels<T> small_net;  // lanes 0: none on this ISA
-};
+// Defined by the ISA units, each compiled with its own flags.
+extern const IsaKernels generic_kernels, avx2_kernels, avx512_kernels;
+
+namespace {
 
 struct Isa {
     const char* name;
     bool (*cpu_supports)();
-    KernelTables<float> (*f32)();
-    KernelTables<double> (*f64)();
+    const IsaKernels& kernels;
 };
 
 [[maybe_unused]] bool cpu_has_avx2_fma() {
@@ -55,26 +45,12 @@ bool always() { return true; }
 
 const Isa ISAS[] = {  // in priority order
 #if BPFAST_HAVE_AVX512
-    {"avx512", &cpu_has_avx512f,
-     [] { return KernelTables<float>{ukernel_avx512_f32(), activation_kernels_avx512_f32(),
-                                     check_kernels_avx512_f32(), optim_kernels_avx512_f32(),
-                                     small_net_kernels_avx512_f32()}; },
-     [] { return KernelTables<double>{ukernel_avx512_f64(), activation_kernels_avx512_f64(),
-                                      check_kernels_avx512_f64(), optim_kernels_avx512_f64(),
-                                      small_net_kernels_avx512_f64()}; }},
+    {"avx512", &cpu_has_avx512f, avx512_kernels},
 #endif
 #if BPFAST_HAVE_AVX2
-    {"avx2", &cpu_has_avx2_fma,
-     [] { return KernelTables<float>{ukernel_avx2_f32(), activation_kernels_avx2_f32(), check_kernels_avx2_f32(),
-                                     optim_kernels_avx2_f32(), small_net_kernels_avx2_f32()}; },
-     [] { return KernelTables<double>{ukernel_avx2_f64(), activation_kernels_avx2_f64(), check_kernels_avx2_f64(),
-                                      optim_kernels_avx2_f64(), small_net_kernels_avx2_f64()}; }},
+    {"avx2", &cpu_has_avx2_fma, avx2_kernels},
 #endif
-    {"generic", &always,
-     [] { return KernelTables<float>{ukernel_generic_f32(), activation_kernels_generic_f32(),
-                                     check_kernels_generic_f32(), optim_kernels_generic_f32(), {}}; },
-     [] { return KernelTables<double>{ukernel_generic_f64(), activation_kernels_generic_f64(),
-                                      check_kernels_generic_f64(), optim_kernels_generic_f64(), {}}; }},
+    {"generic", &always, generic_kernels},
 };
 
 const Isa& chosen_isa() {
@@ -98,8 +74,8 @@ const Isa& chosen_isa() {
 
 struct Registry {
     const Isa& isa = chosen_isa();
-    KernelTables<float> f32 = isa.f32();
-    KernelTables<double> f64 = isa.f64();
+    KernelTable<float> f32 = isa.kernels.f32();
+    KernelTable<double> f64 = isa.kernels.f64();
 };
 
 const Registry& registry() {
@@ -108,11 +84,11 @@ const Registry& registry() {
 }
 
 template <typename T>
-const KernelTables<T>& tables();
+const KernelTable<T>& tables();
 template <>
-const KernelTables<float>& tables<float>() { return registry().f32; }
+const KernelTable<float>& tables<float>() { return registry().f32; }
 template <>
-const KernelTables<double>& tables<double>() { return registry().f64; }
+const KernelTable<double>& tables<double>() { return registry().f64; }
 
 }  // namespace
 
@@ -120,12 +96,12 @@ const char* active_isa() { return registry().isa.name; }
 
 std::vector<IsaSupport> isa_support() {
     std::vector<IsaSupport> table;
-    for (const Isa& isa : ISAS) table.push_back({isa.name, isa.cpu_supports()});
+    for (const Isa& isa : ISAS) table.push_back({isa.name, isa.cpu_supports(), isa.kernels.probe});
     return table;
 }
 
 template <typename T>
-const MicroKernel<T>& active_micro_kernel() { return tables<T>().gemm; }
+const MicroKernel<T>& active_micro_kernel() { return tables<T>().micro_kernels.front(); }
 template <typename T>
 const ActivationKernels<T>& active_activation_kernels() { return tables<T>().activation; }
 template <typename T>

@@ -6,16 +6,19 @@
 
 #include <vector>
 
+#include "kernels/probe/fma_probe.h"
+
 namespace bpfast {
 
 // "avx512", "avx2" or "generic"; throws std::runtime_error for a bad BPFAST_ISA.
 const char* active_isa();
 
-// Every instruction set this build has kernels for, in priority order, and
-// whether this CPU supports it.
+// Every instruction set this build has kernels for, in priority order,
+// whether this CPU supports it, and its FMA probe (lanes 0: none).
 struct IsaSupport {
     const char* name;
     bool supported;
+    FmaProbe probe;
 };
 std::vector<IsaSupport> isa_support();
 

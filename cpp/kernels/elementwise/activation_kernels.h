@@ -1,7 +1,7 @@
 // Activations over whole arrays, their derivatives with the bias gradient,
 // the forward epilogue and the row-wise softmax: one table per ISA, built
-// from the loops of activation_loops.h by activation_<isa>.cpp and chosen
-// once per process (runtime/dispatch.cpp). Outputs come first.
+// from the loops of activation_loops.h by each ISA unit (kernels/isa/) and
+// chosen once per process (runtime/dispatch.cpp). Outputs come first.
 //   arrays are (rows, cols), row-major
 #pragma once
 
@@ -22,13 +22,6 @@ struct ActivationKernels {
     // c = act(c + b) on a (rows, cols) tile with row stride ldc; act elementwise.
     void (*bias_activation)(T* c, index ldc, const T* b, index rows, index cols, Activation act);
 };
-
-ActivationKernels<float> activation_kernels_generic_f32();
-ActivationKernels<double> activation_kernels_generic_f64();
-ActivationKernels<float> activation_kernels_avx2_f32();
-ActivationKernels<double> activation_kernels_avx2_f64();
-ActivationKernels<float> activation_kernels_avx512_f32();
-ActivationKernels<double> activation_kernels_avx512_f64();
 
 // The table chosen for this process.
 template <typename T>

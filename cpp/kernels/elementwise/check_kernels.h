@@ -1,5 +1,5 @@
 // Whole-array checks on user input and on gradients: one table per ISA, built
-// from check_loops.h by check_<isa>.cpp and chosen once per process.
+// from check_loops.h by each ISA unit (kernels/isa/) and chosen once per process.
 #pragma once
 
 #include "common.h"
@@ -11,13 +11,6 @@ struct CheckKernels {
     bool (*all_finite)(const T* x, index n);        // no value is NaN or ±Inf
     double (*sum_of_squares)(const T* x, index n);  // Σ x², in double
 };
-
-CheckKernels<float> check_kernels_generic_f32();
-CheckKernels<double> check_kernels_generic_f64();
-CheckKernels<float> check_kernels_avx2_f32();
-CheckKernels<double> check_kernels_avx2_f64();
-CheckKernels<float> check_kernels_avx512_f32();
-CheckKernels<double> check_kernels_avx512_f64();
 
 template <typename T>
 const CheckKernels<T>& active_check_kernels();

@@ -1,6 +1,6 @@
 // Optimizer updates in place on one array of n parameters: one table per
-// ISA, built from optim_loops.h by optim_<isa>.cpp and chosen once per
-// process. The formulas are PyTorch's documented torch.optim.SGD, Adam and
+// ISA, built from optim_loops.h by each ISA unit (kernels/isa/) and chosen
+// once per process. The formulas are PyTorch's documented torch.optim.SGD, Adam and
 // AdamW, or scikit-learn's (UpdateForm::sklearn, for bpfast.sklearn);
 // model/optim.h decides which array gets which settings.
 #pragma once
@@ -48,13 +48,6 @@ struct OptimizerKernels {
     void (*adam_keeping_state)(T* param, T* grad, T* m, T* v, T* old_m, T* old_v, index n, const AdamStep& s);
     void (*scale)(T* x, index n, double factor);  // x ← factor·x (gradient clipping)
 };
-
-OptimizerKernels<float> optim_kernels_generic_f32();
-OptimizerKernels<double> optim_kernels_generic_f64();
-OptimizerKernels<float> optim_kernels_avx2_f32();
-OptimizerKernels<double> optim_kernels_avx2_f64();
-OptimizerKernels<float> optim_kernels_avx512_f32();
-OptimizerKernels<double> optim_kernels_avx512_f64();
 
 template <typename T>
 const OptimizerKernels<T>& active_optim_kernels();

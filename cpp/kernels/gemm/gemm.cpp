@@ -1,5 +1,5 @@
 // Blocked, packed GEMM (the BLIS loop nest). Portable: the only ISA-specific
-// piece is the micro-kernel, chosen at run time in dispatch.cpp.
+// piece is the micro-kernel (with its packers), chosen at run time in dispatch.cpp.
 //
 //   split C into one block per thread      (parallel_for, tile-aligned)
 //   for jc in N step NC                    B block of NC columns
@@ -38,18 +38,11 @@ constexpr index PACK_SLACK = 8;  // packers may store up to this many values pas
 constexpr index SHALLOW_DEPTH = 32;  // depth up to which tile_loop walks C by rows of tiles
 constexpr index PANELS_PER_PACK = 4;  // B panels packed at a time for a single block of rows
 
-// out[p*MR + i] = src[p*ld + i] for i < MR: MR contiguous values per step,
-// with a trip count the compiler knows.
-template <int MR, typename T>
-void copy_columns(const T* src, index ld, index depth, T* out) {
-    for (index p = 0; p < depth; ++p)
-        for (int i = 0; i < MR; ++i) out[p * MR + i] = src[p * ld + i];
-}
-
 // Pack rows [0, rows) x depth [0, depth) of A into panels of mr rows:
 // panel q holds a[q*mr*depth + p*mr + i] = A(q*mr + i, p), zero past `rows`.
-// Full panels of a row-major A go to the ISA's transposing packer when it
-// has one; that packer may store a few values past its panel, so a caller
+// Full panels go to the micro-kernel's packers when it has them (a row-major
+// A to its transposing packer, a column-major A to its column copy); the
+// transposing packer may store a few values past its panel, so a caller
 // that packs the next panel in another thread passes may_spill = false,
 // and the last panel is packed without it.
 template <typename T>
@@ -66,12 +59,8 @@ void pack_a(const MatrixView<T>& A, index rows, index depth, const MicroKernel<T
             // Row-major: read each row once, contiguously.
             for (index i = 0; i < live; ++i)
                 for (index p = 0; p < depth; ++p) out[p * mr + i] = src[i * A.row_stride + p];
-        } else if (live == mr && A.row_stride == 1 && mr == 8) {
-            copy_columns<8>(src, A.col_stride, depth, out);  // a transposed A: columns are contiguous
-        } else if (live == mr && A.row_stride == 1 && mr == 6) {
-            copy_columns<6>(src, A.col_stride, depth, out);
-        } else if (live == mr && A.row_stride == 1 && mr == 4) {
-            copy_columns<4>(src, A.col_stride, depth, out);
+        } else if (live == mr && A.row_stride == 1 && kernel.pack_a_columns) {
+            kernel.pack_a_columns(depth, src, A.col_stride, out);  // a transposed A: columns are contiguous
         } else {
             for (index p = 0; p < depth; ++p)
                 for (index i = 0; i < live; ++i) out[p * mr + i] = src[i * A.row_stride + p * A.col_stride];

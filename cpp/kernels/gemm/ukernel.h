@@ -1,6 +1,8 @@
 // The micro-kernel contract, shared by every ISA (the BLIS split: only this
 // tiny function is written per instruction set; blocking and packing are
-// portable and live in gemm.cpp).
+// portable and live in gemm.cpp). An ISA unit (kernels/isa/) describes each
+// of its micro-kernels as a MicroKernel: its tile and the packers that fill
+// panels of that tile's shape.
 #pragma once
 
 #include "common.h"
@@ -33,6 +35,11 @@ using PackTransposedFn = void (*)(index depth, const T* src, index ld, T* panel)
 template <typename T>
 using PackRowsFn = void (*)(index depth, const T* src, index ld, T* panel);
 
+// Packs one full A panel from a column-major source (a transposed A, whose
+// columns are contiguous): panel[p*mr + i] = src[p*ld + i] for i < mr.
+template <typename T>
+using PackColumnsFn = void (*)(index depth, const T* src, index ld, T* panel);
+
 // C = [C +] A·B when M, N or K is 1, as plain loops (an MR x NR tile would
 // be mostly padding); returns false, touching nothing, for a shape it does
 // not take. See gemm_unit_dimension.h.
@@ -40,26 +47,35 @@ template <typename T>
 using UnitDimensionFn = bool (*)(index M, index N, index K, const MatrixView<T>& A, const MatrixView<T>& B,
                                  T* C, index ldc, bool accumulate);
 
+// One micro-kernel and the packers of its tile; a null packer leaves that
+// case to the portable loops of gemm.cpp.
 template <typename T>
 struct MicroKernel {
-    const char* isa;  // "generic", "avx2", "avx512"
+    const char* name;  // ISA, dtype and tile, as in "avx2_f32_6x16"
     int mr;
     int nr;
     MicroKernelFn<T> run;
-    PackTransposedFn<T> pack_b_transposed = nullptr;
     PackRowsFn<T> pack_a_rows = nullptr;
+    PackColumnsFn<T> pack_a_columns = nullptr;
+    PackTransposedFn<T> pack_b_transposed = nullptr;
     UnitDimensionFn<T> unit_dimension = nullptr;
 };
 
-// Implementations, one translation unit each.
-MicroKernel<float> ukernel_generic_f32();
-MicroKernel<double> ukernel_generic_f64();
-MicroKernel<float> ukernel_avx2_f32();
-MicroKernel<double> ukernel_avx2_f64();
-MicroKernel<float> ukernel_avx512_f32();
-MicroKernel<double> ukernel_avx512_f64();
+// Portable packers for a tile of MR rows, instantiated by each ISA unit
+// with its own flags (internal linkage: each unit keeps its copy).
+namespace {
 
-// The kernel chosen once for this process (runtime/dispatch.cpp).
+// panel (depth, MR): panel[p*MR + i] = src[p*ld + i], MR contiguous values
+// per step, with a trip count the compiler knows.
+template <int MR, typename T>
+void pack_columns(index depth, const T* src, index ld, T* panel) {
+    for (index p = 0; p < depth; ++p)
+        for (int i = 0; i < MR; ++i) panel[p * MR + i] = src[p * ld + i];
+}
+
+}  // namespace
+
+// The micro-kernel chosen once for this process (runtime/dispatch.cpp).
 template <typename T>
 const MicroKernel<T>& active_micro_kernel();
 

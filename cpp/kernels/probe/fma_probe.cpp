@@ -11,19 +11,14 @@ namespace bpfast {
 namespace {
 
 FmaProbe probe_of(const std::string& isa) {
-    bool supported = false, known = false;
+    bool supported = false;
+    FmaProbe probe;
     for (const IsaSupport& s : isa_support())
-        if (isa == s.name) known = true, supported = s.supported;
-    if (!known || isa == "generic")
+        if (isa == s.name) supported = s.supported, probe = s.probe;
+    if (probe.lanes_f32 == 0)
         throw std::invalid_argument("no FMA probe for '" + isa + "' in this build (avx512 or avx2)");
     if (!supported) throw std::invalid_argument("this CPU lacks " + isa);
-#if BPFAST_HAVE_AVX512
-    if (isa == "avx512") return fma_probe_avx512();
-#endif
-#if BPFAST_HAVE_AVX2
-    if (isa == "avx2") return fma_probe_avx2();
-#endif
-    throw std::invalid_argument("no FMA probe for '" + isa + "' in this build");
+    return probe;
 }
 
 }  // namespace

@@ -2,7 +2,7 @@
 // (or several) can do at best, as a yardstick for the GEMM and training-step
 // figures of the benchmark suite. Not used by the kernels.
 //
-// Each ISA's file runs FMA_CHAINS independent chains acc = acc·a + b on full
+// Each ISA's unit (kernels/isa/) runs FMA_CHAINS independent chains acc = acc·a + b on full
 // vectors held in registers: no loads, no stores, enough chains to cover the
 // FMA latency on every port. One round is FMA_CHAINS vector FMAs, that is
 // 2·lanes·FMA_CHAINS flops.
@@ -14,15 +14,13 @@ namespace bpfast {
 
 constexpr int FMA_CHAINS = 12;
 
-// One ISA's probe: rounds -> a sum over the chains (so that the work is kept).
+// One ISA's probe: rounds -> a sum over the chains (so that the work is kept);
+// lanes 0 where the ISA has none.
 struct FmaProbe {
-    int lanes_f32, lanes_f64;
-    double (*f32)(long rounds);
-    double (*f64)(long rounds);
+    int lanes_f32 = 0, lanes_f64 = 0;
+    double (*f32)(long rounds) = nullptr;
+    double (*f64)(long rounds) = nullptr;
 };
-
-FmaProbe fma_probe_avx2();
-FmaProbe fma_probe_avx512();
 
 // Runs the probe of `isa` ("avx512" or "avx2") in `threads` tasks at once on
 // the thread pool (which must have that many threads), `rounds` rounds each.
@@ -30,7 +28,8 @@ FmaProbe fma_probe_avx512();
 // std::invalid_argument for an ISA this build or this CPU lacks.
 double run_fma_probe(const std::string& isa, bool f64, long rounds, int threads, double* checksum);
 
-// The loop both ISA files instantiate with their vector type S (set1, fmadd, sum).
+// The loop each ISA unit with a probe instantiates with its vector type S
+// (T, lanes, set1, fmadd, store: the micro-kernel's lane type).
 template <typename S>
 double fma_chains(long rounds) {
     // acc is FMA_CHAINS vectors; a, b are constants: acc converges to b / (1 − a) = 1, never denormal
@@ -43,7 +42,13 @@ double fma_chains(long rounds) {
         for (int j = 0; j < FMA_CHAINS; ++j) acc[j] = S::fmadd(acc[j], a, b);
     }
     double total = 0;
-    for (int j = 0; j < FMA_CHAINS; ++j) total += S::sum(acc[j]);
+    for (int j = 0; j < FMA_CHAINS; ++j) {
+        typename S::T lanes[S::lanes];
+        S::store(lanes, acc[j]);
+        double sum = 0;
+        for (int k = 0; k < S::lanes; ++k) sum += lanes[k];
+        total += sum;
+    }
     return total;
 }
 

@@ -69,11 +69,6 @@ struct SmallNetKernels {
     InputGradientFn<T> input_gradient = nullptr;
 };
 
-SmallNetKernels<float> small_net_kernels_avx2_f32();
-SmallNetKernels<double> small_net_kernels_avx2_f64();
-SmallNetKernels<float> small_net_kernels_avx512_f32();
-SmallNetKernels<double> small_net_kernels_avx512_f64();
-
 // The kernels chosen for this process (runtime/dispatch.cpp); lanes is 0 on
 // the portable ISA, which has none.
 template <typename T>

@@ -1,27 +1,35 @@
-// AVX2 + FMA micro-kernels; this file alone is compiled with -mavx2 -mfma and
-// is only called when dispatch.cpp has seen both features on the CPU.
+// The AVX2 + FMA ISA: this unit alone is compiled with -mavx2 -mfma and is
+// only called when dispatch.cpp has seen both features on the CPU. It holds
+// the micro-kernels, the FMA probe, and the elementwise and small-network
+// loops compiled for 32-byte vectors (8 floats or 4 doubles, 16 registers).
 //   float:  6 x 16 tile, 12 ymm accumulators (2 vectors of 8 per row)
 //   double: 6 x 8 tile,  12 ymm accumulators (2 vectors of 4 per row)
 #include <immintrin.h>
 
+#include "kernels/elementwise/activation_loops.h"
+#include "kernels/elementwise/check_loops.h"
+#include "kernels/elementwise/optim_loops.h"
 #include "kernels/gemm/gemm_unit_dimension.h"
 #include "kernels/gemm/pack_x86.h"
-#include "kernels/gemm/ukernel.h"
+#include "kernels/kernel_table.h"
+#include "kernels/small_net/small_net_loops.h"
 
 namespace bpfast {
 namespace {
 
 constexpr int MR = 6;
 
-// The packers' 256-bit lane types, plus what the micro-kernel needs.
+// The packers' 256-bit lane types, plus what the micro-kernel and the probe need.
 struct F32 : x86::F32x8 {
     static V broadcast(const T* p) { return _mm256_broadcast_ss(p); }
+    static V set1(double x) { return _mm256_set1_ps(static_cast<float>(x)); }
     static V fmadd(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
     static V add(V a, V b) { return _mm256_add_ps(a, b); }
 };
 
 struct F64 : x86::F64x4 {
     static V broadcast(const T* p) { return _mm256_broadcast_sd(p); }
+    static V set1(double x) { return _mm256_set1_pd(x); }
     static V fmadd(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
     static V add(V a, V b) { return _mm256_add_pd(a, b); }
 };
@@ -64,17 +72,22 @@ void ukernel_avx2(index k, const typename S::T* a, index lda, const typename S::
     }
 }
 
+// The table for the lane type S of dtype S::T.
+template <typename S>
+KernelTable<typename S::T> avx2_table(const char* tile_name) {
+    using T = typename S::T;
+    constexpr int NR = 2 * S::lanes;
+    const MicroKernel<T> tile{tile_name, MR, NR, &ukernel_avx2<S>, &x86::pack_a_rows<S, MR>, &pack_columns<MR, T>,
+                              &x86::pack_b_transposed<S, NR>, &unit_dimension_product<T>};
+    return {{tile}, activation_loops_table<T>(), check_loops_table<T>(), optim_loops_table<T>(),
+            SmallNetLoops<T, 32, 16>::table()};
+}
+
 }  // namespace
 
-MicroKernel<float> ukernel_avx2_f32() {
-    return {"avx2", MR, 2 * F32::lanes, &ukernel_avx2<F32>, &x86::pack_b_transposed<x86::F32x8, 16>,
-            &x86::pack_a_rows<x86::F32x8, MR>,
-            &unit_dimension_product<float>};
-}
-MicroKernel<double> ukernel_avx2_f64() {
-    return {"avx2", MR, 2 * F64::lanes, &ukernel_avx2<F64>, &x86::pack_b_transposed<x86::F64x4, 8>,
-            &x86::pack_a_rows<x86::F64x4, MR>,
-            &unit_dimension_product<double>};
-}
+// The row of runtime/dispatch.cpp's registry for this ISA.
+extern const IsaKernels avx2_kernels{[] { return avx2_table<F32>("avx2_f32_6x16"); },
+                                     [] { return avx2_table<F64>("avx2_f64_6x8"); },
+                                     {F32::lanes, F64::lanes, &fma_chains<F32>, &fma_chains<F64>}};
 
 }  // namespace bpfast

@@ -1,15 +1,21 @@
-// AVX-512 micro-kernels; this file alone is compiled with -mavx512f (and the
-// AVX2 packers of pack_x86.h), and is only called when dispatch.cpp has seen
-// AVX-512F on the CPU and in the OS.
+// The AVX-512 ISA: this unit alone is compiled with -mavx512f (and the AVX2
+// packers of pack_x86.h), and is only called when dispatch.cpp has seen
+// AVX-512F on the CPU and in the OS. It holds the micro-kernels, the FMA
+// probe, and the elementwise and small-network loops compiled for 64-byte
+// vectors (16 floats or 8 doubles, 32 registers).
 //   float:  MR x 32 tile (2 zmm of 16 per row)
 //   double: MR x 16 tile (2 zmm of 8 per row)
 // MR = 8 keeps 16 accumulators, enough to hide the FMA latency on two ports,
 // and divides the batch sizes MLPs use (16, 32, 64, ...) without padding.
 #include <immintrin.h>
 
+#include "kernels/elementwise/activation_loops.h"
+#include "kernels/elementwise/check_loops.h"
+#include "kernels/elementwise/optim_loops.h"
 #include "kernels/gemm/gemm_unit_dimension.h"
 #include "kernels/gemm/pack_x86.h"
-#include "kernels/gemm/ukernel.h"
+#include "kernels/kernel_table.h"
+#include "kernels/small_net/small_net_loops.h"
 
 namespace bpfast {
 namespace {
@@ -26,6 +32,7 @@ struct F32 {
     static V load(const T* p) { return _mm512_loadu_ps(p); }
     static void store(T* p, V v) { _mm512_storeu_ps(p, v); }
     static V broadcast(const T* p) { return _mm512_set1_ps(*p); }
+    static V set1(double x) { return _mm512_set1_ps(static_cast<float>(x)); }
     static V fmadd(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
     static V add(V a, V b) { return _mm512_add_ps(a, b); }
 };
@@ -38,6 +45,7 @@ struct F64 {
     static V load(const T* p) { return _mm512_loadu_pd(p); }
     static void store(T* p, V v) { _mm512_storeu_pd(p, v); }
     static V broadcast(const T* p) { return _mm512_set1_pd(*p); }
+    static V set1(double x) { return _mm512_set1_pd(x); }
     static V fmadd(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
     static V add(V a, V b) { return _mm512_add_pd(a, b); }
 };
@@ -73,17 +81,23 @@ void ukernel_avx512(index k, const typename S::T* a, index lda, const typename S
     }
 }
 
+// The table for the lane type S of dtype S::T; P is the 256-bit lane type
+// of the same dtype, for the packers.
+template <typename S, typename P>
+KernelTable<typename S::T> avx512_table(const char* tile_name) {
+    using T = typename S::T;
+    constexpr int NR = NV * S::lanes;
+    const MicroKernel<T> tile{tile_name, MR, NR, &ukernel_avx512<S>, &x86::pack_a_rows<P, MR>, &pack_columns<MR, T>,
+                              &x86::pack_b_transposed<P, NR>, &unit_dimension_product<T>};
+    return {{tile}, activation_loops_table<T>(), check_loops_table<T>(), optim_loops_table<T>(),
+            SmallNetLoops<T, 64, 32>::table()};
+}
+
 }  // namespace
 
-MicroKernel<float> ukernel_avx512_f32() {
-    return {"avx512", MR, NV * F32::lanes, &ukernel_avx512<F32>,
-            &x86::pack_b_transposed<x86::F32x8, NV * F32::lanes>, &x86::pack_a_rows<x86::F32x8, MR>,
-            &unit_dimension_product<float>};
-}
-MicroKernel<double> ukernel_avx512_f64() {
-    return {"avx512", MR, NV * F64::lanes, &ukernel_avx512<F64>,
-            &x86::pack_b_transposed<x86::F64x4, NV * F64::lanes>, &x86::pack_a_rows<x86::F64x4, MR>,
-            &unit_dimension_product<double>};
-}
+// The row of runtime/dispatch.cpp's registry for this ISA.
+extern const IsaKernels avx512_kernels{[] { return avx512_table<F32, x86::F32x8>("avx512_f32_8x32"); },
+                                       [] { return avx512_table<F64, x86::F64x4>("avx512_f64_8x16"); },
+                                       {F32::lanes, F64::lanes, &fma_chains<F32>, &fma_chains<F64>}};
 
 }  // namespace bpfast

@@ -1,0 +1,34 @@
+// One instruction set's kernels: the table each ISA unit (kernels/isa/<name>.cpp)
+// fills and runtime/dispatch.cpp's registry lists, one row per ISA.
+#pragma once
+
+#include <vector>
+
+#include "kernels/elementwise/activation_kernels.h"
+#include "kernels/elementwise/check_kernels.h"
+#include "kernels/elementwise/optim_kernels.h"
+#include "kernels/gemm/ukernel.h"
+#include "kernels/probe/fma_probe.h"
+#include "kernels/small_net/small_net.h"
+
+namespace bpfast {
+
+// Every kernel family of one ISA in dtype T.
+template <typename T>
+struct KernelTable {
+    std::vector<MicroKernel<T>> micro_kernels;  // the GEMM's; the first is the one it runs
+    ActivationKernels<T> activation;
+    CheckKernels<T> check;
+    OptimizerKernels<T> optim;
+    SmallNetKernels<T> small_net;  // lanes 0: none on this ISA
+};
+
+// What an ISA unit exports: its tables, built only once dispatch.cpp has seen
+// that the CPU runs the ISA, and its FMA probe (lanes 0: none).
+struct IsaKernels {
+    KernelTable<float> (*f32)();
+    KernelTable<double> (*f64)();
+    FmaProbe probe;
+};
+
+}  // namespace bpfast
