@@ -4,6 +4,8 @@ Tolerances (kernel against reference): 1e-12 in float64, 1e-5 in float32, as
 a maximum absolute error divided by max(1, max|expected|).
 """
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -62,3 +64,6 @@ def rng():
 @pytest.fixture(params=DTYPES, ids=lambda d: np.dtype(d).name)
 def dtype(request):
     return np.dtype(request.param)
+
+
+ROOT = Path(__file__).resolve().parent.parent  # the repository: benchmarks/ and README.md sit here

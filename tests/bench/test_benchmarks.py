@@ -17,7 +17,7 @@ import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import ROOT
 BENCHMARKS = os.path.join(ROOT, "benchmarks")
 RUN = os.path.join(BENCHMARKS, "run.py")
 if BENCHMARKS not in sys.path:
