@@ -1,6 +1,6 @@
-"""The program that tests/test_distributed.py runs under mpiexec (``python -m mpi4py``).
+"""The program that tests/distributed/test_distributed.py runs under mpiexec (``python -m mpi4py``).
 
-    mpiexec -n N python -m mpi4py tests/mpi_worker.py OUT_DIR SCENARIO
+    mpiexec -n N python -m mpi4py tests/distributed/mpi_worker.py OUT_DIR SCENARIO
 
 Each scenario trains or fails on every rank and rank 0 writes what every rank
 ended with to OUT_DIR/SCENARIO.npz (runs: one entry per run and rank) for the

@@ -1,6 +1,6 @@
 """Data-parallel training over MPI (bpfast.distributed), checked against one process.
 
-Each case starts ``mpiexec -n N python -m mpi4py tests/mpi_worker.py`` (N = 1,
+Each case starts ``mpiexec -n N python -m mpi4py tests/distributed/mpi_worker.py`` (N = 1,
 2, 3; oversubscribing the machine's cores is fine), which writes every rank's
 final weights, losses and errors to an .npz. The oracle is computed here, in a
 single process without MPI: the same net stepped with train_step through the
@@ -44,8 +44,13 @@ def _mpiexec():
 
 
 MPIEXEC = _mpiexec()
-needs_mpi = pytest.mark.skipif(importlib.util.find_spec("mpi4py") is None or MPIEXEC is None,
-                               reason="needs mpi4py and mpiexec (pip install bpfast[mpi])")
+_skip_without_mpi = pytest.mark.skipif(importlib.util.find_spec("mpi4py") is None or MPIEXEC is None,
+                                       reason="needs mpi4py and mpiexec (pip install bpfast[mpi])")
+
+
+def needs_mpi(test):
+    """A test that starts mpiexec: marked mpi, and skipped without mpi4py and an mpiexec."""
+    return pytest.mark.mpi(_skip_without_mpi(test))
 
 
 def launch(n, scenario, out, timeout=LAUNCH_SECONDS, overlap=False, **variables):
@@ -323,6 +328,7 @@ def test_a_rank_that_dies_ends_the_launch(tmp_path):
     assert seconds < 60
 
 
+@pytest.mark.slow
 @needs_mpi
 def test_a_rank_that_hangs_ends_the_launch_after_the_timeout(tmp_path):
     code, seconds, output = launch(3, "stall", tmp_path, timeout=60, BPFAST_MPI_TIMEOUT="2")

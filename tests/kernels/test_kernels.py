@@ -151,6 +151,7 @@ TINY_BLOCK_SHAPES = [(7, 49, 65), (33, 97, 130), (100, 200, 70), (97, 48, 9), (4
                      (24, 49, 2000), (300, 150, 257), (520, 61, 64), (64, 300, 2000), (21, 150, 2000)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("blocks", ["8,48,64", "16,16,32", "24,100,96"])
 def test_tiny_gemm_blocks_give_the_same_products(blocks):
     """Under small forced blocks every shape runs through many A, B and depth blocks: each product
@@ -1039,6 +1040,7 @@ def test_fuzz_dense_forward(data):
     check(got, expected, work, LIPSCHITZ[name] * z_scale, terms=n_in + 1 + (n_out if name == "softmax" else 0))
 
 
+@pytest.mark.slow
 @FUZZ
 @given(data=st.data())
 def test_fuzz_dense_backward(data):

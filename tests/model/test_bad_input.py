@@ -499,6 +499,7 @@ def test_a_step_over_several_chunks_is_undone_everywhere(cls, opt):
     assert np.isfinite(net.train_step(X, T))
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_fit_at_a_batch_boundary_within_a_fraction_of_an_epoch():
     # In a child: epochs of about a second; SIGINT half an epoch after the
     # first epoch of a fit ends (sent from a timer that a callback starts, so

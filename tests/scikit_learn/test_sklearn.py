@@ -500,6 +500,7 @@ def test_sparse_equals_dense(fmt, options):
         assert relative_error(a, b) <= RTOL
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("solver", ["sgd", "lbfgs"])
 def test_sparse_training_never_makes_x_dense(solver):
     """A sparse X whose dense copy would take 160 MB trains while Python allocates a small
@@ -620,6 +621,7 @@ def test_plain_bpfast_imports_without_sklearn():
     assert result.stdout.strip() == "(1, 1)"
 
 
+@pytest.mark.slow
 def test_sklearn_fit_benchmark_runs():
     """benchmarks/sklearn_fit.py checks both models agree before it times them; --tiny runs it in seconds."""
     root = str(ROOT)
