@@ -230,6 +230,17 @@ def operand_dtypes(data, dtype):
     return (dtype, dtype), dtype
 
 
+def gemm_operands(data, labels):
+    """A GEMM-shaped kernel's draws: its two inputs' dtypes, its working dtype and its dimensions (labels)."""
+    dtypes, work = operand_dtypes(data, draw_dtype(data))
+    return dtypes, work, [dim(data, label) for label in labels]
+
+
+def operand_limit(dtypes, work, terms):
+    """gemm_limit for inputs of these dtypes: float32's if either input is float32."""
+    return gemm_limit(np.float32 if np.float32 in dtypes else work, terms)
+
+
 # ---------------------------------------------------------------- oracle comparisons
 
 def f64(x):

@@ -30,9 +30,9 @@ from bpfast import reference as R
 from conftest import DTYPES, assert_close
 from fuzzing import (
     FUZZ, FUZZED_LOSSES, LIPSCHITZ, dim, big, values, probability_rows, overflowing, non_finite, layout,
-    out_buffer, draw_dtype, operand_dtypes, f64, check, same_finiteness, reference, product_scale, gemm_limit,
-    op, dependency_mask, activation_outputs, backward_bound, draw_loss_inputs, loss_value_scale, in_place,
-    param_shape, lr_value, refused)
+    out_buffer, draw_dtype, operand_dtypes, gemm_operands, operand_limit, f64, check, same_finiteness,
+    reference, product_scale, op, dependency_mask, activation_outputs, backward_bound, draw_loss_inputs,
+    loss_value_scale, in_place, param_shape, lr_value, refused)
 
 ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "softmax")
 LOSSES = ("squared_error", "log_loss", "binary_cross_entropy", "softmax_cross_entropy",
@@ -42,6 +42,12 @@ REDUCTIONS = ("mean", "sum")
 
 def randn(rng, shape, dtype, scale=1.0):
     return (rng.standard_normal(shape) * scale).astype(dtype)
+
+
+def assert_result(got, expected, dtype, shape):
+    """got has the dtype and the shape asked for, and expected's values to the dtype's tolerance."""
+    assert got.dtype == dtype and got.shape == shape
+    assert_close(got, expected, dtype)
 
 
 def prob_rows(rng, shape, dtype):
@@ -78,8 +84,7 @@ def test_matmul(rng, dtype, M, Kd, N, trans_a, trans_b):
     A = randn(rng, (Kd, M) if trans_a else (M, Kd), dtype)
     B = randn(rng, (N, Kd) if trans_b else (Kd, N), dtype)
     got = K.matmul(A, B, trans_a, trans_b)
-    assert got.dtype == dtype and got.shape == (M, N)
-    assert_close(got, R.matmul(A, B, trans_a, trans_b), dtype)
+    assert_result(got, R.matmul(A, B, trans_a, trans_b), dtype, (M, N))
 
 
 @pytest.mark.parametrize("trans_b", [False, True], ids=["B", "Bt"])
@@ -199,8 +204,7 @@ GRADIENT_SHAPES = [  # (batch, n_out, n_in)
 def test_weight_gradient(rng, dtype, batch, n_out, n_in):
     delta, X = randn(rng, (batch, n_out), dtype), randn(rng, (batch, n_in), dtype)
     got = K.weight_gradient(delta, X)
-    assert got.dtype == dtype and got.shape == (n_out, n_in)
-    assert_close(got, R.weight_gradient(delta, X), dtype)
+    assert_result(got, R.weight_gradient(delta, X), dtype, (n_out, n_in))
 
 
 @pytest.mark.parametrize("batch,n_out,n_in", GRADIENT_SHAPES)
@@ -222,8 +226,7 @@ def test_weight_gradient_accumulate_needs_out():
 def test_input_gradient(rng, dtype, batch, n_out, n_in):
     delta, W = randn(rng, (batch, n_out), dtype), randn(rng, (n_out, n_in), dtype)
     got = K.input_gradient(delta, W)
-    assert got.dtype == dtype and got.shape == (batch, n_in)
-    assert_close(got, R.input_gradient(delta, W), dtype)
+    assert_result(got, R.input_gradient(delta, W), dtype, (batch, n_in))
 
 
 def test_empty_dimensions(rng, dtype):
@@ -287,8 +290,7 @@ ACT_SHAPES = [(1, 1), (1, 7), (7, 1), (13, 31), (3, 257), (300, 13)]
 def test_activation_forward(rng, dtype, name, shape):
     Z = randn(rng, shape, dtype, scale=3.0)
     got = K.activation_forward(Z, name)
-    assert got.dtype == dtype and got.shape == shape
-    assert_close(got, R.activation_forward(Z, name), dtype)
+    assert_result(got, R.activation_forward(Z, name), dtype, shape)
 
 
 @pytest.mark.parametrize("shape", ACT_SHAPES)
@@ -297,8 +299,7 @@ def test_activation_backward(rng, dtype, name, shape):
     A = R.activation_forward(randn(rng, shape, dtype, scale=3.0), name)
     dA = randn(rng, shape, dtype)
     got = K.activation_backward(dA, A, name)
-    assert got.dtype == dtype and got.shape == shape
-    assert_close(got, R.activation_backward(dA, A, name), dtype)
+    assert_result(got, R.activation_backward(dA, A, name), dtype, shape)
 
 
 @pytest.mark.parametrize("name", ACTIVATIONS)
@@ -390,8 +391,7 @@ DENSE_SHAPES = [  # (batch, n_in, n_out)
 def test_dense_forward(rng, dtype, activation, batch, n_in, n_out):
     X, W, b = randn(rng, (batch, n_in), dtype), randn(rng, (n_out, n_in), dtype, 0.3), randn(rng, n_out, dtype)
     got = K.dense_forward(X, W, b, activation)
-    assert got.dtype == dtype and got.shape == (batch, n_out)
-    assert_close(got, R.dense_forward(X, W, b, activation), dtype)
+    assert_result(got, R.dense_forward(X, W, b, activation), dtype, (batch, n_out))
 
 
 @pytest.mark.parametrize("need_dx", [True, False], ids=["dx", "no_dx"])
@@ -893,11 +893,9 @@ def test_products_fast_path_equals_the_checked_path(dtype):
 @FUZZ
 @given(data=st.data())
 def test_fuzz_matmul(data):
-    dtype = draw_dtype(data)
-    (da, db), work = operand_dtypes(data, dtype)
-    M, Kd, N = dim(data, "M"), dim(data, "K"), dim(data, "N")
+    (da, db), work, (M, Kd, N) = gemm_operands(data, ("M", "K", "N"))
     ta, tb = data.draw(st.booleans(), label="trans_a"), data.draw(st.booleans(), label="trans_b")
-    limit = gemm_limit(np.float32 if np.float32 in (da, db) else work, Kd)
+    limit = operand_limit((da, db), work, Kd)
     A = values(data, (Kd, M) if ta else (M, Kd), da, limit, "A")
     B = values(data, (N, Kd) if tb else (Kd, N), db, limit, "B")
     out = out_buffer(data, (M, N), work)
@@ -910,10 +908,8 @@ def test_fuzz_matmul(data):
 @FUZZ
 @given(data=st.data())
 def test_fuzz_weight_gradient(data):
-    dtype = draw_dtype(data)
-    (dd, dx), work = operand_dtypes(data, dtype)
-    batch, n_out, n_in = dim(data, "batch"), dim(data, "n_out"), dim(data, "n_in")
-    limit = gemm_limit(np.float32 if np.float32 in (dd, dx) else work, batch + 1)
+    (dd, dx), work, (batch, n_out, n_in) = gemm_operands(data, ("batch", "n_out", "n_in"))
+    limit = operand_limit((dd, dx), work, batch + 1)
     delta = values(data, (batch, n_out), dd, limit, "delta")
     X = values(data, (batch, n_in), dx, limit, "X")
     scale = product_scale(delta.T, X)
@@ -935,10 +931,8 @@ def test_fuzz_weight_gradient(data):
 @FUZZ
 @given(data=st.data())
 def test_fuzz_input_gradient(data):
-    dtype = draw_dtype(data)
-    (dd, dw), work = operand_dtypes(data, dtype)
-    batch, n_out, n_in = dim(data, "batch"), dim(data, "n_out"), dim(data, "n_in")
-    limit = gemm_limit(np.float32 if np.float32 in (dd, dw) else work, n_out)
+    (dd, dw), work, (batch, n_out, n_in) = gemm_operands(data, ("batch", "n_out", "n_in"))
+    limit = operand_limit((dd, dw), work, n_out)
     delta = values(data, (batch, n_out), dd, limit, "delta")
     W = values(data, (n_out, n_in), dw, limit, "W")
     out = out_buffer(data, (batch, n_in), work)
@@ -1025,7 +1019,7 @@ def test_fuzz_dense_forward(data):
     (dx, dw), work = operand_dtypes(data, dtype)
     name = data.draw(st.sampled_from(ACTIVATIONS), label="activation")
     batch, n_in, n_out = dim(data, "batch"), dim(data, "n_in"), dim(data, "n_out")
-    limit = gemm_limit(np.float32 if np.float32 in (dx, dw) else work, n_in + 1)
+    limit = operand_limit((dx, dw), work, n_in + 1)
     X = values(data, (batch, n_in), dx, limit, "X")
     W = values(data, (n_out, n_in), dw, limit, "W")
     b = values(data, (n_out,), dw, limit * limit, "b")

@@ -71,6 +71,14 @@ def calls_with_T(T):
     }
 
 
+def assert_refused_and_unchanged(net, call, error, argument):
+    """call(net) raises error naming the argument, and every W and b of net stays as it was."""
+    before = snapshot(net)
+    with pytest.raises(error, match=rf"\b{argument}\b"):
+        call(net)
+    assert_unchanged(net, before)
+
+
 def _wide_nan():
     X = good_X()
     X[2, 1] = np.nan
@@ -101,10 +109,7 @@ METHODS_X = list(calls_with_X(None))
 @pytest.mark.parametrize("case", list(BAD_X))
 def test_bad_X_is_refused(net, case, method):
     X, error = BAD_X[case]
-    before = snapshot(net)
-    with pytest.raises(error, match=r"\bX\b"):
-        calls_with_X(X)[method](net)
-    assert_unchanged(net, before)
+    assert_refused_and_unchanged(net, calls_with_X(X)[method], error, "X")
 
 
 def _T_nan():
@@ -135,10 +140,7 @@ METHODS_T = list(calls_with_T(None))
 @pytest.mark.parametrize("case", list(BAD_T))
 def test_bad_T_is_refused(net, case, method):
     T, error = BAD_T[case]
-    before = snapshot(net)
-    with pytest.raises(error, match=r"\bT\b"):
-        calls_with_T(T)[method](net)
-    assert_unchanged(net, before)
+    assert_refused_and_unchanged(net, calls_with_T(T)[method], error, "T")
 
 
 @pytest.mark.parametrize("labels", [[0, 1, 2, 0, 1], [0, 1, -1, 0, 1]], ids=["two", "negative"])

@@ -112,6 +112,16 @@ def assert_same_fit(ours, theirs, X, rtol=RTOL):
         assert relative_error(ours.predict_proba(X), theirs.predict_proba(X)) <= rtol
 
 
+def calls_agree(ours, theirs, method, X, y, times):
+    """Calls method(X, y) on both estimators `times` times; after each call every fitted attribute agrees."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for _ in range(times):
+            getattr(ours, method)(X, y)
+            getattr(theirs, method)(X, y)
+            assert_same_fit(ours, theirs, X)
+
+
 def fit_both(estimator, kind, fit_kw=None, **params):
     X, y = data(kind)
     fit_kw = fit_kw or {}
@@ -216,13 +226,7 @@ def test_random_state_instance_draws_the_same_stream():
 def test_warm_start(solver):
     X, y = data("multiclass")
     params = dict(hidden_layer_sizes=(10,), solver=solver, random_state=0, max_iter=3, warm_start=True)
-    ours, theirs = bp.MLPClassifier(**params), sk.MLPClassifier(**params)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        for _ in range(3):
-            ours.fit(X, y)
-            theirs.fit(X, y)
-            assert_same_fit(ours, theirs, X)
+    calls_agree(bp.MLPClassifier(**params), sk.MLPClassifier(**params), "fit", X, y, times=3)
 
 
 @pytest.mark.parametrize("solver", ["sgd", "adam"])
@@ -296,13 +300,7 @@ def test_a_wrong_oracle_is_noticed():
 def test_regressor_partial_fit_with_lbfgs_runs_lbfgs_like_sklearn():
     X, y = data("regression")
     params = dict(hidden_layer_sizes=(5,), solver="lbfgs", random_state=0, max_iter=4)
-    ours, theirs = bp.MLPRegressor(**params), sk.MLPRegressor(**params)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        for _ in range(2):
-            ours.partial_fit(X, y)
-            theirs.partial_fit(X, y)
-            assert_same_fit(ours, theirs, X)
+    calls_agree(bp.MLPRegressor(**params), sk.MLPRegressor(**params), "partial_fit", X, y, times=2)
 
 
 @pytest.mark.parametrize("solver", ["sgd", "adam"])
