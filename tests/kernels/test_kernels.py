@@ -1034,7 +1034,6 @@ def test_fuzz_dense_forward(data):
     check(got, expected, work, LIPSCHITZ[name] * z_scale, terms=n_in + 1 + (n_out if name == "softmax" else 0))
 
 
-@pytest.mark.slow
 @FUZZ
 @given(data=st.data())
 def test_fuzz_dense_backward(data):
