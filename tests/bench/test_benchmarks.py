@@ -18,6 +18,7 @@ import sys
 import pytest
 
 from conftest import ROOT
+
 BENCHMARKS = os.path.join(ROOT, "benchmarks")
 RUN = os.path.join(BENCHMARKS, "run.py")
 if BENCHMARKS not in sys.path:
