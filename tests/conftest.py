@@ -6,6 +6,8 @@ float32), trajectory_rtol for many training steps (1e-10 and 1e-4), each as a
 maximum absolute error divided by max(1, max|expected|).
 """
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -76,3 +78,6 @@ def rng():
 @pytest.fixture(params=DTYPES, ids=lambda d: np.dtype(d).name)
 def dtype(request):
     return np.dtype(request.param)
+
+
+ROOT = Path(__file__).resolve().parent.parent  # the repository: benchmarks/ and README.md sit here

@@ -223,6 +223,7 @@ def assert_flat(work, rounds, warmup=2):
     assert grown <= SLACK, f"resident set grew by {grown / 2**20:.1f} MiB over {rounds} rounds"
 
 
+@pytest.mark.slow
 @needs_linux_rss
 @not_under_asan
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -248,6 +249,7 @@ def test_memory_stays_flat_over_many_steps(dtype):
     assert_flat(work, rounds=10)
 
 
+@pytest.mark.slow
 @needs_linux_rss
 @not_under_asan
 def test_memory_stays_flat_over_create_destroy_cycles(tmp_path):
@@ -274,6 +276,7 @@ def test_memory_stays_flat_over_create_destroy_cycles(tmp_path):
     assert_flat(work, rounds=6)
 
 
+@pytest.mark.slow
 @needs_linux_rss
 @not_under_asan
 def test_memory_stays_flat_over_many_kernel_calls():

@@ -1,6 +1,6 @@
 """Data-parallel training over MPI (bpfast.distributed), checked against one process.
 
-Each case starts ``mpiexec -n N python -m mpi4py tests/mpi_worker.py`` (N = 1,
+Each case starts ``mpiexec -n N python -m mpi4py tests/distributed/mpi_worker.py`` (N = 1,
 2, 3; oversubscribing the machine's cores is fine), which writes every rank's
 final weights, losses and errors to an .npz. The oracle is computed here, in a
 single process without MPI: the same net stepped with train_step through the
@@ -44,8 +44,13 @@ def _mpiexec():
 
 
 MPIEXEC = _mpiexec()
-needs_mpi = pytest.mark.skipif(importlib.util.find_spec("mpi4py") is None or MPIEXEC is None,
-                               reason="needs mpi4py and mpiexec (pip install bpfast[mpi])")
+_skip_without_mpi = pytest.mark.skipif(importlib.util.find_spec("mpi4py") is None or MPIEXEC is None,
+                                       reason="needs mpi4py and mpiexec (pip install bpfast[mpi])")
+
+
+def needs_mpi(test):
+    """A test that starts mpiexec: marked mpi, and skipped without mpi4py and an mpiexec."""
+    return pytest.mark.mpi(_skip_without_mpi(test))
 
 
 def launch(n, scenario, out, timeout=LAUNCH_SECONDS, overlap=False, **variables):
@@ -80,6 +85,17 @@ def results(n, scenario, tmp_path_factory, overlap=False):
 
 
 # ---------------------------------------------------------------- the oracle
+def train_launch_and_oracle(n, dtype, optimizer, tmp_path_factory):
+    """The "train" scenario's results on n ranks, and the problem and a fresh net for its one-process oracle."""
+    X, labels, _, _ = work.problem(dtype)
+    return results(n, "train", tmp_path_factory), X, labels, work.make_net(dtype, optimizer, "mean")
+
+
+def rank_rows(step, n):
+    """The rows of X that each of n ranks takes at a train_step step, in rank order."""
+    return [np.arange(*work.step_rows(step, rank, n)) for rank in range(n)]
+
+
 def partial_sum_step(net, X, labels, parts, reverse=False):
     """One step as N ranks take it with deterministic=True, in one process: each part's
     gradient scaled by its share of the rows, summed in rank order (or, reverse, the other
@@ -253,12 +269,10 @@ def test_fit_float32_by_allreduce_is_close_and_the_same_on_every_rank(n, tmp_pat
 @needs_mpi
 @pytest.mark.parametrize("n", [1, 2, 3])
 def test_train_step_matches_one_process(n, tmp_path_factory, one_thread):
-    got = results(n, "train", tmp_path_factory)
-    X, labels, _, _ = work.problem("float64")
-    net = work.make_net("float64", "momentum", "mean")
+    got, X, labels, net = train_launch_and_oracle(n, "float64", "momentum", tmp_path_factory)
     losses = []
     for step in range(3):
-        rows = np.concatenate([np.arange(*work.step_rows(step, rank, n)) for rank in range(n)])
+        rows = np.concatenate(rank_rows(step, n))
         losses.append(net.train_step(X[rows], labels[rows]))
     for rank in range(n):
         assert_close(got[f"train_step/{rank}/0"], net._engine.flat_parameters(), np.float64)
@@ -268,11 +282,9 @@ def test_train_step_matches_one_process(n, tmp_path_factory, one_thread):
 @needs_mpi
 @pytest.mark.parametrize("n", [1, 2, 3])
 def test_deterministic_train_step_is_bitwise_the_ordered_sum(n, tmp_path_factory, one_thread):
-    got = results(n, "train", tmp_path_factory)
-    X, labels, _, _ = work.problem("float32")
-    net = work.make_net("float32", "adam", "mean")
+    got, X, labels, net = train_launch_and_oracle(n, "float32", "adam", tmp_path_factory)
     for step in range(3):
-        partial_sum_step(net, X, labels, [np.arange(*work.step_rows(step, rank, n)) for rank in range(n)])
+        partial_sum_step(net, X, labels, rank_rows(step, n))
     for rank in range(n):
         assert np.array_equal(got[f"train_step_f32_det/{rank}/0"], net._engine.flat_parameters())
 
@@ -323,6 +335,7 @@ def test_a_rank_that_dies_ends_the_launch(tmp_path):
     assert seconds < 60
 
 
+@pytest.mark.slow
 @needs_mpi
 def test_a_rank_that_hangs_ends_the_launch_after_the_timeout(tmp_path):
     code, seconds, output = launch(3, "stall", tmp_path, timeout=60, BPFAST_MPI_TIMEOUT="2")

@@ -1,6 +1,6 @@
-"""The program that tests/test_distributed.py runs under mpiexec (``python -m mpi4py``).
+"""The program that tests/distributed/test_distributed.py runs under mpiexec (``python -m mpi4py``).
 
-    mpiexec -n N python -m mpi4py tests/mpi_worker.py OUT_DIR SCENARIO
+    mpiexec -n N python -m mpi4py tests/distributed/mpi_worker.py OUT_DIR SCENARIO
 
 Each scenario trains or fails on every rank and rank 0 writes what every rank
 ended with to OUT_DIR/SCENARIO.npz (runs: one entry per run and rank) for the
@@ -189,31 +189,28 @@ def faults(comm, out):
         np.savez(os.path.join(out, "faults.npz"), **arrays)
 
 
-def die(comm, out):
-    """The last rank exits in the middle of fit; the others must not wait for it for ever."""
+def fit_until_the_last_rank(comm, fails):
+    """fit over MPI in which the last rank calls fails() at epoch 2, from a callback."""
     X, labels, _, _ = problem("float64")
     from bpfast import distributed
     mine = distributed.shard(X, labels, comm)
     net = make_net("float64", "sgd", "mean")
 
-    def vanish(epoch, logs):
+    def callback(epoch, logs):
         if comm.Get_rank() == comm.Get_size() - 1 and epoch == 2:
-            os._exit(3)
-    net.fit(*mine, epochs=50, batch_size=BATCH, comm=comm, callbacks=[vanish])
+            fails()
+    net.fit(*mine, epochs=50, batch_size=BATCH, comm=comm, callbacks=[callback])
+
+
+def die(comm, out):
+    """The last rank exits in the middle of fit; the others must not wait for it for ever."""
+    fit_until_the_last_rank(comm, lambda: os._exit(3))
 
 
 def stall(comm, out):
     """The last rank hangs (alive, in a callback) while the others wait in a collective."""
     import time
-    X, labels, _, _ = problem("float64")
-    from bpfast import distributed
-    mine = distributed.shard(X, labels, comm)
-    net = make_net("float64", "sgd", "mean")
-
-    def hang(epoch, logs):
-        if comm.Get_rank() == comm.Get_size() - 1 and epoch == 2:
-            time.sleep(300)
-    net.fit(*mine, epochs=50, batch_size=BATCH, comm=comm, callbacks=[hang])
+    fit_until_the_last_rank(comm, lambda: time.sleep(300))
 
 
 def main():

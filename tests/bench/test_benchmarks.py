@@ -17,7 +17,8 @@ import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import ROOT
+
 RUN = os.path.join(ROOT, "benchmarks", "run.py")
 SUITES = {"steps", "kernels", "fit", "sklearn", "threads", "memory", "distributed"}
 TABLES = {"steps", "gemm", "elementwise", "fit", "sklearn", "threads", "memory", "distributed"}
@@ -38,6 +39,11 @@ def _run(tmp_path, *options):
         return json.load(f), done.stdout, done.stderr
 
 
+def uses_the_benchmark_run(test):
+    """A test of `full`: its run takes many seconds and its distributed suite starts mpiexec."""
+    return pytest.mark.slow(pytest.mark.mpi(test))
+
+
 @pytest.fixture(scope="module")
 def full(tmp_path_factory):
     """Every suite, with the wrong competitor injected, the markdown report and the plot."""
@@ -51,6 +57,7 @@ def _rows(document):
     return [row for suite in document["suites"] for row in suite["results"]]
 
 
+@uses_the_benchmark_run
 def test_json_has_every_suite_and_the_machine_record(full):
     document, _, _, _ = full
     assert {"command", "options", "machine", "elapsed_s", "suites"} <= set(document)
@@ -62,6 +69,7 @@ def test_json_has_every_suite_and_the_machine_record(full):
         assert suite["results"], f"suite {suite['table']} has no rows"
 
 
+@uses_the_benchmark_run
 def test_every_measurement_has_the_schema(full):
     document, _, _, _ = full
     for row in _rows(document):
@@ -81,6 +89,7 @@ def test_every_measurement_has_the_schema(full):
             assert {"threads", "speedup", "efficiency"} <= set(row)
 
 
+@uses_the_benchmark_run
 def test_bpfast_is_the_baseline_of_every_case(full):
     document, _, _, _ = full
     cases = {(row["table"], row["case"]) for row in _rows(document)}
@@ -93,6 +102,7 @@ def test_bpfast_is_the_baseline_of_every_case(full):
                 assert status == "ok", f"{name} on {table}/{case} is {status}"
 
 
+@uses_the_benchmark_run
 def test_a_wrong_competitor_is_flagged_and_gets_no_ratio(full):
     document, stdout, _, _ = full
     wrong = [row for row in _rows(document) if row["competitor"] == "wrong"]
@@ -106,6 +116,7 @@ def test_a_wrong_competitor_is_flagged_and_gets_no_ratio(full):
     assert "WRONG: wrong on" in stdout
 
 
+@uses_the_benchmark_run
 def test_markdown_report_and_plot(full):
     document, stdout, tmp_path, _ = full
     text = (tmp_path / "out.md").read_text()
@@ -119,6 +130,7 @@ def test_markdown_report_and_plot(full):
         assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_runs_without_the_optional_packages(tmp_path):
     document, stdout, _ = _run(tmp_path, "--pretend-missing", "torch,sklearn,threadpoolctl,matplotlib,mpi4py",
                             "--plot", str(tmp_path / "out.png"))
@@ -168,6 +180,7 @@ def _expected_seconds(stdout):
     return float(match.group(1)) * (60 if match.group(2) == "min" else 1)
 
 
+@uses_the_benchmark_run
 def test_the_run_starts_with_its_expected_duration(full):
     document, stdout, _, _ = full
     assert _expected_seconds(stdout) > 0
@@ -200,6 +213,7 @@ def test_the_estimate_follows_the_options():
 CASE_LINE = re.compile(r"^\[(\w+) (\d+)/(\d+)\] (.+): (\d+\.\d) s \(run \d+:\d\d\); (.+)$")
 
 
+@uses_the_benchmark_run
 def test_a_line_per_case_with_its_time_and_ratios(full):
     document, _, _, stderr = full
     lines = [CASE_LINE.match(line) for line in stderr.splitlines()]
@@ -492,6 +506,7 @@ def test_numpy_plain_refuses_what_it_does_not_do():
 
 # ------------------------------------------------------------------ PyTorch's `@` in the kernels suite
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_the_gemm_suite_checks_torch_against_bpfast(dtype):
     torch = pytest.importorskip("torch")
