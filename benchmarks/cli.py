@@ -17,13 +17,14 @@ THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"
 SUITE_NAMES = ("steps", "kernels", "fit", "sklearn", "threads", "memory", "distributed")
 
 
-def parse_args(argv):
+def make_parser():
     parser = argparse.ArgumentParser(
         description="Time bpfast against the numpy reference, numpy's BLAS, PyTorch and scikit-learn "
                     "(the last two when importable).")
     parser.add_argument("--quick", action="store_true", help="a subset of the cases and fewer repeats (under a minute)")
     parser.add_argument("--only", choices=SUITE_NAMES, help="run one suite (default: all)")
-    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    # a name of bpfast's precision table, checked by check_dtype once the thread variables are set
+    parser.add_argument("--dtype", default="float32", help="a precision bpfast is built for (default float32)")
     parser.add_argument("--repeats", type=int, default=None,
                         help="interleaved timed repeats per competitor (default 11, 5 with --quick)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the initial weights and the data")
@@ -48,6 +49,11 @@ def parse_args(argv):
     parser.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--inject-wrong", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--pretend-missing", default="", metavar="NAMES", help=argparse.SUPPRESS)
+    return parser
+
+
+def parse_args(argv):
+    parser = make_parser()
     args = parser.parse_args(argv)
     args.mode = "tiny" if args.tiny else "quick" if args.quick else "full"
     defaults = {"full": (11, 2, 60.0), "quick": (5, 1, 3.0), "tiny": (2, 0, 0.0)}[args.mode]
@@ -82,6 +88,14 @@ def import_bpfast(attempts=10, pause_s=3.0):
             time.sleep(pause_s)
 
 
+def check_dtype(dtype):
+    """Exit as argparse does when dtype names no precision of bpfast._precision (imports bpfast)."""
+    from bpfast import _precision
+    if dtype not in _precision.NAMES:
+        make_parser().error(f"argument --dtype: invalid choice: {dtype!r} "
+                            f"(choose from {', '.join(map(repr, _precision.NAMES))})")
+
+
 
 SUITE_MODULES = {"steps": ["step_suite"], "kernels": ["gemm_suite", "elementwise_suite"], "fit": ["fit_suite"],
                  "sklearn": ["sklearn_suite"], "threads": ["thread_suite"], "memory": ["memory_suite"], "distributed": ["distributed_suite"]}
@@ -100,6 +114,8 @@ def main(argv=None):
     if args.threads is not None:
         for variable in THREAD_VARIABLES:
             os.environ[variable] = str(args.threads)
+    import_bpfast()  # after the thread variables: numpy's BLAS and bpfast's pool read them on import
+    check_dtype(args.dtype)
     from benchmarks.harness import optional
     optional.pretend_missing.update(args.pretend_missing)
     from benchmarks.harness import estimate
@@ -108,7 +124,6 @@ def main(argv=None):
     expected_s = estimate.estimate(names, args.mode, args.dtype, present, args.repeats)[0]
     retry_s = RETRY_SHARE * expected_s if args.retries else 0.0
     print(estimate.line(names, args.mode, args.dtype, present, args.repeats, args.max_wait, retry_s), flush=True)
-    import_bpfast()
     if args.threads is not None:
         import bpfast
         if hasattr(bpfast, "set_num_threads"):

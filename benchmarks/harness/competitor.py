@@ -29,6 +29,17 @@ class Verdict:
 BASELINE = "bpfast"
 
 
+def relative_error(value, base):
+    """max |value − base| / max(1, max |base|) in float64 (the tests' measure); inf when the shapes differ."""
+    import numpy as np
+    value, base = np.asarray(value, dtype=np.float64), np.asarray(base, dtype=np.float64)
+    if value.shape != base.shape:
+        return float("inf")
+    if base.size == 0:
+        return 0.0
+    return float(np.max(np.abs(value - base)) / max(1.0, float(np.max(np.abs(base)))))
+
+
 def status_of(name, errors, have_baseline, compare):
     """(status, detail) of competitor `name`: ERROR when it failed (errors: name -> text) or
     bpfast did (have_baseline false: nothing to check against), "baseline" for bpfast, else

@@ -16,8 +16,10 @@ import os
 import shutil
 import sys
 
+from bpfast import _precision
+
 from benchmarks.suites.cases import distributed_cases
-from benchmarks.harness.competitor import Verdict, status_of
+from benchmarks.harness.competitor import Verdict, relative_error, status_of
 from benchmarks.workers import distributed_scaling
 from benchmarks.harness import optional
 
@@ -42,7 +44,7 @@ EXPLANATION = (
     "`BPFAST_OVERLAP=1` (each layer's sum started as soon as its backward pass ends), and the check column "
     "gives the time of one sum of the gradients alone and the 'sum share' column its share of a step. "
     "[SCALING.md](SCALING.md) reads these figures.")
-TOLERANCE = {"float32": 1e-4, "float64": 1e-10}
+TOLERANCE = {p.name: p.trajectory_rtol for p in _precision.PRECISIONS}  # the tests' many-steps tolerance
 
 cases = distributed_cases
 
@@ -68,8 +70,7 @@ def notes():
 
 def compare(case, dtype, base, value):
     import numpy as np
-    base, value = np.asarray(base, np.float64), np.asarray(value, np.float64)
-    err = float(np.max(np.abs(value - base)) / max(1.0, float(np.max(np.abs(base)))))
+    err = relative_error(value, base)
     ok = bool(np.all(np.isfinite(value)) and err <= TOLERANCE[dtype])
     return Verdict(ok, f"weights: largest rel err {err:.1e} (tol {TOLERANCE[dtype]:.0e})", err)
 

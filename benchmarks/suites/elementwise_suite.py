@@ -15,10 +15,10 @@ the tolerances of the unit tests.
 
 import numpy as np
 
-from bpfast import kernels, reference
+from bpfast import _precision, kernels, reference
 
 from benchmarks.suites.cases import elementwise_cases
-from benchmarks.harness.competitor import Competitor, Verdict
+from benchmarks.harness.competitor import Competitor, Verdict, relative_error
 
 NAME = "kernels"
 TABLE = "elementwise"
@@ -35,7 +35,7 @@ EXPLANATION = (
     "before timing; the reference makes new arrays on every call. These kernels move memory more than they "
     "compute, so there is no GFLOP/s. Check: the largest difference from bpfast's output, divided by "
     "max(1, largest |value|), is at most 1e-5 in float32 (1e-12 in float64).")
-TOLERANCE = {"float32": 1e-5, "float64": 1e-12}
+TOLERANCE = {p.name: p.rtol for p in _precision.PRECISIONS}  # the unit tests' kernel tolerance
 
 cases = elementwise_cases
 
@@ -94,24 +94,15 @@ def competitors(case, dtype, seed, threads):
             Competitor("reference", lambda: _snapshot(reference_fn()), lambda: reference_fn)]
 
 
-def _error(value, base):
-    value, base = np.asarray(value, dtype=np.float64), np.asarray(base, dtype=np.float64)
-    if value.shape != base.shape:
-        return float("inf")
-    if base.size == 0:
-        return 0.0
-    return float(np.max(np.abs(value - base)) / max(1.0, float(np.max(np.abs(base)))))
-
-
 def compare(case, dtype, base, value):
     tol = TOLERANCE[dtype]
     if case.kind == "loss":
         (v0, g0), (v1, g1) = base, value
-        value_err, grad_err = _error(v1, v0), _error(g1, g0)
+        value_err, grad_err = relative_error(v1, v0), relative_error(g1, g0)
         err = max(value_err, grad_err)
         detail = f"loss {v1:.6g} vs {v0:.6g}, value err {value_err:.1e}, gradient err {grad_err:.1e} (tol {tol:.0e})"
     else:
-        err = _error(value, base)
+        err = relative_error(value, base)
         detail = f"max err {err:.1e} (tol {tol:.0e})"
     ok = bool(np.isfinite(err) and err <= tol)
     return Verdict(ok, detail, err)

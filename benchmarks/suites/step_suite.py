@@ -20,7 +20,7 @@ import functools
 import numpy as np
 
 import bpfast
-from bpfast import reference
+from bpfast import _precision, reference
 
 from benchmarks.workers import numpy_plain
 from benchmarks.harness import optional
@@ -103,7 +103,7 @@ class NetTrainer:
 def torch_twin(sizes, activation, output, loss, dtype, seed):
     """(model, loss_fn, target converter): the bpfast net in PyTorch, weights copied from a
     bpfast net with the same seed."""
-    tdtype = {"float32": torch.float32, "float64": torch.float64}[dtype]
+    tdtype = getattr(torch, _precision.BY_NAME[dtype].storage.name)
     init = bpfast.Network(list(sizes), activation=activation, output=output, loss=loss, dtype=dtype, seed=seed)
     modules = []
     for i, layer in enumerate(init.layers):

@@ -111,11 +111,12 @@ def launch(spec, mpiexec, env=None):
 
 
 def main(argv=None):
+    from bpfast import _precision
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ranks", default=None, help="rank counts, comma-separated (default: 1, 2, ... up to the cores)")
     parser.add_argument("--steps", type=int, default=8, help="global steps per timed epoch")
     parser.add_argument("--repeats", type=int, default=5, help="timed epochs per run (after one warm-up)")
-    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    parser.add_argument("--dtype", choices=_precision.NAMES, default=_precision.NAMES[0])
     parser.add_argument("--markdown", metavar="PATH", help="write the table here as markdown")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

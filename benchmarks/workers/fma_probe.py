@@ -3,9 +3,9 @@
 bpfast._core.fma_probe runs, in each of `threads` tasks at once, independent
 chains of vector FMAs held in registers (cpp/kernels/probe/): nothing but
 FMAs, so its rate is the ceiling a GEMM or a training step can approach. The
-run probes every ISA the CPU has (avx512, avx2), float32 and float64, on one
-thread and on the run's thread count (every core by default), and keeps the
-best of a few repeats of about TARGET_S each (a peak: noise only slows it
+run probes every ISA the CPU has (avx512, avx2) in each precision bpfast is
+built for (its compute type), on one thread and on the run's thread count
+(every core by default), and keeps the best of a few repeats of about TARGET_S each (a peak: noise only slows it
 down). The machine table shows the figures; every GEMM, step and thread row
 with a GFLOP/s figure also gets its percentage of the probe for the ISA its
 competitor runs and the thread count it used.
@@ -30,7 +30,6 @@ import time
 from benchmarks.harness import timing
 
 ISAS = ("avx512", "avx2")  # the ISAs with a probe, best first
-DTYPES = ("float32", "float64")
 TARGET_S = {"full": 0.03, "quick": 0.02, "tiny": 0.002}
 REPEATS = {"full": 9, "quick": 3, "tiny": 1}
 SCALING_FLOOR = 0.9  # a k-thread figure under this share of k times the 1-thread figure counts as disturbed
@@ -73,10 +72,12 @@ def measure(isa, dtype, threads, target_s=TARGET_S["full"], repeats=REPEATS["ful
 
 
 def probe(thread_counts, mode="full", settle=timing.SETTLE_S):
-    """{isa: {dtype: {threads: GF/s}}} for every available ISA, both dtypes and these thread counts."""
+    """{isa: {dtype: {threads: GF/s}}} for every available ISA, every precision of bpfast._precision
+    (probed in its compute type) and these thread counts."""
+    from bpfast import _precision
     counts = sorted(set(thread_counts))
-    return {isa: {dtype: {k: measure(isa, dtype, k, TARGET_S[mode], REPEATS[mode], settle) for k in counts}
-                  for dtype in DTYPES}
+    return {isa: {p.name: {k: measure(isa, p.compute, k, TARGET_S[mode], REPEATS[mode], settle) for k in counts}
+                  for p in _precision.PRECISIONS}
             for isa in available_isas()}
 
 

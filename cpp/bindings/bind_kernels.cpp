@@ -29,6 +29,20 @@ namespace py = pybind11;
 namespace bpfast {
 namespace {
 
+struct LayerSizes {
+    index batch, n_in, n_out;
+};
+
+// A dense layer's sizes from X (batch, n_in) and W (n_out, n_in); the ValueError names the argument that does not fit.
+LayerSizes layer_sizes(const py::array& X, const py::array& W) {
+    expect_ndim(W, 2, "W");
+    const index n_out = W.shape(0), n_in = W.shape(1);
+    expect_ndim(X, 2, "X");
+    const index batch = X.shape(0);
+    expect_shape(X, {batch, n_in}, "X");
+    return {batch, n_in, n_out};
+}
+
 template <typename T>
 void bind_kernels_of(py::module_ m) {
     m.def(
@@ -108,11 +122,7 @@ void bind_kernels_of(py::module_ m) {
         "dense_forward",
         [](In<T> X, In<T> W, In<T> b, const std::string& activation, Out<T> out) {
             const Activation act = from_name(ACTIVATION_NAMES, activation, "activation");
-            expect_ndim(W, 2, "W");
-            const index n_out = W.shape(0), n_in = W.shape(1);
-            expect_ndim(X, 2, "X");
-            const index batch = X.shape(0);
-            expect_shape(X, {batch, n_in}, "X");
+            const auto [batch, n_in, n_out] = layer_sizes(X, W);
             expect_shape(b, {n_out}, "b");
             T* A = output(out, {batch, n_out}, "out");
             py::gil_scoped_release release;
@@ -125,11 +135,7 @@ void bind_kernels_of(py::module_ m) {
         [](In<T> dA, In<T> X, In<T> W, In<T> A, const std::string& activation,
            std::optional<Out<T>> dX_out, Out<T> dW_out, Out<T> db_out) {
             const Activation act = from_name(ACTIVATION_NAMES, activation, "activation");
-            expect_ndim(W, 2, "W");
-            const index n_out = W.shape(0), n_in = W.shape(1);
-            expect_ndim(X, 2, "X");
-            const index batch = X.shape(0);
-            expect_shape(X, {batch, n_in}, "X");
+            const auto [batch, n_in, n_out] = layer_sizes(X, W);
             expect_shape(A, {batch, n_out}, "A");
             expect_shape(dA, {batch, n_out}, "dA");
             T* dW = output(dW_out, {n_out, n_in}, "dW");
