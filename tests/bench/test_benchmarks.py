@@ -517,7 +517,10 @@ def test_the_gemm_suite_checks_torch_against_bpfast(dtype):
     try:
         for case in [square(33)] + mlp_gemms(7, 19, 5):
             found = {c.name: c for c in gemm_suite.competitors(case, dtype, 0, 1)}
-            assert set(found) == {"bpfast", "numpy", "torch"}
+            # numpy again on the CPU's best OpenBLAS core type ("numpy SkylakeX") where the environment
+            # forced a lesser one (OPENBLAS_CORETYPE): the only other competitor there may be
+            assert {"bpfast", "numpy", "torch"} <= set(found)
+            assert all(name.startswith("numpy ") for name in set(found) - {"bpfast", "numpy", "torch"}), found
             assert torch.get_num_threads() == 1  # the thread count the suite was given
             base, got = found["bpfast"].check(), found["torch"].check()
             assert isinstance(got, np.ndarray) and got.dtype == np.dtype(dtype) and got.shape == (case.m, case.n)
