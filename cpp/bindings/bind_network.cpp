@@ -32,10 +32,7 @@ py::array view(T* data, std::vector<index> shape, py::handle owner) {
 template <typename T>
 py::list layer_views(const ParameterLayout& layout, T* base, py::handle owner) {
     py::list views;
-    for (index l = 0; l < layout.n_layers(); ++l) {
-        views.append(view(base + layout.weights(l), {layout.n_out(l), layout.n_in(l)}, owner));
-        views.append(view(base + layout.bias(l), {layout.n_out(l)}, owner));
-    }
+    for (const ParameterArray& a : layout.arrays()) views.append(view(base + a.offset, a.shape, owner));
     return views;
 }
 
@@ -58,10 +55,8 @@ Targets<T> targets_from(const std::optional<In<T>>& dense, const std::optional<L
         t.dense = dense->data();
     } else if (labels) {
         expect_shape(*labels, {batch}, "T");
-        const index bad = first_label_out_of_range(labels->data(), batch, n_out);
-        if (bad >= 0)
-            throw py::value_error("T labels must lie in [0, " + std::to_string(label_classes(n_out)) + "); got " +
-                                  std::to_string(labels->data()[bad]));
+        if (first_label_out_of_range(labels->data(), batch, n_out) >= 0)
+            throw py::value_error(label_range_message("T", n_out, labels->data(), batch));
         t.labels = labels->data();
     } else {
         throw py::value_error("T must be given");
@@ -108,6 +103,10 @@ py::object plain_train_step(Network<P>& net, py::handle X, py::handle Tg, py::ha
     StepStatus s{0.0, false};
     {
         py::gil_scoped_release release;
+        // The checks _validate makes on the general path (bpfast._validate: batch, targets, _labels),
+        // here without Python: the same core functions, all_finite (check_kernels.h) and
+        // first_label_out_of_range (model/targets.h), which _core.all_finite and
+        // _core.first_label_out_of_range bind for _validate; is_base_rate is _core.base_rate's rule.
         if (all_finite(x, batch * n_in) && (t.dense ? all_finite(t.dense, batch * n_out)
                                                     : first_label_out_of_range(t.labels, batch, n_out) < 0)) {
             std::lock_guard<std::mutex> lock(net.busy());
@@ -249,6 +248,7 @@ void bind_network_of(py::module_ m) {
                                   view(m2.data(), {static_cast<index>(m2.size())}, self));
         }, "(m, v): the optimizer's flat state, laid out as the parameters; m is SGD's velocity or Adam's "
            "first moment, v Adam's second; empty when not kept")
+        .def_property_readonly("sizes", [](N& net) { return net.sizes(); }, "the layer widths")
         .def("uses_small_net", &N::uses_small_net, py::arg("batch"),
              "Whether a batch of this size runs on the small-network backend (model/small_net_backend.h)")
         // The counters change inside a step, which runs without the GIL: read

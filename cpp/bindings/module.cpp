@@ -6,6 +6,7 @@
 // math here.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <string>
 
@@ -14,6 +15,7 @@
 #include "kernels/elementwise/losses.h"
 #include "kernels/gemm/ukernel.h"
 #include "kernels/probe/fma_probe.h"
+#include "model/parameter_layout.h"
 #include "model/small_net_backend.h"
 #include "model/targets.h"
 #include "precision.h"
@@ -125,6 +127,34 @@ PYBIND11_MODULE(_core, m) {
         return bp::first_label_out_of_range(labels.data(), static_cast<bp::index>(labels.size()), n_out);
     }, py::arg("labels"), py::arg("n_out"),
        "Index of the first label outside [0, n_out) ([0, 2) for one output unit), or -1.");
+    m.def("label_range_message",
+          py::overload_cast<const std::string&, bp::index, const std::string&, const std::string&>(
+              &bp::label_range_message),
+          py::arg("name"), py::arg("n_out"), py::arg("lo"), py::arg("hi"),
+          "The message of the label-range rule for argument name, whose labels run from lo to hi.");
+    py::class_<bp::ParameterLayout>(m, "ParameterLayout",
+                                    "Where each layer's parameters lie in the flat arrays of weights, gradients "
+                                    "and optimizer state (model/parameter_layout.h): W_0, b_0, W_1, b_1, ...")
+        .def(py::init<std::vector<bp::index>>(), py::arg("sizes"),
+             "ValueError for fewer than two sizes, a size below 1, or more parameters than a buffer holds")
+        .def_property_readonly("sizes", &bp::ParameterLayout::sizes)
+        .def_property_readonly("n_parameters", &bp::ParameterLayout::n_parameters)
+        .def_property_readonly("shapes", [](const bp::ParameterLayout& layout) {
+            py::list shapes;
+            for (const bp::ParameterArray& a : layout.arrays()) shapes.append(py::tuple(py::cast(a.shape)));
+            return shapes;
+        }, "[(n_out, n_in), (n_out,), ...]: the shape of W_0, b_0, W_1, b_1, ...")
+        .def_property_readonly("offsets", [](const bp::ParameterLayout& layout) {
+            py::list offsets;
+            for (const bp::ParameterArray& a : layout.arrays()) offsets.append(a.offset);
+            return offsets;
+        }, "where W_0, b_0, W_1, b_1, ... begin in the flat arrays")
+        .def_property_readonly("layers", [](const bp::ParameterLayout& layout) {
+            py::list layers;
+            for (bp::index l = 0; l < layout.n_layers(); ++l)
+                layers.append(py::make_tuple(layout.weights(l), layout.layer_end(l)));
+            return layers;
+        }, "[(begin, end)]: each layer's W and b together in the flat arrays");
     m.def("build_info", [] {
         const bp::BuildInfo build = bp::build_info();
         const bp::CacheSizes caches = bp::cache_sizes();

@@ -17,12 +17,10 @@ namespace bpfast {
 namespace {
 
 // sizes, once checked against the activations: the members built after
-// layout_ (the backends, the optimizer) read both.
+// layout_ (the backends, the optimizer) read both. ParameterLayout checks the sizes themselves.
 std::vector<index> checked_sizes(std::vector<index> sizes, const std::vector<Activation>& activations) {
     if (sizes.size() < 2 || activations.size() != sizes.size() - 1)
         throw std::invalid_argument("a network needs at least two sizes and one activation per layer");
-    for (index n : sizes)
-        if (n < 1) throw std::invalid_argument("sizes must be positive; got " + std::to_string(n));
     return sizes;
 }
 

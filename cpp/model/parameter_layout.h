@@ -13,11 +13,21 @@
 
 namespace bpfast {
 
+// One array of the layout: where it begins in the flat arrays, and its shape.
+struct ParameterArray {
+    index offset;
+    std::vector<index> shape;  // W_l: (n_out, n_in); b_l: (n_out,)
+};
+
 class ParameterLayout {
 public:
-    // std::invalid_argument naming the layer when the parameters would exceed
+    // std::invalid_argument when there are fewer than two sizes or one is not
+    // positive, or naming the layer when the parameters would exceed
     // MAX_VALUES (runtime/sizes.h).
     explicit ParameterLayout(std::vector<index> sizes) : sizes_(std::move(sizes)), offsets_{0} {
+        if (sizes_.size() < 2) throw std::invalid_argument("a network needs at least two sizes");
+        for (index n : sizes_)
+            if (n < 1) throw std::invalid_argument("sizes must be positive; got " + std::to_string(n));
         for (size_t l = 0; l + 1 < sizes_.size(); ++l) {
             try {
                 const index weights = checked_product(sizes_[l + 1], sizes_[l], "a weight matrix");
@@ -38,6 +48,17 @@ public:
     index bias(index l) const { return offsets_[l] + n_out(l) * n_in(l); }    // b_l
     index layer_end(index l) const { return offsets_[l + 1]; }
     index n_parameters() const { return offsets_.back(); }
+
+    // Every array in the order W_0, b_0, W_1, b_1, ...: what the bindings view and
+    // what Python asks for (_core.ParameterLayout).
+    std::vector<ParameterArray> arrays() const {
+        std::vector<ParameterArray> parts;
+        for (index l = 0; l < n_layers(); ++l) {
+            parts.push_back({weights(l), {n_out(l), n_in(l)}});
+            parts.push_back({bias(l), {n_out(l)}});
+        }
+        return parts;
+    }
 
 private:
     std::vector<index> sizes_;

@@ -2,7 +2,9 @@
 // encodes a batch at a time in its workspace; and, optionally, a weight per sample.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
+#include <string>
 
 #include "common.h"
 
@@ -31,6 +33,20 @@ inline index first_label_out_of_range(const std::int64_t* labels, index n, index
     for (index i = 0; i < n; ++i)
         if (labels[i] < 0 || labels[i] >= classes) return i;
     return -1;
+}
+
+// The label-range rule's message for the argument `name`, whose labels run from lo to hi
+// (the callers format them: Python writes a float label as it writes a float).
+inline std::string label_range_message(const std::string& name, index n_out, const std::string& lo,
+                                       const std::string& hi) {
+    return name + " labels must lie in [0, " + std::to_string(label_classes(n_out)) + "); got values from " + lo +
+           " to " + hi;
+}
+
+// The same for n labels (n >= 1) as the core holds them.
+inline std::string label_range_message(const std::string& name, index n_out, const std::int64_t* labels, index n) {
+    const auto [lo, hi] = std::minmax_element(labels, labels + n);
+    return label_range_message(name, n_out, std::to_string(*lo), std::to_string(*hi));
 }
 
 }  // namespace bpfast

@@ -96,10 +96,8 @@ def read(cls, archive):
     if not all(0 <= c < 2**63 for c in counters):
         raise ValueError(f"counters must be two non-negative integers; got {counters}")
 
-    # The arrays this architecture needs; the optimizer state is sized as the engines size it.
-    shapes = {}
-    for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        shapes[f"param_{2 * l}"], shapes[f"param_{2 * l + 1}"] = (n_out, n_in), (n_out,)
+    # The arrays this architecture needs, shaped and sized as the engines lay them out.
+    shapes = {f"param_{i}": tuple(shape) for i, shape in enumerate(cls._parameter_shapes(sizes))}
     total = sum(math.prod(shape) for shape in shapes.values())
     if total * dtype.itemsize > archive.size:
         raise ValueError(f"its architecture has {total} parameters, {total * dtype.itemsize} bytes in "

@@ -184,8 +184,8 @@ def targets(T, batch_size, n_out, dtype, takes_labels, name="T"):
 
 
 def _labels(T, n_out, name):
-    """Class labels of shape (batch,) as int64, checked against the classes n_out units name."""
-    classes = _core.label_classes(n_out)
+    """Class labels of shape (batch,) as int64, checked by the core's label-range rule
+    (cpp/model/targets.h: first_label_out_of_range and its message), as the bindings check them."""
     if T.dtype.kind == "f":
         _check_finite(T, name)
         fractional = np.flatnonzero(T != np.floor(T))
@@ -193,14 +193,16 @@ def _labels(T, n_out, name):
             i = int(fractional[0])
             raise ValueError(f"{name} labels must be whole numbers (class indices); got {T[i]:g} at index {i} "
                              f"(targets such as probabilities need shape ({T.shape[0]}, {n_out}))")
-        if T.min() < 0 or T.max() >= classes:
-            raise ValueError(f"{name} labels must lie in [0, {classes}); got values from {T.min():g} "
-                             f"to {T.max():g}")
-        return T.astype(np.int64)
-    too_large = T.dtype.kind == "u" and T.max() > np.iinfo(np.int64).max
-    labels = None if too_large else native(T, np.int64)
-    if too_large or _core.first_label_out_of_range(labels, n_out) >= 0:
-        raise ValueError(f"{name} labels must lie in [0, {classes}); got values from {T.min()} to {T.max()}")
+    # Beyond ±2^62 a label is out of range for any net; clipped there, every label fits int64.
+    if T.dtype.kind == "f":
+        labels = np.clip(T, -2.0 ** 62, 2.0 ** 62).astype(np.int64)
+    elif T.dtype.kind == "u":
+        labels = np.minimum(T, np.uint64(2 ** 62)).astype(np.int64)
+    else:
+        labels = native(T, np.int64)
+    if _core.first_label_out_of_range(labels, n_out) >= 0:
+        low, high = (f"{v:g}" if T.dtype.kind == "f" else str(v) for v in (T.min(), T.max()))
+        raise ValueError(_core.label_range_message(name, n_out, low, high))
     return labels
 
 

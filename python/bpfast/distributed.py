@@ -34,7 +34,7 @@ import weakref
 
 import numpy as np
 
-from . import _fit, _progress
+from . import _core, _fit, _progress
 from . import _validate as check
 
 __all__ = ["shard", "save", "deterministic"]
@@ -334,12 +334,10 @@ class Group:
         return float(self._loss[0])
 
     def _layer_ranges(self, engine):
-        """[(begin, end)] of each layer's W and b in the flat gradient buffer."""
-        sizes = [g.size for g in engine.gradients()]
-        if getattr(self, "_ranges_for", None) != sizes:
-            ends = np.cumsum(sizes)[1::2]
-            self._ranges = [(int(end - sizes[2 * l] - sizes[2 * l + 1]), int(end)) for l, end in enumerate(ends)]
-            self._ranges_for = sizes
+        """[(begin, end)] of each layer's W and b in the flat gradient buffer, from the core's layout."""
+        if getattr(self, "_ranges_for", None) != engine.sizes:
+            self._ranges = _core.ParameterLayout(engine.sizes).layers
+            self._ranges_for = list(engine.sizes)
         return self._ranges
 
     def _chain_sum(self, grads):

@@ -93,6 +93,11 @@ class Network:
         return _precision.of(dtype).core.Network(sizes, activations, loss, reduction)
 
     @staticmethod
+    def _parameter_shapes(sizes):
+        """The shapes of the engine's parameters (W_0, b_0, W_1, b_1, ...), as its layout places them."""
+        return _core.ParameterLayout(sizes).shapes
+
+    @staticmethod
     def _optimizer_state_shapes(optimizer, n_parameters):
         """The shapes of the engine's optimizer state (m, v) under optimizer, as the engine sizes it."""
         return _core.f64.Network.optimizer_state_shapes(optimizer.settings(), n_parameters)

@@ -24,5 +24,9 @@ class Network(network.Network):
         return Engine(sizes, activations, loss, reduction, dtype)
 
     @staticmethod
+    def _parameter_shapes(sizes):
+        return Engine.parameter_shapes(sizes)
+
+    @staticmethod
     def _optimizer_state_shapes(optimizer, n_parameters):
         return Engine.optimizer_state_shapes(optimizer.settings(), n_parameters)

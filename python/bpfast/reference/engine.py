@@ -47,13 +47,20 @@ class Engine:
         self.config = None  # no optimizer until set_optimizer (Network sets its own at once)
         self._m = self._v = np.zeros(0, self.dtype)
 
+    @staticmethod
+    def parameter_shapes(sizes):
+        """[(n_out, n_in), (n_out,), ...]: the shapes of W_0, b_0, W_1, b_1, ..., laid out in that order."""
+        shapes = []
+        for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+            shapes += [(n_out, n_in), (n_out,)]
+        return shapes
+
     def _views(self, flat):
         views, offset = [], 0
-        for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:]):
-            views.append(flat[offset:offset + n_out * n_in].reshape(n_out, n_in))
-            offset += n_out * n_in
-            views.append(flat[offset:offset + n_out])
-            offset += n_out
+        for shape in self.parameter_shapes(self.sizes):
+            size = int(np.prod(shape))
+            views.append(flat[offset:offset + size].reshape(shape))
+            offset += size
         return views
 
     def parameters(self):
