@@ -133,6 +133,10 @@ class Replica:
 
 TIMEOUT_VARIABLE = "BPFAST_MPI_TIMEOUT"
 DEFAULT_TIMEOUT_S = 600.0  # a wait this long in one collective means a rank died or hangs
+# mpiexec forwards a rank's output on its own schedule and MPI_Abort tears the launch down at
+# once: the watchdog's message waits this long for it to go out (once, in CI under load, the
+# launch ended with none of the ranks' messages shown).
+ABORT_GRACE_S = 0.5
 
 
 class Watchdog:
@@ -183,6 +187,7 @@ class Watchdog:
                                  f"for the other ranks in {self.doing} (a rank died or hangs; "
                                  f"{TIMEOUT_VARIABLE}); ending every rank\n")
                 sys.stderr.flush()
+                time.sleep(ABORT_GRACE_S)
             finally:
                 self.comm.Abort(124)
 
