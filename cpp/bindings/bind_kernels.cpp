@@ -21,7 +21,7 @@
 #include "kernels/elementwise/check_kernels.h"
 #include "kernels/elementwise/losses.h"
 #include "kernels/elementwise/optim_kernels.h"
-#include "kernels/gemm/gemm.h"
+#include "kernels/product.h"
 #include "names.h"
 #include "runtime/workspace.h"
 
@@ -43,8 +43,9 @@ LayerSizes layer_sizes(const py::array& X, const py::array& W) {
     return {batch, n_in, n_out};
 }
 
-template <typename T>
+template <typename P>
 void bind_kernels_of(py::module_ m) {
+    using T = Storage<P>;
     m.def(
         "matmul",
         [](In<T> A, In<T> B, bool trans_a, bool trans_b, Out<T> out) {
@@ -60,7 +61,7 @@ void bind_kernels_of(py::module_ m) {
             const MatrixView<T> a = trans_a ? as_transpose(A.data(), M) : as_matrix(A.data(), K);
             const MatrixView<T> b = trans_b ? as_transpose(B.data(), K) : as_matrix(B.data(), N);
             py::gil_scoped_release release;
-            gemm<T>(M, N, K, a, b, c, N, false);
+            product<P>(M, N, K, a, b, c, N, false);
         },
         py::arg("A"), py::arg("B"), py::arg("trans_a"), py::arg("trans_b"), py::arg("out").noconvert());
 
@@ -74,7 +75,7 @@ void bind_kernels_of(py::module_ m) {
             expect_shape(X, {batch, n_in}, "X");
             T* dW = output(out, {n_out, n_in}, "out");
             py::gil_scoped_release release;
-            weight_gradient<T>(dW, delta.data(), X.data(), batch, n_in, n_out, accumulate);
+            weight_gradient<P>(dW, delta.data(), X.data(), batch, n_in, n_out, accumulate);
         },
         py::arg("delta"), py::arg("X"), py::arg("out").noconvert(), py::arg("accumulate"));
 
@@ -88,7 +89,7 @@ void bind_kernels_of(py::module_ m) {
             expect_shape(W, {n_out, n_in}, "W");
             T* dX = output(out, {batch, n_in}, "out");
             py::gil_scoped_release release;
-            input_gradient<T>(dX, delta.data(), W.data(), batch, n_in, n_out);
+            input_gradient<P>(dX, delta.data(), W.data(), batch, n_in, n_out);
         },
         py::arg("delta"), py::arg("W"), py::arg("out").noconvert());
 
@@ -126,7 +127,7 @@ void bind_kernels_of(py::module_ m) {
             expect_shape(b, {n_out}, "b");
             T* A = output(out, {batch, n_out}, "out");
             py::gil_scoped_release release;
-            dense_forward<T>(A, X.data(), W.data(), b.data(), batch, n_in, n_out, act);
+            dense_forward<P>(A, X.data(), W.data(), b.data(), batch, n_in, n_out, act);
         },
         py::arg("X"), py::arg("W"), py::arg("b"), py::arg("activation"), py::arg("out").noconvert());
 
@@ -144,7 +145,7 @@ void bind_kernels_of(py::module_ m) {
             thread_local std::vector<T> delta_buffer;
             T* delta = reserve(delta_buffer, static_cast<size_t>(batch * n_out));
             py::gil_scoped_release release;
-            dense_backward<T>(dX, dW, db, delta, dA.data(), X.data(), W.data(), A.data(), batch, n_in, n_out,
+            dense_backward<P>(dX, dW, db, delta, dA.data(), X.data(), W.data(), A.data(), batch, n_in, n_out,
                               act);
         },
         py::arg("dA"), py::arg("X"), py::arg("W"), py::arg("A"), py::arg("activation"), py::arg("dX").noconvert(),
@@ -228,7 +229,7 @@ void bind_kernels_of(py::module_ m) {
 
 template <typename P>
 void bind_kernels(py::module_ m) {
-    bind_kernels_of<Storage<P>>(m);
+    bind_kernels_of<P>(m);
 }
 #define BPFAST_INSTANTIATE(P) template void bind_kernels<P>(py::module_ m);
 BPFAST_FOR_EACH_PRECISION(BPFAST_INSTANTIATE)

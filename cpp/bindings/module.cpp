@@ -12,6 +12,8 @@
 
 #include "bindings/bind_common.h"
 #include "kernels/elementwise/check_kernels.h"
+#include "kernels/bf16/bfloat16.h"
+#include "kernels/bf16/pair_ukernel.h"
 #include "kernels/elementwise/losses.h"
 #include "kernels/gemm/ukernel.h"
 #include "kernels/probe/fma_probe.h"
@@ -19,6 +21,7 @@
 #include "model/small_net_backend.h"
 #include "model/targets.h"
 #include "precision.h"
+#include "runtime/amx_support.h"
 #include "runtime/cpu_info.h"
 #include "runtime/dispatch.h"
 #include "runtime/sizes.h"
@@ -64,6 +67,7 @@ PYBIND11_MODULE(_core, m) {
     // And the GEMM blocking, so that a bad BPFAST_GEMM_BLOCKS fails at import too.
     bp::gemm_blocking<float>();
     bp::gemm_blocking<double>();
+    bp::pair_gemm_blocking();
     m.def("gemm_blocking_for", [](long l1d, long l2, long l3, int l3_cpus, int mr, int nr, int value_bytes) {
         if (l1d < 0 || l2 < 0 || l3 < 0 || l3_cpus < 0)
             throw py::value_error("cache sizes and l3_cpus must be >= 0 (0: not reported)");
@@ -164,6 +168,9 @@ PYBIND11_MODULE(_core, m) {
         py::dict tiles;
         tiles["float32"] = py::make_tuple(bp::active_micro_kernel<float>().mr, bp::active_micro_kernel<float>().nr);
         tiles["float64"] = py::make_tuple(bp::active_micro_kernel<double>().mr, bp::active_micro_kernel<double>().nr);
+        const bp::PairMicroKernel& pairs = bp::active_pair_micro_kernel();
+        tiles["bfloat16"] = py::make_tuple(pairs.mr, pairs.nr);
+        const bp::GemmBlocking pair_blocks = bp::pair_gemm_blocking();
         py::dict info;
         info["compiler"] = build.compiler;
         info["build_type"] = build.build_type;
@@ -176,7 +183,15 @@ PYBIND11_MODULE(_core, m) {
         gemm_blocks["float32"] = py::dict(py::arg("mc") = blocks.mc, py::arg("kc") = blocks.kc, py::arg("nc") = blocks.nc);
         gemm_blocks["float64"] = py::dict(py::arg("mc") = blocks64.mc, py::arg("kc") = blocks64.kc,
                                           py::arg("nc") = blocks64.nc);
+        gemm_blocks["bfloat16"] = py::dict(py::arg("mc") = pair_blocks.mc, py::arg("kc") = 2 * pair_blocks.kc,
+                                           py::arg("nc") = pair_blocks.nc);
         info["gemm_blocks"] = gemm_blocks;
+        py::dict kernels;
+        kernels["float32"] = bp::active_micro_kernel<float>().name;
+        kernels["float64"] = bp::active_micro_kernel<double>().name;
+        kernels["bfloat16"] = pairs.name;
+        info["gemm_kernel"] = kernels;
+        info["amx"] = bp::amx_support().usable ? std::string("usable") : bp::amx_support().why;
         info["gemm_blocks_forced"] = bp::gemm_blocks_forced();
         info["gemm_tile"] = tiles;
         info["small_net_max_weight_bytes"] = bp::SmallNetBackend<bp::Float32>::max_weight_bytes();
@@ -184,18 +199,28 @@ PYBIND11_MODULE(_core, m) {
         return info;
     }, "The build and what the core chose on this CPU: compiler, flags, instruction sets, caches, blocking.");
     m.def("fma_probe", [](const std::string& isa, const std::string& dtype, long rounds, int threads) {
-        if (dtype != "float32" && dtype != "float64")
-            throw py::value_error("dtype must be float32 or float64; got '" + dtype + "'");
+        if (dtype != "float32" && dtype != "float64" && dtype != "bfloat16")
+            throw py::value_error("dtype must be float32, float64 or bfloat16; got '" + dtype + "'");
+        const bp::ProbeKind kind = dtype == "float64" ? bp::ProbeKind::f64
+                                   : dtype == "bfloat16" ? bp::ProbeKind::bf16 : bp::ProbeKind::f32;
         double checksum = 0, flops = 0;
         {
             py::gil_scoped_release release;
-            flops = bp::run_fma_probe(isa, dtype == "float64", rounds, threads, &checksum);
+            flops = bp::run_fma_probe(isa, kind, rounds, threads, &checksum);
         }
         return py::make_tuple(flops, checksum);
     }, py::arg("isa"), py::arg("dtype"), py::arg("rounds"), py::arg("threads"),
        "The benchmarks' FMA peak probe: `threads` tasks at once, each `rounds` rounds of independent "
-       "register-held FMA chains on isa's vectors (avx512 or avx2). Returns (flops done, checksum); "
+       "register-held FMA chains on isa's vectors (avx512 or avx2); for bfloat16, VDPBF16PS chains (avx512_bf16) or "
+       "AMX tiles (amx). Returns (flops done, checksum); "
        "the caller times it.");
+    m.def("round_to_bfloat16", [](bp::In<float> x, bp::Out<float> out) {
+        const bp::index n = static_cast<bp::index>(x.size());
+        float* rounded = bp::output(out, {n}, "out");
+        const float* values = x.data();
+        py::gil_scoped_release release;
+        for (bp::index i = 0; i < n; ++i) rounded[i] = bp::from_bfloat16(bp::to_bfloat16(values[i]));
+    }, py::arg("x"), py::arg("out").noconvert(), "out = x rounded to bfloat16 (nearest, ties to even), 1-D float32");
     py::dict names;
     names["activation"] = names_of(bp::ACTIVATION_NAMES);
     names["loss"] = names_of(bp::LOSS_NAMES);

@@ -7,6 +7,7 @@
 #include "kernels/elementwise/activation_kernels.h"
 #include "kernels/elementwise/check_kernels.h"
 #include "kernels/elementwise/optim_kernels.h"
+#include "kernels/bf16/pair_ukernel.h"
 #include "kernels/gemm/ukernel.h"
 #include "kernels/probe/fma_probe.h"
 #include "kernels/small_net/small_net.h"
@@ -24,11 +25,13 @@ struct KernelTable {
 };
 
 // What an ISA unit exports: its tables, built only once dispatch.cpp has seen
-// that the CPU runs the ISA, and its FMA probe (lanes 0: none).
+// that the CPU runs the ISA, its bfloat16 micro-kernel, and its FMA probe
+// (lanes 0: none).
 struct IsaKernels {
     KernelTable<float> (*f32)();
     KernelTable<double> (*f64)();
     FmaProbe probe;
+    PairMicroKernel (*bf16)();
 };
 
 }  // namespace bpfast

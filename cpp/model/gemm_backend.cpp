@@ -30,7 +30,7 @@ void GemmBackend<P>::start_forward(const T* X, index batch) {
 
 template <typename P>
 void GemmBackend<P>::layer_forward(index l, const T* W, const T* b, Activation act) {
-    dense_forward(outputs_[l].data(), compute_operand<P>(input_of(l)), compute_operand<P>(W), b, batch_,
+    dense_forward<P>(outputs_[l].data(), input_of(l), W, b, batch_,
                   layout_.n_in(l), layout_.n_out(l), act);
 }
 
@@ -39,7 +39,7 @@ void GemmBackend<P>::input_gradient(index l, const T* W, T* db_below, Activation
     // δ_l (batch, n_out), W (n_out, n_in), δ_{l−1} (batch, n_in) into spare_
     const index n_in = layout_.n_in(l), n_out = layout_.n_out(l);
     T* below = spare_.data();
-    bpfast::input_gradient(below, compute_operand<P>(delta_.data()), compute_operand<P>(W), batch_, n_in, n_out);
+    bpfast::input_gradient<P>(below, delta_.data(), W, batch_, n_in, n_out);
     activation_backward(below, db_below, below, outputs_[l - 1].data(), batch_, n_in, act_below);
     below_ready_ = true;
 }
@@ -48,8 +48,7 @@ template <typename P>
 bool GemmBackend<P>::weight_gradient(index l, T* dW, const LayerStep<T>& step) {
     // δ_l (batch, n_out), A_{l−1} (batch, n_in), dW (n_out, n_in)
     const index n_in = layout_.n_in(l), n_out = layout_.n_out(l);
-    bpfast::weight_gradient(dW, compute_operand<P>(delta_.data()), compute_operand<P>(input_of(l)), batch_, n_in,
-                            n_out);
+    bpfast::weight_gradient<P>(dW, delta_.data(), input_of(l), batch_, n_in, n_out);
     // The step on this layer while its dW is still in the caches.
     std::atomic<bool> finite{true};
     if (const FusedSgd<T>* sgd = step.sgd) {

@@ -11,7 +11,7 @@
 namespace bpfast {
 
 // P is the precision (precision.h): the layers' values are kept in T, its
-// storage type; the GEMM reads its operands through compute_operand.
+// storage type; the products run as P computes (kernels/product.h).
 template <typename P>
 class GemmBackend final : public LayerBackend<Storage<P>> {
 public:

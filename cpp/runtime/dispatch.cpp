@@ -9,18 +9,26 @@
 #include <string>
 
 #include "kernels/kernel_table.h"
+#include "runtime/amx_support.h"
 
 namespace bpfast {
 
 // Defined by the ISA units, each compiled with its own flags.
-extern const IsaKernels generic_kernels, avx2_kernels, avx512_kernels;
+extern const IsaKernels generic_kernels, avx2_kernels, avx512_kernels, avx512_bf16_kernels, amx_kernels,
+    amx_model_kernels;
 
 namespace {
 
+// kernels gives the float tables; bf16, when set, the bfloat16 kernel and
+// probe (else kernels' own). A row that is not automatic runs only when
+// BPFAST_ISA names it.
 struct Isa {
     const char* name;
     bool (*cpu_supports)();
     const IsaKernels& kernels;
+    const IsaKernels* bf16 = nullptr;
+    bool automatic = true;
+    const IsaKernels& bf16_kernels() const { return bf16 ? *bf16 : kernels; }
 };
 
 [[maybe_unused]] bool cpu_has_avx2_fma() {
@@ -41,30 +49,44 @@ struct Isa {
 #endif
 }
 
+[[maybe_unused]] bool cpu_has_avx512_bf16() {
+#if defined(__x86_64__) || defined(__i386__)
+    return cpu_has_avx512f() && __builtin_cpu_supports("avx512bf16");
+#else
+    return false;
+#endif
+}
+
+[[maybe_unused]] bool cpu_runs_amx() { return cpu_has_avx512f() && amx_support().usable; }
+
 bool always() { return true; }
 
 const Isa ISAS[] = {  // in priority order
 #if BPFAST_HAVE_AVX512
+    {"amx", &cpu_runs_amx, avx512_kernels, &amx_kernels},
+    {"avx512_bf16", &cpu_has_avx512_bf16, avx512_kernels, &avx512_bf16_kernels},
     {"avx512", &cpu_has_avx512f, avx512_kernels},
 #endif
 #if BPFAST_HAVE_AVX2
     {"avx2", &cpu_has_avx2_fma, avx2_kernels},
 #endif
     {"generic", &always, generic_kernels},
+    {"amx_model", &always, generic_kernels, &amx_model_kernels, false},
 };
 
 const Isa& chosen_isa() {
     const char* forced = std::getenv("BPFAST_ISA");
     if (!forced || !*forced) {
         for (const Isa& isa : ISAS)
-            if (isa.cpu_supports()) return isa;
+            if (isa.automatic && isa.cpu_supports()) return isa;
     }
     const std::string name(forced);
     std::string known;
     for (const Isa& isa : ISAS) {
         if (name == isa.name) {
             if (!isa.cpu_supports())
-                throw std::runtime_error("BPFAST_ISA=" + name + " but this CPU lacks it");
+                throw std::runtime_error("BPFAST_ISA=" + name + " but this CPU lacks it" +
+                                         (name == "amx" ? " (" + amx_support().why + ")" : std::string()));
             return isa;
         }
         known += (known.empty() ? "" : ", ") + std::string(isa.name);
@@ -76,6 +98,7 @@ struct Registry {
     const Isa& isa = chosen_isa();
     KernelTable<float> f32 = isa.kernels.f32();
     KernelTable<double> f64 = isa.kernels.f64();
+    PairMicroKernel bf16 = isa.bf16_kernels().bf16();
 };
 
 const Registry& registry() {
@@ -96,10 +119,16 @@ const char* active_isa() { return registry().isa.name; }
 
 std::vector<IsaSupport> isa_support() {
     std::vector<IsaSupport> table;
-    for (const Isa& isa : ISAS) table.push_back({isa.name, isa.cpu_supports(), isa.kernels.probe});
+    for (const Isa& isa : ISAS) {
+        FmaProbe probe = isa.kernels.probe;
+        probe.bf16_flops_per_round = isa.bf16_kernels().probe.bf16_flops_per_round;
+        probe.bf16 = isa.bf16_kernels().probe.bf16;
+        table.push_back({isa.name, isa.cpu_supports(), probe});
+    }
     return table;
 }
 
+const PairMicroKernel& active_pair_micro_kernel() { return registry().bf16; }
 template <typename T>
 const MicroKernel<T>& active_micro_kernel() { return tables<T>().micro_kernels.front(); }
 template <typename T>

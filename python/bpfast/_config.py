@@ -50,6 +50,8 @@ def config():
         "cxx_flags": build["cxx_flags"],
         "isa": build["isa"],
         "isas": {name: supported for name, supported in build["isas"]},
+        "gemm_kernel": build["gemm_kernel"],
+        "amx": build["amx"],
         "forced_isa": os.environ.get("BPFAST_ISA") or None,
         "threads": _core.get_num_threads(),
         "adaptive_threads": _core.get_adaptive_threads(),
@@ -90,6 +92,10 @@ def show_config(mode="stdout"):
         f"isa:          {info['isa']}" + (f" (forced by BPFAST_ISA={info['forced_isa']})" if info["forced_isa"]
                                           else " (the best this CPU supports)"),
         f"isas built:   {isas}",
+        "kernels:      " + ", ".join(f"{dtype} {name}" for dtype, name in info["gemm_kernel"].items())
+        + ("" if info["gemm_kernel"]["bfloat16"].startswith(("amx", "avx512_bf16_")) else
+           " (bfloat16 products on float32 FMAs: no AMX or AVX512_BF16 here)"),
+        f"amx:          {info['amx']}",
         f"threads:      {info['threads']}" + ("; training steps time one thread against them every 256 steps "
                                                  "and take the faster" if info["adaptive_threads"] else
                                                  "; adaptive thread count off"),

@@ -14,13 +14,16 @@ import numpy as np
 
 from . import _archive
 from . import _architecture
+from . import _precision
 from . import _validate as check
 from . import optim
 
 FILE_FORMAT = "bpfast-network"
 FILE_VERSION = 1
 RECORD_MEMBERS = ("format", "version", "architecture", "optimizer", "shuffle_state", "counters")
-ARCHITECTURE_KEYS = ("sizes", "activation", "output", "loss", "reduction", "dtype", "seed")
+ARCHITECTURE_KEYS = ("sizes", "activation", "output", "loss", "reduction", "dtype", "compute", "seed")
+# Files written before mixed precision have no compute: they computed in their dtype.
+OPTIONAL_KEYS = ("compute",)
 
 
 def save(net, path):
@@ -60,7 +63,7 @@ def write(net, file):
     """The save format of net into a binary file object."""
     architecture = {"sizes": net.sizes, "activation": [l.activation for l in net.layers[:-1]],
                     "output": net.output, "loss": net.loss_name, "reduction": net.reduction,
-                    "dtype": net.dtype.name, "seed": net.seed}
+                    "dtype": net.dtype.name, "compute": net.compute, "seed": net.seed}
     arrays = {f"param_{i}": p for i, p in enumerate(net.parameters())}
     first_moment, second_moment = net._engine.optimizer_state()
     arrays.update(state_0=first_moment, state_1=second_moment)
@@ -82,13 +85,17 @@ def read(cls, archive):
     if version != FILE_VERSION:
         raise ValueError(f"it has version {version}; this bpfast reads version {FILE_VERSION}")
     arch = archive.record("architecture", _archive.ARCHITECTURE_BYTES)
-    if not isinstance(arch, dict) or set(arch) != set(ARCHITECTURE_KEYS):
+    if not isinstance(arch, dict) or not set(ARCHITECTURE_KEYS) - set(OPTIONAL_KEYS) <= set(arch) <= set(ARCHITECTURE_KEYS):
         raise ValueError(f"its architecture must be a record of {', '.join(ARCHITECTURE_KEYS)}")
     if not isinstance(arch["activation"], list):
         raise ValueError(f"its activation must be a list of names; got {arch['activation']!r:.80}")
     sizes, hidden, output, loss, reduction, dtype = _architecture.checked(
         arch["sizes"], arch["activation"], arch["output"], arch["loss"], arch["reduction"],
         check.choice(arch["dtype"], check.DTYPES, "dtype"))
+    compute = arch.get("compute", dtype.name)
+    if not isinstance(compute, str):
+        raise ValueError(f"its compute must be a name; got {compute!r:.80}")
+    _precision.row(dtype, compute)  # a compute this dtype has
     seed = arch["seed"] if arch["seed"] is None else check.non_negative_int(arch["seed"], "seed")
     optimizer = optim.from_config(archive.record("optimizer"))  # checks every setting
     shuffle = _shuffle_generator(archive.record("shuffle_state"))
@@ -109,7 +116,7 @@ def read(cls, archive):
 
     # Each array's bytes are in the file (members are stored): only now is the net allocated.
     net = cls(sizes, activation=hidden, output=output, loss=loss, reduction=reduction, dtype=dtype,
-              seed=seed, optimizer=optimizer)
+              compute=compute, seed=seed, optimizer=optimizer)
     arrays = [(f"param_{i}", p) for i, p in enumerate(net.parameters())]
     arrays += [(f"state_{which}", s) for which, s in enumerate(net._engine.optimizer_state())]
     for name, array in arrays:

@@ -12,7 +12,7 @@ ACTIVATIONS = tuple(name for name in _core.names["activation"] if name != "softm
 OUTPUTS = ("identity", "sigmoid", "softmax")
 LOSSES = ("squared_error", "cross_entropy", "log_loss", "binary_cross_entropy")  # cross_entropy: fused
 REDUCTIONS = _core.names["reduction"]
-DTYPES = _precision.NAMES
+DTYPES = _precision.DTYPE_NAMES
 
 # Which output activations each loss accepts.
 LOSS_OUTPUTS = {

@@ -15,7 +15,7 @@ from . import _core, _precision
 from ._validate import native
 
 __all__ = [
-    "matmul", "weight_gradient", "input_gradient",
+    "matmul", "weight_gradient", "input_gradient", "round_to_bfloat16",
     "activation_forward", "activation_backward", "softmax", "softmax_backward",
     "dense_forward", "dense_backward",
     "squared_error", "log_loss", "binary_cross_entropy",
@@ -25,7 +25,9 @@ __all__ = [
 ]
 
 def isa():
-    """The micro-kernel in use: "avx512", "avx2" or "generic" (BPFAST_ISA forces one)."""
+    """The instruction set in use: "amx", "avx512_bf16" (both: the float kernels of avx512 and
+    their own bfloat16 products), "avx512", "avx2" or "generic"; BPFAST_ISA forces one, and also
+    "amx_model" (the AMX kernel on a software model of its instructions, for tests)."""
     return _core.isa
 
 
@@ -80,24 +82,38 @@ def _rows(array, name):
 
 # ---------------------------------------------------------------- GEMM shapes
 
-def matmul(A, B, trans_a=False, trans_b=False, out=None):
-    """op(A)·op(B), where op transposes when its flag is set; no transpose is materialised."""
+def _computing(core, dtype, compute):
+    """The core submodule that runs products of dtype operands as compute asks: the dtype's own
+    (compute None or the dtype's name) or mixed precision's (compute "bfloat16", float32 operands)."""
+    if compute is None or compute == np.dtype(dtype).name:
+        return core
+    try:
+        return _precision.row(dtype, compute).core
+    except ValueError as error:
+        raise ValueError(f"{error} (the operands' dtype)") from None
+
+
+def matmul(A, B, trans_a=False, trans_b=False, compute=None, out=None):
+    """op(A)·op(B), where op transposes when its flag is set; no transpose is materialised.
+
+    compute: None (products in the operands' dtype) or "bfloat16" (float32 operands, each rounded
+    to bfloat16 as it is packed, products summed in float32)."""
     core = _as_they_are(A, B, out)
     if core is not None:
         if out is None:
             out = np.empty((A.shape[1] if trans_a else A.shape[0], B.shape[0] if trans_b else B.shape[1]), A.dtype)
-        core.matmul(A, B, bool(trans_a), bool(trans_b), out)
+        _computing(core, A.dtype, compute).matmul(A, B, bool(trans_a), bool(trans_b), out)
         return out
     core, dtype, (A, B) = _inputs(A=A, B=B)
     m = _rows(A, "A")[1 if trans_a else 0]
     n = _rows(B, "B")[0 if trans_b else 1]
     out = _output(out, (m, n), dtype)
-    core.matmul(A, B, bool(trans_a), bool(trans_b), out)
+    _computing(core, dtype, compute).matmul(A, B, bool(trans_a), bool(trans_b), out)
     return out
 
 
-def weight_gradient(delta, X, out=None, accumulate=False):
-    """dW = δᵀ·X (or dW += δᵀ·X into ``out`` with accumulate=True).
+def weight_gradient(delta, X, compute=None, out=None, accumulate=False):
+    """dW = δᵀ·X (or dW += δᵀ·X into ``out`` with accumulate=True); compute as for matmul.
 
     delta is (batch, n_out), X is (batch, n_in), dW is (n_out, n_in).
     """
@@ -107,25 +123,34 @@ def weight_gradient(delta, X, out=None, accumulate=False):
     if core is not None:
         if out is None:
             out = np.empty((delta.shape[1], X.shape[1]), delta.dtype)
-        core.weight_gradient(delta, X, out, bool(accumulate))
+        _computing(core, delta.dtype, compute).weight_gradient(delta, X, out, bool(accumulate))
         return out
     core, dtype, (delta, X) = _inputs(delta=delta, X=X)
     out = _output(out, (_rows(delta, "delta")[1], _rows(X, "X")[1]), dtype)
-    core.weight_gradient(delta, X, out, bool(accumulate))
+    _computing(core, dtype, compute).weight_gradient(delta, X, out, bool(accumulate))
     return out
 
 
-def input_gradient(delta, W, out=None):
-    """dX = δ·W. delta is (batch, n_out), W is (n_out, n_in), dX is (batch, n_in)."""
+def input_gradient(delta, W, compute=None, out=None):
+    """dX = δ·W. delta is (batch, n_out), W is (n_out, n_in), dX is (batch, n_in); compute as for matmul."""
     core = _as_they_are(delta, W, out)
     if core is not None:
         if out is None:
             out = np.empty((delta.shape[0], W.shape[1]), delta.dtype)
-        core.input_gradient(delta, W, out)
+        _computing(core, delta.dtype, compute).input_gradient(delta, W, out)
         return out
     core, dtype, (delta, W) = _inputs(delta=delta, W=W)
     out = _output(out, (_rows(delta, "delta")[0], _rows(W, "W")[1]), dtype)
-    core.input_gradient(delta, W, out)
+    _computing(core, dtype, compute).input_gradient(delta, W, out)
+    return out
+
+
+def round_to_bfloat16(x):
+    """float32 x rounded to the nearest bfloat16 (ties to even), as float32 values: what the
+    bfloat16 products read (NaN stays NaN; past the largest bfloat16, ±Inf)."""
+    x = native(np.asarray(x, np.float32) if np.asarray(x).dtype != np.float32 else x, np.float32)
+    out = np.empty_like(x)
+    _core.round_to_bfloat16(x.reshape(-1), out.reshape(-1))
     return out
 
 
@@ -159,19 +184,19 @@ def softmax_backward(dY, Y, out=None):
 
 # ---------------------------------------------------------------- dense layer
 
-def dense_forward(X, W, b, activation, out=None):
-    """A = act(X·Wᵀ + b). X is (batch, n_in), W is (n_out, n_in), b is (n_out,)."""
+def dense_forward(X, W, b, activation, compute=None, out=None):
+    """A = act(X·Wᵀ + b). X is (batch, n_in), W is (n_out, n_in), b is (n_out,); compute as for matmul."""
     core, dtype, (X, W, b) = _inputs(X=X, W=W, b=b)
     out = _output(out, (_rows(X, "X")[0], _rows(W, "W")[0]), dtype)
-    core.dense_forward(X, W, b, activation, out)
+    _computing(core, dtype, compute).dense_forward(X, W, b, activation, out)
     return out
 
 
-def dense_backward(dA, X, W, A, activation, need_dx=True, dX=None, dW=None, db=None):
+def dense_backward(dA, X, W, A, activation, need_dx=True, compute=None, dX=None, dW=None, db=None):
     """(dX, dW, db) from dA, the gradient with respect to the layer output A.
 
     δ = dA ⊙ σ'(A);  dX = δ·W;  dW = δᵀ·X;  db = Σ_rows δ.  dX is None when
-    need_dx is false.
+    need_dx is false. compute as for matmul.
     """
     core, dtype, (dA, X, W, A) = _inputs(dA=dA, X=X, W=W, A=A)
     batch, n_in = _rows(X, "X")
@@ -179,7 +204,7 @@ def dense_backward(dA, X, W, A, activation, need_dx=True, dX=None, dW=None, db=N
     dX = _output(dX, (batch, n_in), dtype, "dX") if need_dx else None
     dW = _output(dW, (n_out, n_in), dtype, "dW")
     db = _output(db, (n_out,), dtype, "db")
-    core.dense_backward(dA, X, W, A, activation, dX, dW, db)
+    _computing(core, dtype, compute).dense_backward(dA, X, W, A, activation, dX, dW, db)
     return dX, dW, db
 
 

@@ -75,7 +75,7 @@ class Network:
     """A dense feed-forward network trained by backpropagation.
 
     Network([784, 128, 10], activation="relu", output="softmax",
-            loss="cross_entropy", reduction="mean", dtype="float32", seed=0)
+            loss="cross_entropy", reduction="mean", dtype="float32", compute=None, seed=0)
 
     activation: one name, or one per hidden layer, from relu, sigmoid, tanh, identity.
     output: identity, sigmoid or softmax.
@@ -84,13 +84,23 @@ class Network:
         squared_error for an identity output. cross_entropy is fused with the
         output activation and computed from the logits.
     reduction: "mean" averages the loss over the batch, "sum" adds it up.
+    dtype: what is kept: the weights, gradients, optimizer state and activations, and the
+        dtype of every array the net takes and returns (float32 or float64).
+    compute: what the products (every matrix product, forward and backward) read. None,
+        the default, means dtype itself. "bfloat16" (with dtype float32) is mixed precision,
+        Keras's mixed_bfloat16 policy or PyTorch's bfloat16 autocast: each operand is rounded
+        to bfloat16 (nearest, ties to even) as the GEMM packs it and the products are summed
+        in float32, while the weights (the master copy), gradients, optimizer state, losses,
+        activations and updates stay float32. It runs on AMX tiles or VDPBF16PS where the
+        CPU has them (bpfast.show_config() says which), else on float32 FMAs.
     optimizer: a bpfast.optim optimizer; the default is SGD(lr=0.1).
     """
 
     @staticmethod
-    def _new_engine(sizes, activations, loss, reduction, dtype):
-        """The engine that holds the weights and runs the math: here the C++ core's."""
-        return _precision.of(dtype).core.Network(sizes, activations, loss, reduction)
+    def _new_engine(sizes, activations, loss, reduction, precision):
+        """The engine that holds the weights and runs the math, for a row of bpfast._precision:
+        here the C++ core's."""
+        return precision.core.Network(sizes, activations, loss, reduction)
 
     @staticmethod
     def _parameter_shapes(sizes):
@@ -103,9 +113,11 @@ class Network:
         return _core.f64.Network.optimizer_state_shapes(optimizer.settings(), n_parameters)
 
     def __init__(self, sizes, *, activation="relu", output="identity", loss=None,
-                 reduction="mean", dtype="float32", seed=None, optimizer=None):
+                 reduction="mean", dtype="float32", compute=None, seed=None, optimizer=None):
         sizes, hidden, output, loss, reduction, dtype = \
             _architecture.checked(sizes, activation, output, loss, reduction, dtype)
+        self._precision = _precision.row(dtype, compute)
+        _precision.warn_if_emulated(self._precision)
         seed = check.seed(seed)
         if optimizer is not None:
             check.optimizer(optimizer)
@@ -113,7 +125,7 @@ class Network:
         self.seed = seed
         activations = hidden + [output]
         kernel_loss = f"{output}_cross_entropy" if loss == "cross_entropy" else loss
-        self._engine = self._new_engine(self.sizes, activations, kernel_loss, self.reduction, self.dtype)
+        self._engine = self._new_engine(self.sizes, activations, kernel_loss, self.reduction, self._precision)
         views = self._engine.parameters()
         _architecture.initialise_weights(views[0::2], activations, seed)  # the biases start at zero
         for b in views[1::2]:
@@ -153,6 +165,11 @@ class Network:
         self._engine.set_optimizer(value.settings())
         self._optimizer = value
 
+    @property
+    def compute(self):
+        """What the products read: the dtype's name, or "bfloat16" (mixed precision)."""
+        return self._precision.compute
+
     def parameters(self):
         """[W_0, b_0, W_1, b_1, ...]: views of the native weights, W_l of shape (n_out, n_in) and
         b_l of shape (n_out,); writing into them changes the net."""
@@ -161,7 +178,8 @@ class Network:
     def __repr__(self):
         hidden = [layer.activation for layer in self.layers[:-1]]
         return (f"Network({self.sizes}, activation={hidden}, output={self.output!r}, "
-                f"loss={self.loss_name!r}, dtype={self.dtype.name!r})")
+                f"loss={self.loss_name!r}, dtype={self.dtype.name!r}"
+                + (f", compute={self.compute!r})" if self.compute != self.dtype.name else ")"))
 
     # ------------------------------------------------------------ input
     def _batch(self, X, name="X"):
@@ -244,7 +262,8 @@ class Network:
         checks and the architecture the ranks agree on."""
         return distributed.Replica(self._engine, self._shuffle_rng, self._batch_and_targets,
                                    {"sizes": self.sizes, "activations": [l.activation for l in self.layers],
-                                    "loss": self.loss_name, "reduction": self.reduction, "dtype": self.dtype.name})
+                                    "loss": self.loss_name, "reduction": self.reduction, "dtype": self.dtype.name,
+                                     "compute": self.compute})
 
     def fit(self, X, T, *, epochs=10, batch_size=32, lr=None, shuffle=True, optimizer=None,
             validation_data=None, patience=None, callbacks=(), verbose=False, comm=None, deterministic=False):

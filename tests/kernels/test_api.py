@@ -60,7 +60,7 @@ def test_config_names_the_chosen_and_the_built_instruction_sets():
     info = bpfast.show_config(mode="dicts")
     assert info["isa"] == _core.isa
     assert info["isas"][_core.isa] is True
-    assert list(info["isas"])[-1] == "generic" and info["isas"]["generic"] is True
+    assert list(info["isas"])[-2:] == ["generic", "amx_model"] and info["isas"]["generic"] is True
     for dtype in ("float32", "float64"):
         mr, nr = info["gemm_tile"][dtype]
         assert mr > 0 and nr > 0
@@ -220,13 +220,14 @@ def test_the_blocks_reported_are_the_ones_read_at_import():
 def test_the_precision_table_matches_the_core_and_drives_the_network():
     import numpy as np
     from bpfast import _precision
-    assert _precision.NAMES == tuple(_core.precisions) == ("float32", "float64")
+    assert _precision.NAMES == tuple(_core.precisions) == ("float32", "float64", "mixed_bfloat16")
     for p in _precision.PRECISIONS:
-        assert p.core is getattr(_core, {"float32": "f32", "float64": "f64"}[p.name])
+        assert p.core is getattr(_core, {"float32": "f32", "float64": "f64", "mixed_bfloat16": "f32_bf16"}[p.name])
         assert p.core.storage == p.storage and p.core.computes_in_storage == (p.compute == p.storage.name)
-        net = bpfast.Network([3, 2], dtype=p.name)
+        net = bpfast.Network([3, 2], dtype=p.storage, compute=p.compute)
         assert isinstance(net._engine, p.core.Network)
         assert all(a.dtype == p.storage for a in net._engine.parameters())
+        assert net.compute == p.compute and net.dtype == p.storage
         assert bpfast.kernels.matmul(np.ones((2, 3), p.storage), np.ones((3, 1), p.storage)).dtype == p.storage
         assert 0 < p.rtol <= p.trajectory_rtol < 1
     assert bpfast.show_config(mode="dicts")["precisions"] == {

@@ -95,7 +95,7 @@ def activation_output(rng, shape, activation, dtype):
 # ------------------------------------------------------------------- lanes
 
 def test_lanes_are_the_vector_length_of_the_active_isa():
-    expected_bytes = {"avx512": 64, "avx2": 32}[_core.isa]
+    expected_bytes = {"avx512": 64, "avx512_bf16": 64, "amx": 64, "avx2": 32}[_core.isa]
     assert LANES[np.dtype(np.float32)] == expected_bytes // 4
     assert LANES[np.dtype(np.float64)] == expected_bytes // 8
 

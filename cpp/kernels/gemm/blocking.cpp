@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "kernels/bf16/pair_ukernel.h"
 #include "kernels/gemm/ukernel.h"
 
 namespace bpfast {
@@ -99,6 +100,20 @@ const std::string& gemm_blocks_forced() {
 template <typename T>
 const GemmBlocking& gemm_blocking() {
     static const GemmBlocking chosen = choose<T>();
+    return chosen;
+}
+
+const GemmBlocking& pair_gemm_blocking() {
+    static const GemmBlocking chosen = [] {
+        const PairMicroKernel& kernel = active_pair_micro_kernel();
+        const std::string& forced = gemm_blocks_forced();
+        // depths in pairs of 4 bytes, so the float32 rule applies as it is
+        GemmBlocking b = forced.empty() ? blocking_for(cache_sizes(), kernel.mr, kernel.nr, 4) : parse_blocks(forced.c_str());
+        if (!forced.empty()) b.kc = (b.kc + 1) / 2;
+        const index multiple = kernel.pairs_multiple;
+        return GemmBlocking{round_up(b.mc, kernel.mr), std::max(multiple, b.kc / multiple * multiple),
+                            round_up(b.nc, kernel.nr)};
+    }();
     return chosen;
 }
 

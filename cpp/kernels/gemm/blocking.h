@@ -44,6 +44,11 @@ inline index depth_step(index K, index kc) {
 template <typename T>
 const GemmBlocking& gemm_blocking();
 
+// The blocking of the bfloat16 GEMM (kernels/bf16/gemm_bf16.cpp), whose kc
+// counts depth pairs (4 bytes, as a float32) and is a multiple of the
+// kernel's pairs_multiple; BPFAST_GEMM_BLOCKS gives its kc in depths.
+const GemmBlocking& pair_gemm_blocking();
+
 // BPFAST_GEMM_BLOCKS as the process read it, once (empty: the rule's blocks).
 const std::string& gemm_blocks_forced();
 

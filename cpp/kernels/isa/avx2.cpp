@@ -6,6 +6,8 @@
 //   double: 6 x 8 tile,  12 ymm accumulators (2 vectors of 4 per row)
 #include <immintrin.h>
 
+#include "kernels/bf16/pair_kernel_loops.h"
+#include "kernels/bf16/pair_pack.h"
 #include "kernels/elementwise/activation_loops.h"
 #include "kernels/elementwise/check_loops.h"
 #include "kernels/elementwise/optim_loops.h"
@@ -83,11 +85,39 @@ KernelTable<typename S::T> avx2_table(const char* tile_name) {
             SmallNetLoops<T, 32, 16>::table()};
 }
 
+// bfloat16 pairs on AVX2: each half widened to float32, then two FMAs, high
+// halves first (as VDPBF16PS orders them).
+struct PairsEmulated {
+    using V = __m256;
+    using Pairs = __m256i;
+    static constexpr int lanes = 8;
+    static V zero() { return _mm256_setzero_ps(); }
+    static V load(const float* p) { return _mm256_loadu_ps(p); }
+    static void store(float* p, V v) { _mm256_storeu_ps(p, v); }
+    static V add(V a, V b) { return _mm256_add_ps(a, b); }
+    static Pairs load_pairs(const Bf16Pair* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+    static Pairs broadcast_pair(Bf16Pair p) { return _mm256_set1_epi32(static_cast<int>(p)); }
+    static V dot(V acc, Pairs a, Pairs b) {
+        const __m256i high = _mm256_set1_epi32(static_cast<int>(0xffff0000u));
+        acc = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(a, high)),
+                              _mm256_castsi256_ps(_mm256_and_si256(b, high)), acc);
+        return _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(a, 16)),
+                               _mm256_castsi256_ps(_mm256_slli_epi32(b, 16)), acc);
+    }
+};
+
+// 4 x 16: 8 accumulators, the halves of 2 B vectors and of one broadcast A pair in 16 registers.
+PairMicroKernel pair_table() {
+    return {"avx2_bf16emulated_4x16", 4, 16, PairLayout::broadcast, 1, &pair_kernel<PairsEmulated, 4, 2>,
+            &pack_pairs_broadcast<4>, &pack_pairs_broadcast<16>};
+}
+
 }  // namespace
 
 // The row of runtime/dispatch.cpp's registry for this ISA.
 extern const IsaKernels avx2_kernels{[] { return avx2_table<F32>("avx2_f32_6x16"); },
                                      [] { return avx2_table<F64>("avx2_f64_6x8"); },
-                                     {F32::lanes, F64::lanes, &fma_chains<F32>, &fma_chains<F64>}};
+                                     {F32::lanes, F64::lanes, &fma_chains<F32>, &fma_chains<F64>},
+                                     &pair_table};
 
 }  // namespace bpfast

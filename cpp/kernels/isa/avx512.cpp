@@ -9,6 +9,8 @@
 // and divides the batch sizes MLPs use (16, 32, 64, ...) without padding.
 #include <immintrin.h>
 
+#include "kernels/bf16/pair_kernel_loops.h"
+#include "kernels/bf16/pair_pack.h"
 #include "kernels/elementwise/activation_loops.h"
 #include "kernels/elementwise/check_loops.h"
 #include "kernels/elementwise/optim_loops.h"
@@ -93,11 +95,40 @@ KernelTable<typename S::T> avx512_table(const char* tile_name) {
             SmallNetLoops<T, 64, 32>::table()};
 }
 
+// bfloat16 pairs without VDPBF16PS: each half widened to float32 (a shift or
+// a mask), then two FMAs, high halves first as VDPBF16PS does. The products
+// are exact, so this gives the instruction's sums (but for its flushing of
+// denormals) at the float32 FMA rate.
+struct PairsEmulated {
+    using V = __m512;
+    using Pairs = __m512i;
+    static constexpr int lanes = 16;
+    static V zero() { return _mm512_setzero_ps(); }
+    static V load(const float* p) { return _mm512_loadu_ps(p); }
+    static void store(float* p, V v) { _mm512_storeu_ps(p, v); }
+    static V add(V a, V b) { return _mm512_add_ps(a, b); }
+    static Pairs load_pairs(const Bf16Pair* p) { return _mm512_loadu_si512(p); }
+    static Pairs broadcast_pair(Bf16Pair p) { return _mm512_set1_epi32(static_cast<int>(p)); }
+    static V dot(V acc, Pairs a, Pairs b) {
+        const __m512i high = _mm512_set1_epi32(static_cast<int>(0xffff0000u));
+        acc = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(a, high)),
+                              _mm512_castsi512_ps(_mm512_and_si512(b, high)), acc);
+        return _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(a, 16)),
+                               _mm512_castsi512_ps(_mm512_slli_epi32(b, 16)), acc);
+    }
+};
+
+PairMicroKernel pair_table() {
+    return {"avx512_bf16emulated_8x32", MR, 32, PairLayout::broadcast, 1, &pair_kernel<PairsEmulated, MR, 2>,
+            &pack_pairs_broadcast<MR>, &pack_pairs_broadcast<32>};
+}
+
 }  // namespace
 
 // The row of runtime/dispatch.cpp's registry for this ISA.
 extern const IsaKernels avx512_kernels{[] { return avx512_table<F32, x86::F32x8>("avx512_f32_8x32"); },
                                        [] { return avx512_table<F64, x86::F64x4>("avx512_f64_8x16"); },
-                                       {F32::lanes, F64::lanes, &fma_chains<F32>, &fma_chains<F64>}};
+                                       {F32::lanes, F64::lanes, &fma_chains<F32>, &fma_chains<F64>},
+                                       &pair_table};
 
 }  // namespace bpfast

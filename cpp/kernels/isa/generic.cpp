@@ -5,6 +5,8 @@
 //   counts let the compiler unroll the tile and vectorise along NR.
 #include <type_traits>
 
+#include "kernels/bf16/pair_kernel_loops.h"
+#include "kernels/bf16/pair_pack.h"
 #include "kernels/elementwise/activation_loops.h"
 #include "kernels/elementwise/check_loops.h"
 #include "kernels/elementwise/optim_loops.h"
@@ -45,9 +47,14 @@ KernelTable<T> generic_table() {
     return {{tile}, activation_loops_table<T>(), check_loops_table<T>(), optim_loops_table<T>(), {}};
 }
 
+PairMicroKernel pair_table() {
+    return {"generic_bf16_4x8", MR, NR, PairLayout::broadcast, 1, &pair_kernel_portable<MR, NR>,
+            &pack_pairs_broadcast<MR>, &pack_pairs_broadcast<NR>};
+}
+
 }  // namespace
 
 // The row of runtime/dispatch.cpp's registry for this ISA.
-extern const IsaKernels generic_kernels{&generic_table<float>, &generic_table<double>, {}};
+extern const IsaKernels generic_kernels{&generic_table<float>, &generic_table<double>, {}, &pair_table};
 
 }  // namespace bpfast

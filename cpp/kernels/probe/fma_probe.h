@@ -16,17 +16,21 @@ constexpr int FMA_CHAINS = 12;
 
 // One ISA's probe: rounds -> a sum over the chains (so that the work is kept);
 // lanes 0 where the ISA has none.
+// A bfloat16 probe (VDPBF16PS chains, AMX tiles) reports its own flops per round.
 struct FmaProbe {
     int lanes_f32 = 0, lanes_f64 = 0;
     double (*f32)(long rounds) = nullptr;
     double (*f64)(long rounds) = nullptr;
+    double bf16_flops_per_round = 0;
+    double (*bf16)(long rounds) = nullptr;
 };
 
-// Runs the probe of `isa` ("avx512" or "avx2") in `threads` tasks at once on
+// Runs the probe of `isa` ("avx512", "avx2"; for bf16 also "avx512_bf16" or "amx") in `threads` tasks at once on
 // the thread pool (which must have that many threads), `rounds` rounds each.
 // Returns the flops done; *checksum gets the chains' sum. Throws
 // std::invalid_argument for an ISA this build or this CPU lacks.
-double run_fma_probe(const std::string& isa, bool f64, long rounds, int threads, double* checksum);
+enum class ProbeKind { f32, f64, bf16 };
+double run_fma_probe(const std::string& isa, ProbeKind kind, long rounds, int threads, double* checksum);
 
 // The loop each ISA unit with a probe instantiates with its vector type S
 // (T, lanes, set1, fmadd, store: the micro-kernel's lane type).

@@ -20,8 +20,8 @@ class Network(network.Network):
     """bpfast.Network over the numpy engine of this package (same API, same checks)."""
 
     @staticmethod
-    def _new_engine(sizes, activations, loss, reduction, dtype):
-        return Engine(sizes, activations, loss, reduction, dtype)
+    def _new_engine(sizes, activations, loss, reduction, precision):
+        return Engine(sizes, activations, loss, reduction, precision.storage, precision.compute)
 
     @staticmethod
     def _parameter_shapes(sizes):

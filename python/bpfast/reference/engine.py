@@ -26,9 +26,11 @@ class Engine:
     scikit-learn's terms of the loss (cpp/model/network.h Objective).
     """
 
-    def __init__(self, sizes, activations, loss, reduction, dtype):
+    def __init__(self, sizes, activations, loss, reduction, dtype, compute=None):
         self.sizes, self.activations = list(sizes), list(activations)
         self.loss_name, self.reduction, self.dtype = loss, reduction, np.dtype(dtype)
+        # what the products read: None (the dtype itself) or "bfloat16" (float32 kept, operands rounded)
+        self.compute = None if compute in (None, self.dtype.name) else compute
         self.takes_logits = loss in ("softmax_cross_entropy", "sigmoid_cross_entropy", "poisson",
                                      "softmax_clipped_log_loss", "sigmoid_clipped_log_loss")
         self.objective = (0.0, 1.0)
@@ -132,7 +134,7 @@ class Engine:
         for l, act in enumerate(self.activations):
             if logits_out and l == len(self.activations) - 1:
                 act = "identity"
-            outputs.append(dense_forward(outputs[-1], params[2 * l], params[2 * l + 1], act))
+            outputs.append(dense_forward(outputs[-1], params[2 * l], params[2 * l + 1], act, self.compute))
         return outputs
 
     def set_objective(self, l2=0.0, value_scale=1.0):
@@ -174,7 +176,7 @@ class Engine:
             if self.takes_logits and l == len(self.activations) - 1:
                 act = "identity"
             dA, grads[2 * l][...], grads[2 * l + 1][...] = dense_backward(
-                dA, outputs[l], params[2 * l], outputs[l + 1], act, need_dx=l > 0)
+                dA, outputs[l], params[2 * l], outputs[l + 1], act, need_dx=l > 0, compute=self.compute)
             if ready is not None and self.objective[0] == 0:
                 ready(l)
         if self.objective[0] != 0:

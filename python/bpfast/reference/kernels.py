@@ -12,23 +12,61 @@ Backward, with δ = dA ⊙ σ'(A):  dW = δᵀ·X,  db = Σ_rows δ,  dX = δ·W
 import numpy as np
 
 
+# ---------------------------------------------------------------- bfloat16
+
+def round_to_bfloat16(x):
+    """float32 x rounded to the nearest bfloat16 (ties to even), as float32 values.
+
+    bfloat16 is the top half of a float32: its 7 stored significand bits are the
+    float32's 23 cut to 7. Rounding adds half of the dropped part's range
+    (0x7fff), plus one when the kept part is odd (ties go to even), then drops
+    the low 16 bits. NaN stays NaN; a value past the largest bfloat16 becomes ±Inf.
+    """
+    x = np.asarray(x, np.float32)
+    bits = x.view(np.uint32).astype(np.uint64)
+    rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) << 16
+    out = rounded.astype(np.uint32).view(np.float32)
+    return np.where(np.isnan(x), x, out)
+
+
+def _operand(M, compute):
+    """A GEMM operand as `compute` reads it: bfloat16-rounded (as float64, exact) or as it is."""
+    if compute is None or compute == M.dtype.name:
+        return M
+    if compute != "bfloat16":
+        raise ValueError(f"compute must be None, the operands' dtype or 'bfloat16'; got {compute!r}")
+    if M.dtype != np.float32:
+        raise TypeError(f"bfloat16 products round float32 operands; got {M.dtype}")
+    return round_to_bfloat16(M).astype(np.float64)
+
+
+def _product(A, B, compute):
+    """A·B as compute does it: bfloat16 operands multiply exactly and sum here in float64,
+    the result in A's dtype; otherwise numpy's product in the operands' dtype."""
+    if compute is None or compute == A.dtype.name:
+        return A @ B
+    return (_operand(A, compute) @ _operand(B, compute)).astype(A.dtype)
+
+
 # ---------------------------------------------------------------- GEMM shapes
+# compute: None (the operands' own dtype) or "bfloat16" (float32 operands
+# rounded to bfloat16, the products summed in float64 here).
 
-def matmul(A, B, trans_a=False, trans_b=False):
+def matmul(A, B, trans_a=False, trans_b=False, compute=None):
     """op(A)·op(B), where op transposes when its flag is set."""
-    return (A.T if trans_a else A) @ (B.T if trans_b else B)
+    return _product(A.T if trans_a else A, B.T if trans_b else B, compute)
 
 
-def weight_gradient(delta, X):
+def weight_gradient(delta, X, compute=None):
     """dW = δᵀ·X, the sum over the batch of the outer products δy·xᵀ."""
     # delta is (batch, n_out), X is (batch, n_in), dW is (n_out, n_in)
-    return delta.T @ X
+    return _product(delta.T, X, compute)
 
 
-def input_gradient(delta, W):
+def input_gradient(delta, W, compute=None):
     """dX = δ·W, that is Wᵀ·δy for every sample."""
     # delta is (batch, n_out), W is (n_out, n_in), dX is (batch, n_in)
-    return delta @ W
+    return _product(delta, W, compute)
 
 
 # ---------------------------------------------------------------- activations
@@ -92,13 +130,13 @@ def activation_backward(dA, A, name):
 
 # ---------------------------------------------------------------- dense layer
 
-def dense_forward(X, W, b, activation):
+def dense_forward(X, W, b, activation, compute=None):
     """A = act(X·Wᵀ + b)."""
     # X is (batch, n_in), W is (n_out, n_in), b is (n_out,), A is (batch, n_out)
-    return activation_forward(X @ W.T + b, activation)
+    return activation_forward(_product(X, W.T, compute) + b, activation)
 
 
-def dense_backward(dA, X, W, A, activation, need_dx=True):
+def dense_backward(dA, X, W, A, activation, need_dx=True, compute=None):
     """Return (dX, dW, db) from dA, the gradient with respect to the layer output.
 
     δ = dA ⊙ σ'(A);  dX = δ·W;  dW = δᵀ·X;  db = Σ_rows δ.  dX is None when
@@ -106,8 +144,8 @@ def dense_backward(dA, X, W, A, activation, need_dx=True):
     """
     # dA and A are (batch, n_out), X is (batch, n_in), W is (n_out, n_in)
     delta = activation_backward(dA, A, activation)
-    dX = input_gradient(delta, W) if need_dx else None
-    return dX, weight_gradient(delta, X), delta.sum(axis=0)
+    dX = input_gradient(delta, W, compute) if need_dx else None
+    return dX, weight_gradient(delta, X, compute), delta.sum(axis=0)
 
 
 # ---------------------------------------------------------------- losses

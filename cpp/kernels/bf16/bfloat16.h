@@ -1,0 +1,50 @@
+// bfloat16: the top half of a float32 (sign, 8-bit exponent, 7 stored
+// significand bits). A product of two bfloat16 values is exact in float32
+// (8 + 8 significand bits), so bfloat16 GEMMs multiply exactly and only their
+// float32 sums round.
+//
+// The GEMM reads its bfloat16 operands two depths at a time (what VDPBF16PS
+// and AMX's TDPBF16PS take): a Bf16Pair holds A(i, 2q) or B(2q, j) in its low
+// half and the next depth, 2q + 1, in its high half.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+namespace bpfast {
+
+using Bf16Pair = std::uint32_t;
+
+inline std::uint32_t float_bits(float x) {
+    std::uint32_t u;
+    std::memcpy(&u, &x, sizeof u);
+    return u;
+}
+
+inline float float_of_bits(std::uint32_t u) {
+    float x;
+    std::memcpy(&x, &u, sizeof x);
+    return x;
+}
+
+// x rounded to the nearest bfloat16, ties to even (what VCVTNEPS2BF16 does);
+// a NaN stays a (quiet) NaN, ±Inf stays ±Inf, and a finite value past the
+// largest bfloat16 rounds to ±Inf.
+inline std::uint16_t to_bfloat16(float x) {
+    const std::uint32_t u = float_bits(x);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<std::uint16_t>((u >> 16) | 0x0040u);
+    return static_cast<std::uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+inline float from_bfloat16(std::uint16_t h) { return float_of_bits(std::uint32_t(h) << 16); }
+
+// The pair (even, odd) of two depths, each rounded.
+inline Bf16Pair bf16_pair(float even, float odd) {
+    return std::uint32_t(to_bfloat16(even)) | std::uint32_t(to_bfloat16(odd)) << 16;
+}
+
+// The two halves of a pair as floats (exact).
+inline float pair_low(Bf16Pair p) { return float_of_bits(p << 16); }
+inline float pair_high(Bf16Pair p) { return float_of_bits(p & 0xffff0000u); }
+
+}  // namespace bpfast

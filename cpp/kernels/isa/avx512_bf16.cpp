@@ -1,0 +1,60 @@
+// The AVX512_BF16 ISA's bfloat16 micro-kernel: VDPBF16PS, two bfloat16
+// products per float32 lane per instruction. This unit alone is compiled
+// with -mavx512bf16 and is called only when dispatch.cpp has seen the
+// feature; the float kernels of that row are the AVX-512 unit's.
+//   8 x 32 tile: 16 zmm accumulators, two B vectors and one broadcast pair.
+#include <immintrin.h>
+
+#include "kernels/bf16/pair_kernel_loops.h"
+#include "kernels/bf16/pair_pack.h"
+#include "kernels/kernel_table.h"
+
+namespace bpfast {
+namespace {
+
+constexpr int MR = 8, NV = 2;
+
+struct PairsBf16 {
+    using V = __m512;
+    using Pairs = __m512i;
+    static constexpr int lanes = 16;
+    static V zero() { return _mm512_setzero_ps(); }
+    static V load(const float* p) { return _mm512_loadu_ps(p); }
+    static void store(float* p, V v) { _mm512_storeu_ps(p, v); }
+    static V add(V a, V b) { return _mm512_add_ps(a, b); }
+    static V set1(double x) { return _mm512_set1_ps(static_cast<float>(x)); }
+    static Pairs load_pairs(const Bf16Pair* p) { return _mm512_loadu_si512(p); }
+    static Pairs broadcast_pair(Bf16Pair p) { return _mm512_set1_epi32(static_cast<int>(p)); }
+    static V dot(V acc, Pairs a, Pairs b) { return _mm512_dpbf16_ps(acc, (__m512bh)a, (__m512bh)b); }
+};
+
+PairMicroKernel pair_table() {
+    return {"avx512_bf16_8x32", MR, NV * PairsBf16::lanes, PairLayout::broadcast, 1, &pair_kernel<PairsBf16, MR, NV>,
+            &pack_pairs_broadcast<MR>, &pack_pairs_broadcast<NV * PairsBf16::lanes>};
+}
+
+// The probe: FMA_CHAINS independent VDPBF16PS chains (acc += a·b over two
+// pairs per lane, 4 flops per lane); the products are small, so the chains
+// grow slowly and never leave the normal range.
+double dot_chains(long rounds) {
+    __m512 acc[FMA_CHAINS];
+    for (int j = 0; j < FMA_CHAINS; ++j) acc[j] = _mm512_set1_ps(0.5f + 0.01f * j);
+    const __m512i a = _mm512_set1_epi32(static_cast<int>(bf16_pair(0.001f, 0.002f)));
+    const __m512i b = _mm512_set1_epi32(static_cast<int>(bf16_pair(0.003f, 0.001f)));
+    for (long i = 0; i < rounds; ++i) {
+#pragma GCC unroll 16
+        for (int j = 0; j < FMA_CHAINS; ++j) acc[j] = PairsBf16::dot(acc[j], a, b);
+    }
+    float total = 0;
+    for (int j = 0; j < FMA_CHAINS; ++j) total += _mm512_reduce_add_ps(acc[j]);
+    return total;
+}
+
+}  // namespace
+
+// The bfloat16 half of the avx512_bf16 row of runtime/dispatch.cpp's registry.
+extern const IsaKernels avx512_bf16_kernels{nullptr, nullptr,
+                                            FmaProbe{0, 0, nullptr, nullptr, 4.0 * 16 * FMA_CHAINS, &dot_chains},
+                                            &pair_table};
+
+}  // namespace bpfast
