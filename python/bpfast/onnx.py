@@ -7,8 +7,14 @@ from W stored as its (n_out, n_in) initializer and b as its (n_out,) one,
 followed by Relu, Sigmoid or Tanh (no node for identity), and for a softmax
 output Softmax(axis=-1). The input "X" is [batch, n_in] and the output "Y" is
 [batch, n_out], where batch is a symbolic dimension, so one file serves every
-batch size. The element type is the net's dtype (FLOAT or DOUBLE), and the
+batch size. The element type is the net's dtype (FLOAT or DOUBLE): the input
+X must have it (onnxruntime refuses float64 input to a float32 model), and the
 weights are copied into the file as they are at the time of the call.
+
+A net trained in mixed precision (compute="bfloat16") is written with its
+float32 master weights and computes in float32: the file's metadata_props
+record "bpfast.compute" (what the products read in training) and
+"bpfast.dtype", and its doc_string says so.
 """
 
 import numbers
@@ -134,6 +140,8 @@ def _build_model(onnx, net, opset):
     model = helper.make_model(graph, opset_imports=opsets, producer_name="bpfast",
                               producer_version=__version__, doc_string=_describe(net))
     model.ir_version = helper.find_min_ir_version_for(opsets)  # the oldest IR that opset allows
+    helper.set_model_props(model, {"bpfast.dtype": np.dtype(net.dtype).name,
+                                   "bpfast.compute": getattr(net, "compute", np.dtype(net.dtype).name)})
     return model
 
 
@@ -141,5 +149,9 @@ def _describe(net):
     """One line on the architecture, for the model's doc_string."""
     layers = ", ".join(f"{n_in}->{n_out} {layer.activation}"
                        for layer, n_in, n_out in zip(net.layers, net.sizes[:-1], net.sizes[1:]))
-    return (f"bpfast Network {net.sizes} in {np.dtype(net.dtype).name}; per layer Z = X·Wᵀ + b "
-            f"(Gemm, transB=1) then the activation: {layers}")
+    compute = getattr(net, "compute", np.dtype(net.dtype).name)
+    trained = ("" if compute == np.dtype(net.dtype).name else
+               f"; trained with {compute} products (mixed precision): the weights here are its "
+               f"{np.dtype(net.dtype).name} master weights and the model computes in {np.dtype(net.dtype).name}")
+    return (f"bpfast Network {net.sizes} in {np.dtype(net.dtype).name}{trained}; input X must be "
+            f"{np.dtype(net.dtype).name}; per layer Z = X·Wᵀ + b (Gemm, transB=1) then the activation: {layers}")
