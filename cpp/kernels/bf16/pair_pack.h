@@ -6,11 +6,26 @@
 #pragma once
 
 #include <algorithm>
+#include <cstdint>
+#include <cstring>
 
 #include "kernels/bf16/pair_ukernel.h"
 
 namespace bpfast {
 namespace {
+
+constexpr index PAIR_BLOCK = 16;  // pairs of a line rounded at a time (a row of 32 floats)
+
+// The pairs (line[2q], line[2q+1]) for q in [0, n), n <= PAIR_BLOCK, of a
+// line whose depths are contiguous: each float rounded as bits (to_bfloat16's
+// rule, the NaN case aside: the core's inputs are finite), then the two top
+// halves of each 64-bit word joined, in loops the compiler vectorises.
+inline void round_line_pairs(const float* line, index n, Bf16Pair* out) {
+    std::uint32_t bits[2 * PAIR_BLOCK];
+    std::memcpy(bits, line, sizeof(float) * 2 * n);
+    for (index i = 0; i < 2 * n; ++i) bits[i] += 0x7fffu + ((bits[i] >> 16) & 1u);
+    for (index q = 0; q < n; ++q) out[q] = (bits[2 * q] >> 16) | (bits[2 * q + 1] & 0xffff0000u);
+}
 
 // panel[q*W + x] = pair (src(x, 2q), src(x, 2q+1)): broadcast layout.
 template <int W>
@@ -23,6 +38,18 @@ void pack_pairs_broadcast(const PanelSource& src, index live, index depth, index
             const float* odd = even + src.depth_stride;
             Bf16Pair* out = panel + q * W;
             for (int x = 0; x < W; ++x) out[x] = bf16_pair(even[x], odd[x]);
+        }
+    } else if (src.depth_stride == 1) {
+        // depths contiguous (a row of W in X·Wᵀ): round a block of pairs per line, then store them across
+        for (index q0 = 0; q0 < whole; q0 += PAIR_BLOCK) {
+            const index n = std::min(PAIR_BLOCK, whole - q0);
+            Bf16Pair block[W][PAIR_BLOCK];
+            for (index x = 0; x < live; ++x) round_line_pairs(src.data + x * src.x_stride + 2 * q0, n, block[x]);
+            for (index q = 0; q < n; ++q) {
+                Bf16Pair* out = panel + (q0 + q) * W;
+                for (index x = 0; x < live; ++x) out[x] = block[x][q];
+                for (index x = live; x < W; ++x) out[x] = 0;
+            }
         }
     } else {
         for (index x = 0; x < live; ++x) {
@@ -52,7 +79,8 @@ void pack_pairs_rows(const PanelSource& src, index live, index depth, index pair
         }
         const float* line = src.data + x * src.x_stride;
         if (src.depth_stride == 1)
-            for (index q = 0; q < whole; ++q) out[q] = bf16_pair(line[2 * q], line[2 * q + 1]);
+            for (index q0 = 0; q0 < whole; q0 += PAIR_BLOCK)
+                round_line_pairs(line + 2 * q0, std::min(PAIR_BLOCK, whole - q0), out + q0);
         else
             for (index q = 0; q < whole; ++q)
                 out[q] = bf16_pair(line[2 * q * src.depth_stride], line[(2 * q + 1) * src.depth_stride]);
