@@ -4,7 +4,7 @@ The protocol of the MNIST-1D paper's MLP: 40-100-100-10 with relu, Adam at 1e-2,
 6000 steps (150 epochs of the 4000 training samples); the paper reports about 68% test
 accuracy. Mixed precision (float32 weights, bfloat16 products) must come within one point of
 float32 as the mean over three seeds: the rounding of the products' operands (a relative
-2**-9 each) is far below the noise of the gradient steps it perturbs.
+2**-8 each) is far below the noise of the gradient steps it perturbs.
 """
 
 import warnings
