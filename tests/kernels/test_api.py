@@ -231,6 +231,7 @@ def test_the_precision_table_matches_the_core_and_drives_the_network():
         assert bpfast.kernels.matmul(np.ones((2, 3), p.storage), np.ones((3, 1), p.storage)).dtype == p.storage
         assert 0 < p.rtol <= p.trajectory_rtol < 1
     assert bpfast.show_config(mode="dicts")["precisions"] == {
-        "float32": {"storage": "float32", "compute": "float32"}, "float64": {"storage": "float64", "compute": "float64"}}
+        "float32": {"storage": "float32", "compute": "float32"}, "float64": {"storage": "float64", "compute": "float64"},
+        "mixed_bfloat16": {"storage": "float32", "compute": "bfloat16"}}
     with pytest.raises(ValueError, match="dtype must be float32 or float64; got 'float16'"):
         bpfast.Network([3, 2], dtype="float16")
