@@ -270,7 +270,9 @@ def _run_case(suite, case, settings, progress, position, budget):
     for competitor in competitors:
         name = competitor.name
         timing = timings.get(name)
+        precision_of = getattr(suite, "precision_of", None)
         row = {"suite": suite.NAME, "table": suite.TABLE, "dtype": dtype, "case": case.label,
+               "precision": precision_of(name, dtype) if precision_of is not None else dtype,
                "params": case.params(), "flops": case.flops, "competitor": name, "status": status[name],
                "check": detail[name], "measure": "time per call",
                "inner": None, "times": [], "median": None, "min": None, "max": None, "spread": None,
