@@ -28,6 +28,8 @@ def make_parser():
                         help="a precision bpfast is built for (default float32); mixed_bfloat16 (float32 kept, "
                              "bfloat16 products) runs the steps, kernels (GEMM) and fit suites, each case also "
                              "timing bpfast in float32, PyTorch in float32 and PyTorch under bfloat16 autocast")
+    parser.add_argument("--match", default=None, metavar="TEXT",
+                        help="time only the cases whose name contains TEXT (e.g. 'n=2048' or '784-1024-1024-10')")
     parser.add_argument("--repeats", type=int, default=None,
                         help="interleaved timed repeats per competitor (default 11, 5 with --quick)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the initial weights and the data")

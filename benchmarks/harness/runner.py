@@ -79,6 +79,7 @@ class Settings:
         from benchmarks.harness import timing
         self.dtype, self.seed, self.threads, self.repeats = args.dtype, args.seed, threads, args.repeats
         self.retries, self.inject_wrong, self.mode = args.retries, args.inject_wrong, args.mode
+        self.match = getattr(args, "match", None)  # --match: only the cases whose label contains it
         tiny = args.mode == "tiny"
         self.settle = 0.0 if tiny else timing.SETTLE_S
         self.target = 0.002 if tiny else timing.TARGET_REPEAT_S
@@ -326,6 +327,9 @@ def case_line(suite_name, position, rows, case_s, run_s):
 def run_suite(suite, settings, progress, budget, run_start=None):
     """Every case of one suite; returns its rows (each with case_s, the seconds its case took)."""
     cases = suite.cases(settings.mode)
+    match = getattr(settings, "match", None)
+    if match:
+        cases = [case for case in cases if match in case.label]
     run_start = time.perf_counter() if run_start is None else run_start
     progress.start(suite.NAME, len(cases))
     rows = []

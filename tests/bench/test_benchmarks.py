@@ -710,6 +710,13 @@ def test_a_mixed_bfloat16_run_times_bpfast_in_both_precisions_and_pytorch_under_
     assert "bpfast float32 / bpfast" in stdout
 
 
+@pytest.mark.slow
+def test_match_times_only_the_cases_it_names(tmp_path):
+    document, _, _ = _run(tmp_path, "--only", "kernels", "--match", "d@W")
+    cases = {row["case"] for suite in document["suites"] for row in suite["results"]}
+    assert cases and all("d@W" in case for case in cases)
+
+
 def test_a_mixed_precision_refuses_the_suites_that_do_not_take_it():
     from benchmarks import cli
     from benchmarks.suites import mixed
