@@ -24,7 +24,12 @@ def make_parser():
     parser.add_argument("--quick", action="store_true", help="a subset of the cases and fewer repeats (under a minute)")
     parser.add_argument("--only", choices=SUITE_NAMES, help="run one suite (default: all)")
     # a name of bpfast's precision table, checked by check_dtype once the thread variables are set
-    parser.add_argument("--dtype", default="float32", help="a precision bpfast is built for (default float32)")
+    parser.add_argument("--dtype", default="float32",
+                        help="a precision bpfast is built for (default float32); mixed_bfloat16 (float32 kept, "
+                             "bfloat16 products) runs the steps, kernels (GEMM) and fit suites, each case also "
+                             "timing bpfast in float32, PyTorch in float32 and PyTorch under bfloat16 autocast")
+    parser.add_argument("--match", default=None, metavar="TEXT",
+                        help="time only the cases whose name contains TEXT (e.g. 'n=2048' or '784-1024-1024-10')")
     parser.add_argument("--repeats", type=int, default=None,
                         help="interleaved timed repeats per competitor (default 11, 5 with --quick)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the initial weights and the data")
@@ -101,11 +106,32 @@ SUITE_MODULES = {"steps": ["step_suite"], "kernels": ["gemm_suite", "elementwise
                  "sklearn": ["sklearn_suite"], "threads": ["thread_suite"], "memory": ["memory_suite"], "distributed": ["distributed_suite"]}
 
 
-def suite_modules(only):
-    """The suite modules of a run, in order; "kernels" is two tables (GEMM, then element-wise)."""
+def suite_modules(only, dtype="float32"):
+    """The suite modules of a run, in order; "kernels" is two tables (GEMM, then element-wise). With a mixed
+    precision (--dtype mixed_bfloat16) only the suites that take one (their MIXED is true): steps, the
+    GEMM table of kernels, fit."""
     import importlib
-    return [importlib.import_module(f"benchmarks.suites.{module}") for name in SUITE_NAMES if only in (None, name)
-            for module in SUITE_MODULES[name]]
+    from benchmarks.suites import mixed
+    modules = [importlib.import_module(f"benchmarks.suites.{module}") for name in SUITE_NAMES
+               if only in (None, name) for module in SUITE_MODULES[name]]
+    if mixed.is_mixed(dtype):
+        modules = [m for m in modules if getattr(m, "MIXED", False)]
+    return modules
+
+
+def suite_names(only, dtype):
+    """The suites a run covers: every one (or --only's), only those that take it for a mixed precision."""
+    from benchmarks.suites import mixed
+    names = [name for name in SUITE_NAMES if only in (None, name)]
+    return [name for name in names if name in mixed.SUITES] if mixed.is_mixed(dtype) else names
+
+
+def check_mixed(only, dtype):
+    """Exit as argparse does when --only names a suite that takes no mixed precision."""
+    from benchmarks.suites import mixed
+    if mixed.is_mixed(dtype) and only is not None and only not in mixed.SUITES:
+        make_parser().error(f"argument --dtype: {dtype} runs the suites {', '.join(mixed.SUITES)} only; "
+                            f"--only {only} takes float32 or float64")
 
 
 def main(argv=None):
@@ -116,10 +142,11 @@ def main(argv=None):
             os.environ[variable] = str(args.threads)
     import_bpfast()  # after the thread variables: numpy's BLAS and bpfast's pool read them on import
     check_dtype(args.dtype)
+    check_mixed(args.only, args.dtype)
     from benchmarks.harness import optional
     optional.pretend_missing.update(args.pretend_missing)
     from benchmarks.harness import estimate
-    names = [name for name in SUITE_NAMES if args.only in (None, name)]
+    names = suite_names(args.only, args.dtype)
     present = estimate.present_competitors()
     expected_s = estimate.estimate(names, args.mode, args.dtype, present, args.repeats)[0]
     retry_s = RETRY_SHARE * expected_s if args.retries else 0.0
@@ -143,7 +170,7 @@ def main(argv=None):
     budget = WaitBudget(args.max_wait)
     if budget.wait(30.0) > 1.5:
         progress.note(f"waited {args.max_wait - budget.left:.0f} s for other processes to go quiet")
-    suites = suite_modules(args.only)
+    suites = suite_modules(args.only, args.dtype)
     machine = machine_record(torch_threads=threads)
     progress.show("probing the FMA peak (fma_probe.py)")
     peaks = fma_probe.probe([1, threads, os.cpu_count() or 1], args.mode, settings.settle)

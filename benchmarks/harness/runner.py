@@ -79,6 +79,7 @@ class Settings:
         from benchmarks.harness import timing
         self.dtype, self.seed, self.threads, self.repeats = args.dtype, args.seed, threads, args.repeats
         self.retries, self.inject_wrong, self.mode = args.retries, args.inject_wrong, args.mode
+        self.match = getattr(args, "match", None)  # --match: only the cases whose label contains it
         tiny = args.mode == "tiny"
         self.settle = 0.0 if tiny else timing.SETTLE_S
         self.target = 0.002 if tiny else timing.TARGET_REPEAT_S
@@ -270,7 +271,9 @@ def _run_case(suite, case, settings, progress, position, budget):
     for competitor in competitors:
         name = competitor.name
         timing = timings.get(name)
+        precision_of = getattr(suite, "precision_of", None)
         row = {"suite": suite.NAME, "table": suite.TABLE, "dtype": dtype, "case": case.label,
+               "precision": precision_of(name, dtype) if precision_of is not None else dtype,
                "params": case.params(), "flops": case.flops, "competitor": name, "status": status[name],
                "check": detail[name], "measure": "time per call",
                "inner": None, "times": [], "median": None, "min": None, "max": None, "spread": None,
@@ -324,6 +327,9 @@ def case_line(suite_name, position, rows, case_s, run_s):
 def run_suite(suite, settings, progress, budget, run_start=None):
     """Every case of one suite; returns its rows (each with case_s, the seconds its case took)."""
     cases = suite.cases(settings.mode)
+    match = getattr(settings, "match", None)
+    if match:
+        cases = [case for case in cases if match in case.label]
     run_start = time.perf_counter() if run_start is None else run_start
     progress.start(suite.NAME, len(cases))
     rows = []

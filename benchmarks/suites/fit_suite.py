@@ -42,6 +42,7 @@ import bpfast
 from bpfast import reference
 
 from benchmarks.harness import optional
+from benchmarks.suites import mixed
 from benchmarks.suites.cases import DIGITS_SHAPE, fit_cases
 from benchmarks.harness.competitor import Competitor, Verdict
 
@@ -63,10 +64,14 @@ EXPLANATION = (
     "size and learning rate, no momentum, no L2 penalty), one `partial_fit` per epoch; `torch` is a PyTorch "
     "loop over the batches. Check: from the same initial weights and without shuffling, the epoch's loss and "
     "the weights after the epoch must match bpfast's (relative error at most 1e-4 for the loss and 1e-3 for "
-    "the weights in float32; 1e-2 for scikit-learn).")
+    "the weights in float32; 1e-2 for scikit-learn). With `--dtype mixed_bfloat16`, `bpfast`, `train_step` "
+    "and `reference` compute in bfloat16 (float32 weights), `bpfast float32` is the same fit in float32, "
+    "`torch` PyTorch in float32 and `torch autocast` PyTorch with the forward pass and the loss under "
+    "`torch.autocast(\"cpu\", dtype=torch.bfloat16)`; every check then allows 2e-2 (bfloat16 operands).")
 
 TOLERANCE = {"float32": {"loss": 1e-4, "params": 1e-3}, "float64": {"loss": 1e-10, "params": 1e-8}}
 LOOSE_TOLERANCE = {"loss": 1e-2, "params": 1e-2}
+MIXED = True  # takes --dtype mixed_bfloat16 (benchmarks/suites/mixed.py)
 BLOB_NOISE = 0.15
 
 
@@ -100,12 +105,13 @@ def load_data(case, dtype, seed):
         centres = rng.uniform(0, 1, size=(classes, features))
         labels = np.arange(n) % classes
         X = np.clip(centres[labels] + BLOB_NOISE * rng.standard_normal((n, features)), 0, 1)
-    return np.ascontiguousarray(X[:case.n], dtype=dtype), np.asarray(labels[:case.n], dtype=np.int64)
+    return (np.ascontiguousarray(X[:case.n], dtype=mixed.storage(dtype)),
+            np.asarray(labels[:case.n], dtype=np.int64))
 
 
 def _new_net(cls, case, dtype, seed):
     return cls(list(case.sizes), activation=case.activation, output=case.output, loss=case.loss,
-               dtype=dtype, seed=seed)
+               seed=seed, **mixed.net_kwargs(dtype))
 
 
 def _flat(arrays):
@@ -190,9 +196,10 @@ class SklearnTrainer:
 
 
 class TorchFitTrainer:
-    """The same net in PyTorch, a loop over the batches of one epoch."""
+    """The same net in PyTorch, a loop over the batches of one epoch; autocast=True runs each forward pass
+    and loss under torch.autocast("cpu", dtype=torch.bfloat16)."""
 
-    def __init__(self, case, dtype, seed, X, y, threads):
+    def __init__(self, case, dtype, seed, X, y, threads, autocast=False):
         from benchmarks.suites import step_suite
         torch = optional.torch()
         torch.set_num_threads(threads)
@@ -202,6 +209,7 @@ class TorchFitTrainer:
         self.X, self.T = torch.from_numpy(X.copy()), targets(y)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=case.lr)
         self.generator = torch.Generator().manual_seed(seed)
+        self.context = (lambda: mixed.autocast(torch)) if autocast else mixed.nullcontext
 
     def epoch(self, shuffle):
         torch, n = self.torch, self.X.shape[0]
@@ -210,7 +218,8 @@ class TorchFitTrainer:
         for rows in _batches(n, self.case.batch, order):
             Xb, Tb = self.X[rows], self.T[rows]
             self.optimizer.zero_grad(set_to_none=True)
-            loss = self.loss_fn(self.model(Xb), Tb)
+            with self.context():
+                loss = self.loss_fn(self.model(Xb), Tb)
             loss.backward()
             self.optimizer.step()
             total += loss.item() * Xb.shape[0]
@@ -243,18 +252,32 @@ def competitors(case, dtype, seed, threads):
         _competitor("train_step", lambda shuffle: StepLoopTrainer(case, dtype, seed, X, y)),
         _competitor("reference", lambda shuffle: FitTrainer(reference.Network, case, dtype, seed, X, y)),
     ]
+    floats = mixed.float_dtype(dtype)
+    if mixed.is_mixed(dtype):
+        found.insert(1, _competitor(mixed.FLOAT32_TWIN,
+                                    lambda shuffle: FitTrainer(bpfast.Network, case, floats, seed, X, y)))
     if optional.sklearn_neural_network() is not None:
-        found.append(_competitor("sklearn", lambda shuffle: SklearnTrainer(case, dtype, seed, X, y, shuffle),
+        found.append(_competitor("sklearn", lambda shuffle: SklearnTrainer(case, floats, seed, X, y, shuffle),
                                  loose=True))
     if optional.torch() is not None:
-        found.append(_competitor("torch", lambda shuffle: TorchFitTrainer(case, dtype, seed, X, y, threads)))
+        found.append(_competitor("torch", lambda shuffle: TorchFitTrainer(case, floats, seed, X, y, threads)))
+        if mixed.is_mixed(dtype):
+            found.append(_competitor(mixed.AUTOCAST, lambda shuffle: TorchFitTrainer(case, dtype, seed, X, y,
+                                                                                     threads, autocast=True)))
     return found
+
+
+def precision_of(name, dtype):
+    """The precision competitor `name` computes in (a float32 one in a mixed_bfloat16 run)."""
+    return mixed.precision_of(name, dtype)
 
 
 def compare(case, dtype, base, value):
     """Epoch loss (relative) and the weights after the epoch (relative, normwise) against bpfast's."""
     (loss0, params0, _), (loss1, params1, loose) = base, value
-    tol = LOOSE_TOLERANCE if loose else TOLERANCE[dtype]
+    tol = LOOSE_TOLERANCE if loose else TOLERANCE.get(dtype, mixed.MIXED_TOLERANCE)
+    if mixed.is_mixed(dtype):
+        tol = {key: max(tol[key], mixed.MIXED_TOLERANCE[key]) for key in tol}
     if params1.shape != params0.shape:
         return Verdict(False, f"parameter count {params1.size} != {params0.size}", float("inf"))
     loss_err = abs(loss1 - loss0) / max(1.0, abs(loss0))

@@ -20,6 +20,16 @@ wait before each timed repeat watches its threads too.
 
 Check: the relative Frobenius-norm difference from bpfast's product must be
 within a few units of rounding times the inner dimension k.
+
+With --dtype mixed_bfloat16 (benchmarks/suites/mixed.py) bpfast runs its
+products with compute="bfloat16" on float32 operands, and the case also
+times "bpfast float32" (the same call computing in float32), numpy and
+PyTorch in float32, "torch autocast" (`@` on the float32 tensors under
+torch.autocast("cpu", dtype=torch.bfloat16): the conversion to bfloat16 is
+timed, as bpfast's rounding is; the result is bfloat16) and "torch bf16"
+(`@` on bfloat16 copies made once before timing; result bfloat16). No numpy
+child runs. The check then allows 4 bfloat16 epsilons (2**-8) plus the
+float32 term.
 """
 
 import atexit
@@ -33,7 +43,7 @@ from bpfast import kernels
 
 from benchmarks.workers import blas_kernel
 from benchmarks.harness import optional
-from benchmarks.suites import gemm_operands
+from benchmarks.suites import gemm_operands, mixed
 from benchmarks.suites.cases import gemm_cases
 from benchmarks.harness.competitor import Competitor, Verdict
 
@@ -42,6 +52,8 @@ TITLE = "GEMM kernels"
 NOTE = ("One call is one matrix product; GFLOP/s counts 2·m·n·k. bpfast writes into a buffer "
         "allocated once (out=); numpy's and PyTorch's `@` allocate their result on every call.")
 TOLERANCE_ULPS = 8  # tolerance = TOLERANCE_ULPS · eps · k, relative, normwise
+MIXED_ULPS = 4  # a mixed run adds MIXED_ULPS · the bfloat16 epsilon (operand rounding, independent of k)
+MIXED = True  # takes --dtype mixed_bfloat16
 
 TABLE = "gemm"
 EXPLANATION = (
@@ -53,7 +65,11 @@ EXPLANATION = (
     "input gradient `d@W`. A case named `b=64 784->1024` is a layer with 784 inputs and 1024 outputs on a "
     "batch of 64. bpfast writes into an output buffer made once before timing; numpy's and PyTorch's `@` "
     "make a new result array on every call, so its times include that allocation. GFLOP/s counts 2·m·n·k. Check: "
-    "the relative (Frobenius-norm) difference from bpfast's product is at most 8·eps·k.")
+    "the relative (Frobenius-norm) difference from bpfast's product is at most 8·eps·k. With `--dtype "
+    "mixed_bfloat16`, `bpfast` passes `compute=\"bfloat16\"` (float32 operands rounded to bfloat16, float32 "
+    "sums), `bpfast float32` is the same call in float32, `torch autocast` is PyTorch's `@` on the float32 "
+    "tensors under `torch.autocast(\"cpu\", dtype=torch.bfloat16)` (conversion timed, bfloat16 result) and "
+    "`torch bf16` its `@` on bfloat16 tensors converted once before timing; the check allows 4·2⁻⁸ more.")
 
 cases = gemm_cases
 TORCH = "torch"
@@ -156,36 +172,63 @@ def _child_competitor(case, dtype, seed, threads, target):
 
 
 def _operands(case, dtype, seed):
-    """{name: callable} for bpfast, numpy and (when importable) torch, operands drawn from a seeded Generator."""
+    """{name: callable} for bpfast, numpy and (when importable) torch, operands drawn from a seeded Generator;
+    in a mixed run also bpfast float32, torch autocast and torch bf16."""
     bpfast_fn, numpy_fn, operands, expression = _products(case, dtype, seed)
-    fns = {"bpfast": bpfast_fn, "numpy": numpy_fn}
+    fns = {"bpfast": bpfast_fn}
+    if mixed.is_mixed(dtype):
+        fns[mixed.FLOAT32_TWIN] = _products(case, mixed.float_dtype(dtype), seed)[0]
+    fns["numpy"] = numpy_fn
     torch = optional.torch()
     if torch is not None:
         fns[TORCH] = _torch_product(torch, operands, expression)
+        if mixed.is_mixed(dtype):
+            fns[mixed.AUTOCAST] = _torch_product(torch, operands, expression, autocast=True)
+            fns[mixed.TORCH_BF16] = _torch_product(torch, operands, expression, convert=True)
     return fns
 
 
-def _torch_product(torch, operands, expression):
-    """PyTorch's `@` on tensors that share the operands' memory; the result comes back as an array."""
+def _torch_product(torch, operands, expression, autocast=False, convert=False):
+    """PyTorch's `@` on tensors that share the operands' memory; the result comes back as an array.
+    autocast: under torch.autocast("cpu", dtype=torch.bfloat16), the result a bfloat16 tensor; convert: on
+    bfloat16 copies made here, once (the result a bfloat16 tensor). A bfloat16 result is returned as the
+    tensor (timed without a conversion) and made a float32 array by the check (_competitor)."""
     A, B = (torch.from_numpy(x) for x in operands)
+    if convert:
+        A, B = A.to(torch.bfloat16), B.to(torch.bfloat16)
     product = gemm_operands.product(A, B, expression)
+    if autocast:
+        def under_autocast():
+            with mixed.autocast(torch):
+                return product()
+        return under_autocast
+    if convert:
+        return product
     return lambda: product().numpy()
 
 
 def _products(case, dtype, seed):
     """(bpfast callable, numpy callable, (first, second operand), expression) for the case."""
-    A, B, expression = gemm_operands.operands(case, dtype, seed)
-    out = np.empty((case.m, case.n), dtype=dtype)
-    bpfast_fn = {"square": lambda: kernels.matmul(A, B, out=out),
-                 "forward": lambda: kernels.matmul(A, B, trans_b=True, out=out),
-                 "weight_grad": lambda: kernels.weight_gradient(A, B, out=out),
-                 "input_grad": lambda: kernels.input_gradient(A, B, out=out)}[case.op]
+    A, B, expression = gemm_operands.operands(case, mixed.storage(dtype), seed)
+    out = np.empty((case.m, case.n), dtype=mixed.storage(dtype))
+    compute = mixed.net_kwargs(dtype)["compute"]
+    bpfast_fn = {"square": lambda: kernels.matmul(A, B, compute=compute, out=out),
+                 "forward": lambda: kernels.matmul(A, B, trans_b=True, compute=compute, out=out),
+                 "weight_grad": lambda: kernels.weight_gradient(A, B, compute=compute, out=out),
+                 "input_grad": lambda: kernels.input_gradient(A, B, compute=compute, out=out)}[case.op]
     return bpfast_fn, gemm_operands.product(A, B, expression), (A, B), expression
+
+
+def _as_array(result):
+    """A product as a float array of its own (a bfloat16 tensor made float32)."""
+    if not isinstance(result, np.ndarray):
+        result = mixed.to_numpy(result)
+    return np.array(result, copy=True)
 
 
 def _competitor(name, fn):
     # The result is copied: bpfast's out buffer is overwritten by the timed calls.
-    return Competitor(name, lambda: np.array(fn(), copy=True), lambda: fn)
+    return Competitor(name, lambda: _as_array(fn()), lambda: fn)
 
 
 def competitors(case, dtype, seed, threads):
@@ -193,14 +236,21 @@ def competitors(case, dtype, seed, threads):
     if torch is not None:
         torch.set_num_threads(threads)
     found = [_competitor(name, fn) for name, fn in _operands(case, dtype, seed).items()]
-    target, _ = best_kernel()
+    target, _ = best_kernel() if not mixed.is_mixed(dtype) else (None, None)
     if target is not None:
         found.insert(2, _child_competitor(case, dtype, seed, threads, target))
     return found
 
 
+def precision_of(name, dtype):
+    """The precision competitor `name` computes in (a float32 one in a mixed_bfloat16 run)."""
+    return mixed.precision_of(name, dtype)
+
+
 def compare(case, dtype, base, value):
-    tol = TOLERANCE_ULPS * np.finfo(dtype).eps * case.k
+    tol = TOLERANCE_ULPS * np.finfo(mixed.storage(dtype)).eps * case.k
+    if mixed.is_mixed(dtype):
+        tol += MIXED_ULPS * mixed.BF16_EPS
     if value.shape != base.shape:
         return Verdict(False, f"shape {value.shape} != {base.shape}", float("inf"))
     base64, value64 = base.astype(np.float64), value.astype(np.float64)

@@ -24,6 +24,7 @@ from bpfast import _precision, reference
 
 from benchmarks.workers import numpy_plain
 from benchmarks.harness import optional
+from benchmarks.suites import mixed
 from benchmarks.suites.cases import step_cases
 from benchmarks.harness.competitor import Competitor, Verdict
 
@@ -40,6 +41,7 @@ PLAIN = "numpy plain"
 CHECK_LR = 0.1
 TIMED_LR = 1e-3
 TOLERANCE = {"float32": {"loss": 1e-4, "grad": 1e-3}, "float64": {"loss": 1e-10, "grad": 1e-8}}
+MIXED = True  # takes --dtype mixed_bfloat16 (benchmarks/suites/mixed.py)
 
 EXPLANATION = (
     "One call is one training step, `net.train_step(X, T, lr)`: forward pass, loss, backward pass and SGD "
@@ -53,7 +55,11 @@ EXPLANATION = (
     "its input, which `train_step` skips for arrays that need no conversion (its fast path): the "
     "difference is what that path saves per call. Before timing, every competitor takes one step from the same initial weights; its "
     "loss and the gradient implied by its update must match bpfast's. A case named `784-128-10 b=32` is "
-    "a net with those layer widths on a batch of 32.")
+    "a net with those layer widths on a batch of 32. With `--dtype mixed_bfloat16`, `bpfast` is "
+    "`Network(dtype=\"float32\", compute=\"bfloat16\")`, `bpfast float32` the same net computing in float32, "
+    "`torch` PyTorch in float32 and `torch autocast` PyTorch with the forward pass and the loss under "
+    "`torch.autocast(\"cpu\", dtype=torch.bfloat16)` (float32 weights; backward and update as usual); "
+    "every check then allows 2e-2 on the loss and 5e-2 on the gradient (bfloat16 operands).")
 
 cases = step_cases
 
@@ -64,17 +70,17 @@ def notes():
 
 def _data(case, dtype, seed):
     rng = np.random.default_rng([seed, 2])
-    X = rng.standard_normal((case.batch, case.sizes[0])).astype(dtype)
+    X = rng.standard_normal((case.batch, case.sizes[0])).astype(mixed.storage(dtype))
     if case.loss == "cross_entropy":
         T = rng.integers(0, case.sizes[-1], size=case.batch)  # integer labels
     else:
-        T = rng.standard_normal((case.batch, case.sizes[-1])).astype(dtype)
+        T = rng.standard_normal((case.batch, case.sizes[-1])).astype(mixed.storage(dtype))
     return X, T
 
 
 def _new_net(cls, case, dtype, seed):
     return cls(list(case.sizes), activation=case.activation, output=case.output,
-               loss=case.loss, dtype=dtype, seed=seed)
+               loss=case.loss, seed=seed, **mixed.net_kwargs(dtype))
 
 
 def _flat(arrays):
@@ -104,7 +110,8 @@ def torch_twin(sizes, activation, output, loss, dtype, seed):
     """(model, loss_fn, target converter): the bpfast net in PyTorch, weights copied from a
     bpfast net with the same seed."""
     tdtype = getattr(torch, _precision.BY_NAME[dtype].storage.name)
-    init = bpfast.Network(list(sizes), activation=activation, output=output, loss=loss, dtype=dtype, seed=seed)
+    init = bpfast.Network(list(sizes), activation=activation, output=output, loss=loss, seed=seed,
+                          **mixed.net_kwargs(dtype))
     modules = []
     for i, layer in enumerate(init.layers):
         linear = torch.nn.Linear(layer.n_in, layer.n_out, dtype=tdtype)
@@ -130,7 +137,7 @@ class PlainTrainer:
     def __init__(self, case, dtype, seed, X, T, lr):
         init = _new_net(bpfast.Network, case, dtype, seed)
         self.net = numpy_plain.PlainNet([layer.W for layer in init.layers], [layer.b for layer in init.layers],
-                                        case.activation, case.output, case.loss, T, dtype)
+                                        case.activation, case.output, case.loss, T, mixed.storage(dtype))
         self.X, self.lr = X, lr
 
     def step(self):
@@ -141,10 +148,12 @@ class PlainTrainer:
 
 
 class TorchTrainer:
-    """The same net in PyTorch, weights copied from a bpfast net with the same seed."""
+    """The same net in PyTorch, weights copied from a bpfast net with the same seed; autocast=True runs the
+    forward pass and the loss under torch.autocast("cpu", dtype=torch.bfloat16)."""
 
-    def __init__(self, case, dtype, seed, X, T, lr, threads):
+    def __init__(self, case, dtype, seed, X, T, lr, threads, autocast=False):
         torch.set_num_threads(threads)
+        self.context = (lambda: mixed.autocast(torch)) if autocast else mixed.nullcontext
         self.model, self.loss_fn, targets = torch_twin(case.sizes, case.activation, case.output, case.loss,
                                                        dtype, seed)
         self.X = torch.from_numpy(X.copy())
@@ -153,7 +162,8 @@ class TorchTrainer:
 
     def step(self):
         self.optimizer.zero_grad(set_to_none=True)
-        loss = self.loss_fn(self.model(self.X), self.T)
+        with self.context():
+            loss = self.loss_fn(self.model(self.X), self.T)
         loss.backward()
         self.optimizer.step()
         return loss.item()
@@ -193,13 +203,25 @@ def competitors(case, dtype, seed, threads):
         _competitor(PLAIN, lambda lr: PlainTrainer(case, dtype, seed, X, T, lr)),
     ]
     if torch is not None:
-        found.append(_competitor("torch", lambda lr: TorchTrainer(case, dtype, seed, X, T, lr, threads)))
+        found.append(_competitor("torch", lambda lr: TorchTrainer(case, mixed.float_dtype(dtype), seed, X, T, lr,
+                                                                  threads)))
+    if mixed.is_mixed(dtype):
+        found.insert(1, _competitor(mixed.FLOAT32_TWIN, lambda lr: NetTrainer(
+            bpfast.Network, case, mixed.float_dtype(dtype), seed, X, T, lr)))
+        if torch is not None:
+            found.append(_competitor(mixed.AUTOCAST, lambda lr: TorchTrainer(case, dtype, seed, X, T, lr, threads,
+                                                                             autocast=True)))
     return found
+
+
+def precision_of(name, dtype):
+    """The precision competitor `name` computes in (a float32 one in a mixed_bfloat16 run)."""
+    return mixed.precision_of(name, dtype)
 
 
 def compare(case, dtype, base, value):
     """Loss (relative) and implied gradient (relative, normwise) against bpfast's."""
-    tol = TOLERANCE[dtype]
+    tol = TOLERANCE.get(dtype, mixed.MIXED_TOLERANCE)
     (loss0, grad0), (loss1, grad1) = base, value
     loss_err = abs(loss1 - loss0) / max(1.0, abs(loss0))
     if grad1.shape != grad0.shape:

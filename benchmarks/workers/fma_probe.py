@@ -3,8 +3,10 @@
 bpfast._core.fma_probe runs, in each of `threads` tasks at once, independent
 chains of vector FMAs held in registers (cpp/kernels/probe/): nothing but
 FMAs, so its rate is the ceiling a GEMM or a training step can approach. The
-run probes every ISA the CPU has (avx512, avx2) in each precision bpfast is
-built for (its compute type), on one thread and on the run's thread count
+run probes every float ISA the CPU has (avx512, avx2) in each precision bpfast
+is built for that computes in its storage type (float32, float64), and every
+bfloat16 ISA it has (amx: AMX tiles; avx512_bf16: VDPBF16PS chains) in each
+precision that computes in bfloat16 (mixed_bfloat16), on one thread and on the run's thread count
 (every core by default), and keeps the best of a few repeats of about TARGET_S each (a peak: noise only slows it
 down). The machine table shows the figures; every GEMM, step and thread row
 with a GFLOP/s figure also gets its percentage of the probe for the ISA its
@@ -22,14 +24,25 @@ core type (AVX-512 for SkylakeX, Cooperlake, SapphireRapids; AVX2 for
 Haswell, Zen and the like); a numpy child on another core type that one;
 PyTorch what torch.backends.cpu.get_cpu_capability() reports (its ATen
 kernels; MKL makes its own choice inside). When that is unknown, the best ISA
-probed.
+probed. bpfast's isa names avx512_bf16 and amx run avx512's float kernels:
+its float rows use the avx512 probe.
+
+A row whose precision computes in bfloat16 (bpfast with compute="bfloat16",
+PyTorch under autocast) is measured against the bfloat16 probe of the best
+bfloat16 ISA present, whoever ran it; where the CPU has none (no AMX, no
+AVX512_BF16: bpfast emulates the rounding on float32 FMAs) such a row gets no
+percentage, and its peak_of says why.
 """
 
 import time
 
 from benchmarks.harness import timing
 
-ISAS = ("avx512", "avx2")  # the ISAs with a probe, best first
+ISAS = ("avx512", "avx2")  # the ISAs with a float probe, best first
+BF16_ISAS = ("amx", "avx512_bf16")  # the ISAs with a bfloat16 probe, best first
+BF16_INSTRUCTION = {"amx": "AMX tiles, TDPBF16PS", "avx512_bf16": "VDPBF16PS"}
+FLOAT_ISA_OF = {"avx512_bf16": "avx512", "amx": "avx512"}  # bpfast isa names whose float kernels are avx512's
+NO_BF16_PROBE = "no bfloat16 probe: this CPU has neither AMX nor AVX512_BF16"
 TARGET_S = {"full": 0.03, "quick": 0.02, "tiny": 0.002}
 REPEATS = {"full": 9, "quick": 3, "tiny": 1}
 SCALING_FLOOR = 0.9  # a k-thread figure under this share of k times the 1-thread figure counts as disturbed
@@ -37,11 +50,28 @@ AVX512_CORE_TYPES = {"skylakex", "cooperlake", "sapphirerapids"}
 AVX2_CORE_TYPES = {"haswell", "zen", "broadwell", "skylake", "excavator", "atom"}
 
 
-def available_isas():
-    """The probed ISAs this build has and this CPU supports, best first."""
+def _supported():
     from bpfast import _core
-    supported = {name for name, ok in _core.build_info()["isas"] if ok}
+    return {name for name, ok in _core.build_info()["isas"] if ok}
+
+
+def available_isas():
+    """The float-probed ISAs this build has and this CPU supports, best first."""
+    supported = _supported()
     return [isa for isa in ISAS if isa in supported]
+
+
+def available_bf16_isas():
+    """The bfloat16-probed ISAs this build has and this CPU supports, best first."""
+    supported = _supported()
+    return [isa for isa in BF16_ISAS if isa in supported]
+
+
+def computes_in_bfloat16(dtype):
+    """Whether the precision named dtype (a row of bpfast._precision) computes in bfloat16."""
+    from bpfast import _precision
+    row = _precision.BY_NAME.get(dtype)
+    return row is not None and row.compute == "bfloat16"
 
 
 def measure(isa, dtype, threads, target_s=TARGET_S["full"], repeats=REPEATS["full"], settle=timing.SETTLE_S):
@@ -72,13 +102,20 @@ def measure(isa, dtype, threads, target_s=TARGET_S["full"], repeats=REPEATS["ful
 
 
 def probe(thread_counts, mode="full", settle=timing.SETTLE_S):
-    """{isa: {dtype: {threads: GF/s}}} for every available ISA, every precision of bpfast._precision
-    (probed in its compute type) and these thread counts."""
+    """{isa: {dtype: {threads: GF/s}}} at these thread counts: every available float ISA in every precision
+    of bpfast._precision that computes in its storage type, every available bfloat16 ISA in every precision
+    that computes in bfloat16 (each probed in its compute type)."""
     from bpfast import _precision
     counts = sorted(set(thread_counts))
-    return {isa: {p.name: {k: measure(isa, p.compute, k, TARGET_S[mode], REPEATS[mode], settle) for k in counts}
-                  for p in _precision.PRECISIONS}
-            for isa in available_isas()}
+    floats = [p for p in _precision.PRECISIONS if p.compute == p.storage.name]
+    bf16 = [p for p in _precision.PRECISIONS if p.compute == "bfloat16"]
+    out = {}
+    for isas, precisions in ((available_isas(), floats), (available_bf16_isas(), bf16)):
+        for isa in isas:
+            if precisions:
+                out[isa] = {p.name: {k: measure(isa, p.compute, k, TARGET_S[mode], REPEATS[mode], settle)
+                                     for k in counts} for p in precisions}
+    return out
 
 
 def yardstick(peaks):
@@ -98,20 +135,31 @@ def yardstick(peaks):
 
 
 def machine_lines(peaks):
-    """{machine-table key: text}, one line per ISA; a disturbed k-thread figure says what replaces it."""
+    """{machine-table key: text}: one line per float ISA (fma_peak_avx512: "float32 ... GF/s on 1 thread, ...;
+    float64 ..."), and one line fma_peak_bfloat16 for the bfloat16 ISAs ("VDPBF16PS (avx512_bf16, for
+    mixed_bfloat16) ... GF/s on 1 thread, ..."; it says so when there is none). A disturbed k-thread figure
+    says what replaces it."""
     _, replaced = yardstick(peaks)
-    out = {}
+    out, bf16 = {}, []
+
+    def cells(isa, dtype, by_threads):
+        found = []
+        for k, gflops in sorted(by_threads.items()):
+            cell = f"{gflops:.0f} GF/s on {k} thread{'s' if k != 1 else ''}"
+            if (isa, dtype, k) in replaced:
+                cell += f" (disturbed: % peak uses {k} x {by_threads[1]:.0f})"
+            found.append(cell)
+        return ", ".join(found)
+
+    for isa in BF16_ISAS:  # best first
+        bf16 += [f"{BF16_INSTRUCTION[isa]} ({isa}, for {dtype}) {cells(isa, dtype, by_threads)}"
+                 for dtype, by_threads in peaks.get(isa, {}).items()]
     for isa, by_dtype in peaks.items():
-        parts = []
-        for dtype, by_threads in by_dtype.items():
-            cells = []
-            for k, gflops in sorted(by_threads.items()):
-                cell = f"{gflops:.0f} GF/s on {k} thread{'s' if k != 1 else ''}"
-                if (isa, dtype, k) in replaced:
-                    cell += f" (disturbed: % peak uses {k} x {by_threads[1]:.0f})"
-                cells.append(cell)
-            parts.append(f"{dtype} {', '.join(cells)}")
-        out[f"fma_peak_{isa}"] = "; ".join(parts)
+        if isa in BF16_ISAS:
+            continue
+        out[f"fma_peak_{isa}"] = "; ".join(f"{dtype} {cells(isa, dtype, by_threads)}"
+                                           for dtype, by_threads in by_dtype.items())
+    out["fma_peak_bfloat16"] = "; ".join(bf16) if bf16 else NO_BF16_PROBE
     return out
 
 
@@ -153,13 +201,15 @@ def torch_isa(isas):
 
 
 class CompetitorIsa:
-    """competitor name -> the ISA whose probe its GFLOP/s are measured against."""
+    """competitor name -> the ISA whose float probe its GFLOP/s are measured against (annotate takes rows
+    that compute in bfloat16 to the best bfloat16 ISA instead)."""
 
-    BPFAST = ("bpfast", "bpfast checked", "train_step", "wrong")
+    BPFAST = ("bpfast", "bpfast checked", "train_step", "wrong", "bpfast float32")
     NUMPY = ("numpy", "reference", "numpy plain", "sklearn")
 
     def __init__(self, bpfast_isa, numpy_core_type, isas, torch_isa_name=None):
         self.isas = list(isas)
+        bpfast_isa = FLOAT_ISA_OF.get(bpfast_isa, bpfast_isa)
         self.bpfast = bpfast_isa if bpfast_isa in self.isas else None
         self.numpy = isa_of_core_type(numpy_core_type, self.isas)
         self.torch = torch_isa_name if torch_isa_name is not None else (self.isas[0] if self.isas else None)
@@ -174,16 +224,31 @@ class CompetitorIsa:
         return self.numpy
 
 
+def best_bf16_isa(peaks):
+    """The best bfloat16 ISA that was probed; None when none was."""
+    return next((isa for isa in BF16_ISAS if isa in peaks), None)
+
+
 def annotate(rows, peaks, isa_of, threads):
     """Give every row with GFLOP/s its share of the probe (row["peak"], a fraction) and what it was
     measured against (row["peak_of"]: "avx512 float32, 2 threads"). threads: the run's thread count;
-    a row whose params name a thread count (the threads suite) uses that."""
+    a row whose params name a thread count (the threads suite) uses that. A row's precision is
+    row["precision"] when the suite set one (a float32 competitor in a mixed_bfloat16 run), else its dtype;
+    one that computes in bfloat16 is measured against the best bfloat16 ISA's probe (none: no percentage,
+    and peak_of says why)."""
     for row in rows:
         if row.get("gflops") is None:
             continue
-        isa = isa_of(row["competitor"])
+        dtype = row.get("precision") or row["dtype"]
         k = row.get("params", {}).get("threads", threads)
-        top = peak(peaks, isa, row["dtype"], k) if isa is not None else None
+        if computes_in_bfloat16(dtype):
+            isa = best_bf16_isa(peaks)
+            if isa is None:
+                row["peak"], row["peak_of"] = None, NO_BF16_PROBE
+                continue
+        else:
+            isa = isa_of(row["competitor"])
+        top = peak(peaks, isa, dtype, k) if isa is not None else None
         row["peak"] = fraction(row["gflops"], top)
-        row["peak_of"] = None if top is None else f"{isa} {row['dtype']}, {k} thread{'s' if k != 1 else ''}"
+        row["peak_of"] = None if top is None else f"{isa} {dtype}, {k} thread{'s' if k != 1 else ''}"
     return rows

@@ -567,15 +567,25 @@ def test_the_fma_probe_gives_positive_gflops_for_every_isa_of_the_cpu():
     from benchmarks.workers import fma_probe
     from bpfast import _core
     isas = fma_probe.available_isas()
+    bf16_isas = fma_probe.available_bf16_isas()
     supported = {name for name, ok in _core.build_info()["isas"] if ok}
     assert isas == [isa for isa in ("avx512", "avx2") if isa in supported]
+    assert bf16_isas == [isa for isa in ("amx", "avx512_bf16") if isa in supported]
     peaks = fma_probe.probe([1, 2], mode="tiny", settle=0)
-    assert list(peaks) == isas
+    assert list(peaks) == isas + bf16_isas
+    lines = fma_probe.machine_lines(peaks)
     for isa in isas:
+        assert set(peaks[isa]) == {"float32", "float64"}  # no bfloat16 probe on a float ISA
         for dtype in ("float32", "float64"):
             for k in (1, 2):
                 assert fma_probe.peak(peaks, isa, dtype, k) > 0, (isa, dtype, k)
-        assert f"fma_peak_{isa}" in fma_probe.machine_lines(peaks)
+        assert f"fma_peak_{isa}" in lines
+    for isa in bf16_isas:  # the precisions computing in bfloat16, probed in bfloat16
+        assert set(peaks[isa]) == {"mixed_bfloat16"}
+        assert all(fma_probe.peak(peaks, isa, "mixed_bfloat16", k) > 0 for k in (1, 2))
+        assert fma_probe.BF16_INSTRUCTION[isa] in lines["fma_peak_bfloat16"]
+    if not bf16_isas:
+        assert lines["fma_peak_bfloat16"] == fma_probe.NO_BF16_PROBE
     assert fma_probe.peak(peaks, "generic", "float32", 1) is None
 
 
@@ -619,6 +629,134 @@ def test_percent_of_peak_uses_the_isa_and_thread_count_of_each_competitor():
     assert fma_probe.fraction(10.0, None) is None and fma_probe.fraction(None, 5.0) is None
     generic = fma_probe.CompetitorIsa("generic", "SkylakeX", ["avx512", "avx2"])
     assert generic("bpfast") is None and generic("numpy") == "avx512"
+
+
+def test_bfloat16_rows_use_the_best_bfloat16_probe_and_float_rows_avx512s():
+    from benchmarks.workers import fma_probe
+    floats = {"float32": {1: 200.0, 2: 400.0}, "float64": {1: 100.0, 2: 200.0}}
+    peaks = {"avx512": floats, "avx2": {"float32": {1: 100.0, 2: 200.0}},
+             "avx512_bf16": {"mixed_bfloat16": {1: 400.0, 2: 800.0}}}
+    # bpfast's isa avx512_bf16 (or amx) runs avx512's float kernels
+    for name in ("avx512_bf16", "amx"):
+        isa_of = fma_probe.CompetitorIsa(name, "SkylakeX", ["avx512", "avx2"], torch_isa_name="avx512")
+        assert isa_of("bpfast") == "avx512" and isa_of("bpfast float32") == "avx512"
+
+    def rows():
+        return [{"competitor": "bpfast", "dtype": "mixed_bfloat16", "precision": "mixed_bfloat16", "gflops": 600.0,
+                 "params": {}},
+                {"competitor": "bpfast float32", "dtype": "mixed_bfloat16", "precision": "float32", "gflops": 300.0,
+                 "params": {}},
+                {"competitor": "torch autocast", "dtype": "mixed_bfloat16", "precision": "mixed_bfloat16",
+                 "gflops": 200.0, "params": {"threads": 1}},
+                {"competitor": "bpfast", "dtype": "float32", "gflops": 100.0, "params": {}}]  # no precision key
+
+    isa_of = fma_probe.CompetitorIsa("avx512_bf16", "SkylakeX", ["avx512", "avx2"], torch_isa_name="avx2")
+    got = fma_probe.annotate(rows(), peaks, isa_of, threads=2)
+    assert [row["peak"] for row in got] == [pytest.approx(0.75), pytest.approx(0.75), pytest.approx(0.5),
+                                            pytest.approx(0.25)]
+    assert [row["peak_of"] for row in got] == ["avx512_bf16 mixed_bfloat16, 2 threads", "avx512 float32, 2 threads",
+                                               "avx512_bf16 mixed_bfloat16, 1 thread", "avx512 float32, 2 threads"]
+    # AMX first when both were probed
+    amx = dict(peaks, amx={"mixed_bfloat16": {1: 1000.0, 2: 2000.0}})
+    assert fma_probe.annotate(rows(), amx, isa_of, threads=2)[0]["peak_of"] == "amx mixed_bfloat16, 2 threads"
+    # no bfloat16 ISA: no percentage for the bfloat16 rows, and they say why; the float rows keep theirs
+    del peaks["avx512_bf16"]
+    got = fma_probe.annotate(rows(), peaks, isa_of, threads=2)
+    assert got[0]["peak"] is None and got[0]["peak_of"] == fma_probe.NO_BF16_PROBE
+    assert got[2]["peak"] is None and got[1]["peak"] == pytest.approx(0.75)
+    assert fma_probe.machine_lines(peaks)["fma_peak_bfloat16"] == fma_probe.NO_BF16_PROBE
+    line = fma_probe.machine_lines(amx)["fma_peak_bfloat16"]
+    assert "VDPBF16PS (avx512_bf16, for mixed_bfloat16) 400 GF/s on 1 thread, 800 GF/s on 2 threads" in line
+    assert "AMX" in line and line.index("AMX") < line.index("VDPBF16PS")
+
+
+# ------------------------------------------------------------------ --dtype mixed_bfloat16
+
+MIXED_COMPETITORS = {"steps": {"bpfast", "bpfast float32", "bpfast checked", "reference", "numpy plain"},
+                     "gemm": {"bpfast", "bpfast float32", "numpy"},
+                     "fit": {"bpfast", "bpfast float32", "train_step", "reference"}}
+MIXED_TORCH = {"steps": {"torch", "torch autocast"}, "gemm": {"torch", "torch autocast", "torch bf16"},
+               "fit": {"torch", "torch autocast"}}
+
+
+@pytest.mark.slow
+def test_a_mixed_bfloat16_run_times_bpfast_in_both_precisions_and_pytorch_under_autocast(tmp_path):
+    document, stdout, _ = _run(tmp_path, "--dtype", "mixed_bfloat16", "--inject-wrong")
+    torch = "torch" in {row["competitor"] for row in _rows(document)}
+    assert {s["name"] for s in document["suites"]} == {"steps", "kernels", "fit"}  # the suites that take it
+    assert {s["table"] for s in document["suites"]} == {"steps", "gemm", "fit"}
+    assert "fma_peak_bfloat16" in document["machine"]
+    for suite in document["suites"]:
+        assert suite["dtype"] == "mixed_bfloat16"
+        for case in {row["case"] for row in suite["results"]}:
+            rows = {row["competitor"]: row for row in suite["results"] if row["case"] == case}
+            want = MIXED_COMPETITORS[suite["table"]] | (MIXED_TORCH[suite["table"]] if torch else set())
+            assert want <= set(rows), (suite["table"], case, set(rows))
+            assert rows["bpfast"]["status"] == "baseline" and rows["wrong"]["status"] == "WRONG"
+            for name, row in rows.items():
+                assert ROW_KEYS <= set(row) and row["dtype"] == "mixed_bfloat16"
+                if name == "wrong":
+                    assert row["ratio"] is None
+                    continue
+                assert row["status"] in ("baseline", "ok"), (suite["table"], case, name, row["check"])
+                assert row["ratio"] is not None and row["ratio"] > 0 and len(row["times"]) == 2
+                # which probe its % of peak uses: float32 for the float32 competitors, bfloat16 for the others
+                floats = name in ("bpfast float32", "torch", "numpy", "numpy plain", "sklearn")
+                assert row["precision"] == ("float32" if floats else "mixed_bfloat16"), (name, row["precision"])
+                if row.get("peak_of") and "float32" in row["peak_of"]:
+                    assert floats
+            assert rows["bpfast"]["ratio"] == 1.0
+    assert "torch autocast / bpfast" in stdout or not torch
+    assert "bpfast float32 / bpfast" in stdout
+
+
+@pytest.mark.slow
+def test_match_times_only_the_cases_it_names(tmp_path):
+    document, _, _ = _run(tmp_path, "--only", "kernels", "--match", "d@W")
+    cases = {row["case"] for suite in document["suites"] for row in suite["results"]}
+    assert cases and all("d@W" in case for case in cases)
+
+
+def test_a_mixed_precision_refuses_the_suites_that_do_not_take_it():
+    from benchmarks import cli
+    from benchmarks.suites import mixed
+    assert mixed.is_mixed("mixed_bfloat16") and not mixed.is_mixed("float32") and not mixed.is_mixed("float64")
+    assert mixed.net_kwargs("mixed_bfloat16") == {"dtype": "float32", "compute": "bfloat16"}
+    assert mixed.net_kwargs("float64") == {"dtype": "float64", "compute": None}
+    assert cli.suite_names(None, "mixed_bfloat16") == ["steps", "kernels", "fit"]
+    assert [m.NAME for m in cli.suite_modules("kernels", "mixed_bfloat16")] == ["kernels"]  # no element-wise
+    assert len(cli.suite_modules("kernels", "float32")) == 2
+    with pytest.raises(SystemExit):
+        cli.check_mixed("threads", "mixed_bfloat16")
+    cli.check_mixed("threads", "float32")
+    cli.check_mixed("fit", "mixed_bfloat16")
+
+
+@pytest.mark.slow
+def test_the_gemm_suite_in_mixed_bfloat16_checks_every_competitor_against_bpfast():
+    import numpy as np
+    from bpfast import kernels
+    from benchmarks.suites import gemm_suite
+    from benchmarks.suites.cases import mlp_gemms, square
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    try:
+        for case in [square(33)] + mlp_gemms(7, 19, 5):
+            found = {c.name: c for c in gemm_suite.competitors(case, "mixed_bfloat16", 0, 1)}
+            assert {"bpfast", "bpfast float32", "numpy", "torch", "torch autocast", "torch bf16"} == set(found)
+            base = found["bpfast"].check()
+            assert base.dtype == np.float32
+            # bpfast computed in bfloat16: its product is not the float32 one, but within the mixed tolerance
+            assert not np.array_equal(base, found["bpfast float32"].check())
+            for name, competitor in found.items():
+                got = competitor.check()
+                assert got.dtype == np.float32 and got.shape == (case.m, case.n), name
+                assert gemm_suite.compare(case, "mixed_bfloat16", base, got).ok, name
+                assert not gemm_suite.compare(case, "mixed_bfloat16", base, got * 1.05).ok
+        A, B = np.ones((4, 3), np.float32), np.ones((3, 2), np.float32)
+        assert np.array_equal(kernels.matmul(A, B, compute="bfloat16"), np.full((4, 2), 3, np.float32))
+    finally:
+        torch.set_num_threads(before)
 
 
 # ------------------------------------------------------------------ the summary: the best competitor
