@@ -19,8 +19,14 @@ import numpy as np
 N_ROWS, N_IN, N_OUT, BATCH = 23, 6, 3, 4
 
 
+# A run's dtype names a precision of bpfast._precision: mixed_bfloat16 keeps float32 and
+# computes its products in bfloat16 (its gradients are float32 and summed as float32's are).
+STORAGE = {"float64": "float64", "float32": "float32", "mixed_bfloat16": "float32"}
+
+
 def problem(dtype):
     """The rows every run trains on: X (N_ROWS, N_IN), integer labels, validation rows."""
+    dtype = STORAGE[dtype]
     rng = np.random.default_rng(7)
     X = rng.standard_normal((N_ROWS, N_IN)).astype(dtype)
     labels = rng.integers(0, N_OUT, N_ROWS)
@@ -59,6 +65,7 @@ RUNS = {
     "adam_f32_det": ("float32", "adam", "mean", True, True, 2),
     "momentum_f32_det": ("float32", "momentum", "mean", False, True, 2),
     "adam_f32": ("float32", "adam", "mean", False, False, 2),
+    "adam_bf16_det": ("mixed_bfloat16", "adam", "mean", True, True, 2),
 }
 
 
@@ -68,8 +75,9 @@ def make_net(dtype, optimizer, reduction):
     scale = 0.1 if reduction == "sum" else 1.0  # a summed loss has larger gradients
     opt = {"sgd": optim.SGD(lr=0.3 * scale), "momentum": optim.SGD(lr=0.1 * scale, momentum=0.9),
            "adam": optim.Adam(lr=0.02)}[optimizer]
-    return bpfast.Network([N_IN, 9, N_OUT], output="softmax", reduction=reduction, dtype=dtype, seed=3,
-                          optimizer=opt)
+    compute = "bfloat16" if dtype == "mixed_bfloat16" else None
+    return bpfast.Network([N_IN, 9, N_OUT], output="softmax", reduction=reduction, dtype=STORAGE[dtype],
+                          compute=compute, seed=3, optimizer=opt)
 
 
 def train(comm, out):

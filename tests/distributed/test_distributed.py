@@ -8,7 +8,8 @@ same global batches (each rank's rows of a step, concatenated in rank order).
 
 Tolerances, as in conftest.relative_error: float64 1e-12 (the only difference
 is the order in which a step's gradient sum is rounded); float32 with
-deterministic=True: bitwise, against an oracle that sums the same per-rank
+deterministic=True (and mixed precision, float32 kept with bfloat16 products, whose
+gradients are float32): bitwise, against an oracle that sums the same per-rank
 partial gradients in rank order (see the README for what "identical" means);
 float32 by Allreduce: 1e-4 after a few Adam steps.
 """
@@ -242,7 +243,8 @@ def test_fit_float64_matches_one_process(n, overlap, name, tmp_path_factory, one
 
 
 @needs_mpi
-@pytest.mark.parametrize("name", [name for name, run in work.RUNS.items() if run[0] == "float32" and run[4]])
+@pytest.mark.parametrize("name", [name for name, run in work.RUNS.items()
+                                  if run[0] in ("float32", "mixed_bfloat16") and run[4]])
 @pytest.mark.parametrize("n", [1, 2, 3])
 def test_fit_float32_deterministic_is_bitwise_the_ordered_sum(n, name, tmp_path_factory, one_thread):
     got = results(n, "train", tmp_path_factory)

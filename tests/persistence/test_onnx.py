@@ -350,3 +350,27 @@ def test_missing_onnx_in_a_fresh_interpreter(tmp_path):
                      "    print(error)\n")
     assert 'pip install "bpfast[onnx]"' in out
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_a_mixed_precision_net_is_written_with_its_float32_master_weights(onnx, ort, tmp_path, rng):
+    # Trained with bfloat16 products, exported as float32: the model must compute what a
+    # float32-compute net with the same weights computes (bpfast.reference's float32 forward),
+    # and its metadata and doc_string must say that training used bfloat16 products.
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # bfloat16 on float32 FMAs under a forced ISA
+        net = bpfast.Network([6, 8, 3], activation="tanh", output="softmax", compute="bfloat16", seed=4)
+    X = batch(rng, 20, 6, np.float32)
+    net.fit(X, rng.integers(0, 3, 20), epochs=3, batch_size=5)
+    path = tmp_path / "mixed.onnx"
+    model = net.to_onnx(path)
+    props = {p.key: p.value for p in model.metadata_props}
+    assert props == {"bpfast.dtype": "float32", "bpfast.compute": "bfloat16"}
+    assert "bfloat16 products" in model.doc_string and "input X must be float32" in model.doc_string
+    twin = bpfast.reference.Network([6, 8, 3], activation="tanh", output="softmax", seed=4)
+    for mine, theirs in zip(twin.parameters(), net.parameters()):
+        mine[...] = theirs
+    assert_close(run(session(ort, path), X), twin.forward(X), np.float32)
+    assert not np.allclose(net.forward(X), twin.forward(X), rtol=0, atol=1e-7)  # the net itself rounds
+    plain = bpfast.Network([6, 8, 3], seed=0).to_onnx(io.BytesIO())
+    assert {p.key: p.value for p in plain.metadata_props}["bpfast.compute"] == "float32"
