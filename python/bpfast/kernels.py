@@ -85,12 +85,19 @@ def _rows(array, name):
 def _computing(core, dtype, compute):
     """The core submodule that runs products of dtype operands as compute asks: the dtype's own
     (compute None or the dtype's name) or mixed precision's (compute "bfloat16", float32 operands)."""
-    if compute is None or compute == np.dtype(dtype).name:
+    if compute is None:
         return core
-    try:
-        return _precision.row(dtype, compute).core
-    except ValueError as error:
-        raise ValueError(f"{error} (the operands' dtype)") from None
+    key = (dtype, compute)
+    found = _COMPUTING.get(key)
+    if found is None:
+        try:
+            found = _COMPUTING[key] = _precision.row(dtype, compute).core
+        except ValueError as error:
+            raise ValueError(f"{error} (the operands' dtype)") from None
+    return found
+
+
+_COMPUTING = {}  # (dtype, compute) -> core submodule, filled as calls ask
 
 
 def matmul(A, B, trans_a=False, trans_b=False, compute=None, out=None):

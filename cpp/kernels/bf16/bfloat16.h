@@ -36,6 +36,25 @@ inline std::uint16_t to_bfloat16(float x) {
     return static_cast<std::uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 
+// The bits of x rounded to bfloat16 (to_bfloat16's rule, NaN included), as
+// a float32 whose low 16 bits are zero: a select, not a branch, so that loops
+// over it vectorise.
+inline std::uint32_t rounded_bfloat16_bits(std::uint32_t u) {
+    const std::uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+    const std::uint32_t quiet_nan = (u | 0x00400000u) & 0xffff0000u;
+    return (u & 0x7fffffffu) > 0x7f800000u ? quiet_nan : rounded;
+}
+
+// values[0, n) rounded to bfloat16 in place (each stays a float32, on the bfloat16 grid).
+inline void round_to_bfloat16_in_place(float* values, std::ptrdiff_t n) {
+    for (std::ptrdiff_t i = 0; i < n; ++i) {
+        std::uint32_t u;
+        std::memcpy(&u, values + i, sizeof u);
+        u = rounded_bfloat16_bits(u);
+        std::memcpy(values + i, &u, sizeof u);
+    }
+}
+
 inline float from_bfloat16(std::uint16_t h) { return float_of_bits(std::uint32_t(h) << 16); }
 
 // The pair (even, odd) of two depths, each rounded.

@@ -17,13 +17,13 @@ namespace {
 constexpr index PAIR_BLOCK = 16;  // pairs of a line rounded at a time (a row of 32 floats)
 
 // The pairs (line[2q], line[2q+1]) for q in [0, n), n <= PAIR_BLOCK, of a
-// line whose depths are contiguous: each float rounded as bits (to_bfloat16's
-// rule, the NaN case aside: the core's inputs are finite), then the two top
-// halves of each 64-bit word joined, in loops the compiler vectorises.
+// line whose depths are contiguous: each float rounded as bits
+// (rounded_bfloat16_bits, to_bfloat16's rule), then the two top halves of
+// each 64-bit word joined, in loops the compiler vectorises.
 inline void round_line_pairs(const float* line, index n, Bf16Pair* out) {
     std::uint32_t bits[2 * PAIR_BLOCK];
     std::memcpy(bits, line, sizeof(float) * 2 * n);
-    for (index i = 0; i < 2 * n; ++i) bits[i] += 0x7fffu + ((bits[i] >> 16) & 1u);
+    for (index i = 0; i < 2 * n; ++i) bits[i] = rounded_bfloat16_bits(bits[i]);
     for (index q = 0; q < n; ++q) out[q] = (bits[2 * q] >> 16) | (bits[2 * q + 1] & 0xffff0000u);
 }
 
