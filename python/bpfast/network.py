@@ -188,7 +188,8 @@ class Network:
     def _batch_and_targets(self, X, T, x_name="X", t_name="T"):
         """(X, dense targets or None, int64 labels or None), validated and C-contiguous."""
         X = self._batch(X, x_name)
-        dense, labels = check.targets(T, X.shape[0], self.sizes[-1], self.dtype, self.is_classifier, t_name)
+        dense, labels = check.targets(T, X.shape[0], self.sizes[-1], self.dtype, self.is_classifier, t_name,
+                                      x_name)
         return X, dense, labels
 
     # ------------------------------------------------------------ public API

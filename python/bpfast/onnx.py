@@ -65,8 +65,9 @@ def export(net, path, opset=None):
         import onnx.helper
         import onnx.numpy_helper
     except ImportError as error:
-        raise ImportError('exporting to ONNX needs the onnx package: pip install "bpfast[onnx]" '
-                          '(or pip install onnx)') from error
+        raise ImportError('exporting to ONNX needs the onnx package: pip install "bpfast[onnx]" where bpfast '
+                          'comes from a package index, pip install ".[onnx]" from a checkout of bpfast (in its '
+                          'root folder), or pip install onnx') from error
     opset = _checked_opset(opset, onnx.defs.onnx_opset_version())
 
     model = _build_model(onnx, net, opset)
