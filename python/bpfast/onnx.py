@@ -43,8 +43,10 @@ def export(net, path, opset=None):
     opset: the ONNX operator set, an integer from MIN_OPSET (13) to the newest
         the installed onnx knows; the default is DEFAULT_OPSET (17). A runtime
         may not yet read the newest opsets.
-    The model is checked with onnx.checker (full_check=True) before anything is
-    written. Raises ImportError when onnx is not installed, TypeError for a net
+    The model takes X in the net's dtype (float32 by default): cast with
+    X.astype(np.float32) before session.run, since onnxruntime refuses float64
+    input to a float32 model. The model is checked with onnx.checker
+    (full_check=True) before anything is written. Raises ImportError when onnx is not installed, TypeError for a net
     that does not expose what a bpfast Network does (sizes, dtype, layers with
     W, b and activation) or a path of the wrong type, and ValueError
     for a bad opset or a model over the 2 GiB limit of one ONNX file.
