@@ -11,9 +11,10 @@ import sys
 import time
 
 from benchmarks.harness.competitor import BASELINE
-from benchmarks.harness.runner import RETRY_SHARE, Progress, RetryTime, Settings, run_suite
+from benchmarks.harness.runner import RETRY_SHARE, Progress, RetryTime, Settings, finish_rows, run_suite
 
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BPFAST_NUM_THREADS")
+INTERRUPTED = 130  # the exit status of a run Ctrl-C ended (128 + SIGINT, as a shell reports it)
 SUITE_NAMES = ("steps", "kernels", "fit", "sklearn", "threads", "memory", "distributed")
 
 
@@ -134,7 +135,25 @@ def check_mixed(only, dtype):
                             f"--only {only} takes float32 or float64")
 
 
+def interrupted_text(suite, done, rows):
+    """What the run says when Ctrl-C ends it in `suite`: where, and what it kept."""
+    cases = len({row["case"] for row in rows}) + sum(len({row["case"] for row in r}) for _, r, _ in done)
+    return (f"interrupted (Ctrl-C) during the {suite.NAME} suite: the summary and the --json, --markdown and "
+            f"--plot files hold the {cases} case{'' if cases == 1 else 's'} that finished")
+
+
 def main(argv=None):
+    """The run. Ctrl-C during a suite ends it with the finished cases reported and written (run);
+    anywhere else with one line; never with a traceback. Either way the status is INTERRUPTED."""
+    try:
+        return run(argv)
+    except KeyboardInterrupt:
+        print("\ninterrupted (Ctrl-C) outside the cases: nothing more reported or written", file=sys.stderr,
+              flush=True)
+        return INTERRUPTED
+
+
+def run(argv=None):
     start = time.perf_counter()
     args = parse_args(argv)
     if args.threads is not None:
@@ -192,15 +211,28 @@ def main(argv=None):
           f"waiting and {settings.retry_time.left:.0f} s of retries in all")
     print(flush=True)
 
-    done = []
+    done, interrupted = [], None
     for suite in suites:
         suite_start = time.perf_counter()
-        rows = fma_probe.annotate(run_suite(suite, settings, progress, budget, start), yardstick, isa_of, threads)
-        notes = suite.notes()
-        print(report.text_table(suite, args.dtype, rows, notes))
-        print(f"({suite.TITLE.lower()}: {time.perf_counter() - suite_start:.0f} s)")
-        print(flush=True)
-        done.append((suite, rows, notes))
+        finished = []  # this suite's rows, case by case, kept when Ctrl-C ends the run
+        try:
+            rows = run_suite(suite, settings, progress, budget, start, finished)
+        except KeyboardInterrupt:
+            progress.done()
+            rows = finish_rows(suite, finished) if finished else []
+            interrupted = interrupted_text(suite, done, rows)
+        rows = fma_probe.annotate(rows, yardstick, isa_of, threads)
+        if rows or interrupted is None:
+            notes = suite.notes()
+            print(report.text_table(suite, args.dtype, rows, notes))
+            print(f"({suite.TITLE.lower()}: {time.perf_counter() - suite_start:.0f} s"
+                  f"{', interrupted' if interrupted else ''})")
+            print(flush=True)
+            done.append((suite, rows, notes))
+        if interrupted is not None:
+            print(interrupted, file=sys.stderr, flush=True)
+            machine["interrupted"] = interrupted
+            break
 
     child = getattr(sys.modules.get("benchmarks.suites.gemm_suite"), "_child", None)
     if child is not None:  # the core types numpy actually ran, as its OpenBLAS reported them
@@ -218,7 +250,8 @@ def main(argv=None):
     print(f"cases retried: {len(retried)}; cases still disturbed when reported: {len(disturbed)}; most cores "
           f"other processes used while a case was timed: {machine['foreign_cores_max']}; time spent waiting "
           f"for quiet: {args.max_wait - budget.left:.0f} s")
-    print(f"total time: {elapsed:.0f} s (expected about {estimate.fmt_seconds(expected_s)})")
+    print(f"total time: {elapsed:.0f} s (expected about {estimate.fmt_seconds(expected_s)})"
+          + ("; interrupted: the summary and the files written hold the finished cases only" if interrupted else ""))
     if args.json:
         document = {"command": command, "options": vars(args), "machine": machine, "elapsed_s": elapsed,
                     "expected_s": expected_s, "fma_probe": peaks,
@@ -232,7 +265,11 @@ def main(argv=None):
         text = report.markdown_document(command, machine, args.dtype, done, elapsed)
         with open(args.markdown, "w") as f:
             f.write(text)
-    if args.plot:
+    if args.plot and any(rows for _, rows, _ in done):
         print(plot.write(args.plot, done, args.dtype, machine))
+    elif args.plot:
+        print(f"no case finished: {args.plot} not written")
+    if interrupted is not None:
+        return INTERRUPTED
     wrong = [r for _, rows, _ in done for r in rows if r["status"] in ("WRONG", "ERROR")]
     return 1 if any(r["competitor"] == BASELINE for r in wrong) else 0

@@ -35,6 +35,10 @@ busy while it was timed, or when some competitor's slowest repeat took more
 than 3 times its fastest; a disturbed case is timed again (--retries), and
 the cleanest attempt is reported, with a line under its table saying so.
 
+Ctrl-C ends the run at once: it says where it was interrupted, prints the tables
+and the summary of the cases that finished, and writes them to --json, --markdown
+and --plot (exit status 130).
+
 Testing options, hidden from --help: --tiny (a few tiny cases, 2 repeats, no
 settle pause, no waiting: checks the machinery in seconds, not the speed),
 --inject-wrong (adds a competitor "wrong" to every case that returns bpfast's

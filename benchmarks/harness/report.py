@@ -70,7 +70,7 @@ def geometric_means(rows):
 
 # Competitors that are bpfast itself (another path into the same kernels) or the injected wrong one: never
 # "the best competitor".
-BPFAST_SIDE = {"bpfast", "bpfast checked", "train_step", "wrong", "bpfast float32"}
+BPFAST_SIDE = {"bpfast", "bpfast + input checks", "train_step", "wrong", "bpfast float32"}
 SUMMARY_TABLES = ("steps", "gemm", "fit", "sklearn")
 
 
@@ -393,7 +393,8 @@ GENERAL_EXPLANATION = [
 
 def markdown_document(command, machine, dtype, done, elapsed):
     """The report for BENCHMARKS.md. done: list of (suite module, rows, notes)."""
-    out = markdown_summary(done, dtype) + ["## What the figures mean", ""]
+    out = [f"**{machine['interrupted']}.**", ""] if machine.get("interrupted") else []
+    out += markdown_summary(done, dtype) + ["## What the figures mean", ""]
     out += [f"- {text}" for text in GENERAL_EXPLANATION]
     seen = set()
     for suite, _, _ in done:

@@ -324,15 +324,17 @@ def case_line(suite_name, position, rows, case_s, run_s):
             + (", ".join(ratios) if ratios else "no ratio") + tail)
 
 
-def run_suite(suite, settings, progress, budget, run_start=None):
-    """Every case of one suite; returns its rows (each with case_s, the seconds its case took)."""
+def run_suite(suite, settings, progress, budget, run_start=None, rows=None):
+    """Every case of one suite; returns its rows (each with case_s, the seconds its case took).
+    rows: a list the finished cases' rows are added to as each ends, so that a caller keeps
+    them when the run is interrupted (finish_rows then completes them)."""
     cases = suite.cases(settings.mode)
     match = getattr(settings, "match", None)
     if match:
         cases = [case for case in cases if match in case.label]
     run_start = time.perf_counter() if run_start is None else run_start
     progress.start(suite.NAME, len(cases))
-    rows = []
+    rows = [] if rows is None else rows
     for i, case in enumerate(cases, 1):
         position = f"{i}/{len(cases)}"
         case_start = time.perf_counter()
@@ -348,5 +350,10 @@ def run_suite(suite, settings, progress, budget, run_start=None):
         progress.case_done(case_line(suite.NAME, position, case_rows, now - case_start, now - run_start))
         rows += case_rows
     progress.done()
+    return finish_rows(suite, rows)
+
+
+def finish_rows(suite, rows):
+    """The rows of a suite's cases, completed by the suite's finish (ratios over cases, scores)."""
     finish = getattr(suite, "finish", None)
     return finish(rows) if finish is not None else rows

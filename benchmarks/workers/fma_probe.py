@@ -204,7 +204,7 @@ class CompetitorIsa:
     """competitor name -> the ISA whose float probe its GFLOP/s are measured against (annotate takes rows
     that compute in bfloat16 to the best bfloat16 ISA instead)."""
 
-    BPFAST = ("bpfast", "bpfast checked", "train_step", "wrong", "bpfast float32")
+    BPFAST = ("bpfast", "bpfast + input checks", "train_step", "wrong", "bpfast float32")
     NUMPY = ("numpy", "reference", "numpy plain", "sklearn")
 
     def __init__(self, bpfast_isa, numpy_core_type, isas, torch_isa_name=None):

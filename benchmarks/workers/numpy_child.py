@@ -18,6 +18,7 @@ An error comes back as {"error": "..."}.
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -132,4 +133,6 @@ def _serve():
 
 
 if __name__ == "__main__":
+    # Ctrl-C at the terminal reaches this child too: it ends quietly, and the parent reports the run.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     _serve()

@@ -1,9 +1,14 @@
-"""What Network.fit shows with verbose=True: a line or tqdm bar per epoch, and
-a bar over the batches of an epoch that takes more than about a second.
+"""What Network.fit shows with verbose=True, after the Keras habit: one line per epoch
+(its time and logs), and, on a terminal, a bar over the batches of an epoch that takes
+more than about a second, redrawn in place and replaced by the epoch's line.
 
-fit runs such an epoch in spans of batches (each about SPAN_SECONDS long),
-one engine call each, and reports each span here; a short epoch stays one
-call. tqdm is used when it is installed, plain printed lines otherwise.
+Without a terminal (a log file, CI, a notebook's captured output) only whole lines are
+written, never carriage-return frames: the epoch lines, and for a long epoch a batch line
+at most once every LINE_SECONDS.
+
+fit runs a long epoch in spans of batches (each about SPAN_SECONDS long), one engine call
+each, and reports each span here; a short epoch stays one call. On a terminal the bar is
+tqdm's when tqdm is installed, else a plain one.
 """
 
 import math
@@ -12,7 +17,8 @@ import time
 
 SPAN_SECONDS = 0.1        # the length of one engine call while batches are shown
 LONG_EPOCH_SECONDS = 1.0  # epochs expected to take longer than this show their batches
-LINE_SECONDS = 1.0        # without tqdm: at most one batch line per this many seconds
+LINE_SECONDS = 1.0        # without a terminal: at most one batch line per this many seconds
+BAR_WIDTH = 30            # the plain bar's width in characters
 
 
 def _tqdm():
@@ -23,6 +29,21 @@ def _tqdm():
     return tqdm
 
 
+def is_terminal(out):
+    """Whether out is an interactive terminal (where a bar may redraw itself in place)."""
+    isatty = getattr(out, "isatty", None)
+    try:
+        return bool(isatty()) if callable(isatty) else False
+    except ValueError:  # a closed file
+        return False
+
+
+def epoch_line(epoch, epochs, seconds, logs):
+    """The line of a finished epoch: "epoch 2/10  0.41s  loss 0.3127  val_loss 0.3518"."""
+    text = "  ".join(f"{key} {value:.4g}" for key, value in logs.items())
+    return f"epoch {epoch}/{epochs}  {seconds:.2f}s  {text}"
+
+
 class Progress:
     """The display of one fit; every method does nothing when it is not enabled."""
 
@@ -31,10 +52,12 @@ class Progress:
         self.batches = math.ceil(rows / batch_size)
         self.seconds_per_batch = None  # measured on the first span, refined on each
         self.out = out if out is not None else sys.stdout
-        self._tqdm = _tqdm() if enabled else None
-        self._epoch_bar = self._tqdm(total=epochs, unit="epoch", file=self.out) if self._tqdm else None
+        self.terminal = enabled and is_terminal(self.out)
+        self._tqdm = _tqdm() if self.terminal else None  # never a bar without a terminal
         self._batch_bar = None
+        self._plain_bar = False  # a plain bar is on the terminal's current line
         self._last_line = 0.0
+        self._epoch_started = time.perf_counter()
 
     def _epoch_is_long(self):
         return self.seconds_per_batch is not None and self.seconds_per_batch * self.batches > LONG_EPOCH_SECONDS
@@ -59,8 +82,14 @@ class Progress:
         if self._tqdm is not None:
             if self._batch_bar is None:
                 self._batch_bar = self._tqdm(total=self.batches, unit="batch", leave=False,
-                                             desc=f"epoch {epoch}", file=self.out)
+                                             desc=f"epoch {epoch}/{self.epochs}", file=self.out)
             self._batch_bar.update(done - self._batch_bar.n)
+        elif self.terminal:
+            filled = BAR_WIDTH * done // self.batches
+            bar = "=" * filled + (">" if filled < BAR_WIDTH else "") + " " * (BAR_WIDTH - filled - 1)
+            self.out.write(f"\repoch {epoch}/{self.epochs}  [{bar}] {done}/{self.batches} batches")
+            self.out.flush()
+            self._plain_bar = True
         elif done < self.batches and time.monotonic() - self._last_line >= LINE_SECONDS:
             self._last_line = time.monotonic()
             print(f"epoch {epoch}/{self.epochs}: batch {done}/{self.batches}", file=self.out, flush=True)
@@ -70,6 +99,7 @@ class Progress:
         [first, stop): the whole epoch in one call when batches are not shown, else consecutive
         spans of about SPAN_SECONDS, each timed and reported. A call that returns False ends the
         epoch there (a non-finite step, a Ctrl-C)."""
+        self._epoch_started = time.perf_counter()
         first = 0
         while first < batches:
             stop = min(batches, first + self.batches_per_span()) if self.enabled else batches
@@ -80,31 +110,32 @@ class Progress:
                 return
             first = stop
 
-    def end_epoch(self, epoch, logs):
-        """The epoch `epoch` (numbered from 1) is complete with these logs."""
-        if not self.enabled:
-            return
-        text = "  ".join(f"{key} {value:.4g}" for key, value in logs.items())
+    def _clear_bar(self):
+        """Take the epoch's bar off the terminal's current line."""
         if self._batch_bar is not None:
             self._batch_bar.close()
             self._batch_bar = None
-        if self._epoch_bar is not None:
-            self._epoch_bar.set_postfix_str(text)
-            self._epoch_bar.update(1)
-        else:
-            print(f"epoch {epoch}/{self.epochs}  {text}", file=self.out, flush=True)
+        if self._plain_bar:
+            self.out.write("\r\033[K")  # to the line's start, erased to its end
+            self._plain_bar = False
+
+    def end_epoch(self, epoch, logs):
+        """The epoch `epoch` (numbered from 1) is complete with these logs: its line."""
+        if not self.enabled:
+            return
+        self._clear_bar()
+        print(epoch_line(epoch, self.epochs, time.perf_counter() - self._epoch_started, logs),
+              file=self.out, flush=True)
 
     def say(self, text):
         """A message between epochs (why training stopped, say)."""
         if not self.enabled:
             return
-        if self._tqdm is not None:
-            self._tqdm.write(text, file=self.out)
-        else:
-            print(text, file=self.out, flush=True)
+        self._clear_bar()
+        print(text, file=self.out, flush=True)
 
     def close(self):
-        for bar in (self._batch_bar, self._epoch_bar):
-            if bar is not None:
-                bar.close()
-        self._batch_bar = self._epoch_bar = None
+        """The fit is over (finished, stopped or interrupted): no bar is left on the line."""
+        if self.enabled:
+            self._clear_bar()
+            self.out.flush()

@@ -117,12 +117,15 @@ def native(array, dtype):
     return array if array.flags.aligned else array.copy()
 
 
-def _numeric_array(value, name, bools=False):
+def _numeric_array(value, name, bools=False, hint=""):
+    """value as a numpy array of a real (or, with bools, bool) dtype, else TypeError naming it;
+    hint is appended to the message when value holds strings or objects."""
     array = np.asarray(value)
     if array.dtype.kind not in ("iufb" if bools else "iuf"):
         kinds = "real numbers or bools (an integer, float or bool dtype)" if bools else \
             "real numbers (an integer or float dtype)"
-        raise TypeError(f"{name} must hold {kinds}; got dtype {array.dtype}")
+        raise TypeError(f"{name} must hold {kinds}; got dtype {array.dtype}"
+                        + (hint if array.dtype.kind in "USO" else ""))
     return array
 
 
@@ -152,7 +155,16 @@ def batch(X, n_in, dtype, name="X"):
     return X
 
 
-def targets(T, batch_size, n_out, dtype, takes_labels, name="T"):
+def string_labels_hint(name):
+    """What targets() adds to its refusal of strings (class names, say): the way forward."""
+    encode = (f"classes, {name} = np.unique({name}, return_inverse=True)" if name == "T" else
+              f"{name} = np.searchsorted(classes, {name}) after classes, T = np.unique(T, return_inverse=True)")
+    return (f" (class names are not labels here: encode them as class indices first, {encode}, "
+            "and predict's labels then index classes; or use bpfast.sklearn.MLPClassifier, which takes "
+            "any labels and gives them back)")
+
+
+def targets(T, batch_size, n_out, dtype, takes_labels, name="T", x_name="X"):
     """(dense, labels): T as a C-contiguous (batch, n_out) array of dtype and
     None, or None and integer class labels of shape (batch,) as int64.
 
@@ -160,12 +172,13 @@ def targets(T, batch_size, n_out, dtype, takes_labels, name="T"):
     shape (batch,). For a classification loss, a T of shape (batch,) holds
     class labels: integers, bools, or floats with whole values, in
     [0, n_out) (in {0, 1} when the output has a single unit). The engine
-    one-hot encodes labels a batch at a time.
+    one-hot encodes labels a batch at a time. x_name: the inputs T must match, as the
+    messages name them (X, or X_val for fit's validation_data).
     """
-    T = _numeric_array(T, name, bools=True)
+    T = _numeric_array(T, name, bools=True, hint=string_labels_hint(name))
     if T.ndim == 1:
         if T.shape[0] != batch_size:
-            raise ValueError(f"{name} must have {batch_size} rows to match X; got shape {T.shape}")
+            raise ValueError(f"{name} must have {batch_size} rows to match {x_name}; got shape {T.shape}")
         if takes_labels:
             return None, _labels(T, n_out, name)
         if n_out != 1:
@@ -176,7 +189,7 @@ def targets(T, batch_size, n_out, dtype, takes_labels, name="T"):
         raise ValueError(f"{name} must be 2-D with shape ({batch_size}, {n_out}) or 1-D; "
                          f"got {T.ndim}-D shape {T.shape}")
     if T.shape != (batch_size, n_out):
-        raise ValueError(f"{name} must have shape ({batch_size}, {n_out}) to match X and the output layer; "
+        raise ValueError(f"{name} must have shape ({batch_size}, {n_out}) to match {x_name} and the output layer; "
                          f"got {T.shape}")
     T = native(T, dtype)
     _check_finite(T, name)  # after the cast, as for X

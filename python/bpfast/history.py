@@ -22,7 +22,8 @@ class History(list):
 
     def plot(self, ax=None):
         """Draw the loss (and val_loss) per epoch, and val_accuracy on a second axis when it
-        was recorded, with matplotlib (optional: pip install matplotlib); returns the Axes."""
+        was recorded, with matplotlib (optional: pip install matplotlib); the legend sits above
+        the axes, clear of every curve. Returns the Axes."""
         try:
             import matplotlib.pyplot as plt
         except ImportError:
@@ -42,5 +43,8 @@ class History(list):
             lines += accuracy_axis.plot(epochs, self.history["val_accuracy"], marker=".", color="tab:green",
                                         label="val_accuracy")
             accuracy_axis.set_ylabel("accuracy")
-        ax.legend(lines, [line.get_label() for line in lines], loc="best")
+        # Above the axes, in one row: inside them "best" weighs only ax's own lines, not the
+        # accuracy axis's, and so could sit on the val_accuracy curve.
+        ax.legend(lines, [line.get_label() for line in lines], loc="lower left", bbox_to_anchor=(0.0, 1.01),
+                  ncol=len(lines), frameon=False, borderaxespad=0.0)
         return ax

@@ -188,7 +188,8 @@ class Network:
     def _batch_and_targets(self, X, T, x_name="X", t_name="T"):
         """(X, dense targets or None, int64 labels or None), validated and C-contiguous."""
         X = self._batch(X, x_name)
-        dense, labels = check.targets(T, X.shape[0], self.sizes[-1], self.dtype, self.is_classifier, t_name)
+        dense, labels = check.targets(T, X.shape[0], self.sizes[-1], self.dtype, self.is_classifier, t_name,
+                                      x_name)
         return X, dense, labels
 
     # ------------------------------------------------------------ public API
@@ -217,6 +218,54 @@ class Network:
         self._engine.compute_gradients(*self._batch_and_targets(X, T))
         grads = self._engine.gradients()
         return [(grads[2 * l].copy(), grads[2 * l + 1].copy()) for l in range(len(self.layers))]
+
+    # ------------------------------------------------------------ conveniences (Keras and PyTorch habits)
+    def predict_proba(self, X):
+        """Class probabilities of a classifier, (batch, n_classes): the softmax outputs; for one
+        sigmoid unit the columns [1 - p, p] (so that their argmax is predict's label); for several
+        sigmoid units (multi-label) each unit's probability. A net without a classification loss
+        raises ValueError."""
+        if not self.is_classifier:
+            raise ValueError(f"predict_proba needs a classifier (loss {', '.join(CLASSIFICATION_LOSSES)}); "
+                             f"this net's loss is {self.loss_name}: use forward or predict")
+        Y = self.forward(X)
+        return np.hstack([1 - Y, Y]) if Y.shape[1] == 1 else Y
+
+    def evaluate(self, X, T):
+        """The loss of (X, T), and for a classifier its accuracy, as a dict under the names fit's
+        logs use for the training data: {"loss": ..., "accuracy": ...}. evaluate(X_val, T_val) is
+        what fit records as val_loss and val_accuracy."""
+        X, dense, labels = self._batch_and_targets(X, T)
+        logs = {"loss": self._engine.loss(X, dense, labels)}
+        if self.is_classifier:
+            logs["accuracy"] = _fit.accuracy(self._engine, X, dense, labels, self.sizes[-1])
+        return logs
+
+    def summary(self, file=None):
+        """Print the layers (widths, activation, parameters and their memory), the loss, dtype and
+        compute, the optimizer and the memory training keeps (weights, gradients, optimizer state),
+        after Keras's model.summary(); file: where to write (default sys.stdout)."""
+        if file is not None and not callable(getattr(file, "write", None)):
+            raise TypeError(f"file must be a text stream with a write method; got {type(file).__name__}")
+        item = self.dtype.itemsize
+        rows = [("layer", "shape", "activation", "parameters", "memory")]
+        for i, layer in enumerate(self.layers):
+            count = layer.W.size + layer.b.size
+            rows.append((str(i), f"{layer.n_in} -> {layer.n_out}", layer.activation, f"{count:,}",
+                         _bytes_text(count * item)))
+        weights = sum(p.size for p in self.parameters())
+        rows.append(("total", "", "", f"{weights:,}", _bytes_text(weights * item)))
+        widths = [max(len(row[c]) for row in rows) for c in range(5)]
+        lines = [f"Network({self.sizes})  loss {self.loss_name} ({self.reduction})  dtype {self.dtype.name}  "
+                 f"compute {self.compute}"]
+        lines += ["  ".join(cell.rjust(w) if c >= 3 else cell.ljust(w) for c, (cell, w) in
+                            enumerate(zip(row, widths))).rstrip() for row in rows]
+        gradient_bytes = sum(g.nbytes for g in self._engine.gradients())
+        state_bytes = sum(s.nbytes for s in self._engine.optimizer_state())
+        lines.append(f"optimizer {self._optimizer!r}")
+        lines.append(f"training keeps: weights {_bytes_text(weights * item)}, gradients {_bytes_text(gradient_bytes)}, "
+                     f"optimizer state {_bytes_text(state_bytes)}")
+        print("\n".join(lines), file=file)
 
     def train_step(self, X, T, lr=None, comm=None):
         """One optimizer step on the batch (X, T); returns that batch's loss.
@@ -287,9 +336,11 @@ class Network:
             and restore the weights of the best epoch.
         callbacks: a list of callables f(epoch, logs) run after every epoch;
             one that returns True stops training.
-        verbose: show progress: a line (or a tqdm bar, when tqdm is installed)
-            per epoch, a bar over the batches of epochs that take more than
-            about a second, and why and when training stopped early.
+        verbose: show progress as Keras does: a line per epoch (its time and logs),
+            why and when training stopped early, and, for epochs that take more
+            than about a second, their batches: a bar redrawn in place on a
+            terminal (tqdm's when installed), else a line at most once a second;
+            without a terminal, whole lines only, never carriage returns.
 
         Each epoch runs in one native call (a few, when verbose shows batches).
         An epoch's loss is the mean of its batch losses weighted by batch size
@@ -378,3 +429,10 @@ class Network:
         """
         return _saveformat.load(cls, path)
 
+
+def _bytes_text(n):
+    """A byte count as people read it: 812 B, 3.1 KiB, 1.4 MiB, 2.0 GiB."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n} B" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024

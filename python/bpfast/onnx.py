@@ -43,8 +43,10 @@ def export(net, path, opset=None):
     opset: the ONNX operator set, an integer from MIN_OPSET (13) to the newest
         the installed onnx knows; the default is DEFAULT_OPSET (17). A runtime
         may not yet read the newest opsets.
-    The model is checked with onnx.checker (full_check=True) before anything is
-    written. Raises ImportError when onnx is not installed, TypeError for a net
+    The model takes X in the net's dtype (float32 by default): cast with
+    X.astype(np.float32) before session.run, since onnxruntime refuses float64
+    input to a float32 model. The model is checked with onnx.checker
+    (full_check=True) before anything is written. Raises ImportError when onnx is not installed, TypeError for a net
     that does not expose what a bpfast Network does (sizes, dtype, layers with
     W, b and activation) or a path of the wrong type, and ValueError
     for a bad opset or a model over the 2 GiB limit of one ONNX file.
@@ -65,8 +67,9 @@ def export(net, path, opset=None):
         import onnx.helper
         import onnx.numpy_helper
     except ImportError as error:
-        raise ImportError('exporting to ONNX needs the onnx package: pip install "bpfast[onnx]" '
-                          '(or pip install onnx)') from error
+        raise ImportError('exporting to ONNX needs the onnx package: pip install "bpfast[onnx]" where bpfast '
+                          'comes from a package index, pip install ".[onnx]" from a checkout of bpfast (in its '
+                          'root folder), or pip install onnx') from error
     opset = _checked_opset(opset, onnx.defs.onnx_opset_version())
 
     model = _build_model(onnx, net, opset)

@@ -9,9 +9,11 @@ expected duration and a line per case, and (with fake timings whose values
 the test chooses) that a disturbed case is retried and marked in the plot.
 """
 
+import importlib.util
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 
@@ -37,6 +39,73 @@ def _run(tmp_path, *options):
     assert done.returncode == 0, f"run.py failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     with open(out) as f:
         return json.load(f), done.stdout, done.stderr
+
+
+def test_ctrl_c_reports_and_writes_the_finished_cases_without_a_traceback(tmp_path):
+    # Ctrl-C as a terminal sends it: SIGINT to the run's whole process group (numpy's child
+    # process included), once the second case has started timing. The oracle is the run's own
+    # line per finished case, printed before the signal: the report holds exactly those cases.
+    files = {"--json": tmp_path / "out.json", "--markdown": tmp_path / "out.md", "--plot": tmp_path / "out.png"}
+    run = subprocess.Popen([sys.executable, RUN, "--tiny", "--only", "kernels",
+                            *[str(part) for option in files.items() for part in option]],
+                           cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    before = []
+    for line in run.stderr:
+        before.append(line)
+        if line.startswith("[kernels 2/") and ": timing" in line:
+            os.killpg(run.pid, signal.SIGINT)
+            break
+    stdout, after = run.communicate(timeout=120)
+    stderr = "".join(before) + after
+    assert run.returncode == 130, stderr[-3000:]
+    assert "Traceback" not in stderr + stdout and "KeyboardInterrupt" not in stderr + stdout
+    finished = [m.group(1) for line in before for m in [re.match(r"^\[kernels \d+/\d+\] (.+?): \d+\.\d s \(run", line)]
+                if m]
+    assert finished == ["A@B n=32"]
+    said = "interrupted (Ctrl-C) during the kernels suite: the summary and the --json, --markdown and --plot " \
+           "files hold the 1 case that finished"
+    assert said in after
+    assert "== Summary" in stdout and "A@B n=32" in stdout.split("== Summary")[1]
+    with open(files["--json"]) as f:
+        document = json.load(f)
+    assert document["machine"]["interrupted"] == said
+    assert [suite["table"] for suite in document["suites"]] == ["gemm"]
+    assert {row["case"] for row in _rows(document)} == set(finished)
+    assert said in files["--markdown"].read_text()
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert files["--plot"].stat().st_size > 0
+
+
+def test_the_step_table_explains_bpfast_with_input_checks_in_the_run_itself(tmp_path):
+    # The competitor is named for what it measures, and the printed run says what that is, under
+    # the table; the oracle for the claim is the code it names: _checked_train_step validates.
+    from benchmarks.suites import step_suite
+    document, stdout, _ = _run(tmp_path, "--only", "steps")
+    names = {row["competitor"] for row in _rows(document)}
+    assert "bpfast + input checks" in names and "bpfast checked" not in names
+    table = stdout.split("== Training step")[1].split("== Summary")[0]
+    note = [line for line in table.splitlines() if line.startswith("bpfast + input checks is ")]
+    assert len(note) == 1 and "ratio under 1 is timing noise" in note[0] and "fast path" in note[0]
+    assert note[0] in document["suites"][0]["notes"]
+
+
+def test_bpfast_with_input_checks_times_the_validating_path(monkeypatch):
+    # What the note says it measures: each timed call goes through Network._checked_train_step
+    # (the input checks), and plain bpfast's never does.
+    import bpfast
+    from benchmarks.suites import step_suite
+    from benchmarks.suites.cases import step_cases
+    calls = []
+    real = bpfast.Network._checked_train_step
+    monkeypatch.setattr(bpfast.Network, "_checked_train_step",
+                        lambda self, *args: calls.append(1) or real(self, *args))
+    found = {c.name: c for c in step_suite.competitors(step_cases("tiny")[0], "float32", 0, 1)}
+    step = found["bpfast"].build()
+    step(), step()
+    assert calls == []
+    step = found[step_suite.CHECKS].build()
+    step(), step()
+    assert calls == [1, 1]
 
 
 def uses_the_benchmark_run(test):
@@ -672,7 +741,7 @@ def test_bfloat16_rows_use_the_best_bfloat16_probe_and_float_rows_avx512s():
 
 # ------------------------------------------------------------------ --dtype mixed_bfloat16
 
-MIXED_COMPETITORS = {"steps": {"bpfast", "bpfast float32", "bpfast checked", "reference", "numpy plain"},
+MIXED_COMPETITORS = {"steps": {"bpfast", "bpfast float32", "bpfast + input checks", "reference", "numpy plain"},
                      "gemm": {"bpfast", "bpfast float32", "numpy"},
                      "fit": {"bpfast", "bpfast float32", "train_step", "reference"}}
 MIXED_TORCH = {"steps": {"torch", "torch autocast"}, "gemm": {"torch", "torch autocast", "torch bf16"},
@@ -770,7 +839,7 @@ def test_the_summary_names_the_fastest_competitor_that_got_it_right():
                 "ratio": None if status in ("WRONG", "ERROR") else median / 2.0, "disturbed": False}
 
     rows = [row("a", "bpfast", 2.0, "baseline"), row("a", "numpy", 3.0), row("a", "torch", 2.5),
-            row("a", "wrong", 0.1, "WRONG"), row("a", "bpfast checked", 2.2),
+            row("a", "wrong", 0.1, "WRONG"), row("a", "bpfast + input checks", 2.2),
             row("b", "bpfast", 2.0, "baseline"), row("b", "reference", 9.0), row("b", "numpy plain", 1.0),
             row("b", "torch", 0.5, "ERROR"),
             row("c", "bpfast", 2.0, "baseline"), row("c", "wrong", 0.1, "WRONG")]

@@ -10,7 +10,7 @@ Tolerances, as in conftest.relative_error: float64 1e-12 (the only difference
 is the order in which a step's gradient sum is rounded); float32 with
 deterministic=True (and mixed precision, float32 kept with bfloat16 products, whose
 gradients are float32): bitwise, against an oracle that sums the same per-rank
-partial gradients in rank order (see the README for what "identical" means);
+partial gradients in rank order (see docs/mpi.md for what "identical" means);
 float32 by Allreduce: 1e-4 after a few Adam steps.
 """
 

@@ -190,6 +190,82 @@ def test_validation_for_a_regressor_has_no_accuracy():
     assert history.history["val_loss"] == losses
 
 
+
+BAD_PAIRS = {  # (X, T) pairs for Network([3, 4, 3], softmax), each wrong in one way
+    "T rows": (np.ones((50, 3)), np.zeros(49, int)),
+    "T 2-D rows": (np.ones((50, 3)), np.ones((49, 3))),
+    "T columns": (np.ones((50, 3)), np.ones((50, 2))),
+    "T 3-D": (np.ones((50, 3)), np.ones((50, 3, 1))),
+    "T out of range": (np.ones((50, 3)), np.full(50, 5)),
+    "T fractional": (np.ones((50, 3)), np.full(50, 0.5)),
+    "T NaN": (np.ones((50, 3)), np.full((50, 3), np.nan)),
+    "T dtype": (np.ones((50, 3)), np.ones(50, complex)),
+    "X columns": (np.ones((50, 2)), np.zeros(50, int)),
+    "X 1-D": (np.ones(3), np.zeros(3, int)),
+    "X empty": (np.ones((0, 3)), np.zeros(0, int)),
+    "X NaN": (np.full((50, 3), np.nan), np.zeros(50, int)),
+    "X dtype": (np.full((50, 3), "a"), np.zeros(50, int)),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_PAIRS))
+def test_validation_data_errors_name_X_val_and_T_val(case):
+    # The oracle: the same pair given as fit's training data, whose error names X and T;
+    # as validation_data the message is that one with X_val and T_val in their place.
+    X_bad, T_bad = BAD_PAIRS[case]
+    net = bpfast.Network([3, 4, 3], output="softmax", seed=0)
+    X, labels = np.ones((8, 3)), np.zeros(8, int)
+    with pytest.raises((ValueError, TypeError)) as as_training:
+        net.fit(X_bad, T_bad, epochs=1)
+    before = snapshot(net)
+    with pytest.raises(as_training.type) as as_validation:
+        net.fit(X, labels, epochs=1, validation_data=(X_bad, T_bad))
+    expected = re.sub(r"\bT\b", "T_val", re.sub(r"\bX\b", "X_val", str(as_training.value)))
+    assert str(as_validation.value) == expected
+    assert not re.search(r"\b[XT]\b", str(as_validation.value))  # neither X nor T is blamed
+    assert_unchanged(net, before)
+
+
+def test_validation_rows_error_names_X_val():
+    net = bpfast.Network([3, 4, 3], output="softmax", seed=0)
+    with pytest.raises(ValueError, match=r"^T_val must have 50 rows to match X_val; got shape \(49,\)$"):
+        net.fit(np.ones((8, 3)), np.zeros(8, int), validation_data=(np.ones((50, 3)), np.zeros(49, int)))
+
+
+# ---------------------------------------------------------------- string labels
+
+def test_string_labels_are_refused_with_the_way_forward():
+    rng = np.random.default_rng(30)
+    names = np.array(["cat", "dog", "emu"])
+    X, words = rng.standard_normal((24, 3)), names[rng.integers(0, 3, 24)]
+    net = bpfast.Network([3, 4, 3], output="softmax", dtype="float64", seed=4)
+    before = snapshot(net)
+    with pytest.raises(TypeError, match=r"^T must hold") as refused:
+        net.fit(X, words, epochs=2)
+    message = str(refused.value)
+    assert "np.unique(T, return_inverse=True)" in message and "bpfast.sklearn" in message
+    assert_unchanged(net, before)
+    with pytest.raises(TypeError, match=r"^T_val must hold.*np\.searchsorted\(classes, T_val\)"):
+        net.fit(X, np.zeros(24, int), epochs=1, validation_data=(X, words))
+    # Following the advice trains as labels encoded by hand (sorted names: cat 0, dog 1, emu 2).
+    classes, T = np.unique(words, return_inverse=True)
+    by_hand = np.array([{"cat": 0, "dog": 1, "emu": 2}[w] for w in words])
+    assert list(classes) == ["cat", "dog", "emu"]
+    twin = bpfast.Network([3, 4, 3], output="softmax", dtype="float64", seed=4)
+    assert list(net.fit(X, T, epochs=2)) == list(twin.fit(X, by_hand, epochs=2))
+    assert_params_equal(net, params_of(twin))
+    assert set(classes[net.predict(X)]) <= set(names)
+
+
+def test_string_labels_work_in_bpfast_sklearn_as_the_message_says():
+    pytest.importorskip("sklearn")
+    from bpfast.sklearn import MLPClassifier
+    rng = np.random.default_rng(31)
+    X, words = rng.standard_normal((30, 3)), np.array(["no", "yes"])[rng.integers(0, 2, 30)]
+    clf = MLPClassifier(hidden_layer_sizes=(4,), max_iter=5, random_state=0).fit(X, words)
+    assert set(clf.predict(X)) <= {"no", "yes"} and list(clf.classes_) == ["no", "yes"]
+
+
 # ---------------------------------------------------------------- patience
 
 def line_net(w0=0.0):
@@ -343,7 +419,7 @@ def test_verbose_batches_take_exactly_the_steps_of_one_call(cls, reduction, caps
         batches = [int(m.group(1)) for line in lines for m in [re.search(rf"^epoch {epoch}/3: batch (\d+)/7$", line)]
                    if m]
         assert batches == list(range(1, 7)), lines  # a line after each span but the last
-        assert any(re.match(rf"epoch {epoch}/3  loss", line) for line in lines)
+        assert any(re.match(rf"epoch {epoch}/3  \d+\.\d\ds  loss", line) for line in lines)
 
 
 def test_a_short_epoch_stays_one_call(capsys, monkeypatch):
@@ -370,24 +446,88 @@ def test_a_short_epoch_stays_one_call(capsys, monkeypatch):
     assert "batch" not in capsys.readouterr().out
 
 
-def test_batches_show_in_a_tqdm_bar_when_tqdm_is_installed(monkeypatch):
+class Terminal(io.StringIO):
+    """A stream that says it is an interactive terminal."""
+
+    def isatty(self):
+        return True
+
+
+def rendered(text):
+    """What a terminal shows after text: each line as its last carriage-return frame left it,
+    ANSI erase codes dropped; blank lines dropped."""
+    shown = []
+    for line in text.replace("\x1b[K", "").replace("\x1b[A", "").split("\n"):
+        line = line.split("\r")[-1].rstrip()
+        if line:
+            shown.append(line)
+    return shown
+
+
+def assert_epoch_lines(lines, history, epochs):
+    """One line per epoch, in order, each with the epoch's time and History's records."""
+    assert len(lines) == epochs, lines
+    for epoch, line in enumerate(lines, 1):
+        assert re.match(rf"^epoch {epoch}/{epochs}  \d+\.\d\ds  ", line), line
+        for key, records in history.history.items():
+            assert re.search(rf"\b{key} {re.escape(f'{records[epoch - 1]:.4g}')}\b", line), (key, line)
+
+
+def long_epochs_fit(verbose=True):
+    rng = np.random.default_rng(23)
+    X, labels = rng.standard_normal((30, 3)), rng.integers(0, 2, 30)
+    net = bpfast.Network([3, 2], output="softmax", seed=1)
+    return net.fit(X, labels, epochs=2, batch_size=4, validation_data=(X[:7], labels[:7]), verbose=verbose)
+
+
+def test_batches_show_in_a_tqdm_bar_on_a_terminal(monkeypatch):
     tqdm_auto = pytest.importorskip("tqdm.auto")
     show_batches_always(monkeypatch)
-    out = io.StringIO()
+    out = Terminal()
+    monkeypatch.setattr(sys, "stdout", out)
     bars = []
     real = tqdm_auto.tqdm
 
     def recording(*args, **kwargs):
-        bar = real(*args, **{**kwargs, "file": out})
+        bar = real(*args, **kwargs)
         bars.append((kwargs.get("unit"), bar))
         return bar
     monkeypatch.setattr(tqdm_auto, "tqdm", recording)
-    rng = np.random.default_rng(23)
-    X, labels = rng.standard_normal((30, 3)), rng.integers(0, 2, 30)
-    bpfast.Network([3, 2], output="softmax", seed=1).fit(X, labels, epochs=2, batch_size=4, verbose=True)
-    units = [unit for unit, _ in bars]
-    assert units == ["epoch", "batch", "batch"]  # one epoch bar, one batch bar per epoch
-    assert all(bar.n == bar.total for _, bar in bars)
+    history = long_epochs_fit()
+    assert [unit for unit, _ in bars] == ["batch", "batch"]  # one batch bar per epoch, no epoch bar
+    assert all(bar.n == bar.total == 8 for _, bar in bars)
+    assert "\r" in out.getvalue()  # the bars redrew themselves
+    assert_epoch_lines(rendered(out.getvalue()), history, 2)  # and left the epochs' lines only
+
+
+def test_batches_show_in_a_plain_bar_on_a_terminal_without_tqdm(monkeypatch):
+    plain_lines(monkeypatch)
+    show_batches_always(monkeypatch)
+    out = Terminal()
+    monkeypatch.setattr(sys, "stdout", out)
+    history = long_epochs_fit()
+    frames = out.getvalue().split("\r")
+    for epoch in (1, 2):  # the bar counts each epoch's 8 batches up to the last
+        counts = [int(m.group(1)) for frame in frames for m in [re.match(rf"epoch {epoch}/2  \[[=> ]{{30}}\] "
+                                                                         r"(\d+)/8 batches", frame)] if m]
+        assert counts == list(range(1, 9)), frames
+    assert_epoch_lines(rendered(out.getvalue()), history, 2)
+
+
+@pytest.mark.parametrize("tqdm", ["installed", "absent"])
+def test_without_a_terminal_verbose_writes_whole_lines_only(tqdm, capsys, monkeypatch):
+    if tqdm == "installed":
+        pytest.importorskip("tqdm.auto")
+    else:
+        plain_lines(monkeypatch)
+    show_batches_always(monkeypatch)
+    history = long_epochs_fit()
+    out = capsys.readouterr().out
+    assert "\r" not in out and "\x1b" not in out  # no carriage-return frames, no terminal codes
+    lines = out.splitlines()
+    batch_lines = [line for line in lines if re.match(r"^epoch \d/2: batch \d/8$", line)]
+    assert batch_lines == [f"epoch {e}/2: batch {b}/8" for e in (1, 2) for b in range(1, 8)]
+    assert_epoch_lines([line for line in lines if line not in batch_lines], history, 2)
 
 
 def test_verbose_says_why_and_when_early_stopping_stopped(capsys, monkeypatch):
@@ -483,6 +623,35 @@ def test_history_plot_draws_every_record(monkeypatch):
         assert list(lines[key].get_ydata()) == history.history[key]
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["loss", "val_loss", "val_accuracy"]
     matplotlib.pyplot.close(ax.figure)
+
+
+def test_history_plot_legend_covers_no_curve():
+    # The oracle is geometry in display coordinates, after drawing: the legend's box must
+    # miss every plotted point of every curve (val_accuracy's on the twin axis included),
+    # and stay inside the figure.
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    history = History()
+    epochs = 30
+    history.history["loss"] = list(np.linspace(1.0, 0.1, epochs))
+    history.history["val_loss"] = list(np.linspace(1.1, 0.3, epochs))
+    history.history["val_accuracy"] = list(np.linspace(0.2, 1.0, epochs))  # rises into the top right
+    history.extend(history.history["loss"])
+    ax = history.plot()
+    figure = ax.figure
+    figure.canvas.draw()
+    legend = ax.get_legend().get_window_extent()
+    for axis in figure.axes:
+        for line in axis.get_lines():
+            if line.get_label() not in history.history:
+                continue  # the best epoch's marker line
+            points = axis.transData.transform(np.column_stack([line.get_xdata(), line.get_ydata()]))
+            inside = ((points[:, 0] >= legend.x0) & (points[:, 0] <= legend.x1)
+                      & (points[:, 1] >= legend.y0) & (points[:, 1] <= legend.y1))
+            assert not inside.any(), line.get_label()
+        assert not legend.overlaps(axis.get_window_extent())  # clear of the plotting area itself
+    assert figure.bbox.contains(legend.x0, legend.y0) and figure.bbox.contains(legend.x1, legend.y1)
+    matplotlib.pyplot.close(figure)
 
 
 def test_history_plot_without_matplotlib_says_how_to_get_it(monkeypatch):

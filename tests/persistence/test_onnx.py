@@ -7,6 +7,7 @@ onnx or onnxruntime skip without them; the test extra installs both.
 
 import io
 import os
+import re
 import subprocess
 import sys
 
@@ -16,7 +17,7 @@ import pytest
 import bpfast
 import bpfast.onnx
 import bpfast.reference
-from conftest import assert_close
+from conftest import ROOT, assert_close
 
 HIDDEN = ("relu", "sigmoid", "tanh", "identity")
 OUTPUTS = ("identity", "sigmoid", "softmax")
@@ -335,9 +336,16 @@ def test_import_bpfast_does_not_import_onnx():
 def test_missing_onnx_gives_a_clear_import_error(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnx", None)  # what `import onnx` meets when it is not installed
     net = random_net([3, 4, 2], "relu", "identity", np.float32)
-    with pytest.raises(ImportError, match=r'pip install "bpfast\[onnx\]"'):
+    with pytest.raises(ImportError, match=r'pip install "bpfast\[onnx\]"') as refused:
         net.to_onnx(tmp_path / "x.onnx")
     assert not (tmp_path / "x.onnx").exists()
+    # What works from a checkout too: the extra of the project in the current folder, which
+    # pyproject.toml must define with onnx in it.
+    assert 'pip install ".[onnx]"' in str(refused.value) and "checkout" in str(refused.value)
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11 on
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        extras = tomllib.load(f)["project"]["optional-dependencies"]
+    assert any(re.match(r"onnx\b(?!runtime)", requirement) for requirement in extras["onnx"])
 
 
 def test_missing_onnx_in_a_fresh_interpreter(tmp_path):
