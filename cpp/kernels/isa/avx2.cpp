@@ -7,6 +7,7 @@
 #include <immintrin.h>
 
 #include "kernels/bf16/pair_kernel_loops.h"
+#include "kernels/bf16/pair_lanes_x86.h"
 #include "kernels/bf16/pair_pack.h"
 #include "kernels/elementwise/activation_loops.h"
 #include "kernels/elementwise/check_loops.h"
@@ -87,16 +88,7 @@ KernelTable<typename S::T> avx2_table(const char* tile_name) {
 
 // bfloat16 pairs on AVX2: each half widened to float32, then two FMAs, high
 // halves first (as VDPBF16PS orders them).
-struct PairsEmulated {
-    using V = __m256;
-    using Pairs = __m256i;
-    static constexpr int lanes = 8;
-    static V zero() { return _mm256_setzero_ps(); }
-    static V load(const float* p) { return _mm256_loadu_ps(p); }
-    static void store(float* p, V v) { _mm256_storeu_ps(p, v); }
-    static V add(V a, V b) { return _mm256_add_ps(a, b); }
-    static Pairs load_pairs(const Bf16Pair* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
-    static Pairs broadcast_pair(Bf16Pair p) { return _mm256_set1_epi32(static_cast<int>(p)); }
+struct PairsEmulated : x86::Pairs256 {
     static V dot(V acc, Pairs a, Pairs b) {
         const __m256i high = _mm256_set1_epi32(static_cast<int>(0xffff0000u));
         acc = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(a, high)),

@@ -10,6 +10,7 @@
 #include <immintrin.h>
 
 #include "kernels/bf16/pair_kernel_loops.h"
+#include "kernels/bf16/pair_lanes_x86.h"
 #include "kernels/bf16/pair_pack.h"
 #include "kernels/elementwise/activation_loops.h"
 #include "kernels/elementwise/check_loops.h"
@@ -99,16 +100,7 @@ KernelTable<typename S::T> avx512_table(const char* tile_name) {
 // a mask), then two FMAs, high halves first as VDPBF16PS does. The products
 // are exact, so this gives the instruction's sums (but for its flushing of
 // denormals) at the float32 FMA rate.
-struct PairsEmulated {
-    using V = __m512;
-    using Pairs = __m512i;
-    static constexpr int lanes = 16;
-    static V zero() { return _mm512_setzero_ps(); }
-    static V load(const float* p) { return _mm512_loadu_ps(p); }
-    static void store(float* p, V v) { _mm512_storeu_ps(p, v); }
-    static V add(V a, V b) { return _mm512_add_ps(a, b); }
-    static Pairs load_pairs(const Bf16Pair* p) { return _mm512_loadu_si512(p); }
-    static Pairs broadcast_pair(Bf16Pair p) { return _mm512_set1_epi32(static_cast<int>(p)); }
+struct PairsEmulated : x86::Pairs512 {
     static V dot(V acc, Pairs a, Pairs b) {
         const __m512i high = _mm512_set1_epi32(static_cast<int>(0xffff0000u));
         acc = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(a, high)),

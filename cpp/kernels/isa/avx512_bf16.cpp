@@ -6,6 +6,7 @@
 #include <immintrin.h>
 
 #include "kernels/bf16/pair_kernel_loops.h"
+#include "kernels/bf16/pair_lanes_x86.h"
 #include "kernels/bf16/pair_pack.h"
 #include "kernels/kernel_table.h"
 
@@ -14,17 +15,7 @@ namespace {
 
 constexpr int MR = 8, NV = 2;
 
-struct PairsBf16 {
-    using V = __m512;
-    using Pairs = __m512i;
-    static constexpr int lanes = 16;
-    static V zero() { return _mm512_setzero_ps(); }
-    static V load(const float* p) { return _mm512_loadu_ps(p); }
-    static void store(float* p, V v) { _mm512_storeu_ps(p, v); }
-    static V add(V a, V b) { return _mm512_add_ps(a, b); }
-    static V set1(double x) { return _mm512_set1_ps(static_cast<float>(x)); }
-    static Pairs load_pairs(const Bf16Pair* p) { return _mm512_loadu_si512(p); }
-    static Pairs broadcast_pair(Bf16Pair p) { return _mm512_set1_epi32(static_cast<int>(p)); }
+struct PairsBf16 : x86::Pairs512 {
     static V dot(V acc, Pairs a, Pairs b) { return _mm512_dpbf16_ps(acc, (__m512bh)a, (__m512bh)b); }
 };
 
