@@ -9,6 +9,7 @@ import io
 import json
 import math
 import os
+import secrets
 
 import numpy as np
 
@@ -28,14 +29,65 @@ OPTIONAL_KEYS = ("compute",)
 
 def save(net, path):
     """net in the save format at path (a file name, ".npz" added when it lacks it) or into a
-    binary file object; returns the path written."""
+    binary file object; returns the path written. A file name is written atomically (see
+    atomic_write); a file object is written as it is, at its position."""
     if hasattr(path, "write"):
         write(net, path)
         return path
     file_name = _npz_path(path)
-    with open(file_name, "wb") as file:
-        write(net, file)
+    atomic_write(file_name, lambda file: write(net, file))
     return file_name
+
+
+def atomic_write(file_name, write_to):
+    """Call write_to(file) on a new temporary file in file_name's folder, flush and fsync it,
+    rename it over file_name and fsync the folder: file_name holds either its old bytes or
+    all the new ones, whenever the process dies. A failure (a full disk, a file-size limit,
+    an exception from write_to) removes the temporary and leaves file_name as it was; an
+    OSError is raised again naming file_name."""
+    target = os.path.realpath(file_name)  # a symbolic link's target is replaced, not the link
+    folder, base = os.path.split(target)
+    temporary = None
+    try:
+        while temporary is None:  # a fresh name (O_EXCL); the umask applies as for open()
+            name = os.path.join(folder, f".{base}.{secrets.token_hex(6)}.tmp")
+            try:
+                descriptor = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0),
+                                     0o666)
+            except FileExistsError:
+                continue
+            temporary = name
+        with os.fdopen(descriptor, "wb") as file:
+            write_to(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, target)
+        temporary = None
+        _fsync_folder(folder)
+    except OSError as error:
+        raise OSError(error.errno, f"could not write {file_name}: {error.strerror or error}",
+                      os.fsdecode(file_name)) from error
+    finally:
+        if temporary is not None:
+            try:
+                os.unlink(temporary)
+            except OSError:
+                pass
+
+
+def _fsync_folder(folder):
+    """Make a rename in folder durable (where the file system can: some refuse to fsync a folder)."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError as error:
+        if error.errno not in (errno.EINVAL, errno.EBADF, errno.ENOTSUP, errno.EROFS):
+            raise
+    finally:
+        os.close(descriptor)
 
 
 def load(cls, path):
