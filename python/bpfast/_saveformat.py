@@ -10,6 +10,7 @@ import json
 import math
 import os
 import secrets
+import zipfile
 
 import numpy as np
 
@@ -100,6 +101,9 @@ def load(cls, path):
             return read(cls, archive)
     except FileNotFoundError:
         raise
+    except zipfile.BadZipFile as error:  # a member's CRC, or a header the directory contradicts
+        raise ValueError(f"{_name_of(path)} is not a valid bpfast network file: it is a damaged zip "
+                         f"archive ({error})") from None
     except _archive.READ_ERRORS as error:
         raise ValueError(f"{_name_of(path)} is not a valid bpfast network file: {error}") from None
 

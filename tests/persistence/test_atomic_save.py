@@ -144,3 +144,31 @@ def test_a_killed_save_leaves_a_loadable_file_equal_to_the_old_or_the_new_net(tm
         for name in leftovers(tmp_path):  # a kill can leave a temporary (never the target) behind
             os.unlink(tmp_path / name)
     assert sum(seen.values()) == trials
+
+
+# ---------------------------------------------------------------- messages
+
+@pytest.mark.parametrize("cut", ["half", "100 bytes", "last 10 bytes missing"])
+def test_a_truncated_file_is_named_a_truncated_or_damaged_archive(cut, tmp_path):
+    path = tmp_path / "model.npz"
+    bpfast.Network([6, 9, 3], seed=1).save(path)
+    data = path.read_bytes()
+    path.write_bytes({"half": data[:len(data) // 2], "100 bytes": data[:100],
+                      "last 10 bytes missing": data[:-10]}[cut])
+    with pytest.raises(ValueError) as info:
+        bpfast.Network.load(path)
+    message = str(info.value)
+    assert str(path) in message and "truncated or damaged zip archive" in message, message
+    assert "unknown kind" not in message
+
+
+@pytest.mark.parametrize("cls", CLASSES, ids=CLASS_IDS)
+def test_a_pickle_of_a_network_is_refused_though_it_holds_the_saved_bytes(cls, tmp_path):
+    net = cls([6, 9, 3], seed=1)
+    path = tmp_path / "model.npz"
+    path.write_bytes(pickle.dumps(net))
+    assert _saveformat.saved_bytes(net) in path.read_bytes()
+    with pytest.raises(ValueError, match="pickle, which bpfast never reads") as info:
+        cls.load(path)
+    assert str(path) in str(info.value)
+    assert same_weights(pickle.loads(path.read_bytes()), net)  # pickle itself still works
