@@ -115,15 +115,17 @@ def saved_bytes(net):
     return buffer.getvalue()
 
 
-def write(net, file):
-    """The save format of net into a binary file object."""
+def write(net, file, file_format=FILE_FORMAT, version=FILE_VERSION, more=None):
+    """The save format of net into a binary file object; a checkpoint (bpfast._checkpoint) gives
+    its own format and version, and more members (name: array) to write alongside."""
     architecture = {"sizes": net.sizes, "activation": [l.activation for l in net.layers[:-1]],
                     "output": net.output, "loss": net.loss_name, "reduction": net.reduction,
                     "dtype": net.dtype.name, "compute": net.compute, "seed": net.seed}
     arrays = {f"param_{i}": p for i, p in enumerate(net.parameters())}
     first_moment, second_moment = net._engine.optimizer_state()
     arrays.update(state_0=first_moment, state_1=second_moment)
-    np.savez(file, format=np.array(FILE_FORMAT), version=np.array(FILE_VERSION),
+    arrays.update(more or {})
+    np.savez(file, format=np.array(file_format), version=np.array(version),
              architecture=np.array(json.dumps(architecture)),
              optimizer=np.array(json.dumps(net._optimizer.config())),
              shuffle_state=np.array(json.dumps(net._shuffle_rng.bit_generator.state)),
@@ -131,15 +133,22 @@ def write(net, file):
              **arrays)
 
 
-def read(cls, archive):
+CHECKPOINT_FORMAT = "bpfast-checkpoint"  # bpfast._checkpoint's files: a network and fit's state
+
+
+def read(cls, archive, expected_format=FILE_FORMAT, expected_version=FILE_VERSION, more=()):
     """The network of class cls in an opened archive: every record and array header is
-    checked, then the net is built and each array read into it."""
+    checked, then the net is built and each array read into it. more: the names of members
+    a checkpoint holds besides the network's (its reader checks them)."""
     file_format = archive.text("format")
-    if file_format != FILE_FORMAT:
-        raise ValueError(f"its format is {file_format!r}")
+    if file_format != expected_format:
+        if file_format == CHECKPOINT_FORMAT:
+            raise ValueError("it is a checkpoint of Network.fit, not a saved network: pass it to "
+                             "fit(checkpoint=...) to resume that fit")
+        raise ValueError(f"its format is {file_format!r}; expected {expected_format!r}")
     version, = archive.integers("version", ())
-    if version != FILE_VERSION:
-        raise ValueError(f"it has version {version}; this bpfast reads version {FILE_VERSION}")
+    if version != expected_version:
+        raise ValueError(f"it has version {version}; this bpfast reads version {expected_version}")
     arch = archive.record("architecture", _archive.ARCHITECTURE_BYTES)
     if not isinstance(arch, dict) or not set(ARCHITECTURE_KEYS) - set(OPTIONAL_KEYS) <= set(arch) <= set(ARCHITECTURE_KEYS):
         raise ValueError(f"its architecture must be a record of {', '.join(ARCHITECTURE_KEYS)}")
@@ -166,7 +175,7 @@ def read(cls, archive):
         raise ValueError(f"its architecture has {total} parameters, {total * dtype.itemsize} bytes in "
                          f"{dtype}; the file holds {archive.size} bytes")
     shapes["state_0"], shapes["state_1"] = cls._optimizer_state_shapes(optimizer, total)
-    archive.require(RECORD_MEMBERS + tuple(shapes))
+    archive.require(RECORD_MEMBERS + tuple(shapes) + tuple(more))
     for name, shape in shapes.items():
         archive.check_array(name, shape, dtype)
 
