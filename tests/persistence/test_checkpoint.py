@@ -298,3 +298,98 @@ def test_a_full_disk_during_a_checkpoint_raises_os_error_and_keeps_the_old_one(t
     assert done.stdout.startswith("OSError") and str(path) in done.stdout, done.stdout
     assert path.read_bytes() == before
     assert [name for name in os.listdir(tmp_path) if name.endswith(".tmp")] == []
+
+
+# ---------------------------------------------------------------- the kill campaign
+
+CHILD = textwrap.dedent("""
+    import json, sys, warnings
+    import numpy as np
+    import bpfast
+    from bpfast import optim, reference
+    config, checkpoint, result = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
+    sys.path.insert(0, config.pop("tests"))
+    from test_checkpoint import campaign_fit
+    print("ready", flush=True)
+    net, history = campaign_fit(config, checkpoint)
+    net.save(result)
+    with open(result + ".json", "w") as file:
+        json.dump({"losses": list(history), "history": history.history, "best_epoch": history.best_epoch,
+                   "stopped_early": history.stopped_early}, file)
+""")
+
+
+def campaign_fit(config, checkpoint=None):
+    """The fit of one trial of the campaign (in the child, and uninterrupted as its oracle)."""
+    rng = np.random.default_rng(config["seed"])
+    dtype = config["dtype"]
+    X, y = rng.standard_normal((500, 20)).astype(dtype), rng.integers(0, 5, 500)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        net = CLASSES[config["cls"]]([20, 48, 32, 5], activation="relu", output="softmax", dtype=dtype,
+                                     compute=config["compute"], seed=config["seed"],
+                                     optimizer=OPTIMIZERS[config["opt"]]())
+    kwargs = {"epochs": 6, "batch_size": 16, "patience": config["patience"]}
+    if config["validation"]:
+        kwargs["validation_data"] = (X[:100] + 0.1, y[:100])
+    if checkpoint is not None:
+        kwargs.update(checkpoint=checkpoint, checkpoint_every=config["every"])
+    return net, net.fit(X, y, **kwargs)
+
+
+def campaign_configs(rng, trials):
+    for trial in range(trials):
+        cls = ["native", "reference"][trial % 2]
+        dtype = str(rng.choice(["float32", "float64"]))
+        yield {"cls": cls, "opt": ["sgd", "momentum", "adam"][trial % 3], "dtype": dtype,
+               "compute": "bfloat16" if dtype == "float32" and rng.random() < 0.25 else None,
+               "validation": bool(rng.random() < 0.5), "patience": [None, 2][int(rng.random() < 0.5)],
+               "every": [None, 2, 7][int(rng.integers(3))], "seed": int(rng.integers(100)),
+               "tests": os.path.dirname(__file__)}
+
+
+@pytest.mark.slow
+def test_a_fit_killed_at_random_instants_resumes_bitwise(tmp_path):
+    """SIGKILL a checkpointed fit at random instants, start it again until it ends: its end is
+    bitwise the uninterrupted fit's. Counts: trials, kills, resumes (runs that found a checkpoint)."""
+    rng = np.random.default_rng(2027)
+    trials, kills, resumes, bitwise = 24, 0, 0, 0
+    budget = time.monotonic() + 240  # a guard against a runaway, not a timing test
+    for trial, config in enumerate(campaign_configs(rng, trials)):
+        oracle, oracle_history = campaign_fit({**config, "tests": None})
+        started = time.monotonic()
+        campaign_fit({**config, "tests": None}, str(tmp_path / f"timing{trial}.npz"))
+        duration = time.monotonic() - started
+        checkpoint, result = str(tmp_path / f"c{trial}.npz"), str(tmp_path / f"r{trial}.npz")
+        for attempt in range(4):
+            resumes += os.path.exists(checkpoint)
+            child = subprocess.Popen([sys.executable, "-c", CHILD, json.dumps(config), checkpoint, result],
+                                     stdout=subprocess.PIPE, env=os.environ)
+            assert child.stdout.readline() == b"ready\n"
+            if attempt < 3:
+                time.sleep(rng.uniform(0, 1.2 * duration))
+                child.send_signal(signal.SIGKILL)
+            child.wait(timeout=120)
+            if child.returncode == -signal.SIGKILL:
+                kills += 1
+            else:
+                assert child.returncode == 0, f"trial {trial} ({config}): the child failed"
+                break
+        else:
+            pytest.fail(f"trial {trial}: never finished")
+        net = CLASSES[config["cls"]].load(result)
+        with open(result + ".json") as file:
+            saved = json.load(file)
+        assert net.compute == oracle.compute
+        for p, q in zip(net.parameters(), oracle.parameters(), strict=True):
+            assert p.tobytes() == q.tobytes(), f"trial {trial} ({config})"
+        for s, t in zip(net._engine.optimizer_state(), oracle._engine.optimizer_state(), strict=True):
+            assert s.tobytes() == t.tobytes(), f"trial {trial} ({config})"
+        assert (net._engine.steps, net._engine.epochs) == (oracle._engine.steps, oracle._engine.epochs)
+        assert net._shuffle_rng.bit_generator.state == oracle._shuffle_rng.bit_generator.state
+        assert saved == {"losses": list(oracle_history), "history": oracle_history.history,
+                         "best_epoch": oracle_history.best_epoch, "stopped_early": oracle_history.stopped_early}
+        bitwise += 1
+        assert time.monotonic() < budget, f"the campaign ran past its budget after {trial + 1} trials"
+    print(f"\nkill campaign: {trials} trials, {kills} kills, {resumes} resumes, {bitwise} bitwise")
+    assert kills >= trials and resumes >= trials // 2
