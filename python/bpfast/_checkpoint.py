@@ -70,11 +70,19 @@ class Checkpoint:
     writes: whether this process writes (rank 0 over MPI; every rank reads).
     """
 
-    def __init__(self, net, path, run, every=None, writes=True):
-        self.net, self.every, self.writes = net, every, writes
+    def __init__(self, net, path, run, every=None, comm=None):
+        self.net, self.every, self.comm = net, every, comm
         self.path = _saveformat._npz_path(path)
         self.run = {"engine": f"{type(net).__module__}.{type(net).__qualname__}", **run}
+        self.rank = None if comm is None else comm.Get_rank()
         self.written = 0  # checkpoints written by this fit
+
+    def gather(self):
+        """Over MPI (every rank, once the ranks agree to fit): the data fingerprints of every
+        rank, in rank order, as rank 0 writes them (each rank compared only its own on reading)."""
+        if self.comm is not None:
+            for key in ("data", "validation_data"):
+                self.run[key] = self.comm.allgather(self.run[key])
 
     # ------------------------------------------------------------ reading
     def read(self, optimizer_config):
@@ -118,10 +126,15 @@ class Checkpoint:
         if saved.optimizer.config() != optimizer_config:
             raise _CheckpointMismatch(f"its optimizer is {saved.optimizer.config()}, this fit's "
                                       f"{optimizer_config}")
-        for key in RUN_KEYS:
-            if run[key] != self.run[key]:
-                what = {"data": "data (X, T)", "validation_data": "validation_data"}.get(key, key)
-                raise _CheckpointMismatch(f"its {what} is {run[key]!r}, this fit's {self.run[key]!r}")
+        keys = [key for key in RUN_KEYS if key != "ranks"]
+        for key in ["ranks"] + keys:  # over MPI, the ranks first: the data is one entry a rank
+            theirs, mine = run[key], self.run[key]
+            if self.rank is not None and key in ("data", "validation_data"):
+                theirs = theirs[self.rank] if isinstance(theirs, list) and len(theirs) == run["ranks"] else theirs
+                key = f"{key} on rank {self.rank}"
+            if theirs != mine:
+                what = key.replace("data", "data (X, T)", 1) if key.startswith("data") else key
+                raise _CheckpointMismatch(f"its {what} is {theirs!r}, this fit's {mine!r}")
 
     def _state(self, archive, position, saved):
         """The State in the position record and the history and best weights arrays."""
@@ -190,9 +203,24 @@ class Checkpoint:
 
     # ------------------------------------------------------------ writing
     def write(self, state):
-        """The checkpoint of the fit in state, atomically (by the writing process only)."""
-        if not self.writes:
-            return
+        """The checkpoint of the fit in state, atomically; over MPI rank 0 writes, and an error
+        there raises on every rank."""
+        if self.comm is None:
+            return self._write(state)
+        from . import distributed
+        error = None
+        if self.rank == 0:
+            try:
+                self._write(state)
+            except Exception as e:  # noqa: BLE001 - passed on to the other ranks, then raised
+                error = e
+        message = self.comm.bcast(distributed._describe(error), root=0)
+        if error is not None:
+            raise error
+        if message is not None:
+            raise distributed._remote_error(message, 0, "writing the checkpoint")
+
+    def _write(self, state):
         history = state.history
         position = {"epoch": state.epoch, "batch": state.batch, "total_before": float(state.total_before),
                     "finished": bool(state.finished),

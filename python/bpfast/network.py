@@ -325,6 +325,10 @@ class Network:
             to start afresh.
         checkpoint_every: with checkpoint, a checkpoint every this many batches as well (inside
             an epoch; a fit resumed from one runs the rest of that epoch).
+            With comm, rank 0 writes the checkpoint and every rank reads it (the file must be one
+            that every rank sees, on a shared file system); each rank's data is fingerprinted, and
+            the number of ranks must be the same. A resumed fit ends bitwise where the
+            uninterrupted one ends with deterministic=True, else within float rounding.
         """
         if comm is None:  # the one choice between this process and a communicator
             runner = _fit.Local(self._engine, self._shuffle_rng, self._batch_and_targets, self.sizes[-1])
@@ -362,8 +366,8 @@ class Network:
                        "validation_data": None if validation is None else _checkpoint.fingerprint(validation),
                        "epochs": epochs, "batch_size": batch_size, "lr": lr, "shuffle": shuffle,
                        "patience": patience, "deterministic": deterministic if comm is not None else False,
-                       "ranks": None}
-                plan = _checkpoint.Checkpoint(self, checkpoint, run, checkpoint_every)
+                       "ranks": None if comm is None else comm.Get_size()}
+                plan = _checkpoint.Checkpoint(self, checkpoint, run, checkpoint_every, comm)
                 resumed = plan.read((optimizer or self._optimizer).config())
             settings = runner.settings(
                 epochs=epochs, batch_size=batch_size, patience=patience, shuffle=shuffle, lr=lr,
@@ -373,6 +377,8 @@ class Network:
             runner.agree_failure(error, "fit")  # with a communicator every rank raises, this one its own error
             raise
         runner.agree("fit", settings, X.shape[0], None if validation is None else validation[0].shape[0])
+        if plan is not None:
+            plan.gather()
         if optimizer is not None:
             self.optimizer = optimizer
         if resumed is not None:
