@@ -72,7 +72,10 @@ class Checkpoint:
 
     def __init__(self, net, path, run, every=None, comm=None):
         self.net, self.every, self.comm = net, every, comm
-        self.path = _saveformat._npz_path(path)
+        try:
+            self.path = _saveformat._npz_path(path)
+        except TypeError:
+            raise TypeError(f"checkpoint must be a file name (str or os.PathLike); got {type(path).__name__}") from None
         self.run = {"engine": f"{type(net).__module__}.{type(net).__qualname__}", **run}
         self.rank = None if comm is None else comm.Get_rank()
         self.written = 0  # checkpoints written by this fit

@@ -110,6 +110,21 @@ def test_checkpoints_do_not_change_the_fit(tmp_path):
     assert (tmp_path / "c.npz").exists() and os.listdir(tmp_path) == ["c.npz"]
 
 
+def test_checkpoints_inside_epochs_shown_by_the_progress_display_do_not_change_the_fit(tmp_path, monkeypatch,
+                                                                                       capsys):
+    # verbose runs an epoch in spans of its own; checkpoint_every cuts them at its boundaries
+    from bpfast import _progress
+    monkeypatch.setattr(_progress, "_tqdm", lambda: None)
+    monkeypatch.setattr(_progress.Progress, "batches_per_span", lambda self: 2)
+    X, y, kwargs = fit_arguments("float32", True, None, epochs=3)
+    oracle = make(dtype="float32")
+    oracle_history = oracle.fit(X, y, **kwargs)
+    net = make(dtype="float32")
+    history = net.fit(X, y, checkpoint=tmp_path / "v.npz", checkpoint_every=3, verbose=True, **kwargs)
+    assert_same_end(net, history, oracle, oracle_history)
+    assert "epoch 3/3" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("cls", list(CLASSES))
 def test_a_resume_inside_an_epoch_runs_the_rest_of_that_epoch(cls, tmp_path, monkeypatch):
     # Stop the fit right after the checkpoint at batch 6 of epoch 2: the resumed fit starts there.
@@ -255,7 +270,7 @@ def test_a_saved_network_is_not_a_checkpoint_nor_the_other_way_round(tmp_path):
 @pytest.mark.parametrize("bad,message", [({"checkpoint_every": 0}, "checkpoint_every"),
                                          ({"checkpoint_every": 2.5}, "checkpoint_every"),
                                          ({"checkpoint_every": 3, "checkpoint": None}, "checkpoint_every needs"),
-                                         ({"checkpoint": 3.5}, "path")])
+                                         ({"checkpoint": 3.5}, "checkpoint must be a file name")])
 def test_bad_checkpoint_arguments_are_named(bad, message, tmp_path):
     X, y = data("float64")
     kwargs = {"checkpoint": tmp_path / "c.npz", **bad}
