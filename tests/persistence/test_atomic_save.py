@@ -143,8 +143,8 @@ def test_a_killed_save_leaves_a_loadable_file_equal_to_the_old_or_the_new_net(tm
         seen[matches[0]] += 1
         for name in leftovers(tmp_path):  # a kill can leave a temporary (never the target) behind
             os.unlink(tmp_path / name)
-    print(f"\nsave kill campaign: {trials} trials, {trials} kills, the old net {seen[1]} times, "
-          f"the new one {seen[2]}")
+    print(f"\nsave kill campaign: {trials} trials, {trials} kills, the file held net 1 {seen[1]} times, "
+          f"net 2 {seen[2]} times (each trial rewrites it with one of them)")
     assert sum(seen.values()) == trials
 
 
