@@ -78,12 +78,17 @@ def parse_record(text, name):
         raise ValueError(f"{name} is not a bpfast record: {error}") from None
 
 
+ZIP_START = b"PK\x03\x04"  # the first bytes of a zip archive's first member, where save() puts it
+
+
 def _looks_like(start, size):
     """What the first bytes of a file that is not a zip archive suggest it is."""
     if start.startswith(b"\x93NUMPY"):
         kind = "a single .npy array (np.save), not an archive"
     elif start[:1] == b"\x80":
-        kind = "a pickle, which bpfast never reads"
+        # A pickle of a Network holds the bytes save() writes, which a zip reader would find:
+        # it is refused all the same, as nothing but save()'s own files is read.
+        kind = "a pickle, which bpfast never reads (pickle.load it if you trust it, then save())"
     elif all(32 <= c < 127 or c in b"\t\r\n" for c in start):
         kind = "text"
     else:
@@ -107,12 +112,17 @@ class Archive:
             self._file.seek(0)
             if self.size == 0:
                 raise ValueError("it is empty (0 bytes)")
+            start = self._file.read(16)
+            self._file.seek(0)
+            if not start.startswith(ZIP_START):  # save() writes the archive from the first byte
+                raise ValueError(f"it is not an .npz (zip) archive as save() writes: "
+                                 f"{_looks_like(start, self.size)}")
             try:
                 self._zip = zipfile.ZipFile(self._file)
-            except zipfile.BadZipFile:
-                self._file.seek(0)
-                raise ValueError(f"it is not an .npz (zip) archive as save() writes: "
-                                 f"{_looks_like(self._file.read(16), self.size)}") from None
+            except (zipfile.BadZipFile, EOFError, OSError) as error:
+                raise ValueError(f"it is a truncated or damaged zip archive ({self.size} bytes; "
+                                 f"{error}): the write of this file did not finish, or it was cut "
+                                 "short or changed since") from None
             self.members = self._directory(self._zip.infolist(), self.size)
         except BaseException:
             self.close()

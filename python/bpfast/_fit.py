@@ -52,24 +52,33 @@ class Local:
     def order(self, shuffle):
         return self.shuffle_rng.permutation(self.X.shape[0]) if shuffle else None
 
-    def run_epoch(self, epoch, order, progress):
-        """One epoch: one engine call, or, when progress shows batches, consecutive spans of
-        batches that take exactly the steps one call would."""
+    def batches(self):
+        """The batches of an epoch."""
+        return -(-self.X.shape[0] // self.batch_size)
+
+    def run_epoch(self, epoch, order, progress, first=0, total_before=0.0, every=None, at_boundary=None):
+        """One epoch: one engine call, or, when progress shows batches or a checkpoint is due every
+        `every` batches, consecutive spans of batches that take exactly the steps one call would.
+        A resumed epoch starts at batch `first` with the running loss total total_before;
+        at_boundary(batches_done, total) is called after every `every` batches (not at the end)."""
         X, T, labels, batch_size, lr = self.X, self.T, self.labels, self.batch_size, self.lr
-        if not progress.enabled:
+        if not progress.enabled and first == 0 and every is None:
             value, finite, batch, layer, pending = self.engine.train_epoch(X, T, labels, order, batch_size, lr)
             return value, finite, batch, layer, "", pending
         n = X.shape[0]
-        result, end = (0.0, True, -1, -1, None), 0  # the engine's answer for the spans so far
+        result, end = (total_before, True, -1, -1, None), first * batch_size  # the spans' answer so far
 
         def run_span(first, stop):
             nonlocal result, end
             end = min(n, stop * batch_size)
             result = self.engine.train_epoch(X, T, labels, order, batch_size, lr, begin=first * batch_size,
                                              end=end, total_before=result[0])
-            return result[1] and end < n and result[4] is None
+            go_on = result[1] and end < n and result[4] is None
+            if go_on and every is not None and stop % every == 0:
+                at_boundary(stop, result[0])
+            return go_on
 
-        progress.run_in_spans(epoch, -(-n // batch_size), run_span)
+        progress.run_in_spans(epoch, self.batches(), run_span, first, every)
         value, finite, batch, layer, pending = result
         if finite and end < n and pending is not None:  # a Ctrl-C after a span's last batch: the epoch stops here
             raise pending
@@ -98,21 +107,44 @@ def accuracy(engine, X, T, labels, n_out):
     return float(np.mean(predicted == labels))
 
 
-def fit_epochs(runner, epochs, shuffle, validation, patience, callbacks, verbose, parameters, is_classifier):
+def fit_epochs(runner, epochs, shuffle, validation, patience, callbacks, verbose, parameters, is_classifier,
+               checkpoint=None, resumed=None):
     """Network.fit's loop over epochs on a started runner; returns the History.
-    parameters: the net's parameters() (early stopping keeps and restores copies of them)."""
-    history = History()
-    if validation is not None:
-        history.history["val_loss"] = []
-        if is_classifier:
-            history.history["val_accuracy"] = []
+    parameters: the net's parameters() (early stopping keeps and restores copies of them).
+    checkpoint: a bpfast._checkpoint.Checkpoint to write as the fit goes (None: none);
+    resumed: the _checkpoint.State it was read in (None: the fit starts at its first epoch)."""
+    from ._checkpoint import State
+    if resumed is None:
+        history = History()
+        if validation is not None:
+            history.history["val_loss"] = []
+            if is_classifier:
+                history.history["val_accuracy"] = []
+        state = State(history)
+    else:
+        state, history = resumed, resumed.history
+        if state.batch >= runner.batches():
+            raise ValueError(f"the checkpoint {checkpoint.path} is inside epoch {state.epoch + 1} at batch "
+                             f"{state.batch}, past the {runner.batches()} batches of an epoch of this fit")
+        if state.finished:
+            return history
     monitored_name = "val_loss" if validation is not None else "loss"
-    best, best_params, waited = np.inf, None, 0
+    every = None if checkpoint is None else checkpoint.every
     progress = runner.progress(epochs, verbose)
+
+    def at_boundary(epoch, batches_done, total):  # a checkpoint inside an epoch
+        state.batch, state.total_before = batches_done, total
+        checkpoint.write(state)
+
     try:
-        for epoch in range(1, epochs + 1):
+        for epoch in range(state.epoch + 1, epochs + 1):
+            if checkpoint is not None:
+                state.epoch_shuffle_state = runner.shuffle_rng.bit_generator.state
             order = runner.order(shuffle)
-            value, finite, batch, layer, culprit, pending = runner.run_epoch(epoch, order, progress)
+            first, total_before = state.batch, state.total_before
+            value, finite, batch, layer, culprit, pending = runner.run_epoch(
+                epoch, order, progress, first, total_before, every,
+                None if every is None else lambda done, total: at_boundary(epoch, done, total))
             if not finite:
                 where = f", layer {layer}" if layer >= 0 else " (in the loss)"
                 raise FloatingPointError(
@@ -129,31 +161,37 @@ def fit_epochs(runner, epochs, shuffle, validation, patience, callbacks, verbose
             if pending is not None:  # a Ctrl-C as the epoch ended: raised once the epoch is recorded
                 raise pending
             monitored = logs[monitored_name]
-            if monitored < best:
-                best, waited, history.best_epoch = monitored, 0, epoch
+            if monitored < state.best:
+                state.best, state.waited, history.best_epoch = monitored, 0, epoch
                 if patience is not None:
-                    best_params = [p.copy() for p in parameters()]
+                    state.best_params = [p.copy() for p in parameters()]
             else:
-                waited += 1
+                state.waited += 1
             stopped_by = runner.callbacks(callbacks, epoch, logs)
-            if patience is not None and waited >= patience:
+            state.epoch, state.batch, state.total_before, state.epoch_shuffle_state = epoch, 0, 0.0, None
+            if patience is not None and state.waited >= patience:
                 history.stopped_early = True
                 progress.say(f"early stopping after epoch {epoch}: {monitored_name} has not improved on "
-                             f"{best:.6g} for {waited} epochs (patience={patience}); restored the weights "
-                             f"of epoch {history.best_epoch}")
+                             f"{state.best:.6g} for {state.waited} epochs (patience={patience}); restored the "
+                             f"weights of epoch {history.best_epoch}")
                 break
             if stopped_by:
                 progress.say(f"stopped after epoch {epoch}: callback {_callable_name(stopped_by[0])} "
                              "returned True")
                 break
+            if checkpoint is not None and epoch < epochs:
+                checkpoint.write(state)
     except KeyboardInterrupt as interrupt:
         interrupt.history = history  # the epochs completed before it
         raise
     finally:
         progress.close()
-    if best_params is not None and history.stopped_early:
-        for p, saved in zip(parameters(), best_params):
+    if state.best_params is not None and history.stopped_early:
+        for p, saved in zip(parameters(), state.best_params):
             p[...] = saved
+    if checkpoint is not None:
+        state.finished = True
+        checkpoint.write(state)
     return history
 
 

@@ -94,15 +94,17 @@ class Progress:
             self._last_line = time.monotonic()
             print(f"epoch {epoch}/{self.epochs}: batch {done}/{self.batches}", file=self.out, flush=True)
 
-    def run_in_spans(self, epoch, batches, run_span):
-        """One epoch of `batches` batches as calls run_span(first, stop), each running the batches
-        [first, stop): the whole epoch in one call when batches are not shown, else consecutive
-        spans of about SPAN_SECONDS, each timed and reported. A call that returns False ends the
-        epoch there (a non-finite step, a Ctrl-C)."""
+    def run_in_spans(self, epoch, batches, run_span, first=0, every=None):
+        """One epoch of `batches` batches, from batch `first` on (a resumed epoch), as calls
+        run_span(first, stop), each running the batches [first, stop): the whole epoch in one
+        call when batches are not shown, else consecutive spans of about SPAN_SECONDS, each timed
+        and reported; with `every`, no span crosses a multiple of every batches (a checkpoint's
+        boundary). A call that returns False ends the epoch there (a non-finite step, a Ctrl-C)."""
         self._epoch_started = time.perf_counter()
-        first = 0
         while first < batches:
             stop = min(batches, first + self.batches_per_span()) if self.enabled else batches
+            if every is not None:
+                stop = min(stop, (first // every + 1) * every)
             started = time.perf_counter()
             go_on = run_span(first, stop)
             self.batches_done(epoch, stop * self.batch_size, time.perf_counter() - started, stop - first)

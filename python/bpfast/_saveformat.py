@@ -9,6 +9,8 @@ import io
 import json
 import math
 import os
+import secrets
+import zipfile
 
 import numpy as np
 
@@ -28,14 +30,65 @@ OPTIONAL_KEYS = ("compute",)
 
 def save(net, path):
     """net in the save format at path (a file name, ".npz" added when it lacks it) or into a
-    binary file object; returns the path written."""
+    binary file object; returns the path written. A file name is written atomically (see
+    atomic_write); a file object is written as it is, at its position."""
     if hasattr(path, "write"):
         write(net, path)
         return path
     file_name = _npz_path(path)
-    with open(file_name, "wb") as file:
-        write(net, file)
+    atomic_write(file_name, lambda file: write(net, file))
     return file_name
+
+
+def atomic_write(file_name, write_to):
+    """Call write_to(file) on a new temporary file in file_name's folder, flush and fsync it,
+    rename it over file_name and fsync the folder: file_name holds either its old bytes or
+    all the new ones, whenever the process dies. A failure (a full disk, a file-size limit,
+    an exception from write_to) removes the temporary and leaves file_name as it was; an
+    OSError is raised again naming file_name."""
+    target = os.path.realpath(file_name)  # a symbolic link's target is replaced, not the link
+    folder, base = os.path.split(target)
+    temporary = None
+    try:
+        while temporary is None:  # a fresh name (O_EXCL); the umask applies as for open()
+            name = os.path.join(folder, f".{base}.{secrets.token_hex(6)}.tmp")
+            try:
+                descriptor = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0),
+                                     0o666)
+            except FileExistsError:
+                continue
+            temporary = name
+        with os.fdopen(descriptor, "wb") as file:
+            write_to(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, target)
+        temporary = None
+        _fsync_folder(folder)
+    except OSError as error:
+        raise OSError(error.errno, f"could not write {file_name}: {error.strerror or error}",
+                      os.fsdecode(file_name)) from error
+    finally:
+        if temporary is not None:
+            try:
+                os.unlink(temporary)
+            except OSError:
+                pass
+
+
+def _fsync_folder(folder):
+    """Make a rename in folder durable (where the file system can: some refuse to fsync a folder)."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError as error:
+        if error.errno not in (errno.EINVAL, errno.EBADF, errno.ENOTSUP, errno.EROFS):
+            raise
+    finally:
+        os.close(descriptor)
 
 
 def load(cls, path):
@@ -48,6 +101,9 @@ def load(cls, path):
             return read(cls, archive)
     except FileNotFoundError:
         raise
+    except zipfile.BadZipFile as error:  # a member's CRC, or a header the directory contradicts
+        raise ValueError(f"{_name_of(path)} is not a valid bpfast network file: it is a damaged zip "
+                         f"archive ({error})") from None
     except _archive.READ_ERRORS as error:
         raise ValueError(f"{_name_of(path)} is not a valid bpfast network file: {error}") from None
 
@@ -59,15 +115,17 @@ def saved_bytes(net):
     return buffer.getvalue()
 
 
-def write(net, file):
-    """The save format of net into a binary file object."""
+def write(net, file, file_format=FILE_FORMAT, version=FILE_VERSION, more=None):
+    """The save format of net into a binary file object; a checkpoint (bpfast._checkpoint) gives
+    its own format and version, and more members (name: array) to write alongside."""
     architecture = {"sizes": net.sizes, "activation": [l.activation for l in net.layers[:-1]],
                     "output": net.output, "loss": net.loss_name, "reduction": net.reduction,
                     "dtype": net.dtype.name, "compute": net.compute, "seed": net.seed}
     arrays = {f"param_{i}": p for i, p in enumerate(net.parameters())}
     first_moment, second_moment = net._engine.optimizer_state()
     arrays.update(state_0=first_moment, state_1=second_moment)
-    np.savez(file, format=np.array(FILE_FORMAT), version=np.array(FILE_VERSION),
+    arrays.update(more or {})
+    np.savez(file, format=np.array(file_format), version=np.array(version),
              architecture=np.array(json.dumps(architecture)),
              optimizer=np.array(json.dumps(net._optimizer.config())),
              shuffle_state=np.array(json.dumps(net._shuffle_rng.bit_generator.state)),
@@ -75,15 +133,22 @@ def write(net, file):
              **arrays)
 
 
-def read(cls, archive):
+CHECKPOINT_FORMAT = "bpfast-checkpoint"  # bpfast._checkpoint's files: a network and fit's state
+
+
+def read(cls, archive, expected_format=FILE_FORMAT, expected_version=FILE_VERSION, more=()):
     """The network of class cls in an opened archive: every record and array header is
-    checked, then the net is built and each array read into it."""
+    checked, then the net is built and each array read into it. more: the names of members
+    a checkpoint holds besides the network's (its reader checks them)."""
     file_format = archive.text("format")
-    if file_format != FILE_FORMAT:
-        raise ValueError(f"its format is {file_format!r}")
+    if file_format != expected_format:
+        if file_format == CHECKPOINT_FORMAT:
+            raise ValueError("it is a checkpoint of Network.fit, not a saved network: pass it to "
+                             "fit(checkpoint=...) to resume that fit")
+        raise ValueError(f"its format is {file_format!r}; expected {expected_format!r}")
     version, = archive.integers("version", ())
-    if version != FILE_VERSION:
-        raise ValueError(f"it has version {version}; this bpfast reads version {FILE_VERSION}")
+    if version != expected_version:
+        raise ValueError(f"it has version {version}; this bpfast reads version {expected_version}")
     arch = archive.record("architecture", _archive.ARCHITECTURE_BYTES)
     if not isinstance(arch, dict) or not set(ARCHITECTURE_KEYS) - set(OPTIONAL_KEYS) <= set(arch) <= set(ARCHITECTURE_KEYS):
         raise ValueError(f"its architecture must be a record of {', '.join(ARCHITECTURE_KEYS)}")
@@ -110,7 +175,7 @@ def read(cls, archive):
         raise ValueError(f"its architecture has {total} parameters, {total * dtype.itemsize} bytes in "
                          f"{dtype}; the file holds {archive.size} bytes")
     shapes["state_0"], shapes["state_1"] = cls._optimizer_state_shapes(optimizer, total)
-    archive.require(RECORD_MEMBERS + tuple(shapes))
+    archive.require(RECORD_MEMBERS + tuple(shapes) + tuple(more))
     for name, shape in shapes.items():
         archive.check_array(name, shape, dtype)
 

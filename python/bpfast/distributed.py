@@ -483,13 +483,22 @@ class Epochs:
     def order(self, shuffle):
         return self.group.permutation(self.replica.shuffle_rng, self.X.shape[0]) if shuffle else None
 
-    def run_epoch(self, epoch, order, progress):
+    @property
+    def shuffle_rng(self):
+        return self.replica.shuffle_rng
+
+    def batches(self):
+        """The global steps of an epoch."""
+        return self.steps
+
+    def run_epoch(self, epoch, order, progress, first=0, total_before=0.0, every=None, at_boundary=None):
         """One epoch of global steps, the loss as the engine's train_epoch gives it
-        (batch-size-weighted mean, or sum)."""
+        (batch-size-weighted mean, or sum); first, total_before, every and at_boundary as
+        bpfast._fit.Local.run_epoch has them (a resumed epoch, checkpoints inside one)."""
         engine, X, T, labels, batch_size = self.engine, self.X, self.T, self.labels, self.batch_size
         reduction = self.replica.reduction
         mean = reduction == "mean"
-        total, failed = 0.0, None
+        total, failed = total_before, None
 
         def run_span(first, stop):
             nonlocal total, failed
@@ -509,9 +518,11 @@ class Epochs:
                               culprit_text(self.group.culprits(engine, Xb, Tb, Lb, rows)), None)
                     return False
                 total += value * self.step_rows[step] if mean else value
+            if every is not None and stop % every == 0 and stop < self.steps:
+                at_boundary(stop, total)
             return True
 
-        progress.run_in_spans(epoch, self.steps, run_span)
+        progress.run_in_spans(epoch, self.steps, run_span, first, every)
         if failed is not None:
             return failed
         engine.set_counters(engine.steps, engine.epochs + 1)  # as the engine's train_epoch ends an epoch

@@ -13,6 +13,7 @@ in _saveformat.
 import numpy as np
 
 from . import _architecture
+from . import _checkpoint
 from . import _core
 from . import _fit
 from . import _precision
@@ -315,7 +316,8 @@ class Network:
                                      "compute": self.compute})
 
     def fit(self, X, T, *, epochs=10, batch_size=32, lr=None, shuffle=True, optimizer=None,
-            validation_data=None, patience=None, callbacks=(), verbose=False, comm=None, deterministic=False):
+            validation_data=None, patience=None, callbacks=(), verbose=False, comm=None, deterministic=False,
+            checkpoint=None, checkpoint_every=None):
         """Train in mini-batches; returns a History: the list of per-epoch mean losses.
 
         Every argument after X and T is keyword-only. Epochs are numbered from 1
@@ -358,6 +360,26 @@ class Network:
             rank ends with the weights one process would have after the same global batches.
         deterministic: with comm, sum the ranks' gradients in rank order (the same bits run
             after run) instead of by MPI's Allreduce (as comm=bpfast.distributed.deterministic(comm)).
+
+        checkpoint: a file name (".npz" added when it lacks it, as save does) for a checkpoint of
+            this fit, written atomically (as save writes) at the end of every epoch and as the fit
+            ends. It holds the weights, optimizer state, counters, shuffle stream, the History so
+            far, early stopping's state (best weights, epochs without improvement) and the
+            position in the epoch at hand, in the save format (no pickle). A fit started while the
+            file exists resumes from it and ends bitwise where the uninterrupted fit ends (the same
+            weights, optimizer state and History); callbacks are called for the remaining epochs
+            only, and a checkpoint of a fit that has finished returns its History at once (the net
+            takes its final weights). The file is checked as load checks a network, and one of
+            another fit raises ValueError naming what differs: the data (a fingerprint of X, T
+            and validation_data: shapes, dtypes and a hash), the architecture, the optimizer, the
+            engine, or epochs, batch_size, lr, shuffle, patience or deterministic. Remove the file
+            to start afresh.
+        checkpoint_every: with checkpoint, a checkpoint every this many batches as well (inside
+            an epoch; a fit resumed from one runs the rest of that epoch).
+            With comm, rank 0 writes the checkpoint and every rank reads it (the file must be one
+            that every rank sees, on a shared file system); each rank's data is fingerprinted, and
+            the number of ranks must be the same. A resumed fit ends bitwise where the
+            uninterrupted one ends with deterministic=True, else within float rounding.
         """
         if comm is None:  # the one choice between this process and a communicator
             runner = _fit.Local(self._engine, self._shuffle_rng, self._batch_and_targets, self.sizes[-1])
@@ -385,6 +407,19 @@ class Network:
             validation = None
             if validation_data is not None:
                 validation = runner.batch(*validation_data, x_name="X_val", t_name="T_val")
+            if checkpoint_every is not None:
+                checkpoint_every = check.positive_int(checkpoint_every, "checkpoint_every")
+                if checkpoint is None:
+                    raise ValueError("checkpoint_every needs checkpoint=, the file to write")
+            plan = resumed = None
+            if checkpoint is not None:
+                run = {"data": _checkpoint.fingerprint((X, T, labels)),
+                       "validation_data": None if validation is None else _checkpoint.fingerprint(validation),
+                       "epochs": epochs, "batch_size": batch_size, "lr": lr, "shuffle": shuffle,
+                       "patience": patience, "deterministic": deterministic if comm is not None else False,
+                       "ranks": None if comm is None else comm.Get_size()}
+                plan = _checkpoint.Checkpoint(self, checkpoint, run, checkpoint_every, comm)
+                resumed = plan.read((optimizer or self._optimizer).config())
             settings = runner.settings(
                 epochs=epochs, batch_size=batch_size, patience=patience, shuffle=shuffle, lr=lr,
                 deterministic=deterministic, validation=validation is not None,
@@ -393,11 +428,15 @@ class Network:
             runner.agree_failure(error, "fit")  # with a communicator every rank raises, this one its own error
             raise
         runner.agree("fit", settings, X.shape[0], None if validation is None else validation[0].shape[0])
+        if plan is not None:
+            plan.gather()
         if optimizer is not None:
             self.optimizer = optimizer
+        if resumed is not None:
+            plan.restore(*resumed)
         runner.start(X, T, labels, batch_size, lr, deterministic)
         return _fit.fit_epochs(runner, epochs, shuffle, validation, patience, callbacks, verbose,
-                               self.parameters, self.is_classifier)
+                               self.parameters, self.is_classifier, plan, None if resumed is None else resumed[1])
 
     # ------------------------------------------------------------ persistence
     def save(self, path):

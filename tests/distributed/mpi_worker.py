@@ -221,13 +221,56 @@ def stall(comm, out):
     fit_until_the_last_rank(comm, lambda: time.sleep(300))
 
 
+def checkpointed_fit(comm, out):
+    """fit over MPI with a checkpoint (BPFAST_TEST_CHECKPOINT, none when empty), every
+    BPFAST_TEST_EVERY batches, patience BPFAST_TEST_PATIENCE (0: none); every rank raises from a callback at epoch BPFAST_TEST_STOP_AT
+    (0: never), standing for a killed launch. Rank 0 writes out/checkpointed.npz: every rank's
+    final weights and optimizer state, and the History; "stopped" when the callback stopped it."""
+    import json
+    from bpfast import distributed
+    rank = comm.Get_rank()
+    checkpoint = os.environ.get("BPFAST_TEST_CHECKPOINT") or None
+    every = (int(os.environ.get("BPFAST_TEST_EVERY", "0")) or None) if checkpoint else None
+    stop_at = int(os.environ.get("BPFAST_TEST_STOP_AT", "0"))
+    epochs = int(os.environ.get("BPFAST_TEST_EPOCHS", "4"))
+    patience = int(os.environ.get("BPFAST_TEST_PATIENCE", "3")) or None
+    dtype = os.environ.get("BPFAST_TEST_DTYPE", "float32")
+    X, labels, X_val, labels_val = problem(dtype)
+    X, labels = np.concatenate([X] * 4), np.concatenate([labels] * 4)
+    net = make_net(dtype, os.environ.get("BPFAST_TEST_OPTIMIZER", "adam"), "mean")
+    seen = []
+
+    def callback(epoch, logs):
+        seen.append(epoch)
+        if epoch == stop_at:
+            raise RuntimeError("stands for a killed launch")
+
+    try:
+        history = net.fit(*distributed.shard(X, labels, comm), epochs=epochs, batch_size=BATCH, comm=comm,
+                          deterministic=True, validation_data=distributed.shard(X_val, labels_val, comm),
+                          patience=patience, callbacks=[callback], checkpoint=checkpoint, checkpoint_every=every)
+    except RuntimeError:
+        history = None
+    if rank == 0:
+        print("fit done", flush=True)
+    state = np.concatenate([net._engine.flat_parameters()] + [s.ravel() for s in net._engine.optimizer_state()])
+    gathered = comm.gather(state, root=0)
+    if rank == 0:
+        record = None if history is None else {"losses": list(history), "history": history.history,
+                                               "best_epoch": history.best_epoch,
+                                               "stopped_early": history.stopped_early, "seen": seen}
+        np.savez(os.path.join(out, "checkpointed.npz"), record=np.array(json.dumps(record)),
+                 counters=np.array([net._engine.steps, net._engine.epochs]),
+                 **{f"state/{r}": s for r, s in enumerate(gathered)})
+
+
 def main():
     from mpi4py import MPI
 
     import bpfast
     bpfast.set_num_threads(1)  # ranks share the machine's cores
     out, scenario = sys.argv[1], sys.argv[2]
-    {"train": train, "faults": faults, "die": die, "stall": stall}[scenario](MPI.COMM_WORLD, out)
+    {"train": train, "faults": faults, "die": die, "stall": stall, "checkpointed": checkpointed_fit}[scenario](MPI.COMM_WORLD, out)
 
 
 if __name__ == "__main__":

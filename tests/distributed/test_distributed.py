@@ -427,3 +427,89 @@ def test_the_first_collective_of_a_communicator_is_not_watched():
     assert comm.aborts == [] and group._met
     with group._waiting("the sum of the gradients"):
         assert _wait_for(lambda: comm.aborts)
+
+
+# ---------------------------------------------------------------- checkpoints over MPI
+
+def _checkpointed(tmp_path, name, **variables):
+    """A launch of mpi_worker's checkpointed fit on 2 ranks: (record, counters, each rank's state)."""
+    out = tmp_path / name
+    out.mkdir()
+    code, _, output = launch(2, "checkpointed", out, **{f"BPFAST_TEST_{k.upper()}": str(v)
+                                                        for k, v in variables.items()})
+    assert code == 0, output[-3000:]
+    import json
+    with np.load(out / "checkpointed.npz") as saved:
+        return json.loads(str(saved["record"])), list(saved["counters"]), [saved["state/0"], saved["state/1"]]
+
+
+@needs_mpi
+@pytest.mark.parametrize("every", [0, 3])
+def test_a_fit_over_mpi_resumes_from_rank_0s_checkpoint_bitwise(every, tmp_path):
+    oracle, oracle_counters, oracle_state = _checkpointed(tmp_path, "oracle", epochs=5)
+    assert oracle_state[0].tobytes() == oracle_state[1].tobytes()
+    path = tmp_path / "mpi.npz"
+    stopped, _, _ = _checkpointed(tmp_path, "stopped", epochs=5, checkpoint=path, every=every, stop_at=3)
+    assert stopped is None and path.exists()
+    resumed, counters, state = _checkpointed(tmp_path, "resumed", epochs=5, checkpoint=path, every=every)
+    assert resumed.pop("seen") == oracle.pop("seen")[2:]  # the callbacks of epochs 3 on
+    assert resumed == oracle and counters == oracle_counters
+    for rank_state in state:
+        assert rank_state.tobytes() == oracle_state[0].tobytes()
+    finished, _, state = _checkpointed(tmp_path, "finished", epochs=5, checkpoint=path, every=every)
+    assert finished.pop("seen") == [] and finished == oracle
+    assert state[1].tobytes() == oracle_state[0].tobytes()
+
+
+@needs_mpi
+def test_a_checkpoint_of_another_fit_over_mpi_is_refused_on_every_rank(tmp_path):
+    path = tmp_path / "mpi.npz"
+    _checkpointed(tmp_path, "stopped", epochs=5, checkpoint=path, stop_at=2)
+    out = tmp_path / "other"
+    out.mkdir()
+    code, _, output = launch(2, "checkpointed", out, BPFAST_TEST_EPOCHS="6", BPFAST_TEST_CHECKPOINT=str(path))
+    assert code != 0 and "another fit" in output and "its epochs is 5, this fit's 6" in output, output[-3000:]
+
+
+@needs_mpi
+@pytest.mark.slow
+def test_a_launch_killed_at_random_instants_resumes_bitwise(tmp_path):
+    """The MPI part of the kill campaign: the whole launch (mpiexec and its 2 ranks) is SIGKILLed at
+    a random instant and started again until it ends; its end is bitwise the uninterrupted launch's."""
+    rng = np.random.default_rng(2028)
+    trials, kills, resumes = 6, 0, 0
+    for trial in range(trials):
+        variables = {"epochs": 40, "every": int(rng.choice([0, 2])), "patience": int(rng.choice([0, 8])),
+                     "optimizer": ["sgd", "momentum", "adam"][trial % 3],
+                     "dtype": ["float32", "float64"][trial % 2]}
+        started = time.monotonic()
+        oracle, oracle_counters, oracle_state = _checkpointed(tmp_path, f"oracle{trial}", **variables)
+        duration = time.monotonic() - started
+        path = tmp_path / f"c{trial}.npz"
+        for attempt in range(3):
+            out = tmp_path / f"run{trial}-{attempt}"
+            out.mkdir()
+            resumes += path.exists()
+            env = {**os.environ, "BPFAST_OVERLAP": "0", "BPFAST_TEST_CHECKPOINT": str(path),
+                   **{f"BPFAST_TEST_{k.upper()}": str(v) for k, v in variables.items()}}
+            process = subprocess.Popen([MPIEXEC, "-n", "2", sys.executable, "-m", "mpi4py", str(WORKER), str(out),
+                                        "checkpointed"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                       start_new_session=True, env=env)
+            try:
+                process.wait(timeout=rng.uniform(0.4, 1.0) * duration if attempt < 2 else LAUNCH_SECONDS)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+                kills += 1
+                continue
+            assert process.returncode == 0, process.stdout.read()[-3000:]
+            break
+        import json
+        with np.load(out / "checkpointed.npz") as saved:
+            record = json.loads(str(saved["record"]))
+            assert [saved["state/0"].tobytes(), saved["state/1"].tobytes()] == [oracle_state[0].tobytes()] * 2
+            assert list(saved["counters"]) == oracle_counters
+        record.pop("seen"), oracle.pop("seen")
+        assert record == oracle, f"trial {trial}"
+    print(f"\nMPI kill campaign: {trials} trials, {kills} kills, {resumes} resumes, {trials} bitwise")
+    assert kills >= trials and resumes >= 1
