@@ -15,7 +15,7 @@ namespace bpfast {
 
 // Defined by the ISA units, each compiled with its own flags.
 extern const IsaKernels generic_kernels, avx2_kernels, avx512_kernels, avx512_bf16_kernels, amx_kernels,
-    amx_model_kernels;
+    amx_model_kernels, amx_model_bf16_packers_kernels;
 
 namespace {
 
@@ -57,7 +57,8 @@ struct Isa {
 #endif
 }
 
-[[maybe_unused]] bool cpu_runs_amx() { return cpu_has_avx512f() && amx_support().usable; }
+// (every CPU with AMX has AVX512_BF16, which the AMX unit's packers use)
+[[maybe_unused]] bool cpu_runs_amx() { return cpu_has_avx512_bf16() && amx_support().usable; }
 
 bool always() { return true; }
 
@@ -72,6 +73,9 @@ const Isa ISAS[] = {  // in priority order
 #endif
     {"generic", &always, generic_kernels},
     {"amx_model", &always, generic_kernels, &amx_model_kernels, false},
+#if BPFAST_HAVE_AVX512
+    {"amx_model_bf16_packers", &cpu_has_avx512_bf16, avx512_kernels, &amx_model_bf16_packers_kernels, false},
+#endif
 };
 
 const Isa& chosen_isa() {

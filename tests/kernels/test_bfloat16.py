@@ -374,6 +374,7 @@ EXPECTED_KERNEL = {
     "avx2": "avx2_bf16emulated_4x16",
     "generic": "generic_bf16_4x8",
     "amx_model": "amx_model_bf16_32x32",
+    "amx_model_bf16_packers": "amx_model_bf16_32x32_vcvt",  # the AMX unit's packers, on the model's tiles
 }
 # The kernels with bfloat16 instructions: no warning that the products are emulated.
 NATIVE_BF16 = ("amx_bf16_32x32", "avx512_bf16_8x32")
@@ -434,7 +435,7 @@ def available_isas():
 def test_each_isa_path(isa):
     if isa not in available_isas():
         pytest.skip(f"this CPU has no {isa} (bpfast._core.build_info()['isas'])")
-    shapes = ISA_SHAPES if isa == "amx_model" else ISA_SHAPES_WIDE
+    shapes = ISA_SHAPES if isa.startswith("amx_model") else ISA_SHAPES_WIDE
     env = {**os.environ, "BPFAST_ISA": isa}
     done = subprocess.run([sys.executable, "-c", ISA_PROGRAM, json.dumps(shapes)], env=env,
                           capture_output=True, text=True, timeout=300)

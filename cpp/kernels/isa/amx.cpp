@@ -1,11 +1,13 @@
 // The AMX ISA's bfloat16 micro-kernel (kernels/bf16/amx_kernel.h) on the
-// real tile instructions. This unit alone is compiled with -mamx-tile
-// -mamx-bf16 and is called only when runtime/amx_support.h has found AMX on
-// the CPU, enabled by the OS, and granted to this process.
+// real tile instructions, its panels packed with VCVTNE2PS2BF16 (every AMX
+// CPU has AVX512_BF16). This unit alone is compiled with -mamx-tile
+// -mamx-bf16 -mavx512bf16 and is called only when runtime/amx_support.h has
+// found AMX on the CPU, enabled by the OS, and granted to this process.
 #include <immintrin.h>
 
 #include "kernels/bf16/amx_kernel.h"
 #include "kernels/bf16/pair_pack.h"
+#include "kernels/bf16/pair_pack_bf16_x86.h"
 #include "kernels/kernel_table.h"
 
 namespace bpfast {
@@ -53,7 +55,7 @@ struct HardwareTiles {
 
 PairMicroKernel pair_table() {
     return {"amx_bf16_32x32", AMX_MR, AMX_NR, PairLayout::rows, AMX_PAIRS, &amx_pair_kernel<HardwareTiles>,
-            &pack_pairs_rows<AMX_MR>, &pack_pairs_broadcast<AMX_NR>, &amx_begin<HardwareTiles>};
+            &x86::pack_pairs_rows_bf16<AMX_MR>, &x86::pack_pairs_bf16<AMX_NR>, &amx_begin<HardwareTiles>};
 }
 
 // The probe: TDPBF16PS into the four C tiles from fixed A and B tiles, 4
