@@ -27,7 +27,8 @@ __all__ = [
 def isa():
     """The instruction set in use: "amx", "avx512_bf16" (both: the float kernels of avx512 and
     their own bfloat16 products), "avx512", "avx2" or "generic"; BPFAST_ISA forces one, and also
-    "amx_model" (the AMX kernel on a software model of its instructions, for tests)."""
+    "amx_model" (the AMX kernel on a software model of its instructions, for tests) and
+    "amx_model_bf16_packers" (the same with the AMX unit's packers, on a CPU with AVX512_BF16)."""
     return _core.isa
 
 
