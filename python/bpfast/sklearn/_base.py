@@ -483,6 +483,22 @@ class BaseMLP(BaseEstimator):
         coefs, intercepts = unpack(result.x)
         self.coefs_, self.intercepts_ = list(coefs), list(intercepts)
 
+    # ------------------------------------------------------------ ONNX
+    def to_onnx(self, path=None, opset=None):
+        """The fitted estimator as an ONNX model (needs the onnx package); returns the onnx.ModelProto
+        and writes it to path when given (a str, an os.PathLike or a binary file object).
+
+        Input "X" [batch, n_features_in_] in the dtype of coefs_ (float64 after a float64 fit:
+        cast X to it). Outputs: a classifier's "label" (predict) and "probabilities"
+        (predict_proba), a regressor's "variable" [batch, n_outputs_] (predict). opset: from
+        bpfast.onnx.MIN_OPSET (13) to the newest the installed onnx knows, bpfast.onnx.DEFAULT_OPSET
+        (17) by default. Raises NotFittedError before fit, TypeError for a path of another type,
+        ValueError for a bad opset.
+        """
+        from ._onnx import export
+
+        return export(self, path, opset)
+
     # ------------------------------------------------------------ pickling
     def __getstate__(self):
         state = super().__getstate__()
