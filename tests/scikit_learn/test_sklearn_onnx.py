@@ -104,3 +104,41 @@ def test_to_onnx_writes_to_a_path_or_a_file_and_checks_its_arguments(tmp_path):
         model.to_onnx(42)
     with pytest.raises(ValueError, match="opset"):
         model.to_onnx(opset=5)
+
+
+# ---------------------------------------------------------------- skl2onnx
+
+
+def test_skl2onnx_converts_a_pipeline_that_holds_them():
+    skl2onnx = pytest.importorskip("skl2onnx")
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    bpfast.sklearn.register_skl2onnx()
+    bpfast.sklearn.register_skl2onnx()  # idempotent
+    for kind, X, y in [("Classifier", X_IRIS, Y_IRIS), ("Classifier", X_IRIS, Y_IRIS == 2),
+                       ("Regressor", X_DIABETES, Y_DIABETES / 100)]:
+        Estimator = getattr(bpfast.sklearn, "MLP" + kind)
+        pipeline = make_pipeline(StandardScaler(), Estimator(hidden_layer_sizes=(6,), max_iter=30, random_state=0))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            pipeline.fit(X, y)
+        X32 = X.astype(np.float32)
+        options = {Estimator: {"zipmap": False}} if kind == "Classifier" else None
+        model = skl2onnx.to_onnx(pipeline, X32[:1], options=options)
+        session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        outputs = session.run(None, {session.get_inputs()[0].name: X32})
+        if kind == "Classifier":
+            label, probabilities = outputs
+            np.testing.assert_allclose(probabilities, pipeline.predict_proba(X), atol=1e-5)
+            agree = np.mean(label == pipeline.predict(X))
+            assert agree >= 0.99, agree  # float32 graph: a probability at 0.5 may round either way
+        else:
+            np.testing.assert_allclose(outputs[0].ravel(), pipeline.predict(X), rtol=1e-4, atol=1e-4)
+
+    poisson = bpfast.sklearn.MLPRegressor(loss="poisson", hidden_layer_sizes=(3,), max_iter=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        poisson.fit(X_DIABETES, Y_DIABETES / 100)
+    with pytest.raises(NotImplementedError, match="poisson"):
+        skl2onnx.to_onnx(poisson, X_DIABETES[:1].astype(np.float32))

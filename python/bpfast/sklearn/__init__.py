@@ -20,6 +20,7 @@ or run a script patched: ``python -m bpfast.sklearn script.py [args]``.
 """
 
 from ._estimators import MLPClassifier, MLPRegressor
+from ._onnx import register_skl2onnx
 from ._patch import is_patched, patch, unpatch
 
-__all__ = ["MLPClassifier", "MLPRegressor", "is_patched", "patch", "unpatch"]
+__all__ = ["MLPClassifier", "MLPRegressor", "is_patched", "patch", "register_skl2onnx", "unpatch"]

@@ -153,3 +153,45 @@ def net_dtype(elem_type):
     import onnx.helper
 
     return onnx.helper.tensor_dtype_to_np_dtype(elem_type)
+
+
+_REGISTERED = []
+
+
+def register_skl2onnx():
+    """Register bpfast.sklearn's MLPClassifier and MLPRegressor with skl2onnx (needs the skl2onnx
+    package), through its documented way to add an estimator (skl2onnx.update_registered_converter),
+    so that skl2onnx.to_onnx / convert_sklearn converts them, and pipelines that hold them. They
+    take skl2onnx's own converters and shape calculators for scikit-learn's MLPs, which read the
+    same fitted attributes (coefs_, intercepts_, activation, out_activation_, classes_), and the
+    classifier its options (zipmap, nocl, output_class_labels). A Poisson regressor
+    (out_activation_ "exp") has no skl2onnx converter, as scikit-learn's own has none: its
+    conversion raises NotImplementedError; estimator.to_onnx() exports it. Calling it again does
+    nothing. Returns None."""
+    if _REGISTERED:
+        return
+    try:
+        from skl2onnx import update_registered_converter
+        from skl2onnx.operator_converters.multilayer_perceptron import (
+            convert_sklearn_mlp_classifier, convert_sklearn_mlp_regressor)
+        from skl2onnx.shape_calculators.linear_classifier import calculate_linear_classifier_output_shapes
+        from skl2onnx.shape_calculators.linear_regressor import calculate_linear_regressor_output_shapes
+    except ImportError as error:
+        raise ImportError("register_skl2onnx needs the skl2onnx package: pip install skl2onnx (or the "
+                          '"sklearn" extra of bpfast)') from error
+    from ._estimators import MLPClassifier, MLPRegressor
+
+    def convert_regressor(scope, operator, container):
+        if operator.raw_operator.out_activation_ == "exp":
+            raise NotImplementedError("skl2onnx has no converter for an MLPRegressor with loss='poisson' "
+                                      "(out_activation_ 'exp'), scikit-learn's included; "
+                                      "bpfast.sklearn.MLPRegressor.to_onnx() exports one")
+        return convert_sklearn_mlp_regressor(scope, operator, container)
+
+    update_registered_converter(MLPClassifier, "BpfastMLPClassifier", calculate_linear_classifier_output_shapes,
+                                convert_sklearn_mlp_classifier,
+                                options={"zipmap": [True, False, "columns"], "output_class_labels": [False, True],
+                                         "nocl": [True, False]})
+    update_registered_converter(MLPRegressor, "BpfastMLPRegressor", calculate_linear_regressor_output_shapes,
+                                convert_regressor)
+    _REGISTERED.append(True)
