@@ -8,8 +8,19 @@ with the same random_state a fit gives scikit-learn's model (the same initial
 draws, batch order, losses, gradients and updates), computed by bpfast's
 native core. Needs scikit-learn and scipy (``pip install "bpfast[sklearn]"``);
 plain ``import bpfast`` does not.
+
+Or leave the imports alone and patch scikit-learn, as scikit-learn-intelex's
+patch_sklearn does::
+
+    import bpfast.sklearn
+    bpfast.sklearn.patch()                      # unpatch() restores scikit-learn's
+    from sklearn.neural_network import MLPClassifier   # bpfast's
+
+or run a script patched: ``python -m bpfast.sklearn script.py [args]``.
 """
 
 from ._estimators import MLPClassifier, MLPRegressor
+from ._onnx import register_skl2onnx
+from ._patch import is_patched, patch, unpatch
 
-__all__ = ["MLPClassifier", "MLPRegressor"]
+__all__ = ["MLPClassifier", "MLPRegressor", "is_patched", "patch", "register_skl2onnx", "unpatch"]

@@ -34,6 +34,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
+from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from .. import _core, _precision, optim
@@ -82,14 +83,27 @@ def shuffled(order, random_state):
     return order[permutation]
 
 
+# scikit-learn 1.9's messages, word for word.
+NON_FINITE_WEIGHTS = ("Solver produced non-finite parameter weights. The input data may contain large values "
+                      "and need to be preprocessed.")
+VALIDATION_TOO_SMALL = ("The validation set is too small. Increase 'validation_fraction' or the size of your "
+                        "dataset.")
+
+
 def lbfgs_iterations(result, max_iter):
-    """The iterations L-BFGS-B ran (at most max_iter); a ConvergenceWarning when it did not converge."""
-    n_iter = min(result.nit, max_iter)
-    if result.status != 0:
-        warnings.warn(f"lbfgs failed to converge after {n_iter} iteration(s) (status={result.status}):\n"
-                      f"{result.message}\nIncrease the number of iterations (max_iter) or scale the data.",
-                      ConvergenceWarning, stacklevel=3)
-    return n_iter
+    """The iterations L-BFGS-B ran (at most max_iter), with scikit-learn's ConvergenceWarning when it
+    did not converge (scikit-learn's own check, so that the message is its own)."""
+    return _check_optimize_result("lbfgs", result, max_iter)
+
+
+class SolverState:
+    """The stochastic solver of a fit: the bpfast.optim optimizer and the current learning rate
+    (``learning_rate``, the attribute scikit-learn's optimizer objects have, which the schedules
+    change between epochs)."""
+
+    def __init__(self, optimizer, learning_rate):
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
 
 
 
@@ -212,8 +226,7 @@ class BaseMLP(BaseEstimator):
             else:
                 self._fit_lbfgs(as_engine_input(X), y, sample_weight, units)
         if not all(np.isfinite(w).all() for w in self.coefs_ + self.intercepts_):
-            raise ValueError("The solver produced non-finite weights; the input may hold values too large "
-                             "for training (scale it first).")
+            raise ValueError(NON_FINITE_WEIGHTS)
         return self
 
     def _initialize(self, y, units, dtype):
@@ -273,7 +286,7 @@ class BaseMLP(BaseEstimator):
             if not created:
                 return
             if saved is not None:  # an engine rebuilt after unpickling: its state comes back
-                engine.set_optimizer(self._optimizer["optimizer"].settings(form="sklearn"))
+                engine.set_optimizer(self._optimizer.optimizer.settings(form="sklearn"))
                 m, v, steps, epochs = saved
                 first, second = engine.optimizer_state()
                 if first.shape == m.shape and second.shape == v.shape:
@@ -283,7 +296,7 @@ class BaseMLP(BaseEstimator):
                     return
         optimizer = self._solver_optimizer()
         engine.set_optimizer(optimizer.settings(form="sklearn"))
-        self._optimizer = {"optimizer": optimizer, "learning_rate": float(self.learning_rate_init)}
+        self._optimizer = SolverState(optimizer, float(self.learning_rate_init))
         self._saved_optimizer_state = None
 
     def _fit_stochastic(self, X, y, sample_weight, units, incremental):
@@ -301,7 +314,7 @@ class BaseMLP(BaseEstimator):
             X_train, X_val, y_train, y_val = parts[:4]
             sw_train, sw_val = parts[4:] if sample_weight is not None else (None, None)
             if X_val.shape[0] < 2:
-                raise ValueError("The validation set is too small: raise validation_fraction or use more samples.")
+                raise ValueError(VALIDATION_TOO_SMALL)
             if is_classifier(self):
                 y_val = self._label_binarizer.inverse_transform(y_val)
             X_val = as_engine_input(X_val)
@@ -324,6 +337,7 @@ class BaseMLP(BaseEstimator):
         T, labels = self._targets(y_train, X_train.dtype)
         sample_idx = np.arange(n_samples, dtype=int)
         sgd = self.solver == "sgd"
+        diverged = False
         try:
             self.n_iter_ = 0
             for _ in range(self.max_iter):
@@ -331,12 +345,19 @@ class BaseMLP(BaseEstimator):
                 if self.shuffle:
                     sample_idx = shuffled(sample_idx, self._random_state)
                     order = sample_idx.astype(np.int64, copy=False)
-                lr = self._optimizer["learning_rate"] if sgd else None
-                loss, finite, _, _, pending = train_epoch(T, labels, order, batch_size, lr, sw_train)
-                if not finite:
-                    self.coefs_, self.intercepts_ = self._engine_weights(engine)
-                    raise ValueError("The solver produced non-finite weights or loss; the input may hold values "
-                                     "too large for training (scale it first), or the learning rate is too high.")
+                lr = self._optimizer.learning_rate if sgd else None
+                pending = None
+                if diverged:
+                    loss = np.nan
+                else:
+                    loss, finite, batch, _, pending = train_epoch(T, labels, order, batch_size, lr, sw_train)
+                    if not finite:
+                        diverged = True
+                        self._diverge(engine)
+                        # scikit-learn's epoch loss: NaN after the step that diverged; when that step is
+                        # the epoch's last, the mean that its non-finite loss (inf or NaN) makes
+                        last = batch == (n_samples - 1) // batch_size
+                        loss = loss if last and not np.isfinite(loss) else np.nan
                 self.n_iter_ += 1
                 self.loss_ = loss
                 self.t_ += n_samples
@@ -347,7 +368,7 @@ class BaseMLP(BaseEstimator):
                 if pending is not None:
                     raise pending
                 if sgd and self.learning_rate == "invscaling":
-                    self._optimizer["learning_rate"] = float(self.learning_rate_init) / (self.t_ + 1) ** self.power_t
+                    self._optimizer.learning_rate = float(self.learning_rate_init) / (self.t_ + 1) ** self.power_t
                 if self._no_improvement_count > self.n_iter_no_change:
                     watched = "Validation score" if early_stopping else "Training loss"
                     message = (f"{watched} did not improve more than tol={self.tol:f} for "
@@ -366,6 +387,15 @@ class BaseMLP(BaseEstimator):
         if early_stopping:
             self.coefs_, self.intercepts_ = self._best_coefs, self._best_intercepts
 
+    def _diverge(self, engine):
+        """The engine refused a step whose loss, gradient or update was not finite (its weights are
+        those before it). scikit-learn takes that step and trains on: its weights become NaN (a
+        non-finite value reaches every output and gradient within a step or two) and every loss
+        after it is NaN. The engine's weights are set to NaN so that what follows (the validation
+        scores of early stopping, the weights kept, the error at the end) is scikit-learn's."""
+        for view in engine.parameters():
+            view[...] = np.nan
+
     def _stop_or_slow_down(self, message):
         """After n_iter_no_change epochs without progress: whether to stop (the adaptive
         schedule divides SGD's learning rate by 5 instead, down to 1e-6)."""
@@ -373,13 +403,13 @@ class BaseMLP(BaseEstimator):
             if self.verbose:
                 print(message + " Stopping.")
             return True
-        if self._optimizer["learning_rate"] <= 1e-6:
+        if self._optimizer.learning_rate <= 1e-6:
             if self.verbose:
                 print(message + " Learning rate too small. Stopping.")
             return True
-        self._optimizer["learning_rate"] /= 5.0
+        self._optimizer.learning_rate /= 5.0
         if self.verbose:
-            print(message + " Setting learning rate to %f" % self._optimizer["learning_rate"])
+            print(message + " Setting learning rate to %f" % self._optimizer.learning_rate)
         return False
 
     def _update_no_improvement_count(self, engine, early_stopping, X_val, y_val, sw_val):
@@ -404,11 +434,13 @@ class BaseMLP(BaseEstimator):
                 self.best_loss_ = self.loss_curve_[-1]
 
     def _score_engine(self, engine, X, y, sample_weight):
-        """The validation score of the engine's current weights (nan when an output is not finite)."""
-        output = self._engine_output(engine, X)
-        if not np.isfinite(output).all():
+        """The validation score of the engine's current weights, as scikit-learn computes it: nan
+        when a prediction is a float and not finite (a regressor's), else the score of the
+        predictions (a classifier's labels, whatever its outputs were)."""
+        y_pred = self._decode(self._engine_output(engine, X))
+        if np.issubdtype(y_pred.dtype, np.floating) and not np.isfinite(y_pred).all():
             return np.nan
-        return self._score_function(y, self._decode(output), sample_weight=sample_weight)
+        return self._score_function(y, y_pred, sample_weight=sample_weight)
 
     # ------------------------------------------------------------ lbfgs
     def _fit_lbfgs(self, X, y, sample_weight, units):
@@ -451,6 +483,22 @@ class BaseMLP(BaseEstimator):
         coefs, intercepts = unpack(result.x)
         self.coefs_, self.intercepts_ = list(coefs), list(intercepts)
 
+    # ------------------------------------------------------------ ONNX
+    def to_onnx(self, path=None, opset=None):
+        """The fitted estimator as an ONNX model (needs the onnx package); returns the onnx.ModelProto
+        and writes it to path when given (a str, an os.PathLike or a binary file object).
+
+        Input "X" [batch, n_features_in_] in the dtype of coefs_ (float64 after a float64 fit:
+        cast X to it). Outputs: a classifier's "label" (predict) and "probabilities"
+        (predict_proba), a regressor's "variable" [batch, n_outputs_] (predict). opset: from
+        bpfast.onnx.MIN_OPSET (13) to the newest the installed onnx knows, bpfast.onnx.DEFAULT_OPSET
+        (17) by default. Raises NotFittedError before fit, TypeError for a path of another type,
+        ValueError for a bad opset.
+        """
+        from ._onnx import export
+
+        return export(self, path, opset)
+
     # ------------------------------------------------------------ pickling
     def __getstate__(self):
         state = super().__getstate__()
@@ -468,7 +516,7 @@ class BaseMLP(BaseEstimator):
 
     def _check_solver(self):
         if self.solver not in STOCHASTIC_SOLVERS:
-            raise AttributeError(f"partial_fit is only available for stochastic optimizers; {self.solver} "
+            raise AttributeError(f"partial_fit is only available for stochastic optimizers. {self.solver} "
                                  "is not stochastic.")
         return True
 

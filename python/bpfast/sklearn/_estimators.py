@@ -60,10 +60,11 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
             classes = unique_labels(y)
             if self.warm_start:
                 if set(classes) != set(self.classes_):
-                    raise ValueError(f"warm_start needs y to have the classes of the previous fit: "
-                                     f"{self.classes_}; y has {classes}")
+                    raise ValueError("warm_start can only be used where `y` has the same classes as in the "
+                                     f"previous call to fit. Previously got {self.classes_}, `y` has {classes}")
             elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
-                raise ValueError(f"y has classes not in classes_ {self.classes_}: y has {classes}")
+                raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has {self.classes_}. "
+                                 f"'y' has {classes}.")
         return X, self._label_binarizer.transform(y).astype(bool)
 
     def fit(self, X, y, sample_weight=None):
