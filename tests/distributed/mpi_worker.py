@@ -223,7 +223,8 @@ def stall(comm, out):
 
 def checkpointed_fit(comm, out):
     """fit over MPI with a checkpoint (BPFAST_TEST_CHECKPOINT, none when empty), every
-    BPFAST_TEST_EVERY batches, patience BPFAST_TEST_PATIENCE (0: none); every rank raises from a callback at epoch BPFAST_TEST_STOP_AT
+    BPFAST_TEST_EVERY batches, patience BPFAST_TEST_PATIENCE (0: none), deterministic unless
+    BPFAST_TEST_DETERMINISTIC is 0; every rank raises from a callback at epoch BPFAST_TEST_STOP_AT
     (0: never), standing for a killed launch. Rank 0 writes out/checkpointed.npz: every rank's
     final weights and optimizer state, and the History; "stopped" when the callback stopped it."""
     import json
@@ -235,6 +236,7 @@ def checkpointed_fit(comm, out):
     epochs = int(os.environ.get("BPFAST_TEST_EPOCHS", "4"))
     patience = int(os.environ.get("BPFAST_TEST_PATIENCE", "3")) or None
     dtype = os.environ.get("BPFAST_TEST_DTYPE", "float32")
+    deterministic = os.environ.get("BPFAST_TEST_DETERMINISTIC", "1") == "1"
     X, labels, X_val, labels_val = problem(dtype)
     X, labels = np.concatenate([X] * 4), np.concatenate([labels] * 4)
     net = make_net(dtype, os.environ.get("BPFAST_TEST_OPTIMIZER", "adam"), "mean")
@@ -247,7 +249,7 @@ def checkpointed_fit(comm, out):
 
     try:
         history = net.fit(*distributed.shard(X, labels, comm), epochs=epochs, batch_size=BATCH, comm=comm,
-                          deterministic=True, validation_data=distributed.shard(X_val, labels_val, comm),
+                          deterministic=deterministic, validation_data=distributed.shard(X_val, labels_val, comm),
                           patience=patience, callbacks=[callback], checkpoint=checkpoint, checkpoint_every=every)
     except RuntimeError:
         history = None

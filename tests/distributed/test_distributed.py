@@ -462,6 +462,22 @@ def test_a_fit_over_mpi_resumes_from_rank_0s_checkpoint_bitwise(every, tmp_path)
 
 
 @needs_mpi
+def test_a_fit_over_mpi_by_allreduce_resumes_within_float_rounding(tmp_path):
+    # Without deterministic the gradients are summed by Allreduce, in an order MPI chooses: a
+    # resumed launch ends where an uninterrupted one does to float32 rounding (as
+    # test_fit_float32_by_allreduce_is_close_and_the_same_on_every_rank allows), every rank alike.
+    oracle, _, oracle_state = _checkpointed(tmp_path, "oracle", epochs=5, deterministic=0)
+    path = tmp_path / "mpi.npz"
+    stopped, _, _ = _checkpointed(tmp_path, "stopped", epochs=5, checkpoint=path, every=3, stop_at=3, deterministic=0)
+    assert stopped is None and path.exists()
+    resumed, _, state = _checkpointed(tmp_path, "resumed", epochs=5, checkpoint=path, every=3, deterministic=0)
+    assert resumed.pop("seen") == oracle.pop("seen")[2:]
+    assert_close(resumed["losses"], oracle["losses"], np.float32, rtol=1e-4)
+    assert state[0].tobytes() == state[1].tobytes()
+    assert_close(state[0], oracle_state[0], np.float32, rtol=1e-4)
+
+
+@needs_mpi
 def test_a_checkpoint_of_another_fit_over_mpi_is_refused_on_every_rank(tmp_path):
     path = tmp_path / "mpi.npz"
     _checkpointed(tmp_path, "stopped", epochs=5, checkpoint=path, stop_at=2)
