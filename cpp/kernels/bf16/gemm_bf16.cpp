@@ -9,6 +9,8 @@
 //         pack this A block (MC, KC) unless shared
 //         for jr, ir: micro-kernel on an MR x NR tile of C
 //
+// Products with a unit dimension run as plain loops (unit_dimension below).
+//
 // Each operand value is rounded once per depth block it is packed in, and
 // every tile's sum runs over the depth blocks in order whatever thread takes
 // it, so the result does not depend on the thread count.
@@ -80,6 +82,42 @@ void gemm_few_columns(index M, index N, index K, MatrixView<float> A, MatrixView
     if (epilogue) epilogue->apply(epilogue->context, C, ldc, 0, 0, M, N);
 }
 
+// C = [C +] A·B when M, N or K is 1 (a net's single output unit, its weight
+// gradient, a rank-1 input gradient, a batch of one), as plain loops over
+// values rounded as they are read: an MR x NR tile would be mostly padding.
+// The sums are those of the tiles, in depth order, each product exact.
+//   N == 1: C(i) = Σ_p A(i, p) B(p)       M == 1: C(j) = Σ_p A(p) B(p, j)       K == 1: C(i, j) = A(i) B(j)
+void unit_dimension(index M, index N, index K, const MatrixView<float>& A, const MatrixView<float>& B, float* C,
+                    index ldc, bool accumulate) {
+    auto r = [](float x) { return from_bfloat16(to_bfloat16(x)); };
+    thread_local std::vector<float> rounded;
+    if (N == 1) {
+        float* b = reserve(rounded, static_cast<size_t>(K));
+        for (index p = 0; p < K; ++p) b[p] = r(B.data[p * B.row_stride]);
+        for (index i = 0; i < M; ++i) {
+            float sum = 0.0f;
+            for (index p = 0; p < K; ++p) sum += r(A.data[i * A.row_stride + p * A.col_stride]) * b[p];
+            C[i * ldc] = accumulate ? C[i * ldc] + sum : sum;
+        }
+    } else if (M == 1) {
+        float* sums = reserve(rounded, static_cast<size_t>(N));
+        std::fill(sums, sums + N, 0.0f);
+        for (index p = 0; p < K; ++p) {
+            const float a = r(A.data[p * A.col_stride]);
+            for (index j = 0; j < N; ++j) sums[j] += a * r(B.data[p * B.row_stride + j * B.col_stride]);
+        }
+        for (index j = 0; j < N; ++j) C[j] = accumulate ? C[j] + sums[j] : sums[j];
+    } else {  // K == 1
+        for (index i = 0; i < M; ++i) {
+            const float a = r(A.data[i * A.row_stride]);
+            for (index j = 0; j < N; ++j) {
+                const float product = a * r(B.data[j * B.col_stride]);
+                C[i * ldc + j] = accumulate ? C[i * ldc + j] + product : product;
+            }
+        }
+    }
+}
+
 }  // namespace
 
 void gemm_bf16(index M, index N, index K, MatrixView<float> A, MatrixView<float> B, float* C, index ldc,
@@ -91,6 +129,11 @@ void gemm_bf16(index M, index N, index K, MatrixView<float> A, MatrixView<float>
             if (!accumulate) std::fill(C + i * ldc, C + i * ldc + N, 0.0f);
             if (epilogue) epilogue->apply(epilogue->context, C + i * ldc, ldc, i, 0, 1, N);
         }
+        return;
+    }
+    if (M == 1 || N == 1 || K == 1) {
+        unit_dimension(M, N, K, A, B, C, ldc, accumulate);
+        if (epilogue) epilogue->apply(epilogue->context, C, ldc, 0, 0, M, N);
         return;
     }
     const PairMicroKernel& kernel = active_pair_micro_kernel();
