@@ -29,6 +29,7 @@ import numpy as np
 
 from . import _archive
 from . import _saveformat
+from ._fit import State
 from .history import History
 
 VERSION = 1
@@ -50,16 +51,6 @@ def fingerprint(arrays):
         digest = hashlib.sha256(memoryview(np.ascontiguousarray(array)).cast("B")).hexdigest()[:16]
         parts.append(f"{tuple(array.shape)} {array.dtype} sha256 {digest}")
     return "; ".join(parts)
-
-
-class State:
-    """Where a fit is, besides the network: what fit_epochs carries from epoch to epoch."""
-
-    def __init__(self, history, epoch=0, batch=0, total_before=0.0, finished=False, best=math.inf,
-                 best_params=None, waited=0, epoch_shuffle_state=None):
-        self.history, self.epoch, self.batch, self.total_before = history, epoch, batch, total_before
-        self.finished, self.best, self.best_params, self.waited = finished, best, best_params, waited
-        self.epoch_shuffle_state = epoch_shuffle_state
 
 
 class Checkpoint:

@@ -18,6 +18,8 @@ on. fit chooses one, once: ``Local`` here, over the engine's ``train_epoch``, or
     callbacks(callbacks, epoch, logs) -> the callbacks that asked to stop
 """
 
+import math
+
 import numpy as np
 
 from . import _progress
@@ -107,13 +109,23 @@ def accuracy(engine, X, T, labels, n_out):
     return float(np.mean(predicted == labels))
 
 
+class State:
+    """Where a fit is, besides the network: what fit_epochs carries from epoch to epoch (and a
+    checkpoint keeps, bpfast._checkpoint)."""
+
+    def __init__(self, history, epoch=0, batch=0, total_before=0.0, finished=False, best=math.inf,
+                 best_params=None, waited=0, epoch_shuffle_state=None):
+        self.history, self.epoch, self.batch, self.total_before = history, epoch, batch, total_before
+        self.finished, self.best, self.best_params, self.waited = finished, best, best_params, waited
+        self.epoch_shuffle_state = epoch_shuffle_state
+
+
 def fit_epochs(runner, epochs, shuffle, validation, patience, callbacks, verbose, parameters, is_classifier,
                checkpoint=None, resumed=None):
     """Network.fit's loop over epochs on a started runner; returns the History.
     parameters: the net's parameters() (early stopping keeps and restores copies of them).
     checkpoint: a bpfast._checkpoint.Checkpoint to write as the fit goes (None: none);
-    resumed: the _checkpoint.State it was read in (None: the fit starts at its first epoch)."""
-    from ._checkpoint import State
+    resumed: the State it was read in (None: the fit starts at its first epoch)."""
     if resumed is None:
         history = History()
         if validation is not None:

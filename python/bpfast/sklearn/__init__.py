@@ -19,8 +19,16 @@ patch_sklearn does::
 or run a script patched: ``python -m bpfast.sklearn script.py [args]``.
 """
 
+from . import _onnx
 from ._estimators import MLPClassifier, MLPRegressor
-from ._onnx import register_skl2onnx
 from ._patch import is_patched, patch, unpatch
+
+
+def register_skl2onnx():
+    """Register MLPClassifier and MLPRegressor with skl2onnx (needs the skl2onnx package), so that
+    skl2onnx converts them and pipelines that hold them; see _onnx.register_skl2onnx. Calling it
+    again does nothing."""
+    _onnx.register_skl2onnx(MLPClassifier, MLPRegressor)
+
 
 __all__ = ["MLPClassifier", "MLPRegressor", "is_patched", "patch", "register_skl2onnx", "unpatch"]

@@ -158,8 +158,8 @@ def net_dtype(elem_type):
 _REGISTERED = []
 
 
-def register_skl2onnx():
-    """Register bpfast.sklearn's MLPClassifier and MLPRegressor with skl2onnx (needs the skl2onnx
+def register_skl2onnx(classifier, regressor):
+    """Register bpfast.sklearn's MLPClassifier and MLPRegressor (given: classifier, regressor) with skl2onnx (needs the skl2onnx
     package), through its documented way to add an estimator (skl2onnx.update_registered_converter),
     so that skl2onnx.to_onnx / convert_sklearn converts them, and pipelines that hold them. They
     take skl2onnx's own converters and shape calculators for scikit-learn's MLPs, which read the
@@ -179,8 +179,6 @@ def register_skl2onnx():
     except ImportError as error:
         raise ImportError("register_skl2onnx needs the skl2onnx package: pip install skl2onnx (or the "
                           '"sklearn" extra of bpfast)') from error
-    from ._estimators import MLPClassifier, MLPRegressor
-
     def convert_regressor(scope, operator, container):
         if operator.raw_operator.out_activation_ == "exp":
             raise NotImplementedError("skl2onnx has no converter for an MLPRegressor with loss='poisson' "
@@ -188,10 +186,10 @@ def register_skl2onnx():
                                       "bpfast.sklearn.MLPRegressor.to_onnx() exports one")
         return convert_sklearn_mlp_regressor(scope, operator, container)
 
-    update_registered_converter(MLPClassifier, "BpfastMLPClassifier", calculate_linear_classifier_output_shapes,
+    update_registered_converter(classifier, "BpfastMLPClassifier", calculate_linear_classifier_output_shapes,
                                 convert_sklearn_mlp_classifier,
                                 options={"zipmap": [True, False, "columns"], "output_class_labels": [False, True],
                                          "nocl": [True, False]})
-    update_registered_converter(MLPRegressor, "BpfastMLPRegressor", calculate_linear_regressor_output_shapes,
+    update_registered_converter(regressor, "BpfastMLPRegressor", calculate_linear_regressor_output_shapes,
                                 convert_regressor)
     _REGISTERED.append(True)
