@@ -138,3 +138,23 @@ def test_train_step_and_fit_update_the_same_arrays_in_place(dtype, opt, rng):
     assert all(not np.array_equal(a, v) for a, v in zip(arrays[::2], values[::2]))
     # What the held arrays now hold is what the network computes with.
     assert_close(net.forward(X), reference_with_weights_of(net).forward(X), dtype)
+
+
+@pytest.mark.parametrize("shape", list(SIZES))
+def test_mixed_precision_steps_allocate_nothing_after_the_first(shape, rng):
+    # compute="bfloat16": the packed pairs, the unit-dimension loops and the few-columns path
+    # keep their buffers too (a 64-row batch reaches the few-columns product of the 4 outputs).
+    import warnings
+    sizes = SIZES[shape]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # bfloat16 on float32 FMAs under a forced ISA
+        net = bpfast.Network(sizes, output="softmax", compute="bfloat16", seed=0, optimizer=optim.Adam(lr=1e-3))
+    batches = [data(rng, 64, sizes, np.float32, "labels") for _ in range(4)]
+    net.train_step(*batches[0])
+    before = _core.buffer_growths()
+    for i in range(200):
+        net.train_step(*batches[i % 4])
+    net.train_step(*data(rng, 5, sizes, np.float32, "labels"))  # a smaller batch fits in the same workspace
+    assert _core.buffer_growths() == before
+    net.train_step(*data(rng, 65, sizes, np.float32, "labels"))
+    assert _core.buffer_growths() > before

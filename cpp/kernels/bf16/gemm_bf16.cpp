@@ -154,7 +154,7 @@ void gemm_bf16(index M, index N, index K, MatrixView<float> A, MatrixView<float>
     const index b_size = round_up(std::min(NC, N), nr) * max_pairs;
     const index a_shared_size = shared_a ? m_pad * max_pairs : 0;
     const index slot_size = shared_a ? 0 : round_up(round_up(std::min(MC, m_pad), mr) * max_pairs, 16);
-    const index slots = threads;
+    const index slots = shared_a ? 0 : index(get_num_threads());  // any thread of the pool may take a task
     thread_local std::vector<Bf16Pair> room;
     Bf16Pair* const b_packed = reserve_aligned(room, static_cast<size_t>(b_size + a_shared_size + slots * slot_size + 32));
     Bf16Pair* const a_all = b_packed + round_up(b_size, 16);
