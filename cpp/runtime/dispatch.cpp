@@ -51,7 +51,8 @@ struct Isa {
 
 [[maybe_unused]] bool cpu_has_avx512_bf16() {
 #if defined(__x86_64__) || defined(__i386__)
-    return cpu_has_avx512f() && __builtin_cpu_supports("avx512bf16");
+    // (the bfloat16 units also use AVX512BW's word permutes)
+    return cpu_has_avx512f() && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512bf16");
 #else
     return false;
 #endif

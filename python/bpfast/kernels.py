@@ -155,7 +155,8 @@ def input_gradient(delta, W, compute=None, out=None):
 
 def round_to_bfloat16(x):
     """float32 x rounded to the nearest bfloat16 (ties to even), as float32 values: what the
-    bfloat16 products read (NaN stays NaN; past the largest bfloat16, ±Inf)."""
+    bfloat16 products read (NaN stays NaN; past the largest bfloat16, ±Inf; a float32
+    subnormal becomes a zero of its sign, as VCVTNE2PS2BF16 rounds it)."""
     x = native(np.asarray(x, np.float32) if np.asarray(x).dtype != np.float32 else x, np.float32)
     out = np.empty_like(x)
     _core.round_to_bfloat16(x.reshape(-1), out.reshape(-1))

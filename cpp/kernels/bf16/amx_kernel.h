@@ -74,15 +74,15 @@ void amx_pair_kernel(index pairs, const Bf16Pair* a, const Bf16Pair* b, float* c
     Tiles::template store<3>(c_bottom + 16, c_stride);
 }
 
-// Loads the configuration once per thread (LDTILECFG is per thread; the
-// tiles keep it until released).
+// Loads the tile configuration: called by the loop nest before each run of
+// tiles (tile_loop), not once per thread, since other code on the same thread
+// (oneDNN, in a process that also runs PyTorch) may release the tiles or load
+// its own configuration between two of ours; LDTILECFG costs tens of cycles
+// against the thousands of a block of tiles.
 template <typename Tiles>
 void amx_begin() {
-    thread_local bool configured = false;
-    if (configured) return;
     static const TileConfig config = amx_tile_config();
     Tiles::configure(config);
-    configured = true;
 }
 
 }  // namespace

@@ -1,8 +1,9 @@
-// A software model of the AMX instructions the AMX kernel uses, as Intel
-// documents them: LDTILECFG (palette 1), TILELOADD, TILEZERO, TDPBF16PS
-// (products of bfloat16 pairs summed into float32: the even depth, then the
-// odd, each sum rounded to nearest even, denormal inputs read as zero and
-// denormal results flushed to zero) and TILESTORED. Slow, exact, and for
+// A software model of the AMX instructions the AMX kernel uses, as Intel's
+// Software Developer's Manual describes them: LDTILECFG (palette 1),
+// TILELOADD, TILEZERO, TDPBF16PS (see dot) and TILESTORED. (The Intrinsics
+// Guide's pseudocode of _tile_dpbf16ps adds each product into C in turn
+// instead; the two differ in the last bits, so the tests compare the kernel
+// with the reference within bounds, never bitwise.) Slow, exact, and for
 // tests: it lets amx_kernel.h run on any CPU (BPFAST_ISA=amx_model).
 #pragma once
 
@@ -62,14 +63,18 @@ struct TileModel {
         const Tile& s = tile(t);
         for (int r = 0; r < s.rows; ++r) std::memcpy(static_cast<unsigned char*>(base) + r * stride, s.bytes[r], s.colsb);
     }
-    // C (rows, colsb/4 float32) += A (rows, k pairs) · B (k rows, colsb/4 pairs)
+    // C (rows, colsb/4 float32) += A (rows, k pairs) · B (k rows, colsb/4 pairs), as the SDM
+    // writes TDPBF16PS: per element, the even products summed over k into one float32
+    // temporary and the odd ones into another (each starting at zero), then C + (even + odd),
+    // every sum rounded to nearest even, denormal inputs (C included) read as zero and denormal
+    // results flushed to zero.
     template <int c, int a, int b>
     static void dot() {
         Tile &C = tile(c), &A = tile(a), &B = tile(b);
         if (C.rows != A.rows || A.colsb / 4 != B.rows || C.colsb != B.colsb)
             throw std::logic_error("AMX model: TDPBF16PS on tiles of mismatched shapes");
         for (int m = 0; m < C.rows; ++m) {
-            float acc[16];
+            float acc[16], even[16] = {}, odd[16] = {};
             std::memcpy(acc, C.bytes[m], C.colsb);
             for (int k = 0; k < A.colsb / 4; ++k) {
                 Bf16Pair a_pair;
@@ -77,10 +82,11 @@ struct TileModel {
                 for (int n = 0; n < C.colsb / 4; ++n) {
                     Bf16Pair b_pair;
                     std::memcpy(&b_pair, B.bytes[k] + 4 * n, 4);
-                    acc[n] = ftz(acc[n] + daz(pair_low(a_pair)) * daz(pair_low(b_pair)));
-                    acc[n] = ftz(acc[n] + daz(pair_high(a_pair)) * daz(pair_high(b_pair)));
+                    even[n] = ftz(even[n] + daz(pair_low(a_pair)) * daz(pair_low(b_pair)));
+                    odd[n] = ftz(odd[n] + daz(pair_high(a_pair)) * daz(pair_high(b_pair)));
                 }
             }
+            for (int n = 0; n < C.colsb / 4; ++n) acc[n] = ftz(daz(acc[n]) + ftz(even[n] + odd[n]));
             std::memcpy(C.bytes[m], acc, C.colsb);
         }
     }

@@ -15,6 +15,10 @@ namespace bpfast {
 
 using Bf16Pair = std::uint32_t;
 
+// Internal linkage: the units compiled with AVX-512 or AMX flags include these
+// too, and an out-of-line copy of theirs must never serve a portable caller.
+namespace {
+
 inline std::uint32_t float_bits(float x) {
     std::uint32_t u;
     std::memcpy(&u, &x, sizeof u);
@@ -27,12 +31,15 @@ inline float float_of_bits(std::uint32_t u) {
     return x;
 }
 
-// x rounded to the nearest bfloat16, ties to even (what VCVTNEPS2BF16 does);
-// a NaN stays a (quiet) NaN, ±Inf stays ±Inf, and a finite value past the
-// largest bfloat16 rounds to ±Inf.
+// x rounded to the nearest bfloat16, ties to even, as VCVTNE2PS2BF16 does
+// it: a NaN stays a (quiet) NaN, ±Inf stays ±Inf, a finite value past the
+// largest bfloat16 rounds to ±Inf, and a denormal float32 becomes a zero of
+// its sign (the instruction reads denormal inputs as zero), so that every
+// path rounds a value to the same bits.
 inline std::uint16_t to_bfloat16(float x) {
     const std::uint32_t u = float_bits(x);
     if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<std::uint16_t>((u >> 16) | 0x0040u);
+    if ((u & 0x7f800000u) == 0) return static_cast<std::uint16_t>((u >> 16) & 0x8000u);
     return static_cast<std::uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 
@@ -42,7 +49,9 @@ inline std::uint16_t to_bfloat16(float x) {
 inline std::uint32_t rounded_bfloat16_bits(std::uint32_t u) {
     const std::uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
     const std::uint32_t quiet_nan = (u | 0x00400000u) & 0xffff0000u;
-    return (u & 0x7fffffffu) > 0x7f800000u ? quiet_nan : rounded;
+    const std::uint32_t signed_zero = u & 0x80000000u;
+    const std::uint32_t finite = (u & 0x7f800000u) == 0 ? signed_zero : rounded;
+    return (u & 0x7fffffffu) > 0x7f800000u ? quiet_nan : finite;
 }
 
 // values[0, n) rounded to bfloat16 in place (each stays a float32, on the bfloat16 grid).
@@ -66,4 +75,5 @@ inline Bf16Pair bf16_pair(float even, float odd) {
 inline float pair_low(Bf16Pair p) { return float_of_bits(p << 16); }
 inline float pair_high(Bf16Pair p) { return float_of_bits(p & 0xffff0000u); }
 
+}  // namespace
 }  // namespace bpfast

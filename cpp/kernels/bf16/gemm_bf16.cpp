@@ -32,6 +32,15 @@ constexpr index MAX_EDGE = 32;  // no kernel's mr or nr is larger
 
 index round_up(index n, index step) { return (n + step - 1) / step * step; }
 
+// depth_step (blocking.h) for a kernel that pads every depth block to a
+// multiple of `granule` depths (AMX: 32): blocks of about equal depth, each a
+// multiple of the granule (and of 16), none deeper than cap.
+index pair_depth_step(index K, index cap, index granule) {
+    const index blocks = (K + cap - 1) / cap, step = std::max<index>(16, granule);
+    const index even = round_up((K + blocks - 1) / blocks, step);
+    return even < cap ? even : cap;
+}
+
 // Packs lines [0, lines) of src, `width` at a time, into consecutive panels
 // of width x pairs.
 void pack_lines(PairPackFn pack, int width, const PanelSource& src, index lines, index depth, index pairs,
@@ -100,11 +109,19 @@ void unit_dimension(index M, index N, index K, const MatrixView<float>& A, const
             C[i * ldc] = accumulate ? C[i * ldc] + sum : sum;
         }
     } else if (M == 1) {
-        float* sums = reserve(rounded, static_cast<size_t>(N));
-        std::fill(sums, sums + N, 0.0f);
-        for (index p = 0; p < K; ++p) {
-            const float a = r(A.data[p * A.col_stride]);
-            for (index j = 0; j < N; ++j) sums[j] += a * r(B.data[p * B.row_stride + j * B.col_stride]);
+        float* sums = reserve(rounded, static_cast<size_t>(N + K));
+        float* a = sums + N;
+        for (index p = 0; p < K; ++p) a[p] = r(A.data[p * A.col_stride]);
+        if (B.col_stride == 1) {  // rows of B contiguous: walk them in depth order
+            std::fill(sums, sums + N, 0.0f);
+            for (index p = 0; p < K; ++p)
+                for (index j = 0; j < N; ++j) sums[j] += a[p] * r(B.data[p * B.row_stride + j]);
+        } else {  // B = Wᵀ: each column's depths contiguous, one sum at a time (the same order)
+            for (index j = 0; j < N; ++j) {
+                float sum = 0.0f;
+                for (index p = 0; p < K; ++p) sum += a[p] * r(B.data[p * B.row_stride + j * B.col_stride]);
+                sums[j] = sum;
+            }
         }
         for (index j = 0; j < N; ++j) C[j] = accumulate ? C[j] + sums[j] : sums[j];
     } else {  // K == 1
@@ -142,7 +159,7 @@ void gemm_bf16(index M, index N, index K, MatrixView<float> A, MatrixView<float>
         return gemm_few_columns(M, N, K, A, B, C, ldc, epilogue);
 
     const GemmBlocking& blocks = pair_gemm_blocking();
-    const index MC = blocks.mc, NC = blocks.nc, KC = depth_step(K, 2 * blocks.kc);
+    const index MC = blocks.mc, NC = blocks.nc, KC = pair_depth_step(K, 2 * blocks.kc, 2 * kernel.pairs_multiple);
     const index threads = std::min<index>(get_num_threads(), std::max<index>(1, 2 * M * N * K / MIN_FLOPS_PER_THREAD));
     const index row_blocks = (M + MC - 1) / MC;
     const index max_pairs = round_up((std::min(KC, K) + 1) / 2, kernel.pairs_multiple);
@@ -154,7 +171,9 @@ void gemm_bf16(index M, index N, index K, MatrixView<float> A, MatrixView<float>
     const index b_size = round_up(std::min(NC, N), nr) * max_pairs;
     const index a_shared_size = shared_a ? m_pad * max_pairs : 0;
     const index slot_size = shared_a ? 0 : round_up(round_up(std::min(MC, m_pad), mr) * max_pairs, 16);
-    const index slots = shared_a ? 0 : index(get_num_threads());  // any thread of the pool may take a task
+    // a slot for each thread that may take a task: parallel_for runs n tasks on at most n threads
+    const index max_tasks = TASKS_PER_THREAD * threads + row_blocks;
+    const index slots = shared_a ? 0 : std::min<index>(get_num_threads(), max_tasks);
     thread_local std::vector<Bf16Pair> room;
     Bf16Pair* const b_packed = reserve_aligned(room, static_cast<size_t>(b_size + a_shared_size + slots * slot_size + 32));
     Bf16Pair* const a_all = b_packed + round_up(b_size, 16);

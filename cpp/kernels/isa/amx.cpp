@@ -16,9 +16,15 @@ namespace {
 // The tile unit of amx_kernel.h on the instructions (whose tile operands
 // must be literal numbers).
 struct HardwareTiles {
-    static void configure(const TileConfig& config) { _tile_loadconfig(&config); }
+    static void configure(const TileConfig& config) {
+        __asm__ volatile("" ::: "memory");
+        _tile_loadconfig(&config);
+    }
+    // GCC's tile intrinsics are asm statements that do not declare the memory they read or
+    // write: the barriers keep the compiler from moving stores to a panel past a load of it.
     template <int t>
     static void load(const void* base, index stride) {
+        __asm__ volatile("" ::: "memory");
         if constexpr (t == 0) _tile_loadd(0, base, stride);
         else if constexpr (t == 1) _tile_loadd(1, base, stride);
         else if constexpr (t == 2) _tile_loadd(2, base, stride);
@@ -37,6 +43,7 @@ struct HardwareTiles {
     }
     template <int t>
     static void store(void* base, index stride) {
+        __asm__ volatile("" ::: "memory");
         if constexpr (t == 0) _tile_stored(0, base, stride);
         else if constexpr (t == 1) _tile_stored(1, base, stride);
         else if constexpr (t == 2) _tile_stored(2, base, stride);
@@ -68,6 +75,7 @@ double tile_chains(long rounds) {
     _tile_zero(1);
     _tile_zero(2);
     _tile_zero(3);
+    __asm__ volatile("" ::: "memory");  // a and b are written before the tiles read them
     _tile_loadd(4, a, 64);
     _tile_loadd(5, a, 64);
     _tile_loadd(6, b, 64);
@@ -80,6 +88,7 @@ double tile_chains(long rounds) {
     }
     alignas(64) float c[16 * 16];
     _tile_stored(0, c, 64);
+    __asm__ volatile("" ::: "memory");  // and c is read after the tile store
     double total = 0;
     for (float v : c) total += v;
     return total;

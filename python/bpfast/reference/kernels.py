@@ -20,11 +20,14 @@ def round_to_bfloat16(x):
     bfloat16 is the top half of a float32: its 7 stored significand bits are the
     float32's 23 cut to 7. Rounding adds half of the dropped part's range
     (0x7fff), plus one when the kept part is odd (ties go to even), then drops
-    the low 16 bits. NaN stays NaN; a value past the largest bfloat16 becomes ±Inf.
+    the low 16 bits. NaN stays NaN; a value past the largest bfloat16 becomes ±Inf;
+    a float32 subnormal becomes a zero of its sign (as VCVTNE2PS2BF16 rounds it).
     """
     x = np.asarray(x, np.float32)
     bits = x.view(np.uint32).astype(np.uint64)
     rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) << 16
+    subnormal = (bits & 0x7F800000) == 0
+    rounded = np.where(subnormal, bits & 0x80000000, rounded)
     out = rounded.astype(np.uint32).view(np.float32)
     return np.where(np.isnan(x), x, out)
 
