@@ -68,7 +68,7 @@ def row(dtype, compute=None):
     raise ValueError(f"compute must be None (the dtype), {' or '.join(repr(c) for c in COMPUTES)}; got {compute!r}")
 
 
-_warned = set()
+_warned = set()  # the precisions already looked at
 
 
 def warn_if_emulated(precision):
@@ -77,10 +77,10 @@ def warn_if_emulated(precision):
     faster than float32 compute (the rounding, and so the results, are the same)."""
     if precision.compute != "bfloat16" or precision.name in _warned:
         return
+    _warned.add(precision.name)  # asked once: the kernel is chosen once per process
     kernel = _core.build_info()["gemm_kernel"]["bfloat16"]
     if kernel.startswith(("amx_bf16", "avx512_bf16_")):
         return
-    _warned.add(precision.name)
     import warnings
     warnings.warn(f"compute='bfloat16' runs on {kernel}: neither AMX nor AVX512_BF16 is in use (not on this CPU, or BPFAST_ISA chose another path), so the "
                   "bfloat16 products run on float32 FMAs and are no faster than compute='float32' (the results "
