@@ -82,9 +82,10 @@ def warn_if_emulated(precision):
     if kernel.startswith(("amx_bf16", "avx512_bf16_")):
         return
     import warnings
-    warnings.warn(f"compute='bfloat16' runs on {kernel}: neither AMX nor AVX512_BF16 is in use (not on this CPU, or BPFAST_ISA chose another path), so the "
-                  "bfloat16 products run on float32 FMAs and are no faster than compute='float32' (the results "
-                  "are the same as on those instructions, to float32 rounding)", RuntimeWarning, stacklevel=3)
+    warnings.warn(f"compute='bfloat16' runs on {kernel}: neither AMX nor AVX512_BF16 is in use (not on this "
+                  "CPU, or BPFAST_ISA chose another path), so the bfloat16 products run on float32 FMAs and are "
+                  "no faster than compute='float32' (the results are the same as on those instructions, to "
+                  "float32 rounding)", RuntimeWarning, stacklevel=3)
 
 
 def names_text():
