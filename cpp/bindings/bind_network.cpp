@@ -251,6 +251,9 @@ void bind_network_of(py::module_ m) {
         .def_property_readonly("sizes", [](N& net) { return net.sizes(); }, "the layer widths")
         .def("uses_small_net", &N::uses_small_net, py::arg("batch"),
              "Whether a batch of this size runs on the small-network backend (model/small_net_backend.h)")
+        .def("row_chunks", &N::row_chunks, py::arg("batch"),
+             "How many chunks of rows a batch of this size is cut into, each run whole on one thread "
+             "(model/row_chunks.h); 1: unchunked")
         // The counters change inside a step, which runs without the GIL: read
         // and set them under the network's lock.
         .def_property_readonly("steps", [](N& net) {

@@ -1,6 +1,7 @@
 #include "model/network.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -35,9 +36,19 @@ Network<P>::Network(std::vector<index> sizes, std::vector<Activation> activation
       reduction_(reduction),
       optimizer_(layout_),
       gemm_(layout_),
-      small_net_(layout_, activations_) {
+      small_net_(layout_, activations_),
+      chunks_(layout_, activations_) {
     params_.assign(layout_.n_parameters() + SmallNetBackend<P>::PARAMETER_PADDING, T(0));
     grads_.assign(layout_.n_parameters(), T(0));
+    auto add_spans = [&](index begin, index end, bool bias) {
+        const index pieces = (end - begin + SPAN - 1) / SPAN;
+        for (index i = 0; i < pieces; ++i)
+            step_spans_.push_back({begin + (end - begin) * i / pieces, begin + (end - begin) * (i + 1) / pieces, bias});
+    };
+    for (index l = 0; l < n_layers(); ++l) {
+        add_spans(layout_.weights(l), layout_.bias(l), false);
+        add_spans(layout_.bias(l), layout_.layer_end(l), true);
+    }
 }
 
 // The one place that decides which backend runs a batch.
@@ -102,25 +113,47 @@ double Network<P>::loss(const T* X, Targets<T> targets, index batch) {
 // Σ_i w_i; 1 for reduction sum), which norm receives.
 template <typename P>
 double Network<P>::data_loss(T* delta, const T* Y, const T* Tg, const T* weights, index batch, double* norm) {
-    // Y, Tg and delta are (batch, n_out); weights (batch,) or null
-    const index n_out = sizes().back();
-    const bool mean = reduction_ == Reduction::mean;
-    const LossFn<T> fn = loss_function<T>(loss_);
-    if (!weights) {
-        *norm = mean ? double(batch) : 1.0;
-        return fn(delta, Y, Tg, batch, n_out, reduction_);
-    }
+    *norm = batch_norm(weights, batch);
+    return per_norm(data_loss_sum(delta, Y, Tg, weights, batch, *norm), *norm, weights != nullptr);
+}
+
+template <typename P>
+double Network<P>::batch_norm(const T* weights, index batch) const {
+    if (reduction_ != Reduction::mean) return 1.0;
+    if (!weights) return double(batch);
     double sum = 0.0;
     for (index i = 0; i < batch; ++i) sum += double(weights[i]);
-    *norm = mean ? sum : 1.0;
+    return sum;
+}
+
+// Without sample weights δ is the sum's gradient times T(1)/T(N), the value
+// the loss kernels scale by for reduction mean: the same bits as theirs.
+template <typename P>
+double Network<P>::per_norm(double sum, double norm, bool weighted) {
+    return weighted ? sum / norm : sum * double(T(1) / T(norm));
+}
+
+template <typename P>
+double Network<P>::data_loss_sum(T* delta, const T* Y, const T* Tg, const T* weights, index rows, double norm) {
+    // Y, Tg and delta are (rows, n_out); weights (rows,) or null
+    const index n_out = sizes().back();
+    const LossFn<T> fn = loss_function<T>(loss_);
+    if (!weights) {
+        const double total = fn(delta, Y, Tg, rows, n_out, Reduction::sum);
+        if (norm != 1.0) {
+            const T scale = T(1) / T(norm);
+            for (index i = 0; i < rows * n_out; ++i) delta[i] *= scale;
+        }
+        return total;
+    }
     double total = 0.0;
-    for (index i = 0; i < batch; ++i) {
+    for (index i = 0; i < rows; ++i) {
         T* d = delta + i * n_out;
         total += double(weights[i]) * fn(d, Y + i * n_out, Tg + i * n_out, 1, n_out, Reduction::sum);
-        const T scale = T(double(weights[i]) / *norm);
+        const T scale = T(double(weights[i]) / norm);
         for (index j = 0; j < n_out; ++j) d[j] *= scale;
     }
-    return total / *norm;
+    return total;
 }
 
 // Objective::l2's term of the loss, its gradient added to grads unless null.
@@ -166,26 +199,22 @@ const Storage<P>* Network<P>::dense_targets(Targets<T> targets, index batch, con
 
 template <typename P>
 double Network<P>::forward_and_loss(LayerBackend<T>& backend, const T* X, const T* Tg, const T* weights,
-                                    index batch, double* norm) {
-    // the forward pass and the loss; δ_{L−1} = dL/dY ⊙ σ'(Y) left in the
-    // backend's output gradient and db_{L−1} in grads_
-    largest_batch_ = std::max(largest_batch_, batch);
+                                    index rows, double norm, T* grads) {
+    // δ_{L−1} = dL/dY ⊙ σ'(Y)
     const bool logits = takes_logits(loss_);
     const index last = n_layers() - 1, n_out = sizes().back();
-    const T* Y = forward_pass(backend, X, batch, logits);
+    const T* Y = forward_pass(backend, X, rows, logits);
     T* delta = backend.output_gradient();
-    const double value = data_loss(delta, Y, Tg, weights, batch, norm) * objective_.value_scale;
-    activation_backward(delta, grads_.data() + layout_.bias(last), delta, Y, batch, n_out,
-                        activation_of(last, logits));
-    return value;
+    const double sum = data_loss_sum(delta, Y, Tg, weights, rows, norm);
+    activation_backward(delta, grads + layout_.bias(last), delta, Y, rows, n_out, activation_of(last, logits));
+    return sum;
 }
 
 template <typename P>
-bool Network<P>::backward_pass(LayerBackend<T>& backend, GradientsReady ready, const FusedStep* step) {
+bool Network<P>::backward_pass(LayerBackend<T>& backend, GradientsReady ready, const FusedStep* step, T* grads) {
     // db_l is final before this loop (the last layer) or after input_gradient(l + 1),
     // dW_l after weight_gradient(l). Each layer's input gradient reads W_l
     // before a fused step changes it.
-    T* grads = grads_.data();
     bool finite = true;
     for (index l = n_layers() - 1; l >= 0; --l) {
         if (l > 0)
@@ -225,12 +254,17 @@ bool Network<P>::step_rows(index l, index r0, index r1, const FusedStep& step) {
 template <typename P>
 double Network<P>::loss_and_gradients(const T* X, const T* Tg, const T* weights, index batch,
                                       GradientsReady ready) {
+    largest_batch_ = std::max(largest_batch_, batch);
+    if (const index chunks = chunks_.count(batch); chunks > 1)
+        return chunked_loss_and_gradients(X, Tg, weights, batch, chunks, ready);
     LayerBackend<T>& backend = backend_for(batch);
-    double norm = 1.0;
-    double value = forward_and_loss(backend, X, Tg, weights, batch, &norm);
+    const double norm = batch_norm(weights, batch);
+    double value = per_norm(forward_and_loss(backend, X, Tg, weights, batch, norm, grads_.data()), norm,
+                            weights != nullptr) *
+                   objective_.value_scale;
     // The L2 term, when set, joins the gradients after every layer.
     const bool tell_each = objective_.l2 == 0.0;
-    backward_pass(backend, tell_each ? ready : GradientsReady{}, nullptr);
+    backward_pass(backend, tell_each ? ready : GradientsReady{}, nullptr, grads_.data());
     if (!tell_each) {
         value += penalty(grads_.data(), norm);
         for (index l = n_layers() - 1; l >= 0; --l) ready(l);
@@ -243,6 +277,8 @@ StepStatus Network<P>::step_on_batch(const T* X, const T* Tg, const T* weights, 
                                      std::optional<double> lr) {
     if (!optimizer_.fuses_into_backward())
         return guarded_update(grads_.data(), loss_and_gradients(X, Tg, weights, batch), lr);
+    largest_batch_ = std::max(largest_batch_, batch);
+    if (const index chunks = chunks_.count(batch); chunks > 1) return chunked_step(X, Tg, weights, batch, chunks, lr);
     // The fused step: each layer's weights and biases step as soon as their
     // gradients are done, while they are in cache (and, split over threads,
     // on the thread that computed them), the old values kept. The same
@@ -251,7 +287,10 @@ StepStatus Network<P>::step_on_batch(const T* X, const T* Tg, const T* weights, 
     FusedStep step;
     step.network = this;
     StepStatus status;
-    status.loss = forward_and_loss(backend, X, Tg, weights, batch, &step.norm);
+    step.norm = batch_norm(weights, batch);
+    status.loss = per_norm(forward_and_loss(backend, X, Tg, weights, batch, step.norm, grads_.data()), step.norm,
+                           weights != nullptr) *
+                  objective_.value_scale;
     // the L2 term of the loss from the weights before the step (its gradient joins each block of rows)
     if (objective_.l2 != 0.0) status.loss += penalty(nullptr, step.norm);
     if (!std::isfinite(status.loss)) {
@@ -262,8 +301,88 @@ StepStatus Network<P>::step_on_batch(const T* X, const T* Tg, const T* weights, 
     step.weights = optimizer_.fused_step(lr, false);
     step.biases = optimizer_.fused_step(lr, true);
     step.lr = optimizer_.learning_rate(lr);
-    const bool finite = backward_pass(backend, {}, &step);
+    const bool finite = backward_pass(backend, {}, &step, grads_.data());
     status.non_finite_layer = optimizer_.finish_fused_step(params_.data(), grads_.data(), finite);
+    status.finite = status.non_finite_layer < 0;
+    return status;
+}
+
+template <typename P>
+double Network<P>::chunked_passes(const T* X, const T* Tg, const T* weights, index batch, index chunks,
+                                  double norm) {
+    // X (batch, n_in), Tg (batch, n_out), weights (batch,) or null; chunk c
+    // takes rows [first_row(c), first_row(c + 1)) of each, on whichever thread is free
+    const index n_in = sizes().front(), n_out = sizes().back();
+    chunks_.prepare(chunks);
+    parallel_for(chunks, [&](index c) {
+        const index first = RowChunks<P>::first_row(batch, chunks, c);
+        const index count = RowChunks<P>::first_row(batch, chunks, c + 1) - first;
+        SmallNetBackend<P>& backend = chunks_.worker();
+        T* grads = chunks_.gradients(c);
+        chunks_.loss(c) = forward_and_loss(backend, X + first * n_in, Tg + first * n_out,
+                                           weights ? weights + first : nullptr, count, norm, grads);
+        backward_pass(backend, {}, nullptr, grads);
+    });
+    double sum = 0.0;
+    for (index c = 0; c < chunks; ++c) sum += chunks_.loss(c);
+    return per_norm(sum, norm, weights != nullptr) * objective_.value_scale;
+}
+
+template <typename P>
+template <typename Then>
+void Network<P>::sum_chunks(index chunks, const Then& then) {
+    T* grads = grads_.data();
+    parallel_for(index(step_spans_.size()), [&](index s) {
+        const Span& span = step_spans_[static_cast<size_t>(s)];
+        const T* first = chunks_.gradients(0);
+        std::copy(first + span.begin, first + span.end, grads + span.begin);
+        for (index c = 1; c < chunks; ++c) {
+            const T* part = chunks_.gradients(c);
+            for (index i = span.begin; i < span.end; ++i) grads[i] += part[i];
+        }
+        then(s);
+    });
+}
+
+template <typename P>
+double Network<P>::chunked_loss_and_gradients(const T* X, const T* Tg, const T* weights, index batch,
+                                              index chunks, GradientsReady ready) {
+    const double norm = batch_norm(weights, batch);
+    double value = chunked_passes(X, Tg, weights, batch, chunks, norm);
+    sum_chunks(chunks, [](index) {});
+    if (objective_.l2 != 0.0) value += penalty(grads_.data(), norm);
+    for (index l = n_layers() - 1; l >= 0; --l) ready(l);
+    return value;
+}
+
+template <typename P>
+StepStatus Network<P>::chunked_step(const T* X, const T* Tg, const T* weights, index batch, index chunks,
+                                    std::optional<double> lr) {
+    // The chunks' passes, then one pass over the parameters that sums their
+    // gradients, adds the L2 term and steps (keeping the old values), span by
+    // span on the pool: the values of step_on_batch's separate pass over the summed gradients.
+    const double norm = batch_norm(weights, batch);
+    StepStatus status;
+    status.loss = chunked_passes(X, Tg, weights, batch, chunks, norm);
+    // the L2 term of the loss from the weights before the step
+    if (objective_.l2 != 0.0) status.loss += penalty(nullptr, norm);
+    if (!std::isfinite(status.loss)) {
+        status.finite = false;
+        return status;
+    }
+    const double rate = optimizer_.learning_rate(lr);
+    T* params = params_.data();
+    T* grads = grads_.data();
+    std::atomic<bool> finite{true};
+    sum_chunks(chunks, [&](index s) {
+        const Span& span = step_spans_[static_cast<size_t>(s)];
+        const index count = span.end - span.begin;
+        if (objective_.l2 != 0.0 && !span.bias)
+            l2_gradient(grads + span.begin, params + span.begin, count, objective_.l2, norm);
+        if (!optimizer_.step_span(params, grads, span.begin, count, rate, span.bias))
+            finite.store(false, std::memory_order_relaxed);
+    });
+    status.non_finite_layer = optimizer_.finish_fused_step(params, grads, finite.load(std::memory_order_relaxed));
     status.finite = status.non_finite_layer < 0;
     return status;
 }
@@ -453,9 +572,9 @@ double Network<P>::compute_gradients(const CsrRows<T>& X, Targets<T> targets, in
         const T* Xd = dense_rows(X, start, rows, nullptr, chunk);
         const T* Tg = dense_targets(from, rows, nullptr);
         LayerBackend<T>& backend = backend_for(rows);
-        double norm = 1.0;
-        value += forward_and_loss(backend, Xd, Tg, from.weights, rows, &norm) * norm;
-        backward_pass(backend, {}, nullptr);
+        const double norm = batch_norm(from.weights, rows);
+        value += forward_and_loss(backend, Xd, Tg, from.weights, rows, norm, grads) * objective_.value_scale;
+        backward_pass(backend, {}, nullptr, grads);
         const T weight = T(norm);
         for (index i = 0; i < n_params; ++i) total[i] += weight * grads[i];
         total_norm += norm;

@@ -16,6 +16,7 @@
 #include "model/gemm_backend.h"
 #include "model/optim.h"
 #include "model/parameter_layout.h"
+#include "model/row_chunks.h"
 #include "model/small_net_backend.h"
 #include "model/targets.h"
 #include "precision.h"
@@ -117,6 +118,8 @@ public:
     Optimizer<P>& optimizer() { return optimizer_; }
     // Whether a batch of this size runs on the small-network backend.
     bool uses_small_net(index batch) const { return small_net_.takes(batch); }
+    // How many chunks of rows a batch of this size runs in (row_chunks.h); 1: unchunked.
+    index row_chunks(index batch) const { return chunks_.count(batch); }
     // The thread-count chooser of the training steps (runtime/thread_chooser.h).
     const ThreadChooser& thread_chooser() const { return threads_; }
     // Held by the bindings around every call: one call at a time per network.
@@ -164,8 +167,12 @@ private:
     EpochStatus run_epoch(const BatchInputs& batch_inputs, Targets<T> targets, const std::int64_t* order, index n,
                           index batch_size, std::optional<double> lr, EpochInterrupt interrupt, EpochSpan span);
     const T* forward_pass(LayerBackend<T>& backend, const T* X, index batch, bool logits_out);
-    double forward_and_loss(LayerBackend<T>& backend, const T* X, const T* Tg, const T* weights, index batch,
-                            double* norm);
+    // The forward pass and the data loss of `rows` rows of a batch whose N
+    // is norm (batch_norm): returns the loss summed over the rows (Σ_i w_i·loss_i
+    // with sample weights); leaves δ_{L−1} (divided by N) in the backend's
+    // output gradient and db_{L−1} in grads (laid out as the parameters).
+    double forward_and_loss(LayerBackend<T>& backend, const T* X, const T* Tg, const T* weights, index rows,
+                            double norm, T* grads);
     // A step taken inside the backward pass: stateless SGD without an L2
     // term in the kernels' registers (weights, biases), any other step by
     // blocks of rows (step_rows, at learning rate lr; N = norm for the L2 term).
@@ -179,7 +186,20 @@ private:
     // The layers last to first; with a step, each layer's weights and
     // biases take it as soon as their gradients are done. Returns whether
     // every new value is finite (true without a step).
-    bool backward_pass(LayerBackend<T>& backend, GradientsReady ready, const FusedStep* step);
+    bool backward_pass(LayerBackend<T>& backend, GradientsReady ready, const FusedStep* step, T* grads);
+    // The batch's forward and backward passes cut into `chunks` chunks of rows
+    // (row_chunks.h), on the pool: returns the data loss of the batch
+    // (divided by N, times value_scale) and leaves each chunk's gradients in chunks_.
+    double chunked_passes(const T* X, const T* Tg, const T* weights, index batch, index chunks, double norm);
+    // Over the pool, each span of step_spans_: the chunks' gradients summed
+    // into grads_ in chunk order, then span(span index) when given.
+    template <typename Then>
+    void sum_chunks(index chunks, const Then& then);
+    // loss_and_gradients and step_on_batch, chunked.
+    double chunked_loss_and_gradients(const T* X, const T* Tg, const T* weights, index batch, index chunks,
+                                      GradientsReady ready);
+    StepStatus chunked_step(const T* X, const T* Tg, const T* weights, index batch, index chunks,
+                            std::optional<double> lr);
     // The fused step on rows [r0, r1) of layer l (and their biases): the L2 term, then the optimizer's.
     bool step_rows(index l, index r0, index r1, const FusedStep& step);
     double loss_and_gradients(const T* X, const T* dense_targets, const T* weights, index batch,
@@ -193,6 +213,13 @@ private:
     StepStatus chosen_threads_step(const T* X, const T* Tg, const T* weights, index batch,
                                    std::optional<double> lr);
     double data_loss(T* delta, const T* Y, const T* Tg, const T* weights, index batch, double* norm);
+    // N of a batch: its size, or Σ_i w_i with sample weights, for reduction mean; 1 for reduction sum.
+    double batch_norm(const T* weights, index batch) const;
+    // The data loss of `rows` rows of a batch whose N is norm, summed over
+    // them (Σ_i w_i·loss_i with sample weights), its gradient divided by N in delta.
+    double data_loss_sum(T* delta, const T* Y, const T* Tg, const T* weights, index rows, double norm);
+    // A sum of losses over a batch divided by its N, as data_loss_sum divided the gradient.
+    static double per_norm(double sum, double norm, bool weighted);
     double penalty(T* grads, double norm);
     const T* batch_weights(Targets<T> targets, index batch, const std::int64_t* rows);
     StepStatus guarded_update(T* grads, double loss, std::optional<double> lr);
@@ -213,6 +240,16 @@ private:
     Optimizer<P> optimizer_;
     GemmBackend<P> gemm_;
     SmallNetBackend<P> small_net_;
+    RowChunks<P> chunks_;
+    // The parameters cut into spans for the sum of the chunks' gradients and
+    // the step that follows it: within one layer's weights or its biases
+    // (which the optimizer may decay apart), of at most SPAN values.
+    struct Span {
+        index begin, end;
+        bool bias;
+    };
+    static constexpr index SPAN = 2048;
+    std::vector<Span> step_spans_;
     std::mutex busy_;
     ThreadChooser threads_;
 

@@ -20,11 +20,13 @@ index SmallNetBackend<P>::max_weight_bytes() {
 }
 
 template <typename P>
-SmallNetBackend<P>::SmallNetBackend(const ParameterLayout& layout, const std::vector<Activation>& activations)
+SmallNetBackend<P>::SmallNetBackend(const ParameterLayout& layout, const std::vector<Activation>& activations,
+                                    bool serial)
     : layout_(layout),
       kernels_(active_small_net_kernels<T>()),
       lanes_(kernels_.lanes),
-      eligible_(computes_in_storage<P> && kernels_.lanes > 0) {
+      eligible_(computes_in_storage<P> && kernels_.lanes > 0),
+      serial_(serial) {
     for (index l = 0; eligible_ && l < n_layers(); ++l) {
         if (layout.n_out(l) * layout.n_in(l) * index(sizeof(T)) > max_weight_bytes()) eligible_ = false;
         // softmax needs whole rows; only the output layer may have it
@@ -70,7 +72,7 @@ void SmallNetBackend<P>::start_forward(const T* X, index batch) {
 template <typename P>
 const Storage<P>* SmallNetBackend<P>::thread_input() {
     // F (padded n_in, ldt) of the input, made by this thread once per batch
-    const index slot = thread_slot(), size = padded_sizes_[0] * ldt_;
+    const index slot = serial_ ? 0 : thread_slot(), size = padded_sizes_[0] * ldt_;
     T* F = thread_inputs_.data() + slot * size;
     if (!input_made_[static_cast<size_t>(slot)]) {
         kernels_.transpose(F, ldt_, input_, padded_sizes_[0], ldt_, padded_sizes_[0]);
@@ -129,6 +131,7 @@ index SmallNetBackend<P>::unit_bound(index l, index p) const {
 
 template <typename P>
 index SmallNetBackend<P>::parts_for(double flops, index blocks) const {
+    if (serial_) return 1;
     const double by_size = flops / MIN_FLOPS_PER_PART;
     return std::max<index>(1, std::min<index>({index(get_num_threads()), index(by_size), blocks}));
 }

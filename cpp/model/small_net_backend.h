@@ -37,7 +37,10 @@ public:
     static index max_weight_bytes();
     static constexpr index PARAMETER_PADDING = 64 / sizeof(T);
 
-    SmallNetBackend(const ParameterLayout& layout, const std::vector<Activation>& activations);
+    // serial: every product runs on the calling thread, never on the pool (a
+    // worker of RowChunks, which runs a whole chunk on one thread).
+    SmallNetBackend(const ParameterLayout& layout, const std::vector<Activation>& activations,
+                    bool serial = false);
 
     // Whether this backend runs the network at this batch.
     bool takes(index batch) const { return eligible_ && batch >= 1 && batch <= MAX_BATCH; }
@@ -71,6 +74,7 @@ private:
     const SmallNetKernels<T>& kernels_;
     index lanes_;
     bool eligible_;
+    bool serial_;
     std::vector<index> padded_sizes_;
 
     index batch_ = 0, ldt_ = 0;  // the batch, and its padded length (a multiple of lanes)
