@@ -273,12 +273,14 @@ double Network<P>::loss_and_gradients(const T* X, const T* Tg, const T* weights,
 }
 
 template <typename P>
-StepStatus Network<P>::step_on_batch(const T* X, const T* Tg, const T* weights, index batch,
+StepStatus Network<P>::step_on_batch(const BatchRows<T>& rows, const T* Tg, const T* weights, index batch,
                                      std::optional<double> lr) {
     if (!optimizer_.fuses_into_backward())
-        return guarded_update(grads_.data(), loss_and_gradients(X, Tg, weights, batch), lr);
+        return guarded_update(grads_.data(), loss_and_gradients(gathered(rows, batch), Tg, weights, batch), lr);
     largest_batch_ = std::max(largest_batch_, batch);
-    if (const index chunks = chunks_.count(batch); chunks > 1) return chunked_step(X, Tg, weights, batch, chunks, lr);
+    if (const index chunks = chunks_.count(batch); chunks > 1)
+        return chunked_step(rows, Tg, weights, batch, chunks, lr);
+    const T* X = gathered(rows, batch);
     // The fused step: each layer's weights and biases step as soon as their
     // gradients are done, while they are in cache (and, split over threads,
     // on the thread that computed them), the old values kept. The same
@@ -308,19 +310,40 @@ StepStatus Network<P>::step_on_batch(const T* X, const T* Tg, const T* weights, 
 }
 
 template <typename P>
-double Network<P>::chunked_passes(const T* X, const T* Tg, const T* weights, index batch, index chunks,
-                                  double norm) {
-    // X (batch, n_in), Tg (batch, n_out), weights (batch,) or null; chunk c
-    // takes rows [first_row(c), first_row(c + 1)) of each, on whichever thread is free
+const Storage<P>* Network<P>::gathered(const BatchRows<T>& rows, index batch) {
+    if (!rows.picked) return rows.X;
+    const index n_in = sizes().front();
+    T* X = reserve(batch_x_, static_cast<size_t>(batch * n_in));
+    for (index i = 0; i < batch; ++i)
+        std::copy(rows.X + rows.picked[i] * n_in, rows.X + (rows.picked[i] + 1) * n_in, X + i * n_in);
+    return X;
+}
+
+template <typename P>
+double Network<P>::chunked_passes(const BatchRows<T>& rows, const T* Tg, const T* weights, index batch,
+                                  index chunks, double norm) {
+    // the batch's X (batch, n_in) (its rows picked from rows.X when rows.picked
+    // is set), Tg (batch, n_out), weights (batch,) or null; chunk c takes rows
+    // [first_row(c), first_row(c + 1)) of each, on whichever thread is free
     const index n_in = sizes().front(), n_out = sizes().back();
-    chunks_.prepare(chunks);
+    const index longest = RowChunks<P>::longest(batch, chunks);
+    chunks_.prepare(chunks, rows.picked ? longest * n_in : 0);
     parallel_for(chunks, [&](index c) {
         const index first = RowChunks<P>::first_row(batch, chunks, c);
         const index count = RowChunks<P>::first_row(batch, chunks, c + 1) - first;
+        const T* X = rows.X + first * n_in;
+        if (rows.picked) {  // this chunk's rows of a shuffled epoch, gathered on the core that reads them
+            T* own = chunks_.input_buffer();
+            for (index i = 0; i < count; ++i) {
+                const T* row = rows.X + rows.picked[first + i] * n_in;
+                std::copy(row, row + n_in, own + i * n_in);
+            }
+            X = own;
+        }
         SmallNetBackend<P>& backend = chunks_.worker();
         T* grads = chunks_.gradients(c);
-        chunks_.loss(c) = forward_and_loss(backend, X + first * n_in, Tg + first * n_out,
-                                           weights ? weights + first : nullptr, count, norm, grads);
+        chunks_.loss(c) = forward_and_loss(backend, X, Tg + first * n_out, weights ? weights + first : nullptr,
+                                           count, norm, grads);
         backward_pass(backend, {}, nullptr, grads);
     });
     double sum = 0.0;
@@ -348,7 +371,7 @@ template <typename P>
 double Network<P>::chunked_loss_and_gradients(const T* X, const T* Tg, const T* weights, index batch,
                                               index chunks, GradientsReady ready) {
     const double norm = batch_norm(weights, batch);
-    double value = chunked_passes(X, Tg, weights, batch, chunks, norm);
+    double value = chunked_passes({X, nullptr}, Tg, weights, batch, chunks, norm);
     sum_chunks(chunks, [](index) {});
     if (objective_.l2 != 0.0) value += penalty(grads_.data(), norm);
     for (index l = n_layers() - 1; l >= 0; --l) ready(l);
@@ -356,14 +379,14 @@ double Network<P>::chunked_loss_and_gradients(const T* X, const T* Tg, const T* 
 }
 
 template <typename P>
-StepStatus Network<P>::chunked_step(const T* X, const T* Tg, const T* weights, index batch, index chunks,
-                                    std::optional<double> lr) {
+StepStatus Network<P>::chunked_step(const BatchRows<T>& rows, const T* Tg, const T* weights, index batch,
+                                    index chunks, std::optional<double> lr) {
     // The chunks' passes, then one pass over the parameters that sums their
     // gradients, adds the L2 term and steps (keeping the old values), span by
     // span on the pool: the values of step_on_batch's separate pass over the summed gradients.
     const double norm = batch_norm(weights, batch);
     StepStatus status;
-    status.loss = chunked_passes(X, Tg, weights, batch, chunks, norm);
+    status.loss = chunked_passes(rows, Tg, weights, batch, chunks, norm);
     // the L2 term of the loss from the weights before the step
     if (objective_.l2 != 0.0) status.loss += penalty(nullptr, norm);
     if (!std::isfinite(status.loss)) {
@@ -445,20 +468,20 @@ StepStatus Network<P>::apply_update(T* grads, double loss, std::optional<double>
 }
 
 template <typename P>
-StepStatus Network<P>::chosen_threads_step(const T* X, const T* Tg, const T* weights, index batch,
+StepStatus Network<P>::chosen_threads_step(const BatchRows<T>& rows, const T* Tg, const T* weights, index batch,
                                            std::optional<double> lr) {
     const int allowed = get_num_threads();
-    if (allowed <= 1 || !adaptive_threads()) return step_on_batch(X, Tg, weights, batch, lr);
+    if (allowed <= 1 || !adaptive_threads()) return step_on_batch(rows, Tg, weights, batch, lr);
     const ThreadLimit limit(threads_.next(batch, allowed));
     const double start = steady_seconds();
-    const StepStatus status = step_on_batch(X, Tg, weights, batch, lr);
+    const StepStatus status = step_on_batch(rows, Tg, weights, batch, lr);
     threads_.record(steady_seconds() - start);
     return status;
 }
 
 template <typename P>
 StepStatus Network<P>::train_step(const T* X, Targets<T> targets, index batch, std::optional<double> lr) {
-    return chosen_threads_step(X, dense_targets(targets, batch, nullptr), targets.weights, batch, lr);
+    return chosen_threads_step({X, nullptr}, dense_targets(targets, batch, nullptr), targets.weights, batch, lr);
 }
 
 template <typename P>
@@ -475,7 +498,7 @@ EpochStatus Network<P>::run_epoch(const BatchInputs& batch_inputs, Targets<T> ta
          start += batch_size, ++batch_number) {
         const index rows = std::min(batch_size, n - start);
         const std::int64_t* picked = order ? order + start : nullptr;
-        const T* Xb = batch_inputs(start, rows, picked);
+        const BatchRows<T> Xb = batch_inputs(start, rows, picked);
         const T* Tb;
         const T* Wb;
         if (picked) {
@@ -512,14 +535,11 @@ template <typename P>
 EpochStatus Network<P>::train_epoch(const T* X, Targets<T> targets, const std::int64_t* order, index n,
                                     index batch_size, std::optional<double> lr, EpochInterrupt interrupt,
                                     EpochSpan span) {
-    // X is (n, n[0]): a batch in order is a slice of it, a shuffled one is gathered
+    // X is (n, n[0]): a batch in order is a slice of it, a shuffled one is
+    // gathered by the step (chunk by chunk, when it runs in chunks)
     const index n_in = sizes().front();
-    auto inputs = [&](index start, index rows, const std::int64_t* picked) -> const T* {
-        if (!picked) return X + start * n_in;
-        T* gathered = reserve(batch_x_, static_cast<size_t>(std::min(batch_size, n) * n_in));
-        for (index i = 0; i < rows; ++i)
-            std::copy(X + picked[i] * n_in, X + (picked[i] + 1) * n_in, gathered + i * n_in);
-        return gathered;
+    auto inputs = [&](index start, index, const std::int64_t* picked) -> BatchRows<T> {
+        return picked ? BatchRows<T>{X, picked} : BatchRows<T>{X + start * n_in, nullptr};
     };
     return run_epoch(inputs, targets, order, n, batch_size, lr, interrupt, span);
 }
@@ -545,8 +565,8 @@ EpochStatus Network<P>::train_epoch(const CsrRows<T>& X, Targets<T> targets, con
                                     EpochSpan span) {
     // X holds n sparse rows of n[0] columns; each batch is made dense in the workspace
     const index room = std::min(batch_size, n);
-    auto inputs = [&](index start, index rows, const std::int64_t* picked) -> const T* {
-        return dense_rows(X, start, rows, picked, room);
+    auto inputs = [&](index start, index rows, const std::int64_t* picked) -> BatchRows<T> {
+        return {dense_rows(X, start, rows, picked, room), nullptr};
     };
     return run_epoch(inputs, targets, order, n, batch_size, lr, interrupt, span);
 }

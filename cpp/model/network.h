@@ -67,6 +67,14 @@ struct CsrRows {
     const std::int64_t* indptr = nullptr;  // (n + 1,)
 };
 
+// The inputs of a batch: rows picked[0], picked[1], ... of X (a shuffled
+// epoch's batch), or X's first rows when picked is null.
+template <typename T>
+struct BatchRows {
+    const T* X = nullptr;
+    const std::int64_t* picked = nullptr;
+};
+
 // Asked between the batches of an epoch whether to stop there (a Ctrl-C, say).
 struct EpochInterrupt {
     bool (*requested)(void* context) = nullptr;
@@ -190,7 +198,9 @@ private:
     // The batch's forward and backward passes cut into `chunks` chunks of rows
     // (row_chunks.h), on the pool: returns the data loss of the batch
     // (divided by N, times value_scale) and leaves each chunk's gradients in chunks_.
-    double chunked_passes(const T* X, const T* Tg, const T* weights, index batch, index chunks, double norm);
+    // A chunk gathers its own rows when rows.picked is set.
+    double chunked_passes(const BatchRows<T>& rows, const T* Tg, const T* weights, index batch, index chunks,
+                          double norm);
     // Over the pool, each span of step_spans_: the chunks' gradients summed
     // into grads_ in chunk order, then span(span index) when given.
     template <typename Then>
@@ -198,8 +208,10 @@ private:
     // loss_and_gradients and step_on_batch, chunked.
     double chunked_loss_and_gradients(const T* X, const T* Tg, const T* weights, index batch, index chunks,
                                       GradientsReady ready);
-    StepStatus chunked_step(const T* X, const T* Tg, const T* weights, index batch, index chunks,
+    StepStatus chunked_step(const BatchRows<T>& rows, const T* Tg, const T* weights, index batch, index chunks,
                             std::optional<double> lr);
+    // The batch's rows as one dense (batch, n[0]) array: rows.X itself, or the picked rows gathered.
+    const T* gathered(const BatchRows<T>& rows, index batch);
     // The fused step on rows [r0, r1) of layer l (and their biases): the L2 term, then the optimizer's.
     bool step_rows(index l, index r0, index r1, const FusedStep& step);
     double loss_and_gradients(const T* X, const T* dense_targets, const T* weights, index batch,
@@ -207,10 +219,11 @@ private:
     // One optimizer step on a batch: the gradients then guarded_update, or,
     // for an optimizer that fuses_into_backward, the step taken during the
     // backward pass and undone unless every value is finite.
-    StepStatus step_on_batch(const T* X, const T* Tg, const T* weights, index batch, std::optional<double> lr);
+    StepStatus step_on_batch(const BatchRows<T>& rows, const T* Tg, const T* weights, index batch,
+                             std::optional<double> lr);
     // step_on_batch on the thread count threads_ chooses (all allowed, or one
     // where one is faster on this host), timed for it.
-    StepStatus chosen_threads_step(const T* X, const T* Tg, const T* weights, index batch,
+    StepStatus chosen_threads_step(const BatchRows<T>& rows, const T* Tg, const T* weights, index batch,
                                    std::optional<double> lr);
     double data_loss(T* delta, const T* Y, const T* Tg, const T* weights, index batch, double* norm);
     // N of a batch: its size, or Σ_i w_i with sample weights, for reduction mean; 1 for reduction sum.

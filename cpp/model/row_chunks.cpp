@@ -33,10 +33,12 @@ index RowChunks<P>::first_row(index batch, index chunks, index c) {
 }
 
 template <typename P>
-void RowChunks<P>::prepare(index chunks) {
+void RowChunks<P>::prepare(index chunks, index input_values) {
     const auto threads = static_cast<size_t>(get_num_threads());
     while (workers_.size() < threads)
         workers_.push_back(std::make_unique<SmallNetBackend<P>>(layout_, activations_, true));
+    if (inputs_.size() < threads) inputs_.resize(threads);
+    for (size_t slot = 0; slot < threads; ++slot) reserve(inputs_[slot], static_cast<size_t>(input_values));
     reserve(gradients_, static_cast<size_t>(chunks * stride_));
     reserve(losses_, static_cast<size_t>(chunks));
 }
@@ -44,6 +46,11 @@ void RowChunks<P>::prepare(index chunks) {
 template <typename P>
 SmallNetBackend<P>& RowChunks<P>::worker() {
     return *workers_[static_cast<size_t>(thread_slot())];
+}
+
+template <typename P>
+Storage<P>* RowChunks<P>::input_buffer() {
+    return inputs_[static_cast<size_t>(thread_slot())].data();
 }
 
 #define BPFAST_INSTANTIATE(P) template class RowChunks<P>;

@@ -53,12 +53,21 @@ public:
     index count(index batch) const;
     // The first row of chunk c of `chunks` (c = chunks: the batch).
     static index first_row(index batch, index chunks, index c);
+    // The most rows any of the chunks has.
+    static index longest(index batch, index chunks) {
+        const index groups = (batch + GROUP - 1) / GROUP;
+        return (groups + chunks - 1) / chunks * GROUP;
+    }
 
-    // Makes room for this many chunks, and a worker for every thread that
-    // may run one (call before the parallel part).
-    void prepare(index chunks);
+    // Makes room for this many chunks, a worker for every thread that may
+    // run one, and for each worker a buffer of input_values values (call
+    // before the parallel part).
+    void prepare(index chunks, index input_values);
     // The calling thread's worker (inside the parallel part).
     SmallNetBackend<P>& worker();
+    // The calling thread's input buffer (inside the parallel part): where a
+    // chunk gathers its rows of a shuffled epoch, on the core that reads them.
+    T* input_buffer();
     // Chunk c's gradients, laid out as the parameters.
     T* gradients(index c) { return gradients_.data() + c * stride_; }
     // Chunk c's loss, Σ over its rows (before any division by the batch's N).
@@ -70,6 +79,7 @@ private:
     bool eligible_;  // the small backend takes this net, and its gradients are small enough
     index stride_;   // n_parameters rounded up to whole cache lines
     std::vector<std::unique_ptr<SmallNetBackend<P>>> workers_;  // by thread slot
+    std::vector<AlignedVector<T>> inputs_;                      // by thread slot
     AlignedVector<T> gradients_;
     std::vector<double> losses_;
 };

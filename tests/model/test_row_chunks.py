@@ -180,3 +180,28 @@ def test_a_step_that_is_not_finite_changes_nothing(dtype):
     twin.train_step(X, T)
     assert net.train_step(X, T) == twin.train_step(X, T)
     assert all(np.array_equal(a, b) for a, b in zip(net.parameters(), twin.parameters()))
+
+
+@needs_small_net
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("batch_size", [200, 147, 256])
+def test_shuffled_epochs_gather_each_chunks_rows_and_follow_the_reference(restore_threads, dtype, batch_size):
+    # A shuffled epoch's chunks gather their own rows (chunks of unequal
+    # lengths: 147 rows are 19 groups of 8), on any thread count.
+    rng = np.random.default_rng(9)
+    X, T = make_batch(rng, [64, 100, 10], "softmax", 1347)
+
+    def fit(cls, threads):
+        bpfast.set_num_threads(threads)
+        net = cls([64, 100, 10], output="softmax", loss="cross_entropy", dtype=dtype, seed=4)
+        history = net.fit(X, T, epochs=2, batch_size=batch_size, shuffle=True, optimizer=bpfast.optim.Adam(lr=1e-3))
+        return history, [p.copy() for p in net.parameters()]
+
+    (history, params), (ref_history, ref_params) = fit(bpfast.Network, 1), fit(reference.Network, 1)
+    assert bpfast.Network([64, 100, 10], dtype=dtype)._engine.row_chunks(batch_size) > 1
+    for a, b in zip(params, ref_params):
+        assert_close(a, b, dtype)
+    for threads in (2, 3):
+        other_history, other_params = fit(bpfast.Network, threads)
+        assert other_history.history["loss"] == history.history["loss"]
+        assert all(np.array_equal(a, b) for a, b in zip(other_params, params))
