@@ -326,25 +326,27 @@ double Network<P>::chunked_passes(const BatchRows<T>& rows, const T* Tg, const T
     // is set), Tg (batch, n_out), weights (batch,) or null; chunk c takes rows
     // [first_row(c), first_row(c + 1)) of each, on whichever thread is free
     const index n_in = sizes().front(), n_out = sizes().back();
-    const index longest = RowChunks<P>::longest(batch, chunks);
-    chunks_.prepare(chunks, rows.picked ? longest * n_in : 0);
-    parallel_for(chunks, [&](index c) {
-        const index first = RowChunks<P>::first_row(batch, chunks, c);
-        const index count = RowChunks<P>::first_row(batch, chunks, c + 1) - first;
-        const T* X = rows.X + first * n_in;
-        if (rows.picked) {  // this chunk's rows of a shuffled epoch, gathered on the core that reads them
-            T* own = chunks_.input_buffer();
-            for (index i = 0; i < count; ++i) {
-                const T* row = rows.X + rows.picked[first + i] * n_in;
-                std::copy(row, row + n_in, own + i * n_in);
+    chunks_.prepare(batch, chunks, rows.picked != nullptr);
+    const index workers = RowChunks<P>::tasks(chunks);
+    parallel_for(workers, [&](index w) {
+        for (index c = w; c < chunks; c += workers) {
+            const index first = chunks_.first_row(batch, chunks, c);
+            const index count = chunks_.first_row(batch, chunks, c + 1) - first;
+            const T* X = rows.X + first * n_in;
+            if (rows.picked) {  // this chunk's rows of a shuffled epoch, gathered on the core that reads them
+                T* own = chunks_.input_buffer(w);
+                for (index i = 0; i < count; ++i) {
+                    const T* row = rows.X + rows.picked[first + i] * n_in;
+                    std::copy(row, row + n_in, own + i * n_in);
+                }
+                X = own;
             }
-            X = own;
+            SmallNetBackend<P>& backend = chunks_.worker(w);
+            T* grads = chunks_.gradients(c);
+            chunks_.loss(c) = forward_and_loss(backend, X, Tg + first * n_out, weights ? weights + first : nullptr,
+                                               count, norm, grads);
+            backward_pass(backend, {}, nullptr, grads);
         }
-        SmallNetBackend<P>& backend = chunks_.worker();
-        T* grads = chunks_.gradients(c);
-        chunks_.loss(c) = forward_and_loss(backend, X, Tg + first * n_out, weights ? weights + first : nullptr,
-                                           count, norm, grads);
-        backward_pass(backend, {}, nullptr, grads);
     });
     double sum = 0.0;
     for (index c = 0; c < chunks; ++c) sum += chunks_.loss(c);
@@ -592,6 +594,7 @@ double Network<P>::compute_gradients(const CsrRows<T>& X, Targets<T> targets, in
         const T* Xd = dense_rows(X, start, rows, nullptr, chunk);
         const T* Tg = dense_targets(from, rows, nullptr);
         LayerBackend<T>& backend = backend_for(rows);
+        largest_batch_ = std::max(largest_batch_, rows);
         const double norm = batch_norm(from.weights, rows);
         value += forward_and_loss(backend, Xd, Tg, from.weights, rows, norm, grads) * objective_.value_scale;
         backward_pass(backend, {}, nullptr, grads);

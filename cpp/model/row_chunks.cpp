@@ -13,6 +13,7 @@ RowChunks<P>::RowChunks(const ParameterLayout& layout, const std::vector<Activat
     stride_ = (layout.n_parameters() + line - 1) / line * line;
     workers_.push_back(std::make_unique<SmallNetBackend<P>>(layout, activations, true));
     eligible_ = workers_[0]->takes(1) && stride_ * index(sizeof(T)) <= MAX_GRADIENT_BYTES;
+    group_ = std::max<index>(1, workers_[0]->lanes());
 }
 
 template <typename P>
@@ -27,30 +28,37 @@ index RowChunks<P>::count(index batch) const {
 }
 
 template <typename P>
-index RowChunks<P>::first_row(index batch, index chunks, index c) {
-    const index groups = (batch + GROUP - 1) / GROUP;
-    return std::min(batch, groups * c / chunks * GROUP);
+index RowChunks<P>::first_row(index batch, index chunks, index c) const {
+    const index groups = (batch + group_ - 1) / group_;
+    return std::min(batch, groups * c / chunks * group_);
 }
 
 template <typename P>
-void RowChunks<P>::prepare(index chunks, index input_values) {
-    const auto threads = static_cast<size_t>(get_num_threads());
-    while (workers_.size() < threads)
+index RowChunks<P>::longest(index batch, index chunks) const {
+    const index groups = (batch + group_ - 1) / group_;
+    return std::min(batch, (groups + chunks - 1) / chunks * group_);
+}
+
+template <typename P>
+index RowChunks<P>::tasks(index chunks) {
+    return std::min<index>(get_num_threads(), chunks);
+}
+
+template <typename P>
+void RowChunks<P>::prepare(index batch, index chunks, bool gathers) {
+    // every worker that this call or a later one with the pool's count (the
+    // thread chooser lowers it for some steps) may run, so that none grows later
+    const index rows = longest(batch, chunks);
+    const index workers = std::max(tasks(chunks), std::min<index>(pool_threads(), chunks));
+    while (index(workers_.size()) < workers)
         workers_.push_back(std::make_unique<SmallNetBackend<P>>(layout_, activations_, true));
-    if (inputs_.size() < threads) inputs_.resize(threads);
-    for (size_t slot = 0; slot < threads; ++slot) reserve(inputs_[slot], static_cast<size_t>(input_values));
+    if (index(inputs_.size()) < workers) inputs_.resize(static_cast<size_t>(workers));
+    for (index w = 0; w < workers; ++w) {
+        workers_[static_cast<size_t>(w)]->reserve_batch(rows);
+        if (gathers) reserve(inputs_[static_cast<size_t>(w)], static_cast<size_t>(rows * layout_.n_in(0)));
+    }
     reserve(gradients_, static_cast<size_t>(chunks * stride_));
     reserve(losses_, static_cast<size_t>(chunks));
-}
-
-template <typename P>
-SmallNetBackend<P>& RowChunks<P>::worker() {
-    return *workers_[static_cast<size_t>(thread_slot())];
-}
-
-template <typename P>
-Storage<P>* RowChunks<P>::input_buffer() {
-    return inputs_[static_cast<size_t>(thread_slot())].data();
 }
 
 #define BPFAST_INSTANTIATE(P) template class RowChunks<P>;

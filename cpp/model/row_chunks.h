@@ -1,9 +1,13 @@
 // The small step on every core. A batch is cut into chunks of rows whose
 // size depends on the batch, the network and the precision, never on the
 // thread count. Each chunk's forward and backward passes run whole on one
-// thread, on that thread's own serial SmallNetBackend, into the chunk's own
+// thread, on a serial SmallNetBackend (a worker), into the chunk's own
 // gradients; Network then sums those in chunk order. Any thread count, and
-// any assignment of chunks to threads, gives the same bits.
+// any assignment of chunks to workers, gives the same bits.
+//
+// Worker w of W = tasks(chunks) runs chunks w, w + W, w + 2W, ...: a fixed
+// assignment, so that every worker's buffers are sized before the parallel
+// part (prepare) and none is touched by two threads at once.
 //
 // It pays where a layer-by-layer split cannot: a net of a few thousand
 // parameters at a batch of a few hundred rows, whose products are too small
@@ -34,13 +38,12 @@ public:
     // then share them evenly) of at least MIN_ROWS rows each, at most
     // MAX_CHUNKS, and more only where a chunk would have more than the
     // small-network backend's MAX_BATCH rows. Chunks are whole groups of
-    // GROUP rows (the vector length of the small kernels' batches), as even
-    // as those allow. Shorter chunks sum fewer rows per weight-gradient tile
+    // rows (the small kernels' vector length, to which they pad a batch), as
+    // even as those allow. Shorter chunks sum fewer rows per weight-gradient tile
     // and repeat each chunk's fixed costs: on Zen 5 the [64,100,10] b200 step
     // ran best in 2 chunks in float64 and in 4 in float32 (BENCHMARKS.md).
     static constexpr index MIN_ROWS = sizeof(T) == 8 ? 64 : 48;
     static constexpr index MAX_CHUNKS = 16;
-    static constexpr index GROUP = 8;
     // The largest set of gradients a chunk keeps: it must stay in the cache
     // of the core that writes it until the sum reads it.
     static constexpr index MAX_GRADIENT_BYTES = index(256) << 10;
@@ -52,22 +55,22 @@ public:
     // gradients are too large to copy per chunk).
     index count(index batch) const;
     // The first row of chunk c of `chunks` (c = chunks: the batch).
-    static index first_row(index batch, index chunks, index c);
+    index first_row(index batch, index chunks, index c) const;
     // The most rows any of the chunks has.
-    static index longest(index batch, index chunks) {
-        const index groups = (batch + GROUP - 1) / GROUP;
-        return (groups + chunks - 1) / chunks * GROUP;
-    }
+    index longest(index batch, index chunks) const;
+    // How many workers run `chunks` chunks: one per thread, at most one per chunk.
+    static index tasks(index chunks);
 
-    // Makes room for this many chunks, a worker for every thread that may
-    // run one, and for each worker a buffer of input_values values (call
-    // before the parallel part).
-    void prepare(index chunks, index input_values);
-    // The calling thread's worker (inside the parallel part).
-    SmallNetBackend<P>& worker();
-    // The calling thread's input buffer (inside the parallel part): where a
-    // chunk gathers its rows of a shuffled epoch, on the core that reads them.
-    T* input_buffer();
+
+    // Makes room for the chunks of a batch, and readies tasks(chunks) workers
+    // for them, each with its buffers for the longest chunk and, when
+    // `gathers`, an input buffer of that many rows (call before the parallel part).
+    void prepare(index batch, index chunks, bool gathers);
+    // Worker w (inside the parallel part, on one thread at a time).
+    SmallNetBackend<P>& worker(index w) { return *workers_[static_cast<size_t>(w)]; }
+    // Worker w's input buffer: where its chunks of a shuffled epoch gather
+    // their rows, on the core that reads them.
+    T* input_buffer(index w) { return inputs_[static_cast<size_t>(w)].data(); }
     // Chunk c's gradients, laid out as the parameters.
     T* gradients(index c) { return gradients_.data() + c * stride_; }
     // Chunk c's loss, Σ over its rows (before any division by the batch's N).
@@ -78,8 +81,9 @@ private:
     const std::vector<Activation>& activations_;
     bool eligible_;  // the small backend takes this net, and its gradients are small enough
     index stride_;   // n_parameters rounded up to whole cache lines
-    std::vector<std::unique_ptr<SmallNetBackend<P>>> workers_;  // by thread slot
-    std::vector<AlignedVector<T>> inputs_;                      // by thread slot
+    index group_;    // rows per group: the worker's vector length
+    std::vector<std::unique_ptr<SmallNetBackend<P>>> workers_;
+    std::vector<AlignedVector<T>> inputs_;  // by worker
     AlignedVector<T> gradients_;
     std::vector<double> losses_;
 };

@@ -40,20 +40,26 @@ SmallNetBackend<P>::SmallNetBackend(const ParameterLayout& layout, const std::ve
 }
 
 template <typename P>
+void SmallNetBackend<P>::reserve_batch(index batch) {
+    const index ldt = padded(batch);
+    if (ldt <= capacity_) return;
+    const index widest_hidden =
+        n_layers() > 1 ? *std::max_element(padded_sizes_.begin() + 1, padded_sizes_.end() - 1) : index(0);
+    reserve(input_rows_, ldt * padded_sizes_[0]);
+    for (index l = 1; l <= n_layers(); ++l) reserve(features_[l], padded_sizes_[l] * ldt);
+    for (index l = 1; l < n_layers(); ++l) reserve(samples_[l], ldt * padded_sizes_[l]);
+    reserve(output_, ldt * layout_.sizes().back());
+    reserve(output_gradient_, ldt * layout_.sizes().back());
+    reserve(delta_a_, ldt * widest_hidden);
+    reserve(delta_b_, ldt * widest_hidden);
+    if (serial_) reserve(thread_inputs_, static_cast<size_t>(padded_sizes_[0] * ldt));  // its one part's copy
+    capacity_ = ldt;
+}
+
+template <typename P>
 void SmallNetBackend<P>::start_forward(const T* X, index batch) {
     const index ldt = padded(batch), n_in = layout_.n_in(0);
-    if (ldt > capacity_) {
-        const index widest_hidden =
-            n_layers() > 1 ? *std::max_element(padded_sizes_.begin() + 1, padded_sizes_.end() - 1) : index(0);
-        reserve(input_rows_, ldt * padded_sizes_[0]);
-        for (index l = 1; l <= n_layers(); ++l) reserve(features_[l], padded_sizes_[l] * ldt);
-        for (index l = 1; l < n_layers(); ++l) reserve(samples_[l], ldt * padded_sizes_[l]);
-        reserve(output_, ldt * layout_.sizes().back());
-        reserve(output_gradient_, ldt * layout_.sizes().back());
-        reserve(delta_a_, ldt * widest_hidden);
-        reserve(delta_b_, ldt * widest_hidden);
-        capacity_ = ldt;
-    }
+    reserve_batch(batch);
     // X (batch, n_in) -> input (ldt, padded n_in), X itself when it needs no
     // padding; layer_forward(0) makes its features-major copy
     batch_ = batch;

@@ -44,6 +44,12 @@ public:
 
     // Whether this backend runs the network at this batch.
     bool takes(index batch) const { return eligible_ && batch >= 1 && batch <= MAX_BATCH; }
+    // The kernels' vector length: batches are padded to a multiple of it.
+    index lanes() const { return lanes_; }
+    // Sizes every buffer for batches up to this one (start_forward does it
+    // for its own batch), so that a serial backend allocates nothing inside
+    // a pool task.
+    void reserve_batch(index batch);
 
     void start_forward(const T* X, index batch) override;
     void layer_forward(index l, const T* W, const T* b, Activation act) override;

@@ -123,8 +123,11 @@ public:
             next_.store(0);
             helpers_ = wanted - 1;
             caller_cpu_ = current_cpu();
-            joined_.store(0, std::memory_order_release);  // open for helpers to join
+            // The new generation before the job opens: a helper that joins it
+            // then sees that generation, and one that read an older job's helper
+            // count backs out (join).
             generation_.fetch_add(1, std::memory_order_release);
+            joined_.store(0, std::memory_order_release);  // open for helpers to join
         }
         wake_.notify_all();
         work();
@@ -177,17 +180,26 @@ private:
                 seen = generation_.load();
                 helpers = helpers_;
             }
-            if (id >= helpers || !join()) continue;  // not needed, or the job is over
+            if (id >= helpers || !join(seen)) continue;  // not needed, or the job is over
             work();
             joined_.fetch_sub(1, std::memory_order_acq_rel);
         }
     }
 
-    // Join the open job, if there is one: count this thread in unless the caller has closed it.
-    bool join() {
+    // Join the open job if it is generation `seen`, whose helper count this
+    // thread read: count this thread in unless the caller has closed it. A
+    // later job may have opened since that count was read (with fewer
+    // helpers, so that this thread's slot would be past the ones its caller
+    // sized scratch for): then back out. While counted in, the job cannot
+    // close, so the generation read after joining is the joined job's.
+    bool join(long seen) {
         long state = joined_.load(std::memory_order_acquire);
         while (!(state & CLOSED))
-            if (joined_.compare_exchange_weak(state, state + 1, std::memory_order_acq_rel)) return true;
+            if (joined_.compare_exchange_weak(state, state + 1, std::memory_order_acq_rel)) {
+                if (generation_.load(std::memory_order_acquire) == seen) return true;
+                joined_.fetch_sub(1, std::memory_order_acq_rel);
+                return false;
+            }
         return false;
     }
 
@@ -226,6 +238,7 @@ int get_num_threads() {
     return own > 0 ? own : pool().threads();
 }
 void set_num_threads(int n) { pool().set_threads(n); }
+int pool_threads() { return pool().threads(); }
 long threads_started() { return pool().started(); }
 
 ThreadLimit::ThreadLimit(int n) : saved_(thread_limit()) { thread_limit() = n; }

@@ -14,6 +14,9 @@ namespace bpfast {
 constexpr int MAX_THREADS = 256;
 int get_num_threads();
 void set_num_threads(int n);  // std::invalid_argument outside [1, MAX_THREADS]
+// The pool's count, whatever this thread's own limit (below): what scratch
+// sized per thread needs to hold when a limited call may be followed by one that is not.
+int pool_threads();
 // This thread's own thread count, which get_num_threads() returns in place
 // of the pool's when it is set (0: not set): a ThreadLimit (thread_chooser.h)
 // sets it for a step, bpfast.sklearn's n_threads for an estimator's calls.

@@ -3,9 +3,9 @@ net cut into chunks of rows whose count depends on the batch alone, each
 chunk's passes on one thread, the chunks' gradients summed in chunk order.
 
 Oracles: bpfast.reference for the values (loss, gradients, the step of each
-optimizer, sample weights, the L2 term), and the one-thread run for the bits
-(any thread count must give the same). scikit-learn's own numbers are checked
-in tests/scikit_learn.
+optimizer), and the one-thread run for the bits (any thread count must give
+the same). scikit-learn's own numbers, with sample weights and the L2 term,
+are checked in tests/scikit_learn.
 """
 
 import numpy as np
@@ -136,7 +136,8 @@ def test_steps_are_the_same_bits_on_any_thread_count(restore_threads, dtype, opt
 @needs_small_net
 def test_sample_weights_and_the_l2_term_give_the_same_bits_on_any_thread_count(restore_threads):
     # bpfast.sklearn sets both (the objective's L2 term, per-sample weights);
-    # tests/scikit_learn checks their values against scikit-learn's.
+    # tests/scikit_learn checks their values against scikit-learn's, on
+    # batches that run in chunks too.
     pytest.importorskip("sklearn")
     from bpfast.sklearn import MLPClassifier
     rng = np.random.default_rng(3)
@@ -158,28 +159,74 @@ def test_sample_weights_and_the_l2_term_give_the_same_bits_on_any_thread_count(r
 
 
 @needs_small_net
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_a_step_that_is_not_finite_changes_nothing(dtype):
+@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
+def test_a_step_whose_update_is_not_finite_changes_nothing(optimizer):
+    # A finite loss and finite gradients, but an update that overflows float32:
+    # the chunks' sum and step run, then every parameter and state value is put back.
     rng = np.random.default_rng(4)
-    net = bpfast.Network([64, 100, 10], output="softmax", loss="cross_entropy", dtype=dtype, seed=2)
-    net.optimizer = bpfast.optim.Adam(lr=1e-3)
     X, T = make_batch(rng, [64, 100, 10], "softmax", 200)
-    net.train_step(X, T)
+    X *= 1e3
+
+    def trained():
+        net = bpfast.Network([64, 100, 10], output="softmax", loss="cross_entropy", dtype="float32", seed=2)
+        net.optimizer = OPTIMIZERS[optimizer]()
+        net.train_step(X, T)
+        return net
+
+    net = trained()
+    assert net._engine.row_chunks(200) > 1
     before = [p.copy() for p in net.parameters()]
-    state = [s.copy() for s in (net._engine.optimizer_state() if hasattr(net._engine, "optimizer_state") else [])]
-    X_bad = X.copy()
-    X_bad[150, 3] = np.finfo(dtype).max  # a row of the second chunk overflows
-    with pytest.raises(FloatingPointError):
-        net.train_step(X_bad, T, lr=1e30)
+    state = [s.copy() for s in net._engine.optimizer_state()]
+    steps = net._engine.steps
+    with pytest.raises(FloatingPointError, match="not updated"):
+        net.train_step(X, T, lr=1e39)  # finite, but Inf in float32
     assert all(np.array_equal(a, b) for a, b in zip(net.parameters(), before))
-    if state:
-        assert all(np.array_equal(a, b) for a, b in zip(net._engine.optimizer_state(), state))
-    # and the next finite step is the one the net would have taken without the failed one
-    twin = bpfast.Network([64, 100, 10], output="softmax", loss="cross_entropy", dtype=dtype, seed=2)
-    twin.optimizer = bpfast.optim.Adam(lr=1e-3)
-    twin.train_step(X, T)
+    assert all(np.array_equal(a, b) for a, b in zip(net._engine.optimizer_state(), state))
+    assert net._engine.steps == steps
+    # the next step is the one the net would have taken without the refused one
+    twin = trained()
     assert net.train_step(X, T) == twin.train_step(X, T)
     assert all(np.array_equal(a, b) for a, b in zip(net.parameters(), twin.parameters()))
+
+
+@needs_small_net
+def test_lowering_the_thread_count_between_calls_never_crashes(restore_threads):
+    # A pool helper that read one job's helper count must never join the next
+    # job with fewer helpers (it would run past the workers sized for it).
+    rng = np.random.default_rng(6)
+    big_X, big_T = make_batch(rng, [64, 100, 10], "softmax", 1000)
+    X, T = make_batch(rng, [64, 100, 10], "softmax", 128)
+    bpfast.set_num_threads(8)
+    big = bpfast.Network([64, 100, 10], output="softmax", dtype="float64", seed=0)
+    reference_loss = None
+    for i in range(400):
+        small = bpfast.Network([64, 100, 10], output="softmax", dtype="float64", seed=0)
+        _core.set_local_num_threads(0)
+        big.train_step(big_X, big_T)
+        _core.set_local_num_threads(2)
+        loss = small.train_step(X, T)
+        reference_loss = loss if reference_loss is None else reference_loss
+        assert loss == reference_loss
+    _core.set_local_num_threads(0)
+
+
+@needs_small_net
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("batch", [200, 203])
+def test_chunked_steps_allocate_nothing_after_the_first(restore_threads, dtype, batch):
+    rng = np.random.default_rng(8)
+    X, T = make_batch(rng, [64, 100, 10], "softmax", batch)
+    bpfast.set_num_threads(2)
+    net = bpfast.Network([64, 100, 10], output="softmax", dtype=dtype, seed=0)
+    net.optimizer = bpfast.optim.Adam(lr=1e-3)
+    assert net._engine.row_chunks(batch) > 1
+    net.train_step(X, T)
+    net.fit(X, T, epochs=1, batch_size=batch, shuffle=True)  # the shuffled form gathers per worker
+    before = _core.buffer_growths()
+    for _ in range(300):
+        net.train_step(X, T)
+    net.fit(X, T, epochs=20, batch_size=batch, shuffle=True)
+    assert _core.buffer_growths() == before
 
 
 @needs_small_net
