@@ -87,9 +87,19 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
     def _decode(self, output):
         if self.n_outputs_ == 1:
             output = output.ravel()
-        return self._label_binarizer.inverse_transform(output)
+        binarizer = self._label_binarizer
+        if binarizer.y_type_ == "multiclass" and not binarizer.sparse_input_:
+            # LabelBinarizer.inverse_transform's own rule for multiclass outputs (the class of the
+            # largest, clipped to the classes), without its checks: early stopping decodes every epoch
+            return binarizer.classes_.take(output.argmax(axis=1), mode="clip")
+        return binarizer.inverse_transform(output)
 
     def _score_function(self, y, y_pred, sample_weight=None):
+        if y.ndim == 1 and y_pred.ndim == 1 and y.shape == y_pred.shape:
+            # accuracy_score's value for single-label targets (the share of equal labels, weighted
+            # when sample_weight is given), without its target-type checks, which cost an early-stopping
+            # epoch more than its training (about 0.5 ms against 0.4 ms on digits)
+            return float(np.average(y == y_pred, weights=sample_weight))
         return accuracy_score(y, y_pred, sample_weight=sample_weight)
 
     def predict(self, X):
