@@ -5,6 +5,7 @@ Every suite picks its cases by mode: "full" (the default run), "quick"
 only the tests use: they check the machinery, not the speed).
 """
 
+import math
 import os
 from dataclasses import dataclass, replace
 
@@ -227,12 +228,26 @@ def fit_cases(mode, have_digits):
 
 # ------------------------------------------------------------------ scikit-learn estimators
 
+# samples, features and network outputs of each data set of the scikit-learn suite
+# (sklearn_suite._raw_data makes them; a binary classifier has one output)
+SKLEARN_DATA_SHAPES = {
+    "digits": (1797, 64, 10),
+    "digits_value": (1797, 64, 1),
+    "breast_cancer": (569, 30, 1),
+    "diabetes": (442, 10, 1),
+    "synthetic": (100_000, 100, 10),
+    "synthetic_200k": (200_000, 50, 10),
+    "synthetic_regression": (100_000, 100, 1),
+}
+SKLEARN_TEST_SHARE = 0.25  # of the samples, held out for the test score (train_test_split's test_size)
+
+
 @dataclass(frozen=True)
 class SklearnCase:
     """One fit of bpfast.sklearn's estimator and scikit-learn's on a data set, same parameters."""
 
-    data: str         # "digits", "breast_cancer", "diabetes" (scikit-learn's bundled sets), "synthetic", or
-    #                   "digits_value" (the digits with the digit / 9 as a regression target)
+    data: str         # a key of SKLEARN_DATA_SHAPES: scikit-learn's bundled digits, breast_cancer and
+    #                   diabetes, digits_value (the digit / 9 as a regression target), or a synthetic set
     estimator: str    # "MLPClassifier" or "MLPRegressor"
     settings: tuple   # (name, value) pairs given to both constructors, besides random_state
     what: str         # the settings in words
@@ -246,7 +261,17 @@ class SklearnCase:
 
     @property
     def flops(self):
-        return None  # the number of epochs depends on convergence
+        """The products' flops of a fit that runs a fixed number of epochs of a stochastic solver
+        (dense_step_flops over the training samples, per epoch); None where the epochs or lbfgs's
+        evaluations depend on convergence."""
+        settings = dict(self.settings)
+        if settings.get("tol") != 0.0 or settings.get("solver", "adam") == "lbfgs":
+            return None
+        samples, features, outputs = SKLEARN_DATA_SHAPES[self.data]
+        samples = self.n or samples
+        train = samples - math.ceil(SKLEARN_TEST_SHARE * samples)
+        sizes = (features, *settings.get("hidden_layer_sizes", (100,)), outputs)
+        return settings.get("max_iter", 200) * dense_step_flops(sizes, train)
 
     def params(self):
         return {"data": self.data, "estimator": self.estimator, "settings": dict(self.settings), "samples": self.n}
@@ -260,6 +285,9 @@ SKLEARN_CASES = [
     SklearnCase("breast_cancer", "MLPClassifier", (), "defaults (adam, (100,))"),
     SklearnCase("diabetes", "MLPRegressor", (), "defaults (adam, (100,))"),
     SklearnCase("synthetic", "MLPClassifier", (("max_iter", 3),) + FIXED_EPOCHS, "adam (100,), 3 epochs"),
+    SklearnCase("synthetic_200k", "MLPClassifier", (("max_iter", 3),) + FIXED_EPOCHS, "adam (100,), 3 epochs"),
+    SklearnCase("synthetic_regression", "MLPRegressor", (("max_iter", 3),) + FIXED_EPOCHS,
+                "adam (100,), 3 epochs"),
 ]
 # A fixed number of epochs on the digits, so that the fit itself is timed rather than where it stops;
 # both fits then follow the same steps, and float32 asks the final losses to agree within 1e-3.

@@ -13,6 +13,10 @@ Data, all scaled as a user would scale it:
   diabetes       442 samples, 10 features, standardised; the target standardised too
   synthetic      make_classification: 100,000 samples, 100 features (40
                  informative), 10 classes, standardised
+  synthetic_200k make_classification: 200,000 samples, 50 features (30
+                 informative), 10 classes, standardised
+  synthetic_regression  make_regression: 100,000 samples, 100 features (40
+                 informative, noise 1), X and the target standardised
 X has the run's dtype; scikit-learn and bpfast both train in that dtype.
 
 Check: in float64 the two fits must give the same model (coefs_ and
@@ -25,7 +29,10 @@ hundreds of epochs, so the check asks for the same final training loss within
 The fixed-epoch cases (cases.FIXED_EPOCH_CASES: tol=0, n_iter_no_change above
 max_iter) time the fit itself on the digits rather than where it stops; with
 the same number of steps, float32 also asks their final losses to agree within
-1e-3 of |loss|. --tiny runs each of them for one epoch on 200 samples.
+1e-3 of |loss|. --tiny runs each of them for one epoch on 200 samples. Every
+case with a fixed number of epochs of adam or sgd counts its products' flops
+(cases.SklearnCase.flops), so the table gives each fit's GFLOP/s and its share
+of the machine's FMA peak.
 """
 
 import functools
@@ -34,7 +41,7 @@ import warnings
 import numpy as np
 
 from benchmarks.harness import optional
-from benchmarks.suites.cases import sklearn_cases
+from benchmarks.suites.cases import SKLEARN_DATA_SHAPES, SKLEARN_TEST_SHARE, sklearn_cases
 from benchmarks.harness.competitor import Competitor, Verdict
 
 NAME = "sklearn"
@@ -48,7 +55,8 @@ EXPLANATION = (
     "estimator of the same name (sklearn), with the same parameters and `random_state`, on three quarters of the "
     "data; the test score is the estimator's `score()` on the held-out quarter (accuracy, or R² for the "
     "regressor). Data: scikit-learn's bundled digits (pixels / 16), breast_cancer and diabetes (standardised, "
-    "the diabetes target too) and a synthetic `make_classification` set of 100,000 × 100 with 10 classes. "
+    "the diabetes target too), synthetic `make_classification` sets of 100,000 × 100 and 200,000 × 50 with 10 "
+    "classes, and a `make_regression` set of 100,000 × 100. "
     "Fits at the defaults stop where scikit-learn's tol and n_iter_no_change stop them (at most 200 "
     "iterations); the cases named `N epochs` run exactly N (tol=0). Check: in float64 both fits give the same "
     "coefs_ and intercepts_ (within 1e-9 relative) after "
@@ -57,8 +65,7 @@ EXPLANATION = (
 EXTRA_COLUMNS = [("test score", "score")]
 
 TOLERANCE = {"coefs": 1e-9, "loss": 2e-2, "score": 0.02}
-SYNTHETIC_SHAPE = (100_000, 100, 40, 10)  # samples, features, informative features, classes
-TEST_SHARE = 0.25
+INFORMATIVE = {"synthetic": 40, "synthetic_200k": 30, "synthetic_regression": 40}  # informative features
 
 _data = {}
 _scores = {}  # (case label, competitor) -> test score, from the check fits
@@ -90,9 +97,13 @@ def _raw_data(name, seed):
     if name == "diabetes":
         X, y = datasets.load_diabetes(return_X_y=True)
         return _standardised(X), _standardised(y)
-    n, features, informative, classes = SYNTHETIC_SHAPE
-    X, y = datasets.make_classification(n_samples=n, n_features=features, n_informative=informative,
-                                        n_classes=classes, random_state=seed)
+    n, features, outputs = SKLEARN_DATA_SHAPES[name]
+    if name == "synthetic_regression":
+        X, y = datasets.make_regression(n_samples=n, n_features=features, n_informative=INFORMATIVE[name],
+                                        noise=1.0, random_state=seed)
+        return _standardised(X), _standardised(y)
+    X, y = datasets.make_classification(n_samples=n, n_features=features, n_informative=INFORMATIVE[name],
+                                        n_classes=outputs, random_state=seed)
     return _standardised(X), y
 
 
@@ -105,7 +116,8 @@ def load_data(case, dtype, seed):
             X, y = X[:case.n], y[:case.n]
         model_selection = optional.load("sklearn.model_selection")
         classifier = case.estimator == "MLPClassifier"
-        parts = model_selection.train_test_split(np.ascontiguousarray(X, dtype=dtype), y, test_size=TEST_SHARE,
+        parts = model_selection.train_test_split(np.ascontiguousarray(X, dtype=dtype), y,
+                                                 test_size=SKLEARN_TEST_SHARE,
                                                  random_state=seed, stratify=y if classifier else None)
         _data[key] = tuple(parts)
     return _data[key]

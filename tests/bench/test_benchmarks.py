@@ -526,6 +526,23 @@ def test_a_step_counts_no_input_gradient_for_the_first_layer():
         assert FitCase("blobs", 3 * batch, sizes, batch, 0.1).flops == 3 * sum(g.flops for g in products)
 
 
+def test_a_fixed_epoch_scikit_learn_fit_counts_its_epochs_products_on_the_training_rows():
+    pytest.importorskip("sklearn")
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+    from benchmarks.suites.cases import FIXED_EPOCH_CASES, SKLEARN_CASES, dense_step_flops
+    X, y = load_digits(return_X_y=True)
+    train = train_test_split(X, y, test_size=0.25, random_state=0, stratify=y)[0].shape[0]
+    by_what = {(case.data, case.what): case for case in FIXED_EPOCH_CASES}
+    assert by_what["digits", "adam (100,), 20 epochs"].flops == 20 * dense_step_flops((64, 100, 10), train)
+    assert by_what["digits_value", "adam (100,), 20 epochs"].flops == 20 * dense_step_flops((64, 100, 1), train)
+    assert by_what["digits", "adam (256, 128), 10 epochs"].flops == 10 * dense_step_flops((64, 256, 128, 10), train)
+    assert by_what["digits", "lbfgs (100,), 50 iterations"].flops is None  # evaluations per iteration vary
+    regression = next(c for c in SKLEARN_CASES if c.data == "synthetic_regression")
+    assert regression.flops == 3 * dense_step_flops((100, 100, 1), 75_000)
+    assert SKLEARN_CASES[0].flops is None  # at the defaults the epochs depend on convergence
+
+
 # ------------------------------------------------------------------ numpy plain, the careful numpy step
 
 PLAIN_NETS = [((784, 128, 10), 32, "relu", "softmax", "cross_entropy"),
