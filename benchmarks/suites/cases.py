@@ -369,12 +369,13 @@ def thread_counts(cores=None):
 def thread_cases(mode, cores=None):
     counts = thread_counts(cores)
     if mode == "tiny":
-        workloads = [("gemm", 64, None)]
-        counts = counts[:2]
-    elif mode == "quick":
-        workloads = [("gemm", 1024, None)]
+        return [ThreadCase("gemm", k, 64) for k in counts[:2]]
+    # the small step: scikit-learn's defaults on the digits (100 hidden units, batch 200), run in row chunks
+    sklearn_step = ("step", 0, StepCase((64, 100, 10), 200, "softmax", "cross_entropy"))
+    if mode == "quick":
+        workloads = [("gemm", 1024, None), sklearn_step]
     else:
-        workloads = [("gemm", 1024, None),
+        workloads = [("gemm", 1024, None), sklearn_step,
                      ("step", 0, StepCase((784, 1024, 1024, 10), 256, "softmax", "cross_entropy"))]
     return [ThreadCase(kind, k, n, step) for kind, n, step in workloads for k in counts]
 
