@@ -103,20 +103,23 @@ void bind_micro_kernel_choice(py::module_& m) {
        "Run dtype's products on the GEMM micro-kernel `name` (one of gemm_kernels(dtype)) from now on; any of "
        "them gives the same bits.");
     m.def("time_gemm_kernel", [](const std::string& dtype, const std::string& name, bp::index m_rows,
-                                 bp::index n_cols, bp::index depth, bool trans_b, int reps) {
+                                 bp::index n_cols, bp::index depth, bool trans_b, int reps, int threads) {
         if (m_rows < 1 || n_cols < 1 || depth < 1 || m_rows * depth > (1 << 24) || depth * n_cols > (1 << 24))
             throw py::value_error("m, n and k must be at least 1, and m*k and k*n at most 2**24");
         if (reps < 1 || reps > 1000) throw py::value_error("reps must be in [1, 1000]; got " + std::to_string(reps));
+        if (threads < 0 || threads > bp::MAX_THREADS)
+            throw py::value_error("threads must be in [0, " + std::to_string(bp::MAX_THREADS) + "]; got " +
+                                  std::to_string(threads));
         return for_dtype(dtype, [&](auto zero) {
             using T = decltype(zero);
             const bp::MicroKernel<T>& kernel = bp::micro_kernel_candidates<T>()[candidate_named<T>(dtype, name, "name")];
             py::gil_scoped_release release;
-            return bp::time_gemm<T>(kernel, m_rows, n_cols, depth, trans_b, reps);
+            return bp::time_gemm<T>(kernel, m_rows, n_cols, depth, trans_b, reps, threads);
         });
     }, py::arg("dtype"), py::arg("name"), py::arg("m"), py::arg("n"), py::arg("k"), py::arg("trans_b"),
-       py::arg("reps"),
+       py::arg("reps"), py::arg("threads") = 0,
        "Seconds of each of reps products (m, k)·(k, n) (with trans_b, (m, k)·(n, k)ᵀ) on GEMM kernel `name`, "
-       "after an untimed one, on the pool's threads.");
+       "after an untimed one, on `threads` threads (0: the calling thread's count).");
 }
 
 }  // namespace

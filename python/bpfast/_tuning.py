@@ -18,6 +18,7 @@ is used, so that no process pays for timing that no later one would reuse.
 
 import datetime
 import json
+import math
 import os
 import tempfile
 import threading
@@ -30,8 +31,13 @@ CACHE_FORMAT = 1
 CACHE_FILE = "gemm_kernels.json"
 
 # The timed products per dtype, as (m, n, k, trans_b): a square A·B, whose time goes to the
-# micro-kernel, and a layer's X·Wᵀ at batch 64, whose tiles must also fit small batches.
-SHAPES = ((384, 384, 384, False), (64, 512, 512, True))
+# micro-kernel, and a layer's X·Wᵀ at batch 64 and 16, where a tile of many rows pads the
+# batch (16 rows in tiles of 12 are 24). A candidate's rate is the geometric mean of its
+# rates on the three, so that each counts as much.
+SHAPES = ((384, 384, 384, False), (64, 512, 784, True), (16, 1024, 784, True))
+# On one thread: a micro-kernel's speed is a core's, and one thread's timing is the least
+# disturbed by other work on the machine (and disturbs it least).
+TIMING_THREADS = 1
 TIME_BUDGET = 0.4  # seconds of timing rounds, both dtypes together, past MIN_ROUNDS
 MIN_ROUNDS, MAX_ROUNDS = 2, 10
 # A candidate replaces the default only when it is this much faster: less is noise.
@@ -41,13 +47,14 @@ MARGIN = 1.03
 # cannot be written: per family, kernel names in preference order; the first one the ISA
 # offers for a dtype is taken, and the ISA's default where none is. Intel's server cores
 # (two 512-bit FMA ports) take the 24-accumulator tiles, as BLIS's skx configuration does;
-# Zen 5 the ones timed fastest on a Zen 5 (BENCHMARKS.md); Zen 4, whose AVX-512 runs on
+# Zen 5 keeps the 8-row defaults, within noise of the 24-accumulator tiles on squares and
+# ahead at batch 64 and 16 on a Zen 5 core (BENCHMARKS.md); Zen 4, whose AVX-512 runs on
 # 256-bit units, the 16-accumulator default it was tuned with; Zen 3 and Intel's client cores
 # the AVX2 default (BLIS's haswell tile, 6x16) and, where a client core has AVX-512 (one FMA
 # port), its default.
 DEFAULT_TABLE = {
     "intel_server": ("avx512_f32_12x32", "avx512_f64_12x16"),
-    "zen5": ("avx512_f32_12x32", "avx512_f64_12x16"),
+    "zen5": ("avx512_f32_8x32", "avx512_f64_8x16"),
     "zen4": ("avx512_f32_8x32", "avx512_f64_8x16"),
     "zen3": ("avx2_f32_6x16", "avx2_f64_6x8"),
     "intel_client": ("avx512_f32_8x32", "avx512_f64_8x16", "avx2_f32_6x16", "avx2_f64_6x8"),
@@ -181,13 +188,13 @@ def _time_candidates(dtypes):
     """{dtype: {"kernel", "how": "tuned", "gflops", "rates", "seconds"}}: every candidate of each
     dtype timed on SHAPES, in rounds that visit every candidate in turn (so that a slow spell of
     the machine is shared), until TIME_BUDGET; each candidate's best time per shape counts."""
-    flops = sum(2.0 * m * n * k for m, n, k, _ in SHAPES)
+    flops = [2.0 * m * n * k for m, n, k, _ in SHAPES]
     best = {(d, name): [float("inf")] * len(SHAPES) for d in dtypes for name in _core.gemm_kernels(d)}
     start = time.perf_counter()
     for rounds in range(1, MAX_ROUNDS + 1):
         for dtype, name in best:
             for s, (m, n, k, trans_b) in enumerate(SHAPES):
-                seconds = _core.time_gemm_kernel(dtype, name, m, n, k, trans_b, 1)[0]
+                seconds = _core.time_gemm_kernel(dtype, name, m, n, k, trans_b, 1, TIMING_THREADS)[0]
                 best[dtype, name][s] = min(best[dtype, name][s], seconds)
         if rounds >= MIN_ROUNDS and time.perf_counter() - start > TIME_BUDGET:
             break
@@ -195,7 +202,8 @@ def _time_candidates(dtypes):
     result = {}
     for dtype in dtypes:
         names = _core.gemm_kernels(dtype)
-        rates = {name: round(flops / sum(best[dtype, name]) / 1e9, 1) for name in names}
+        rates = {name: round(math.prod(f / t for f, t in zip(flops, best[dtype, name])) ** (1 / len(SHAPES)) / 1e9, 1)
+                 for name in names}
         winner = max(names, key=rates.get)
         if rates[winner] < MARGIN * rates[names[0]]:
             winner = names[0]
