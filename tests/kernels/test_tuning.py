@@ -101,6 +101,16 @@ def test_the_candidates_and_their_names(restore_choice):
         assert len(names) == len(set(names)) and all(("f32" if dtype == "float32" else "f64") in n for n in names)
         if _core.isa != "generic":
             assert len(names) >= 3, "several candidates per dtype on every vector ISA"
+        # the depth blocks, which fix the order of every sum, are the same for every candidate;
+        # the row and column blocks are whole tiles of each
+        depths = set()
+        for name in names:
+            _core.use_gemm_kernel(dtype, name)
+            info = _core.build_info()
+            (mr, nr), blocks = info["gemm_tile"][dtype], info["gemm_blocks"][dtype]
+            assert info["gemm_kernel"][dtype] == name and blocks["mc"] % mr == 0 and blocks["nc"] % nr == 0
+            depths.add(blocks["kc"])
+        assert len(depths) == 1, f"{dtype}: depth blocks differ between candidates: {depths}"
     with pytest.raises(ValueError, match=r"name must name one of the float32 GEMM kernels .*" + _core.gemm_kernels("float32")[0]):
         _core.use_gemm_kernel("float32", "no_such_kernel")
     with pytest.raises(ValueError, match="dtype must be"):

@@ -118,8 +118,9 @@ const GemmBlocking& gemm_blocking(const MicroKernel<T>& kernel) {
         return blocks;
     }();
     const std::vector<MicroKernel<T>>& candidates = micro_kernel_candidates<T>();
-    const auto at = static_cast<size_t>(&kernel - candidates.data());
-    return at < candidates.size() ? per_candidate[at] : per_candidate.front();
+    for (size_t at = 0; at < candidates.size(); ++at)
+        if (&candidates[at] == &kernel) return per_candidate[at];
+    throw std::invalid_argument(std::string("gemm_blocking: ") + kernel.name + " is not a candidate of this ISA");
 }
 
 template <typename T>
