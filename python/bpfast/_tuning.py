@@ -166,7 +166,7 @@ def _decide(retime):
             choice[dtype] = {"kernel": _core.gemm_kernels(dtype)[0], "how": "default table", "gflops": None,
                              "note": "the only kernel of this ISA"}
     rest = [d for d in rest if d not in choice]
-    if rest and not _cache_writable():
+    if rest and not retime and not _cache_writable():
         for dtype in rest:
             choice[dtype] = {"kernel": default_kernel(dtype), "how": "default table", "gflops": None,
                              "note": f"the cache ({cache_path()}) cannot be written"}
@@ -247,6 +247,7 @@ def _write_cache(timed):
     text = json.dumps({"format": CACHE_FORMAT, "machines": machines}, indent=1, sort_keys=True)
     temporary = None
     try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".gemm_kernels.", suffix=".tmp")
         with os.fdopen(handle, "w") as file:
             file.write(text)

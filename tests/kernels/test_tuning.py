@@ -242,6 +242,12 @@ def test_a_cache_that_cannot_be_written_means_the_default_table(fresh_choice, mo
     monkeypatch.setattr(_core, "time_gemm_kernel", None)
     for dtype, entry in _tuning.choice().items():
         assert entry["how"] == "default table" and entry["kernel"] == _tuning.default_kernel(dtype)
+    if _tunable():  # bpfast.tune() was asked to time: it does, and says that the cache was not written
+        monkeypatch.undo()
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "a_file"))
+        for dtype in _tunable():
+            entry = bpfast.tune()[dtype]
+            assert entry["how"] == "tuned" and "could not be written" in entry["note"]
 
 
 def test_tune_times_again_and_show_config_says_so(fresh_choice, monkeypatch):
@@ -249,8 +255,8 @@ def test_tune_times_again_and_show_config_says_so(fresh_choice, monkeypatch):
         pytest.skip("one kernel per dtype on this ISA: nothing to time")
     monkeypatch.setenv("BPFAST_TUNE", "0")  # bpfast.tune() times even so: it was asked to
     result = bpfast.tune()
-    assert all(result[d]["how"] == "tuned" for d in _tunable())
-    assert fresh_choice.exists()
+    assert all(result[d]["how"] == "tuned" for d in _tunable()), result
+    assert fresh_choice.exists(), (result, os.environ.get("XDG_CACHE_HOME"))
     info = bpfast.show_config(mode="dicts")
     assert info["gemm_kernel_choice"]["float32"]["kernel"] == info["gemm_kernel"]["float32"]
     lines = []
