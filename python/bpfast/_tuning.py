@@ -154,7 +154,7 @@ def _decide(retime):
                              "note": "BPFAST_TUNE=0"}
         rest = []
     if rest and not retime:
-        cached = _read_cache().get(cache_key(), {})
+        cached = _machine_entry(_read_cache())
         for dtype in rest:
             entry = cached.get(dtype)
             if isinstance(entry, dict) and entry.get("kernel") in _core.gemm_kernels(dtype):
@@ -224,6 +224,12 @@ def _read_cache():
     return data["machines"]
 
 
+def _machine_entry(machines):
+    """A copy of this machine's entry among the cache's, {} when there is none (or not a dict)."""
+    entry = machines.get(cache_key())
+    return dict(entry) if isinstance(entry, dict) else {}
+
+
 def _cache_writable():
     """Whether the cache's folder exists or can be made, and can be written."""
     folder = os.path.dirname(cache_path())
@@ -239,7 +245,7 @@ def _write_cache(timed):
     when it could not be written, else None."""
     path = cache_path()
     machines = _read_cache()
-    entry = dict(machines.get(cache_key(), {}))
+    entry = _machine_entry(machines)
     for dtype, result in timed.items():
         entry[dtype] = {"kernel": result["kernel"], "gflops": result["gflops"], "rates": result["rates"]}
     entry["timed"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")

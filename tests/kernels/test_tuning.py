@@ -230,6 +230,9 @@ def test_a_cache_of_another_version_or_unreadable_is_not_used(fresh_choice, monk
     fresh_choice.write_text(json.dumps({"format": 1, "machines": {other: {"float32": {"kernel": "x"}}}}))
     assert all(_tuning.choice()[d]["how"] == "tuned" for d in _tunable())
     assert other in json.loads(fresh_choice.read_text())["machines"]  # other entries are kept
+    fresh_choice.write_text(json.dumps({"format": 1, "machines": {_tuning.cache_key(): ["not", "a", "dict"]}}))
+    _tuning._forget()
+    assert all(_tuning.choice()[d]["how"] == "tuned" for d in _tunable())
     fresh_choice.write_text("{not json")
     _tuning._forget()
     assert all(_tuning.choice()[d]["how"] == "tuned" for d in _tunable())
