@@ -11,6 +11,8 @@ cache, in a cache folder of the test's own (tests/conftest.py turns timing off e
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -270,3 +272,12 @@ def test_tune_times_again_and_show_config_says_so(fresh_choice, monkeypatch):
     bpfast.show_config()
     line = next(l for l in lines[0].splitlines() if l.startswith("kernel choice:"))
     assert "tuned" in line and "GF/s" in line
+
+
+def test_importing_bpfast_times_nothing():
+    code = ("import bpfast, bpfast.reference; from bpfast import _tuning; assert _tuning._choice is None; "
+            "bpfast.reference.Network([3, 2]); assert _tuning._choice is None; "
+            "bpfast.Network([3, 2]); assert _tuning._choice is not None")
+    env = {**os.environ, "BPFAST_TUNE": "0"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr

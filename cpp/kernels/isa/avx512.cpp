@@ -3,6 +3,7 @@
 // AVX-512F on the CPU and in the OS. It holds the micro-kernels, the FMA
 // probe, and the elementwise and small-network loops compiled for 64-byte
 // vectors (16 floats or 8 doubles, 32 registers).
+//
 // The micro-kernels, each an MR x (NV vectors) tile with A broadcast and B
 // loaded, the first of each dtype the default:
 //   float:  8 x 32, 12 x 32, 6 x 64, and 12 x 32 fetching B ahead
