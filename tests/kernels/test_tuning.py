@@ -79,14 +79,19 @@ def test_every_candidate_gives_the_default_kernels_bits(dtype, restore_choice):
     names = _core.gemm_kernels(dtype)
     _core.use_gemm_kernel(dtype, names[0])
     expected, trained = _products(np.random.default_rng(11), dtype), _training(dtype)
-    for name in names[1:]:
+    threads = _core.get_num_threads()
+    for name, count in [(n, threads) for n in names[1:]] + [(n, 1) for n in names if threads > 1]:
         _core.use_gemm_kernel(dtype, name)
-        products, weights = _products(np.random.default_rng(11), dtype), _training(dtype)
+        _core.set_num_threads(count)  # (the split among threads follows the tile: the sums must not)
+        try:
+            products, weights = _products(np.random.default_rng(11), dtype), _training(dtype)
+        finally:
+            _core.set_num_threads(threads)
         assert _core.gemm_kernel(dtype) == name
         for i, (got, want) in enumerate(zip(products, expected)):
-            assert got.tobytes() == want.tobytes(), f"{name}: product {i} ({SHAPES[i // 5]}) differs from {names[0]}"
+            assert got.tobytes() == want.tobytes(), f"{name} on {count} threads: product {i} ({SHAPES[i // 5]}) differs from {names[0]}"
         for got, want in zip(weights, trained):
-            assert got.tobytes() == want.tobytes(), f"{name}: training steps differ from {names[0]}"
+            assert got.tobytes() == want.tobytes(), f"{name} on {count} threads: training steps differ from {names[0]}"
 
 
 @pytest.mark.parametrize("dtype", DTYPE_NAMES)
