@@ -89,7 +89,8 @@ def test_every_candidate_gives_the_default_kernels_bits(dtype, restore_choice):
             _core.set_num_threads(threads)
         assert _core.gemm_kernel(dtype) == name
         for i, (got, want) in enumerate(zip(products, expected)):
-            assert got.tobytes() == want.tobytes(), f"{name} on {count} threads: product {i} ({SHAPES[i // 5]}) differs from {names[0]}"
+            assert got.tobytes() == want.tobytes(), \
+                f"{name} on {count} threads: product {i} ({SHAPES[i // 5]}) differs from {names[0]}"
         for got, want in zip(weights, trained):
             assert got.tobytes() == want.tobytes(), f"{name} on {count} threads: training steps differ from {names[0]}"
 
@@ -121,7 +122,8 @@ def test_the_candidates_and_their_names(restore_choice):
             assert info["gemm_kernel"][dtype] == name and blocks["mc"] % mr == 0 and blocks["nc"] % nr == 0
             depths.add(blocks["kc"])
         assert len(depths) == 1, f"{dtype}: depth blocks differ between candidates: {depths}"
-    with pytest.raises(ValueError, match=r"name must name one of the float32 GEMM kernels .*" + _core.gemm_kernels("float32")[0]):
+    first = _core.gemm_kernels("float32")[0]
+    with pytest.raises(ValueError, match=r"name must name one of the float32 GEMM kernels .*" + first):
         _core.use_gemm_kernel("float32", "no_such_kernel")
     with pytest.raises(ValueError, match="dtype must be"):
         _core.gemm_kernels("float16")

@@ -84,7 +84,8 @@ void ukernel_avx2(index k, const typename S::T* a, index lda, const typename S::
 template <typename S, int ROWS, int NV, int AHEAD>
 void ukernel_avx2_rows(index k, const typename S::T* a, index lda, const typename S::T* b, index ldb,
                        typename S::T* c, index ldc, bool accumulate) {
-    // a is (k, ROWS) with row stride lda, b is (k, NV*lanes) with row stride ldb, c is (ROWS, NV*lanes) with row stride ldc
+    // a is (k, ROWS) with row stride lda, b is (k, NV*lanes) with row stride ldb,
+    // c is (ROWS, NV*lanes) with row stride ldc
     using V = typename S::V;
     constexpr int W = S::lanes;
     V acc[ROWS][NV];
@@ -95,7 +96,8 @@ void ukernel_avx2_rows(index k, const typename S::T* a, index lda, const typenam
     for (index p = 0; p < k; ++p, a += lda, b += ldb) {
         if constexpr (AHEAD > 0) {
 #pragma GCC unroll 4
-            for (int h = 0; h < NV; ++h) _mm_prefetch(reinterpret_cast<const char*>(b + AHEAD * ldb + h * W), _MM_HINT_T0);
+            for (int h = 0; h < NV; ++h)
+                _mm_prefetch(reinterpret_cast<const char*>(b + AHEAD * ldb + h * W), _MM_HINT_T0);
         }
         V b_row[NV];
 #pragma GCC unroll 4
@@ -160,9 +162,10 @@ PairMicroKernel pair_table() {
 }  // namespace
 
 // The row of runtime/dispatch.cpp's registry for this ISA.
-extern const IsaKernels avx2_kernels{[] { return avx2_candidates<F32>("avx2_f32_6x16", "avx2_f32_4x24", "avx2_f32_6x16_ahead8"); },
-                                     [] { return avx2_candidates<F64>("avx2_f64_6x8", "avx2_f64_4x12", "avx2_f64_6x8_ahead8"); },
-                                     {F32::lanes, F64::lanes, &fma_chains<F32>, &fma_chains<F64>},
-                                     &pair_table};
+extern const IsaKernels avx2_kernels{
+    [] { return avx2_candidates<F32>("avx2_f32_6x16", "avx2_f32_4x24", "avx2_f32_6x16_ahead8"); },
+    [] { return avx2_candidates<F64>("avx2_f64_6x8", "avx2_f64_4x12", "avx2_f64_6x8_ahead8"); },
+    {F32::lanes, F64::lanes, &fma_chains<F32>, &fma_chains<F64>},
+    &pair_table};
 
 }  // namespace bpfast

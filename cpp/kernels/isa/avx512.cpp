@@ -74,7 +74,8 @@ void ukernel_avx512(index k, const typename S::T* a, index lda, const typename S
     for (index p = 0; p < k; ++p, a += lda, b += ldb) {
         if constexpr (AHEAD > 0) {
 #pragma GCC unroll 4
-            for (int h = 0; h < NV; ++h) _mm_prefetch(reinterpret_cast<const char*>(b + AHEAD * ldb + h * W), _MM_HINT_T0);
+            for (int h = 0; h < NV; ++h)
+                _mm_prefetch(reinterpret_cast<const char*>(b + AHEAD * ldb + h * W), _MM_HINT_T0);
         }
         V b_row[NV];
 #pragma GCC unroll 4
