@@ -76,8 +76,10 @@ def _choice_line(dtype, choice):
 
 def show_config(mode="stdout"):
     """Print the version, build (compiler, flags), the instruction set chosen and those
-    available, the GEMM kernel per dtype and how it was chosen (bpfast.tune), threads, cache sizes, GEMM blocking and the small-network path's bounds, and numpy's BLAS (with OpenBLAS's
-    core type when threadpoolctl is installed); mode="dicts" returns them as a dict instead."""
+    available, each dtype's GEMM kernel with how it was chosen and its rate (bpfast.tune),
+    threads, cache sizes, GEMM blocking and the small-network path's bounds, and numpy's BLAS
+    (with OpenBLAS's core type when threadpoolctl is installed); mode="dicts" returns them as a
+    dict instead."""
     if mode not in ("stdout", "dicts"):
         raise ValueError(f"mode must be 'stdout' or 'dicts'; got {mode!r}")
     info = config()  # (makes the GEMM kernel's choice if no product has yet: timing takes under a second)
