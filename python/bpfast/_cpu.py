@@ -26,6 +26,15 @@ def model_name():
     return _fields().get("model name") or platform.processor() or platform.machine()
 
 
+def identity():
+    """The model name with the vendor's family, model and stepping numbers where Linux gives them:
+    a virtual machine may name several generations alike ("AMD EPYC"), and a home folder shared
+    by a cluster's nodes may see them all."""
+    fields = _fields()
+    numbers = "/".join(fields.get(key, "?") for key in ("cpu family", "model", "stepping"))
+    return model_name() + (f" (family/model/stepping {numbers})" if "cpu family" in fields else "")
+
+
 def family_of(fields):
     """One of "zen3", "zen4", "zen5", "amd_other", "intel_server", "intel_client" or "other",
     from the fields of /proc/cpuinfo (vendor_id, cpu family, model name, flags)."""

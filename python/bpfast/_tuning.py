@@ -98,9 +98,10 @@ def cache_path():
 
 
 def cache_key():
-    """The cache's key for this process: CPU model, instruction set and bpfast version."""
+    """The cache's key for this process: CPU model (with its family, model and stepping numbers),
+    instruction set and bpfast version."""
     from . import __version__
-    return f"{_cpu.model_name()} | {_core.isa} | bpfast {__version__}"
+    return f"{_cpu.identity()} | {_core.isa} | bpfast {__version__}"
 
 
 def forced_kernels():
