@@ -3,7 +3,7 @@ has (bpfast._core.gemm_kernels), all of which give the same bits, so the choice 
 speed alone.
 
 Made once per process, at the first native Network or product (not at import: timing takes
-up to a second), or again on bpfast.tune():
+about 0.4 s on a Zen 5, under a second), or again on bpfast.tune(), which always times:
 
     BPFAST_KERNEL=name[,name]  these kernels, one per dtype at most ("forced")
     BPFAST_TUNE=0              the built-in table for this CPU's family, no timing ("default table")
@@ -13,7 +13,8 @@ up to a second), or again on bpfast.tune():
 
 The cache is one small JSON file, bpfast/gemm_kernels.json under $XDG_CACHE_HOME (or
 ~/.cache), replaced whole (write then rename). Where it cannot be written, the default table
-is used, so that no process pays for timing that no later one would reuse.
+is used, so that no process pays for timing that no later one would reuse (bpfast.tune()
+times even so, and its choice's note says that the cache was not written).
 """
 
 import datetime
