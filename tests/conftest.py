@@ -6,12 +6,18 @@ float32), trajectory_rtol for many training steps (1e-10 and 1e-4), each as a
 maximum absolute error divided by max(1, max|expected|).
 """
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from bpfast import _precision
+# No timing of the GEMM kernels at the first product (bpfast._tuning): the built-in table
+# chooses, so that no test waits for it or depends on this machine's cache. Set before bpfast
+# makes its choice; tests/kernels/test_tuning.py times them on purpose, with a cache of its own.
+os.environ.setdefault("BPFAST_TUNE", "0")
+
+from bpfast import _precision  # noqa: E402
 
 # The rows that compute in their storage dtype (a dtype argument alone selects one);
 # mixed precision (float32 kept, bfloat16 products) has its own tests.

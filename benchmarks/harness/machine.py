@@ -117,6 +117,16 @@ def _bpfast_threads(bpfast):
     return None
 
 
+def _gemm_kernels(bpfast):
+    """Each dtype's GEMM micro-kernel and how bpfast chose it; the choice (which may time the
+    kernels, under a second) is made here, before any case is timed."""
+    try:
+        from bpfast import _tuning
+        return "; ".join(f"{dtype} {c['kernel']} ({c['how']})" for dtype, c in _tuning.choice().items())
+    except Exception:
+        return "not reported by bpfast"
+
+
 def _core_built(bpfast):
     """When the installed compiled core was written (it may predate the checkout's HEAD)."""
     try:
@@ -162,6 +172,7 @@ def machine_record(torch_threads):
         "bpfast_core_built": _core_built(bpfast),
         "checkout_head": _git_commit(repository),
         "bpfast_isa": bpfast.kernels.isa(),
+        "bpfast_gemm_kernels": _gemm_kernels(bpfast),
         "bpfast_threads": bpfast_threads if bpfast_threads is not None else "not reported by bpfast",
         "numpy": np.__version__,
         "numpy_blas": blas,

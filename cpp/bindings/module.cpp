@@ -15,6 +15,7 @@
 #include "kernels/bf16/bfloat16.h"
 #include "kernels/bf16/pair_ukernel.h"
 #include "kernels/elementwise/losses.h"
+#include "kernels/gemm/gemm_timing.h"
 #include "kernels/gemm/ukernel.h"
 #include "kernels/probe/fma_probe.h"
 #include "model/parameter_layout.h"
@@ -56,6 +57,71 @@ void bind_precision(py::module_ core, py::list& names) {
     names.append(P::name);
 }
 
+// Which of dtype's micro-kernel candidates `name` is; ValueError naming the
+// valid ones otherwise. `what` names the argument (or variable) in the message.
+template <typename T>
+std::size_t candidate_named(const std::string& dtype, const std::string& name, const std::string& what) {
+    const std::vector<bpfast::MicroKernel<T>>& candidates = bpfast::micro_kernel_candidates<T>();
+    std::string known;
+    for (std::size_t i = 0; i < candidates.size(); ++i) {
+        if (name == candidates[i].name) return i;
+        known += (i ? ", " : "") + std::string(candidates[i].name);
+    }
+    throw py::value_error(what + " must name one of the " + dtype + " GEMM kernels of this CPU's instruction set (" +
+                          bpfast::active_isa() + "): " + known + "; got '" + name + "'");
+}
+
+// f(T{}) for dtype "float32" or "float64"; ValueError naming `dtype` otherwise.
+template <typename F>
+auto for_dtype(const std::string& dtype, F&& f) {
+    if (dtype == "float32") return f(float{});
+    if (dtype == "float64") return f(double{});
+    throw py::value_error("dtype must be 'float32' or 'float64'; got '" + dtype + "'");
+}
+
+// The GEMM micro-kernel candidates and their choice (kernels/gemm/ukernel.h);
+// bpfast._tuning decides which one runs.
+void bind_micro_kernel_choice(py::module_& m) {
+    namespace bp = bpfast;
+    m.def("gemm_kernels", [](const std::string& dtype) {
+        return for_dtype(dtype, [](auto zero) {
+            py::list names;
+            for (const auto& kernel : bp::micro_kernel_candidates<decltype(zero)>()) names.append(kernel.name);
+            return py::tuple(names);
+        });
+    }, py::arg("dtype"), "The GEMM micro-kernels of this ISA for dtype ('float32' or 'float64'), the default first.");
+    m.def("gemm_kernel", [](const std::string& dtype) {
+        return for_dtype(dtype, [](auto zero) { return std::string(bp::active_micro_kernel<decltype(zero)>().name); });
+    }, py::arg("dtype"), "The GEMM micro-kernel in use for dtype.");
+    m.def("use_gemm_kernel", [](const std::string& dtype, const std::string& name) {
+        for_dtype(dtype, [&](auto zero) {
+            using T = decltype(zero);
+            bp::use_micro_kernel<T>(candidate_named<T>(dtype, name, "name"));
+            return 0;
+        });
+    }, py::arg("dtype"), py::arg("name"),
+       "Run dtype's products on the GEMM micro-kernel `name` (one of gemm_kernels(dtype)) from now on; any of "
+       "them gives the same bits.");
+    m.def("time_gemm_kernel", [](const std::string& dtype, const std::string& name, bp::index m_rows,
+                                 bp::index n_cols, bp::index depth, bool trans_b, int reps, int threads) {
+        if (m_rows < 1 || n_cols < 1 || depth < 1 || m_rows * depth > (1 << 24) || depth * n_cols > (1 << 24))
+            throw py::value_error("m, n and k must be at least 1, and m*k and k*n at most 2**24");
+        if (reps < 1 || reps > 1000) throw py::value_error("reps must be in [1, 1000]; got " + std::to_string(reps));
+        if (threads < 0 || threads > bp::MAX_THREADS)
+            throw py::value_error("threads must be in [0, " + std::to_string(bp::MAX_THREADS) + "]; got " +
+                                  std::to_string(threads));
+        return for_dtype(dtype, [&](auto zero) {
+            using T = decltype(zero);
+            const bp::MicroKernel<T>& kernel = bp::micro_kernel_candidates<T>()[candidate_named<T>(dtype, name, "name")];
+            py::gil_scoped_release release;
+            return bp::time_gemm<T>(kernel, m_rows, n_cols, depth, trans_b, reps, threads);
+        });
+    }, py::arg("dtype"), py::arg("name"), py::arg("m"), py::arg("n"), py::arg("k"), py::arg("trans_b"),
+       py::arg("reps"), py::arg("threads") = 0,
+       "Seconds of each of reps products (m, k)·(k, n) (with trans_b, (m, k)·(n, k)ᵀ) on GEMM kernel `name`, "
+       "after an untimed one, on `threads` threads (0: the calling thread's count).");
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -68,6 +134,7 @@ PYBIND11_MODULE(_core, m) {
     bp::gemm_blocking<float>();
     bp::gemm_blocking<double>();
     bp::pair_gemm_blocking();
+    bind_micro_kernel_choice(m);
     m.def("gemm_blocking_for", [](long l1d, long l2, long l3, int l3_cpus, int mr, int nr, int value_bytes) {
         if (l1d < 0 || l2 < 0 || l3 < 0 || l3_cpus < 0)
             throw py::value_error("cache sizes and l3_cpus must be >= 0 (0: not reported)");

@@ -17,7 +17,7 @@ namespace bpfast {
 // Every kernel family of one ISA in dtype T.
 template <typename T>
 struct KernelTable {
-    std::vector<MicroKernel<T>> micro_kernels;  // the GEMM's; the first is the one it runs
+    std::vector<MicroKernel<T>> micro_kernels;  // the GEMM's candidates, the default first (ukernel.h)
     ActivationKernels<T> activation;
     CheckKernels<T> check;
     OptimizerKernels<T> optim;

@@ -4,6 +4,7 @@
 // whole process.
 #include "runtime/dispatch.h"
 
+#include <atomic>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
@@ -111,6 +112,10 @@ const Registry& registry() {
     return chosen;
 }
 
+// The micro-kernel candidate in use per dtype (each call of gemm reads it once).
+template <typename T>
+std::atomic<std::size_t> micro_kernel_in_use{0};
+
 template <typename T>
 const KernelTable<T>& tables();
 template <>
@@ -135,7 +140,17 @@ std::vector<IsaSupport> isa_support() {
 
 const PairMicroKernel& active_pair_micro_kernel() { return registry().bf16; }
 template <typename T>
-const MicroKernel<T>& active_micro_kernel() { return tables<T>().micro_kernels.front(); }
+const MicroKernel<T>& active_micro_kernel() {
+    return tables<T>().micro_kernels[micro_kernel_in_use<T>.load(std::memory_order_relaxed)];
+}
+template <typename T>
+const std::vector<MicroKernel<T>>& micro_kernel_candidates() { return tables<T>().micro_kernels; }
+template <typename T>
+void use_micro_kernel(std::size_t at) {
+    if (at >= tables<T>().micro_kernels.size())
+        throw std::out_of_range("no micro-kernel candidate " + std::to_string(at));
+    micro_kernel_in_use<T>.store(at, std::memory_order_relaxed);
+}
 template <typename T>
 const ActivationKernels<T>& active_activation_kernels() { return tables<T>().activation; }
 template <typename T>
@@ -147,6 +162,8 @@ const SmallNetKernels<T>& active_small_net_kernels() { return tables<T>().small_
 
 #define BPFAST_INSTANTIATE(T)                                                     \
     template const MicroKernel<T>& active_micro_kernel<T>();                      \
+    template const std::vector<MicroKernel<T>>& micro_kernel_candidates<T>();     \
+    template void use_micro_kernel<T>(std::size_t);                               \
     template const ActivationKernels<T>& active_activation_kernels<T>();          \
     template const CheckKernels<T>& active_check_kernels<T>();                    \
     template const OptimizerKernels<T>& active_optim_kernels<T>();                \

@@ -10,9 +10,10 @@ kernels and Network in pure numpy.
 
 from . import kernels, reference
 from ._config import show_config
+from ._tuning import tune
 from ._core import get_adaptive_threads, get_num_threads, set_adaptive_threads, set_num_threads
 from .network import History, Layer, Network
 
 __all__ = ["Network", "Layer", "History", "kernels", "reference", "set_num_threads", "get_num_threads",
-           "set_adaptive_threads", "get_adaptive_threads", "show_config", "__version__"]
+           "set_adaptive_threads", "get_adaptive_threads", "show_config", "tune", "__version__"]
 __version__ = "0.1.0"

@@ -6,18 +6,7 @@ import sys
 
 import numpy as np
 
-from . import _core, _precision
-
-
-def _cpu_model():
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from . import _core, _cpu, _precision, _tuning
 
 
 def _numpy_blas():
@@ -37,13 +26,14 @@ def _numpy_blas():
 def config():
     """The configuration show_config prints, as a dict."""
     from . import __version__
+    _tuning.ensure_chosen()  # (before build_info, which names the kernel in use)
     build = _core.build_info()
     return {
         "bpfast": __version__,
         "python": sys.version.split()[0],
         "numpy": np.__version__,
         "platform": platform.platform(),
-        "cpu": _cpu_model(),
+        "cpu": _cpu.model_name(),
         "cores": os.cpu_count(),
         "compiler": build["compiler"],
         "build_type": build["build_type"],
@@ -51,6 +41,8 @@ def config():
         "isa": build["isa"],
         "isas": {name: supported for name, supported in build["isas"]},
         "gemm_kernel": build["gemm_kernel"],
+        "gemm_kernel_choice": _tuning.choice(),
+        "gemm_kernel_candidates": {dtype: _core.gemm_kernels(dtype) for dtype in _tuning.DTYPES},
         "amx": build["amx"],
         "forced_isa": os.environ.get("BPFAST_ISA") or None,
         "threads": _core.get_num_threads(),
@@ -72,13 +64,25 @@ def _size(n):
     return f"{n >> 20} MiB" if n >= 1 << 20 and n % (1 << 20) == 0 else f"{n >> 10} KiB"
 
 
+def _choice_line(dtype, choice):
+    """How dtype's GEMM kernel was chosen, in words."""
+    how = choice["how"] + (f", {choice['gflops']:.1f} GF/s" if choice.get("gflops") else "")
+    if choice["how"] == "forced":
+        how += " by BPFAST_KERNEL"
+    if choice.get("note"):
+        how += f"; {choice['note']}"
+    return f"{dtype} {choice['kernel']} ({how})"
+
+
 def show_config(mode="stdout"):
     """Print the version, build (compiler, flags), the instruction set chosen and those
-    available, threads, cache sizes, GEMM blocking and the small-network path's bounds, and numpy's BLAS (with OpenBLAS's
-    core type when threadpoolctl is installed); mode="dicts" returns them as a dict instead."""
+    available, each dtype's GEMM kernel with how it was chosen and its rate (bpfast.tune),
+    threads, cache sizes, GEMM blocking and the small-network path's bounds, and numpy's BLAS
+    (with OpenBLAS's core type when threadpoolctl is installed); mode="dicts" returns them as a
+    dict instead."""
     if mode not in ("stdout", "dicts"):
         raise ValueError(f"mode must be 'stdout' or 'dicts'; got {mode!r}")
-    info = config()
+    info = config()  # (makes the GEMM kernel's choice if no product has yet: timing takes under a second)
     if mode == "dicts":
         return info
     isas = ", ".join(f"{name} ({'yes' if ok else 'not on this CPU'})" for name, ok in info["isas"].items())
@@ -95,6 +99,7 @@ def show_config(mode="stdout"):
         "kernels:      " + ", ".join(f"{dtype} {name}" for dtype, name in info["gemm_kernel"].items())
         + ("" if info["gemm_kernel"]["bfloat16"].startswith(("amx", "avx512_bf16_")) else
            " (bfloat16 products on float32 FMAs: no AMX or AVX512_BF16 here)"),
+        "kernel choice: " + "; ".join(_choice_line(dtype, c) for dtype, c in info["gemm_kernel_choice"].items()),
         f"amx:          {info['amx']}",
         f"threads:      {info['threads']}" + ("; training steps time one thread against them every 256 steps "
                                                  "and take the faster" if info["adaptive_threads"] else

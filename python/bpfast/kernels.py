@@ -11,7 +11,7 @@ by a copy. The GIL is released while a kernel runs.
 
 import numpy as np
 
-from . import _core, _precision
+from . import _core, _precision, _tuning
 from ._validate import native
 
 __all__ = [
@@ -86,6 +86,7 @@ def _rows(array, name):
 def _computing(core, dtype, compute):
     """The core submodule that runs products of dtype operands as compute asks: the dtype's own
     (compute None or the dtype's name) or mixed precision's (compute "bfloat16", float32 operands)."""
+    _tuning.ensure_chosen()  # (the GEMM kernel, at the first product of the process)
     if compute is None:
         return core
     key = (dtype, compute)

@@ -18,6 +18,7 @@ from . import _core
 from . import _fit
 from . import _precision
 from . import _saveformat
+from . import _tuning
 from . import distributed
 from . import _validate as check
 from . import optim
@@ -100,7 +101,8 @@ class Network:
     @staticmethod
     def _new_engine(sizes, activations, loss, reduction, precision):
         """The engine that holds the weights and runs the math, for a row of bpfast._precision:
-        here the C++ core's."""
+        here the C++ core's, whose GEMM kernel is chosen first if this process has not yet."""
+        _tuning.ensure_chosen()
         return precision.core.Network(sizes, activations, loss, reduction)
 
     @staticmethod

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "kernels/bf16/pair_ukernel.h"
 #include "kernels/gemm/ukernel.h"
@@ -58,22 +59,27 @@ GemmBlocking parse_blocks(const char* text) {
     return {values[0], values[1], values[2]};
 }
 
+// The blocks of kernel, one of the candidates of T: mc and nc fit its tile,
+// while kc, which fixes the order of every sum (a depth block is summed, then
+// added to C), comes from the ISA's first candidate whichever kernel runs, so
+// that every candidate gives the same bits.
 template <typename T>
-GemmBlocking choose() {
-    const MicroKernel<T>& kernel = active_micro_kernel<T>();
+GemmBlocking choose(const MicroKernel<T>& kernel) {
+    const MicroKernel<T>& first = micro_kernel_candidates<T>().front();
     const std::string& forced = gemm_blocks_forced();
     if (!forced.empty()) {
         const GemmBlocking b = parse_blocks(forced.c_str());
         return {round_up(b.mc, kernel.mr), b.kc, round_up(b.nc, kernel.nr)};
     }
-    return blocking_for(cache_sizes(), kernel.mr, kernel.nr, int(sizeof(T)));
+    const CacheSizes caches = cache_sizes();
+    const index kc = blocking_for(caches, first.mr, first.nr, int(sizeof(T))).kc;
+    return blocks_for_depth(caches, kc, kernel.mr, kernel.nr, int(sizeof(T)));
 }
 
 }  // namespace
 
 GemmBlocking blocking_for(const CacheSizes& caches, int mr, int nr, int value_bytes) {
     const long l2 = caches.l2 > 0 ? caches.l2 : FALLBACK_L2;
-    const long l3_per_cpu = caches.l3 > 0 ? caches.l3 / std::max(1, caches.l3_cpus) : FALLBACK_L3_PER_CPU;
     // kc: the A block (MC_MAX x kc) and two B panels (kc x nr: the one in use
     // and the next) within half of L2, the rest of L2 left to C's lines and
     // the B block passing through. (One B panel fills L1 at kc = L1d / (nr *
@@ -81,6 +87,12 @@ GemmBlocking blocking_for(const CacheSizes& caches, int mr, int nr, int value_by
     // measured products were as fast or faster up to 512, so L2 is the bound.)
     const index per_depth = (MC_MAX + 2 * index(nr)) * value_bytes;
     const index kc = std::clamp<index>(round_down(l2 / 2 / per_depth, 64), 64, KC_MAX);
+    return blocks_for_depth(caches, kc, mr, nr, value_bytes);
+}
+
+GemmBlocking blocks_for_depth(const CacheSizes& caches, index kc, int mr, int nr, int value_bytes) {
+    const long l2 = caches.l2 > 0 ? caches.l2 : FALLBACK_L2;
+    const long l3_per_cpu = caches.l3 > 0 ? caches.l3 / std::max(1, caches.l3_cpus) : FALLBACK_L3_PER_CPU;
     // mc: the A block (mc x kc) within half of L2
     const index mc = std::clamp<index>(round_down(l2 / 2 / (kc * value_bytes), mr), mr, round_down(MC_MAX, mr));
     // nc: the B block (kc x nc) within half of this core's share of L3
@@ -98,9 +110,22 @@ const std::string& gemm_blocks_forced() {
 }
 
 template <typename T>
+const GemmBlocking& gemm_blocking(const MicroKernel<T>& kernel) {
+    // one per candidate, made at the first call (a malformed BPFAST_GEMM_BLOCKS throws then)
+    static const std::vector<GemmBlocking> per_candidate = [] {
+        std::vector<GemmBlocking> blocks;
+        for (const MicroKernel<T>& candidate : micro_kernel_candidates<T>()) blocks.push_back(choose(candidate));
+        return blocks;
+    }();
+    const std::vector<MicroKernel<T>>& candidates = micro_kernel_candidates<T>();
+    for (size_t at = 0; at < candidates.size(); ++at)
+        if (&candidates[at] == &kernel) return per_candidate[at];
+    throw std::invalid_argument(std::string("gemm_blocking: ") + kernel.name + " is not a candidate of this ISA");
+}
+
+template <typename T>
 const GemmBlocking& gemm_blocking() {
-    static const GemmBlocking chosen = choose<T>();
-    return chosen;
+    return gemm_blocking<T>(active_micro_kernel<T>());
 }
 
 const GemmBlocking& pair_gemm_blocking() {
@@ -119,5 +144,7 @@ const GemmBlocking& pair_gemm_blocking() {
 
 template const GemmBlocking& gemm_blocking<float>();
 template const GemmBlocking& gemm_blocking<double>();
+template const GemmBlocking& gemm_blocking<float>(const MicroKernel<float>&);
+template const GemmBlocking& gemm_blocking<double>(const MicroKernel<double>&);
 
 }  // namespace bpfast

@@ -21,11 +21,17 @@ struct GemmBlocking {
     index mc, kc, nc;
 };
 
+template <typename T>
+struct MicroKernel;  // kernels/gemm/ukernel.h
+
 // The rule, for a micro-tile of mr x nr values of value_bytes each. Pure, so
 // that tests can give it any cache sizes; caches the OS does not report (0)
 // count as small ones of current x86 CPUs (512 KiB L2, 2 MiB of L3 per CPU).
 // The L1d size does not enter (see kc below).
 GemmBlocking blocking_for(const CacheSizes& caches, int mr, int nr, int value_bytes);
+
+// The rule's mc and nc for an mr x nr tile under a given depth kc.
+GemmBlocking blocks_for_depth(const CacheSizes& caches, index kc, int mr, int nr, int value_bytes);
 
 // The depth of the blocks of a K-deep product: ceil(K / kc) blocks of about
 // equal depth (rounded up to a multiple of 16, or kc where that is less),
@@ -37,10 +43,17 @@ inline index depth_step(index K, index kc) {
     return even < kc ? even : kc;
 }
 
-// The blocking gemm uses for T: blocking_for this CPU and the active
-// micro-kernel, or what BPFAST_GEMM_BLOCKS="mc,kc,nc" sets (mc rounded up to
-// a multiple of mr and nc to one of nr). Chosen once per process; a
-// malformed BPFAST_GEMM_BLOCKS throws std::invalid_argument (at import).
+// The blocking gemm uses for T with `kernel`, one of micro_kernel_candidates<T>():
+// blocking_for this CPU with mc and nc for the kernel's tile but kc for the
+// first candidate's, so that the depth blocks, and with them the order of
+// every sum, are the same whichever candidate runs; or what
+// BPFAST_GEMM_BLOCKS="mc,kc,nc" sets (mc rounded up to a multiple of mr and
+// nc to one of nr). Chosen once per process and candidate; a malformed
+// BPFAST_GEMM_BLOCKS throws std::invalid_argument (at import).
+template <typename T>
+const GemmBlocking& gemm_blocking(const MicroKernel<T>& kernel);
+
+// The blocking of the kernel in use (active_micro_kernel<T>()).
 template <typename T>
 const GemmBlocking& gemm_blocking();
 

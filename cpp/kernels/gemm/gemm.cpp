@@ -101,6 +101,8 @@ void pack_b(const MatrixView<T>& B, index depth, index cols, const MicroKernel<T
 
 template <typename T>
 struct Block {
+    const MicroKernel<T>* kernel;  // the call's micro-kernel, read once by gemm_with
+    const GemmBlocking* blocks;    // and its blocks
     index M, N, K;
     MatrixView<T> A, B;
     T* C;
@@ -143,7 +145,7 @@ template <typename T>
 void pack_all_of_a(const MatrixView<T>& A, index M, index K, const MicroKernel<T>& kernel, T* out,
                    index tasks) {
     const index mr = kernel.mr, panels = (M + mr - 1) / mr, m_pad = panels * mr;
-    const index KC = depth_step(K, gemm_blocking<T>().kc);
+    const index KC = depth_step(K, gemm_blocking<T>(kernel).kc);
     tasks = std::max<index>(1, std::min(tasks, panels));
     auto pack_range = [&](index t) {
         const index q0 = t * panels / tasks, q1 = (t + 1) * panels / tasks;
@@ -203,7 +205,7 @@ void tile_loop(const MicroKernel<T>& kernel, index mc, index nc, index kc, const
                const Panels<T>& b, T* C, index ldc, bool add, const Epilogue<T>* epilogue,
                index row0, index col0) {
     const int mr = kernel.mr, nr = kernel.nr;
-    alignas(64) T edge[16 * 32];  // room for any mr x nr tile we ship
+    alignas(64) T edge[MAX_TILE_VALUES];  // room for any mr x nr tile (the ISA units check theirs)
     auto tile = [&](index ir, index jr) {
         const bool in_place = jr < b.in_place_extent;
         const T* b_panel = in_place ? b.in_place + jr : b.packed + (jr - b.in_place_extent) / nr * nr * kc;
@@ -257,9 +259,9 @@ void tile_loop(const MicroKernel<T>& kernel, index mc, index nc, index kc, const
 // One thread's share: the whole loop nest on a block of C.
 template <typename T>
 void gemm_block(const Block<T>& g) {
-    const MicroKernel<T>& kernel = active_micro_kernel<T>();
+    const MicroKernel<T>& kernel = *g.kernel;
     const int mr = kernel.mr, nr = kernel.nr;
-    const GemmBlocking& blocks = gemm_blocking<T>();
+    const GemmBlocking& blocks = *g.blocks;
     const index MC = blocks.mc, KC = depth_step(g.K, blocks.kc), NC = blocks.nc;
     const bool skinny = g.M <= MC && g.B.col_stride == 1;
     T* const a_packed = packing_room(g);
@@ -317,9 +319,9 @@ void gemm_block(const Block<T>& g) {
 // blocks of A in turn, each packing its own A block.
 template <typename T>
 void gemm_shared_b(const Block<T>& g, index threads) {
-    const MicroKernel<T>& kernel = active_micro_kernel<T>();
+    const MicroKernel<T>& kernel = *g.kernel;
     const int mr = kernel.mr, nr = kernel.nr;
-    const GemmBlocking& blocks = gemm_blocking<T>();
+    const GemmBlocking& blocks = *g.blocks;
     const index MC = blocks.mc, KC = depth_step(g.K, blocks.kc), NC = blocks.nc;
     thread_local std::vector<T> shared_b;
     const index depth = std::min(KC, g.K);
@@ -365,12 +367,12 @@ void gemm_shared_b(const Block<T>& g, index threads) {
 // C (M, N) = A·B through Cᵀ (N, M) = Bᵀ·Aᵀ in a scratch buffer, then copied
 // into C and the epilogue run on all of C at once.
 template <typename T>
-void gemm_few_columns(index M, index N, index K, MatrixView<T> A, MatrixView<T> B, T* C, index ldc,
-                      const Epilogue<T>* epilogue) {
+void gemm_few_columns(const MicroKernel<T>& kernel, index M, index N, index K, MatrixView<T> A, MatrixView<T> B,
+                      T* C, index ldc, const Epilogue<T>* epilogue) {
     thread_local std::vector<T> scratch;
     T* Ct = reserve_aligned(scratch, static_cast<size_t>(N * M));
     const MatrixView<T> Bt{B.data, B.col_stride, B.row_stride}, At{A.data, A.col_stride, A.row_stride};
-    gemm<T>(N, M, K, Bt, At, Ct, M, false, nullptr);
+    gemm_with<T>(kernel, N, M, K, Bt, At, Ct, M, false, nullptr);
     for (index i = 0; i < M; ++i)
         for (index j = 0; j < N; ++j) C[i * ldc + j] = Ct[j * M + i];
     if (epilogue) epilogue->apply(epilogue->context, C, ldc, 0, 0, M, N);
@@ -381,6 +383,12 @@ void gemm_few_columns(index M, index N, index K, MatrixView<T> A, MatrixView<T> 
 template <typename T>
 void gemm(index M, index N, index K, MatrixView<T> A, MatrixView<T> B, T* C, index ldc,
           bool accumulate, const Epilogue<T>* epilogue) {
+    gemm_with<T>(active_micro_kernel<T>(), M, N, K, A, B, C, ldc, accumulate, epilogue);
+}
+
+template <typename T>
+void gemm_with(const MicroKernel<T>& kernel, index M, index N, index K, MatrixView<T> A, MatrixView<T> B, T* C,
+               index ldc, bool accumulate, const Epilogue<T>* epilogue) {
     // A is (M, K), B is (K, N), C is (M, N) with row stride ldc
     if (M <= 0 || N <= 0) return;
     if (K <= 0) {
@@ -390,7 +398,6 @@ void gemm(index M, index N, index K, MatrixView<T> A, MatrixView<T> B, T* C, ind
         }
         return;
     }
-    const MicroKernel<T>& kernel = active_micro_kernel<T>();
     if ((M == 1 || N == 1 || K == 1) && kernel.unit_dimension &&
         kernel.unit_dimension(M, N, K, A, B, C, ldc, accumulate)) {
         if (epilogue) epilogue->apply(epilogue->context, C, ldc, 0, 0, M, N);
@@ -402,7 +409,7 @@ void gemm(index M, index N, index K, MatrixView<T> A, MatrixView<T> B, T* C, ind
     // order, as the direct product would give.
     const index padded_as_rows = (N + kernel.mr - 1) / kernel.mr * kernel.mr;
     if (!accumulate && N < kernel.nr && padded_as_rows < kernel.nr && M >= 2 * kernel.nr)
-        return gemm_few_columns(M, N, K, A, B, C, ldc, epilogue);
+        return gemm_few_columns(kernel, M, N, K, A, B, C, ldc, epilogue);
     const index row_tiles = (M + kernel.mr - 1) / kernel.mr;
     const index col_tiles = (N + kernel.nr - 1) / kernel.nr;
     // A few parts per thread, handed out dynamically, so that a thread slowed
@@ -421,7 +428,7 @@ void gemm(index M, index N, index K, MatrixView<T> A, MatrixView<T> B, T* C, ind
 
     // Packing room for every thread that may run a part, made here, by the
     // caller: per thread, a block of A and a block of B as wide as the widest part.
-    const GemmBlocking& blocks = gemm_blocking<T>();
+    const GemmBlocking& blocks = gemm_blocking<T>(kernel);
     const bool shared_b = parts > 1 && M > shared_a_max_rows(blocks);
     const index widest = split_cols ? std::min(N, (tiles + parts - 1) / parts * kernel.nr) : N;
     const index b_room = shared_b ? 0 : round_to_lines((std::min(blocks.nc, widest) + kernel.nr - 1) / kernel.nr *
@@ -434,7 +441,9 @@ void gemm(index M, index N, index K, MatrixView<T> A, MatrixView<T> B, T* C, ind
 
     if (shared_b)
         return gemm_shared_b(
-            Block<T>{M, N, K, A, B, C, ldc, accumulate, epilogue, 0, 0, nullptr, scratch, slot_size, slots}, threads);
+            Block<T>{&kernel, &blocks, M, N, K, A, B, C, ldc, accumulate, epilogue, 0, 0, nullptr, scratch, slot_size,
+                     slots},
+            threads);
 
     // Column parts of a short A share one packing of it, done here once.
     const T* packed_a = nullptr;
@@ -451,7 +460,8 @@ void gemm(index M, index N, index K, MatrixView<T> A, MatrixView<T> B, T* C, ind
     // Part p gets tiles [p*tiles/parts, (p+1)*tiles/parts): a fixed, tile-aligned split.
     auto run_part = [&](index p) {
         const index t0 = p * tiles / parts, t1 = (p + 1) * tiles / parts;
-        Block<T> g{M, N, K, A, B, C, ldc, accumulate, epilogue, 0, 0, packed_a, scratch, slot_size, slots};
+        Block<T> g{&kernel, &blocks, M, N, K, A, B, C, ldc, accumulate, epilogue, 0, 0, packed_a, scratch, slot_size,
+                   slots};
         if (split_cols) {
             g.col0 = t0 * kernel.nr;
             g.N = std::min(N, t1 * kernel.nr) - g.col0;
@@ -473,5 +483,9 @@ template void gemm<float>(index, index, index, MatrixView<float>, MatrixView<flo
                           bool, const Epilogue<float>*);
 template void gemm<double>(index, index, index, MatrixView<double>, MatrixView<double>, double*,
                            index, bool, const Epilogue<double>*);
+template void gemm_with<float>(const MicroKernel<float>&, index, index, index, MatrixView<float>, MatrixView<float>,
+                               float*, index, bool, const Epilogue<float>*);
+template void gemm_with<double>(const MicroKernel<double>&, index, index, index, MatrixView<double>,
+                                MatrixView<double>, double*, index, bool, const Epilogue<double>*);
 
 }  // namespace bpfast

@@ -43,4 +43,11 @@ template <typename T>
 void gemm(index M, index N, index K, MatrixView<T> A, MatrixView<T> B, T* C, index ldc,
           bool accumulate, const Epilogue<T>* epilogue = nullptr);
 
+// gemm on a given micro-kernel, one of micro_kernel_candidates<T>() (gemm
+// itself runs the active one): the same bits, only the speed differs. For
+// timing the candidates.
+template <typename T>
+void gemm_with(const MicroKernel<T>& kernel, index M, index N, index K, MatrixView<T> A, MatrixView<T> B, T* C,
+               index ldc, bool accumulate, const Epilogue<T>* epilogue = nullptr);
+
 }  // namespace bpfast

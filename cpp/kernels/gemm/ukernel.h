@@ -5,6 +5,9 @@
 // panels of that tile's shape.
 #pragma once
 
+#include <cstddef>
+#include <vector>
+
 #include "common.h"
 #include "kernels/gemm/gemm.h"
 
@@ -47,8 +50,15 @@ template <typename T>
 using UnitDimensionFn = bool (*)(index M, index N, index K, const MatrixView<T>& A, const MatrixView<T>& B,
                                  T* C, index ldc, bool accumulate);
 
+// The most values a tile may hold (gemm.cpp's buffer for edge tiles).
+constexpr int MAX_TILE_VALUES = 16 * 32;
+
 // One micro-kernel and the packers of its tile; a null packer leaves that
-// case to the portable loops of gemm.cpp.
+// case to the portable loops of gemm.cpp. An ISA may offer several for a
+// dtype (KernelTable::micro_kernels); each must sum every value of C in the
+// same order as the others (from zero, one FMA per depth step in increasing
+// depth, then added to C), so that any of them gives the same bits and the
+// choice among them is a matter of speed alone.
 template <typename T>
 struct MicroKernel {
     const char* name;  // ISA, dtype and tile, as in "avx2_f32_6x16"
@@ -75,8 +85,19 @@ void pack_columns(index depth, const T* src, index ld, T* panel) {
 
 }  // namespace
 
-// The micro-kernel chosen once for this process (runtime/dispatch.cpp).
+// The micro-kernel in use (runtime/dispatch.cpp): one of the candidates
+// below, the first until use_micro_kernel picks another (bpfast's tuning does,
+// python/bpfast/_tuning.py). Results are the same bits whichever it is.
 template <typename T>
 const MicroKernel<T>& active_micro_kernel();
+
+// Every micro-kernel the chosen ISA has for T, its default (the one it ran
+// before there was a choice) first.
+template <typename T>
+const std::vector<MicroKernel<T>>& micro_kernel_candidates();
+
+// Runs candidate `at` from now on; std::out_of_range past the last.
+template <typename T>
+void use_micro_kernel(std::size_t at);
 
 }  // namespace bpfast

@@ -4,6 +4,9 @@
 // loops compiled for 32-byte vectors (8 floats or 4 doubles, 16 registers).
 //   float:  6 x 16 tile, 12 ymm accumulators (2 vectors of 8 per row)
 //   double: 6 x 8 tile,  12 ymm accumulators (2 vectors of 4 per row)
+// and, as candidates for the tuning, the same 12 accumulators as 4 rows of 3
+// vectors (float 4 x 24, double 4 x 12: 3 loads of B and 4 broadcasts per
+// depth step instead of 2 and 6), and the 6-row tile fetching B ahead.
 #include <immintrin.h>
 
 #include "kernels/bf16/pair_kernel_loops.h"
@@ -20,7 +23,7 @@
 namespace bpfast {
 namespace {
 
-constexpr int MR = 6;
+constexpr int MR = 6;  // rows of the default tile
 
 // The packers' 256-bit lane types, plus what the micro-kernel and the probe need.
 struct F32 : x86::F32x8 {
@@ -75,15 +78,67 @@ void ukernel_avx2(index k, const typename S::T* a, index lda, const typename S::
     }
 }
 
-// The table for the lane type S of dtype S::T.
-template <typename S>
-KernelTable<typename S::T> avx2_table(const char* tile_name) {
+// The candidates' tiles: ROWS rows of NV vectors, A broadcast, B loaded (and
+// fetched AHEAD depth steps early when AHEAD > 0); each accumulator sums its
+// depth steps in order from zero, as ukernel_avx2 does.
+template <typename S, int ROWS, int NV, int AHEAD>
+void ukernel_avx2_rows(index k, const typename S::T* a, index lda, const typename S::T* b, index ldb,
+                       typename S::T* c, index ldc, bool accumulate) {
+    // a is (k, ROWS) with row stride lda, b is (k, NV*lanes) with row stride ldb,
+    // c is (ROWS, NV*lanes) with row stride ldc
+    using V = typename S::V;
+    constexpr int W = S::lanes;
+    V acc[ROWS][NV];
+#pragma GCC unroll 8
+    for (int i = 0; i < ROWS; ++i)
+#pragma GCC unroll 4
+        for (int h = 0; h < NV; ++h) acc[i][h] = S::zero();
+    for (index p = 0; p < k; ++p, a += lda, b += ldb) {
+        if constexpr (AHEAD > 0) {
+#pragma GCC unroll 4
+            for (int h = 0; h < NV; ++h)
+                _mm_prefetch(reinterpret_cast<const char*>(b + AHEAD * ldb + h * W), _MM_HINT_T0);
+        }
+        V b_row[NV];
+#pragma GCC unroll 4
+        for (int h = 0; h < NV; ++h) b_row[h] = S::load(b + h * W);
+#pragma GCC unroll 8
+        for (int i = 0; i < ROWS; ++i) {
+            const V a_i = S::broadcast(a + i);
+#pragma GCC unroll 4
+            for (int h = 0; h < NV; ++h) acc[i][h] = S::fmadd(a_i, b_row[h], acc[i][h]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < ROWS; ++i) {
+        typename S::T* row = c + i * ldc;
+#pragma GCC unroll 4
+        for (int h = 0; h < NV; ++h)
+            S::store(row + h * W, accumulate ? S::add(S::load(row + h * W), acc[i][h]) : acc[i][h]);
+    }
+}
+
+// A micro-kernel of ROWS rows and NV vectors for the lane type S, with its packers.
+template <typename S, int ROWS, int NV>
+MicroKernel<typename S::T> tile(const char* name, MicroKernelFn<typename S::T> run) {
     using T = typename S::T;
-    constexpr int NR = 2 * S::lanes;
-    const MicroKernel<T> tile{tile_name, MR, NR, &ukernel_avx2<S>, &x86::pack_a_rows<S, MR>, &pack_columns<MR, T>,
-                              &x86::pack_b_transposed<S, NR>, &unit_dimension_product<T>};
-    return {{tile}, activation_loops_table<T>(), check_loops_table<T>(), optim_loops_table<T>(),
+    constexpr int NR = NV * S::lanes;
+    static_assert(ROWS * NR <= MAX_TILE_VALUES && ROWS * NV + NV + 1 <= 16, "the tile must fit the registers");
+    return {name, ROWS, NR, run, &x86::pack_a_rows<S, ROWS>, &pack_columns<ROWS, T>, &x86::pack_b_transposed<S, NR>,
+            &unit_dimension_product<T>};
+}
+
+template <typename T>
+KernelTable<T> avx2_table(std::vector<MicroKernel<T>> tiles) {
+    return {std::move(tiles), activation_loops_table<T>(), check_loops_table<T>(), optim_loops_table<T>(),
             SmallNetLoops<T, 32, 16>::table()};
+}
+
+template <typename S>
+KernelTable<typename S::T> avx2_candidates(const char* default_name, const char* wide_name, const char* ahead_name) {
+    return avx2_table<typename S::T>({tile<S, MR, 2>(default_name, &ukernel_avx2<S>),
+                                      tile<S, 4, 3>(wide_name, &ukernel_avx2_rows<S, 4, 3, 0>),
+                                      tile<S, MR, 2>(ahead_name, &ukernel_avx2_rows<S, MR, 2, 8>)});
 }
 
 // bfloat16 pairs on AVX2: each half widened to float32, then two FMAs, high
@@ -107,9 +162,10 @@ PairMicroKernel pair_table() {
 }  // namespace
 
 // The row of runtime/dispatch.cpp's registry for this ISA.
-extern const IsaKernels avx2_kernels{[] { return avx2_table<F32>("avx2_f32_6x16"); },
-                                     [] { return avx2_table<F64>("avx2_f64_6x8"); },
-                                     {F32::lanes, F64::lanes, &fma_chains<F32>, &fma_chains<F64>},
-                                     &pair_table};
+extern const IsaKernels avx2_kernels{
+    [] { return avx2_candidates<F32>("avx2_f32_6x16", "avx2_f32_4x24", "avx2_f32_6x16_ahead8"); },
+    [] { return avx2_candidates<F64>("avx2_f64_6x8", "avx2_f64_4x12", "avx2_f64_6x8_ahead8"); },
+    {F32::lanes, F64::lanes, &fma_chains<F32>, &fma_chains<F64>},
+    &pair_table};
 
 }  // namespace bpfast

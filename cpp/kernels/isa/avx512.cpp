@@ -3,10 +3,16 @@
 // AVX-512F on the CPU and in the OS. It holds the micro-kernels, the FMA
 // probe, and the elementwise and small-network loops compiled for 64-byte
 // vectors (16 floats or 8 doubles, 32 registers).
-//   float:  MR x 32 tile (2 zmm of 16 per row)
-//   double: MR x 16 tile (2 zmm of 8 per row)
-// MR = 8 keeps 16 accumulators, enough to hide the FMA latency on two ports,
-// and divides the batch sizes MLPs use (16, 32, 64, ...) without padding.
+//
+// The micro-kernels, each an MR x (NV vectors) tile with A broadcast and B
+// loaded, the first of each dtype the default:
+//   float:  8 x 32, 12 x 32, 6 x 64, and 12 x 32 fetching B ahead
+//   double: 8 x 16, 12 x 16, 6 x 32, and 12 x 16 fetching B ahead
+// 8 rows keep 16 accumulators, enough to hide the FMA latency on two ports,
+// and divide the batch sizes MLPs use (16, 32, 64, ...) without padding. The
+// others keep 24 accumulators (BLIS's Skylake-X tiles, transposed), which
+// two FMA ports with a 4-cycle latency need to stay full; 6 x 64 loads 4 B
+// vectors per depth step for 6 broadcasts, 12 x 32 loads 2 for 12.
 #include <immintrin.h>
 
 #include "kernels/bf16/pair_kernel_loops.h"
@@ -23,9 +29,7 @@
 namespace bpfast {
 namespace {
 
-// 12 x 32 measured no faster on 1024-square products and slower at batch 16 and 32.
-constexpr int MR = 8;
-constexpr int NV = 2;  // vectors per row of the tile
+constexpr int PAIR_MR = 8;  // rows of the bfloat16 emulation's tile
 
 struct F32 {
     using T = float;
@@ -53,7 +57,10 @@ struct F64 {
     static V add(V a, V b) { return _mm512_add_pd(a, b); }
 };
 
-template <typename S>
+// The tile of MR rows and NV vectors per row; AHEAD > 0 asks for B's row
+// AHEAD depth steps ahead of the one in use (0: the hardware prefetcher's
+// guess alone). Each accumulator sums its depth steps in order from zero.
+template <typename S, int MR, int NV, int AHEAD>
 void ukernel_avx512(index k, const typename S::T* a, index lda, const typename S::T* b, index ldb,
                     typename S::T* c, index ldc, bool accumulate) {
     // a is (k, MR) with row stride lda, b is (k, NV*lanes) with row stride ldb, c is (MR, NV*lanes) with row stride ldc
@@ -65,6 +72,11 @@ void ukernel_avx512(index k, const typename S::T* a, index lda, const typename S
 #pragma GCC unroll 4
         for (int h = 0; h < NV; ++h) acc[i][h] = S::zero();
     for (index p = 0; p < k; ++p, a += lda, b += ldb) {
+        if constexpr (AHEAD > 0) {
+#pragma GCC unroll 4
+            for (int h = 0; h < NV; ++h)
+                _mm_prefetch(reinterpret_cast<const char*>(b + AHEAD * ldb + h * W), _MM_HINT_T0);
+        }
         V b_row[NV];
 #pragma GCC unroll 4
         for (int h = 0; h < NV; ++h) b_row[h] = S::load(b + h * W);
@@ -84,16 +96,37 @@ void ukernel_avx512(index k, const typename S::T* a, index lda, const typename S
     }
 }
 
-// The table for the lane type S of dtype S::T; P is the 256-bit lane type
-// of the same dtype, for the packers.
-template <typename S, typename P>
-KernelTable<typename S::T> avx512_table(const char* tile_name) {
+// The micro-kernel of MR rows and NV vectors for the lane type S of dtype
+// S::T, with its packers (P: the 256-bit lane type of the same dtype).
+template <typename S, typename P, int MR, int NV, int AHEAD = 0>
+MicroKernel<typename S::T> tile(const char* name) {
     using T = typename S::T;
     constexpr int NR = NV * S::lanes;
-    const MicroKernel<T> tile{tile_name, MR, NR, &ukernel_avx512<S>, &x86::pack_a_rows<P, MR>, &pack_columns<MR, T>,
-                              &x86::pack_b_transposed<P, NR>, &unit_dimension_product<T>};
-    return {{tile}, activation_loops_table<T>(), check_loops_table<T>(), optim_loops_table<T>(),
+    static_assert(MR * NR <= MAX_TILE_VALUES && MR * NV + NV + 1 <= 32, "the tile must fit the registers");
+    return {name, MR, NR, &ukernel_avx512<S, MR, NV, AHEAD>, &x86::pack_a_rows<P, MR>, &pack_columns<MR, T>,
+            &x86::pack_b_transposed<P, NR>, &unit_dimension_product<T>};
+}
+
+template <typename T>
+KernelTable<T> avx512_table(std::vector<MicroKernel<T>> tiles) {
+    return {std::move(tiles), activation_loops_table<T>(), check_loops_table<T>(), optim_loops_table<T>(),
             SmallNetLoops<T, 64, 32>::table()};
+}
+
+// (B fetched 8 depth steps ahead: 8 rows of a panel, 1 KiB of float32, well
+// inside L1, and a few hundred cycles early.)
+KernelTable<float> f32_table() {
+    using S = F32;
+    using P = x86::F32x8;
+    return avx512_table<float>({tile<S, P, 8, 2>("avx512_f32_8x32"), tile<S, P, 12, 2>("avx512_f32_12x32"),
+                                tile<S, P, 6, 4>("avx512_f32_6x64"), tile<S, P, 12, 2, 8>("avx512_f32_12x32_ahead8")});
+}
+
+KernelTable<double> f64_table() {
+    using S = F64;
+    using P = x86::F64x4;
+    return avx512_table<double>({tile<S, P, 8, 2>("avx512_f64_8x16"), tile<S, P, 12, 2>("avx512_f64_12x16"),
+                                 tile<S, P, 6, 4>("avx512_f64_6x32"), tile<S, P, 12, 2, 8>("avx512_f64_12x16_ahead8")});
 }
 
 // bfloat16 pairs without VDPBF16PS: each half widened to float32 (a shift or
@@ -111,15 +144,14 @@ struct PairsEmulated : x86::Pairs512 {
 };
 
 PairMicroKernel pair_table() {
-    return {"avx512_bf16emulated_8x32", MR, 32, PairLayout::broadcast, 1, &pair_kernel<PairsEmulated, MR, 2>,
-            &pack_pairs_broadcast<MR>, &pack_pairs_broadcast<32>};
+    return {"avx512_bf16emulated_8x32", PAIR_MR, 32, PairLayout::broadcast, 1, &pair_kernel<PairsEmulated, PAIR_MR, 2>,
+            &pack_pairs_broadcast<PAIR_MR>, &pack_pairs_broadcast<32>};
 }
 
 }  // namespace
 
 // The row of runtime/dispatch.cpp's registry for this ISA.
-extern const IsaKernels avx512_kernels{[] { return avx512_table<F32, x86::F32x8>("avx512_f32_8x32"); },
-                                       [] { return avx512_table<F64, x86::F64x4>("avx512_f64_8x16"); },
+extern const IsaKernels avx512_kernels{&f32_table, &f64_table,
                                        {F32::lanes, F64::lanes, &fma_chains<F32>, &fma_chains<F64>},
                                        &pair_table};
 
