@@ -359,9 +359,11 @@ void Network<P>::sum_chunks(index chunks, const Then& then) {
     T* grads = grads_.data();
     parallel_for(index(step_spans_.size()), [&](index s) {
         const Span& span = step_spans_[static_cast<size_t>(s)];
+        // ((g_0 + g_1) + g_2) + ...: the first two in one pass, each other chunk in one more
         const T* first = chunks_.gradients(0);
-        std::copy(first + span.begin, first + span.end, grads + span.begin);
-        for (index c = 1; c < chunks; ++c) {
+        const T* second = chunks_.gradients(1);
+        for (index i = span.begin; i < span.end; ++i) grads[i] = first[i] + second[i];
+        for (index c = 2; c < chunks; ++c) {
             const T* part = chunks_.gradients(c);
             for (index i = span.begin; i < span.end; ++i) grads[i] += part[i];
         }

@@ -202,7 +202,7 @@ private:
     double chunked_passes(const BatchRows<T>& rows, const T* Tg, const T* weights, index batch, index chunks,
                           double norm);
     // Over the pool, each span of step_spans_: the chunks' gradients summed
-    // into grads_ in chunk order, then span(span index) when given.
+    // into grads_ in chunk order (chunks ≥ 2), then then(span index).
     template <typename Then>
     void sum_chunks(index chunks, const Then& then);
     // loss_and_gradients and step_on_batch, chunked.
