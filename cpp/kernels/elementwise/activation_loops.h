@@ -3,6 +3,7 @@
 // unit its own copy, compiled with its own flags.
 #pragma once
 
+#include <algorithm>
 #include <cstring>
 
 #include "common.h"
@@ -145,36 +146,50 @@ void softmax_rows_loop(T* P, T* row_max, T* log_sum, const T* Z, index rows, ind
     if (cols == 0) return;
     constexpr int LANES = 64 / sizeof(T);  // one 512-bit vector
     using Lanes = Vector512<T>;
-    for (index r = 0; r < rows; ++r) {
-        const T* z = Z + r * cols;
-        T* p = P + r * cols;
-        Lanes partial_max = Lanes{} + z[0];
-        index j = 0;
-        for (; j + LANES <= cols; j += LANES) {
-            Lanes v;
-            std::memcpy(&v, z + j, sizeof v);
-            partial_max = v > partial_max ? v : partial_max;
+    // Rows go in blocks of about BLOCK values: each row's max and z − m first,
+    // then one exp over the whole block (a few classes a row would leave
+    // most of a vector idle, row by row), then each row's sum and scale.
+    constexpr index BLOCK = 256;
+    const index block_rows = std::max<index>(1, std::min<index>(BLOCK / cols, BLOCK));
+    T maxima[BLOCK];
+    for (index r0 = 0; r0 < rows; r0 += block_rows) {
+        const index r1 = std::min(rows, r0 + block_rows);
+        for (index r = r0; r < r1; ++r) {
+            const T* z = Z + r * cols;
+            T* p = P + r * cols;
+            Lanes partial_max = Lanes{} + z[0];
+            index j = 0;
+            for (; j + LANES <= cols; j += LANES) {
+                Lanes v;
+                std::memcpy(&v, z + j, sizeof v);
+                partial_max = v > partial_max ? v : partial_max;
+            }
+            T m = partial_max[0];
+            for (int k = 1; k < LANES; ++k) m = partial_max[k] > m ? partial_max[k] : m;
+            for (; j < cols; ++j) m = z[j] > m ? z[j] : m;
+            maxima[r - r0] = m;
+            for (index i = 0; i < cols; ++i) p[i] = z[i] - m;  // P may be Z: m is known before this row's writes
         }
-        T m = partial_max[0];
-        for (int k = 1; k < LANES; ++k) m = partial_max[k] > m ? partial_max[k] : m;
-        for (; j < cols; ++j) m = z[j] > m ? z[j] : m;
-
-        for (index i = 0; i < cols; ++i) p[i] = exp_fast(z[i] - m);
-        // The sum in double: it is 1 (the max's term) plus the others, and a
-        // confident row's log-sum, of the size of those others, must not be
-        // lost to the rounding of float additions onto 1.
-        double partial_sum[LANES] = {};
-        j = 0;
-        for (; j + LANES <= cols; j += LANES)
-            for (int k = 0; k < LANES; ++k) partial_sum[k] += double(p[j + k]);
-        double sum = 0.0;
-        for (int k = 0; k < LANES; ++k) sum += partial_sum[k];
-        for (; j < cols; ++j) sum += double(p[j]);
-        const T inv = T(1.0 / sum);
-        for (index i = 0; i < cols; ++i) p[i] *= inv;
-        if (row_max) {
-            row_max[r] = m;
-            log_sum[r] = T(natural_log(sum));
+        T* block = P + r0 * cols;
+        for (index i = 0; i < (r1 - r0) * cols; ++i) block[i] = exp_fast(block[i]);
+        for (index r = r0; r < r1; ++r) {
+            T* p = P + r * cols;
+            // The sum in double: it is 1 (the max's term) plus the others, and a
+            // confident row's log-sum, of the size of those others, must not be
+            // lost to the rounding of float additions onto 1.
+            double partial_sum[LANES] = {};
+            index j = 0;
+            for (; j + LANES <= cols; j += LANES)
+                for (int k = 0; k < LANES; ++k) partial_sum[k] += double(p[j + k]);
+            double sum = 0.0;
+            for (int k = 0; k < LANES; ++k) sum += partial_sum[k];
+            for (; j < cols; ++j) sum += double(p[j]);
+            const T inv = T(1.0 / sum);
+            for (index i = 0; i < cols; ++i) p[i] *= inv;
+            if (row_max) {
+                row_max[r] = maxima[r - r0];
+                log_sum[r] = T(natural_log(sum));
+            }
         }
     }
 }
