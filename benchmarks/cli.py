@@ -172,9 +172,10 @@ def run(argv=None):
     from benchmarks.harness import estimate
     names = suite_names(args.only, args.dtype)
     present = estimate.present_competitors()
-    expected_s = estimate.estimate(names, args.mode, args.dtype, present, args.repeats)[0]
+    expected_s = estimate.estimate(names, args.mode, args.dtype, present, args.repeats, method=args.method)[0]
     retry_s = RETRY_SHARE * expected_s if args.retries else 0.0
-    print(estimate.line(names, args.mode, args.dtype, present, args.repeats, args.max_wait, retry_s), flush=True)
+    print(estimate.line(names, args.mode, args.dtype, present, args.repeats, args.max_wait, retry_s,
+                        method=args.method), flush=True)
     if args.threads is not None:
         import bpfast
         if hasattr(bpfast, "set_num_threads"):

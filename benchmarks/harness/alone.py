@@ -42,25 +42,32 @@ class ChildPool:
         self.suite_module = suite.__name__
         self.children = {}
 
-    def start(self, names):
+    def start(self, names, case=None, settings=None):
         """Start the children of `names` that are not running yet, all at once (their imports overlap), and
-        wait until each is ready. Returns name -> error text for those that could not start."""
+        wait until each is ready; with a case, each also makes the suite's competitors for it once, all
+        at the same time (what they import and load). Returns name -> error text for those that failed."""
         from benchmarks.harness import timing
         from benchmarks.workers.alone_child import AloneChild
         failed, new = {}, []
         for name in names:
             if name in self.children:
                 continue
+            child = AloneChild(self.suite_module, name, needs_torch(name))
             try:
-                child = AloneChild(self.suite_module, name, needs_torch(name)).start()
+                child.start()
+                if case is not None:
+                    child.send_prepare(case, settings.dtype, settings.seed, settings.threads)
             except Exception as error:
                 failed[name] = f"starting its process: {type(error).__name__}: {error}"
+                child.close()
                 continue
             self.children[name] = child
             new.append(child)
         for child in new:
             try:
                 timing.WATCHED_PIDS.add(child.ready())  # its CPU time is the run's own, not another process's
+                if case is not None:
+                    child.take_prepared()
             except Exception as error:
                 failed[child.competitor] = f"{type(error).__name__}: {error}"
                 child.close()
@@ -74,7 +81,7 @@ class ChildPool:
         receives the fingerprint of each one's first call."""
         from benchmarks.harness import timing
         timings, pids = {}, {}
-        errors = self.start(list(builds))
+        errors = self.start(list(builds), case, settings)
         for name, built_from in builds.items():
             if name in errors:
                 continue

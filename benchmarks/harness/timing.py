@@ -8,7 +8,9 @@ competitor, the repeats are interleaved: A B A B ... so that a burst of noise
 on the machine hits every competitor alike rather than one of them. Each
 repeat gives one time per call (repeat time / inner count); the median of
 those is the figure reported, with the min and max beside it. The garbage
-collector is paused while repeats run.
+collector is paused while repeats run. Under the runner's default method
+(alone.py) each competitor's process calls interleaved() with that one
+competitor, so its repeats follow one another.
 
 Before each timed repeat the process waits until its other threads are
 idle: on Linux it reads every thread's time on a CPU and time waiting for one

@@ -5,6 +5,11 @@ naming the suite module and whether PyTorch may be imported (only a PyTorch
 competitor's process loads it), and talks to it in JSON lines:
 
     <- {"pid": ..., "ready": true}    once the suite module is imported
+    -> {"op": "prepare", "case": ..., "dtype": ..., "seed": ..., "threads": k}
+       makes the suite's competitors for that case once, so that what they import and load (scikit-learn,
+       a data set) is in place before any timing; the parent sends it to every child of a suite at once,
+       so that their imports overlap
+    <- {"ok": true}
     -> {"op": "time", "case": <the case, pickled, base64>, "competitor": name, "builds": name,
         "dtype": ..., "seed": ..., "threads": k, "repeats": r, "settle": s, "target": t, "watch": [pids]}
        builds the competitor `builds` of the suite's list for that case (inside the suite's case_context,
@@ -78,10 +83,22 @@ class AloneChild:
             self.process.stdin.flush()
             return self._read()
 
+    def send_prepare(self, case, dtype, seed, threads):
+        """Ask the child to make the case's competitors once (see the module docstring), without waiting:
+        call ready() and then take_prepared() for the answer."""
+        with self.lock:
+            self.process.stdin.write(json.dumps({"op": "prepare", "case": _encoded(case), "dtype": dtype,
+                                                 "seed": seed, "threads": threads}) + "\n")
+            self.process.stdin.flush()
+
+    def take_prepared(self):
+        """The answer to send_prepare (raises the child's error, if it had one)."""
+        with self.lock:
+            return self._read()
+
     def time(self, case, builds, dtype, seed, threads, repeats, settle, target, watch):
         """The child's answer to one timing request (see the module docstring)."""
-        encoded = base64.b64encode(pickle.dumps(case)).decode("ascii")
-        return self.ask(op="time", case=encoded, competitor=self.competitor, builds=builds, dtype=dtype,
+        return self.ask(op="time", case=_encoded(case), competitor=self.competitor, builds=builds, dtype=dtype,
                         seed=seed, threads=threads, repeats=repeats, settle=settle, target=target,
                         watch=sorted(watch))
 
@@ -98,14 +115,32 @@ class AloneChild:
             self.process.wait()
 
 
+def _encoded(case):
+    """A case (a frozen dataclass of suites/cases.py) as text for a JSON request."""
+    return base64.b64encode(pickle.dumps(case)).decode("ascii")
+
+
 # ------------------------------------------------------------------ the child's side
+
+def _case_of(request):
+    return pickle.loads(base64.b64decode(request["case"]))
+
+
+def _prepare(suite, request):
+    """Make the suite's competitors for the case once (their imports, their data); nothing is built."""
+    case = _case_of(request)
+    context = getattr(suite, "case_context", None)
+    with (context(case) if context is not None else contextlib.nullcontext()):
+        suite.competitors(case, request["dtype"], request["seed"], request["threads"])
+    return {"ok": True}
+
 
 def _time_request(suite, request):
     """Build the requested competitor in this process and time it alone; the reply's fields."""
     from benchmarks.harness import timing
     from benchmarks.harness.digest import result_digest
 
-    case = pickle.loads(base64.b64decode(request["case"]))
+    case = _case_of(request)
     timing.WATCHED_PIDS.clear()
     timing.WATCHED_PIDS.update(int(pid) for pid in request["watch"])
     context = getattr(suite, "case_context", None)
@@ -148,6 +183,8 @@ def _serve(suite_module, without_torch):
                 return
             if request["op"] == "time":
                 say(_time_request(suite, request))
+            elif request["op"] == "prepare":
+                say(_prepare(suite, request))
             else:
                 say({"error": f"unknown op {request['op']!r}"})
         except Exception as error:  # the parent reports it as the competitor's ERROR
