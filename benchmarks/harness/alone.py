@@ -41,6 +41,7 @@ class ChildPool:
     def __init__(self, suite):
         self.suite_module = suite.__name__
         self.children = {}
+        self.helpers = set()  # processes the children started (a numpy child), counted as the run's own
 
     def start(self, names, case=None, settings=None):
         """Start the children of `names` that are not running yet, all at once (their imports overlap), and
@@ -95,6 +96,8 @@ class ChildPool:
                 errors[name] = f"{type(error).__name__}: {error}"
                 continue
             timings[name] = timing.Timing(answer["inner"], list(answer["times"]), answer["settle_timeouts"])
+            self.helpers.update(answer["helpers"])
+            timing.WATCHED_PIDS.update(answer["helpers"])
             pids[name] = answer["pid"]
             if on_first is not None:
                 on_first(name, answer["digest"])
@@ -106,4 +109,6 @@ class ChildPool:
         for child in self.children.values():
             child.close()
             timing.WATCHED_PIDS.discard(child.pid)
+        timing.WATCHED_PIDS.difference_update(self.helpers)
         self.children.clear()
+        self.helpers.clear()

@@ -15,11 +15,14 @@ competitor's process loads it), and talks to it in JSON lines:
        builds the competitor `builds` of the suite's list for that case (inside the suite's case_context,
        when it has one), times it alone with timing.interleaved (calibration, a warm-up repeat, r repeats,
        each after waiting for this process's threads and those of `watch` to go idle)
-    <- {"inner": n, "times": [...], "settle_timeouts": k, "digest": {...} or null, "pid": ...}
+    <- {"inner": n, "times": [...], "settle_timeouts": k, "digest": {...} or null, "pid": ...,
+        "helpers": [pids]}
     -> {"op": "quit"}
 
 `builds` differs from `competitor` only for --inject-wrong's competitor, which is timed with bpfast's
-callable. digest is harness/digest.py's fingerprint of the first call's result. An error comes back
+callable. digest is harness/digest.py's fingerprint of the first call's result; helpers are the
+processes the competitor itself started to do its work (the numpy child of the GEMM suite), which the
+parent counts as the run's own and the child keeps watching. An error comes back
 as {"error": "..."}. The protocol travels on a copy of the original stdout; the child's fd 1 is pointed
 at stderr, so that nothing a library prints can break a reply.
 """
@@ -135,14 +138,19 @@ def _prepare(suite, request):
     return {"ok": True}
 
 
+_watch_given = set()  # the pids the parent last asked this child to watch (its helpers are the rest)
+
+
 def _time_request(suite, request):
     """Build the requested competitor in this process and time it alone; the reply's fields."""
     from benchmarks.harness import timing
     from benchmarks.harness.digest import result_digest
 
     case = _case_of(request)
-    timing.WATCHED_PIDS.clear()
-    timing.WATCHED_PIDS.update(int(pid) for pid in request["watch"])
+    timing.WATCHED_PIDS.difference_update(_watch_given)
+    _watch_given.clear()
+    _watch_given.update(int(pid) for pid in request["watch"])
+    timing.WATCHED_PIDS.update(_watch_given)
     context = getattr(suite, "case_context", None)
     with (context(case) if context is not None else contextlib.nullcontext()):
         found = {c.name: c for c in suite.competitors(case, request["dtype"], request["seed"], request["threads"])}
@@ -156,7 +164,8 @@ def _time_request(suite, request):
                                    on_first=lambda name, result: firsts.update({name: result_digest(result)}))
     result = timed[request["competitor"]]
     return {"inner": result.inner, "times": result.times, "settle_timeouts": result.settle_timeouts,
-            "digest": firsts.get(request["competitor"]), "pid": os.getpid()}
+            "digest": firsts.get(request["competitor"]), "pid": os.getpid(),
+            "helpers": sorted(timing.WATCHED_PIDS - _watch_given)}
 
 
 def _serve(suite_module, without_torch):
