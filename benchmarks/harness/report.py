@@ -235,6 +235,15 @@ def _settle_lines(rows):
             for r in rows if r.get("settle_timeouts")]
 
 
+def _method_lines(rows):
+    """The line that says how the table's times were taken (the rows' method: alone, interleaved, or the
+    suite's own processes)."""
+    from benchmarks.harness import alone
+    methods = list(dict.fromkeys(row.get("method") for row in rows if row.get("method")))
+    return [f"timed {method}: {alone.DESCRIPTIONS[method]}" if method in alone.DESCRIPTIONS
+            else f"measured in {method}" for method in methods]
+
+
 def _status_cell(row):
     return "-" if row["status"] == "baseline" else row["status"]
 
@@ -293,6 +302,7 @@ def text_table(suite, dtype, rows, notes=()):
     align = ["<", "<", "<"] + [">"] * (len(headers) - 3)
     out = [f"== {suite.TITLE}, {dtype} ==", suite.NOTE, ""] + _text_grid(headers, align, body) + [""]
     out += _mean_lines(rows) + _problem_lines(rows) + _retry_lines(rows) + _settle_lines(rows) + list(notes)
+    out += _method_lines(rows)
     if _any_disturbed(rows):
         out.append(DISTURBED_NOTE)
     if _has_peak(rows):
@@ -417,7 +427,8 @@ def markdown_document(command, machine, dtype, done, elapsed):
         means = _mean_lines(rows)
         if means:
             out += ["; ".join(means) + ".", ""]
-        for line in _problem_lines(rows) + _retry_lines(rows) + _settle_lines(rows) + list(notes):
+        for line in (_problem_lines(rows) + _retry_lines(rows) + _settle_lines(rows) + list(notes)
+                     + _method_lines(rows)):
             out += [line, ""]
         if _any_disturbed(rows):
             out += [DISTURBED_NOTE, ""]

@@ -130,7 +130,9 @@ def _run_json(tmp_path, *options):
 @pytest.mark.parametrize("option, method", [((), "alone"), (("--method", "interleaved"), "interleaved")])
 def test_the_run_says_which_method_timed_it(tmp_path, option, method):
     document, stdout = _run_json(tmp_path, *option)
-    assert f"method: {method} (" in stdout
+    assert f"method: {method} (" in stdout  # the run's first lines
+    table = stdout.split("== Training step")[1].split("== Summary")[0]
+    assert f"\ntimed {method}: " in table  # the line under the table
     assert document["machine"]["timing_method"].startswith(method + ":")
     assert document["options"]["method"] == method
     (suite,) = document["suites"]
