@@ -35,6 +35,13 @@ def needs_torch(name):
     return name == TORCH_PREFIX or name.startswith(TORCH_PREFIX + " ")
 
 
+def missing_in(name):
+    """The optional packages the process of competitor `name` treats as missing: those the run does
+    (--pretend-missing), and PyTorch unless the competitor is PyTorch's."""
+    from benchmarks.harness import optional
+    return set(optional.pretend_missing) | (set() if needs_torch(name) else {"torch"})
+
+
 class ChildPool:
     """The child processes of one suite, one per competitor, started on first need and ended by close()."""
 
@@ -53,7 +60,7 @@ class ChildPool:
         for name in names:
             if name in self.children:
                 continue
-            child = AloneChild(self.suite_module, name, needs_torch(name))
+            child = AloneChild(self.suite_module, name, missing_in(name))
             try:
                 child.start()
                 if case is not None:

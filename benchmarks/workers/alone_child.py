@@ -1,8 +1,9 @@
 """One competitor timed in a process of its own (the runner's "alone" method; see harness/alone.py).
 
 The parent (AloneChild) starts this module once per competitor and suite,
-naming the suite module and whether PyTorch may be imported (only a PyTorch
-competitor's process loads it), and talks to it in JSON lines:
+naming the suite module and the optional packages the process must treat
+as missing (PyTorch, except in a PyTorch competitor's process, and those of
+--pretend-missing), and talks to it in JSON lines:
 
     <- {"pid": ..., "ready": true}    once the suite module is imported
     -> {"op": "prepare", "case": ..., "dtype": ..., "seed": ..., "threads": k}
@@ -49,16 +50,16 @@ START_TIMEOUT_S = 120.0  # a child that has not said it is ready by then is give
 class AloneChild:
     """The process that times one competitor of one suite; start() launches it, ready() waits for it."""
 
-    def __init__(self, suite_module, competitor, with_torch):
-        self.suite_module, self.competitor, self.with_torch = suite_module, competitor, with_torch
+    def __init__(self, suite_module, competitor, missing=()):
+        self.suite_module, self.competitor, self.missing = suite_module, competitor, sorted(missing)
         self.process, self.pid = None, None
         self.lock = threading.Lock()
 
     def start(self):
         """Launch the process (it imports the suite meanwhile; call ready() before the first request)."""
         command = [sys.executable, "-m", "benchmarks.workers.alone_child", self.suite_module]
-        if not self.with_torch:
-            command.append("--without-torch")
+        if self.missing:
+            command += ["--missing", ",".join(self.missing)]
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                         cwd=PACKAGE_PARENT)
         return self
@@ -168,7 +169,7 @@ def _time_request(suite, request):
             "helpers": sorted(timing.WATCHED_PIDS - _watch_given)}
 
 
-def _serve(suite_module, without_torch):
+def _serve(suite_module, missing):
     replies = os.fdopen(os.dup(1), "w")  # the protocol's channel; fd 1 now carries only stray prints
     os.dup2(2, 1)
 
@@ -177,8 +178,7 @@ def _serve(suite_module, without_torch):
         replies.flush()
 
     from benchmarks.harness import optional
-    if without_torch:
-        optional.pretend_missing.add("torch")
+    optional.pretend_missing.update(missing)
     try:
         suite = importlib.import_module(suite_module)
     except Exception as error:
@@ -203,4 +203,5 @@ def _serve(suite_module, without_torch):
 if __name__ == "__main__":
     # Ctrl-C at the terminal reaches this child too: it ends quietly, and the parent reports the run.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
-    _serve(sys.argv[1], "--without-torch" in sys.argv[2:])
+    arguments = sys.argv[1:]
+    _serve(arguments[0], arguments[2].split(",") if arguments[1:2] == ["--missing"] else [])

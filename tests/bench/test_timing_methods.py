@@ -112,10 +112,13 @@ def test_a_competitor_the_child_cannot_build_is_an_error_not_a_crash():
     assert not pool.children
 
 
-def test_only_pytorchs_process_imports_pytorch():
-    from benchmarks.harness import alone
+def test_only_pytorchs_process_imports_pytorch(monkeypatch):
+    from benchmarks.harness import alone, optional
     assert alone.needs_torch("torch") and alone.needs_torch("torch autocast") and alone.needs_torch("torch bf16")
     assert not any(alone.needs_torch(name) for name in ("bpfast", "numpy", "numpy plain", "reference", "sklearn"))
+    assert alone.missing_in("torch") == set() and alone.missing_in("bpfast") == {"torch"}
+    monkeypatch.setattr(optional, "pretend_missing", {"sklearn"})  # --pretend-missing reaches the children
+    assert alone.missing_in("torch") == {"sklearn"} and alone.missing_in("numpy") == {"sklearn", "torch"}
 
 
 def _run_json(tmp_path, *options):
