@@ -51,15 +51,20 @@ class ChildPool:
         self.helpers = set()  # processes the children started (a numpy child), counted as the run's own
 
     def start(self, names, case=None, settings=None):
-        """Start the children of `names` that are not running yet, all at once (their imports overlap), and
-        wait until each is ready; with a case, each also makes the suite's competitors for it once, all
-        at the same time (what they import and load). Returns name -> error text for those that failed."""
+        """Start the children of `names` that are not running (yet, or any more: one that died is replaced),
+        all at once (their imports overlap), and wait until each is ready; with a case, each also makes the
+        suite's competitors for it once, all at the same time (what they import and load). Returns
+        name -> error text for those that failed."""
         from benchmarks.harness import timing
         from benchmarks.workers.alone_child import AloneChild
         failed, new = {}, []
         for name in names:
-            if name in self.children:
+            running = self.children.get(name)
+            if running is not None and running.process.poll() is None:
                 continue
+            if running is not None:  # it died (the error was reported with the case it died in): a new one
+                timing.WATCHED_PIDS.discard(running.pid)
+                del self.children[name]
             child = AloneChild(self.suite_module, name, missing_in(name))
             try:
                 child.start()

@@ -101,15 +101,33 @@ def test_a_competitor_the_child_cannot_build_is_an_error_not_a_crash():
     from benchmarks.suites import step_suite
     from benchmarks.suites.cases import step_cases
     pool = alone.ChildPool(step_suite)
+    case, settings = step_cases("tiny")[0], _settings(alone.ALONE)
     try:
-        timings, errors, pids = pool.time({"bpfast": "bpfast", "nobody": "nobody"}, step_cases("tiny")[0],
-                                          _settings(alone.ALONE))
+        timings, errors, pids = pool.time({"bpfast": "bpfast", "nobody": "nobody"}, case, settings)
         assert set(timings) == {"bpfast"} and set(pids) == {"bpfast"}
         assert "no competitor 'nobody'" in errors["nobody"]
         assert timings["bpfast"].median > 0
+        assert pool.time({"bpfast": "bpfast"}, case, settings)[2] == pids  # the suite's process, kept
     finally:
         pool.close()
     assert not pool.children
+
+
+def test_a_child_that_died_is_replaced_at_the_next_timing():
+    from benchmarks.harness import alone
+    from benchmarks.suites import step_suite
+    from benchmarks.suites.cases import step_cases
+    pool = alone.ChildPool(step_suite)
+    case, settings = step_cases("tiny")[0], _settings(alone.ALONE)
+    try:
+        first = pool.time({"bpfast": "bpfast"}, case, settings)[2]["bpfast"]
+        child = pool.children["bpfast"]
+        child.process.kill()  # a crash (this test started the process)
+        child.process.wait()
+        timings, errors, pids = pool.time({"bpfast": "bpfast"}, case, settings)
+        assert not errors and timings["bpfast"].median > 0 and pids["bpfast"] != first
+    finally:
+        pool.close()
 
 
 def test_only_pytorchs_process_imports_pytorch(monkeypatch):
