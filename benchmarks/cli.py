@@ -265,7 +265,8 @@ def run(argv=None):
                     "expected_s": expected_s, "fma_probe": peaks,
                     "suites": [{"name": s.NAME, "table": s.TABLE, "title": s.TITLE, "note": s.NOTE,
                                 "explanation": s.EXPLANATION, "notes": notes, "dtype": args.dtype,
-                                "method": getattr(s, "METHOD", args.method), "results": rows} for s, rows, notes in done]}
+                                "method": getattr(s, "METHOD", args.method), "results": rows}
+                               for s, rows, notes in done]}
         with open(args.json, "w") as f:
             json.dump(document, f, indent=1)
             f.write("\n")
