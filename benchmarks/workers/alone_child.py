@@ -6,7 +6,7 @@ as missing (PyTorch, except in a PyTorch competitor's process, and those of
 --pretend-missing), and talks to it in JSON lines:
 
     <- {"pid": ..., "ready": true}    once the suite module is imported
-    -> {"op": "prepare", "case": ..., "dtype": ..., "seed": ..., "threads": k}
+    -> {"op": "prepare", "case": <the case, pickled, base64>, "dtype": ..., "seed": ..., "threads": k}
        makes the suite's competitors for that case once, so that what they import and load (scikit-learn,
        a data set) is in place before any timing; the parent sends it to every child of a suite at once,
        so that their imports overlap
@@ -23,9 +23,9 @@ as missing (PyTorch, except in a PyTorch competitor's process, and those of
 `builds` differs from `competitor` only for --inject-wrong's competitor, which is timed with bpfast's
 callable. digest is harness/digest.py's fingerprint of the first call's result; helpers are the
 processes the competitor itself started to do its work (the numpy child of the GEMM suite), which the
-parent counts as the run's own and the child keeps watching. An error comes back
-as {"error": "..."}. The protocol travels on a copy of the original stdout; the child's fd 1 is pointed
-at stderr, so that nothing a library prints can break a reply.
+parent counts as the run's own and the child keeps watching. An error comes back as {"error": "..."}.
+The protocol travels on a copy of the original stdout; the child's fd 1 is pointed at stderr, so that
+nothing a library prints can break a reply.
 """
 
 import base64
@@ -42,7 +42,6 @@ import threading
 import benchmarks
 
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(benchmarks.__file__)))
-START_TIMEOUT_S = 120.0  # a child that has not said it is ready by then is given up
 
 
 # ------------------------------------------------------------------ the parent's side
