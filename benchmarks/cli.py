@@ -10,6 +10,7 @@ import shlex
 import sys
 import time
 
+from benchmarks.harness import alone
 from benchmarks.harness.competitor import BASELINE
 from benchmarks.harness.runner import RETRY_SHARE, Progress, RetryTime, Settings, finish_rows, run_suite
 
@@ -32,7 +33,11 @@ def make_parser():
     parser.add_argument("--match", default=None, metavar="TEXT",
                         help="time only the cases whose name contains TEXT (e.g. 'n=2048' or '784-1024-1024-10')")
     parser.add_argument("--repeats", type=int, default=None,
-                        help="interleaved timed repeats per competitor (default 11, 5 with --quick)")
+                        help="timed repeats per competitor (default 11, 5 with --quick)")
+    parser.add_argument("--method", choices=alone.METHODS, default=alone.DEFAULT,
+                        help="alone (default): time each competitor in a process of its own, one after another "
+                             "(one process per competitor and suite; only PyTorch's imports PyTorch); "
+                             "interleaved: time every competitor in this process, their repeats taking turns")
     parser.add_argument("--seed", type=int, default=0, help="seed of the initial weights and the data")
     parser.add_argument("--threads", type=int, default=None,
                         help="thread count for numpy's BLAS, bpfast and PyTorch (sets OPENBLAS_NUM_THREADS, "
@@ -167,9 +172,10 @@ def run(argv=None):
     from benchmarks.harness import estimate
     names = suite_names(args.only, args.dtype)
     present = estimate.present_competitors()
-    expected_s = estimate.estimate(names, args.mode, args.dtype, present, args.repeats)[0]
+    expected_s = estimate.estimate(names, args.mode, args.dtype, present, args.repeats, method=args.method)[0]
     retry_s = RETRY_SHARE * expected_s if args.retries else 0.0
-    print(estimate.line(names, args.mode, args.dtype, present, args.repeats, args.max_wait, retry_s), flush=True)
+    print(estimate.line(names, args.mode, args.dtype, present, args.repeats, args.max_wait, retry_s,
+                        method=args.method), flush=True)
     if args.threads is not None:
         import bpfast
         if hasattr(bpfast, "set_num_threads"):
@@ -191,6 +197,7 @@ def run(argv=None):
         progress.note(f"waited {args.max_wait - budget.left:.0f} s for other processes to go quiet")
     suites = suite_modules(args.only, args.dtype)
     machine = machine_record(torch_threads=threads)
+    machine["timing_method"] = f"{args.method}: {alone.DESCRIPTIONS[args.method]}"
     progress.show("probing the FMA peak (fma_probe.py)")
     peaks = fma_probe.probe([1, threads, os.cpu_count() or 1], args.mode, settings.settle)
     progress.done()
@@ -205,7 +212,8 @@ def run(argv=None):
         print(f"warning: {busy:.0%} of the CPU time was busy just before the start; the timings will be noisy",
               file=sys.stderr, flush=True)
     print(report.text_machine(machine))
-    print(f"mode: {args.mode}; repeats: {args.repeats} interleaved, each about "
+    print(f"mode: {args.mode}; method: {args.method} ({alone.DESCRIPTIONS[args.method]}); "
+          f"repeats: {args.repeats}, each about "
           f"{settings.target * 1e3:.0f} ms after waiting (up to {settings.settle:.2f} s) for the process's threads to go idle; dtype {args.dtype}; "
           f"seed {args.seed}; up to {args.retries} retries of a disturbed case, {args.max_wait:.0f} s of "
           f"waiting and {settings.retry_time.left:.0f} s of retries in all")
@@ -257,7 +265,8 @@ def run(argv=None):
                     "expected_s": expected_s, "fma_probe": peaks,
                     "suites": [{"name": s.NAME, "table": s.TABLE, "title": s.TITLE, "note": s.NOTE,
                                 "explanation": s.EXPLANATION, "notes": notes, "dtype": args.dtype,
-                                "results": rows} for s, rows, notes in done]}
+                                "method": getattr(s, "METHOD", args.method), "results": rows}
+                               for s, rows, notes in done]}
         with open(args.json, "w") as f:
             json.dump(document, f, indent=1)
             f.write("\n")

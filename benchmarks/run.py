@@ -20,8 +20,12 @@ Suites (--only NAME runs one):
 
 For each timed case every competitor's result is first checked against
 bpfast's (a mismatch marks the competitor WRONG and keeps it out of the
-ratios); then the competitors are warmed up and timed in interleaved repeats
-(see timing.py). Reported per competitor: median, min and max time per call,
+ratios); then each competitor is warmed up and timed in repeats (see
+timing.py), by default alone: in a process of its own, one per competitor and
+suite, the processes taking turns (--method alone; harness/alone.py). With
+--method interleaved they are timed in this process, their repeats taking
+turns. The output, the machine record and every JSON row say which method
+timed them. Reported per competitor: median, min and max time per call,
 the ratio competitor median / bpfast median (>1 means bpfast is faster) and
 GFLOP/s where a FLOP count is defined. Needs only the standard library and
 numpy; PyTorch, scikit-learn, threadpoolctl, matplotlib and tqdm join in when

@@ -19,12 +19,20 @@ OpenBLAS core type (blas_kernel.py), where there is one, adds about what
 numpy's column costs and is not counted. The scikit-learn suite (whole fits,
 which only run with scikit-learn) comes from three runs of `--only sklearn` on
 the same machine, two of them in float64.
+
+Those figures were measured with every competitor timed in the runner's
+process (--method interleaved). The default method, alone, times each one in
+a process of its own, started once per suite: ALONE_START_S adds what
+starting those processes costs per table (their imports, PyTorch's and
+scikit-learn's above all, overlapped on 2 cores), measured on the same kind
+of machine with every optional package installed; it is counted once per
+suite, whatever the number of cases.
 """
 
 import os
 
 from benchmarks.suites import cases
-from benchmarks.harness import optional
+from benchmarks.harness import alone, optional
 
 # table -> ((full, quick, tiny) seconds per case without optional competitors,
 #           {optional package: (full, quick, tiny) seconds it adds}).
@@ -49,6 +57,8 @@ FLOAT64 = {"steps": 1.3, "gemm": 1.05, "elementwise": 1.05, "fit": 1.3, "sklearn
 START_S = {"torch": 2.0, "sklearn": 0.5, None: 4.5}  # imports, the machine record, the FMA probe, the first check for quiet
 DEFAULT_REPEATS = {"full": 11, "quick": 5, "tiny": 2}
 UNTIMED = {"memory"}  # suites that measure memory, not time: --repeats does not touch them
+# table -> seconds to start its competitors' processes under the alone method (every optional package present)
+ALONE_START_S = {"steps": 3.0, "gemm": 2.0, "elementwise": 0.3, "fit": 5.0, "sklearn": 3.1, "threads": 2.7}
 
 SUITE_TABLES = {"steps": ["steps"], "kernels": ["gemm", "elementwise"], "fit": ["fit"], "sklearn": ["sklearn"],
                 "threads": ["threads"], "memory": ["memory"], "distributed": ["distributed"]}
@@ -69,10 +79,11 @@ def case_count(table, mode, have_sklearn, cores=None):
     return len(finder(mode))
 
 
-def estimate(suite_names, mode, dtype, present, repeats=None, cores=None):
+def estimate(suite_names, mode, dtype, present, repeats=None, cores=None, method=alone.DEFAULT):
     """(total seconds, [(table, seconds)]) for a run of these suites.
 
-    present: the optional competitors that will join in (a subset of {"torch", "sklearn"}).
+    present: the optional competitors that will join in (a subset of {"torch", "sklearn"}); method:
+    alone.ALONE adds the start of each table's processes (ALONE_START_S), for a table with cases.
     """
     parts = []
     for name in suite_names:
@@ -84,7 +95,9 @@ def estimate(suite_names, mode, dtype, present, repeats=None, cores=None):
                     per_case *= (repeats + 3) / (DEFAULT_REPEATS[mode] + 3)
             if dtype == "float64":
                 per_case *= FLOAT64[table]
-            parts.append((table, per_case * case_count(table, mode, "sklearn" in present, cores)))
+            count = case_count(table, mode, "sklearn" in present, cores)
+            start = ALONE_START_S.get(table, 0.0) if method == alone.ALONE and count else 0.0
+            parts.append((table, start + per_case * count))
     start = START_S[None] + sum(START_S[p] for p in present if p in START_S)
     return start + sum(seconds for _, seconds in parts), parts
 
@@ -100,9 +113,10 @@ def fmt_seconds(seconds):
     return f"{seconds / 60:.1f} min"
 
 
-def line(suite_names, mode, dtype, present, repeats=None, max_wait=0.0, retry_s=0.0, cores=None):
+def line(suite_names, mode, dtype, present, repeats=None, max_wait=0.0, retry_s=0.0, cores=None,
+         method=alone.DEFAULT):
     """The sentence printed at the start of a run."""
-    total, parts = estimate(suite_names, mode, dtype, present, repeats, cores or os.cpu_count())
+    total, parts = estimate(suite_names, mode, dtype, present, repeats, cores or os.cpu_count(), method)
     shown = ", ".join(f"{TITLES[table]} {fmt_seconds(seconds)}" for table, seconds in parts)
     missing = [optional.PACKAGES[p][0] for p in ("torch", "sklearn") if p not in present]
     without = f"; without {' and '.join(missing)}" if missing else ""

@@ -204,7 +204,7 @@ def fmt_score(value):
 
 EXTRA_FORMATS = {"speedup": fmt_speedup, "efficiency": fmt_percent, "sum_share": fmt_percent, "score": fmt_score}
 RATIO_LEGEND = ("ratio = competitor median / bpfast median (>1: bpfast is faster); "
-                "times are per call: median, min and max of the interleaved repeats.")
+                "times are per call: median, min and max of the timed repeats.")
 PEAK_LEGEND = ("% peak = GFLOP/s / the FMA probe's GF/s for the ISA the competitor runs, the dtype and the "
                "thread count (machine table: fma_peak_*).")
 MEMORY_LEGEND = ("growth = peak - baseline resident memory; per byte = growth / (parameter + data bytes); "
@@ -233,6 +233,15 @@ def _settle_lines(rows):
     return [f"busy threads: {r['settle_timeouts']} of {r['competitor']}'s repeats on {r['case']} began while "
             "other threads of the run were still busy (the wait for them gave up)"
             for r in rows if r.get("settle_timeouts")]
+
+
+def _method_lines(rows):
+    """The line that says how the table's times were taken (the rows' method: alone, interleaved, or the
+    suite's own processes)."""
+    from benchmarks.harness import alone
+    methods = list(dict.fromkeys(row.get("method") for row in rows if row.get("method")))
+    return [f"timed {method}: {alone.DESCRIPTIONS[method]}" if method in alone.DESCRIPTIONS
+            else f"measured in {method}" for method in methods]
 
 
 def _status_cell(row):
@@ -293,6 +302,7 @@ def text_table(suite, dtype, rows, notes=()):
     align = ["<", "<", "<"] + [">"] * (len(headers) - 3)
     out = [f"== {suite.TITLE}, {dtype} ==", suite.NOTE, ""] + _text_grid(headers, align, body) + [""]
     out += _mean_lines(rows) + _problem_lines(rows) + _retry_lines(rows) + _settle_lines(rows) + list(notes)
+    out += _method_lines(rows)
     if _any_disturbed(rows):
         out.append(DISTURBED_NOTE)
     if _has_peak(rows):
@@ -363,11 +373,17 @@ def markdown_machine(machine):
 
 GENERAL_EXPLANATION = [
     "**Times** are per call. Each competitor runs a number of calls in a row, chosen so that one such repeat "
-    "takes about 30 ms (one call, when a call takes longer). The repeats of the competitors take turns, "
-    "A B A B ..., after one warm-up repeat each, so that a noisy moment hits all of them; before each repeat "
-    "the process waits (up to 0.5 s) until its own threads are idle, so that no competitor inherits another's "
-    "spinning BLAS or OpenMP threads. The tables show the median repeat, with the fastest and slowest in "
-    "brackets.",
+    "takes about 30 ms (one call, when a call takes longer), after one warm-up repeat. By default (`--method "
+    "alone`) each competitor is timed alone, in a process of its own (one per competitor and suite, and only "
+    "PyTorch's imports PyTorch), the processes taking turns: what a competitor is measured doing is what it "
+    "does on its own, with no other library's caches, allocations or thread pools in its process. With "
+    "`--method interleaved` every competitor is timed in the runner's process and their repeats take turns, "
+    "A B A B ..., so that a noisy moment hits all of them; on a 2-core Intel Xeon that made PyTorch look up to "
+    "2x slower than it runs alone. Either way, before each repeat the timing process waits (up to 0.5 s) "
+    "until its own threads, and those of the run's other processes, are idle, so that no competitor inherits "
+    "another's spinning BLAS or OpenMP threads. The machine table's `timing_method` names the method used, "
+    "and every row of the JSON output has it (`method`). The tables show the median repeat, with the fastest "
+    "and slowest in brackets.",
     "**ratio = competitor median / bpfast median.** Above 1 means bpfast is faster; below 1 means the "
     "competitor is faster. 0.50 means the competitor needs half of bpfast's time. In the memory table the "
     "ratio compares memory growth instead of time. The geometric mean of a table's ratios is given under it.",
@@ -411,7 +427,8 @@ def markdown_document(command, machine, dtype, done, elapsed):
         means = _mean_lines(rows)
         if means:
             out += ["; ".join(means) + ".", ""]
-        for line in _problem_lines(rows) + _retry_lines(rows) + _settle_lines(rows) + list(notes):
+        for line in (_problem_lines(rows) + _retry_lines(rows) + _settle_lines(rows) + list(notes)
+                     + _method_lines(rows)):
             out += [line, ""]
         if _any_disturbed(rows):
             out += [DISTURBED_NOTE, ""]

@@ -1,10 +1,11 @@
-"""Running the cases of a suite: check every competitor, time them interleaved, retry a disturbed timing.
+"""Running the cases of a suite: check every competitor, time them (alone or interleaved), retry a disturbed timing.
 
 The rows it returns are what report.py, plot.py and the JSON output read; see
 benchmarks/run.py for the run as a whole.
 """
 
 import contextlib
+import os
 import shutil
 import sys
 import time
@@ -80,6 +81,8 @@ class Settings:
         self.dtype, self.seed, self.threads, self.repeats = args.dtype, args.seed, threads, args.repeats
         self.retries, self.inject_wrong, self.mode = args.retries, args.inject_wrong, args.mode
         self.match = getattr(args, "match", None)  # --match: only the cases whose label contains it
+        from benchmarks.harness import alone
+        self.method = getattr(args, "method", alone.DEFAULT)  # --method: alone.ALONE or alone.INTERLEAVED
         tiny = args.mode == "tiny"
         self.settle = 0.0 if tiny else timing.SETTLE_S
         self.target = 0.002 if tiny else timing.TARGET_REPEAT_S
@@ -111,10 +114,12 @@ def _wrong_competitor(base):
 
 
 class Attempt:
-    """One timing of every competitor of a case (name -> timing.Timing), and what disturbed it."""
+    """One timing of every competitor of a case (name -> timing.Timing), and what disturbed it;
+    processes: name -> the pid of the process that timed it."""
 
-    def __init__(self, timings, foreign=None):
+    def __init__(self, timings, foreign=None, processes=None):
         self.timings, self.foreign = timings, foreign
+        self.processes = processes or {}
         self.not_retried = None  # why a disturbed attempt was not timed again, when it was not
 
     @property
@@ -195,22 +200,41 @@ def time_with_retries(measure, retries, budget=None, on_retry=None, retry_time=N
     return attempts, kept
 
 
-def run_case(suite, case, settings, progress, position, budget=None):
+def method_of(settings):
+    """The timing method of a run (alone.ALONE or alone.INTERLEAVED); settings made without one interleave."""
+    from benchmarks.harness import alone
+    return getattr(settings, "method", alone.INTERLEAVED)
+
+
+def run_case(suite, case, settings, progress, position, budget=None, pool=None):
     """Check, then time, every competitor of one case; returns one row per competitor.
 
-    A disturbed timing is retried (see time_with_retries); the rows say how
-    many attempts were made, why, and which one they report.
+    With the alone method each competitor is timed in its own process, from
+    `pool` (an alone.ChildPool: the suite's processes), or from a pool made
+    for this case alone when none is given. A disturbed timing is retried
+    (see time_with_retries); the rows say how many attempts were made, why,
+    and which one they report.
     """
+    from benchmarks.harness import alone
+    own_pool = pool is None and method_of(settings) == alone.ALONE
+    if own_pool:
+        pool = alone.ChildPool(suite)
     context = getattr(suite, "case_context", None)
-    with (context(case) if context is not None else contextlib.nullcontext()):
-        return _run_case(suite, case, settings, progress, position, budget)
+    try:
+        with (context(case) if context is not None else contextlib.nullcontext()):
+            return _run_case(suite, case, settings, progress, position, budget, pool)
+    finally:
+        if own_pool:
+            pool.close()
 
 
-def _run_case(suite, case, settings, progress, position, budget):
+def _run_case(suite, case, settings, progress, position, budget, pool):
+    from benchmarks.harness import alone, timing
     from benchmarks.harness.contention import ForeignLoad
-    from benchmarks.harness.timing import interleaved
+    from benchmarks.harness.digest import result_digest
 
     dtype = settings.dtype
+    method = method_of(settings)
     progress.show(f"[{suite.NAME} {position}] {case.label}: checking")
     competitors = suite.competitors(case, dtype, settings.seed, settings.threads)
     if settings.inject_wrong:
@@ -231,10 +255,14 @@ def _run_case(suite, case, settings, progress, position, budget):
             lambda: suite.compare(case, dtype, results[BASELINE], results[name]))
 
     attempts, kept = [], None
+    firsts, timing_errors = {}, {}  # name -> digest of its first timed call; name -> why its timing failed
     if status.get(BASELINE) == "baseline":
         fns = {}
         for competitor in competitors:
             if status[competitor.name] == "ERROR":
+                continue
+            if method == alone.ALONE:  # built in its own process; the wrong one runs bpfast's callable
+                fns[competitor.name] = BASELINE if competitor.name == WRONG else competitor.name
                 continue
             try:
                 fns[competitor.name] = competitor.build()
@@ -247,10 +275,15 @@ def _run_case(suite, case, settings, progress, position, budget):
             n = len(attempts_made) + 1
             attempts_made.append(n)
             progress.show(f"[{suite.NAME} {position}] {case.label}: timing {', '.join(fns)}"
-                          + (f" (attempt {n})" if n > 1 else ""))
+                          + (" alone" if method == alone.ALONE else "") + (f" (attempt {n})" if n > 1 else ""))
             monitor = ForeignLoad().start()
-            timings = interleaved(fns, settings.repeats, settle=settings.settle, target=settings.target)
-            return Attempt(timings, monitor.stop())
+            if method == alone.ALONE:
+                timings, errors, processes = pool.time(fns, case, settings, on_first=firsts.__setitem__)
+                timing_errors.update(errors)
+                return Attempt(timings, monitor.stop(), processes)
+            timings = timing.interleaved(fns, settings.repeats, settle=settings.settle, target=settings.target,
+                                         on_first=lambda name, result: firsts.update({name: result_digest(result)}))
+            return Attempt(timings, monitor.stop(), {name: os.getpid() for name in fns})
 
         def on_retry(n, attempt):
             progress.note(f"[{suite.NAME} {position}] {case.label}: attempt {n} disturbed "
@@ -265,6 +298,9 @@ def _run_case(suite, case, settings, progress, position, budget):
 
     chosen = attempts[kept] if attempts else Attempt({})
     timings = chosen.timings
+    for name, error in timing_errors.items():
+        if name not in timings:
+            status[name], detail[name] = "ERROR", f"while timing it alone: {error}"
     retried = [f"attempt {i + 1}: {'; '.join(a.reasons())}" for i, a in enumerate(attempts[:-1])]
     base = timings.get(BASELINE)
     rows = []
@@ -281,7 +317,8 @@ def _run_case(suite, case, settings, progress, position, budget):
                "foreign_cores": None if chosen.foreign is None else round(chosen.foreign, 3),
                "attempts": len(attempts), "kept_attempt": None if kept is None else kept + 1,
                "retried": retried, "not_retried": attempts[-1].not_retried if attempts else None,
-               "disturbed": chosen.disturbed, "disturbed_by": chosen.reasons()}
+               "disturbed": chosen.disturbed, "disturbed_by": chosen.reasons(),
+               "method": method, "timed_in": chosen.processes.get(name), "first_result": firsts.get(name)}
         if timing is not None:
             row.update(inner=timing.inner, times=timing.times, median=timing.median,
                        min=timing.min, max=timing.max, spread=timing.spread,
@@ -335,20 +372,28 @@ def run_suite(suite, settings, progress, budget, run_start=None, rows=None):
     run_start = time.perf_counter() if run_start is None else run_start
     progress.start(suite.NAME, len(cases))
     rows = [] if rows is None else rows
-    for i, case in enumerate(cases, 1):
-        position = f"{i}/{len(cases)}"
-        case_start = time.perf_counter()
-        if hasattr(suite, "run_case"):  # a suite that measures something other than time (memory)
-            timed = {"repeats": settings.repeats} if getattr(suite, "TIMED", False) else {}
-            case_rows = suite.run_case(case, settings.dtype, settings.seed, progress, position,
-                                       perturb if settings.inject_wrong else None, **timed)
-        else:
-            case_rows = run_case(suite, case, settings, progress, position, budget)
-        now = time.perf_counter()
-        for row in case_rows:
-            row["case_s"] = round(now - case_start, 3)
-        progress.case_done(case_line(suite.NAME, position, case_rows, now - case_start, now - run_start))
-        rows += case_rows
+    from benchmarks.harness import alone
+    pool = alone.ChildPool(suite) if method_of(settings) == alone.ALONE else None
+    try:
+        for i, case in enumerate(cases, 1):
+            position = f"{i}/{len(cases)}"
+            case_start = time.perf_counter()
+            if hasattr(suite, "run_case"):  # a suite that measures something other than time (memory)
+                timed = {"repeats": settings.repeats} if getattr(suite, "TIMED", False) else {}
+                case_rows = suite.run_case(case, settings.dtype, settings.seed, progress, position,
+                                           perturb if settings.inject_wrong else None, **timed)
+                for row in case_rows:  # such a suite starts its own processes, whatever the method
+                    row.setdefault("method", getattr(suite, "METHOD", None))
+            else:
+                case_rows = run_case(suite, case, settings, progress, position, budget, pool)
+            now = time.perf_counter()
+            for row in case_rows:
+                row["case_s"] = round(now - case_start, 3)
+            progress.case_done(case_line(suite.NAME, position, case_rows, now - case_start, now - run_start))
+            rows += case_rows
+    finally:
+        if pool is not None:
+            pool.close()
     progress.done()
     return finish_rows(suite, rows)
 

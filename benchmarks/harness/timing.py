@@ -8,7 +8,9 @@ competitor, the repeats are interleaved: A B A B ... so that a burst of noise
 on the machine hits every competitor alike rather than one of them. Each
 repeat gives one time per call (repeat time / inner count); the median of
 those is the figure reported, with the min and max beside it. The garbage
-collector is paused while repeats run.
+collector is paused while repeats run. Under the runner's default method
+(alone.py) each competitor's process calls interleaved() with that one
+competitor, so its repeats follow one another.
 
 Before each timed repeat the process waits until its other threads are
 idle: on Linux it reads every thread's time on a CPU and time waiting for one
@@ -59,13 +61,16 @@ def time_calls(fn, n):
     return time.perf_counter() - start
 
 
-def inner_iterations(fn, target=TARGET_REPEAT_S):
+def inner_iterations(fn, target=TARGET_REPEAT_S, on_first=None):
     """How many calls of fn make one repeat of about ``target`` seconds (at least 1).
 
     fn is called once first, outside any measurement, to get first-call costs
-    (allocations, lazy set-up, cold caches) out of the way.
+    (allocations, lazy set-up, cold caches) out of the way; on_first, when
+    given, receives that call's result.
     """
-    fn()
+    first = fn()
+    if on_first is not None:
+        on_first(first)
     n = 1
     floor = min(CALIBRATION_FLOOR_S, target / 4)
     while True:
@@ -161,13 +166,18 @@ def wait_until_idle(max_wait, window=SETTLE_WINDOW_S, quiet_windows=QUIET_WINDOW
             return False
 
 
-def interleaved(fns, repeats, warmup_repeats=1, settle=SETTLE_S, target=TARGET_REPEAT_S):
+def interleaved(fns, repeats, warmup_repeats=1, settle=SETTLE_S, target=TARGET_REPEAT_S, on_first=None):
     """Time the callables of ``fns`` (name -> callable) in interleaved repeats.
 
     Returns name -> Timing, in the order of ``fns``. ``settle`` and ``target``
-    are shrunk only by the runner's testing mode (--tiny).
+    are shrunk only by the runner's testing mode (--tiny). on_first(name,
+    result), when given, receives each callable's first result (its untimed
+    first call), so that a caller can tell what was timed without calling again.
     """
-    timings = {name: Timing(inner_iterations(fn, target)) for name, fn in fns.items()}
+    def first_of(name):
+        return None if on_first is None else (lambda result: on_first(name, result))
+
+    timings = {name: Timing(inner_iterations(fn, target, first_of(name))) for name, fn in fns.items()}
     gc.collect()
     gc_was_enabled = gc.isenabled()
     gc.disable()

@@ -27,6 +27,7 @@ NAME = "distributed"
 TABLE = "distributed"
 TITLE = "Fit over MPI ranks"
 TIMED = True  # runner.py passes the repeats to run_case
+METHOD = "fresh processes per case: one without MPI, then the ranks under mpiexec"  # whatever --method says
 MARKDOWN_LAYOUT = "long"
 EXTRA_COLUMNS = [("sum share", "sum_share")]  # one sum of the gradients alone, as a share of a step
 NOTE = ("Time per global step (ranks x batch rows). bpfast = one process with as many threads as ranks; "

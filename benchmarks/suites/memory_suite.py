@@ -43,6 +43,7 @@ EXPLANATION = (
 TOLERANCE = {"float32": 1e-3, "float64": 1e-9}
 PROBE = memory_probe.__file__  # run by its path: it imports nothing of this package
 TIMEOUT_S = 300
+METHOD = "a fresh process per case and competitor"  # the row's and the JSON's "method", whatever --method says
 
 cases = memory_cases
 
