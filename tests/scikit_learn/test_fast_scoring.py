@@ -49,3 +49,21 @@ def test_binary_and_multilabel_targets_keep_scikit_learns_own_path():
     decoded = multilabel._decode(out)
     assert np.array_equal(decoded, multilabel._label_binarizer.inverse_transform(out))
     assert multilabel._score_function(Y[:10], decoded) == accuracy_score(Y[:10], decoded)
+
+
+@pytest.mark.parametrize("labels", [np.arange(3), np.array([4, 9]), np.array(["no", "yes"]), np.array(["a", "b", "c", "d"]),
+                                    np.array([-1.0, 2.0, 7.0]), np.array([False, True])])
+def test_binarized_targets_are_label_binarizers(labels):
+    # The one-hot targets a fit trains on, made without label_binarize's checks, against it.
+    rng = np.random.default_rng(len(labels))
+    X = rng.standard_normal((40, 3))
+    y = labels[rng.integers(0, len(labels), 40)]
+    y[: len(labels)] = labels
+    clf = MLPClassifier(hidden_layer_sizes=(4,), max_iter=1, random_state=0)
+    with pytest.warns(Warning):
+        clf.fit(X, y)
+    for sample in (y, y[::-1].copy(), y[:1]):
+        ours = clf._binarized(sample)
+        expected = clf._label_binarizer.transform(sample).astype(bool)
+        assert ours.dtype == expected.dtype and ours.shape == expected.shape
+        assert np.array_equal(ours, expected)

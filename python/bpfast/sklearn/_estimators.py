@@ -65,7 +65,25 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
             elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
                 raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has {self.classes_}. "
                                  f"'y' has {classes}.")
-        return X, self._label_binarizer.transform(y).astype(bool)
+        return X, self._binarized(y)
+
+    def _binarized(self, y):
+        """LabelBinarizer.transform(y) as booleans. For single-label targets whose labels are all
+        known (the first fit's, or checked against classes_ above), the one-hot rows are made
+        here, as label_binarize makes them: one column for two classes (the second's), one per
+        class otherwise. Its own checks cost a small fit a millisecond."""
+        binarizer = self._label_binarizer
+        classes = binarizer.classes_
+        if (binarizer.y_type_ in ("binary", "multiclass") and y.ndim == 1 and len(classes) >= 2
+                and y.dtype.kind in "biufUS" and classes.dtype.kind == y.dtype.kind):
+            index = np.searchsorted(classes, y)
+            if index.size and index.max() < len(classes) and np.array_equal(classes[index], y):
+                if len(classes) == 2:
+                    return (index == 1).reshape(-1, 1)
+                one_hot = np.zeros((len(y), len(classes)), dtype=bool)
+                one_hot[np.arange(len(y)), index] = True
+                return one_hot
+        return binarizer.transform(y).astype(bool)
 
     def fit(self, X, y, sample_weight=None):
         """Fit the model to X (n_samples, n_features) and the labels y; returns self."""
