@@ -49,6 +49,7 @@ Network<P>::Network(std::vector<index> sizes, std::vector<Activation> activation
         add_spans(layout_.weights(l), layout_.bias(l), false);
         add_spans(layout_.bias(l), layout_.layer_end(l), true);
     }
+    span_penalties_.assign(step_spans_.size(), 0.0);
 }
 
 // The one place that decides which backend runs a batch.
@@ -391,26 +392,30 @@ StepStatus Network<P>::chunked_step(const BatchRows<T>& rows, const T* Tg, const
     const double norm = batch_norm(weights, batch);
     StepStatus status;
     status.loss = chunked_passes(rows, Tg, weights, batch, chunks, norm);
-    // the L2 term of the loss from the weights before the step
-    if (objective_.l2 != 0.0) status.loss += penalty(nullptr, norm);
     if (!std::isfinite(status.loss)) {
         status.finite = false;
         return status;
     }
     const double rate = optimizer_.learning_rate(lr);
+    const bool l2 = objective_.l2 != 0.0;
     T* params = params_.data();
     T* grads = grads_.data();
     std::atomic<bool> finite{true};
     sum_chunks(chunks, [&](index s) {
         const Span& span = step_spans_[static_cast<size_t>(s)];
         const index count = span.end - span.begin;
-        if (objective_.l2 != 0.0 && !span.bias)
-            l2_gradient(grads + span.begin, params + span.begin, count, objective_.l2, norm);
+        // the L2 term: its share of the loss, from the weights before the step, and its gradient
+        span_penalties_[static_cast<size_t>(s)] =
+            l2 && !span.bias ? l2_penalty(grads + span.begin, params + span.begin, count, objective_.l2, norm) : 0.0;
         if (!optimizer_.step_span(params, grads, span.begin, count, rate, span.bias))
             finite.store(false, std::memory_order_relaxed);
     });
-    status.non_finite_layer = optimizer_.finish_fused_step(params, grads, finite.load(std::memory_order_relaxed));
-    status.finite = status.non_finite_layer < 0;
+    for (double share : span_penalties_) status.loss += share;  // in span order
+    const bool loss_finite = std::isfinite(status.loss);
+    status.non_finite_layer =
+        optimizer_.finish_fused_step(params, grads, loss_finite && finite.load(std::memory_order_relaxed));
+    if (!loss_finite) status.non_finite_layer = -1;  // the loss itself (its L2 term) is not finite
+    status.finite = loss_finite && status.non_finite_layer < 0;
     return status;
 }
 

@@ -263,6 +263,7 @@ private:
     };
     static constexpr index SPAN = 2048;
     std::vector<Span> step_spans_;
+    std::vector<double> span_penalties_;  // each span's share of the L2 term of a chunked step's loss
     std::mutex busy_;
     ThreadChooser threads_;
 
