@@ -300,8 +300,11 @@ FIXED_EPOCH_CASES = [
                 "adam (256, 128), 10 epochs", loss_rtol=1e-3),
     SklearnCase("digits", "MLPClassifier", (("batch_size", 32), ("max_iter", 5)) + FIXED_EPOCHS,
                 "adam (100,), batch 32, 5 epochs", loss_rtol=1e-3),
+    # lbfgs takes the same number of iterations but not the same steps: its line searches answer
+    # float32's rounding, and a loss near 0 after 50 of them differs by more than 1e-3 of itself
+    # (6.9e-3 of a loss of about 1e-4 in one run); it keeps the general float32 check
     SklearnCase("digits", "MLPClassifier", (("solver", "lbfgs"), ("max_iter", 50)) + FIXED_EPOCHS,
-                "lbfgs (100,), 50 iterations", loss_rtol=1e-3),
+                "lbfgs (100,), 50 iterations"),
     SklearnCase("digits_value", "MLPRegressor", (("max_iter", 20),) + FIXED_EPOCHS, "adam (100,), 20 epochs",
                 loss_rtol=1e-3),
 ]
