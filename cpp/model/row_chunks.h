@@ -39,9 +39,9 @@ public:
     // MAX_CHUNKS, and more only where a chunk would have more than the
     // small-network backend's MAX_BATCH rows. Chunks are whole groups of
     // rows (the small kernels' vector length, to which they pad a batch), as
-    // even as those allow. Shorter chunks sum fewer rows per weight-gradient tile
-    // and repeat each chunk's fixed costs: on Zen 5 the [64,100,10] b200 step
-    // ran best in 2 chunks in float64 and in 4 in float32 (BENCHMARKS.md).
+    // even as those allow. Shorter chunks sum fewer rows per weight-gradient
+    // tile and repeat each chunk's fixed costs: on Zen 5 the [64,100,10] b200
+    // step ran best in 2 chunks in float64 and in 4 in float32 (BENCHMARKS.md).
     static constexpr index MIN_ROWS = sizeof(T) == 8 ? 64 : 48;
     static constexpr index MAX_CHUNKS = 16;
     // The largest set of gradients a chunk keeps: it must stay in the cache
@@ -60,7 +60,6 @@ public:
     index longest(index batch, index chunks) const;
     // How many workers run `chunks` chunks: one per thread, at most one per chunk.
     static index tasks(index chunks);
-
 
     // Makes room for the chunks of a batch, and readies tasks(chunks) workers
     // for them, each with its buffers for the longest chunk and, when
