@@ -15,6 +15,7 @@
 #include "kernels/elementwise/activation_loops.h"
 #include "kernels/elementwise/check_loops.h"
 #include "kernels/elementwise/optim_loops.h"
+#include "kernels/gemm/broadcast_tile.h"
 #include "kernels/gemm/gemm_unit_dimension.h"
 #include "kernels/gemm/pack_x86.h"
 #include "kernels/kernel_table.h"
@@ -78,46 +79,6 @@ void ukernel_avx2(index k, const typename S::T* a, index lda, const typename S::
     }
 }
 
-// The candidates' tiles: ROWS rows of NV vectors, A broadcast, B loaded (and
-// fetched AHEAD depth steps early when AHEAD > 0); each accumulator sums its
-// depth steps in order from zero, as ukernel_avx2 does.
-template <typename S, int ROWS, int NV, int AHEAD>
-void ukernel_avx2_rows(index k, const typename S::T* a, index lda, const typename S::T* b, index ldb,
-                       typename S::T* c, index ldc, bool accumulate) {
-    // a is (k, ROWS) with row stride lda, b is (k, NV*lanes) with row stride ldb,
-    // c is (ROWS, NV*lanes) with row stride ldc
-    using V = typename S::V;
-    constexpr int W = S::lanes;
-    V acc[ROWS][NV];
-#pragma GCC unroll 8
-    for (int i = 0; i < ROWS; ++i)
-#pragma GCC unroll 4
-        for (int h = 0; h < NV; ++h) acc[i][h] = S::zero();
-    for (index p = 0; p < k; ++p, a += lda, b += ldb) {
-        if constexpr (AHEAD > 0) {
-#pragma GCC unroll 4
-            for (int h = 0; h < NV; ++h)
-                _mm_prefetch(reinterpret_cast<const char*>(b + AHEAD * ldb + h * W), _MM_HINT_T0);
-        }
-        V b_row[NV];
-#pragma GCC unroll 4
-        for (int h = 0; h < NV; ++h) b_row[h] = S::load(b + h * W);
-#pragma GCC unroll 8
-        for (int i = 0; i < ROWS; ++i) {
-            const V a_i = S::broadcast(a + i);
-#pragma GCC unroll 4
-            for (int h = 0; h < NV; ++h) acc[i][h] = S::fmadd(a_i, b_row[h], acc[i][h]);
-        }
-    }
-#pragma GCC unroll 8
-    for (int i = 0; i < ROWS; ++i) {
-        typename S::T* row = c + i * ldc;
-#pragma GCC unroll 4
-        for (int h = 0; h < NV; ++h)
-            S::store(row + h * W, accumulate ? S::add(S::load(row + h * W), acc[i][h]) : acc[i][h]);
-    }
-}
-
 // A micro-kernel of ROWS rows and NV vectors for the lane type S, with its packers.
 template <typename S, int ROWS, int NV>
 MicroKernel<typename S::T> tile(const char* name, MicroKernelFn<typename S::T> run) {
@@ -137,8 +98,8 @@ KernelTable<T> avx2_table(std::vector<MicroKernel<T>> tiles) {
 template <typename S>
 KernelTable<typename S::T> avx2_candidates(const char* default_name, const char* wide_name, const char* ahead_name) {
     return avx2_table<typename S::T>({tile<S, MR, 2>(default_name, &ukernel_avx2<S>),
-                                      tile<S, 4, 3>(wide_name, &ukernel_avx2_rows<S, 4, 3, 0>),
-                                      tile<S, MR, 2>(ahead_name, &ukernel_avx2_rows<S, MR, 2, 8>)});
+                                      tile<S, 4, 3>(wide_name, &broadcast_tile<S, 4, 3, 0>),
+                                      tile<S, MR, 2>(ahead_name, &broadcast_tile<S, MR, 2, 8>)});
 }
 
 // bfloat16 pairs on AVX2: each half widened to float32, then two FMAs, high

@@ -21,6 +21,7 @@
 #include "kernels/elementwise/activation_loops.h"
 #include "kernels/elementwise/check_loops.h"
 #include "kernels/elementwise/optim_loops.h"
+#include "kernels/gemm/broadcast_tile.h"
 #include "kernels/gemm/gemm_unit_dimension.h"
 #include "kernels/gemm/pack_x86.h"
 #include "kernels/kernel_table.h"
@@ -57,45 +58,6 @@ struct F64 {
     static V add(V a, V b) { return _mm512_add_pd(a, b); }
 };
 
-// The tile of MR rows and NV vectors per row; AHEAD > 0 asks for B's row
-// AHEAD depth steps ahead of the one in use (0: the hardware prefetcher's
-// guess alone). Each accumulator sums its depth steps in order from zero.
-template <typename S, int MR, int NV, int AHEAD>
-void ukernel_avx512(index k, const typename S::T* a, index lda, const typename S::T* b, index ldb,
-                    typename S::T* c, index ldc, bool accumulate) {
-    // a is (k, MR) with row stride lda, b is (k, NV*lanes) with row stride ldb, c is (MR, NV*lanes) with row stride ldc
-    using V = typename S::V;
-    constexpr int W = S::lanes;
-    V acc[MR][NV];
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 4
-        for (int h = 0; h < NV; ++h) acc[i][h] = S::zero();
-    for (index p = 0; p < k; ++p, a += lda, b += ldb) {
-        if constexpr (AHEAD > 0) {
-#pragma GCC unroll 4
-            for (int h = 0; h < NV; ++h)
-                _mm_prefetch(reinterpret_cast<const char*>(b + AHEAD * ldb + h * W), _MM_HINT_T0);
-        }
-        V b_row[NV];
-#pragma GCC unroll 4
-        for (int h = 0; h < NV; ++h) b_row[h] = S::load(b + h * W);
-#pragma GCC unroll 16
-        for (int i = 0; i < MR; ++i) {
-            const V a_i = S::broadcast(a + i);
-#pragma GCC unroll 4
-            for (int h = 0; h < NV; ++h) acc[i][h] = S::fmadd(a_i, b_row[h], acc[i][h]);
-        }
-    }
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) {
-        typename S::T* row = c + i * ldc;
-#pragma GCC unroll 4
-        for (int h = 0; h < NV; ++h)
-            S::store(row + h * W, accumulate ? S::add(S::load(row + h * W), acc[i][h]) : acc[i][h]);
-    }
-}
-
 // The micro-kernel of MR rows and NV vectors for the lane type S of dtype
 // S::T, with its packers (P: the 256-bit lane type of the same dtype).
 template <typename S, typename P, int MR, int NV, int AHEAD = 0>
@@ -103,7 +65,7 @@ MicroKernel<typename S::T> tile(const char* name) {
     using T = typename S::T;
     constexpr int NR = NV * S::lanes;
     static_assert(MR * NR <= MAX_TILE_VALUES && MR * NV + NV + 1 <= 32, "the tile must fit the registers");
-    return {name, MR, NR, &ukernel_avx512<S, MR, NV, AHEAD>, &x86::pack_a_rows<P, MR>, &pack_columns<MR, T>,
+    return {name, MR, NR, &broadcast_tile<S, MR, NV, AHEAD>, &x86::pack_a_rows<P, MR>, &pack_columns<MR, T>,
             &x86::pack_b_transposed<P, NR>, &unit_dimension_product<T>};
 }
 
