@@ -312,13 +312,19 @@ StepStatus Network<P>::step_on_batch(const BatchRows<T>& rows, const T* Tg, cons
 
 namespace {
 
-// How many rows ahead a gather asks for, and the asking: every cache line of a row.
-constexpr index GATHER_AHEAD = 4;
-
+// dst (count, n) = rows picked[0], ..., picked[count − 1] of X (·, n). Rows of a
+// large X come from memory in an order no prefetcher guesses: each row is
+// asked for (every cache line of it) GATHER_AHEAD rows before it is copied.
 template <typename T>
-void prefetch_row(const T* row, index n) {
-    const char* bytes = reinterpret_cast<const char*>(row);
-    for (index offset = 0; offset < n * index(sizeof(T)); offset += 64) __builtin_prefetch(bytes + offset);
+void gather_rows(T* dst, const T* X, const std::int64_t* picked, index count, index n) {
+    constexpr index GATHER_AHEAD = 4;
+    for (index i = 0; i < count; ++i) {
+        if (i + GATHER_AHEAD < count) {
+            const char* ahead = reinterpret_cast<const char*>(X + picked[i + GATHER_AHEAD] * n);
+            for (index offset = 0; offset < n * index(sizeof(T)); offset += 64) __builtin_prefetch(ahead + offset);
+        }
+        std::copy(X + picked[i] * n, X + (picked[i] + 1) * n, dst + i * n);
+    }
 }
 
 }  // namespace
@@ -328,10 +334,7 @@ const Storage<P>* Network<P>::gathered(const BatchRows<T>& rows, index batch) {
     if (!rows.picked) return rows.X;
     const index n_in = sizes().front();
     T* X = reserve(batch_x_, static_cast<size_t>(batch * n_in));
-    for (index i = 0; i < batch; ++i) {
-        if (i + GATHER_AHEAD < batch) prefetch_row(rows.X + rows.picked[i + GATHER_AHEAD] * n_in, n_in);
-        std::copy(rows.X + rows.picked[i] * n_in, rows.X + (rows.picked[i] + 1) * n_in, X + i * n_in);
-    }
+    gather_rows(X, rows.X, rows.picked, batch, n_in);
     return X;
 }
 
@@ -340,7 +343,7 @@ double Network<P>::chunked_passes(const BatchRows<T>& rows, const T* Tg, const T
                                   index chunks, double norm) {
     // the batch's X (batch, n_in) (its rows picked from rows.X when rows.picked
     // is set), Tg (batch, n_out), weights (batch,) or null; chunk c takes rows
-    // [first_row(c), first_row(c + 1)) of each, on whichever thread is free
+    // [first_row(c), first_row(c + 1)) of each, on worker c mod tasks(chunks)
     const index n_in = sizes().front(), n_out = sizes().back();
     chunks_.prepare(batch, chunks, rows.picked != nullptr);
     const index workers = RowChunks<P>::tasks(chunks);
@@ -351,13 +354,7 @@ double Network<P>::chunked_passes(const BatchRows<T>& rows, const T* Tg, const T
             const T* X = rows.X + first * n_in;
             if (rows.picked) {  // this chunk's rows of a shuffled epoch, gathered on the core that reads them
                 T* own = chunks_.input_buffer(w);
-                for (index i = 0; i < count; ++i) {
-                    // rows of a large X come from memory in no order the hardware can guess: ask
-                    // for the row a few ahead while this one is copied
-                    if (i + GATHER_AHEAD < count) prefetch_row(rows.X + rows.picked[first + i + GATHER_AHEAD] * n_in, n_in);
-                    const T* row = rows.X + rows.picked[first + i] * n_in;
-                    std::copy(row, row + n_in, own + i * n_in);
-                }
+                gather_rows(own, rows.X, rows.picked + first, count, n_in);
                 X = own;
             }
             SmallNetBackend<P>& backend = chunks_.worker(w);
