@@ -41,6 +41,10 @@ SHAPES = ((384, 384, 384, False), (64, 512, 784, True), (16, 1024, 784, True))
 TIMING_THREADS = 1
 TIME_BUDGET = 0.4  # seconds of timing rounds, both dtypes together, past MIN_ROUNDS
 MIN_ROUNDS, MAX_ROUNDS = 2, 10
+# A hard stop, rounds or not, so that the choice takes under a second on any machine (a
+# sanitized build's rounds take twice as long): a candidate not timed on every shape by then
+# counts as slowest, and each dtype's default is timed first.
+TIME_LIMIT = 0.9
 # A candidate replaces the default only when it is this much faster: less is noise.
 MARGIN = 1.03
 
@@ -191,14 +195,19 @@ def _time_candidates(dtypes):
     dtype timed on SHAPES, in rounds that visit every candidate in turn (so that a slow spell of
     the machine is shared), until TIME_BUDGET; each candidate's best time per shape counts."""
     flops = [2.0 * m * n * k for m, n, k, _ in SHAPES]
-    best = {(d, name): [float("inf")] * len(SHAPES) for d in dtypes for name in _core.gemm_kernels(d)}
+    visits = ([(d, names[0]) for d in dtypes for names in [_core.gemm_kernels(d)]]
+              + [(d, name) for d in dtypes for name in _core.gemm_kernels(d)[1:]])
+    best = {visit: [float("inf")] * len(SHAPES) for visit in visits}
     start = time.perf_counter()
     for rounds in range(1, MAX_ROUNDS + 1):
-        for dtype, name in best:
+        for dtype, name in visits:
+            if time.perf_counter() - start > TIME_LIMIT:
+                break
             for s, (m, n, k, trans_b) in enumerate(SHAPES):
                 seconds = _core.time_gemm_kernel(dtype, name, m, n, k, trans_b, 1, TIMING_THREADS)[0]
                 best[dtype, name][s] = min(best[dtype, name][s], seconds)
-        if rounds >= MIN_ROUNDS and time.perf_counter() - start > TIME_BUDGET:
+        elapsed = time.perf_counter() - start
+        if elapsed > TIME_LIMIT or (rounds >= MIN_ROUNDS and elapsed > TIME_BUDGET):
             break
     elapsed = time.perf_counter() - start
     result = {}

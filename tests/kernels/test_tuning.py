@@ -288,3 +288,17 @@ def test_importing_bpfast_times_nothing():
     env = {**os.environ, "BPFAST_TUNE": "0"}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def test_the_timing_stops_at_its_limit_with_each_default_timed(monkeypatch):
+    # However slow the machine (a sanitized build takes twice as long per round), the choice
+    # stops at TIME_LIMIT; each dtype's default is timed first, so it always has a rate.
+    if not _tunable():
+        pytest.skip("one kernel per dtype on this ISA: nothing to time")
+    monkeypatch.setattr(_tuning, "TIME_LIMIT", 0.02)
+    timed = _tuning._time_candidates(_tunable())
+    for dtype in _tunable():
+        names = _core.gemm_kernels(dtype)
+        assert timed[dtype]["rates"][names[0]] > 0
+        assert timed[dtype]["seconds"] < 0.02 + 0.25  # the limit, and at most one candidate's three shapes past it
+        assert timed[dtype]["kernel"] in names
