@@ -312,18 +312,18 @@ StepStatus Network<P>::step_on_batch(const BatchRows<T>& rows, const T* Tg, cons
 
 namespace {
 
-// dst (count, n) = rows picked[0], ..., picked[count − 1] of X (·, n). Rows of a
+// dst (count, n), row stride ld_dst, = rows picked[0], ..., picked[count − 1] of X (·, n). Rows of a
 // large X come from memory in an order no prefetcher guesses: each row is
 // asked for (every cache line of it) GATHER_AHEAD rows before it is copied.
 template <typename T>
-void gather_rows(T* dst, const T* X, const std::int64_t* picked, index count, index n) {
+void gather_rows(T* dst, index ld_dst, const T* X, const std::int64_t* picked, index count, index n) {
     constexpr index GATHER_AHEAD = 4;
     for (index i = 0; i < count; ++i) {
         if (i + GATHER_AHEAD < count) {
             const char* ahead = reinterpret_cast<const char*>(X + picked[i + GATHER_AHEAD] * n);
             for (index offset = 0; offset < n * index(sizeof(T)); offset += 64) __builtin_prefetch(ahead + offset);
         }
-        std::copy(X + picked[i] * n, X + (picked[i] + 1) * n, dst + i * n);
+        std::copy(X + picked[i] * n, X + (picked[i] + 1) * n, dst + i * ld_dst);
     }
 }
 
@@ -334,7 +334,7 @@ const Storage<P>* Network<P>::gathered(const BatchRows<T>& rows, index batch) {
     if (!rows.picked) return rows.X;
     const index n_in = sizes().front();
     T* X = reserve(batch_x_, static_cast<size_t>(batch * n_in));
-    gather_rows(X, rows.X, rows.picked, batch, n_in);
+    gather_rows(X, n_in, rows.X, rows.picked, batch, n_in);
     return X;
 }
 
@@ -345,19 +345,20 @@ double Network<P>::chunked_passes(const BatchRows<T>& rows, const T* Tg, const T
     // is set), Tg (batch, n_out), weights (batch,) or null; chunk c takes rows
     // [first_row(c), first_row(c + 1)) of each, on worker c mod tasks(chunks)
     const index n_in = sizes().front(), n_out = sizes().back();
-    chunks_.prepare(batch, chunks, rows.picked != nullptr);
+    chunks_.prepare(batch, chunks);
     const index workers = RowChunks<P>::tasks(chunks);
     parallel_for(workers, [&](index w) {
         for (index c = w; c < chunks; c += workers) {
             const index first = chunks_.first_row(batch, chunks, c);
             const index count = chunks_.first_row(batch, chunks, c + 1) - first;
+            SmallNetBackend<P>& backend = chunks_.worker(w);
             const T* X = rows.X + first * n_in;
-            if (rows.picked) {  // this chunk's rows of a shuffled epoch, gathered on the core that reads them
-                T* own = chunks_.input_buffer(w);
-                gather_rows(own, rows.X, rows.picked + first, count, n_in);
+            if (rows.picked) {  // this chunk's rows of a shuffled epoch, gathered on the core that reads
+                                // them, straight into the worker's padded input
+                T* own = backend.input_rows(count);
+                gather_rows(own, backend.ld_input(), rows.X, rows.picked + first, count, n_in);
                 X = own;
             }
-            SmallNetBackend<P>& backend = chunks_.worker(w);
             T* grads = chunks_.gradients(c);
             chunks_.loss(c) = forward_and_loss(backend, X, Tg + first * n_out, weights ? weights + first : nullptr,
                                                count, norm, grads);

@@ -45,18 +45,14 @@ index RowChunks<P>::tasks(index chunks) {
 }
 
 template <typename P>
-void RowChunks<P>::prepare(index batch, index chunks, bool gathers) {
+void RowChunks<P>::prepare(index batch, index chunks) {
     // every worker that this call or a later one with the pool's count (the
     // thread chooser lowers it for some steps) may run, so that none grows later
     const index rows = longest(batch, chunks);
     const index workers = std::max(tasks(chunks), std::min<index>(pool_threads(), chunks));
     while (index(workers_.size()) < workers)
         workers_.push_back(std::make_unique<SmallNetBackend<P>>(layout_, activations_, true));
-    if (index(inputs_.size()) < workers) inputs_.resize(static_cast<size_t>(workers));
-    for (index w = 0; w < workers; ++w) {
-        workers_[static_cast<size_t>(w)]->reserve_batch(rows);
-        if (gathers) reserve(inputs_[static_cast<size_t>(w)], static_cast<size_t>(rows * layout_.n_in(0)));
-    }
+    for (index w = 0; w < workers; ++w) workers_[static_cast<size_t>(w)]->reserve_batch(rows);
     reserve(gradients_, static_cast<size_t>(chunks * stride_));
     reserve(losses_, static_cast<size_t>(chunks));
 }

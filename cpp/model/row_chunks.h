@@ -62,14 +62,11 @@ public:
     static index tasks(index chunks);
 
     // Makes room for the chunks of a batch, and readies tasks(chunks) workers
-    // for them, each with its buffers for the longest chunk and, when
-    // `gathers`, an input buffer of that many rows (call before the parallel part).
-    void prepare(index batch, index chunks, bool gathers);
+    // for them, each with its buffers (its input rows too) for the longest
+    // chunk (call before the parallel part).
+    void prepare(index batch, index chunks);
     // Worker w (inside the parallel part, on one thread at a time).
     SmallNetBackend<P>& worker(index w) { return *workers_[static_cast<size_t>(w)]; }
-    // Worker w's input buffer: where its chunks of a shuffled epoch gather
-    // their rows, on the core that reads them.
-    T* input_buffer(index w) { return inputs_[static_cast<size_t>(w)].data(); }
     // Chunk c's gradients, laid out as the parameters.
     T* gradients(index c) { return gradients_.data() + c * stride_; }
     // Chunk c's loss, Σ over its rows (before any division by the batch's N).
@@ -82,7 +79,6 @@ private:
     index stride_;   // n_parameters rounded up to whole cache lines
     index group_;    // rows per group: the worker's vector length
     std::vector<std::unique_ptr<SmallNetBackend<P>>> workers_;
-    std::vector<AlignedVector<T>> inputs_;  // by worker
     AlignedVector<T> gradients_;
     std::vector<double> losses_;
 };

@@ -68,7 +68,9 @@ void SmallNetBackend<P>::start_forward(const T* X, index batch) {
     ld_delta_ = layout_.sizes().back();
     below_ = nullptr;
     input_ = X;
-    if (ldt != batch || padded_sizes_[0] != n_in) {
+    if (X == input_rows_.data()) {
+        // filled in place by the caller (input_rows), row stride padded n_in
+    } else if (ldt != batch || padded_sizes_[0] != n_in) {
         for (index m = 0; m < batch; ++m)
             std::memcpy(input_rows_.data() + m * padded_sizes_[0], X + m * n_in, sizeof(T) * n_in);
         input_ = input_rows_.data();

@@ -51,7 +51,17 @@ public:
     // a pool task.
     void reserve_batch(index batch);
 
+    // X may also be input_rows(batch), filled by the caller.
     void start_forward(const T* X, index batch) override;
+    // Where a caller may write the next forward pass's input rows itself
+    // (batch rows of ld_input() values, the first n[0] of each; the rest
+    // stay zero) and then pass this pointer to start_forward, which then
+    // copies nothing: a gather straight into the padded layout.
+    T* input_rows(index batch) {
+        reserve_batch(batch);
+        return input_rows_.data();
+    }
+    index ld_input() const { return padded_sizes_.front(); }
     void layer_forward(index l, const T* W, const T* b, Activation act) override;
     const T* output() const override { return output_.data(); }
     T* output_gradient() override { return output_gradient_.data(); }
