@@ -43,7 +43,7 @@ TIME_BUDGET = 0.4  # seconds of timing rounds, both dtypes together, past MIN_RO
 MIN_ROUNDS, MAX_ROUNDS = 2, 10
 # A hard stop, rounds or not, so that the choice takes under a second on any machine (a
 # sanitized build's rounds take twice as long): a candidate not timed on every shape by then
-# counts as slowest, and each dtype's default is timed first.
+# counts as slowest; each dtype's default is timed first, and always once.
 TIME_LIMIT = 0.9
 # A candidate replaces the default only when it is this much faster: less is noise.
 MARGIN = 1.03
@@ -200,8 +200,9 @@ def _time_candidates(dtypes):
     best = {visit: [float("inf")] * len(SHAPES) for visit in visits}
     start = time.perf_counter()
     for rounds in range(1, MAX_ROUNDS + 1):
-        for dtype, name in visits:
-            if time.perf_counter() - start > TIME_LIMIT:
+        for index, (dtype, name) in enumerate(visits):
+            defaults_timed = rounds > 1 or index >= len(dtypes)  # each default is timed once, limit or not
+            if defaults_timed and time.perf_counter() - start > TIME_LIMIT:
                 break
             for s, (m, n, k, trans_b) in enumerate(SHAPES):
                 seconds = _core.time_gemm_kernel(dtype, name, m, n, k, trans_b, 1, TIMING_THREADS)[0]

@@ -292,13 +292,13 @@ def test_importing_bpfast_times_nothing():
 
 def test_the_timing_stops_at_its_limit_with_each_default_timed(monkeypatch):
     # However slow the machine (a sanitized build takes twice as long per round), the choice
-    # stops at TIME_LIMIT; each dtype's default is timed first, so it always has a rate.
+    # stops at TIME_LIMIT; each dtype's default is timed first, and always, so it has a rate.
     if not _tunable():
         pytest.skip("one kernel per dtype on this ISA: nothing to time")
-    monkeypatch.setattr(_tuning, "TIME_LIMIT", 0.02)
+    monkeypatch.setattr(_tuning, "TIME_LIMIT", 0.0)
     timed = _tuning._time_candidates(_tunable())
     for dtype in _tunable():
         names = _core.gemm_kernels(dtype)
         assert timed[dtype]["rates"][names[0]] > 0
-        assert timed[dtype]["seconds"] < 0.02 + 0.25  # the limit, and at most one candidate's three shapes past it
-        assert timed[dtype]["kernel"] in names
+        assert all(timed[dtype]["rates"][name] == 0 for name in names[1:])  # nothing timed past the limit
+        assert timed[dtype]["kernel"] == names[0]
