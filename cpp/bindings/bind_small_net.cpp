@@ -19,6 +19,7 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 #include "bindings/bind_common.h"
@@ -72,6 +73,13 @@ Out<T> unpadded(const T* src, index ld, index rows, index cols) {
     return out;
 }
 
+// round_bf16 asked of a kernel: only float has bfloat16 operands.
+template <typename T>
+void expect_float_if_rounding(bool round_bf16) {
+    if (round_bf16 && !std::is_same_v<T, float>)
+        throw py::value_error("round_bf16 rounds float32 activations to bfloat16; this is the float64 module");
+}
+
 template <typename T>
 void bind_small_net_of(py::module_ parent) {
     py::module_ m = parent.def_submodule(
@@ -99,8 +107,9 @@ void bind_small_net_of(py::module_ parent) {
 
     m.def(
         "forward",
-        [](In<T> X, In<T> W, In<T> b, bool relu, bool samples, double padding) {
+        [](In<T> X, In<T> W, In<T> b, bool relu, bool samples, double padding, bool round_bf16) {
             const SmallNetKernels<T>& k = kernels_or_throw<T>();
+            expect_float_if_rounding<T>(round_bf16);
             const auto [batch, n_in] = matrix_shape(X, "X");
             const index n_out = matrix_shape(W, "W").first;
             expect_shape(W, {n_out, n_in}, "W");
@@ -118,7 +127,7 @@ void bind_small_net_of(py::module_ parent) {
             {
                 py::gil_scoped_release release;
                 k.forward(F_out.data(), F_in.data(), W.data(), b.data(), ldt, n_in, n_out, relu,
-                          samples ? S.data() : nullptr, ld_s);
+                          samples ? S.data() : nullptr, ld_s, round_bf16);
             }
             Out<T> A({batch, n_out});
             T* a = A.mutable_data();
@@ -128,9 +137,10 @@ void bind_small_net_of(py::module_ parent) {
             return py::make_tuple(A, s);
         },
         py::arg("X"), py::arg("W"), py::arg("b"), py::arg("relu"), py::arg("samples") = true,
-        py::arg("padding") = 0.0,
+        py::arg("padding") = 0.0, py::arg("round_bf16") = false,
         "(A, S): A (batch, n_out) = [relu](X·Wᵀ + b) read from the features-major output, and S the "
-        "samples-major copy the kernel writes (None when samples is False).");
+        "samples-major copy the kernel writes (None when samples is False); both rounded to bfloat16 "
+        "when round_bf16 (float32 only).");
 
     m.def(
         "weight_gradient",
@@ -159,8 +169,9 @@ void bind_small_net_of(py::module_ parent) {
 
     m.def(
         "input_gradient",
-        [](In<T> delta, In<T> W, In<T> A_in, const std::string& activation, double padding) {
+        [](In<T> delta, In<T> W, In<T> A_in, const std::string& activation, double padding, bool round_bf16) {
             const SmallNetKernels<T>& k = kernels_or_throw<T>();
+            expect_float_if_rounding<T>(round_bf16);
             const Activation act = from_name(ACTIVATION_NAMES, activation, "activation");
             if (act == Activation::softmax)
                 throw py::value_error("activation must be elementwise (identity, sigmoid, tanh or relu); got 'softmax'");
@@ -184,13 +195,34 @@ void bind_small_net_of(py::module_ parent) {
             {
                 py::gil_scoped_release release;
                 finite = k.input_gradient(delta_in.data(), db_in, delta_rows.data(), n_out, W_room.data(), n_in,
-                                          A_rows.data(), ld_out, batch, n_in, n_out, act);
+                                          A_rows.data(), ld_out, batch, n_in, n_out, act, round_bf16);
             }
             return py::make_tuple(unpadded(delta_in.data(), ld_out, batch, n_in), db, finite);
         },
         py::arg("delta"), py::arg("W"), py::arg("A_in"), py::arg("activation"), py::arg("padding") = 0.0,
+        py::arg("round_bf16") = false,
         "(delta_in, db_in, finite): delta_in (batch, n_in) = (delta·W) ⊙ σ'(A_in), σ' from the "
-        "activation's output; db_in = Σ over the batch of delta_in; finite False when db_in may hold a NaN or Inf.");
+        "activation's output; db_in = Σ over the batch of delta_in; finite False when db_in may hold a NaN or Inf. "
+        "round_bf16 (float32 only): delta_in rounded to bfloat16, db_in the sum of the unrounded values.");
+
+    if constexpr (std::is_same_v<T, float>) {
+        m.def(
+            "round_to_bfloat16",
+            [](In<T> x) {
+                const SmallNetKernels<T>& k = kernels_or_throw<T>();
+                if (x.ndim() != 1) throw py::value_error("x must be 1-D; got shape " + shape_text(x));
+                const index n = x.shape(0);
+                Out<T> out({n});
+                {
+                    py::gil_scoped_release release;
+                    k.round_to_bfloat16(out.mutable_data(), x.data(), n);
+                }
+                return out;
+            },
+            py::arg("x"),
+            "x (n,) rounded to bfloat16 by the kernel (each a float32 on the bfloat16 grid): the operands of "
+            "mixed precision on this path.");
+    }
 }
 
 }  // namespace

@@ -18,7 +18,7 @@ RowChunks<P>::RowChunks(const ParameterLayout& layout, const std::vector<Activat
 
 template <typename P>
 index RowChunks<P>::count(index batch) const {
-    if (!eligible_) return 1;
+    if (!eligible_ || !workers_[0]->within_bf16_limit(batch)) return 1;
     const index by_size = (batch + SmallNetBackend<P>::MAX_BATCH - 1) / SmallNetBackend<P>::MAX_BATCH;
     if (by_size > MAX_CHUNKS) return 1;  // more chunks than the gradients may be copied for: unchunked
     // a power of two, so that 2, 4, 8 or 16 threads share the chunks evenly

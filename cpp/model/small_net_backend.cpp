@@ -3,7 +3,10 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <limits>
+#include <string>
 
+#include "kernels/bf16/pair_ukernel.h"
 #include "kernels/elementwise/activation_kernels.h"
 #include "runtime/cpu_info.h"
 #include "runtime/threads.h"
@@ -20,12 +23,23 @@ index SmallNetBackend<P>::max_weight_bytes() {
 }
 
 template <typename P>
+double SmallNetBackend<P>::bf16_forward_flops_limit() {
+    static const double limit = [] {
+        const std::string kernel = active_pair_micro_kernel().name;
+        if (kernel.rfind("amx", 0) == 0) return double(1 << 20);
+        if (kernel.rfind("avx512_bf16_", 0) == 0) return double(1 << 22);
+        return std::numeric_limits<double>::infinity();  // emulated bfloat16 products: float FMAs either way
+    }();
+    return limit;
+}
+
+template <typename P>
 SmallNetBackend<P>::SmallNetBackend(const ParameterLayout& layout, const std::vector<Activation>& activations,
                                     bool serial)
     : layout_(layout),
       kernels_(active_small_net_kernels<T>()),
       lanes_(kernels_.lanes),
-      eligible_(computes_in_storage<P> && kernels_.lanes > 0),
+      eligible_(kernels_.lanes > 0 && (computes_in_storage<P> || (ROUNDS_OPERANDS && kernels_.round_to_bfloat16))),
       serial_(serial) {
     for (index l = 0; eligible_ && l < n_layers(); ++l) {
         if (layout.n_out(l) * layout.n_in(l) * index(sizeof(T)) > max_weight_bytes()) eligible_ = false;
@@ -33,10 +47,45 @@ SmallNetBackend<P>::SmallNetBackend(const ParameterLayout& layout, const std::ve
         if (l + 1 < n_layers() && activations[l] == Activation::softmax) eligible_ = false;
     }
     if (!eligible_) return;
+    for (index l = 0; l < n_layers(); ++l) forward_flops_per_row_ += 2.0 * double(layout.n_in(l) * layout.n_out(l));
     for (index n : layout.sizes()) padded_sizes_.push_back(padded(n));
     features_.resize(n_layers() + 1);
     samples_.resize(n_layers());
     unit_parts_.assign(static_cast<size_t>(n_layers()), 1);
+    if constexpr (ROUNDS_OPERANDS) {
+        reserve(rounded_weights_, static_cast<size_t>(layout.n_parameters() + PARAMETER_PADDING));
+        std::fill(rounded_weights_.begin(), rounded_weights_.end(), T(0));
+        rounded_samples_.resize(n_layers());
+        rounded_apart_.assign(static_cast<size_t>(n_layers()), 0);
+        for (index l = 1; l < n_layers(); ++l)
+            rounded_apart_[l] = activations[l - 1] == Activation::sigmoid || activations[l - 1] == Activation::tanh;
+    }
+}
+
+template <typename P>
+void SmallNetBackend<P>::round_in_place(T* values, index n) const {
+    if constexpr (ROUNDS_OPERANDS) kernels_.round_to_bfloat16(values, values, n);
+}
+
+template <typename P>
+const Storage<P>* SmallNetBackend<P>::product_weights(index l, const T* W) const {
+    if constexpr (ROUNDS_OPERANDS) return rounded_weights_.data() + layout_.weights(l);
+    return W;
+}
+
+template <typename P>
+void SmallNetBackend<P>::round_output_delta() {
+    // dL/dY (ldt, n_out), padding rows included (the input gradient reads them)
+    if (!ROUNDS_OPERANDS || delta_ != output_gradient_.data()) return;
+    const index n = ldt_ * layout_.sizes().back();
+    if constexpr (ROUNDS_OPERANDS) kernels_.round_to_bfloat16(rounded_output_delta_.data(), delta_, n);
+    delta_ = rounded_output_delta_.data();
+}
+
+template <typename P>
+const Storage<P>* SmallNetBackend<P>::product_samples(index l) const {
+    if (ROUNDS_OPERANDS && rounded_apart_[l]) return rounded_samples_[l].data();
+    return samples_[l].data();
 }
 
 template <typename P>
@@ -50,6 +99,11 @@ void SmallNetBackend<P>::reserve_batch(index batch) {
     for (index l = 1; l < n_layers(); ++l) reserve(samples_[l], ldt * padded_sizes_[l]);
     reserve(output_, ldt * layout_.sizes().back());
     reserve(output_gradient_, ldt * layout_.sizes().back());
+    if constexpr (ROUNDS_OPERANDS) {
+        reserve(rounded_output_delta_, ldt * layout_.sizes().back());
+        for (index l = 1; l < n_layers(); ++l)
+            if (rounded_apart_[l]) reserve(rounded_samples_[l], ldt * padded_sizes_[l]);
+    }
     reserve(delta_a_, ldt * widest_hidden);
     reserve(delta_b_, ldt * widest_hidden);
     if (serial_) reserve(thread_inputs_, static_cast<size_t>(padded_sizes_[0] * ldt));  // its one part's copy
@@ -70,6 +124,13 @@ void SmallNetBackend<P>::start_forward(const T* X, index batch) {
     input_ = X;
     if (X == input_rows_.data()) {
         // filled in place by the caller (input_rows), row stride padded n_in
+        if (ROUNDS_OPERANDS)
+            for (index m = 0; m < batch; ++m) round_in_place(input_rows_.data() + m * padded_sizes_[0], n_in);
+    } else if (ROUNDS_OPERANDS) {  // the rounded copy, padded
+        T* rows = input_rows_.data();
+        if constexpr (ROUNDS_OPERANDS)
+            for (index m = 0; m < batch; ++m) kernels_.round_to_bfloat16(rows + m * padded_sizes_[0], X + m * n_in, n_in);
+        input_ = rows;
     } else if (ldt != batch || padded_sizes_[0] != n_in) {
         for (index m = 0; m < batch; ++m)
             std::memcpy(input_rows_.data() + m * padded_sizes_[0], X + m * n_in, sizeof(T) * n_in);
@@ -112,16 +173,29 @@ void SmallNetBackend<P>::layer_forward(index l, const T* W, const T* b, Activati
         input_made_.assign(static_cast<size_t>(parts), 0);
     }
     const index ld_s = padded_sizes_[l + 1];
+    const T* W_product = product_weights(l, W);
     auto forward_part = [&](index p) {
         const index r0 = unit_bound(l, p), r1 = unit_bound(l, p + 1);
         const T* F_in = l == 0 ? thread_input() : features_[l].data();
-        kernels_.forward(F + r0 * ldt, F_in, W + r0 * n_in, b + r0, ldt, n_in, r1 - r0, act == Activation::relu,
-                         S ? S + r0 : nullptr, ld_s);
+        if (ROUNDS_OPERANDS) {  // this part's rows of W, rounded
+            if constexpr (ROUNDS_OPERANDS)
+                kernels_.round_to_bfloat16(rounded_weights_.data() + layout_.weights(l) + r0 * n_in, W + r0 * n_in,
+                                           (r1 - r0) * n_in);
+        }
+        kernels_.forward(F + r0 * ldt, F_in, W_product + r0 * n_in, b + r0, ldt, n_in, r1 - r0,
+                         act == Activation::relu, S ? S + r0 : nullptr, ld_s, ROUNDS_OPERANDS && S != nullptr);
     };
     parallel_for(parts, forward_part);
     if (elementwise_after) activation_forward(F, F, n_out, ldt, act);
     if (!last) {
-        if (!S) kernels_.transpose(samples_[l + 1].data(), padded_sizes_[l + 1], F, ldt, padded_sizes_[l + 1], ldt);
+        T* S_all = samples_[l + 1].data();
+        if (!S) {  // sigmoid, tanh: S keeps the activations their derivative reads, the products a rounded copy
+            kernels_.transpose(S_all, padded_sizes_[l + 1], F, ldt, padded_sizes_[l + 1], ldt);
+            if constexpr (ROUNDS_OPERANDS) {
+                round_in_place(F, padded_sizes_[l + 1] * ldt);
+                kernels_.round_to_bfloat16(rounded_samples_[l + 1].data(), S_all, ldt * padded_sizes_[l + 1]);
+            }
+        }  // else relu, identity: the kernel rounded F and S as it stored them (their derivatives read the sign)
         return;
     }
     // the output, (batch, n_out) with no padding: the layout of the loss
@@ -155,7 +229,8 @@ bool SmallNetBackend<P>::weight_gradient(index l, T* dW, const LayerStep<T>& lay
     // as soon as it is done, in registers, and on the part's biases; any
     // other step on the part's rows right after them, on the same thread.
     const FusedSgd<T>* step = layer_step.sgd;
-    const T* input = l == 0 ? input_ : samples_[l].data();
+    round_output_delta();
+    const T* input = l == 0 ? input_ : product_samples(l);
     const index n_in = layout_.n_in(l), n_out = layout_.n_out(l);
     const index forward_parts = unit_parts_[static_cast<size_t>(l)];
     const index parts = forward_parts > 1 ? forward_parts : parts_for(2.0 * double(batch_ * n_in * n_out), n_out);
@@ -188,7 +263,9 @@ void SmallNetBackend<P>::input_gradient(index l, const T* W, T* db_below, Activa
     // it wrote and writes the δ its weight gradient reads: each value of δ_in
     // and db_in is the same sum, in the same order, whatever the split.
     // δ_{l−1} becomes the current δ once weight_gradient(l) is done.
+    round_output_delta();
     below_ = delta_ == delta_a_.data() ? delta_b_.data() : delta_a_.data();
+    W = product_weights(l, W);
     const index n_in = layout_.n_in(l), n_out = layout_.n_out(l), width = 2 * lanes_;
     const index blocks = (n_in + width - 1) / width;
     const index own_parts = parts_for(2.0 * double(batch_ * n_in * n_out), blocks);
@@ -201,8 +278,9 @@ void SmallNetBackend<P>::input_gradient(index l, const T* W, T* db_below, Activa
         const index c0 = as_forward ? unit_bound(l - 1, p) : p * blocks / parts * width;
         const index c1 = as_forward ? unit_bound(l - 1, p + 1) : std::min(n_in, (p + 1) * blocks / parts * width);
         kernels_.input_gradient(below_ + c0, db_below + c0, delta_, ld_delta_, W + c0, n_in, A_in + c0, ld_out,
-                                batch_, c1 - c0, n_out, act_below);
+                                batch_, c1 - c0, n_out, act_below, ROUNDS_OPERANDS);
     };
+    // δ_in stored rounded, the operand of layer l − 1's products; db_in sums the unrounded values
     parallel_for(parts, part);
 }
 

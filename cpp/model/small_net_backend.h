@@ -9,6 +9,7 @@
 // end (the input gradient reads rows of W as whole vectors).
 #pragma once
 
+#include <type_traits>
 #include <vector>
 
 #include "kernels/small_net/small_net.h"
@@ -20,9 +21,14 @@
 namespace bpfast {
 
 // P is the precision (precision.h). These kernels fuse the products with the
-// activations and the step, in registers, in one type: they run a precision
-// whose products read its storage type T (computes_in_storage) and never take
-// another (issue 24: such a precision runs on GemmBackend until it has kernels here).
+// activations and the step, in registers, in one type: the storage type T.
+// Mixed precision (bfloat16 products, float32 kept) runs on the float kernels
+// with its product operands rounded to bfloat16 first: a bfloat16 product is
+// exact in float, so the values are those of VDPBF16PS up to the order of the
+// float sums. The backend keeps rounded copies of what the products read (W,
+// the input, δ, and the activations of sigmoid and tanh layers, whose
+// derivatives read the unrounded ones); relu's and identity's activations are
+// rounded where they are, their derivatives reading only the sign.
 template <typename P>
 class SmallNetBackend final : public LayerBackend<Storage<P>> {
 public:
@@ -43,7 +49,23 @@ public:
                     bool serial = false);
 
     // Whether this backend runs the network at this batch.
-    bool takes(index batch) const { return eligible_ && batch >= 1 && batch <= MAX_BATCH; }
+    bool takes(index batch) const { return eligible_ && batch >= 1 && batch <= MAX_BATCH && within_bf16_limit(batch); }
+    // Mixed precision: whether a batch's products are few enough that the
+    // float kernels here beat the blocked GEMM's bfloat16 instructions
+    // (always true for the other precisions, and where those instructions are
+    // emulated on float FMAs anyway). RowChunks asks it of the whole batch.
+    bool within_bf16_limit(index batch) const {
+        return !ROUNDS_OPERANDS || double(batch) * forward_flops_per_row_ <= bf16_forward_flops_limit();
+    }
+    // The largest forward pass (in flops, 2·batch·Σ n_in·n_out) that mixed
+    // precision runs here: 2^22 where the GEMM has VDPBF16PS (measured on
+    // Zen 5: a [64,100,10] batch of 200, 3.0 Mflop, ran faster here; [100,100,10]
+    // and [784,128,10] b32, 4.4 and 6.5 Mflop, on the GEMM), 2^20 with AMX
+    // (a guess, its software model included, to be measured on a Xeon), no limit otherwise.
+    static double bf16_forward_flops_limit();
+    // Whether the products read bfloat16-rounded operands (mixed precision).
+    static constexpr bool ROUNDS_OPERANDS = std::is_same_v<Compute<P>, BFloat16>;
+
     // The kernels' vector length: batches are padded to a multiple of it.
     index lanes() const { return lanes_; }
     // Sizes every buffer for batches up to this one (start_forward does it
@@ -85,12 +107,21 @@ private:
     // This thread's features-major copy of the input (layer_forward(0)'s parts).
     const T* thread_input();
     index padded(index n) const { return (n + lanes_ - 1) / lanes_ * lanes_; }
+    // Mixed precision only (ROUNDS_OPERANDS): values[0, n) rounded in place.
+    void round_in_place(T* values, index n) const;
+    // W_l as the products read it: W itself, or its rounded copy (layer_forward rounds it).
+    const T* product_weights(index l, const T* W) const;
+    // The first backward call's δ, dL/dY, as the products read it (a rounded copy).
+    void round_output_delta();
+    // The input activation of layer l (l ≥ 1) as the weight gradient reads it.
+    const T* product_samples(index l) const;
 
     const ParameterLayout& layout_;
     const SmallNetKernels<T>& kernels_;
     index lanes_;
     bool eligible_;
     bool serial_;
+    double forward_flops_per_row_ = 0.0;  // 2·Σ n_in·n_out
     std::vector<index> padded_sizes_;
 
     index batch_ = 0, ldt_ = 0;  // the batch, and its padded length (a multiple of lanes)
@@ -113,6 +144,12 @@ private:
     index ld_delta_ = 0;
     T* below_ = nullptr;                       // δ of the layer below, once input_gradient has run
     std::vector<index> unit_parts_;            // by layer: the parts its forward split its units into
+    // Mixed precision's rounded operands: every layer's weights (at the
+    // parameter layout's offsets, with its padding), dL/dY, and the samples-major
+    // activations of layers whose derivative reads the unrounded ones.
+    AlignedVector<T> rounded_weights_, rounded_output_delta_;
+    std::vector<AlignedVector<T>> rounded_samples_;  // by layer l ≥ 1, where rounded_apart_[l]
+    std::vector<char> rounded_apart_;  // by layer l ≥ 1: its input activation's derivative reads the unrounded one
 };
 
 }  // namespace bpfast

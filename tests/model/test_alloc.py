@@ -154,7 +154,11 @@ def test_mixed_precision_steps_allocate_nothing_after_the_first(shape, rng):
     before = _core.buffer_growths()
     for i in range(200):
         net.train_step(*batches[i % 4])
-    net.train_step(*data(rng, 5, sizes, np.float32, "labels"))  # a smaller batch fits in the same workspace
+    # a smaller batch on the same path fits in the same workspace (small batches of the larger net
+    # may take the small-network path, which has buffers of its own: SmallNetBackend::bf16_forward_flops_limit)
+    path = lambda batch: (net._engine.uses_small_net(batch), net._engine.row_chunks(batch))  # noqa: E731
+    smaller = next(b for b in (5, 63) if path(b) == path(64))
+    net.train_step(*data(rng, smaller, sizes, np.float32, "labels"))
     assert _core.buffer_growths() == before
     net.train_step(*data(rng, 65, sizes, np.float32, "labels"))
     assert _core.buffer_growths() > before

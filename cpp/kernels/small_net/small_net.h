@@ -29,9 +29,11 @@ using TransposeFn = void (*)(T* dst, index ld_dst, const T* src, index ld_src, i
 // asked (other activations run afterwards on the whole block). When S is not
 // null, also S (ldt, ld_s) = F_outᵀ, the samples-major copy, with its columns
 // up to n_out rounded up to lanes (F_out's rows past n_out are its padding).
+// round_bf16 (float only): F_out and S hold the activations rounded to
+// bfloat16 (RoundToBfloat16Fn's values), the operands of mixed precision's next products.
 template <typename T>
 using FeaturesForwardFn = void (*)(T* F_out, const T* F_in, const T* W, const T* b, index ldt, index n_in,
-                                   index n_out, bool relu, T* S, index ld_s);
+                                   index n_out, bool relu, T* S, index ld_s, bool round_bf16);
 
 // dW (n_out, n_in) = δᵀ · X: δ (batch, ld_delta), X (batch, ld_x) samples-major
 // with ld_x a multiple of lanes (its rows are read as whole vectors).
@@ -52,10 +54,18 @@ using WeightGradientFn = bool (*)(T* dW, const T* delta, index ld_delta, const T
 // column, n_in its width, ld_w the whole width.)
 // The last vector of a row of W may read up to lanes − 1 values past it.
 // Returns false when db_in may hold a NaN or Inf (true: it holds none).
+// round_bf16 (float only): δ_in is stored rounded to bfloat16, db_in still
+// summing the unrounded values.
 template <typename T>
 using InputGradientFn = bool (*)(T* delta_in, T* db_in, const T* delta, index ld_delta, const T* W, index ld_w,
                                  const T* A_in, index ld_out, index batch, index n_in, index n_out,
-                                 Activation act);
+                                 Activation act, bool round_bf16);
+
+// dst[i] = src[i] rounded to bfloat16 (to_bfloat16's rule, kernels/bf16/bfloat16.h),
+// each kept as a float on the bfloat16 grid, for i < n; dst may be src. The
+// operands of mixed precision's products (precision.h: MixedBFloat16), which
+// the float kernels above then multiply exactly and sum in float.
+using RoundToBfloat16Fn = void (*)(float* dst, const float* src, index n);
 
 template <typename T>
 struct SmallNetKernels {
@@ -67,6 +77,7 @@ struct SmallNetKernels {
     FeaturesForwardFn<T> forward = nullptr;
     WeightGradientFn<T> weight_gradient = nullptr;
     InputGradientFn<T> input_gradient = nullptr;
+    RoundToBfloat16Fn round_to_bfloat16 = nullptr;  // set in the float table only
 };
 
 // The kernels chosen for this process (runtime/dispatch.cpp); lanes is 0 on

@@ -3,9 +3,12 @@
 // (BYTES) and the register count (REGISTERS) that size the tiles.
 #pragma once
 
+#include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <utility>
 
+#include "kernels/bf16/bfloat16.h"
 #include "kernels/elementwise/formulas.h"
 #include "kernels/small_net/small_net.h"
 #include "kernels/elementwise/vector_lanes.h"
@@ -97,6 +100,7 @@ struct SmallNetLoops {
         bool relu_out;
         T* S;  // when not null, also S (ldt, ld_s) = F_outᵀ for tiles of whole L x L blocks
         index ld_s;
+        bool round_bf16;
 
         template <int R>
         __attribute__((noinline)) void run(index n0) const {
@@ -142,6 +146,7 @@ struct SmallNetLoops {
 #pragma GCC unroll 16
                 for (int r = 0; r < R; ++r) {
                     if (relu_out) acc[0][r] = relu(acc[0][r]);
+                    if (round_bf16) acc[0][r] = rounded_to_bfloat16(acc[0][r]);
                     store(F_out + (n0 + r) * ldt + m, acc[0][r]);
                 }
                 if constexpr (R % L == 0) {
@@ -162,8 +167,8 @@ struct SmallNetLoops {
     };
 
     static void forward(T* F_out, const T* F_in, const T* W, const T* b, index ldt, index n_in, index n_out,
-                        bool relu_out, T* S, index ld_s) {
-        over_rows<ROWS>(0, n_out, ForwardTile{F_out, F_in, W, b, ldt, n_in, relu_out, S, ld_s});
+                        bool relu_out, T* S, index ld_s, bool round_bf16) {
+        over_rows<ROWS>(0, n_out, ForwardTile{F_out, F_in, W, b, ldt, n_in, relu_out, S, ld_s, round_bf16});
         // Tiles of L rows or more (the first n_out rounded down to L) wrote their
         // part of S; the last block, if any, is transposed from F_out.
         const index done = n_out / L * L;
@@ -293,6 +298,7 @@ struct SmallNetLoops {
         index ld_out, batch, rows, n_in, n_out, k0;
         Activation act;
         V* check;  // Σ db, as in WeightGradientTile
+        bool round_bf16;
 
         template <int R>
         void tile(index m0, V (&db)[VT]) const {
@@ -318,7 +324,7 @@ struct SmallNetLoops {
 #pragma GCC unroll 4
                 for (int v = 0; v < VT; ++v) {
                     const V g = times_derivative(acc[r][v], load(A_in + offset + v * L), act);
-                    store(delta_in + offset + v * L, g);
+                    store(delta_in + offset + v * L, round_bf16 ? rounded_to_bfloat16(g) : g);
                     if (m0 + r < batch) db[v] += g;
                 }
             }
@@ -339,20 +345,64 @@ struct SmallNetLoops {
     };
 
     static bool input_gradient(T* delta_in, T* db_in, const T* delta, index ld_delta, const T* W, index ld_w,
-                               const T* A_in, index ld_out, index batch, index n_in, index n_out, Activation act) {
+                               const T* A_in, index ld_out, index batch, index n_in, index n_out, Activation act,
+                               bool round_bf16) {
         const index rows = (batch + GRAD_ROWS - 1) / GRAD_ROWS * GRAD_ROWS;
         constexpr index CHUNK = GRAD_VECTORS * L;
         V check = V{};
         index k0 = 0;
         for (; k0 + L < n_in; k0 += CHUNK)
             InputGradientChunk<GRAD_VECTORS>{delta_in, db_in, delta, ld_delta, W,   ld_w, A_in, ld_out,
-                                             batch,    rows,  n_in,  n_out,    k0,  act,  &check}
+                                             batch,    rows,  n_in,  n_out,    k0,  act,  &check, round_bf16}
                 .run();
         if (k0 < n_in)
             InputGradientChunk<1>{delta_in, db_in, delta, ld_delta, W,  ld_w, A_in, ld_out,
-                                  batch,    rows,  n_in,  n_out,    k0, act,  &check}
+                                  batch,    rows,  n_in,  n_out,    k0, act,  &check, round_bf16}
                 .run();
         return all_lanes_finite(check);
+    }
+
+    // ------------------------------------------------------ bfloat16 rounding
+    typedef std::uint32_t U32 __attribute__((vector_size(BYTES)));
+    typedef std::int32_t I32 __attribute__((vector_size(BYTES)));
+
+    // rounded_bfloat16_bits on a vector of float bits: the same selects, lane by lane.
+    static U32 rounded_bfloat16_bits(U32 u) {
+        const U32 rounded = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+        const U32 quiet_nan = (u | 0x00400000u) & 0xffff0000u;
+        const U32 signed_zero = u & 0x80000000u;
+        const U32 no_exponent = U32((u & 0x7f800000u) == 0u);  // zero or denormal: all ones where so
+        const U32 is_nan = U32((u & 0x7fffffffu) > 0x7f800000u);
+        const U32 finite = (signed_zero & no_exponent) | (rounded & ~no_exponent);
+        return (quiet_nan & is_nan) | (finite & ~is_nan);
+    }
+
+    // v's values rounded to bfloat16 (float only; the float64 path never asks).
+    static V rounded_to_bfloat16(V v) {
+        if constexpr (std::is_same_v<T, float>) {
+            U32 u;
+            std::memcpy(&u, &v, sizeof u);
+            u = rounded_bfloat16_bits(u);
+            std::memcpy(&v, &u, sizeof v);
+        }
+        return v;
+    }
+
+    static void round_to_bfloat16(float* dst, const float* src, index n) {
+        constexpr int LF = BYTES / 4;
+        index i = 0;
+        for (; i + LF <= n; i += LF) {
+            U32 u;
+            std::memcpy(&u, src + i, sizeof u);
+            u = rounded_bfloat16_bits(u);
+            std::memcpy(dst + i, &u, sizeof u);
+        }
+        for (; i < n; ++i) {
+            std::uint32_t u;
+            std::memcpy(&u, src + i, sizeof u);
+            u = bpfast::rounded_bfloat16_bits(u);
+            std::memcpy(dst + i, &u, sizeof u);
+        }
     }
 
     static SmallNetKernels<T> table() {
@@ -363,6 +413,7 @@ struct SmallNetLoops {
         k.forward = &forward;
         k.weight_gradient = &weight_gradient;
         k.input_gradient = &input_gradient;
+        if constexpr (std::is_same_v<T, float>) k.round_to_bfloat16 = &round_to_bfloat16;
         return k;
     }
 };
