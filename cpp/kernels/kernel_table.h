@@ -32,6 +32,10 @@ struct IsaKernels {
     KernelTable<double> (*f64)();
     FmaProbe probe;
     PairMicroKernel (*bf16)();
+    // A bfloat16 unit's float small-network kernels, which replace those of
+    // the row's float tables: the same loops, rounding to bfloat16 with the
+    // unit's VCVTNEPS2BF16 instead of integer operations (null: none).
+    SmallNetKernels<float> (*small_net_f32)() = nullptr;
 };
 
 }  // namespace bpfast

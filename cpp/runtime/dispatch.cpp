@@ -100,9 +100,16 @@ const Isa& chosen_isa() {
     throw std::runtime_error("BPFAST_ISA must be one of " + known + " on this build; got '" + name + "'");
 }
 
+// The row's float tables, with its bfloat16 unit's small-network kernels where it has them.
+KernelTable<float> float_tables(const Isa& isa) {
+    KernelTable<float> table = isa.kernels.f32();
+    if (isa.bf16 && isa.bf16->small_net_f32) table.small_net = isa.bf16->small_net_f32();
+    return table;
+}
+
 struct Registry {
     const Isa& isa = chosen_isa();
-    KernelTable<float> f32 = isa.kernels.f32();
+    KernelTable<float> f32 = float_tables(isa);
     KernelTable<double> f64 = isa.kernels.f64();
     PairMicroKernel bf16 = isa.bf16_kernels().bf16();
 };

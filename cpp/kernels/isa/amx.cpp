@@ -96,8 +96,11 @@ double tile_chains(long rounds) {
 
 }  // namespace
 
+// isa/avx512_bf16.cpp: the float small-network kernels with VCVTNEPS2BF16 rounding.
+SmallNetKernels<float> small_net_f32_avx512_bf16();
+
 // The bfloat16 half of the amx row of runtime/dispatch.cpp's registry.
 extern const IsaKernels amx_kernels{nullptr, nullptr, FmaProbe{0, 0, nullptr, nullptr, 4.0 * 16 * 16 * 32 * 2, &tile_chains},
-                                    &pair_table};
+                                    &pair_table, &small_net_f32_avx512_bf16};
 
 }  // namespace bpfast

@@ -11,6 +11,7 @@
 #include "kernels/bf16/pair_pack.h"
 #include "kernels/bf16/pair_pack_bf16_x86.h"
 #include "kernels/kernel_table.h"
+#include "kernels/small_net/small_net_loops.h"
 
 namespace bpfast {
 namespace {
@@ -55,12 +56,18 @@ PairMicroKernel amx_model_table() {
 
 }  // namespace
 
+// The AVX-512 unit's small-network loops compiled here, where their bfloat16
+// rounding (mixed precision's operands) is one VCVTNEPS2BF16 a vector; for
+// every row whose CPU has AVX512_BF16 (amx's too, isa/amx.cpp).
+SmallNetKernels<float> small_net_f32_avx512_bf16() { return SmallNetLoops<float, 64, 32>::table(); }
+
 // The bfloat16 half of the amx_model_bf16_packers row (BPFAST_ISA only).
-extern const IsaKernels amx_model_bf16_packers_kernels{nullptr, nullptr, {}, &amx_model_table};
+extern const IsaKernels amx_model_bf16_packers_kernels{nullptr, nullptr, {}, &amx_model_table,
+                                                       &small_net_f32_avx512_bf16};
 
 // The bfloat16 half of the avx512_bf16 row of runtime/dispatch.cpp's registry.
 extern const IsaKernels avx512_bf16_kernels{nullptr, nullptr,
                                             FmaProbe{0, 0, nullptr, nullptr, 4.0 * 16 * FMA_CHAINS, &dot_chains},
-                                            &pair_table};
+                                            &pair_table, &small_net_f32_avx512_bf16};
 
 }  // namespace bpfast

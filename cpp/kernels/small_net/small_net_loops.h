@@ -8,6 +8,10 @@
 #include <type_traits>
 #include <utility>
 
+#ifdef __AVX512BF16__
+#include <immintrin.h>
+#endif
+
 #include "kernels/bf16/bfloat16.h"
 #include "kernels/elementwise/formulas.h"
 #include "kernels/small_net/small_net.h"
@@ -379,6 +383,12 @@ struct SmallNetLoops {
 
     // v's values rounded to bfloat16 (float only; the float64 path never asks).
     static V rounded_to_bfloat16(V v) {
+#ifdef __AVX512BF16__
+        if constexpr (std::is_same_v<T, float> && BYTES == 64) {  // the instruction rounds by the same rule
+            const __m256i halves = (__m256i)_mm512_cvtneps_pbh((__m512)v);
+            return (V)_mm512_slli_epi32(_mm512_cvtepu16_epi32(halves), 16);
+        }
+#endif
         if constexpr (std::is_same_v<T, float>) {
             U32 u;
             std::memcpy(&u, &v, sizeof u);
@@ -389,13 +399,9 @@ struct SmallNetLoops {
     }
 
     static void round_to_bfloat16(float* dst, const float* src, index n) {
-        constexpr int LF = BYTES / 4;
         index i = 0;
-        for (; i + LF <= n; i += LF) {
-            U32 u;
-            std::memcpy(&u, src + i, sizeof u);
-            u = rounded_bfloat16_bits(u);
-            std::memcpy(dst + i, &u, sizeof u);
+        if constexpr (std::is_same_v<T, float>) {
+            for (; i + L <= n; i += L) store(dst + i, rounded_to_bfloat16(load(src + i)));
         }
         for (; i < n; ++i) {
             std::uint32_t u;
