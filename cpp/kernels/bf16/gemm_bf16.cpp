@@ -137,6 +137,22 @@ void unit_dimension(index M, index N, index K, const MatrixView<float>& A, const
 
 }  // namespace
 
+// The pairs the blocked path below packs into for an (M, N, K) product: B's
+// block, then A shared or a slot per thread. Enough for either layout at any
+// thread count, so that a smaller product, which may run on fewer threads
+// without a shared A, fits in what a larger one made.
+static index blocked_room(index M, index N, index K, const PairMicroKernel& kernel) {
+    const GemmBlocking& blocks = pair_gemm_blocking();
+    const index mr = kernel.mr, nr = kernel.nr, MC = blocks.mc, NC = blocks.nc;
+    const index KC = pair_depth_step(K, 2 * blocks.kc, 2 * kernel.pairs_multiple);
+    const index max_pairs = round_up((std::min(KC, K) + 1) / 2, kernel.pairs_multiple);
+    const index m_pad = round_up(M, mr), row_blocks = (M + MC - 1) / MC;
+    const index b_size = round_up(std::min(NC, N), nr) * max_pairs;
+    const index shared = row_blocks <= 4 ? round_up(m_pad * max_pairs, 16) : index(0);
+    const index slots = get_num_threads() * round_up(round_up(std::min(MC, m_pad), mr) * max_pairs, 16);
+    return round_up(b_size, 16) + std::max(shared, slots) + 32;
+}
+
 void gemm_bf16(index M, index N, index K, MatrixView<float> A, MatrixView<float> B, float* C, index ldc,
                bool accumulate, const Epilogue<float>* epilogue) {
     // A is (M, K), B is (K, N), C is (M, N) with row stride ldc
@@ -155,8 +171,13 @@ void gemm_bf16(index M, index N, index K, MatrixView<float> A, MatrixView<float>
     }
     const PairMicroKernel& kernel = active_pair_micro_kernel();
     const index mr = kernel.mr, nr = kernel.nr;
-    if (!accumulate && N < nr && round_up(N, mr) < nr && M >= 2 * nr)
+    thread_local std::vector<Bf16Pair> room;
+    if (!accumulate && N < nr && round_up(N, mr) < nr && M >= 2 * nr) {
+        // the blocked path's room too, so that a product of fewer rows (a
+        // smaller batch), which takes that path, finds it made
+        reserve_aligned(room, static_cast<size_t>(blocked_room(M, N, K, kernel)));
         return gemm_few_columns(M, N, K, A, B, C, ldc, epilogue);
+    }
 
     const GemmBlocking& blocks = pair_gemm_blocking();
     const index MC = blocks.mc, NC = blocks.nc, KC = pair_depth_step(K, 2 * blocks.kc, 2 * kernel.pairs_multiple);
@@ -174,8 +195,7 @@ void gemm_bf16(index M, index N, index K, MatrixView<float> A, MatrixView<float>
     // a slot for each thread that may take a task: parallel_for runs n tasks on at most n threads
     const index max_tasks = TASKS_PER_THREAD * threads + row_blocks;
     const index slots = shared_a ? 0 : std::min<index>(get_num_threads(), max_tasks);
-    thread_local std::vector<Bf16Pair> room;
-    Bf16Pair* const b_packed = reserve_aligned(room, static_cast<size_t>(b_size + a_shared_size + slots * slot_size + 32));
+    Bf16Pair* const b_packed = reserve_aligned(room, static_cast<size_t>(blocked_room(M, N, K, kernel)));
     Bf16Pair* const a_all = b_packed + round_up(b_size, 16);
     Bf16Pair* const slot_room = a_all + round_up(a_shared_size, 16);
 
