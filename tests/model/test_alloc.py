@@ -140,6 +140,29 @@ def test_train_step_and_fit_update_the_same_arrays_in_place(dtype, opt, rng):
     assert_close(net.forward(X), reference_with_weights_of(net).forward(X), dtype)
 
 
+def test_mixed_precision_batches_below_the_largest_allocate_nothing(rng):
+    # the bfloat16 GEMM's packing room holds what any smaller product needs: fewer rows may mean
+    # fewer threads, no shared A, or a shorter depth block (the weight gradient's depth is the batch)
+    import warnings
+    sizes = [784, 256, 10]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        net = bpfast.Network(sizes, output="softmax", compute="bfloat16", seed=0, optimizer=optim.SGD(lr=1e-3))
+    gemm = [b for b in (600, 513, 300, 280, 150, 97, 70)
+            if not net._engine.uses_small_net(b) and net._engine.row_chunks(b) == 1]
+    assert gemm[:4] == [600, 513, 300, 280]  # past the small path's batches on every ISA
+    # forward passes alone first (300 rows: 5 row blocks, no shared A; 280: 4, shared)
+    net.forward(data(rng, 300, sizes, np.float32, "labels")[0])
+    before = _core.buffer_growths()
+    net.forward(data(rng, 280, sizes, np.float32, "labels")[0])
+    assert _core.buffer_growths() == before
+    net.train_step(*data(rng, gemm[0], sizes, np.float32, "labels"))
+    before = _core.buffer_growths()
+    for batch in gemm:
+        net.train_step(*data(rng, batch, sizes, np.float32, "labels"))
+        assert _core.buffer_growths() == before, batch
+
+
 @pytest.mark.parametrize("shape", list(SIZES))
 def test_mixed_precision_steps_allocate_nothing_after_the_first(shape, rng):
     # compute="bfloat16": the packed pairs, the unit-dimension loops and the few-columns path

@@ -78,11 +78,16 @@ def test_the_rounding_kernel_rounds_as_the_reference_bit_for_bit(n):
     assert np.all(got.view(np.uint32) & 0xFFFF == 0)  # on the bfloat16 grid, NaNs too
 
 
-def test_every_special_value_is_covered_by_the_kernel_tail_and_body():
-    x = special_values()
-    body = np.tile(x, 4)  # whole vectors of them, then a tail
-    assert np.array_equal(SMALL.round_to_bfloat16(body).view(np.uint32)[: len(x)],
-                          SMALL.round_to_bfloat16(x).view(np.uint32))
+@pytest.mark.parametrize("where", ["tail", "vector"])
+def test_every_special_value_rounds_the_same_in_the_vector_body_and_the_tail(where):
+    # alone (n = 1) a value takes the scalar tail; 64 copies fill whole vectors of any width
+    for value in special_values():
+        x = np.full(1 if where == "tail" else 64, value, dtype=F32)
+        got, expected = SMALL.round_to_bfloat16(x), round_to_bfloat16(x)
+        if np.isnan(value):
+            assert np.all(np.isnan(got)) and np.all(got.view(np.uint32) & 0xFFFF == 0)
+        else:
+            assert np.array_equal(got.view(np.uint32), expected.view(np.uint32)), hex(int(x.view(np.uint32)[0]))
 
 
 # ---------------------------------------------------------------- the kernels' rounded stores
@@ -140,6 +145,7 @@ CONFIGS = [  # (sizes, activation, output, loss)
     ([13, 31, 3], "sigmoid", "sigmoid", "binary_cross_entropy"),
     ([31, 47, 17, 1], ["relu", "tanh"], "identity", "squared_error"),
     ([20, 24, 24, 4], ["sigmoid", "identity"], "identity", "squared_error"),
+    ([64, 512, 10], "relu", "softmax", "cross_entropy"),  # at batch 32+, its products split into parts
 ]
 IDS = [f"{'-'.join(map(str, c[0]))}-{c[1] if isinstance(c[1], str) else '-'.join(c[1])}" for c in CONFIGS]
 BATCHES = [1, 13, 64, 200]  # 200: row chunks where the thread count allows
@@ -220,6 +226,28 @@ def test_the_stored_weights_stay_float32_and_unrounded():
     W = net.layers[0].W
     assert W.dtype == F32
     assert np.count_nonzero(W.view(np.uint32) & 0xFFFF) > W.size // 2
+
+
+def test_steps_split_into_parts_give_the_same_bits_on_any_thread_count():
+    # a product of over 2**20 flops is split by rows of W (forward, weight gradient) and by columns
+    # (input gradient) over the threads, each part rounding its own rows of W
+    sizes, batch = [64, 512, 10], 32
+    rng = np.random.default_rng(8)
+    batches = [data(rng, sizes, "softmax", batch) for _ in range(3)]
+    results = []
+    threads = bpfast.get_num_threads()
+    try:
+        for n in (1, 2, 3):
+            bpfast.set_num_threads(n)
+            net = make(bpfast.Network, sizes, "relu", "softmax", "cross_entropy", seed=3, optimizer=optim.Adam(1e-2))
+            check_path(net, sizes, batch)
+            for X, T in batches:
+                net.train_step(X, T)
+            results.append([p.copy() for p in net.parameters()])
+    finally:
+        bpfast.set_num_threads(threads)
+    for other in results[1:]:
+        assert all(np.array_equal(a, b) for a, b in zip(results[0], other))
 
 
 def test_a_fit_with_row_chunks_gives_the_same_bits_on_any_thread_count():

@@ -139,16 +139,18 @@ void unit_dimension(index M, index N, index K, const MatrixView<float>& A, const
 
 // The pairs the blocked path below packs into for an (M, N, K) product: B's
 // block, then A shared or a slot per thread. Enough for either layout at any
-// thread count, so that a smaller product, which may run on fewer threads
-// without a shared A, fits in what a larger one made.
+// thread count, and growing with M, N and K, so that a smaller product (a
+// smaller batch), which may run on fewer threads, without a shared A, or with
+// a shorter depth block, fits in what a larger one made: the depth block at
+// its cap (pair_depth_step never exceeds it), a shared A of up to 4 row
+// blocks (the most the path shares).
 static index blocked_room(index M, index N, index K, const PairMicroKernel& kernel) {
     const GemmBlocking& blocks = pair_gemm_blocking();
     const index mr = kernel.mr, nr = kernel.nr, MC = blocks.mc, NC = blocks.nc;
-    const index KC = pair_depth_step(K, 2 * blocks.kc, 2 * kernel.pairs_multiple);
-    const index max_pairs = round_up((std::min(KC, K) + 1) / 2, kernel.pairs_multiple);
-    const index m_pad = round_up(M, mr), row_blocks = (M + MC - 1) / MC;
+    const index max_pairs = round_up((std::min(2 * blocks.kc, K) + 1) / 2, kernel.pairs_multiple);
+    const index m_pad = round_up(M, mr);
     const index b_size = round_up(std::min(NC, N), nr) * max_pairs;
-    const index shared = row_blocks <= 4 ? round_up(m_pad * max_pairs, 16) : index(0);
+    const index shared = round_up(std::min(m_pad, 4 * round_up(MC, mr)) * max_pairs, 16);
     const index slots = get_num_threads() * round_up(round_up(std::min(MC, m_pad), mr) * max_pairs, 16);
     return round_up(b_size, 16) + std::max(shared, slots) + 32;
 }
