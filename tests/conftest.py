@@ -64,6 +64,20 @@ def assert_close(actual, expected, dtype, rtol=None):
                          f"expected (first values): {np.ravel(expected)[:5]}")
 
 
+def batch_for_output(rng, sizes, output, batch, dtype=np.float32):
+    """(X, T): a standard normal batch for a net of these sizes, T as its output wants it: one-hot
+    rows for softmax, 0/1 for sigmoid, standard normal for identity."""
+    X = rng.standard_normal((batch, sizes[0])).astype(dtype)
+    n_out = sizes[-1]
+    if output == "softmax":
+        T = np.eye(n_out, dtype=dtype)[rng.integers(0, n_out, batch)]
+    elif output == "sigmoid":
+        T = (rng.random((batch, n_out)) < 0.5).astype(dtype)
+    else:
+        T = rng.standard_normal((batch, n_out)).astype(dtype)
+    return X, T
+
+
 def snapshot(net):
     """Copies of every W and b of a network."""
     return [(layer.W.copy(), layer.b.copy()) for layer in net.layers]

@@ -25,7 +25,7 @@ import pytest
 import bpfast
 from bpfast import _precision, optim
 from bpfast import reference as R
-from conftest import assert_close, assert_unchanged, relative_error, snapshot
+from conftest import assert_close, assert_unchanged, batch_for_output, relative_error, snapshot
 
 ROW = _precision.BY_NAME["mixed_bfloat16"]
 RTOL, TRAJECTORY_RTOL = ROW.rtol, ROW.trajectory_rtol
@@ -51,15 +51,7 @@ def make_pair(sizes, activation="relu", output="identity", loss=None, seed=0, op
 
 
 def data(rng, sizes, output, batch):
-    X = rng.standard_normal((batch, sizes[0])).astype(F32)
-    n_out = sizes[-1]
-    if output == "softmax":
-        T = np.eye(n_out, dtype=F32)[rng.integers(0, n_out, batch)]
-    elif output == "sigmoid":
-        T = (rng.random((batch, n_out)) < 0.5).astype(F32)
-    else:
-        T = rng.standard_normal((batch, n_out)).astype(F32)
-    return X, T
+    return batch_for_output(rng, sizes, output, batch, F32)
 
 
 # ---------------------------------------------------------------- against the reference

@@ -22,7 +22,7 @@ import bpfast
 from bpfast import _core, _precision, optim
 from bpfast import reference as R
 from bpfast.reference.kernels import round_to_bfloat16
-from conftest import assert_close, relative_error
+from conftest import assert_close, batch_for_output, relative_error
 
 SMALL = _core.f32.small_net
 if SMALL.lanes() == 0:
@@ -161,15 +161,7 @@ def check_path(net, sizes, batch):
 
 
 def data(rng, sizes, output, batch):
-    X = rng.standard_normal((batch, sizes[0])).astype(F32)
-    n_out = sizes[-1]
-    if output == "softmax":
-        T = np.eye(n_out, dtype=F32)[rng.integers(0, n_out, batch)]
-    elif output == "sigmoid":
-        T = (rng.random((batch, n_out)) < 0.5).astype(F32)
-    else:
-        T = rng.standard_normal((batch, n_out)).astype(F32)
-    return X, T
+    return batch_for_output(rng, sizes, output, batch, F32)
 
 
 def make(cls, sizes, activation, output, loss, seed, compute="bfloat16", optimizer=None):
@@ -228,45 +220,51 @@ def test_the_stored_weights_stay_float32_and_unrounded():
     assert np.count_nonzero(W.view(np.uint32) & 0xFFFF) > W.size // 2
 
 
+def parameters_on_thread_counts(train, counts=(1, 2, 3)):
+    """The parameters train() leaves (it makes and trains a net) on each thread count, asserted
+    bitwise equal; the first count's returned."""
+    results = []
+    threads = bpfast.get_num_threads()
+    try:
+        for n in counts:
+            bpfast.set_num_threads(n)
+            results.append([p.copy() for p in train().parameters()])
+    finally:
+        bpfast.set_num_threads(threads)
+    for other in results[1:]:
+        assert all(np.array_equal(a, b) for a, b in zip(results[0], other))
+    return results[0]
+
+
 def test_steps_split_into_parts_give_the_same_bits_on_any_thread_count():
     # a product of over 2**20 flops is split by rows of W (forward, weight gradient) and by columns
     # (input gradient) over the threads, each part rounding its own rows of W
     sizes, batch = [64, 512, 10], 32
     rng = np.random.default_rng(8)
     batches = [data(rng, sizes, "softmax", batch) for _ in range(3)]
-    results = []
-    threads = bpfast.get_num_threads()
-    try:
-        for n in (1, 2, 3):
-            bpfast.set_num_threads(n)
-            net = make(bpfast.Network, sizes, "relu", "softmax", "cross_entropy", seed=3, optimizer=optim.Adam(1e-2))
-            check_path(net, sizes, batch)
-            for X, T in batches:
-                net.train_step(X, T)
-            results.append([p.copy() for p in net.parameters()])
-    finally:
-        bpfast.set_num_threads(threads)
-    for other in results[1:]:
-        assert all(np.array_equal(a, b) for a, b in zip(results[0], other))
+
+    def train():
+        net = make(bpfast.Network, sizes, "relu", "softmax", "cross_entropy", seed=3, optimizer=optim.Adam(1e-2))
+        check_path(net, sizes, batch)
+        for X, T in batches:
+            net.train_step(X, T)
+        return net
+
+    parameters_on_thread_counts(train)
 
 
 def test_a_fit_with_row_chunks_gives_the_same_bits_on_any_thread_count():
     sizes, batch = [20, 48, 5], 200
     X, T = data(np.random.default_rng(4), sizes, "softmax", 600)
-    results = []
-    threads = bpfast.get_num_threads()
-    try:
-        for n in (1, 2, 3):
-            bpfast.set_num_threads(n)
-            net = make(bpfast.Network, sizes, "relu", "softmax", "cross_entropy", seed=5, optimizer=optim.Adam(1e-2))
-            assert net._engine.row_chunks(batch) > 1 or forward_flops(sizes, batch) > forward_flops_limit()
-            net.fit(X, T, epochs=2, batch_size=batch, shuffle=True)
-            results.append([p.copy() for p in net.parameters()])
-    finally:
-        bpfast.set_num_threads(threads)
-    for other in results[1:]:
-        assert all(np.array_equal(a, b) for a, b in zip(results[0], other))
+
+    def train():
+        net = make(bpfast.Network, sizes, "relu", "softmax", "cross_entropy", seed=5, optimizer=optim.Adam(1e-2))
+        assert net._engine.row_chunks(batch) > 1 or forward_flops(sizes, batch) > forward_flops_limit()
+        net.fit(X, T, epochs=2, batch_size=batch, shuffle=True)
+        return net
+
+    first = parameters_on_thread_counts(train)
     ref = make(R.Network, sizes, "relu", "softmax", "cross_entropy", seed=5, optimizer=optim.Adam(1e-2))
     ref.fit(X, T, epochs=2, batch_size=batch, shuffle=True)  # the same shuffle, from the same seed
-    for a, b in zip(results[0], ref.parameters()):
+    for a, b in zip(first, ref.parameters()):
         assert_close(a, b, F32, ROW.trajectory_rtol)
