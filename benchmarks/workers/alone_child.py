@@ -40,6 +40,7 @@ import sys
 import threading
 
 import benchmarks
+from benchmarks.workers import json_lines
 
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(benchmarks.__file__)))
 
@@ -171,10 +172,7 @@ def _time_request(suite, request):
 def _serve(suite_module, missing):
     replies = os.fdopen(os.dup(1), "w")  # the protocol's channel; fd 1 now carries only stray prints
     os.dup2(2, 1)
-
-    def say(message):
-        replies.write(json.dumps(message) + "\n")
-        replies.flush()
+    say = json_lines.replier(replies)
 
     from benchmarks.harness import optional
     optional.pretend_missing.update(missing)
@@ -184,19 +182,8 @@ def _serve(suite_module, missing):
         say({"error": f"importing {suite_module}: {type(error).__name__}: {error}"})
         return
     say({"pid": os.getpid(), "ready": True})
-    for line in sys.stdin:
-        try:
-            request = json.loads(line)
-            if request["op"] == "quit":
-                return
-            if request["op"] == "time":
-                say(_time_request(suite, request))
-            elif request["op"] == "prepare":
-                say(_prepare(suite, request))
-            else:
-                say({"error": f"unknown op {request['op']!r}"})
-        except Exception as error:  # the parent reports it as the competitor's ERROR
-            say({"error": f"{type(error).__name__}: {error}"})
+    json_lines.serve(sys.stdin, {"time": lambda request: _time_request(suite, request),
+                                 "prepare": lambda request: _prepare(suite, request)}, say)
 
 
 if __name__ == "__main__":

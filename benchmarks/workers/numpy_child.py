@@ -25,6 +25,7 @@ import threading
 import time
 
 import benchmarks
+from benchmarks.workers import json_lines
 
 # `python -m benchmarks.workers.numpy_child` run in the folder that holds the package finds it there
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(benchmarks.__file__)))
@@ -99,37 +100,28 @@ def _serve():
     threadpoolctl = optional.load("threadpoolctl")
     types = blas_kernel.openblas_core_types(threadpoolctl.threadpool_info()) if threadpoolctl else []
 
-    def say(message):
-        sys.stdout.write(json.dumps(message) + "\n")
-        sys.stdout.flush()
-
+    say = json_lines.replier(sys.stdout)
     say({"core_type": ", ".join(types) or "unknown", "pid": os.getpid()})
-    fn, limits = None, None
-    for line in sys.stdin:
-        try:
-            request = json.loads(line)
-            if request["op"] == "quit":
-                return
-            if request["op"] == "case":
-                case = GemmCase(**request["case"])
-                if limits is not None:
-                    limits.restore_original_limits()
-                if threadpoolctl is not None:
-                    limits = threadpoolctl.threadpool_limits(limits=request["threads"], user_api="blas")
-                A, B, expression = gemm_operands.operands(case, request["dtype"], request["seed"])
-                fn = gemm_operands.product(A, B, expression)
-                np.save(request["out"], fn())
-                say({"ok": True})
-            elif request["op"] == "time":
-                n = request["n"]
-                start = time.perf_counter()
-                for _ in range(n):
-                    fn()
-                say({"seconds": time.perf_counter() - start})
-            else:
-                say({"error": f"unknown op {request['op']!r}"})
-        except Exception as error:  # the parent reports it as the competitor's ERROR
-            say({"error": f"{type(error).__name__}: {error}"})
+    state = {"fn": None, "limits": None}  # the case's product, and the BLAS thread limit in force
+
+    def case(request):
+        if state["limits"] is not None:
+            state["limits"].restore_original_limits()
+        if threadpoolctl is not None:
+            state["limits"] = threadpoolctl.threadpool_limits(limits=request["threads"], user_api="blas")
+        A, B, expression = gemm_operands.operands(GemmCase(**request["case"]), request["dtype"], request["seed"])
+        state["fn"] = gemm_operands.product(A, B, expression)
+        np.save(request["out"], state["fn"]())
+        return {"ok": True}
+
+    def time_products(request):
+        fn = state["fn"]
+        start = time.perf_counter()
+        for _ in range(request["n"]):
+            fn()
+        return {"seconds": time.perf_counter() - start}
+
+    json_lines.serve(sys.stdin, {"case": case, "time": time_products}, say)
 
 
 if __name__ == "__main__":
