@@ -46,9 +46,12 @@ def test_ctrl_c_reports_and_writes_the_finished_cases_without_a_traceback(tmp_pa
     # process included), once the second case has started timing. The oracle is the run's own
     # line per finished case, printed before the signal: the report holds exactly those cases.
     files = {"--json": tmp_path / "out.json", "--markdown": tmp_path / "out.md", "--plot": tmp_path / "out.png"}
+    # A shell's background job (nohup, `&` without job control) starts with SIGINT ignored, and
+    # Python then keeps ignoring it; the run starts here as a terminal's foreground job would.
     run = subprocess.Popen([sys.executable, RUN, "--tiny", "--only", "kernels",
                             *[str(part) for option in files.items() for part in option]],
-                           cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                           cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     before = []
     for line in run.stderr:
         before.append(line)
