@@ -63,8 +63,8 @@ SmallNetBackend<P>::SmallNetBackend(const ParameterLayout& layout, const std::ve
 }
 
 template <typename P>
-void SmallNetBackend<P>::round_in_place(T* values, index n) const {
-    if constexpr (ROUNDS_OPERANDS) kernels_.round_to_bfloat16(values, values, n);
+void SmallNetBackend<P>::round_into(T* dst, const T* src, index n) const {
+    if constexpr (ROUNDS_OPERANDS) kernels_.round_to_bfloat16(dst, src, n);
 }
 
 template <typename P>
@@ -77,8 +77,7 @@ template <typename P>
 void SmallNetBackend<P>::round_output_delta() {
     // dL/dY (ldt, n_out), padding rows included (the input gradient reads them)
     if (!ROUNDS_OPERANDS || delta_ != output_gradient_.data()) return;
-    const index n = ldt_ * layout_.sizes().back();
-    if constexpr (ROUNDS_OPERANDS) kernels_.round_to_bfloat16(rounded_output_delta_.data(), delta_, n);
+    round_into(rounded_output_delta_.data(), delta_, ldt_ * layout_.sizes().back());
     delta_ = rounded_output_delta_.data();
 }
 
@@ -125,12 +124,13 @@ void SmallNetBackend<P>::start_forward(const T* X, index batch) {
     if (X == input_rows_.data()) {
         // filled in place by the caller (input_rows), row stride padded n_in
         if (ROUNDS_OPERANDS)
-            for (index m = 0; m < batch; ++m) round_in_place(input_rows_.data() + m * padded_sizes_[0], n_in);
+            for (index m = 0; m < batch; ++m) {
+                T* row = input_rows_.data() + m * padded_sizes_[0];
+                round_into(row, row, n_in);
+            }
     } else if (ROUNDS_OPERANDS) {  // the rounded copy, padded
-        T* rows = input_rows_.data();
-        if constexpr (ROUNDS_OPERANDS)
-            for (index m = 0; m < batch; ++m) kernels_.round_to_bfloat16(rows + m * padded_sizes_[0], X + m * n_in, n_in);
-        input_ = rows;
+        for (index m = 0; m < batch; ++m) round_into(input_rows_.data() + m * padded_sizes_[0], X + m * n_in, n_in);
+        input_ = input_rows_.data();
     } else if (ldt != batch || padded_sizes_[0] != n_in) {
         for (index m = 0; m < batch; ++m)
             std::memcpy(input_rows_.data() + m * padded_sizes_[0], X + m * n_in, sizeof(T) * n_in);
@@ -177,11 +177,8 @@ void SmallNetBackend<P>::layer_forward(index l, const T* W, const T* b, Activati
     auto forward_part = [&](index p) {
         const index r0 = unit_bound(l, p), r1 = unit_bound(l, p + 1);
         const T* F_in = l == 0 ? thread_input() : features_[l].data();
-        if (ROUNDS_OPERANDS) {  // this part's rows of W, rounded
-            if constexpr (ROUNDS_OPERANDS)
-                kernels_.round_to_bfloat16(rounded_weights_.data() + layout_.weights(l) + r0 * n_in, W + r0 * n_in,
-                                           (r1 - r0) * n_in);
-        }
+        if (ROUNDS_OPERANDS)  // this part's rows of W, rounded
+            round_into(rounded_weights_.data() + layout_.weights(l) + r0 * n_in, W + r0 * n_in, (r1 - r0) * n_in);
         kernels_.forward(F + r0 * ldt, F_in, W_product + r0 * n_in, b + r0, ldt, n_in, r1 - r0,
                          act == Activation::relu, S ? S + r0 : nullptr, ld_s, ROUNDS_OPERANDS && S != nullptr);
     };
@@ -191,11 +188,11 @@ void SmallNetBackend<P>::layer_forward(index l, const T* W, const T* b, Activati
         T* S_all = samples_[l + 1].data();
         if (!S) {  // sigmoid, tanh: S keeps the activations their derivative reads, the products a rounded copy
             kernels_.transpose(S_all, padded_sizes_[l + 1], F, ldt, padded_sizes_[l + 1], ldt);
-            if constexpr (ROUNDS_OPERANDS) {
-                round_in_place(F, padded_sizes_[l + 1] * ldt);
-                kernels_.round_to_bfloat16(rounded_samples_[l + 1].data(), S_all, ldt * padded_sizes_[l + 1]);
+            if (ROUNDS_OPERANDS) {
+                round_into(F, F, padded_sizes_[l + 1] * ldt);
+                round_into(rounded_samples_[l + 1].data(), S_all, ldt * padded_sizes_[l + 1]);
             }
-        }  // else relu, identity: the kernel rounded F and S as it stored them (their derivatives read the sign)
+        }  // else relu, identity: the kernel rounded F and S as it stored them (relu's derivative reads the sign)
         return;
     }
     // the output, (batch, n_out) with no padding: the layout of the loss

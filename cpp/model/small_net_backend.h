@@ -107,8 +107,9 @@ private:
     // This thread's features-major copy of the input (layer_forward(0)'s parts).
     const T* thread_input();
     index padded(index n) const { return (n + lanes_ - 1) / lanes_ * lanes_; }
-    // Mixed precision only (ROUNDS_OPERANDS): values[0, n) rounded in place.
-    void round_in_place(T* values, index n) const;
+    // Mixed precision only (ROUNDS_OPERANDS; else nothing): dst[0, n) = src[0, n)
+    // rounded to bfloat16 (dst may be src).
+    void round_into(T* dst, const T* src, index n) const;
     // W_l as the products read it: W itself, or its rounded copy (layer_forward rounds it).
     const T* product_weights(index l, const T* W) const;
     // The first backward call's δ, dL/dY, as the products read it (a rounded copy).
