@@ -263,6 +263,8 @@ PYBIND11_MODULE(_core, m) {
         info["gemm_tile"] = tiles;
         info["small_net_max_weight_bytes"] = bp::SmallNetBackend<bp::Float32>::max_weight_bytes();
         info["small_net_max_batch"] = bp::SmallNetBackend<bp::Float32>::MAX_BATCH;
+        // mixed precision's bound on the small path (infinite where bfloat16 is emulated)
+        info["small_net_bf16_max_forward_flops"] = bp::SmallNetBackend<bp::MixedBFloat16>::bf16_forward_flops_limit();
         return info;
     }, "The build and what the core chose on this CPU: compiler, flags, instruction sets, caches, blocking.");
     m.def("fma_probe", [](const std::string& isa, const std::string& dtype, long rounds, int threads) {

@@ -1,5 +1,6 @@
 """bpfast.show_config(): what a bug report needs to know about this install."""
 
+import math
 import os
 import platform
 import sys
@@ -54,6 +55,7 @@ def config():
         "precisions": {p.name: {"storage": p.storage.name, "compute": p.compute} for p in _precision.PRECISIONS},
         "small_net_max_weight_bytes": build["small_net_max_weight_bytes"],
         "small_net_max_batch": build["small_net_max_batch"],
+        "small_net_bf16_max_forward_flops": build["small_net_bf16_max_forward_flops"],
         "numpy_blas": _numpy_blas(),
     }
 
@@ -62,6 +64,14 @@ def _size(n):
     if not n:
         return "unknown"
     return f"{n >> 20} MiB" if n >= 1 << 20 and n % (1 << 20) == 0 else f"{n >> 10} KiB"
+
+
+def _bf16_small_net_text(flops):
+    """Where compute="bfloat16" takes the small-network path (rounded operands on float32 FMAs)."""
+    if math.isinf(flops):
+        return "every one of them (the bfloat16 products are emulated here either way)"
+    return (f"those whose forward pass is at most 2^{int(math.log2(flops))} flops "
+            "(past that the bfloat16 instructions run)")
 
 
 def _choice_line(dtype, choice):
@@ -111,7 +121,8 @@ def show_config(mode="stdout"):
            else " (from the caches)") + f"; micro-tile {tiles}",
         "precisions:   " + ", ".join(f"{name} (products in {p['compute']})" for name, p in info["precisions"].items()),
         f"small nets:   weights up to {_size(info['small_net_max_weight_bytes'])} per layer (from L2), "
-        f"batches up to {info['small_net_max_batch']}",
+        f"batches up to {info['small_net_max_batch']}; in mixed precision "
+        + _bf16_small_net_text(info["small_net_bf16_max_forward_flops"]),
         f"numpy BLAS:   {info['numpy_blas']}",
     ]
     print("\n".join(lines))

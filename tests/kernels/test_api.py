@@ -5,12 +5,15 @@ in a child process), Linux's own cache description in /sys read here, and
 threadpoolctl's report of numpy's BLAS.
 """
 
+import contextlib
 import inspect
+import io
 import json
 import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import bpfast
@@ -149,6 +152,25 @@ def test_the_small_net_bound_is_the_l2_cache_within_its_limits():
     l2 = info["cache_bytes"]["l2"] or 1 << 20  # 1 MiB when the OS does not say
     assert info["small_net_max_weight_bytes"] == min(max(l2, 256 << 10), 4 << 20)
     assert info["small_net_max_batch"] == 256
+
+
+@pytest.mark.filterwarnings("ignore:compute='bfloat16' runs on:RuntimeWarning")
+def test_show_config_gives_mixed_precisions_small_net_bound_by_its_bfloat16_kernel():
+    # the bound of SmallNetBackend::bf16_forward_flops_limit, from the bfloat16 GEMM kernel's name
+    info = bpfast.show_config(mode="dicts")
+    kernel, bound = info["gemm_kernel"]["bfloat16"], info["small_net_bf16_max_forward_flops"]
+    expected = 2.0 ** 20 if kernel.startswith("amx") else 2.0 ** 22 if kernel.startswith("avx512_bf16_") else np.inf
+    assert bound == expected
+    net = bpfast.Network([100, 100, 10], compute="bfloat16")
+    if bpfast._core.f32.small_net.lanes() and np.isfinite(bound):  # the bound itself, on both sides
+        largest = int(bound // (2 * (100 * 100 + 100 * 10)))  # 190 rows beside VDPBF16PS, 47 beside AMX
+        assert largest < 256 and net._engine.uses_small_net(largest) and not net._engine.uses_small_net(largest + 1)
+    text = io.StringIO()
+    with contextlib.redirect_stdout(text):
+        bpfast.show_config()
+    line = next(l for l in text.getvalue().splitlines() if l.startswith("small nets:"))
+    assert ("every one of them" in line) == np.isinf(bound)
+    assert np.isinf(bound) or f"2^{int(np.log2(bound))} flops" in line
 
 
 def test_the_build_has_no_native_or_fast_math_flags():
