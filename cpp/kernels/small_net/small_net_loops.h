@@ -368,7 +368,6 @@ struct SmallNetLoops {
 
     // ------------------------------------------------------ bfloat16 rounding
     typedef std::uint32_t U32 __attribute__((vector_size(BYTES)));
-    typedef std::int32_t I32 __attribute__((vector_size(BYTES)));
 
     // rounded_bfloat16_bits on a vector of float bits: the same selects, lane by lane.
     static U32 rounded_bfloat16_bits(U32 u) {
